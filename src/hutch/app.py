@@ -1,0 +1,109 @@
+"""The FastAPI application factory: resources, routers, middleware and error handlers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from hutch import __version__, health
+from hutch.core.errors import install_error_handlers
+from hutch.core.logging import configure_logging
+from hutch.core.metrics import Metrics
+from hutch.core.middleware import RequestMiddleware
+from hutch.db.embedded import EmbeddedPostgres
+from hutch.db.engine import Database
+from hutch.db.migrations import head_revisions
+from hutch.resources import Resources
+from hutch.settings import Settings, ensure_generated_secrets, load_settings
+from hutch.worker import JobQueue, wait_cancelled
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    run_worker: bool = False,
+    worker_concurrency: int | None = None,
+) -> FastAPI:
+    """Build the app. The database must be migrated already (``hutch serve`` does it before this).
+
+    When ``settings.database_url`` is unset (e.g. ``uvicorn --factory hutch.app:create_app``), the app
+    starts and owns the embedded PostgreSQL itself.
+    """
+    if settings is None:
+        settings = load_settings()
+        configure_logging(json_logs=settings.json_logs, level=settings.log_level)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal settings
+        assert settings is not None
+        embedded: EmbeddedPostgres | None = None
+        if settings.database_url is None:
+            embedded = EmbeddedPostgres(settings.resolved_data_dir)
+            url = await asyncio.to_thread(embedded.start)
+            settings = ensure_generated_secrets(settings)
+        else:
+            url = settings.database_url.get_secret_value()
+        database = Database(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        jobs = JobQueue(settings, url)
+        await jobs.open()
+        resources = Resources(
+            settings=settings,
+            database=database,
+            jobs=jobs,
+            metrics=metrics,
+            migration_heads=frozenset(head_revisions()),
+        )
+        app.state.resources = resources
+        worker_task: asyncio.Task[None] | None = None
+        if run_worker:
+            worker_task = asyncio.create_task(
+                jobs.run_worker(
+                    resources.worker_resources,
+                    concurrency=worker_concurrency or settings.worker_concurrency,
+                ),
+                name="hutch-worker",
+            )
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                await wait_cancelled(worker_task)
+            await jobs.close()
+            await database.dispose()
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+
+    app = FastAPI(
+        title="Hutch",
+        version=__version__,
+        description="Run an AI-assistant business: accounts, agents, billing, channels and runtimes.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    if settings.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Org-Id", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    # Outermost, so every answer (CORS preflights and errors included) carries the request id.
+    app.add_middleware(RequestMiddleware, metrics=metrics)
+    app.include_router(health.router)
+    return app
+
+
+def create_app_with_worker() -> FastAPI:
+    """Factory for ``hutch serve --reload``: the app with an in-process job worker."""
+    return create_app(run_worker=True)

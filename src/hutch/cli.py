@@ -1,0 +1,252 @@
+"""The ``hutch`` command: serve, worker, db, keys, version."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+import uvicorn
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+from rich.console import Console
+from rich.panel import Panel
+
+from hutch import __version__
+from hutch.bootstrap import (
+    DatabaseHandle,
+    StartupError,
+    check_port_free,
+    migrate,
+    open_database,
+    require_current_schema,
+)
+from hutch.core.logging import configure_logging
+from hutch.db import migrations
+from hutch.db.urls import describe
+from hutch.settings import Settings, SettingsError, export_to_environment, load_settings
+
+app = typer.Typer(
+    name="hutch",
+    help="Hutch: run an AI-assistant business on your own servers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+keys_app = typer.Typer(help="Secrets for settings.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[bold red]Error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def settings_or_exit(**overrides: object) -> Settings:
+    try:
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        raise fail(str(exc), 2) from None
+    configure_logging(json_logs=settings.json_logs, level=settings.log_level)
+    return settings
+
+
+@contextmanager
+def database_or_exit(settings: Settings, *, apply_migrations: bool) -> Iterator[DatabaseHandle]:
+    """Open the database (starting the embedded one if needed) and stop it when the block ends."""
+    try:
+        with console.status("Starting the database…", spinner="dots"):
+            handle = open_database(settings)
+    except StartupError as exc:
+        raise fail(str(exc)) from None
+    try:
+        if apply_migrations:
+            with console.status("Applying migrations…", spinner="dots"):
+                migrate(handle.url)
+        yield handle
+    except StartupError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        handle.close()
+
+
+@app.command()
+def version() -> None:
+    """Print Hutch's version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [HUTCH_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [HUTCH_PORT].")] = None,
+    worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run a job worker in this process (default: yes, except in production).",
+        ),
+    ] = None,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="API processes (production, without --reload).")] = 1,
+) -> None:
+    """Start the API (and, by default in development, a job worker) on the configured database."""
+    settings = settings_or_exit(host=host, port=port)
+    run_worker = (not settings.is_production) if worker is None else worker
+    try:
+        check_port_free(settings.host, settings.port)
+    except StartupError as exc:
+        raise fail(str(exc)) from None
+    if settings.uses_embedded_database:
+        console.print(f"Data dir: {settings.resolved_data_dir} (embedded PostgreSQL)", highlight=False)
+    with database_or_exit(settings, apply_migrations=True) as handle:
+        settings = handle.settings
+        _print_welcome(settings, handle, run_worker)
+        if reload or workers > 1:
+            # Child processes build their own app from the environment; the database stays ours.
+            export_to_environment(settings, handle.url)
+            factory = "hutch.app:create_app_with_worker" if run_worker else "hutch.app:create_app"
+            uvicorn.run(
+                factory,
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                reload=reload,
+                workers=None if reload else workers,
+                log_config=None,
+                proxy_headers=True,
+            )
+            return
+        from hutch.app import create_app
+
+        runtime_settings = settings.model_copy(update={"database_url": SecretStr(handle.url)})
+        application = create_app(runtime_settings, run_worker=run_worker)
+        config = uvicorn.Config(
+            application,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            proxy_headers=True,
+            server_header=False,
+            lifespan="on",
+        )
+        server = uvicorn.Server(config)
+        server.run()
+        if not server.started:
+            raise fail("The API did not start; see the log above.")
+    console.print("Hutch stopped.")
+
+
+def _print_welcome(settings: Settings, handle: DatabaseHandle, run_worker: bool) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    where = "embedded PostgreSQL" if handle.embedded else describe(handle.url)
+    lines = [
+        f"[bold]Hutch {__version__}[/] is starting at [link={base}]{base}[/]",
+        f"Database: {where}; job worker: {'in this process' if run_worker else 'separate (hutch worker)'}",
+        "",
+        f"  API docs      {base}/docs",
+        f"  Ready check   {base}/readyz",
+        f"  Metrics       {base}/metrics",
+        "",
+        "Press Ctrl-C to stop.",
+    ]
+    console.print(Panel("\n".join(lines), title="Hutch", expand=False), highlight=False)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Jobs run at once [HUTCH_WORKER_CONCURRENCY].")
+    ] = None,
+) -> None:
+    """Run a job worker. Start as many as needed, on as many machines: they share the queue."""
+    settings = settings_or_exit()
+    with database_or_exit(settings, apply_migrations=settings.uses_embedded_database) as handle:
+        if not settings.uses_embedded_database:
+            require_current_schema(handle.url)
+        asyncio.run(_run_worker(handle, concurrency or handle.settings.worker_concurrency))
+    console.print("Worker stopped.")
+
+
+async def _run_worker(handle: DatabaseHandle, concurrency: int) -> None:
+    from hutch.core.metrics import Metrics
+    from hutch.db.engine import Database
+    from hutch.worker import JobQueue, WorkerResources
+
+    settings = handle.settings
+    database = Database(handle.url, pool_size=max(2, concurrency), max_overflow=concurrency)
+    jobs = JobQueue(settings, handle.url, pool_max_size=concurrency + 2)
+    await jobs.open()
+    try:
+        resources = WorkerResources(settings=settings, database=database, metrics=Metrics())
+        await jobs.run_worker(resources, concurrency=concurrency, install_signal_handlers=True)
+    finally:
+        await jobs.close()
+        await database.dispose()
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply migrations up to a revision (default: the newest)."""
+    settings = settings_or_exit()
+    with database_or_exit(settings, apply_migrations=False) as handle:
+        try:
+            migrations.upgrade(handle.url, revision)
+        except Exception as exc:  # noqa: BLE001 - alembic raises many kinds; report one line
+            raise fail(f"Migration failed: {exc}") from None
+        console.print(f"Database at {', '.join(sorted(migrations.current_revisions(handle.url)))}.")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")]) -> None:
+    """Revert migrations down to a revision."""
+    settings = settings_or_exit()
+    with database_or_exit(settings, apply_migrations=False) as handle:
+        try:
+            migrations.downgrade(handle.url, revision)
+        except Exception as exc:  # noqa: BLE001
+            raise fail(f"Downgrade failed: {exc}") from None
+        current = migrations.current_revisions(handle.url)
+        console.print(f"Database at {', '.join(sorted(current)) or 'base (empty)'}.")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's revision and whether it is current."""
+    settings = settings_or_exit()
+    with database_or_exit(settings, apply_migrations=False) as handle:
+        current = migrations.current_revisions(handle.url)
+        heads = migrations.head_revisions()
+        state = "up to date" if current == heads else f"behind (head: {', '.join(sorted(heads))})"
+        typer.echo(f"{', '.join(sorted(current)) or 'base (empty)'}: {state}")
+
+
+@db_app.command("revision")
+def db_revision(
+    message: Annotated[str, typer.Option("--message", "-m", help="What the migration does.")],
+    autogenerate: Annotated[bool, typer.Option(help="Compare models with the database.")] = True,
+) -> None:
+    """Create a migration file (for Hutch developers)."""
+    settings = settings_or_exit()
+    with database_or_exit(settings, apply_migrations=False) as handle:
+        migrations.revision(handle.url, message, autogenerate=autogenerate)
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new Fernet key for HUTCH_ENCRYPTION_KEYS (put it first; keep old keys after it)."""
+    typer.echo(Fernet.generate_key().decode())
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

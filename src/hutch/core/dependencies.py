@@ -1,0 +1,39 @@
+"""FastAPI dependencies shared by every domain: resources, settings and the request's unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from hutch.db.engine import UnitOfWork
+from hutch.resources import Resources
+from hutch.settings import Settings
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+def get_settings(request: Request) -> Settings:
+    return get_resources(request).settings
+
+
+async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
+    """One transaction per request: committed when the handler returns, rolled back if it raises."""
+    resources = get_resources(request)
+    async with resources.database.sessionmaker() as session:
+        uow = UnitOfWork(session)
+        try:
+            yield uow
+        except BaseException:
+            await uow.rollback()
+            raise
+        await uow.commit(resources.jobs.defer_named)
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+UoWDep = Annotated[UnitOfWork, Depends(get_uow)]

@@ -1,0 +1,114 @@
+"""Domain exceptions with their HTTP status, and the one handler that turns them into ``{"detail": ...}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class HutchError(Exception):
+    """Base of every error a client may see. ``detail`` is safe to show; it never holds secrets."""
+
+    status_code = 400
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+
+
+class BadRequest(HutchError):
+    status_code = 400
+
+
+class Unauthorized(HutchError):
+    status_code = 401
+
+    def __init__(self, detail: str = "Not authenticated.") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class PaymentRequired(HutchError):
+    status_code = 402
+
+
+class QuotaExceeded(PaymentRequired):
+    def __init__(self, limit: str, plan: str, detail: str | None = None) -> None:
+        super().__init__(detail or f"The {plan} plan allows no more {limit}; upgrade the plan to add more.")
+        self.limit = limit
+        self.plan = plan
+
+
+class Forbidden(HutchError):
+    status_code = 403
+
+
+class NotFound(HutchError):
+    status_code = 404
+
+    def __init__(self, what: str = "Resource") -> None:
+        super().__init__(f"{what} not found.")
+
+
+class Conflict(HutchError):
+    status_code = 409
+
+
+class UnsupportedMediaType(HutchError):
+    status_code = 415
+
+
+class RateLimited(HutchError):
+    status_code = 429
+
+    def __init__(self, retry_after: int, detail: str = "Too many requests; retry later.") -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(detail, headers={"Retry-After": str(self.retry_after)})
+
+
+class ServiceUnavailable(HutchError):
+    status_code = 503
+
+
+def error_responses(*errors: type[HutchError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the domain errors a route can answer."""
+    return {
+        err.status_code: {"description": (err.__doc__ or err.__name__).strip().splitlines()[0]}
+        for err in errors
+    }
+
+
+def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+async def _handle_hutch_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HutchError)
+    return _json(exc.status_code, exc.detail, exc.headers)
+
+
+async def _handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return _json(exc.status_code, exc.detail, getattr(exc, "headers", None))
+
+
+async def _handle_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # FastAPI's list form, minus the submitted values: they may hold passwords or tokens.
+    errors = [{k: v for k, v in err.items() if k not in ("input", "ctx", "url")} for err in exc.errors()]
+    return _json(422, errors)
+
+
+def internal_error_body(request_id: str) -> dict[str, str]:
+    """What a client sees for an unexpected failure: nothing internal, only the id to quote."""
+    return {"detail": f"Internal server error. Quote request id {request_id} when reporting it."}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(HutchError, _handle_hutch_error)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    app.add_exception_handler(RequestValidationError, _handle_validation)

@@ -1,0 +1,23 @@
+"""What one Hutch process builds at start-up from settings and hands out through dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hutch.core.metrics import Metrics
+from hutch.db.engine import Database
+from hutch.settings import Settings
+from hutch.worker import JobQueue, WorkerResources
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    database: Database
+    jobs: JobQueue
+    metrics: Metrics
+    migration_heads: frozenset[str]
+
+    @property
+    def worker_resources(self) -> WorkerResources:
+        return WorkerResources(settings=self.settings, database=self.database, metrics=self.metrics)

@@ -1,0 +1,230 @@
+"""Hutch's one settings object, read from ``HUTCH_*`` environment variables and ``.env``."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hutch.db.embedded import ROOT_DATA_DIR, is_under_home, running_as_root
+
+SECRETS_FILE = "secrets.json"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+    TEST = "test"
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names it in one sentence."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HUTCH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path("var")
+    database_url: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str | None = None
+    secret_key: SecretStr | None = None
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: str = "INFO"
+    log_json: bool | None = None
+
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+
+    worker_concurrency: int = Field(default=4, ge=1, le=256)
+    # A worker whose heartbeat is older than this is dead; its running jobs are retried.
+    worker_stalled_timeout: float = Field(default=30.0, gt=0)
+    worker_heartbeat_interval: float = Field(default=5.0, gt=0)
+    job_retention_days: int = Field(default=7, ge=1)
+
+    # Outside services (used by later domains; kept here so one object describes the deployment).
+    stripe_api_base: str | None = None
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    telegram_api_base: str = "https://api.telegram.org"
+    twilio_api_base: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_whatsapp_from: str | None = None
+    livekit_url: str | None = None
+    livekit_api_key: str | None = None
+    livekit_api_secret: SecretStr | None = None
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    google_api_key: SecretStr | None = None
+    moonshot_api_key: SecretStr | None = None
+    smtp_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _check_fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            try:
+                Fernet(key.get_secret_value())
+            except ValueError:
+                raise ValueError(
+                    "each key must be a url-safe base64 Fernet key of 32 bytes "
+                    "(make one with: hutch keys generate)"
+                ) from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        raw = value.get_secret_value()
+        scheme = raw.split("://", 1)[0]
+        if "://" not in raw or scheme.split("+", 1)[0] not in {"postgresql", "postgres"}:
+            raise ValueError("must be a PostgreSQL URL such as postgresql://user:password@host:5432/hutch")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return upper
+
+    @model_validator(mode="after")
+    def _production_requirements(self) -> Settings:
+        if self.env is Environment.PRODUCTION:
+            missing = [
+                name
+                for name, value in (
+                    ("HUTCH_DATABASE_URL", self.database_url),
+                    ("HUTCH_SECRET_KEY", self.secret_key),
+                    ("HUTCH_ENCRYPTION_KEYS", self.encryption_keys or None),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(f"production mode requires {', '.join(missing)}")
+        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("HUTCH_SECRET_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def json_logs(self) -> bool:
+        return self.is_production if self.log_json is None else self.log_json
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        path = self.data_dir.expanduser().resolve()
+        # As root, the default ./var may sit in a home folder, whose parents the embedded PostgreSQL would
+        # open to everyone; use the system location instead. An explicit HUTCH_DATA_DIR is respected
+        # (and refused at start if it is inside a home folder).
+        if "data_dir" not in self.model_fields_set and running_as_root() and is_under_home(path):
+            return ROOT_DATA_DIR
+        return path
+
+    def require_secret_key(self) -> str:
+        if self.secret_key is None:
+            raise SettingsError("HUTCH_SECRET_KEY is not set")
+        return self.secret_key.get_secret_value()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings; a bad value raises :class:`SettingsError` naming the setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    location = [str(part) for part in first["loc"] if part not in ("__root__",)]
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if not location:
+        return f"Invalid settings: {message}."
+    name = "HUTCH_" + location[0].upper()
+    return f"Invalid setting {name}: {message}."
+
+
+def ensure_generated_secrets(settings: Settings) -> Settings:
+    """Fill in the secret key and encryption keys for a local deployment.
+
+    They are generated once into ``<data dir>/secrets.json`` (mode 0600) so a second start reuses them;
+    production deployments must provide both, which the validator enforces.
+    """
+    if settings.secret_key is not None and settings.encryption_keys:
+        return settings
+    path = settings.resolved_data_dir / SECRETS_FILE
+    stored: dict[str, Any] = {}
+    if path.exists():
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"Cannot read {path}: {exc}. Fix or delete the file.") from None
+    changed = False
+    if "secret_key" not in stored:
+        stored["secret_key"] = secrets.token_urlsafe(48)
+        changed = True
+    if not stored.get("encryption_keys"):
+        stored["encryption_keys"] = [Fernet.generate_key().decode()]
+        changed = True
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(stored, handle, indent=2)
+    update: dict[str, Any] = {}
+    if settings.secret_key is None:
+        update["secret_key"] = SecretStr(stored["secret_key"])
+    if not settings.encryption_keys:
+        update["encryption_keys"] = [SecretStr(key) for key in stored["encryption_keys"]]
+    return settings.model_copy(update=update)
+
+
+def export_to_environment(settings: Settings, database_url: str) -> None:
+    """Pass the resolved database and secrets to child processes (uvicorn --reload, worker subprocesses)."""
+    os.environ["HUTCH_DATABASE_URL"] = database_url
+    if settings.secret_key is not None:
+        os.environ["HUTCH_SECRET_KEY"] = settings.secret_key.get_secret_value()
+    if settings.encryption_keys:
+        os.environ["HUTCH_ENCRYPTION_KEYS"] = ",".join(k.get_secret_value() for k in settings.encryption_keys)

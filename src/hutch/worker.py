@@ -1,0 +1,231 @@
+"""Background jobs: the task registry, the job wrapper, housekeeping, and the procrastinate app.
+
+Domains declare jobs with :func:`job` (and periodic ones with ``cron=``) in their ``jobs.py``. Each job
+runs in one transaction opened by the wrapper, receives ids (never objects), and must be safe to run
+twice. Jobs are retried with exponential backoff. A worker killed mid-job leaves its job "doing";
+another worker (or the same one after a restart) sees the dead worker's heartbeat go stale and runs the
+job again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import procrastinate
+import structlog
+from procrastinate.psycopg_connector import PsycopgConnector
+
+from hutch.core.metrics import Metrics
+from hutch.core.request_context import set_request_id
+from hutch.db.engine import Database, UnitOfWork
+from hutch.db.urls import libpq_conninfo
+from hutch.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# Modules whose import registers jobs; each domain adds its ``jobs`` module here.
+JOB_MODULES: list[str] = []
+
+DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)
+HOUSEKEEPING_QUEUE = "housekeeping"
+
+
+@dataclass
+class JobContext:
+    """What a job function receives besides its arguments."""
+
+    uow: UnitOfWork
+    settings: Settings
+    job_id: int
+    attempt: int
+    queue: JobQueue
+
+
+JobFunction = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    function: JobFunction
+    retry: procrastinate.RetryStrategy | int | bool
+    queue: str
+    cron: str | None
+    lock_per: str | None  # argument name whose value serialises jobs (a procrastinate lock)
+
+
+@dataclass
+class JobRegistry:
+    specs: dict[str, JobSpec] = field(default_factory=dict)
+
+    def job(
+        self,
+        name: str,
+        *,
+        retry: procrastinate.RetryStrategy | int | bool = DEFAULT_RETRY,
+        queue: str = "default",
+        cron: str | None = None,
+        lock_per: str | None = None,
+    ) -> Callable[[JobFunction], JobFunction]:
+        def register(function: JobFunction) -> JobFunction:
+            if name in self.specs and self.specs[name].function is not function:
+                raise ValueError(f"job {name!r} is registered twice")
+            self.specs[name] = JobSpec(name, function, retry, queue, cron, lock_per)
+            return function
+
+        return register
+
+
+registry = JobRegistry()
+job = registry.job
+
+
+@dataclass
+class WorkerResources:
+    settings: Settings
+    database: Database
+    metrics: Metrics
+
+
+class JobQueue:
+    """The procrastinate app bound to Hutch's database, with every registered job."""
+
+    def __init__(self, settings: Settings, database_url: str, *, pool_max_size: int = 10) -> None:
+        for module in JOB_MODULES:
+            importlib.import_module(module)
+        self.settings = settings
+        self.connector = PsycopgConnector(
+            conninfo=libpq_conninfo(database_url),
+            min_size=1,
+            max_size=pool_max_size,
+            kwargs={"application_name": "hutch-jobs"},
+        )
+        self.app = procrastinate.App(connector=self.connector)
+        self._resources: WorkerResources | None = None
+        for spec in registry.specs.values():
+            self._register(spec)
+
+    def _register(self, spec: JobSpec) -> None:
+        async def run(context: procrastinate.JobContext, /, **kwargs: Any) -> Any:
+            return await self._run_job(spec, context, kwargs)
+
+        run.__name__ = spec.name.replace(".", "_")
+        task = self.app.task(name=spec.name, pass_context=True, retry=spec.retry, queue=spec.queue)(run)
+        if spec.cron is not None:
+            # queueing_lock: at most one waiting run of a periodic job, however many workers defer it.
+            self.app.periodic(cron=spec.cron, queueing_lock=spec.name)(task)  # type: ignore[arg-type]  # periodic jobs take **kwargs
+
+    async def _run_job(self, spec: JobSpec, context: procrastinate.JobContext, kwargs: dict[str, Any]) -> Any:
+        resources = self._resources
+        if resources is None:
+            raise RuntimeError("jobs run only inside a worker started by JobQueue.run_worker")
+        job_meta = context.job
+        assert job_meta.id is not None
+        set_request_id(f"job-{job_meta.id}")
+        structlog.contextvars.bind_contextvars(job_id=job_meta.id, task=spec.name)
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            async with resources.database.sessionmaker() as session:
+                uow = UnitOfWork(session)
+                ctx = JobContext(uow, resources.settings, job_meta.id, job_meta.attempts, self)
+                try:
+                    result = await spec.function(ctx, **kwargs)
+                except BaseException:
+                    await uow.rollback()
+                    raise
+                await uow.commit(self.defer_named)
+            outcome = "succeeded"
+            return result
+        except Exception as exc:
+            log.warning("job failed", attempt=job_meta.attempts + 1, error=f"{exc.__class__.__name__}: {exc}")
+            raise
+        finally:
+            resources.metrics.job_runs.labels(spec.name, outcome).inc()
+            resources.metrics.job_duration.labels(spec.name).observe(time.perf_counter() - started)
+            structlog.contextvars.unbind_contextvars("job_id", "task")
+            set_request_id(None)
+
+    async def open(self) -> None:
+        await self.app.open_async()
+
+    async def close(self) -> None:
+        await self.app.close_async()
+
+    async def defer(self, task_name: str, *, lock: str | None = None, **kwargs: Any) -> int:
+        spec = registry.specs.get(task_name)
+        if spec is None:
+            raise KeyError(f"unknown job {task_name!r}")
+        if lock is None and spec.lock_per is not None:
+            lock = f"{spec.name}:{kwargs[spec.lock_per]}"
+        return int(await self.app.configure_task(task_name, lock=lock).defer_async(**kwargs))
+
+    async def defer_named(self, task_name: str, kwargs: dict[str, Any]) -> int:
+        return await self.defer(task_name, **kwargs)
+
+    async def queue_counts(self) -> list[tuple[str, str, int]]:
+        rows = await self.connector.execute_query_all_async(
+            "SELECT task_name, status::text AS status, count(*) AS n FROM procrastinate_jobs "
+            "GROUP BY task_name, status"
+        )
+        return [(row["task_name"], row["status"], int(row["n"])) for row in rows]
+
+    async def retry_stalled_jobs(self) -> int:
+        """Requeue jobs whose worker stopped sending heartbeats (killed, lost its machine)."""
+        stalled = list(
+            await self.app.job_manager.get_stalled_jobs(
+                seconds_since_heartbeat=self.settings.worker_stalled_timeout
+            )
+        )
+        for stalled_job in stalled:
+            log.warning("retrying a job whose worker died", job_id=stalled_job.id, task=stalled_job.task_name)
+            await self.app.job_manager.retry_job(stalled_job)
+        return len(stalled)
+
+    async def run_worker(
+        self,
+        resources: WorkerResources,
+        *,
+        concurrency: int,
+        install_signal_handlers: bool = False,
+        name: str = "hutch-worker",
+    ) -> None:
+        """Run a worker until cancelled; jobs get a fresh transaction each."""
+        self._resources = resources
+        await self.retry_stalled_jobs()
+        log.info("worker started", concurrency=concurrency, tasks=len(registry.specs))
+        await self.app.run_worker_async(
+            concurrency=concurrency,
+            name=name,
+            install_signal_handlers=install_signal_handlers,
+            update_heartbeat_interval=resources.settings.worker_heartbeat_interval,
+            stalled_worker_timeout=resources.settings.worker_stalled_timeout,
+            shutdown_graceful_timeout=10,
+        )
+
+
+# --- housekeeping -------------------------------------------------------------------------------------
+
+
+@job("hutch.retry_stalled_jobs", cron="* * * * *", queue=HOUSEKEEPING_QUEUE, retry=False)
+async def retry_stalled_jobs(ctx: JobContext, timestamp: int) -> int:
+    """Every minute: requeue jobs left "doing" by a worker that died (kill -9, lost machine)."""
+    return await ctx.queue.retry_stalled_jobs()
+
+
+@job("hutch.purge_finished_jobs", cron="17 3 * * *", queue=HOUSEKEEPING_QUEUE, retry=False)
+async def purge_finished_jobs(ctx: JobContext, timestamp: int) -> None:
+    """Daily: delete succeeded jobs older than the retention period (failed ones stay for inspection)."""
+    await ctx.queue.app.job_manager.delete_old_jobs(nb_hours=ctx.settings.job_retention_days * 24)
+
+
+async def wait_cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
