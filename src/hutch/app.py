@@ -30,21 +30,28 @@ def create_app(
     *,
     run_worker: bool = False,
     worker_concurrency: int | None = None,
+    resources: Resources | None = None,
 ) -> FastAPI:
     """Build the app. The database must be migrated already (``hutch serve`` does it before this).
 
     When ``settings.database_url`` is unset (e.g. ``uvicorn --factory hutch.app:create_app``), the app
-    starts and owns the embedded PostgreSQL itself.
+    starts and owns the embedded PostgreSQL itself. Tests pass ready-made ``resources`` instead.
     """
+    if resources is not None:
+        settings = resources.settings
     if settings is None:
         settings = load_settings()
         configure_logging(json_logs=settings.json_logs, level=settings.log_level)
-    metrics = Metrics()
+    metrics = resources.metrics if resources is not None else Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal settings
         assert settings is not None
+        if resources is not None:
+            app.state.resources = resources
+            yield
+            return
         embedded: EmbeddedPostgres | None = None
         if settings.database_url is None:
             embedded = EmbeddedPostgres(settings.resolved_data_dir)
@@ -55,19 +62,19 @@ def create_app(
         database = Database(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
         jobs = JobQueue(settings, url)
         await jobs.open()
-        resources = Resources(
+        built = Resources(
             settings=settings,
             database=database,
             jobs=jobs,
             metrics=metrics,
             migration_heads=frozenset(head_revisions()),
         )
-        app.state.resources = resources
+        app.state.resources = built
         worker_task: asyncio.Task[None] | None = None
         if run_worker:
             worker_task = asyncio.create_task(
                 jobs.run_worker(
-                    resources.worker_resources,
+                    built.worker_resources,
                     concurrency=worker_concurrency or settings.worker_concurrency,
                 ),
                 name="hutch-worker",
@@ -88,6 +95,8 @@ def create_app(
         description="Run an AI-assistant business: accounts, agents, billing, channels and runtimes.",
         lifespan=lifespan,
     )
+    if resources is not None:
+        app.state.resources = resources  # usable without running the lifespan (test clients)
     install_error_handlers(app)
     if settings.allowed_origins:
         app.add_middleware(

@@ -122,19 +122,33 @@ class JobQueue:
             self.app.periodic(cron=spec.cron, queueing_lock=spec.name)(task)  # type: ignore[arg-type]  # periodic jobs take **kwargs
 
     async def _run_job(self, spec: JobSpec, context: procrastinate.JobContext, kwargs: dict[str, Any]) -> Any:
-        resources = self._resources
-        if resources is None:
+        if self._resources is None:
             raise RuntimeError("jobs run only inside a worker started by JobQueue.run_worker")
         job_meta = context.job
         assert job_meta.id is not None
-        set_request_id(f"job-{job_meta.id}")
-        structlog.contextvars.bind_contextvars(job_id=job_meta.id, task=spec.name)
+        return await self.execute(
+            spec.name, kwargs, job_id=job_meta.id, attempt=job_meta.attempts, resources=self._resources
+        )
+
+    async def execute(
+        self,
+        task_name: str,
+        kwargs: dict[str, Any],
+        *,
+        job_id: int,
+        attempt: int,
+        resources: WorkerResources,
+    ) -> Any:
+        """Run one job in its own transaction: commit on success, roll back and re-raise on failure."""
+        spec = registry.specs[task_name]
+        set_request_id(f"job-{job_id}")
+        structlog.contextvars.bind_contextvars(job_id=job_id, task=spec.name)
         started = time.perf_counter()
         outcome = "failed"
         try:
             async with resources.database.sessionmaker() as session:
                 uow = UnitOfWork(session)
-                ctx = JobContext(uow, resources.settings, job_meta.id, job_meta.attempts, self)
+                ctx = JobContext(uow, resources.settings, job_id, attempt, self)
                 try:
                     result = await spec.function(ctx, **kwargs)
                 except BaseException:
@@ -144,7 +158,7 @@ class JobQueue:
             outcome = "succeeded"
             return result
         except Exception as exc:
-            log.warning("job failed", attempt=job_meta.attempts + 1, error=f"{exc.__class__.__name__}: {exc}")
+            log.warning("job failed", attempt=attempt + 1, error=f"{exc.__class__.__name__}: {exc}")
             raise
         finally:
             resources.metrics.job_runs.labels(spec.name, outcome).inc()

@@ -14,18 +14,34 @@ from hutch.db.urls import asyncpg_url
 DeferJob = Callable[[str, dict[str, Any]], Awaitable[int]]
 
 
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": "hutch"}},
+    )
+
+
 class Database:
     """Owns the connection pool. Built once at start-up from settings and handed out by dependencies."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
-        self.engine: AsyncEngine = create_async_engine(
-            asyncpg_url(url),
-            pool_size=pool_size,
-            max_overflow=max_overflow,
-            pool_pre_ping=True,
-            connect_args={"server_settings": {"application_name": "hutch"}},
-        )
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+        engine: AsyncEngine | None = None,
+        sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
+        if engine is None:
+            if url is None:
+                raise ValueError("Database needs a URL or an engine")
+            engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+        self.engine: AsyncEngine = engine
+        self.sessionmaker = sessionmaker or async_sessionmaker(engine, expire_on_commit=False)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -1,0 +1,214 @@
+"""Test infrastructure: one PostgreSQL for the run, one database per run, a rolled-back transaction per test.
+
+By default the embedded PostgreSQL is started in a temporary folder. With ``HUTCH_TEST_DATABASE_URL`` the
+suite runs on that server instead (it needs pgvector 0.5+), in a database created for this run only and
+dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from hutch.app import create_app
+from hutch.core.metrics import Metrics
+from hutch.db import migrations
+from hutch.db.embedded import EmbeddedPostgres
+from hutch.db.engine import Database, create_engine
+from hutch.db.urls import libpq_conninfo
+from hutch.resources import Resources
+from hutch.settings import Environment, Settings
+from hutch.worker import JobQueue, WorkerResources
+from tests.fakes.llm import FakeLLMServer
+
+TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
+
+
+class PostgresServer:
+    """Where this run's databases live: an admin URL and a way to make and drop databases."""
+
+    def __init__(self, admin_url: str, embedded: EmbeddedPostgres | None) -> None:
+        self.admin_url = admin_url
+        self.embedded = embedded
+        self.created: list[str] = []
+
+    def url_for(self, database: str) -> str:
+        if self.embedded is not None:
+            return self.embedded.url_for(database)
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.admin_url).set(database=database).render_as_string(hide_password=False)
+
+    def create_database(self, prefix: str = "hutch_test") -> str:
+        name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+        with psycopg.connect(libpq_conninfo(self.admin_url), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return self.url_for(name)
+
+    def drop_all(self) -> None:
+        with psycopg.connect(libpq_conninfo(self.admin_url), autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    external = os.environ.get("HUTCH_TEST_DATABASE_URL")
+    if external:
+        server = PostgresServer(external, None)
+        yield server
+        server.drop_all()
+        return
+    with tempfile.TemporaryDirectory(prefix="hutch-test-pg-") as tmp:
+        os.chmod(tmp, 0o755)  # as root, PostgreSQL runs as 'pgserver' and must reach its data dir
+        embedded = EmbeddedPostgres(Path(tmp))
+        admin_url = embedded.start(database="postgres")
+        server = PostgresServer(admin_url, embedded)
+        try:
+            yield server
+        finally:
+            server.drop_all()
+            embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: PostgresServer) -> str:
+    """This run's database, built by running the migrations."""
+    url = postgres.create_database()
+    migrations.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def encryption_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "env": Environment.TEST,
+        "database_url": SecretStr(database_url),
+        "data_dir": data_dir,
+        "secret_key": SecretStr(TEST_SECRET_KEY),
+        "encryption_keys": [SecretStr(Fernet.generate_key().decode())],
+        "worker_stalled_timeout": 2.0,
+        "worker_heartbeat_interval": 0.5,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(database_url, tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a transaction that is rolled back after the test: nothing leaks."""
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            yield conn
+        finally:
+            if transaction.is_active:
+                await transaction.rollback()
+
+
+@pytest.fixture
+def database(engine: AsyncEngine, connection: AsyncConnection) -> Database:
+    # Commits inside the app become savepoint releases inside the test's transaction.
+    sessionmaker = async_sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+    return Database(engine=engine, sessionmaker=sessionmaker)
+
+
+@pytest.fixture
+async def session(database: Database) -> AsyncIterator[AsyncSession]:
+    async with database.sessionmaker() as session:
+        yield session
+
+
+class RecordingJobQueue(JobQueue):
+    """Records deferred jobs instead of queueing them; ``run_pending`` runs them in the test's transaction."""
+
+    def __init__(self, settings: Settings, database_url: str) -> None:
+        super().__init__(settings, database_url)
+        self.deferred: list[tuple[str, dict[str, Any]]] = []
+        self.worker_resources: WorkerResources | None = None
+
+    async def defer(self, task_name: str, *, lock: str | None = None, **kwargs: Any) -> int:
+        self.deferred.append((task_name, kwargs))
+        return len(self.deferred)
+
+    async def run_pending(self) -> list[Any]:
+        assert self.worker_resources is not None
+        results = []
+        while self.deferred:
+            task_name, kwargs = self.deferred.pop(0)
+            results.append(
+                await self.execute(task_name, kwargs, job_id=0, attempt=0, resources=self.worker_resources)
+            )
+        return results
+
+
+@pytest.fixture
+def resources(settings: Settings, database: Database, database_url: str) -> Resources:
+    metrics = Metrics()
+    jobs = RecordingJobQueue(settings, database_url)
+    jobs.worker_resources = WorkerResources(settings=settings, database=database, metrics=metrics)
+    return Resources(
+        settings=settings,
+        database=database,
+        jobs=jobs,
+        metrics=metrics,
+        migration_heads=frozenset(migrations.head_revisions()),
+    )
+
+
+@pytest.fixture
+def app(resources: Resources) -> FastAPI:
+    return create_app(resources=resources)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    transport = ASGITransport(app=app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def fake_llm_server() -> Iterator[FakeLLMServer]:
+    server = FakeLLMServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_llm(fake_llm_server: FakeLLMServer) -> FakeLLMServer:
+    """The fake OpenAI-compatible server, with its script and request log cleared for this test."""
+    fake_llm_server.reset()
+    return fake_llm_server
