@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -34,7 +34,7 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
     (re.compile(r"\bhk_[A-Za-z0-9_-]{16,}"), "hk_" + REDACTED),
     (re.compile(r"\b(sk|rk|pk|whsec)_(live|test)?_?[A-Za-z0-9]{8,}"), r"\1_" + REDACTED),
-    (re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}"), REDACTED),  # Telegram bot tokens
+    (re.compile(r"(?<![0-9])\d{6,12}:[A-Za-z0-9_-]{30,}"), REDACTED),  # Telegram bot tokens
     (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), REDACTED),  # JWTs
     (re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@"), r"\1" + REDACTED + "@"),  # URL passwords
     (
@@ -96,12 +96,9 @@ class _StdlibRedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
-            record.msg = redact_text(record.msg)
-        if record.args:
-            if isinstance(record.args, MutableMapping):
-                record.args = {k: redact_value(v) for k, v in record.args.items()}
-            else:
-                record.args = tuple(redact_value(arg) for arg in record.args)
+            # Render first: a secret may sit in the arguments or in the template around them.
+            record.msg = redact_text(record.getMessage())
+            record.args = None
         return True
 
 

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
