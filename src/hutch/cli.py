@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +46,7 @@ console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[bold red]Error:[/] {message}", highlight=False)
+    console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -138,10 +139,36 @@ def serve(
             lifespan="on",
         )
         server = uvicorn.Server(config)
-        server.run()
+        with stop_signals_end_quietly():
+            server.run()
         if not server.started:
             raise fail("The API did not start; see the log above.")
     console.print("Hutch stopped.")
+
+
+class _StopRequested(Exception):
+    pass
+
+
+@contextmanager
+def stop_signals_end_quietly() -> Iterator[None]:
+    """Ctrl-C / SIGTERM end the block normally so clean-up (the embedded PostgreSQL) always runs.
+
+    uvicorn shuts down gracefully on these signals, then raises them again for the previous handlers;
+    the defaults would kill the process (SIGTERM) or surface a KeyboardInterrupt.
+    """
+
+    def request_stop(signum: int, frame: object) -> None:
+        raise _StopRequested
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except (_StopRequested, KeyboardInterrupt):
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _print_welcome(settings: Settings, handle: DatabaseHandle, run_worker: bool) -> None:
@@ -250,3 +277,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
