@@ -228,6 +228,7 @@ async def test_several_workers_share_the_queue_and_run_each_job_once(
     assert [key for key, _, _ in effects] == keys  # primary key: a second run would have failed loudly
     with psycopg.connect(libpq_conninfo(committed_url)) as conn:
         statuses = conn.execute(
-            "SELECT status::text, count(*) FROM procrastinate_jobs WHERE task_name = 'tests.record_effect' GROUP BY 1"
+            "SELECT status::text, count(*) FROM procrastinate_jobs"
+            " WHERE task_name = 'tests.record_effect' GROUP BY 1"
         ).fetchall()
     assert statuses == [("succeeded", len(keys))]
