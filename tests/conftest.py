@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from hutch.app import create_app
 from hutch.core.metrics import Metrics
+from hutch.core.ratelimit import PostgresRateLimiter
+from hutch.core.security import SecretBox
 from hutch.db import migrations
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database, create_engine
@@ -184,6 +186,8 @@ def resources(settings: Settings, database: Database, database_url: str) -> Reso
         jobs=jobs,
         metrics=metrics,
         migration_heads=frozenset(migrations.head_revisions()),
+        rate_limiter=PostgresRateLimiter(database.engine),
+        secret_box=SecretBox([k.get_secret_value() for k in settings.encryption_keys]),
     )
 
 

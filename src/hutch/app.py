@@ -15,6 +15,8 @@ from hutch.core.errors import install_error_handlers
 from hutch.core.logging import configure_logging
 from hutch.core.metrics import Metrics
 from hutch.core.middleware import RequestMiddleware
+from hutch.core.ratelimit import PostgresRateLimiter
+from hutch.core.security import SecretBox
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database
 from hutch.db.migrations import head_revisions
@@ -68,6 +70,8 @@ def create_app(
             jobs=jobs,
             metrics=metrics,
             migration_heads=frozenset(head_revisions()),
+            rate_limiter=PostgresRateLimiter(database.engine),
+            secret_box=SecretBox([k.get_secret_value() for k in settings.encryption_keys]),
         )
         app.state.resources = built
         worker_task: asyncio.Task[None] | None = None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hutch.core.metrics import Metrics
+from hutch.core.ratelimit import RateLimiter
+from hutch.core.security import SecretBox
 from hutch.db.engine import Database
 from hutch.settings import Settings
 from hutch.worker import JobQueue, WorkerResources
@@ -17,6 +19,8 @@ class Resources:
     jobs: JobQueue
     metrics: Metrics
     migration_heads: frozenset[str]
+    rate_limiter: RateLimiter
+    secret_box: SecretBox
 
     @property
     def worker_resources(self) -> WorkerResources:

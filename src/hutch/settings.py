@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     worker_heartbeat_interval: float = Field(default=5.0, gt=0)
     job_retention_days: int = Field(default=7, ge=1)
 
+    access_token_minutes: int = Field(default=15, ge=1, le=1440)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    # Used for keys created without their own limit, until plans set one.
+    api_key_rate_limit_per_minute: int = Field(default=120, ge=1)
+
     # Outside services (used by later domains; kept here so one object describes the deployment).
     stripe_api_base: str | None = None
     stripe_secret_key: SecretStr | None = None

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from hutch.core.errors import HutchError
 from hutch.db.engine import UnitOfWork
 from hutch.resources import Resources
 from hutch.settings import Settings
@@ -28,6 +29,12 @@ async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
         uow = UnitOfWork(session)
         try:
             yield uow
+        except HutchError as exc:
+            if exc.keeps_changes:
+                await uow.commit(resources.jobs.defer_named)
+            else:
+                await uow.rollback()
+            raise
         except BaseException:
             await uow.rollback()
             raise

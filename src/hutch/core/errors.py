@@ -14,6 +14,9 @@ class HutchError(Exception):
     """Base of every error a client may see. ``detail`` is safe to show; it never holds secrets."""
 
     status_code = 400
+    # Most errors roll the request's transaction back. A few must keep what was written before them
+    # (a failed login's audit entry, the revocation of a reused refresh token's family).
+    keeps_changes = False
 
     def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)

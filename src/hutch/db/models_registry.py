@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from hutch.accounts import models as accounts_models
+from hutch.apikeys import models as apikeys_models
+from hutch.audit import models as audit_models
+from hutch.core import models as core_models
 from hutch.db.base import Base
 
 metadata = Base.metadata
+DOMAIN_MODELS = (accounts_models, apikeys_models, audit_models, core_models)

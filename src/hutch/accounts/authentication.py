@@ -1,0 +1,120 @@
+"""Turn a request's credentials into a :class:`Principal`: an access token or an API key, and an org."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.accounts.repository import MembershipRepository, UserRepository
+from hutch.apikeys.repository import ApiKeyRepository
+from hutch.core.dependencies import ResourcesDep, UoWDep
+from hutch.core.errors import NotFound, PaymentRequired, RateLimited, Unauthorized
+from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind, Scope
+from hutch.core.security import InvalidAccessToken, decode_access_token, looks_like_api_key, sha256_hex
+from hutch.resources import Resources
+
+ORG_HEADER = "X-Org-Id"
+API_KEY_HEADER = "X-API-Key"
+RATE_WINDOW_SECONDS = 60
+
+
+def credential_from(request: Request) -> str | None:
+    authorization = request.headers.get("authorization")
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("Use 'Authorization: Bearer <token or API key>'.")
+        return value.strip()
+    api_key = request.headers.get(API_KEY_HEADER)
+    return api_key.strip() if api_key else None
+
+
+def month_of(now: datetime) -> date:
+    return now.date().replace(day=1)
+
+
+async def get_principal(request: Request, uow: UoWDep, resources: ResourcesDep) -> Principal:
+    """The authenticated caller, or 401. Cached per request so several dependencies share it."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    credential = credential_from(request)
+    if credential is None:
+        raise Unauthorized()
+    if looks_like_api_key(credential):
+        principal = await _principal_from_api_key(request, uow.session, resources, credential)
+    else:
+        principal = await _principal_from_access_token(request, uow.session, resources, credential)
+    request.state.principal = principal
+    return principal
+
+
+async def _principal_from_api_key(
+    request: Request, session: AsyncSession, resources: Resources, key: str
+) -> Principal:
+    now = datetime.now(UTC)
+    repo = ApiKeyRepository(session)
+    found = await repo.by_hash_with_spend(sha256_hex(key), month_of(now))
+    if found is None:
+        raise Unauthorized("Invalid API key.")
+    api_key = found.key
+    if api_key.revoked_at is not None:
+        raise Unauthorized("This API key has been revoked.")
+    if api_key.expires_at is not None and api_key.expires_at <= now:
+        raise Unauthorized("This API key has expired.")
+    requested_org = request.headers.get(ORG_HEADER)
+    if requested_org is not None and requested_org != api_key.org_id:
+        raise NotFound("Organisation")
+    if (
+        api_key.monthly_budget_cents is not None
+        and found.spent_this_month_cents >= api_key.monthly_budget_cents
+    ):
+        raise PaymentRequired(
+            "This API key has spent its monthly budget; raise the budget or wait for next month."
+        )
+    limit = api_key.rate_limit_per_minute or resources.settings.api_key_rate_limit_per_minute
+    decision = await resources.rate_limiter.hit(f"api_key:{api_key.id}", limit, RATE_WINDOW_SECONDS)
+    if not decision.allowed:
+        raise RateLimited(
+            decision.retry_after, f"Rate limit of {limit} requests per minute reached for this key."
+        )
+    if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() >= 60:
+        await repo.touch_last_used(api_key.id, now)
+    return Principal(
+        kind=PrincipalKind.API_KEY,
+        org_id=api_key.org_id,
+        scopes=frozenset(Scope(s) for s in api_key.scopes),
+        api_key_id=api_key.id,
+        agent_ids=frozenset(api_key.agent_ids) if api_key.agent_ids is not None else None,
+    )
+
+
+async def _principal_from_access_token(
+    request: Request, session: AsyncSession, resources: Resources, token: str
+) -> Principal:
+    try:
+        claims = decode_access_token(resources.settings.require_secret_key(), token)
+    except InvalidAccessToken:
+        raise Unauthorized("Invalid or expired access token; log in again or refresh it.") from None
+    user = await UserRepository(session).get(str(claims["sub"]))
+    if user is None:
+        raise Unauthorized("Invalid or expired access token; log in again or refresh it.")
+    memberships = MembershipRepository(session)
+    requested_org = request.headers.get(ORG_HEADER)
+    org_id = requested_org or await memberships.first_org_id(user.id)
+    if org_id is None:
+        raise NotFound("Organisation")
+    membership = await memberships.get(org_id, user.id)
+    if membership is None:
+        raise NotFound("Organisation")
+    scopes = USER_SCOPES | ({Scope.ADMIN} if user.is_platform_admin else set())
+    return Principal(
+        kind=PrincipalKind.USER,
+        org_id=org_id,
+        scopes=frozenset(scopes),
+        user_id=user.id,
+        org_role=membership.role.value,
+        is_platform_admin=user.is_platform_admin,
+    )

@@ -1,0 +1,46 @@
+"""Every query on API keys and their spend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import and_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.apikeys.models import ApiKey, ApiKeySpend
+
+
+@dataclass(frozen=True)
+class KeyWithSpend:
+    key: ApiKey
+    spent_this_month_cents: int
+
+
+class ApiKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_hash_with_spend(self, key_hash: str, month: date) -> KeyWithSpend | None:
+        """The key and this month's spend in one query (authentication runs it on every request)."""
+        stmt = (
+            select(ApiKey, ApiKeySpend.spent_cents)
+            .outerjoin(ApiKeySpend, and_(ApiKeySpend.api_key_id == ApiKey.id, ApiKeySpend.month == month))
+            .where(ApiKey.key_hash == key_hash)
+        )
+        row = (await self.session.execute(stmt)).first()
+        if row is None:
+            return None
+        return KeyWithSpend(row[0], int(row[1] or 0))
+
+    async def touch_last_used(self, key_id: str, now: datetime) -> None:
+        """Record use at most once a minute, so busy keys do not write on every request."""
+        await self.session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                (ApiKey.last_used_at.is_(None))
+                | (ApiKey.last_used_at < text("now() - interval '60 seconds'")),
+            )
+            .values(last_used_at=now)
+        )
