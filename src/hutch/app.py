@@ -11,6 +11,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from hutch import __version__, health
+from hutch.accounts import router as accounts_router
+from hutch.apikeys import router as apikeys_router
+from hutch.audit import router as audit_router
 from hutch.core.errors import install_error_handlers
 from hutch.core.logging import configure_logging
 from hutch.core.metrics import Metrics
@@ -114,6 +117,9 @@ def create_app(
     # Outermost, so every answer (CORS preflights and errors included) carries the request id.
     app.add_middleware(RequestMiddleware, metrics=metrics)
     app.include_router(health.router)
+    app.include_router(accounts_router.router, prefix="/api/v1")
+    app.include_router(apikeys_router.router, prefix="/api/v1")
+    app.include_router(audit_router.router, prefix="/api/v1")
     return app
 
 

@@ -30,7 +30,7 @@ from hutch.settings import Settings
 log = structlog.get_logger(__name__)
 
 # Modules whose import registers jobs; each domain adds its ``jobs`` module here.
-JOB_MODULES: list[str] = []
+JOB_MODULES: list[str] = ["hutch.core.jobs", "hutch.accounts.jobs"]
 
 DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)
 HOUSEKEEPING_QUEUE = "housekeeping"

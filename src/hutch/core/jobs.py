@@ -1,0 +1,1 @@
+"""Housekeeping jobs of the cross-cutting machinery."""
