@@ -1,0 +1,14 @@
+"""Run every benchmark in turn; each prints its own table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHES = ["bench_startup.py", "bench_healthz.py"]
+
+if __name__ == "__main__":
+    here = Path(__file__).parent
+    failed = [b for b in BENCHES if subprocess.run([sys.executable, str(here / b)], cwd=here).returncode != 0]
+    sys.exit(1 if failed else 0)
