@@ -57,3 +57,9 @@ async def test_metrics_count_requests_by_route_template_and_status(client: Async
     assert 'route="unmatched",status="404"' in text
     assert "hutch_http_request_duration_seconds_bucket" in text
     assert "/metrics" not in text.split("hutch_http_requests_total", 1)[1].split("\n# ", 1)[0]
+
+
+def test_app_lists_every_route_flat(app: object) -> None:
+    # Route-driven checks (contract, tenant-isolation matrix) read app.routes.
+    paths = {getattr(route, "path", None) for route in app.routes}  # type: ignore[attr-defined]
+    assert {"/healthz", "/readyz", "/metrics"} <= paths

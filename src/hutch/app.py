@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from hutch import __version__, health
@@ -116,11 +116,19 @@ def create_app(
         )
     # Outermost, so every answer (CORS preflights and errors included) carries the request id.
     app.add_middleware(RequestMiddleware, metrics=metrics)
-    app.include_router(health.router)
-    app.include_router(accounts_router.router, prefix="/api/v1")
-    app.include_router(apikeys_router.router, prefix="/api/v1")
-    app.include_router(audit_router.router, prefix="/api/v1")
+    for router in (health.router, accounts_router.router, apikeys_router.router, audit_router.router):
+        add_routes(app, router)
     return app
+
+
+def add_routes(app: FastAPI, router: APIRouter) -> None:
+    """Add a router's routes to the app itself.
+
+    ``include_router`` in current FastAPI keeps included routers as opaque branches, so ``app.routes``
+    would no longer list every route; route-driven tooling (the contract check, the tenant-isolation
+    matrix, the metrics' route templates) needs the flat list. Routers therefore carry their own prefix.
+    """
+    app.router.routes.extend(router.routes)
 
 
 def create_app_with_worker() -> FastAPI:
