@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import text
@@ -42,7 +42,7 @@ def _window(window_seconds: int, now: float) -> tuple[datetime, int]:
 
 _HIT = text(
     "INSERT INTO rate_limit_counters (key, window_start, count, expires_at) "
-    "VALUES (:key, :window_start, 1, :window_start + make_interval(secs => :seconds)) "
+    "VALUES (:key, :window_start, 1, :expires_at) "
     "ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limit_counters.count + 1 "
     "RETURNING count"
 )
@@ -59,7 +59,12 @@ class PostgresRateLimiter:
             count = int(
                 (
                     await conn.execute(
-                        _HIT, {"key": key, "window_start": window_start, "seconds": window_seconds}
+                        _HIT,
+                        {
+                            "key": key,
+                            "window_start": window_start,
+                            "expires_at": window_start + timedelta(seconds=window_seconds),
+                        },
                     )
                 ).scalar_one()
             )

@@ -12,6 +12,7 @@ from typing import Any
 import jwt
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pwdlib import PasswordHash
+from pwdlib.exceptions import UnknownHashError
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 API_KEY_PREFIX = "hk_"
@@ -35,7 +36,7 @@ def verify_password(password: str, password_hash: str | None) -> bool:
         return False
     try:
         return _password_hash.verify(password, password_hash)
-    except ValueError:  # malformed stored hash
+    except (ValueError, UnknownHashError):  # malformed stored hash
         return False
 
 
