@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hutch.accounts.models import Membership, Org, User
+from hutch.accounts.models import Membership, Org, RefreshToken, User
 
 
 class UserRepository:
@@ -44,3 +46,25 @@ class MembershipRepository:
             .limit(1)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+
+class RefreshTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_hash_for_update(self, token_hash: str) -> RefreshToken | None:
+        stmt = select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def revoke_family(self, family_id: str, now: datetime) -> None:
+        await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+
+async def lock_first_user_check(session: AsyncSession) -> bool:
+    """Serialise signups for the "first user becomes platform admin" rule; True when no user exists yet."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('hutch.first_user'))"))
+    return (await session.execute(select(User.id).limit(1))).first() is None

@@ -1,0 +1,50 @@
+"""Password rules: 8+ characters and not one of the passwords attackers try first."""
+
+from __future__ import annotations
+
+_COMMON = frozenset(
+    (
+        "password",
+        "password1",
+        "password12",
+        "password123",
+        "12345678",
+        "123456789",
+        "1234567890",
+        "qwertyuiop",
+        "qwerty123",
+        "iloveyou",
+        "admin123",
+        "welcome1",
+        "letmein1",
+        "abc12345",
+        "11111111",
+        "00000000",
+        "sunshine",
+        "princess",
+        "football",
+        "baseball",
+        "monkey123",
+        "dragon123",
+        "trustno1",
+        "passw0rd",
+        "p@ssw0rd",
+        "changeme",
+        "superman",
+        "michael1",
+        "qwerty12",
+        "1q2w3e4r",
+        "1qaz2wsx",
+        "zaq12wsx",
+        "asdfghjk",
+        "starwars",
+        "whatever",
+    )
+)
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < 8:
+        raise ValueError("password must be at least 8 characters")
+    if password.lower() in _COMMON:
+        raise ValueError("this password is too common; choose a less guessable one")
