@@ -44,3 +44,18 @@ class ApiKeyRepository:
             )
             .values(last_used_at=now)
         )
+
+
+class ApiKeyListing:
+    """Org-scoped reads and writes: the only way to reach an org's keys."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def of_org(self, org_id: str) -> list[ApiKey]:
+        stmt = select(ApiKey).where(ApiKey.org_id == org_id).order_by(ApiKey.created_at.desc(), ApiKey.id)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def get_in_org(self, org_id: str, key_id: str) -> ApiKey | None:
+        stmt = select(ApiKey).where(ApiKey.org_id == org_id, ApiKey.id == key_id).with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()

@@ -1,5 +1,57 @@
+"""API key endpoints. Keys are managed by signed-in members; keys cannot create or revoke keys."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response, status
 
-router = APIRouter(prefix="/api/v1")
+from hutch.apikeys import service
+from hutch.apikeys.models import ApiKey
+from hutch.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
+from hutch.core.authz import CurrentUser, Reader
+from hutch.core.dependencies import UoWDep
+from hutch.core.errors import Forbidden, NotFound, Unauthorized, error_responses
+
+router = APIRouter(prefix="/api/v1", tags=["api keys"])
+
+
+def _out(key: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut.model_validate(key, from_attributes=True)
+
+
+@router.post(
+    "/api-keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    responses=error_responses(Unauthorized, Forbidden),
+)
+async def create_api_key(
+    body: ApiKeyCreate, request: Request, principal: CurrentUser, uow: UoWDep
+) -> ApiKeyCreated:
+    """Create a key for the current org. The `key` is shown in this answer only: store it now."""
+    ip = request.client.host if request.client else None
+    key, plaintext = await service.create_api_key(uow.session, principal, body, ip)
+    return ApiKeyCreated(**_out(key).model_dump(), key=plaintext)
+
+
+@router.get("/api-keys", response_model=ApiKeyList, responses=error_responses(Unauthorized, Forbidden))
+async def list_api_keys(principal: CurrentUser, uow: UoWDep) -> ApiKeyList:
+    """The current org's keys, newest first (never the keys themselves)."""
+    return ApiKeyList(items=[_out(k) for k in await service.list_api_keys(uow.session, principal)])
+
+
+@router.get("/api-keys/current", response_model=ApiKeyOut, responses=error_responses(Unauthorized, Forbidden))
+async def current_api_key(principal: Reader, uow: UoWDep) -> ApiKeyOut:
+    """The key making this request (for clients checking their own key's scopes, limits and expiry)."""
+    return _out(await service.current_api_key(uow.session, principal))
+
+
+@router.delete(
+    "/api-keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(Unauthorized, Forbidden, NotFound),
+)
+async def revoke_api_key(key_id: str, request: Request, principal: CurrentUser, uow: UoWDep) -> Response:
+    """Revoke a key; it stops working on its next request."""
+    ip = request.client.host if request.client else None
+    await service.revoke_api_key(uow.session, principal, key_id, ip)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
