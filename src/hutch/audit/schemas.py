@@ -1,0 +1,23 @@
+"""API shapes of the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: datetime
+    actor_user_id: str | None
+    actor_api_key_id: str | None
+    org_id: str | None
+    action: str
+    target: str | None
+    ip: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    total: int
