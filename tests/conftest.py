@@ -32,8 +32,10 @@ from hutch.db.engine import Database, create_engine
 from hutch.db.urls import libpq_conninfo
 from hutch.resources import Resources
 from hutch.settings import Environment, Settings
+from hutch.notifications.gateway import build_email_gateway
 from hutch.worker import JobQueue, WorkerResources
 from tests.fakes.llm import FakeLLMServer
+from tests.fakes.smtp import SmtpServer
 
 TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
 
@@ -114,8 +116,30 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return make_settings(database_url, tmp_path_factory.mktemp("data"))
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server: SmtpServer) -> SmtpServer:
+    """The real local SMTP server every test deployment sends to, emptied for this test."""
+    smtp_server.reset()
+    return smtp_server
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, smtp_server: SmtpServer
+) -> Settings:
+    return make_settings(
+        database_url,
+        tmp_path_factory.mktemp("data"),
+        smtp_url=SecretStr(smtp_server.url),
+        public_url="https://hutch.example",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -179,8 +203,7 @@ class RecordingJobQueue(JobQueue):
 def resources(settings: Settings, database: Database, database_url: str) -> Resources:
     metrics = Metrics()
     jobs = RecordingJobQueue(settings, database_url)
-    jobs.worker_resources = WorkerResources(settings=settings, database=database, metrics=metrics)
-    return Resources(
+    built = Resources(
         settings=settings,
         database=database,
         jobs=jobs,
@@ -188,7 +211,10 @@ def resources(settings: Settings, database: Database, database_url: str) -> Reso
         migration_heads=frozenset(migrations.head_revisions()),
         rate_limiter=PostgresRateLimiter(database.engine),
         secret_box=SecretBox([k.get_secret_value() for k in settings.encryption_keys]),
+        email=build_email_gateway(settings),
     )
+    jobs.worker_resources = built.worker_resources
+    return built
 
 
 @pytest.fixture

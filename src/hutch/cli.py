@@ -204,7 +204,9 @@ def worker(
 
 async def _run_worker(handle: DatabaseHandle, concurrency: int) -> None:
     from hutch.core.metrics import Metrics
+    from hutch.core.security import SecretBox
     from hutch.db.engine import Database
+    from hutch.notifications.gateway import build_email_gateway
     from hutch.worker import JobQueue, WorkerResources
 
     settings = handle.settings
@@ -212,7 +214,13 @@ async def _run_worker(handle: DatabaseHandle, concurrency: int) -> None:
     jobs = JobQueue(settings, handle.url, pool_max_size=concurrency + 2)
     await jobs.open()
     try:
-        resources = WorkerResources(settings=settings, database=database, metrics=Metrics())
+        resources = WorkerResources(
+            settings=settings,
+            database=database,
+            metrics=Metrics(),
+            secret_box=SecretBox([k.get_secret_value() for k in settings.encryption_keys]),
+            email=build_email_gateway(settings),
+        )
         await jobs.run_worker(resources, concurrency=concurrency, install_signal_handlers=True)
     finally:
         await jobs.close()

@@ -10,6 +10,7 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
 
     access_token_minutes: int = Field(default=15, ge=1, le=1440)
     refresh_token_days: int = Field(default=30, ge=1, le=365)
+    email_verification_hours: int = Field(default=48, ge=1, le=24 * 30)
+    password_reset_minutes: int = Field(default=60, ge=5, le=24 * 60)
+    invitation_days: int = Field(default=7, ge=1, le=90)
     # Used for keys created without their own limit, until plans set one.
     api_key_rate_limit_per_minute: int = Field(default=120, ge=1)
 
@@ -79,6 +83,7 @@ class Settings(BaseSettings):
     google_api_key: SecretStr | None = None
     moonshot_api_key: SecretStr | None = None
     smtp_url: SecretStr | None = None
+    email_from: str | None = None  # e.g. "Acme AI <hello@acme.example>"
     redis_url: SecretStr | None = None
 
     @field_validator("allowed_origins", mode="before")
@@ -119,6 +124,15 @@ class Settings(BaseSettings):
             raise ValueError("must be a PostgreSQL URL such as postgresql://user:password@host:5432/hutch")
         return value
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if urlsplit(value.get_secret_value()).scheme not in ("smtp", "smtps"):
+            raise ValueError("must look like smtp://user:password@host:587 or smtps://host:465")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _check_log_level(cls, value: str) -> str:
@@ -144,6 +158,21 @@ class Settings(BaseSettings):
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("HUTCH_SECRET_KEY must be at least 32 characters")
         return self
+
+    @property
+    def base_url(self) -> str:
+        """Where people and outside services reach this deployment (links in emails, webhooks)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104 - a comparison
+        return f"http://{host}:{self.port}"
+
+    @property
+    def sender(self) -> str:
+        if self.email_from:
+            return self.email_from
+        domain = urlsplit(self.base_url).hostname or "localhost"
+        return f"Hutch <noreply@{domain}>"
 
     @property
     def is_production(self) -> bool:

@@ -23,14 +23,16 @@ from procrastinate.psycopg_connector import PsycopgConnector
 
 from hutch.core.metrics import Metrics
 from hutch.core.request_context import set_request_id
+from hutch.core.security import SecretBox
 from hutch.db.engine import Database, UnitOfWork
 from hutch.db.urls import libpq_conninfo
+from hutch.notifications.gateway import EmailGateway
 from hutch.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 # Modules whose import registers jobs; each domain adds its ``jobs`` module here.
-JOB_MODULES: list[str] = ["hutch.core.jobs", "hutch.accounts.jobs"]
+JOB_MODULES: list[str] = ["hutch.core.jobs", "hutch.accounts.jobs", "hutch.notifications.jobs"]
 
 DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)
 HOUSEKEEPING_QUEUE = "housekeeping"
@@ -41,10 +43,14 @@ class JobContext:
     """What a job function receives besides its arguments."""
 
     uow: UnitOfWork
-    settings: Settings
+    resources: WorkerResources
     job_id: int
     attempt: int
     queue: JobQueue
+
+    @property
+    def settings(self) -> Settings:
+        return self.resources.settings
 
 
 JobFunction = Callable[..., Awaitable[Any]]
@@ -88,9 +94,13 @@ job = registry.job
 
 @dataclass
 class WorkerResources:
+    """What jobs may use: built once per process from settings (gateways to outside systems included)."""
+
     settings: Settings
     database: Database
     metrics: Metrics
+    secret_box: SecretBox
+    email: EmailGateway
 
 
 class JobQueue:
@@ -148,7 +158,7 @@ class JobQueue:
         try:
             async with resources.database.sessionmaker() as session:
                 uow = UnitOfWork(session)
-                ctx = JobContext(uow, resources.settings, job_id, attempt, self)
+                ctx = JobContext(uow, resources, job_id, attempt, self)
                 try:
                     result = await spec.function(ctx, **kwargs)
                 except BaseException:

@@ -7,10 +7,11 @@ from datetime import UTC, date, datetime
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.accounts.models import User
 from hutch.accounts.repository import MembershipRepository, UserRepository
 from hutch.apikeys.repository import ApiKeyRepository
 from hutch.core.dependencies import ResourcesDep, UoWDep
-from hutch.core.errors import NotFound, PaymentRequired, RateLimited, Unauthorized
+from hutch.core.errors import Forbidden, NotFound, PaymentRequired, RateLimited, Unauthorized
 from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind, Scope
 from hutch.core.security import InvalidAccessToken, decode_access_token, looks_like_api_key, sha256_hex
 from hutch.resources import Resources
@@ -18,6 +19,8 @@ from hutch.resources import Resources
 ORG_HEADER = "X-Org-Id"
 API_KEY_HEADER = "X-API-Key"
 RATE_WINDOW_SECONDS = 60
+EXPIRED_SESSION = "Invalid or expired access token; log in again or refresh it."
+NO_ORG = "You belong to no organisation; create one (POST /api/v1/orgs) or accept an invitation."
 
 
 def credential_from(request: Request) -> str | None:
@@ -91,21 +94,29 @@ async def _principal_from_api_key(
     )
 
 
-async def _principal_from_access_token(
-    request: Request, session: AsyncSession, resources: Resources, token: str
-) -> Principal:
+async def _user_from_access_token(session: AsyncSession, resources: Resources, token: str) -> User:
     try:
         claims = decode_access_token(resources.settings.require_secret_key(), token)
     except InvalidAccessToken:
-        raise Unauthorized("Invalid or expired access token; log in again or refresh it.") from None
+        raise Unauthorized(EXPIRED_SESSION) from None
     user = await UserRepository(session).get(str(claims["sub"]))
     if user is None:
-        raise Unauthorized("Invalid or expired access token; log in again or refresh it.")
+        raise Unauthorized(EXPIRED_SESSION)
+    issued_at = datetime.fromtimestamp(int(claims["iat"]), UTC)
+    if user.sessions_valid_after is not None and issued_at < user.sessions_valid_after:
+        raise Unauthorized(EXPIRED_SESSION)  # issued before a password change
+    return user
+
+
+async def _principal_from_access_token(
+    request: Request, session: AsyncSession, resources: Resources, token: str
+) -> Principal:
+    user = await _user_from_access_token(session, resources, token)
     memberships = MembershipRepository(session)
     requested_org = request.headers.get(ORG_HEADER)
     org_id = requested_org or await memberships.first_org_id(user.id)
     if org_id is None:
-        raise NotFound("Organisation")
+        raise NotFound(detail=NO_ORG)
     membership = await memberships.get(org_id, user.id)
     if membership is None:
         raise NotFound("Organisation")
@@ -118,3 +129,17 @@ async def _principal_from_access_token(
         org_role=membership.role.value,
         is_platform_admin=user.is_platform_admin,
     )
+
+
+async def get_signed_in_user(request: Request, uow: UoWDep, resources: ResourcesDep) -> User:
+    """The user behind an access token, whatever org they are (or are not) in; API keys get 403."""
+    credential = credential_from(request)
+    if credential is None:
+        raise Unauthorized()
+    if looks_like_api_key(credential):
+        raise Forbidden("This needs a signed-in user; API keys cannot do it.")
+    user = await _user_from_access_token(uow.session, resources, credential)
+    requested_org = request.headers.get(ORG_HEADER)
+    if requested_org is not None and await MembershipRepository(uow.session).get(requested_org, user.id) is None:
+        raise NotFound("Organisation")  # the header means the same everywhere
+    return user

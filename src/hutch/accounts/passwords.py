@@ -43,8 +43,10 @@ _COMMON = frozenset(
 )
 
 
-def check_password_strength(password: str) -> None:
+def strong_password(password: str) -> str:
+    """Pydantic validator: the password itself when acceptable, else a ValueError saying why."""
     if len(password) < 8:
         raise ValueError("password must be at least 8 characters")
     if password.lower() in _COMMON:
         raise ValueError("this password is too common; choose a less guessable one")
+    return password

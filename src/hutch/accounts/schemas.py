@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, EmailStr, Field, field_validator
+from pydantic import AfterValidator, BaseModel, EmailStr, Field
 
-from hutch.accounts.passwords import check_password_strength
+from hutch.accounts.models import OrgRole
+from hutch.accounts.passwords import strong_password
+
+# 8+ characters and not a common password; the 422 says which rule failed.
+NewPassword = Annotated[str, Field(min_length=8, max_length=256), AfterValidator(strong_password)]
+OrgName = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class SignupRequest(BaseModel):
     email: EmailStr
-    password: str = Field(min_length=8, max_length=256)
+    password: NewPassword
     name: str | None = Field(default=None, max_length=200)
-    org_name: str | None = Field(default=None, min_length=1, max_length=200)
-
-    @field_validator("password")
-    @classmethod
-    def _strong_enough(cls, value: str) -> str:
-        check_password_strength(value)
-        return value
+    org_name: OrgName | None = None
+    # Join the organisation that sent this invitation instead of creating one.
+    invitation_token: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class LoginRequest(BaseModel):
@@ -62,3 +64,87 @@ class MyOrg(OrgOut):
 class Me(UserOut):
     email_verified: bool
     orgs: list[MyOrg]
+
+
+class ProfileUpdate(BaseModel):
+    name: str = Field(max_length=200)
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=256)
+    new_password: NewPassword
+
+
+class EmailVerification(BaseModel):
+    token: str = Field(min_length=1, max_length=200)
+
+
+class EmailVerified(BaseModel):
+    email_verified: bool
+
+
+class NewPasswordForm(BaseModel):
+    password: NewPassword
+
+
+class PasswordResetRequest(BaseModel):
+    email: str = Field(max_length=320)
+
+
+class PasswordReset(BaseModel):
+    token: str = Field(min_length=1, max_length=200)
+    password: NewPassword
+
+
+class Accepted(BaseModel):
+    detail: str
+
+
+class OrgCreate(BaseModel):
+    name: OrgName
+
+
+class OrgUpdate(BaseModel):
+    name: OrgName
+
+
+class OrgDetail(MyOrg):
+    created_at: datetime
+    member_count: int
+
+
+class MemberOut(BaseModel):
+    user_id: str
+    email: str
+    name: str
+    role: OrgRole
+    joined_at: datetime
+
+
+class MemberList(BaseModel):
+    items: list[MemberOut]
+
+
+class RoleChange(BaseModel):
+    role: OrgRole
+
+
+class InvitationCreate(BaseModel):
+    email: EmailStr
+    role: OrgRole = OrgRole.MEMBER
+
+
+class InvitationOut(BaseModel):
+    id: str
+    email: str
+    role: OrgRole
+    created_at: datetime
+    expires_at: datetime
+
+
+class InvitationList(BaseModel):
+    items: list[InvitationOut]
+
+
+class InvitationAccept(BaseModel):
+    token: str = Field(min_length=1, max_length=200)

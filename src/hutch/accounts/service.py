@@ -5,27 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from hutch.accounts.models import Membership, Org, OrgRole, RefreshToken, User
+from hutch.accounts.email_links import EmailLinks
+from hutch.accounts.models import Org, RefreshToken, User
+from hutch.accounts.orgs import OrgService
 from hutch.accounts.repository import (
     MembershipRepository,
     RefreshTokenRepository,
     UserRepository,
     lock_first_user_check,
 )
-from hutch.accounts.schemas import MyOrg, SignupRequest, TokenPair
+from hutch.accounts.schemas import MyOrg, ProfileUpdate, SignupRequest, TokenPair
 from hutch.audit.service import record_audit
-from hutch.core.errors import Conflict, RateLimited, Unauthorized
+from hutch.core.errors import Conflict, Forbidden, RateLimited, Unauthorized
 from hutch.core.ids import new_id
 from hutch.core.ratelimit import RateLimiter
 from hutch.core.security import (
+    SecretBox,
     create_access_token,
     hash_password,
     new_opaque_token,
     sha256_hex,
     verify_password,
 )
+from hutch.db.engine import UnitOfWork
 from hutch.settings import Settings
 
 LOGIN_WINDOW_SECONDS = 15 * 60
@@ -68,13 +70,18 @@ class SignupResult:
 
 
 class AuthService:
-    def __init__(self, session: AsyncSession, settings: Settings, rate_limiter: RateLimiter) -> None:
-        self.session = session
+    def __init__(
+        self, uow: UnitOfWork, settings: Settings, rate_limiter: RateLimiter, secret_box: SecretBox
+    ) -> None:
+        self.uow = uow
+        self.session = uow.session
         self.settings = settings
         self.rate_limiter = rate_limiter
-        self.users = UserRepository(session)
+        self.secret_box = secret_box
+        self.users = UserRepository(uow.session)
 
     async def signup(self, request: SignupRequest, ip: str | None) -> SignupResult:
+        """Create the user and their org, or join the org that invited them (``invitation_token``)."""
         email = normalise_email(str(request.email))
         first_user = await lock_first_user_check(self.session)
         if await self.users.by_email(email) is not None:
@@ -86,19 +93,48 @@ class AuthService:
             password_hash=hash_password(request.password),
             is_platform_admin=first_user,
         )
-        org = Org(
-            id=new_id("org"), name=request.org_name or default_org_name(email, request.name), plan="free"
-        )
-        self.session.add_all([user, org])
+        self.session.add(user)
         await self.session.flush()
-        self.session.add(Membership(org_id=org.id, user_id=user.id, role=OrgRole.OWNER))
+        orgs = OrgService(self.uow, self.settings, self.secret_box)
+        if request.invitation_token is not None:
+            org, _ = await orgs.accept_invitation(user, request.invitation_token, ip)
+        else:
+            org, _ = await orgs.create(user.id, request.org_name or default_org_name(email, request.name), ip)
         await record_audit(
             self.session, action="signup", org_id=org.id, actor_user_id=user.id, target=user.id, ip=ip
         )
+        if user.email_verified_at is None:
+            await EmailLinks(self.uow, self.settings, self.secret_box, self.rate_limiter).send_verification(
+                user
+            )
         tokens = await self._issue_tokens(user.id, family_id=None)
         return SignupResult(user=user, org=org, tokens=tokens)
 
+    async def update_profile(self, user: User, update: ProfileUpdate) -> None:
+        user.name = update.name.strip()
+
+    async def change_password(
+        self, user_id: str, current_password: str, new_password: str, ip: str | None
+    ) -> TokenPair:
+        """Change the password; every other session ends and the caller gets a fresh token pair."""
+        user = await self.users.get(user_id)
+        if user is None or not verify_password(current_password, user.password_hash):
+            raise Forbidden("The current password is not correct.")
+        now = datetime.now(UTC)
+        user.password_hash = hash_password(new_password)
+        user.sessions_valid_after = now.replace(microsecond=0)
+        await RefreshTokenRepository(self.session).revoke_all_of_user(user.id, now)
+        await record_audit(
+            self.session, action="password_changed", actor_user_id=user.id, target=user.id, ip=ip
+        )
+        return await self._issue_tokens(user.id, family_id=None)
+
     async def login(self, email: str, password: str, ip: str | None) -> TokenPair:
+        user = await self.authenticate(email, password, ip)
+        return await self._issue_tokens(user.id, family_id=None)
+
+    async def authenticate(self, email: str, password: str, ip: str | None) -> User:
+        """The user with these credentials, under the failed-login limits; records the attempt."""
         email = normalise_email(email)
         keys = [(f"login:email:{email}", LOGIN_FAILURES_PER_EMAIL)]
         if ip:
@@ -121,7 +157,7 @@ class AuthService:
             raise InvalidCredentials()
         user.last_login_at = datetime.now(UTC)
         await record_audit(self.session, action="login", actor_user_id=user.id, target=user.id, ip=ip)
-        return await self._issue_tokens(user.id, family_id=None)
+        return user
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         repo = RefreshTokenRepository(self.session)

@@ -10,6 +10,7 @@ from hutch.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKe
 from hutch.core.authz import CurrentUser, Reader
 from hutch.core.dependencies import UoWDep
 from hutch.core.errors import Forbidden, NotFound, Unauthorized, error_responses
+from hutch.core.request_context import client_ip
 
 router = APIRouter(prefix="/api/v1", tags=["api keys"])
 
@@ -28,8 +29,7 @@ async def create_api_key(
     body: ApiKeyCreate, request: Request, principal: CurrentUser, uow: UoWDep
 ) -> ApiKeyCreated:
     """Create a key for the current org. The `key` is shown in this answer only: store it now."""
-    ip = request.client.host if request.client else None
-    key, plaintext = await service.create_api_key(uow.session, principal, body, ip)
+    key, plaintext = await service.create_api_key(uow.session, principal, body, client_ip(request))
     return ApiKeyCreated(**_out(key).model_dump(), key=plaintext)
 
 
@@ -52,6 +52,5 @@ async def current_api_key(principal: Reader, uow: UoWDep) -> ApiKeyOut:
 )
 async def revoke_api_key(key_id: str, request: Request, principal: CurrentUser, uow: UoWDep) -> Response:
     """Revoke a key; it stops working on its next request."""
-    ip = request.client.host if request.client else None
-    await service.revoke_api_key(uow.session, principal, key_id, ip)
+    await service.revoke_api_key(uow.session, principal, key_id, client_ip(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

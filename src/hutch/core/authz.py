@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from hutch.accounts.authentication import get_principal
-from hutch.accounts.models import OrgRole
+from hutch.accounts.authentication import get_principal, get_signed_in_user
+from hutch.accounts.models import OrgRole, User
 from hutch.core.errors import Forbidden
 from hutch.core.principal import Principal, Scope
 
@@ -56,6 +56,8 @@ Reader = Annotated[Principal, Depends(RequireScope(Scope.READ))]
 Writer = Annotated[Principal, Depends(RequireScope(Scope.WRITE))]
 Chatter = Annotated[Principal, Depends(RequireScope(Scope.CHAT))]
 CurrentUser = Annotated[Principal, Depends(require_user)]
+# The signed-in user outside any org (profile, creating an org, accepting an invitation).
+SignedInUser = Annotated[User, Depends(get_signed_in_user)]
 OrgOwner = Annotated[Principal, Depends(RequireOrgRole("owner"))]
 OrgAdmin = Annotated[Principal, Depends(RequireOrgRole("admin"))]
 PlatformAdmin = Annotated[Principal, Depends(require_platform_admin)]

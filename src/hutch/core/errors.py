@@ -53,8 +53,8 @@ class Forbidden(HutchError):
 class NotFound(HutchError):
     status_code = 404
 
-    def __init__(self, what: str = "Resource") -> None:
-        super().__init__(f"{what} not found.")
+    def __init__(self, what: str = "Resource", detail: str | None = None) -> None:
+        super().__init__(detail or f"{what} not found.")
 
 
 class Conflict(HutchError):

@@ -7,6 +7,7 @@ from hutch.apikeys import models as apikeys_models
 from hutch.audit import models as audit_models
 from hutch.core import models as core_models
 from hutch.db.base import Base
+from hutch.notifications import models as notifications_models
 
 metadata = Base.metadata
-DOMAIN_MODELS = (accounts_models, apikeys_models, audit_models, core_models)
+DOMAIN_MODELS = (accounts_models, apikeys_models, audit_models, core_models, notifications_models)

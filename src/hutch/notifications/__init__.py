@@ -1,0 +1,1 @@
+"""Outbound notifications: email (SMTP), later Telegram admin alerts and outgoing webhooks."""

@@ -1,0 +1,27 @@
+"""Jobs of the notifications domain."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import structlog
+
+from hutch.notifications.gateway import Email
+from hutch.notifications.repository import OutboundEmailRepository
+from hutch.notifications.service import SEND_EMAIL_JOB
+from hutch.worker import JobContext, job
+
+log = structlog.get_logger(__name__)
+
+
+@job(SEND_EMAIL_JOB, queue="email")
+async def send_email(ctx: JobContext, email_id: str) -> bool:
+    """Send one outbox email; a sent one is skipped, so a retried job never sends twice."""
+    email = await OutboundEmailRepository(ctx.uow.session).get_for_update(email_id)
+    if email is None or email.sent_at is not None:
+        return False
+    body = ctx.resources.secret_box.decrypt(email.body_encrypted)
+    await ctx.resources.email.send(Email(to=email.to_address, subject=email.subject, body=body))
+    email.sent_at = datetime.now(UTC)
+    log.info("email sent", email_id=email.id, kind=email.kind)
+    return True

@@ -1,0 +1,1 @@
+"""Server-rendered pages: the pages behind emailed links now, the dashboard later."""
