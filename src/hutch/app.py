@@ -18,7 +18,7 @@ from hutch.core.errors import install_error_handlers
 from hutch.core.logging import configure_logging
 from hutch.core.metrics import Metrics
 from hutch.core.middleware import RequestMiddleware
-from hutch.core.ratelimit import PostgresRateLimiter
+from hutch.core.ratelimit import build_rate_limiter, check_redis, configured_redis_url
 from hutch.core.security import SecretBox
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database
@@ -48,6 +48,9 @@ def create_app(
         settings = load_settings()
         configure_logging(json_logs=settings.json_logs, level=settings.log_level)
     metrics = resources.metrics if resources is not None else Metrics()
+    redis_url = configured_redis_url(settings)
+    if resources is None and redis_url is not None:
+        check_redis(redis_url)  # here, before uvicorn runs, so `hutch serve` can say it in one line
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,13 +70,14 @@ def create_app(
         database = Database(url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
         jobs = JobQueue(settings, url)
         await jobs.open()
+        rate_limiter = build_rate_limiter(settings, database.engine)
         built = Resources(
             settings=settings,
             database=database,
             jobs=jobs,
             metrics=metrics,
             migration_heads=frozenset(head_revisions()),
-            rate_limiter=PostgresRateLimiter(database.engine),
+            rate_limiter=rate_limiter,
             secret_box=SecretBox([k.get_secret_value() for k in settings.encryption_keys]),
         )
         app.state.resources = built
@@ -92,6 +96,7 @@ def create_app(
             if worker_task is not None:
                 await wait_cancelled(worker_task)
             await jobs.close()
+            await rate_limiter.aclose()
             await database.dispose()
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)

@@ -1,13 +1,18 @@
-"""The PostgreSQL rate limiter counts atomically, even with many concurrent hits."""
+"""The PostgreSQL rate limiter counts atomically, even with many concurrent hits; ended windows are purged."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from hutch.core.ratelimit import PostgresRateLimiter
+from hutch.core.ratelimit import PostgresRateLimiter, purge_ended_windows
+from hutch.resources import Resources
+from hutch.worker import HOUSEKEEPING_QUEUE, registry
+from tests.conftest import RecordingJobQueue
 
 
 async def test_allows_up_to_the_limit_then_says_when_to_retry(engine: AsyncEngine) -> None:
@@ -27,3 +32,67 @@ async def test_concurrent_hits_never_exceed_the_limit(engine: AsyncEngine) -> No
     decisions = await asyncio.gather(*(limiter.hit(key, limit=10, window_seconds=60) for _ in range(40)))
     assert sum(d.allowed for d in decisions) == 10
     assert sorted(d.count for d in decisions) == list(range(1, 41))
+
+
+# --- purging ended windows ----------------------------------------------------------------------------
+
+
+async def _insert_windows(session: AsyncSession, prefix: str, count: int, expires_in: timedelta) -> None:
+    now = datetime.now(UTC)
+    await session.execute(
+        text(
+            "INSERT INTO rate_limit_counters (key, window_start, count, expires_at) "
+            "VALUES (:key, :window_start, 1, :expires_at)"
+        ),
+        [
+            {
+                "key": f"{prefix}:{n}",
+                "window_start": now + expires_in - timedelta(minutes=1),
+                "expires_at": now + expires_in,
+            }
+            for n in range(count)
+        ],
+    )
+
+
+async def _keys_with_prefix(session: AsyncSession, prefix: str) -> set[str]:
+    rows = await session.scalars(
+        text("SELECT key FROM rate_limit_counters WHERE key LIKE :p"), {"p": f"{prefix}:%"}
+    )
+    return set(rows.all())
+
+
+async def test_purge_job_deletes_ended_windows_and_keeps_current_ones(
+    resources: Resources, session: AsyncSession
+) -> None:
+    prefix = f"purge:{secrets.token_hex(4)}"
+    await _insert_windows(session, f"{prefix}:ended", 3, timedelta(minutes=-5))
+    await _insert_windows(session, f"{prefix}:current", 2, timedelta(seconds=30))
+    await session.commit()
+    jobs = resources.jobs
+    assert isinstance(jobs, RecordingJobQueue) and jobs.worker_resources is not None
+    deleted = await jobs.execute(
+        "hutch.purge_rate_limit_windows",
+        {"timestamp": 0},
+        job_id=1,
+        attempt=0,
+        resources=jobs.worker_resources,
+    )
+    assert deleted >= 3  # windows other tests left behind may end up purged too
+    assert await _keys_with_prefix(session, prefix) == {f"{prefix}:current:0", f"{prefix}:current:1"}
+
+
+async def test_purge_works_through_a_backlog_in_batches(session: AsyncSession) -> None:
+    prefix = f"purge:{secrets.token_hex(4)}"
+    await _insert_windows(session, prefix, 25, timedelta(minutes=-1))
+    # Two batches of 10 leave the rest for the next run ...
+    assert await purge_ended_windows(session, batch_size=10, max_batches=2) == 20
+    assert len(await _keys_with_prefix(session, prefix)) == 5
+    # ... which stops at the first batch that is not full.
+    assert await purge_ended_windows(session, batch_size=10, max_batches=100) == 5
+    assert await _keys_with_prefix(session, prefix) == set()
+
+
+def test_purge_job_is_a_housekeeping_job_every_ten_minutes() -> None:
+    spec = registry.specs["hutch.purge_rate_limit_windows"]
+    assert (spec.cron, spec.queue, spec.retry) == ("*/10 * * * *", HOUSEKEEPING_QUEUE, False)

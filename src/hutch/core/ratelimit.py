@@ -1,7 +1,12 @@
 """Fixed-window rate limits that hold across processes and machines.
 
-Each hit is one atomic ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` on PostgreSQL, run on its own
-autocommit connection so the counter never waits for (or rolls back with) the request's transaction.
+Two stores keep the counters, with the same windows and the same answers:
+
+* PostgreSQL (the default): each hit is one atomic ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``, run
+  on its own autocommit connection so the counter never waits for (or rolls back with) the request's
+  transaction. Ended windows are deleted by the periodic ``hutch.purge_rate_limit_windows`` job.
+* Redis (``HUTCH_REDIS_URL``): each hit is one ``MULTI INCR EXPIRE EXEC`` round trip; keys expire with
+  their window.
 """
 
 from __future__ import annotations
@@ -11,9 +16,21 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
+import redis
+import redis.asyncio
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from hutch.bootstrap import StartupError
+from hutch.settings import Settings
+
+REDIS_KEY_PREFIX = "hutch:rl:"
+# A limiter sits on every authenticated request: a Redis that stops answering should fail requests
+# quickly rather than hold them.
+REDIS_TIMEOUT_SECONDS = 2.0
+REDIS_STARTUP_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -34,11 +51,23 @@ class RateLimiter(Protocol):
         ...
 
 
-def _window(window_seconds: int, now: float) -> tuple[datetime, int]:
+def _window_bounds(window_seconds: int, now: float) -> tuple[int, int]:
+    """The current window's start (epoch seconds) and the whole seconds until it ends (at least 1)."""
     start = math.floor(now / window_seconds) * window_seconds
-    retry_after = max(1, math.ceil(start + window_seconds - now))
-    return datetime.fromtimestamp(start, UTC), retry_after
+    return start, max(1, math.ceil(start + window_seconds - now))
 
+
+def _decide_hit(count: int, limit: int, retry_after: int) -> RateDecision:
+    allowed = count <= limit
+    return RateDecision(allowed, count, limit, 0 if allowed else retry_after)
+
+
+def _decide_peek(count: int, limit: int, retry_after: int) -> RateDecision:
+    allowed = count < limit
+    return RateDecision(allowed, count, limit, 0 if allowed else retry_after)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------------
 
 _HIT = text(
     "INSERT INTO rate_limit_counters (key, window_start, count, expires_at) "
@@ -47,14 +76,24 @@ _HIT = text(
     "RETURNING count"
 )
 _PEEK = text("SELECT count FROM rate_limit_counters WHERE key = :key AND window_start = :window_start")
+# SKIP LOCKED lets two purges that overlap share the work instead of queueing behind each other.
+_PURGE_BATCH = text(
+    "DELETE FROM rate_limit_counters AS c USING ("
+    " SELECT key, window_start FROM rate_limit_counters WHERE expires_at <= now()"
+    " ORDER BY expires_at LIMIT :batch_size FOR UPDATE SKIP LOCKED"
+    ") AS ended WHERE c.key = ended.key AND c.window_start = ended.window_start"
+)
 
 
 class PostgresRateLimiter:
+    """Counters in the ``rate_limit_counters`` table: right across every process on the database."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision:
-        window_start, retry_after = _window(window_seconds, time.time())
+        start, retry_after = _window_bounds(window_seconds, time.time())
+        window_start = datetime.fromtimestamp(start, UTC)
         async with self._engine.connect() as conn:
             count = int(
                 (
@@ -68,15 +107,121 @@ class PostgresRateLimiter:
                     )
                 ).scalar_one()
             )
-        allowed = count <= limit
-        return RateDecision(allowed, count, limit, 0 if allowed else retry_after)
+        return _decide_hit(count, limit, retry_after)
 
     async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
-        window_start, retry_after = _window(window_seconds, time.time())
+        start, retry_after = _window_bounds(window_seconds, time.time())
+        window_start = datetime.fromtimestamp(start, UTC)
         async with self._engine.connect() as conn:
             count = int(
                 (await conn.execute(_PEEK, {"key": key, "window_start": window_start})).scalar_one_or_none()
                 or 0
             )
-        allowed = count < limit
-        return RateDecision(allowed, count, limit, 0 if allowed else retry_after)
+        return _decide_peek(count, limit, retry_after)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the engine belongs to the app's :class:`~hutch.db.engine.Database`."""
+
+
+async def purge_ended_windows(session: AsyncSession, *, batch_size: int, max_batches: int) -> int:
+    """Delete counters whose window has ended, ``batch_size`` rows per statement; return how many went.
+
+    Batches keep each statement short; ``max_batches`` bounds one call's transaction, and whatever is left
+    waits for the next call.
+    """
+    deleted = 0
+    for _ in range(max_batches):
+        result = await session.execute(_PURGE_BATCH, {"batch_size": batch_size})
+        batch = int(result.rowcount)  # type: ignore[attr-defined]  # DML results carry rowcount
+        deleted += batch
+        if batch < batch_size:
+            break
+    return deleted
+
+
+# --- Redis --------------------------------------------------------------------------------------------
+
+
+class RedisRateLimiter:
+    """Counters in Redis under ``hutch:rl:<key>:<window start>``, for request rates where a PostgreSQL
+    round trip per request is too dear. Same windows and answers as :class:`PostgresRateLimiter`.
+    """
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self._client = client
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisRateLimiter:
+        return cls(
+            redis.asyncio.Redis.from_url(
+                url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+            )
+        )
+
+    @staticmethod
+    def _name(key: str, window_start: int) -> str:
+        return f"{REDIS_KEY_PREFIX}{key}:{window_start}"
+
+    async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision:
+        start, retry_after = _window_bounds(window_seconds, time.time())
+        name = self._name(key, start)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.incr(name)
+            # A TTL relative to Redis's own clock: a clock difference between this machine and Redis can
+            # neither drop a live window nor keep an ended one long (the window start is in the name).
+            pipe.expire(name, retry_after + 1)
+            count, _ = await pipe.execute()
+        return _decide_hit(int(count), limit, retry_after)
+
+    async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
+        start, retry_after = _window_bounds(window_seconds, time.time())
+        value = await self._client.get(self._name(key, start))
+        return _decide_peek(int(value or 0), limit, retry_after)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def describe_redis_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_redis(url: str) -> None:
+    """Raise :class:`StartupError` in one sentence unless Redis at ``url`` answers a PING."""
+    try:
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=REDIS_STARTUP_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_STARTUP_TIMEOUT_SECONDS,
+        )
+    except ValueError as exc:  # an unknown scheme or a malformed URL
+        raise StartupError(f"HUTCH_REDIS_URL is not a usable Redis URL ({exc}).") from None
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise StartupError(
+            f"Cannot connect to Redis at {describe_redis_url(url)} ({reason.rstrip('.')}); "
+            "check HUTCH_REDIS_URL."
+        ) from None
+    finally:
+        client.close()
+
+
+def configured_redis_url(settings: Settings) -> str | None:
+    """``HUTCH_REDIS_URL``, with an empty value meaning unset."""
+    url = settings.redis_url.get_secret_value().strip() if settings.redis_url is not None else ""
+    return url or None
+
+
+def build_rate_limiter(settings: Settings, engine: AsyncEngine) -> PostgresRateLimiter | RedisRateLimiter:
+    """Redis when ``HUTCH_REDIS_URL`` is set, else PostgreSQL (which every deployment already has)."""
+    url = configured_redis_url(settings)
+    return PostgresRateLimiter(engine) if url is None else RedisRateLimiter.from_url(url)
