@@ -11,6 +11,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from hutch.app import create_app
@@ -30,9 +32,9 @@ from hutch.db import migrations
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database, create_engine
 from hutch.db.urls import libpq_conninfo
+from hutch.notifications.gateway import build_email_gateway
 from hutch.resources import Resources
 from hutch.settings import Environment, Settings
-from hutch.notifications.gateway import build_email_gateway
 from hutch.worker import JobQueue, WorkerResources
 from tests.fakes.llm import FakeLLMServer
 from tests.fakes.smtp import SmtpServer
@@ -51,16 +53,21 @@ class PostgresServer:
     def url_for(self, database: str) -> str:
         if self.embedded is not None:
             return self.embedded.url_for(database)
-        from sqlalchemy.engine import make_url
-
         return make_url(self.admin_url).set(database=database).render_as_string(hide_password=False)
 
-    def create_database(self, prefix: str = "hutch_test") -> str:
+    def create_database(self, prefix: str = "hutch_test", template: str | None = None) -> str:
+        """A new database, empty or copied from ``template`` (a database nobody is connected to)."""
         name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
         with psycopg.connect(libpq_conninfo(self.admin_url), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         self.created.append(name)
         return self.url_for(name)
+
+    def drop_database(self, url: str) -> None:
+        name = make_url(url).database
+        with psycopg.connect(libpq_conninfo(self.admin_url), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.created.remove(str(name))
 
     def drop_all(self) -> None:
         with psycopg.connect(libpq_conninfo(self.admin_url), autocommit=True) as conn:
@@ -89,11 +96,17 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
-def database_url(postgres: PostgresServer) -> str:
-    """This run's database, built by running the migrations."""
-    url = postgres.create_database()
+def migrated_template(postgres: PostgresServer) -> str:
+    """The name of a database built by running the migrations, copied for every database tests use."""
+    url = postgres.create_database(prefix="hutch_template")
     migrations.upgrade(url)
-    return url
+    return str(make_url(url).database)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: PostgresServer, migrated_template: str) -> str:
+    """This run's database; each test works in a transaction on it that is rolled back."""
+    return postgres.create_database(template=migrated_template)
 
 
 @pytest.fixture(scope="session")
@@ -199,8 +212,7 @@ class RecordingJobQueue(JobQueue):
         return results
 
 
-@pytest.fixture
-def resources(settings: Settings, database: Database, database_url: str) -> Resources:
+def build_test_resources(settings: Settings, database: Database, database_url: str) -> Resources:
     metrics = Metrics()
     jobs = RecordingJobQueue(settings, database_url)
     built = Resources(
@@ -218,15 +230,62 @@ def resources(settings: Settings, database: Database, database_url: str) -> Reso
 
 
 @pytest.fixture
+def resources(settings: Settings, database: Database, database_url: str) -> Resources:
+    return build_test_resources(settings, database, database_url)
+
+
+@pytest.fixture
+def jobs(resources: Resources) -> RecordingJobQueue:
+    """The jobs requests deferred; ``await jobs.run_pending()`` runs them as a worker would."""
+    assert isinstance(resources.jobs, RecordingJobQueue)
+    return resources.jobs
+
+
+@pytest.fixture
 def app(resources: Resources) -> FastAPI:
     return create_app(resources=resources)
 
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
-    transport = ASGITransport(app=app, raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with asgi_client(app) as client:
         yield client
+
+
+def asgi_client(app: FastAPI) -> AsyncClient:
+    return AsyncClient(
+        transport=ASGITransport(app=app, raise_app_exceptions=False), base_url="http://testserver"
+    )
+
+
+@dataclass
+class LiveDeployment:
+    """Hutch on a database of its own where every request really commits: for races and concurrency."""
+
+    resources: Resources
+    client: AsyncClient
+    session: AsyncSession
+
+    @property
+    def jobs(self) -> RecordingJobQueue:
+        assert isinstance(self.resources.jobs, RecordingJobQueue)
+        return self.resources.jobs
+
+
+@pytest.fixture
+async def live(
+    postgres: PostgresServer, migrated_template: str, settings: Settings
+) -> AsyncIterator[LiveDeployment]:
+    url = postgres.create_database(prefix="hutch_live", template=migrated_template)
+    database = Database(url, pool_size=20, max_overflow=80)
+    live_settings = settings.model_copy(update={"database_url": SecretStr(url)})
+    resources = build_test_resources(live_settings, database, url)
+    try:
+        async with asgi_client(create_app(resources=resources)) as client, database.sessionmaker() as session:
+            yield LiveDeployment(resources, client, session)
+    finally:
+        await database.dispose()
+        postgres.drop_database(url)
 
 
 @pytest.fixture(scope="session")

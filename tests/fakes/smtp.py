@@ -1,4 +1,4 @@
-"""A real SMTP server (aiosmtpd) on a loopback port that keeps what it receives, for reading emails in tests."""
+"""A real SMTP server (aiosmtpd) on loopback keeping what it receives, to read emails in tests."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class _Collector:
         self.received: list[ReceivedEmail] = []
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
         with self.lock:
             self.received.append(
