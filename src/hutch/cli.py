@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
 from cryptography.fernet import Fernet
+from email_validator import EmailNotValidError, validate_email
 from pydantic import SecretStr
 from rich.console import Console
 from rich.panel import Panel
 
 from hutch import __version__
+from hutch.accounts.passwords import strong_password
 from hutch.bootstrap import (
     DatabaseHandle,
     StartupError,
@@ -25,8 +27,11 @@ from hutch.bootstrap import (
     open_database,
     require_current_schema,
 )
+from hutch.core.errors import HutchError
 from hutch.core.logging import configure_logging
+from hutch.core.security import SecretBox
 from hutch.db import migrations
+from hutch.db.engine import Database, UnitOfWork
 from hutch.db.urls import describe
 from hutch.settings import Settings, SettingsError, export_to_environment, load_settings
 
@@ -39,8 +44,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="Secrets for settings.", no_args_is_help=True)
+admin_app = typer.Typer(help="Operator tasks: users and platform admins.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(admin_app, name="admin")
 
 console = Console(stderr=True)
 
@@ -204,8 +211,6 @@ def worker(
 
 async def _run_worker(handle: DatabaseHandle, concurrency: int) -> None:
     from hutch.core.metrics import Metrics
-    from hutch.core.security import SecretBox
-    from hutch.db.engine import Database
     from hutch.notifications.gateway import build_email_gateway
     from hutch.worker import JobQueue, WorkerResources
 
@@ -278,6 +283,107 @@ def db_revision(
 def keys_generate() -> None:
     """Print a new Fernet key for HUTCH_ENCRYPTION_KEYS (put it first; keep old keys after it)."""
     typer.echo(Fernet.generate_key().decode())
+
+
+T = TypeVar("T")
+
+
+def in_transaction(work: Callable[[UnitOfWork, Settings], Awaitable[T]]) -> T:
+    """Run ``work`` in one transaction on the configured database (migrated first); errors exit 1."""
+    settings = settings_or_exit()
+    with database_or_exit(settings, apply_migrations=settings.uses_embedded_database) as handle:
+        if not settings.uses_embedded_database:
+            try:
+                require_current_schema(handle.url)
+            except StartupError as exc:
+                raise fail(str(exc)) from None
+
+        async def run() -> T:
+            database = Database(handle.url, pool_size=1, max_overflow=0)
+            try:
+                async with database.sessionmaker() as session:
+                    uow = UnitOfWork(session)
+                    try:
+                        result = await work(uow, handle.settings)
+                    except BaseException:
+                        await uow.rollback()
+                        raise
+                    await uow.commit(None)
+                    return result
+            finally:
+                await database.dispose()
+
+        try:
+            return asyncio.run(run())
+        except HutchError as exc:
+            raise fail(exc.detail) from None
+
+
+def _password_or_exit(password: str | None) -> str:
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        return strong_password(password)
+    except ValueError as exc:
+        raise fail(f"Unusable password: {exc}.", 2) from None
+
+
+@admin_app.command("create-user")
+def admin_create_user(
+    email: Annotated[str, typer.Option(help="The user's email address.")],
+    password: Annotated[
+        str | None, typer.Option(help="Their password (asked for, hidden, when omitted).")
+    ] = None,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    org_name: Annotated[str | None, typer.Option(help="Name of their organisation.")] = None,
+    platform_admin: Annotated[
+        bool, typer.Option("--platform-admin", help="Make them a platform admin.")
+    ] = False,
+) -> None:
+    """Create a user (email counted as verified) with their own organisation."""
+    from hutch.accounts.admin import create_user
+
+    try:
+        address = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise fail(f"Invalid email: {exc}", 2) from None
+    secret = _password_or_exit(password)
+
+    async def work(uow: UnitOfWork, settings: Settings) -> str:
+        box = SecretBox([k.get_secret_value() for k in settings.encryption_keys])
+        user = await create_user(
+            uow,
+            settings,
+            box,
+            email=address,
+            password=secret,
+            name=name,
+            org_name=org_name,
+            platform_admin=platform_admin,
+        )
+        return user.id
+
+    user_id = in_transaction(work)
+    role = " (platform admin)" if platform_admin else ""
+    console.print(f"Created {address.lower()}{role}: {user_id}", highlight=False)
+
+
+@admin_app.command("grant")
+def admin_grant(email: Annotated[str, typer.Option(help="Email of an existing user.")]) -> None:
+    """Make a user a platform admin."""
+    from hutch.accounts.admin import set_platform_admin
+
+    in_transaction(lambda uow, _: set_platform_admin(uow, email, True))
+    console.print(f"{email.strip().lower()} is now a platform admin.", highlight=False)
+
+
+@admin_app.command("revoke")
+def admin_revoke(email: Annotated[str, typer.Option(help="Email of a platform admin.")]) -> None:
+    """Take platform administration away from a user (never from the last one)."""
+    from hutch.accounts.admin import set_platform_admin
+
+    in_transaction(lambda uow, _: set_platform_admin(uow, email, False))
+    console.print(f"{email.strip().lower()} is no longer a platform admin.", highlight=False)
 
 
 def main() -> None:

@@ -140,6 +140,9 @@ async def get_signed_in_user(request: Request, uow: UoWDep, resources: Resources
         raise Forbidden("This needs a signed-in user; API keys cannot do it.")
     user = await _user_from_access_token(uow.session, resources, credential)
     requested_org = request.headers.get(ORG_HEADER)
-    if requested_org is not None and await MembershipRepository(uow.session).get(requested_org, user.id) is None:
+    if (
+        requested_org is not None
+        and await MembershipRepository(uow.session).get(requested_org, user.id) is None
+    ):
         raise NotFound("Organisation")  # the header means the same everywhere
     return user

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import jwt
@@ -21,8 +22,12 @@ JWT_ALGORITHM = "HS256"
 ACCESS_TOKEN_TYPE = "access"
 
 _password_hash = PasswordHash((Argon2Hasher(),))
-# Verifying against this when the email is unknown costs the same time as a real check.
-_DUMMY_HASH = _password_hash.hash("hutch-timing-equaliser")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verifying against this when the email is unknown costs the same time as a real check."""
+    return _password_hash.hash("hutch-timing-equaliser")
 
 
 def hash_password(password: str) -> str:
@@ -32,7 +37,7 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, password_hash: str | None) -> bool:
     """Constant-time check; with no hash (unknown user) it still spends the time of a real check."""
     if password_hash is None:
-        _password_hash.verify(password, _DUMMY_HASH)
+        _password_hash.verify(password, _dummy_hash())
         return False
     try:
         return _password_hash.verify(password, password_hash)
