@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from hutch import __version__, health
+from hutch.accounts import org_router
 from hutch.accounts import router as accounts_router
 from hutch.apikeys import router as apikeys_router
 from hutch.audit import router as audit_router
@@ -23,8 +24,11 @@ from hutch.core.security import SecretBox
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database
 from hutch.db.migrations import head_revisions
+from hutch.notifications.gateway import build_email_gateway
 from hutch.resources import Resources
 from hutch.settings import Settings, ensure_generated_secrets, load_settings
+from hutch.web import account_pages
+from hutch.web.templating import static_files
 from hutch.worker import JobQueue, wait_cancelled
 
 log = structlog.get_logger(__name__)
@@ -79,6 +83,7 @@ def create_app(
             migration_heads=frozenset(head_revisions()),
             rate_limiter=rate_limiter,
             secret_box=SecretBox([k.get_secret_value() for k in settings.encryption_keys]),
+            email=build_email_gateway(settings),
         )
         app.state.resources = built
         worker_task: asyncio.Task[None] | None = None
@@ -121,8 +126,16 @@ def create_app(
         )
     # Outermost, so every answer (CORS preflights and errors included) carries the request id.
     app.add_middleware(RequestMiddleware, metrics=metrics)
-    for router in (health.router, accounts_router.router, apikeys_router.router, audit_router.router):
+    for router in (
+        health.router,
+        accounts_router.router,
+        org_router.router,
+        apikeys_router.router,
+        audit_router.router,
+        account_pages.router,
+    ):
         add_routes(app, router)
+    app.mount("/static", static_files(), name="static")
     return app
 
 
