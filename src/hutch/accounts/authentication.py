@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import User
 from hutch.accounts.repository import MembershipRepository, UserRepository
+from hutch.apikeys.budget import BudgetExhausted, month_of
 from hutch.apikeys.repository import ApiKeyRepository
 from hutch.core.dependencies import ResourcesDep, UoWDep
-from hutch.core.errors import Forbidden, NotFound, PaymentRequired, RateLimited, Unauthorized
+from hutch.core.errors import Forbidden, NotFound, RateLimited, Unauthorized
 from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind, Scope
 from hutch.core.security import InvalidAccessToken, decode_access_token, looks_like_api_key, sha256_hex
 from hutch.resources import Resources
@@ -32,10 +33,6 @@ def credential_from(request: Request) -> str | None:
         return value.strip()
     api_key = request.headers.get(API_KEY_HEADER)
     return api_key.strip() if api_key else None
-
-
-def month_of(now: datetime) -> date:
-    return now.date().replace(day=1)
 
 
 async def get_principal(request: Request, uow: UoWDep, resources: ResourcesDep) -> Principal:
@@ -74,9 +71,7 @@ async def _principal_from_api_key(
         api_key.monthly_budget_cents is not None
         and found.spent_this_month_cents >= api_key.monthly_budget_cents
     ):
-        raise PaymentRequired(
-            "This API key has spent its monthly budget; raise the budget or wait for next month."
-        )
+        raise BudgetExhausted()
     limit = api_key.rate_limit_per_minute or resources.settings.api_key_rate_limit_per_minute
     decision = await resources.rate_limiter.hit(f"api_key:{api_key.id}", limit, RATE_WINDOW_SECONDS)
     if not decision.allowed:

@@ -1,0 +1,66 @@
+"""Monthly credit budgets of API keys, reserved atomically so they hold across processes and machines.
+
+Each reservation is one conditional upsert on its own autocommit connection: concurrent requests never
+overspend, and a long model call does not hold a row lock inside the request's transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hutch.core.errors import PaymentRequired
+
+_RESERVE = text(
+    "INSERT INTO api_key_spend (api_key_id, month, spent_cents) "
+    "SELECT :key_id, :month, CAST(:amount AS bigint) "
+    "WHERE CAST(:amount AS bigint) <= CAST(:budget AS bigint) "
+    "ON CONFLICT (api_key_id, month) DO UPDATE "
+    "SET spent_cents = api_key_spend.spent_cents + EXCLUDED.spent_cents "
+    "WHERE api_key_spend.spent_cents + EXCLUDED.spent_cents <= CAST(:budget AS bigint) "
+    "RETURNING spent_cents"
+)
+_ADJUST = text(
+    "INSERT INTO api_key_spend (api_key_id, month, spent_cents) "
+    "VALUES (:key_id, :month, GREATEST(CAST(:delta AS bigint), 0)) "
+    "ON CONFLICT (api_key_id, month) DO UPDATE "
+    "SET spent_cents = GREATEST(api_key_spend.spent_cents + CAST(:delta AS bigint), 0)"
+)
+
+
+class BudgetExhausted(PaymentRequired):
+    def __init__(self) -> None:
+        super().__init__(
+            "This API key has spent its monthly budget; raise the budget or wait for next month."
+        )
+
+
+def month_of(moment: datetime) -> date:
+    return moment.astimezone(UTC).date().replace(day=1)
+
+
+class ApiKeyBudget:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def reserve(self, key_id: str, amount_cents: int, budget_cents: int) -> int:
+        """Reserve ``amount_cents`` of this month's budget; the month's spend after it, or 402."""
+        params = {
+            "key_id": key_id,
+            "month": month_of(datetime.now(UTC)),
+            "amount": amount_cents,
+            "budget": budget_cents,
+        }
+        async with self._engine.connect() as conn:
+            spent = (await conn.execute(_RESERVE, params)).scalar_one_or_none()
+        if spent is None:
+            raise BudgetExhausted()
+        return int(spent)
+
+    async def adjust(self, key_id: str, delta_cents: int) -> None:
+        """Settle a reservation with the real cost (positive or negative delta; never below zero)."""
+        params = {"key_id": key_id, "month": month_of(datetime.now(UTC)), "delta": delta_cents}
+        async with self._engine.connect() as conn:
+            await conn.execute(_ADJUST, params)
