@@ -132,6 +132,7 @@ async def get_signed_in_user(request: Request, uow: UoWDep, resources: Resources
     if credential is None:
         raise Unauthorized()
     if looks_like_api_key(credential):
+        await get_principal(request, uow, resources)  # an invalid key is a 401 like everywhere else
         raise Forbidden("This needs a signed-in user; API keys cannot do it.")
     user = await _user_from_access_token(uow.session, resources, credential)
     requested_org = request.headers.get(ORG_HEADER)

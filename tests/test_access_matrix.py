@@ -1,0 +1,211 @@
+"""Every route, every way in: no credentials, expired tokens, revoked keys, missing scopes, other orgs.
+
+The routes come from the app itself, so a new route without an entry in ``ROUTES`` fails this test:
+say who may call it, and the checks below prove nobody else gets in or sees another org's data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.accounts.models import OrgRole
+from hutch.core.security import create_access_token
+from hutch.settings import Settings
+from tests.factories import Account, create_account
+
+
+class Guard(StrEnum):
+    PUBLIC = "public"  # no credentials (the body or a token in it is the credential)
+    SIGNED_IN = "signed_in"  # an access token, whatever the org
+    MEMBER = "member"  # a signed-in member of the current org (roles checked by the route's own tests)
+    READ = "read"  # a member or a key with this scope
+    WRITE = "write"
+    CHAT = "chat"
+    PLATFORM_ADMIN = "platform_admin"
+
+
+@dataclass(frozen=True)
+class Access:
+    guard: Guard
+    body: dict[str, Any] | None = None
+    form: dict[str, str] | None = field(default=None)
+
+
+INFRA = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+
+ROUTES: dict[tuple[str, str], Access] = {
+    ("GET", "/healthz"): Access(Guard.PUBLIC),
+    ("GET", "/readyz"): Access(Guard.PUBLIC),
+    ("GET", "/metrics"): Access(Guard.PUBLIC),
+    ("POST", "/api/v1/auth/signup"): Access(Guard.PUBLIC),
+    ("POST", "/api/v1/auth/login"): Access(Guard.PUBLIC),
+    ("POST", "/api/v1/auth/refresh"): Access(Guard.PUBLIC),
+    ("POST", "/api/v1/auth/logout"): Access(Guard.PUBLIC),
+    ("POST", "/api/v1/auth/verify-email"): Access(Guard.PUBLIC),
+    ("POST", "/api/v1/auth/password-reset/request"): Access(Guard.PUBLIC),
+    ("POST", "/api/v1/auth/password-reset"): Access(Guard.PUBLIC),
+    ("POST", "/api/v1/auth/verify-email/send"): Access(Guard.SIGNED_IN),
+    ("GET", "/api/v1/users/me"): Access(Guard.SIGNED_IN),
+    ("PATCH", "/api/v1/users/me"): Access(Guard.SIGNED_IN, {"name": "x"}),
+    ("POST", "/api/v1/users/me/password"): Access(
+        Guard.SIGNED_IN, {"current_password": "whatever-it-is", "new_password": "new-long-password"}
+    ),
+    ("POST", "/api/v1/orgs"): Access(Guard.SIGNED_IN, {"name": "Another"}),
+    ("POST", "/api/v1/invitations/accept"): Access(Guard.SIGNED_IN, {"token": "not-a-real-token"}),
+    ("GET", "/api/v1/org"): Access(Guard.READ),
+    ("PATCH", "/api/v1/org"): Access(Guard.MEMBER, {"name": "Renamed"}),
+    ("GET", "/api/v1/org/members"): Access(Guard.MEMBER),
+    ("PATCH", "/api/v1/org/members/{user_id}"): Access(Guard.MEMBER, {"role": "member"}),
+    ("DELETE", "/api/v1/org/members/{user_id}"): Access(Guard.MEMBER),
+    ("POST", "/api/v1/org/invitations"): Access(Guard.MEMBER, {"email": "someone@example.com"}),
+    ("GET", "/api/v1/org/invitations"): Access(Guard.MEMBER),
+    ("DELETE", "/api/v1/org/invitations/{invitation_id}"): Access(Guard.MEMBER),
+    ("POST", "/api/v1/api-keys"): Access(Guard.MEMBER, {"label": "matrix"}),
+    ("GET", "/api/v1/api-keys"): Access(Guard.MEMBER),
+    ("GET", "/api/v1/api-keys/current"): Access(Guard.READ),
+    ("DELETE", "/api/v1/api-keys/{key_id}"): Access(Guard.MEMBER),
+    ("GET", "/api/v1/admin/audit-log"): Access(Guard.PLATFORM_ADMIN),
+    ("GET", "/verify-email"): Access(Guard.PUBLIC),
+    ("GET", "/reset-password"): Access(Guard.PUBLIC),
+    ("POST", "/reset-password"): Access(Guard.PUBLIC),
+    ("GET", "/invitations/accept"): Access(Guard.PUBLIC),
+    ("POST", "/invitations/accept"): Access(Guard.PUBLIC),
+}
+
+SCOPED = {Guard.READ, Guard.WRITE, Guard.CHAT}
+PARAM = re.compile(r"\{(\w+)\}")
+
+
+def app_routes(app: FastAPI) -> list[tuple[str, str]]:
+    found = []
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            found += [(method, route.path) for method in sorted(route.methods)]
+        elif getattr(route, "path", None) not in INFRA and not type(route).__name__ == "Mount":
+            raise AssertionError(f"unexpected route type {route!r}")
+    return found
+
+
+def test_every_route_has_an_entry(app: FastAPI) -> None:
+    served = set(app_routes(app))
+    missing = sorted(served - ROUTES.keys())
+    stale = sorted(ROUTES.keys() - served)
+    assert not missing, f"routes without an access entry: {missing}"
+    assert not stale, f"entries for routes that no longer exist: {stale}"
+
+
+@dataclass
+class World:
+    """Org A (the caller) and org B (the neighbour whose data must never show)."""
+
+    a: Account
+    b: Account
+    b_member: Account
+    a_keys: dict[str, str]  # "all", "read", "write", "chat", "revoked"
+    b_ids: dict[str, str]  # path parameter -> one of B's resources
+    secrets_of_b: list[str]
+    expired_token: str
+
+
+@pytest.fixture
+async def world(client: AsyncClient, session: AsyncSession, settings: Settings) -> World:
+    a = await create_account(session, settings, org_name="Org A")
+    b = await create_account(session, settings, org_name="Neighbour B", email="owner-b@example.com")
+    b_member = await create_account(
+        session, settings, org=b.org, role=OrgRole.MEMBER, email="member-b@example.com"
+    )
+
+    async def key(owner: Account, **fields: Any) -> dict[str, str]:
+        response = await client.post("/api/v1/api-keys", json={"label": "m", **fields}, headers=owner.headers)
+        assert response.status_code == 201
+        body: dict[str, str] = response.json()
+        return body
+
+    a_keys = {"all": (await key(a))["key"]}
+    for scope in ("read", "write", "chat"):
+        a_keys[scope] = (await key(a, scopes=[scope]))["key"]
+    revoked = await key(a)
+    await client.delete(f"/api/v1/api-keys/{revoked['id']}", headers=a.headers)
+    a_keys["revoked"] = revoked["key"]
+
+    b_key = await key(b)
+    invitation = await client.post(
+        "/api/v1/org/invitations", json={"email": "invitee-b@example.com"}, headers=b.headers
+    )
+    b_ids = {"key_id": b_key["id"], "user_id": b_member.user.id, "invitation_id": invitation.json()["id"]}
+    expired = create_access_token(settings.require_secret_key(), a.user.id, timedelta(seconds=-1))
+    return World(
+        a=a,
+        b=b,
+        b_member=b_member,
+        a_keys=a_keys,
+        b_ids=b_ids,
+        secrets_of_b=[
+            b.org.id,
+            "Neighbour B",
+            "owner-b@example.com",
+            "member-b@example.com",
+            *b_ids.values(),
+        ],
+        expired_token=expired,
+    )
+
+
+async def call(
+    client: AsyncClient, method: str, path: str, access: Access, ids: dict[str, str], headers: dict[str, str]
+) -> tuple[int, str]:
+    url = PARAM.sub(lambda m: ids.get(m.group(1), f"missing_{m.group(1)}"), path)
+    response = await client.request(method, url, json=access.body, data=access.form, headers=headers)
+    return response.status_code, response.text
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(k for k, v in ROUTES.items() if v.guard != Guard.PUBLIC))
+async def test_nobody_else_gets_in(client: AsyncClient, world: World, method: str, path: str) -> None:
+    access = ROUTES[(method, path)]
+    own_ids = {"key_id": "key_x", "user_id": world.a.user.id, "invitation_id": "inv_x"}
+    seen: list[str] = []
+
+    async def expect(status: int, headers: dict[str, str], ids: dict[str, str] = own_ids) -> None:
+        got, text = await call(client, method, path, access, ids, headers)
+        assert got == status, f"{method} {path} with {headers}: expected {status}, got {got}: {text}"
+        seen.append(text)
+
+    await expect(401, {})
+    await expect(401, bearer(world.expired_token))
+    await expect(401, bearer("not-a-token"))
+    await expect(401, {"X-API-Key": world.a_keys["revoked"]})
+    await expect(401, {"X-API-Key": "hk_" + "0" * 43})
+    if access.guard in SCOPED:
+        for scope in ("read", "write", "chat"):
+            if scope != access.guard.value:
+                await expect(403, {"X-API-Key": world.a_keys[scope]})
+    if access.guard in (Guard.SIGNED_IN, Guard.MEMBER):
+        await expect(403, {"X-API-Key": world.a_keys["all"]})  # keys act for an org, not a person
+    if access.guard == Guard.PLATFORM_ADMIN:
+        await expect(403, world.a.headers)
+        await expect(403, {"X-API-Key": world.a_keys["all"]})
+    else:
+        # Naming an org you are not in is a 404, for people and keys alike.
+        await expect(404, {**world.a.headers, "X-Org-Id": world.b.org.id})
+        if access.guard in SCOPED:
+            await expect(404, {"X-API-Key": world.a_keys["all"], "X-Org-Id": world.b.org.id})
+    if PARAM.search(path) and access.guard != Guard.PLATFORM_ADMIN:
+        # Org B's ids from org A's owner: not found, as if they did not exist.
+        await expect(404, world.a.headers, world.b_ids)
+    for text in seen:
+        for secret in world.secrets_of_b:
+            assert secret not in text, f"{method} {path} leaked {secret!r}: {text}"
