@@ -75,7 +75,14 @@ class InvalidAccessToken(Exception):
 
 def create_access_token(secret_key: str, user_id: str, ttl: timedelta, **claims: Any) -> str:
     now = datetime.now(UTC)
-    payload = {"sub": user_id, "typ": ACCESS_TOKEN_TYPE, "iat": now, "exp": now + ttl, **claims}
+    payload = {
+        "sub": user_id,
+        "typ": ACCESS_TOKEN_TYPE,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": secrets.token_urlsafe(12),  # two tokens issued in the same second still differ
+        **claims,
+    }
     return jwt.encode(payload, secret_key, algorithm=JWT_ALGORITHM)
 
 
