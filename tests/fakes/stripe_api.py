@@ -339,6 +339,7 @@ class FakeStripe(BackgroundServer):
         self._idempotent: dict[str, tuple[str, str, JSON, int, JSON]] = {}
         self._emitted: list[JSON] = []
         self._request_ref: JSON = {"id": None, "idempotency_key": None}
+        self._generation = 0  # bumped by reset
         super().__init__(self._build_app())
 
     # --- test API: setup and inspection -----------------------------------------------------------
@@ -350,6 +351,7 @@ class FakeStripe(BackgroundServer):
 
     def reset(self) -> None:
         with self._lock:
+            self._generation += 1
             self._objects.clear()
             self._requests.clear()
             self._endpoints.clear()
@@ -404,16 +406,18 @@ class FakeStripe(BackgroundServer):
         self._deliveries.extend(done)
         return done
 
-    async def _deliver_async(self, events: list[JSON]) -> None:
+    async def _deliver_async(self, targets: list[tuple[WebhookEndpoint, JSON]], generation: int) -> None:
         async with httpx.AsyncClient(timeout=10) as http:
-            for endpoint, event in self._targets(events):
+            for endpoint, event in targets:
                 signed = sign_event(event, endpoint.secret)
                 try:
                     response = await http.post(endpoint.url, content=signed.body, headers=signed.headers)
                     delivery = Delivery(endpoint.url, event["id"], event["type"], response.status_code)
                 except httpx.HTTPError as exc:
                     delivery = Delivery(endpoint.url, event["id"], event["type"], None, repr(exc))
-                self._deliveries.append(delivery)
+                # A delivery still running when a test resets the fake belongs to the previous test.
+                if generation == self._generation:
+                    self._deliveries.append(delivery)
 
     def _targets(self, events: list[JSON]) -> list[tuple[WebhookEndpoint, JSON]]:
         return [
@@ -595,7 +599,9 @@ class FakeStripe(BackgroundServer):
                 events, self._emitted = self._emitted, []
                 if key is not None:
                     self._idempotent[key] = (method, path, params, status, result)
-            background = BackgroundTask(self._deliver_async, events) if events and self._endpoints else None
+                # Like Stripe, webhooks go out after the answer, to the endpoints known at the time.
+                targets, generation = self._targets(events), self._generation
+            background = BackgroundTask(self._deliver_async, targets, generation) if targets else None
             return JSONResponse(result, status, headers=headers, background=background)
 
         return endpoint
@@ -1972,7 +1978,7 @@ class FakeStripe(BackgroundServer):
         except (KeyError, ValueError):
             return HTMLResponse("<h1>This checkout session cannot be paid</h1>", 410)
         # Deliver before redirecting so the success page usually finds the payment recorded, as with Stripe.
-        await self._deliver_async(events)
+        await self._deliver_async(self._targets(events), self._generation)
         success_url = self._objects[session_id]["success_url"] or f"{self.base_url}/c/pay/{session_id}"
         return RedirectResponse(success_url.replace("{CHECKOUT_SESSION_ID}", session_id), 303)
 
@@ -2015,7 +2021,7 @@ class FakeStripe(BackgroundServer):
             events = self._helper(act, deliver=False)
         except (KeyError, StripeError):
             return HTMLResponse("<h1>Not found</h1>", 404)
-        await self._deliver_async(events)
+        await self._deliver_async(self._targets(events), self._generation)
         return RedirectResponse(self._objects[portal_id]["return_url"] or f"/p/session/{portal_id}", 303)
 
 

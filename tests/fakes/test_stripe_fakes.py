@@ -549,17 +549,50 @@ def test_scripted_errors_and_declined_cards(fake_stripe: FakeStripe, sdk: stripe
 def test_events_reach_registered_endpoints_signed(
     fake_stripe: FakeStripe, sdk: stripe.StripeClient, receiver: WebhookReceiver
 ) -> None:
-    secret = fake_stripe.add_webhook_endpoint(receiver.url, events=["checkout.session.completed"])
+    secret = fake_stripe.add_webhook_endpoint(
+        receiver.url, events=["checkout.session.completed", "customer.subscription.updated"]
+    )
     monthly, _ = _prices(sdk)
     session = _trial_checkout(sdk, sdk.v1.customers.create().id, monthly.id)
 
-    events = fake_stripe.complete(session.id)
-
-    [delivery] = receiver.wait_for(1)
+    events = fake_stripe.complete(session.id)  # delivered before it returns
+    [delivery] = receiver.received
     event = stripe.Webhook.construct_event(delivery.body, delivery.signature, secret)
     assert event.id == events[-1]["id"] and event.type == "checkout.session.completed"
-    assert [d.status for d in fake_stripe.deliveries] == [200]
     assert sdk.v1.events.retrieve(event.id).type == "checkout.session.completed"
+
+    # Events caused by API calls go out in the background, after the answer.
+    sdk.v1.subscriptions.update(
+        events[-1]["data"]["object"]["subscription"], params={"cancel_at_period_end": True}
+    )
+    _, update = receiver.wait_for(2)
+    updated = stripe.Webhook.construct_event(update.body, update.signature, secret)
+    assert updated.type == "customer.subscription.updated"
+    assert updated.request.idempotency_key is not None
+    deadline = time.monotonic() + 5  # the fake records the answer just after the receiver sends it
+    while len(fake_stripe.deliveries) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [d.status for d in fake_stripe.deliveries] == [200, 200]
+
+
+def test_expired_sessions_and_cancellation_for_nonpayment(
+    fake_stripe: FakeStripe, sdk: stripe.StripeClient
+) -> None:
+    subscription = _trialing_subscription(fake_stripe, sdk)
+    fake_stripe.fail_next_invoice(subscription.id)
+    retry = fake_stripe.fail_next_invoice(subscription.id)
+    assert [e["type"] for e in retry] == ["invoice.payment_failed"]
+    assert retry[0]["data"]["object"]["attempt_count"] == 2
+    [ended] = fake_stripe.cancel_for_nonpayment(subscription.id)
+    assert ended["type"] == "customer.subscription.deleted"
+    assert ended["data"]["object"]["cancellation_details"]["reason"] == "payment_failed"
+
+    monthly = subscription.to_dict()["items"]["data"][0]["price"]["id"]
+    abandoned = _trial_checkout(sdk, subscription.customer, monthly)
+    assert sdk.v1.checkout.sessions.expire(abandoned.id).status == "expired"
+    assert fake_stripe.events[-1]["type"] == "checkout.session.expired"
+    with pytest.raises(ValueError):
+        fake_stripe.complete(abandoned.id)
 
 
 # --- signing --------------------------------------------------------------------------------------
