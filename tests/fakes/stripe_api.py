@@ -3,7 +3,9 @@
 Covers Customers, Products, Prices (one-time and recurring), Checkout Sessions (``payment`` and
 ``subscription`` mode, trials through ``subscription_data[trial_period_days]``), Billing Portal sessions,
 Subscriptions (trialing / active / past_due / canceled, periods on the items as recent API versions have
-them and at the top level as older ones did), Invoices, PaymentIntents and Events.
+them and at the top level as older ones did), Invoices, PaymentIntents and Events. Subscription updates
+follow Stripe's item rules: ``items[0][id]`` with ``items[0][price]`` changes that item's price (proration
+is ignored), an item without ``id`` is added.
 
 Requests are form-encoded with Stripe's bracket notation and need ``Authorization: Bearer sk_test_...``;
 unknown parameters, missing ones and unknown ids answer Stripe-shaped errors. Every request is recorded.
@@ -502,7 +504,7 @@ class FakeStripe(BackgroundServer):
 
         return self._helper(act)
 
-    def _helper(self, action: Callable[[], None], deliver: bool = True) -> list[JSON]:
+    def _helper(self, action: Callable[[], object], deliver: bool = True) -> list[JSON]:
         with self._lock:
             self._emitted = []
             self._request_ref = {"id": None, "idempotency_key": None}
@@ -1149,7 +1151,7 @@ class FakeStripe(BackgroundServer):
         return self._line_items_list(session, params)
 
     def _line_items_list(self, session: JSON, params: JSON) -> JSON:
-        items = []
+        items: list[JSON] = []
         for item in session["_line_items"]:
             price = self._objects[item["price"]]
             amount = price["unit_amount"] * item["quantity"]
@@ -1958,10 +1960,13 @@ class FakeStripe(BackgroundServer):
                 f"{i['amount_total']} {i['currency']}</li>"
                 for i in self._line_items_list(session, {"limit": 100})["data"]
             )
-            trial = session["_trial_period_days"]
+            days, trial = (
+                session["_trial_period_days"],
+                session["_trial_end"] or session["_trial_period_days"],
+            )
         if session["status"] != "open":
             return HTMLResponse(f"<h1>This checkout session is {session['status']}</h1>", 410)
-        note = f"<p>{trial}-day free trial</p>" if trial else ""
+        note = (f"<p>{days}-day free trial</p>" if days else "<p>Free trial</p>") if trial else ""
         cancel = f'<a href="{html.escape(session["cancel_url"])}">Cancel</a>' if session["cancel_url"] else ""
         button = "Start trial" if trial else "Pay"
         page = (

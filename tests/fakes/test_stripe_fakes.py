@@ -80,7 +80,8 @@ def localstripe(localstripe_server: LocalStripe) -> LocalStripe:
     return localstripe_server
 
 
-def _card_customer(client: stripe.StripeClient) -> stripe.Customer:
+def _card_customer(client: stripe.StripeClient) -> tuple[str, str]:
+    """A customer whose default payment method is a working card: (customer id, card id)."""
     customer = client.v1.customers.create(params={"email": "owner@example.com", "metadata": {"org_id": "7"}})
     card = client.v1.payment_methods.create(
         params={
@@ -89,35 +90,33 @@ def _card_customer(client: stripe.StripeClient) -> stripe.Customer:
         }
     )
     client.v1.payment_methods.attach(card.id, params={"customer": customer.id})
-    return client.v1.customers.update(
-        customer.id, params={"invoice_settings": {"default_payment_method": card.id}}
-    )
+    client.v1.customers.update(customer.id, params={"invoice_settings": {"default_payment_method": card.id}})
+    return customer.id, card.id
 
 
 def test_localstripe_serves_customers_plans_subscriptions_and_payment_intents(
     localstripe: LocalStripe,
 ) -> None:
     client = localstripe.client()
-    customer = _card_customer(client)
-    assert client.v1.customers.retrieve(customer.id).metadata.to_dict() == {"org_id": "7"}
+    customer, card = _card_customer(client)
+    assert client.v1.customers.retrieve(customer).to_dict()["metadata"] == {"org_id": "7"}
 
     product = client.v1.products.create(params={"name": "Pro"})
     plan = client.v1.plans.create(
         params={"product": product.id, "amount": 2900, "currency": "usd", "interval": "month"}
     )
-    subscription = client.v1.subscriptions.create(
-        params={"customer": customer.id, "items": [{"plan": plan.id}]}
-    )
+    subscription = client.v1.subscriptions.create(params={"customer": customer, "items": [{"plan": plan.id}]})
     assert subscription.status == "active"
-    assert subscription.to_dict()["items"]["data"][0]["plan"]["id"] == plan.id
-    assert subscription.current_period_end > subscription.current_period_start
+    shape = subscription.to_dict()  # localstripe answers an old API version's shape
+    assert shape["items"]["data"][0]["plan"]["id"] == plan.id
+    assert shape["current_period_end"] > shape["current_period_start"]
 
     intent = client.v1.payment_intents.create(
         params={
             "amount": 1500,
             "currency": "usd",
-            "customer": customer.id,
-            "payment_method": customer.invoice_settings.default_payment_method,
+            "customer": customer,
+            "payment_method": card,
             "confirm": True,
         }
     )
@@ -137,16 +136,16 @@ def test_localstripe_refuses_a_missing_key_and_unknown_ids(localstripe: LocalStr
 
 def test_localstripe_lacks_trials_which_is_why_the_fake_exists(localstripe: LocalStripe) -> None:
     client = localstripe.client()
-    customer = _card_customer(client)
+    customer, _ = _card_customer(client)
     plan = client.v1.plans.create(
         params={"product": {"name": "Pro"}, "amount": 2900, "currency": "usd", "interval": "month"}
     )
     trial = client.v1.subscriptions.create(
-        params={"customer": customer.id, "items": [{"plan": plan.id}], "trial_period_days": 14}
+        params={"customer": customer, "items": [{"plan": plan.id}], "trial_period_days": 14}
     )
     assert trial.status != "trialing"
     with pytest.raises(stripe.StripeError):
-        client.v1.prices.create(params={"product": plan.product, "unit_amount": 100, "currency": "usd"})
+        client.v1.prices.create(params={"product": str(plan.product), "unit_amount": 100, "currency": "usd"})
 
 
 def test_localstripe_delivers_signed_webhooks_the_sdk_accepts(
@@ -238,9 +237,9 @@ def _trialing_subscription(fake: FakeStripe, sdk: stripe.StripeClient) -> stripe
 
 def test_prices_one_time_and_recurring(sdk: stripe.StripeClient) -> None:
     monthly, credits = _prices(sdk)
-    assert (monthly.type, monthly.recurring.interval, monthly.unit_amount) == ("recurring", "month", 2900)
-    assert (credits.type, credits.recurring) == ("one_time", None)
-    assert sdk.v1.products.retrieve(credits.product).name == "1,000 credits"
+    assert (monthly.type, monthly.to_dict()["recurring"]["interval"]) == ("recurring", "month")
+    assert (credits.type, credits.recurring, credits.unit_amount) == ("one_time", None, 1000)
+    assert sdk.v1.products.retrieve(str(credits.product)).name == "1,000 credits"
     assert sdk.v1.prices.retrieve(monthly.id).lookup_key == "pro_monthly"
     found = sdk.v1.prices.list(params={"lookup_keys": ["pro_monthly"], "active": True})
     assert [p.id for p in found.data] == [monthly.id]
@@ -405,7 +404,7 @@ def test_plan_change_and_cancel(fake_stripe: FakeStripe, sdk: stripe.StripeClien
 def test_billing_portal_session(fake_stripe: FakeStripe, sdk: stripe.StripeClient) -> None:
     subscription = _trialing_subscription(fake_stripe, sdk)
     portal = sdk.v1.billing_portal.sessions.create(
-        params={"customer": subscription.customer, "return_url": "https://hutch.test/billing"}
+        params={"customer": str(subscription.customer), "return_url": "https://hutch.test/billing"}
     )
     assert portal.url.startswith(f"{fake_stripe.base_url}/p/session/")
     assert portal.customer == subscription.customer
@@ -457,7 +456,7 @@ def test_errors_have_stripes_shape(fake_stripe: FakeStripe, sdk: stripe.StripeCl
         }
     }
     subscription = {"mode": "subscription"}
-    cases: list[tuple[dict[str, Any], str, str]] = [
+    cases: list[tuple[Any, str, str]] = [
         ({"line_items": [{"price": monthly.id, "quantity": 1}]}, "mode", "parameter_missing"),
         (
             {**subscription, "line_items": [{"price": "price_x", "quantity": 1}]},
@@ -521,6 +520,7 @@ def test_idempotency_keys_replay_the_first_answer(sdk: stripe.StripeClient) -> N
     first = sdk.v1.customers.create(params={"email": "a@example.com"}, options={"idempotency_key": "k1"})
     again = sdk.v1.customers.create(params={"email": "a@example.com"}, options={"idempotency_key": "k1"})
     assert again.id == first.id
+    assert again.last_response is not None
     assert again.last_response.headers.get("Idempotent-Replayed") == "true"
     with pytest.raises(stripe.IdempotencyError):
         sdk.v1.customers.create(params={"email": "b@example.com"}, options={"idempotency_key": "k1"})
@@ -588,7 +588,7 @@ def test_expired_sessions_and_cancellation_for_nonpayment(
     assert ended["data"]["object"]["cancellation_details"]["reason"] == "payment_failed"
 
     monthly = subscription.to_dict()["items"]["data"][0]["price"]["id"]
-    abandoned = _trial_checkout(sdk, subscription.customer, monthly)
+    abandoned = _trial_checkout(sdk, str(subscription.customer), monthly)
     assert sdk.v1.checkout.sessions.expire(abandoned.id).status == "expired"
     assert fake_stripe.events[-1]["type"] == "checkout.session.expired"
     with pytest.raises(ValueError):
