@@ -34,6 +34,25 @@ async def test_concurrent_hits_never_exceed_the_limit(engine: AsyncEngine) -> No
     assert sorted(d.count for d in decisions) == list(range(1, 41))
 
 
+async def test_own_pool_keeps_counting_after_its_connection_is_killed(engine: AsyncEngine) -> None:
+    limiter = PostgresRateLimiter.with_own_pool(engine.url)
+    key = f"test:{secrets.token_hex(6)}"
+    try:
+        assert (await limiter.hit(key, limit=3, window_seconds=60)).count == 1
+        async with engine.connect() as conn:  # what a database restart or a proxy timeout does to it
+            killed = await conn.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'hutch-ratelimit' AND datname = current_database()"
+                )
+            )
+        assert killed >= 1
+        assert (await limiter.hit(key, limit=3, window_seconds=60)).count == 2
+        assert (await limiter.peek(key, limit=3, window_seconds=60)).count == 2
+    finally:
+        await limiter.aclose()
+
+
 # --- purging ended windows ----------------------------------------------------------------------------
 
 
