@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_startup.py", "bench_healthz.py"]
+BENCHES = ["bench_startup.py", "bench_healthz.py", "bench_auth.py"]
 
 if __name__ == "__main__":
     here = Path(__file__).parent
