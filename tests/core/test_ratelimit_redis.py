@@ -18,6 +18,7 @@ import pytest
 import redis
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hutch.core.ratelimit import (
     REDIS_KEY_PREFIX,
@@ -177,20 +178,38 @@ async def test_a_window_ends_and_the_next_one_starts_empty(limiter: RedisRateLim
     assert (await limiter.hit(key, limit=1, window_seconds=1)).allowed
 
 
-def test_build_rate_limiter_picks_redis_only_when_configured(
-    redis_server: RedisServer, tmp_path: Path
+@pytest.mark.parametrize("redis_url", [None, ""], ids=["unset", "empty"])
+async def test_without_a_redis_url_hits_are_counted_in_postgresql(
+    redis_url: str | None, engine: AsyncEngine, database_url: str, tmp_path: Path
 ) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")  # never connected
-    plain = make_settings("postgresql://nobody@127.0.0.1:1/none", tmp_path)
-    assert isinstance(build_rate_limiter(plain, engine), PostgresRateLimiter)
-    empty = make_settings("postgresql://nobody@127.0.0.1:1/none", tmp_path, redis_url=SecretStr(""))
-    assert isinstance(build_rate_limiter(empty, engine), PostgresRateLimiter)
-    configured = make_settings(
-        "postgresql://nobody@127.0.0.1:1/none", tmp_path, redis_url=SecretStr(redis_server.url)
+    settings = make_settings(
+        database_url, tmp_path, redis_url=None if redis_url is None else SecretStr(redis_url)
     )
-    assert isinstance(build_rate_limiter(configured, engine), RedisRateLimiter)
+    key = fresh_key()
+    limiter = build_rate_limiter(settings, engine)
+    try:
+        await limiter.hit(key, 5, 60)
+    finally:
+        await limiter.aclose()
+    assert (await PostgresRateLimiter(engine).peek(key, 5, 60)).count == 1
+
+
+async def test_with_a_redis_url_hits_are_counted_in_redis(
+    redis_server: RedisServer,
+    limiter: RedisRateLimiter,
+    engine: AsyncEngine,
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(database_url, tmp_path, redis_url=SecretStr(redis_server.url))
+    key = fresh_key()
+    built = build_rate_limiter(settings, engine)
+    try:
+        await built.hit(key, 5, 60)
+    finally:
+        await built.aclose()
+    assert (await limiter.peek(key, 5, 60)).count == 1
+    assert (await PostgresRateLimiter(engine).peek(key, 5, 60)).count == 0
 
 
 def test_redis_url_password_is_hidden_in_messages() -> None:
