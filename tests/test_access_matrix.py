@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.routing import Mount
 
 from hutch.accounts.models import OrgRole
 from hutch.core.security import create_access_token
@@ -91,7 +92,7 @@ def app_routes(app: FastAPI) -> list[tuple[str, str]]:
     for route in app.routes:
         if isinstance(route, APIRoute):
             found += [(method, route.path) for method in sorted(route.methods)]
-        elif getattr(route, "path", None) not in INFRA and not type(route).__name__ == "Mount":
+        elif getattr(route, "path", None) not in INFRA and not isinstance(route, Mount):
             raise AssertionError(f"unexpected route type {route!r}")
     return found
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Membership, OrgRole
@@ -71,6 +72,13 @@ async def test_existing_user_accepts_and_switches_orgs_with_the_header(
 ) -> None:
     owner = await create_account(session, settings, org_name="Acme")
     guest = await create_account(session, settings, email="guest@example.com", org_name="Guest Co")
+    # Their own org came first (in one test transaction every row would share the same now()).
+    await session.execute(
+        update(Membership)
+        .where(Membership.user_id == guest.user.id)
+        .values(created_at=datetime.now(UTC) - timedelta(days=1))
+    )
+    await session.commit()
     token = await invite(client, jobs, mailbox, owner, "guest@example.com", "member")
     accepted = await client.post("/api/v1/invitations/accept", json={"token": token}, headers=guest.headers)
     assert accepted.status_code == 200
