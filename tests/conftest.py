@@ -27,15 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from hutch.app import create_app
 from hutch.core.metrics import Metrics
 from hutch.core.ratelimit import PostgresRateLimiter
-from hutch.core.security import SecretBox
 from hutch.db import migrations
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database, create_engine
 from hutch.db.urls import libpq_conninfo
-from hutch.notifications.gateway import build_email_gateway
-from hutch.resources import Resources
+from hutch.resources import Resources, build_resources, build_worker_resources
 from hutch.settings import Environment, Settings
 from hutch.worker import JobQueue, WorkerResources
+from tests.fakes.anthropic import FakeAnthropicServer
 from tests.fakes.llm import FakeLLMServer
 from tests.fakes.smtp import SmtpServer
 
@@ -145,13 +144,24 @@ def mailbox(smtp_server: SmtpServer) -> SmtpServer:
 
 @pytest.fixture(scope="session")
 def settings(
-    database_url: str, tmp_path_factory: pytest.TempPathFactory, smtp_server: SmtpServer
+    database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    smtp_server: SmtpServer,
+    fake_llm_server: FakeLLMServer,
+    fake_anthropic_server: FakeAnthropicServer,
 ) -> Settings:
+    """A deployment whose outside services are the local fakes: SMTP, OpenAI-compatible and Anthropic LLMs."""
     return make_settings(
         database_url,
         tmp_path_factory.mktemp("data"),
         smtp_url=SecretStr(smtp_server.url),
         public_url="https://hutch.example",
+        openai_api_key=SecretStr("sk-test-platform-key"),
+        openai_base_url=fake_llm_server.api_base,
+        anthropic_api_key=SecretStr("sk-ant-test"),
+        anthropic_base_url=fake_anthropic_server.base_url,
+        llm_max_retries=0,
+        provider_urls_allow_private=True,  # the fakes listen on loopback
     )
 
 
@@ -213,17 +223,10 @@ class RecordingJobQueue(JobQueue):
 
 
 def build_test_resources(settings: Settings, database: Database, database_url: str) -> Resources:
-    metrics = Metrics()
     jobs = RecordingJobQueue(settings, database_url)
-    built = Resources(
-        settings=settings,
-        database=database,
-        jobs=jobs,
-        metrics=metrics,
-        migration_heads=frozenset(migrations.head_revisions()),
-        rate_limiter=PostgresRateLimiter(database.engine),
-        secret_box=SecretBox([k.get_secret_value() for k in settings.encryption_keys]),
-        email=build_email_gateway(settings),
+    shared = build_worker_resources(settings, database, Metrics())
+    built = build_resources(
+        shared, jobs, PostgresRateLimiter(database.engine), frozenset(migrations.head_revisions())
     )
     jobs.worker_resources = built.worker_resources
     return built
@@ -294,6 +297,21 @@ def fake_llm_server() -> Iterator[FakeLLMServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_anthropic_server() -> Iterator[FakeAnthropicServer]:
+    server = FakeAnthropicServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_anthropic(fake_anthropic_server: FakeAnthropicServer) -> FakeAnthropicServer:
+    """The fake Anthropic Messages API, with its script and request log cleared for this test."""
+    fake_anthropic_server.reset()
+    return fake_anthropic_server
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Mount
 
 from hutch.accounts.models import OrgRole
+from hutch.conversations.repository import MemoryRepository
 from hutch.core.security import create_access_token
 from hutch.settings import Settings
 from tests.factories import Account, create_account
@@ -76,6 +77,23 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/api-keys/current"): Access(Guard.READ),
     ("DELETE", "/api/v1/api-keys/{key_id}"): Access(Guard.MEMBER),
     ("GET", "/api/v1/admin/audit-log"): Access(Guard.PLATFORM_ADMIN),
+    ("POST", "/api/v1/agents"): Access(Guard.WRITE, {"name": "Matrix"}),
+    ("GET", "/api/v1/agents"): Access(Guard.READ),
+    ("GET", "/api/v1/agents/{agent_id}"): Access(Guard.READ),
+    ("PATCH", "/api/v1/agents/{agent_id}"): Access(Guard.WRITE, {"name": "Renamed"}),
+    ("DELETE", "/api/v1/agents/{agent_id}"): Access(Guard.WRITE),
+    ("GET", "/api/v1/agent-roles"): Access(Guard.READ),
+    ("GET", "/api/v1/agent-tools"): Access(Guard.READ),
+    ("GET", "/api/v1/models"): Access(Guard.READ),
+    ("POST", "/api/v1/provider-keys"): Access(Guard.MEMBER, {"provider": "openai", "api_key": "sk-matrix"}),
+    ("GET", "/api/v1/provider-keys"): Access(Guard.MEMBER),
+    ("DELETE", "/api/v1/provider-keys/{provider_key_id}"): Access(Guard.MEMBER),
+    ("POST", "/api/v1/agents/{agent_id}/chat"): Access(Guard.CHAT, {"message": "hello"}),
+    ("GET", "/api/v1/agents/{agent_id}/conversations"): Access(Guard.READ),
+    ("GET", "/api/v1/agents/{agent_id}/conversations/{conversation_id}/messages"): Access(Guard.READ),
+    ("POST", "/api/v1/agents/{agent_id}/conversations/{conversation_id}/reset"): Access(Guard.CHAT),
+    ("GET", "/api/v1/agents/{agent_id}/memories"): Access(Guard.READ),
+    ("DELETE", "/api/v1/agents/{agent_id}/memories/{memory_id}"): Access(Guard.WRITE),
     ("GET", "/verify-email"): Access(Guard.PUBLIC),
     ("GET", "/reset-password"): Access(Guard.PUBLIC),
     ("POST", "/reset-password"): Access(Guard.PUBLIC),
@@ -143,7 +161,24 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
     invitation = await client.post(
         "/api/v1/org/invitations", json={"email": "invitee-b@example.com"}, headers=b.headers
     )
-    b_ids = {"key_id": b_key["id"], "user_id": b_member.user.id, "invitation_id": invitation.json()["id"]}
+    b_agent = (await client.post("/api/v1/agents", json={"name": "B's agent"}, headers=b.headers)).json()
+    b_chat = await client.post(
+        f"/api/v1/agents/{b_agent['id']}/chat", json={"message": "hi"}, headers=b.headers
+    )
+    b_provider_key = await client.post(
+        "/api/v1/provider-keys", json={"provider": "openai", "api_key": "sk-b-own-key"}, headers=b.headers
+    )
+    b_memory = await MemoryRepository(session).add_fact(b.org.id, b_agent["id"], "user:b", "B likes tea")
+    await session.commit()
+    b_ids = {
+        "key_id": b_key["id"],
+        "user_id": b_member.user.id,
+        "invitation_id": invitation.json()["id"],
+        "agent_id": b_agent["id"],
+        "conversation_id": b_chat.json()["conversation_id"],
+        "memory_id": b_memory.id,
+        "provider_key_id": b_provider_key.json()["id"],
+    }
     expired = create_access_token(settings.require_secret_key(), a.user.id, timedelta(seconds=-1))
     return World(
         a=a,
@@ -156,6 +191,8 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
             "Neighbour B",
             "owner-b@example.com",
             "member-b@example.com",
+            "B likes tea",
+            "sk-b-own-key",
             *b_ids.values(),
         ],
         expired_token=expired,
@@ -177,7 +214,7 @@ def bearer(token: str) -> dict[str, str]:
 @pytest.mark.parametrize(("method", "path"), sorted(k for k, v in ROUTES.items() if v.guard != Guard.PUBLIC))
 async def test_nobody_else_gets_in(client: AsyncClient, world: World, method: str, path: str) -> None:
     access = ROUTES[(method, path)]
-    own_ids = {"key_id": "key_x", "user_id": world.a.user.id, "invitation_id": "inv_x"}
+    own_ids = {"key_id": "key_x", "user_id": world.a.user.id, "invitation_id": "inv_x", "agent_id": "agt_x"}
     seen: list[str] = []
 
     async def expect(status: int, headers: dict[str, str], ids: dict[str, str] = own_ids) -> None:

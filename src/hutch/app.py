@@ -13,19 +13,21 @@ from fastapi.middleware.cors import CORSMiddleware
 from hutch import __version__, health
 from hutch.accounts import org_router
 from hutch.accounts import router as accounts_router
+from hutch.agents import router as agents_router
+from hutch.agents.catalog import Catalog, CatalogError, load_catalog
 from hutch.apikeys import router as apikeys_router
 from hutch.audit import router as audit_router
+from hutch.bootstrap import StartupError
+from hutch.conversations import router as conversations_router
 from hutch.core.errors import install_error_handlers
 from hutch.core.logging import configure_logging
 from hutch.core.metrics import Metrics
 from hutch.core.middleware import RequestMiddleware
 from hutch.core.ratelimit import build_rate_limiter, check_redis, configured_redis_url
-from hutch.core.security import SecretBox
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database
 from hutch.db.migrations import head_revisions
-from hutch.notifications.gateway import build_email_gateway
-from hutch.resources import Resources
+from hutch.resources import Resources, build_resources, build_worker_resources
 from hutch.settings import Settings, ensure_generated_secrets, load_settings
 from hutch.web import account_pages
 from hutch.web.templating import static_files
@@ -53,8 +55,15 @@ def create_app(
         configure_logging(json_logs=settings.json_logs, level=settings.log_level)
     metrics = resources.metrics if resources is not None else Metrics()
     redis_url = configured_redis_url(settings)
-    if resources is None and redis_url is not None:
-        check_redis(redis_url)  # here, before uvicorn runs, so `hutch serve` can say it in one line
+    catalog: Catalog | None = None
+    if resources is None:
+        # Checked here, before uvicorn runs, so `hutch serve` can say what is wrong in one line.
+        if redis_url is not None:
+            check_redis(redis_url)
+        try:
+            catalog = load_catalog(settings)
+        except CatalogError as exc:
+            raise StartupError(str(exc)) from None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,16 +84,8 @@ def create_app(
         jobs = JobQueue(settings, url)
         await jobs.open()
         rate_limiter = build_rate_limiter(settings, database.engine)
-        built = Resources(
-            settings=settings,
-            database=database,
-            jobs=jobs,
-            metrics=metrics,
-            migration_heads=frozenset(head_revisions()),
-            rate_limiter=rate_limiter,
-            secret_box=SecretBox([k.get_secret_value() for k in settings.encryption_keys]),
-            email=build_email_gateway(settings),
-        )
+        shared = build_worker_resources(settings, database, metrics, catalog)
+        built = build_resources(shared, jobs, rate_limiter, frozenset(head_revisions()))
         app.state.resources = built
         worker_task: asyncio.Task[None] | None = None
         if run_worker:
@@ -102,6 +103,7 @@ def create_app(
                 await wait_cancelled(worker_task)
             await jobs.close()
             await rate_limiter.aclose()
+            await built.close()
             await database.dispose()
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
@@ -132,6 +134,8 @@ def create_app(
         org_router.router,
         apikeys_router.router,
         audit_router.router,
+        agents_router.router,
+        conversations_router.router,
         account_pages.router,
     ):
         add_routes(app, router)

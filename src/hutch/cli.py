@@ -19,6 +19,7 @@ from rich.panel import Panel
 
 from hutch import __version__
 from hutch.accounts.passwords import strong_password
+from hutch.agents.catalog import Catalog, CatalogError, load_catalog
 from hutch.bootstrap import (
     DatabaseHandle,
     StartupError,
@@ -205,28 +206,29 @@ def worker(
     with database_or_exit(settings, apply_migrations=settings.uses_embedded_database) as handle:
         if not settings.uses_embedded_database:
             require_current_schema(handle.url)
-        asyncio.run(_run_worker(handle, concurrency or handle.settings.worker_concurrency))
+        try:
+            catalog = load_catalog(handle.settings)
+        except CatalogError as exc:
+            raise fail(str(exc)) from None
+        asyncio.run(_run_worker(handle, concurrency or handle.settings.worker_concurrency, catalog))
     console.print("Worker stopped.")
 
 
-async def _run_worker(handle: DatabaseHandle, concurrency: int) -> None:
+async def _run_worker(handle: DatabaseHandle, concurrency: int, catalog: Catalog) -> None:
     from hutch.core.metrics import Metrics
-    from hutch.notifications.gateway import build_email_gateway
-    from hutch.worker import JobQueue, WorkerResources
+    from hutch.resources import build_worker_resources
+    from hutch.worker import JobQueue
 
     settings = handle.settings
     database = Database(handle.url, pool_size=max(2, concurrency), max_overflow=concurrency)
     jobs = JobQueue(settings, handle.url, pool_max_size=concurrency + 2)
     await jobs.open()
     try:
-        resources = WorkerResources(
-            settings=settings,
-            database=database,
-            metrics=Metrics(),
-            secret_box=SecretBox([k.get_secret_value() for k in settings.encryption_keys]),
-            email=build_email_gateway(settings),
-        )
-        await jobs.run_worker(resources, concurrency=concurrency, install_signal_handlers=True)
+        resources = build_worker_resources(settings, database, Metrics(), catalog)
+        try:
+            await jobs.run_worker(resources, concurrency=concurrency, install_signal_handlers=True)
+        finally:
+            await resources.close()
     finally:
         await jobs.close()
         await database.dispose()

@@ -4,32 +4,58 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hutch.agents.catalog import Catalog, load_catalog
 from hutch.core.metrics import Metrics
 from hutch.core.ratelimit import RateLimiter
 from hutch.core.security import SecretBox
 from hutch.db.engine import Database
-from hutch.notifications.gateway import EmailGateway
+from hutch.engine.gateway import LLMGateway
+from hutch.notifications.gateway import build_email_gateway
 from hutch.settings import Settings
 from hutch.worker import JobQueue, WorkerResources
 
 
 @dataclass
-class Resources:
-    settings: Settings
-    database: Database
+class Resources(WorkerResources):
+    """Everything an API process uses: what jobs use, plus the queue, the limiter and the schema heads."""
+
     jobs: JobQueue
-    metrics: Metrics
     migration_heads: frozenset[str]
     rate_limiter: RateLimiter
-    secret_box: SecretBox
-    email: EmailGateway
 
     @property
     def worker_resources(self) -> WorkerResources:
-        return WorkerResources(
-            settings=self.settings,
-            database=self.database,
-            metrics=self.metrics,
-            secret_box=self.secret_box,
-            email=self.email,
-        )
+        return self
+
+
+def build_worker_resources(
+    settings: Settings, database: Database, metrics: Metrics, catalog: Catalog | None = None
+) -> WorkerResources:
+    """The gateways and helpers every process needs, built once from settings."""
+    catalog = catalog or load_catalog(settings)
+    return WorkerResources(
+        settings=settings,
+        database=database,
+        metrics=metrics,
+        secret_box=SecretBox([k.get_secret_value() for k in settings.encryption_keys]),
+        email=build_email_gateway(settings),
+        catalog=catalog,
+        llm=LLMGateway(settings, catalog),
+    )
+
+
+def build_resources(
+    shared: WorkerResources, jobs: JobQueue, rate_limiter: RateLimiter, migration_heads: frozenset[str]
+) -> Resources:
+    return Resources(
+        settings=shared.settings,
+        database=shared.database,
+        metrics=shared.metrics,
+        secret_box=shared.secret_box,
+        email=shared.email,
+        catalog=shared.catalog,
+        llm=shared.llm,
+        jobs=jobs,
+        rate_limiter=rate_limiter,
+        migration_heads=migration_heads,
+    )

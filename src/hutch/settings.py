@@ -80,8 +80,28 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
     google_api_key: SecretStr | None = None
+    google_base_url: str | None = None
     moonshot_api_key: SecretStr | None = None
+    moonshot_base_url: str | None = None
+    deepseek_api_key: SecretStr | None = None
+    deepseek_base_url: str | None = None
+    ollama_base_url: str | None = None
+    openai_compatible_api_key: SecretStr | None = None
+    openai_compatible_base_url: str | None = None
+
+    # The conversation engine.
+    model_catalog_file: Path | None = None  # the operator's additions to the model catalog
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    llm_max_retries: int = Field(default=2, ge=0, le=10)  # per model, with backoff, before the fallback
+    history_messages: int = Field(default=20, ge=2, le=200)
+    history_token_budget: int = Field(default=8000, ge=500)
+    memories_in_prompt: int = Field(default=30, ge=0, le=500)
+    # web_fetch refuses private, loopback and link-local addresses unless the operator allows them; so do
+    # the base URLs customers give with their own provider keys.
+    web_fetch_allow_private: bool = False
+    provider_urls_allow_private: bool = False
     smtp_url: SecretStr | None = None
     email_from: str | None = None  # e.g. "Acme AI <hello@acme.example>"
     redis_url: SecretStr | None = None

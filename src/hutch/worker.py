@@ -15,7 +15,7 @@ import importlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import procrastinate
 import structlog
@@ -27,12 +27,21 @@ from hutch.core.security import SecretBox
 from hutch.db.engine import Database, UnitOfWork
 from hutch.db.urls import libpq_conninfo
 from hutch.notifications.gateway import EmailGateway
+
+if TYPE_CHECKING:
+    from hutch.agents.catalog import Catalog
+    from hutch.engine.gateway import LLMGateway
 from hutch.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 # Modules whose import registers jobs; each domain adds its ``jobs`` module here.
-JOB_MODULES: list[str] = ["hutch.core.jobs", "hutch.accounts.jobs", "hutch.notifications.jobs"]
+JOB_MODULES: list[str] = [
+    "hutch.core.jobs",
+    "hutch.accounts.jobs",
+    "hutch.notifications.jobs",
+    "hutch.conversations.jobs",
+]
 
 DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)
 HOUSEKEEPING_QUEUE = "housekeeping"
@@ -101,6 +110,11 @@ class WorkerResources:
     metrics: Metrics
     secret_box: SecretBox
     email: EmailGateway
+    catalog: Catalog
+    llm: LLMGateway
+
+    async def close(self) -> None:
+        await self.llm.close()
 
 
 class JobQueue:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, DateTime, Enum, ForeignKey, Index, String
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hutch.db.base import Base, TimestampMixin
+from hutch.db.base import Base, TimestampMixin, str_enum
 
 
 class OrgRole(StrEnum):
@@ -24,10 +24,6 @@ class OrgRole(StrEnum):
 class EmailTokenPurpose(StrEnum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"
-
-
-def _enum(enum: type[StrEnum], name: str) -> Enum:
-    return Enum(enum, name=name, values_callable=lambda e: [m.value for m in e], native_enum=False, length=32)
 
 
 class User(TimestampMixin, Base):
@@ -60,7 +56,7 @@ class Membership(TimestampMixin, Base):
     user_id: Mapped[str] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
-    role: Mapped[OrgRole] = mapped_column(_enum(OrgRole, "org_role"))
+    role: Mapped[OrgRole] = mapped_column(str_enum(OrgRole, "org_role"))
 
 
 class RefreshToken(TimestampMixin, Base):
@@ -84,7 +80,7 @@ class EmailToken(TimestampMixin, Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    purpose: Mapped[EmailTokenPurpose] = mapped_column(_enum(EmailTokenPurpose, "email_token_purpose"))
+    purpose: Mapped[EmailTokenPurpose] = mapped_column(str_enum(EmailTokenPurpose, "email_token_purpose"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -97,7 +93,7 @@ class Invitation(TimestampMixin, Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320))
-    role: Mapped[OrgRole] = mapped_column(_enum(OrgRole, "org_role"))
+    role: Mapped[OrgRole] = mapped_column(str_enum(OrgRole, "org_role"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     invited_by_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -23,6 +23,10 @@ class HutchError(Exception):
         self.detail = detail
         self.headers = headers
 
+    def body(self) -> Any:
+        """The ``detail`` of the JSON answer."""
+        return self.detail
+
 
 class BadRequest(HutchError):
     status_code = 400
@@ -61,6 +65,21 @@ class Conflict(HutchError):
     status_code = 409
 
 
+class InvalidField(HutchError):
+    """A value that passed the schema but not the rules (an unknown model, tool or provider): 422."""
+
+    status_code = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+    def body(self) -> Any:
+        # The same list form FastAPI's own 422 answers use.
+        return [{"loc": ["body", self.field], "msg": self.message, "type": "value_error"}]
+
+
 class UnsupportedMediaType(HutchError):
     status_code = 415
 
@@ -91,7 +110,7 @@ def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> JS
 
 async def _handle_hutch_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HutchError)
-    return _json(exc.status_code, exc.detail, exc.headers)
+    return _json(exc.status_code, exc.body(), exc.headers)
 
 
 async def _handle_http_exception(_: Request, exc: Exception) -> JSONResponse:

@@ -47,6 +47,19 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.llm_requests = Counter(
+            "hutch_llm_requests_total",
+            "Agent replies, by provider and outcome (ok, fallback, failed).",
+            ["provider", "outcome"],
+            registry=self.registry,
+        )
+        self.llm_tokens = Counter(
+            "hutch_llm_tokens_total",
+            "Tokens used by agent replies, by provider and direction (input, output).",
+            ["provider", "direction"],
+            registry=self.registry,
+        )
+
     def set_queue_counts(self, rows: list[tuple[str, str, int]]) -> None:
         self.jobs_in_queue.clear()
         for task, status, count in rows:

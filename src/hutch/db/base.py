@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, Enum, MetaData, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -22,3 +23,8 @@ class Base(DeclarativeBase):
 
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+def str_enum(enum: type[StrEnum], name: str) -> Enum:
+    """A string column holding an enum's values (not a native PostgreSQL enum: adding values needs no DDL)."""
+    return Enum(enum, name=name, values_callable=lambda e: [m.value for m in e], native_enum=False, length=32)

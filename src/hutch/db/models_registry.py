@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from hutch.accounts import models as accounts_models
+from hutch.agents import models as agents_models
 from hutch.apikeys import models as apikeys_models
 from hutch.audit import models as audit_models
+from hutch.conversations import models as conversations_models
 from hutch.core import models as core_models
 from hutch.db.base import Base
 from hutch.notifications import models as notifications_models
 
 metadata = Base.metadata
-DOMAIN_MODELS = (accounts_models, apikeys_models, audit_models, core_models, notifications_models)
+DOMAIN_MODELS = (
+    accounts_models,
+    agents_models,
+    apikeys_models,
+    audit_models,
+    conversations_models,
+    core_models,
+    notifications_models,
+)

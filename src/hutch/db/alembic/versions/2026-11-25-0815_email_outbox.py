@@ -2,7 +2,7 @@
 
 Revision ID: 0003_email_outbox
 Revises: 0002_accounts
-Create Date: 2026-11-25 09:00:00+00:00
+Create Date: 2026-11-25 08:15:00+00:00
 """
 
 from collections.abc import Sequence

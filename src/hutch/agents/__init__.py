@@ -1,0 +1,1 @@
+"""Agents: their settings, role templates, the model catalog and provider keys."""

@@ -1,0 +1,74 @@
+"""Agents and the provider keys organisations bring."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hutch.db.base import Base, TimestampMixin, str_enum
+
+
+class Audience(StrEnum):
+    PERSONAL = "personal"  # the customer's own assistant; only their linked identities reach it
+    PUBLIC = "public"  # talks to the customer's users
+
+
+class Placement(StrEnum):
+    SHARED = "shared"
+    DEDICATED = "dedicated"
+
+
+class AgentStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+
+
+class Agent(TimestampMixin, Base):
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("org_id", "slug"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(64))
+    system_prompt: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(200))
+    fallback_model: Mapped[str | None] = mapped_column(String(200))
+    temperature: Mapped[Decimal] = mapped_column(Numeric(3, 2))
+    max_tokens: Mapped[int] = mapped_column(Integer)
+    audience: Mapped[Audience] = mapped_column(str_enum(Audience, "agent_audience"))
+    placement: Mapped[Placement] = mapped_column(str_enum(Placement, "agent_placement"))
+    tools: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    status: Mapped[AgentStatus] = mapped_column(str_enum(AgentStatus, "agent_status"))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class ProviderKey(TimestampMixin, Base):
+    """An organisation's own key for a model provider (BYOK); it wins over the platform's key."""
+
+    __tablename__ = "provider_keys"
+    __table_args__ = (UniqueConstraint("org_id", "provider"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    api_key_encrypted: Mapped[str] = mapped_column(Text)
+    last4: Mapped[str] = mapped_column(String(4))
+    base_url: Mapped[str | None] = mapped_column(String(500))

@@ -1,0 +1,68 @@
+"""Every query on agents and provider keys; tenant filtering lives here."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.agents.models import Agent, ProviderKey
+from hutch.core.principal import Principal
+
+
+class AgentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def readable(self, principal: Principal) -> Select[Agent]:
+        """The org's agents, narrowed to the caller's allowed agents when an API key is restricted."""
+        stmt = select(Agent).where(Agent.org_id == principal.org_id)
+        if principal.agent_ids is not None:
+            stmt = stmt.where(Agent.id.in_(principal.agent_ids))
+        return stmt
+
+    async def page(self, principal: Principal, skip: int, limit: int) -> tuple[list[Agent], int]:
+        stmt = self.readable(principal)
+        total = int(await self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+        rows = await self.session.scalars(stmt.order_by(Agent.created_at, Agent.id).offset(skip).limit(limit))
+        return list(rows.all()), total
+
+    async def get(self, principal: Principal, agent_id: str, *, for_update: bool = False) -> Agent | None:
+        stmt = self.readable(principal).where(Agent.id == agent_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_id_or_slug(self, principal: Principal, ref: str) -> Agent | None:
+        stmt = self.readable(principal).where((Agent.id == ref) | (Agent.slug == ref))
+        return (await self.session.execute(stmt.limit(1))).scalar_one_or_none()
+
+    async def slug_taken(self, org_id: str, slug: str, except_id: str | None = None) -> bool:
+        stmt = select(Agent.id).where(Agent.org_id == org_id, Agent.slug == slug)
+        if except_id is not None:
+            stmt = stmt.where(Agent.id != except_id)
+        return (await self.session.execute(stmt.limit(1))).first() is not None
+
+    async def slugs_like(self, org_id: str, base: str) -> set[str]:
+        stmt = select(Agent.slug).where(Agent.org_id == org_id, Agent.slug.like(f"{base}%"))
+        return set((await self.session.scalars(stmt)).all())
+
+    async def count_in_org(self, org_id: str) -> int:
+        stmt = select(func.count()).select_from(Agent).where(Agent.org_id == org_id)
+        return int(await self.session.scalar(stmt) or 0)
+
+
+class ProviderKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def of_org(self, org_id: str) -> list[ProviderKey]:
+        stmt = select(ProviderKey).where(ProviderKey.org_id == org_id).order_by(ProviderKey.provider)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def get(self, org_id: str, key_id: str) -> ProviderKey | None:
+        stmt = select(ProviderKey).where(ProviderKey.org_id == org_id, ProviderKey.id == key_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def for_provider(self, org_id: str, provider: str) -> ProviderKey | None:
+        stmt = select(ProviderKey).where(ProviderKey.org_id == org_id, ProviderKey.provider == provider)
+        return (await self.session.execute(stmt.with_for_update())).scalar_one_or_none()

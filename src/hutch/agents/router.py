@@ -1,0 +1,201 @@
+"""Agent endpoints: CRUD, role templates, tools, the model catalog and provider keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from hutch.agents.catalog import ProviderKind
+from hutch.agents.models import Agent, ProviderKey
+from hutch.agents.roles import ROLE_TEMPLATES
+from hutch.agents.schemas import (
+    AgentCreate,
+    AgentList,
+    AgentOut,
+    AgentUpdate,
+    ModelList,
+    ModelOut,
+    ProviderKeyCreate,
+    ProviderKeyList,
+    ProviderKeyOut,
+    RoleTemplateList,
+    RoleTemplateOut,
+    ToolList,
+    ToolOut,
+)
+from hutch.agents.service import AgentService, ProviderKeyService, org_credentials
+from hutch.core.authz import OrgAdmin, Reader, Writer
+from hutch.core.dependencies import ResourcesDep, UoWDep
+from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound, Unauthorized, error_responses
+from hutch.engine.tools import TOOLS
+from hutch.resources import Resources
+
+router = APIRouter(prefix="/api/v1", tags=["agents"])
+
+Skip = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+def _agents(uow: UoWDep, resources: Resources) -> AgentService:
+    return AgentService(uow.session, resources.llm, resources.secret_box)
+
+
+def agent_out(agent: Agent) -> AgentOut:
+    return AgentOut(
+        id=agent.id,
+        slug=agent.slug,
+        name=agent.name,
+        role=agent.role,
+        system_prompt=agent.system_prompt,
+        model=agent.model,
+        fallback_model=agent.fallback_model,
+        temperature=float(agent.temperature),
+        max_tokens=agent.max_tokens,
+        audience=agent.audience,
+        placement=agent.placement,
+        tools=list(agent.tools),
+        status=agent.status,
+        created_at=agent.created_at,
+        updated_at=agent.updated_at,
+    )
+
+
+@router.post(
+    "/agents",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AgentOut,
+    responses=error_responses(Unauthorized, Forbidden, Conflict, InvalidField),
+)
+async def create_agent(
+    body: AgentCreate, principal: Writer, uow: UoWDep, resources: ResourcesDep
+) -> AgentOut:
+    """Create an agent. Role templates fill in the persona and tools you leave out; the model defaults to
+    the deployment's default (the demo model only when no provider is configured)."""
+    return agent_out(await _agents(uow, resources).create(principal, body))
+
+
+@router.get("/agents", response_model=AgentList, responses=error_responses(Unauthorized, Forbidden))
+async def list_agents(
+    principal: Reader, uow: UoWDep, resources: ResourcesDep, skip: Skip = 0, limit: Limit = 50
+) -> AgentList:
+    """The organisation's agents, oldest first (a key limited to some agents sees only those)."""
+    agents, total = await _agents(uow, resources).page(principal, skip, limit)
+    return AgentList(items=[agent_out(a) for a in agents], total=total)
+
+
+@router.get("/agents/{agent_id}", response_model=AgentOut, responses=error_responses(Unauthorized, NotFound))
+async def get_agent(agent_id: str, principal: Reader, uow: UoWDep, resources: ResourcesDep) -> AgentOut:
+    """One agent."""
+    return agent_out(await _agents(uow, resources).get(principal, agent_id))
+
+
+@router.patch(
+    "/agents/{agent_id}",
+    response_model=AgentOut,
+    responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidField),
+)
+async def update_agent(
+    agent_id: str, body: AgentUpdate, principal: Writer, uow: UoWDep, resources: ResourcesDep
+) -> AgentOut:
+    """Change an agent's settings; fields left out stay as they are."""
+    return agent_out(await _agents(uow, resources).update(principal, agent_id, body))
+
+
+@router.delete(
+    "/agents/{agent_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(Unauthorized, Forbidden, NotFound),
+)
+async def delete_agent(agent_id: str, principal: Writer, uow: UoWDep, resources: ResourcesDep) -> Response:
+    """Delete an agent with its conversations and memories."""
+    await _agents(uow, resources).delete(principal, agent_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/agent-roles", response_model=RoleTemplateList, responses=error_responses(Unauthorized))
+async def list_roles(_: Reader) -> RoleTemplateList:
+    """Role templates: a starting persona and tools for common kinds of agent (any other role is allowed)."""
+    return RoleTemplateList(
+        items=[
+            RoleTemplateOut(
+                key=t.key, title=t.title, description=t.description, persona=t.persona, tools=list(t.tools)
+            )
+            for t in ROLE_TEMPLATES.values()
+        ]
+    )
+
+
+@router.get("/agent-tools", response_model=ToolList, responses=error_responses(Unauthorized))
+async def list_tools(_: Reader) -> ToolList:
+    """The tools an agent can enable."""
+    return ToolList(items=[ToolOut(name=s.name, description=s.description) for s in TOOLS.specs()])
+
+
+@router.get("/models", response_model=ModelList, responses=error_responses(Unauthorized))
+async def list_models(principal: Reader, uow: UoWDep, resources: ResourcesDep) -> ModelList:
+    """The model catalog. `available` is true where a key is configured (the platform's or your own)."""
+    llm = resources.llm
+    keys = await org_credentials(uow.session, resources.secret_box, principal.org_id)
+    default = llm.default_model(keys)
+    return ModelList(
+        items=[
+            ModelOut(
+                id=spec.id,
+                provider=spec.provider,
+                display_name=spec.display_name,
+                available=llm.available(spec.provider, keys),
+                context_window=spec.context_window,
+                input_usd_per_mtok=float(spec.input_usd_per_mtok),
+                output_usd_per_mtok=float(spec.output_usd_per_mtok),
+                is_default=spec.id == default,
+                is_demo=llm.catalog.providers[spec.provider].kind is ProviderKind.DEMO,
+            )
+            for spec in llm.catalog.models.values()
+        ]
+    )
+
+
+def _key_out(key: ProviderKey) -> ProviderKeyOut:
+    return ProviderKeyOut(
+        id=key.id, provider=key.provider, last4=key.last4, base_url=key.base_url, created_at=key.created_at
+    )
+
+
+def _keys(uow: UoWDep, resources: Resources) -> ProviderKeyService:
+    return ProviderKeyService(uow.session, resources.settings, resources.llm, resources.secret_box)
+
+
+@router.post(
+    "/provider-keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProviderKeyOut,
+    responses=error_responses(Unauthorized, Forbidden, InvalidField),
+)
+async def add_provider_key(
+    body: ProviderKeyCreate, principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep
+) -> ProviderKeyOut:
+    """Bring your own key for a provider (it replaces an earlier one). It is stored encrypted and never
+    shown again, only its last four characters; your agents then use it instead of the platform's."""
+    return _key_out(await _keys(uow, resources).add(principal, body))
+
+
+@router.get(
+    "/provider-keys", response_model=ProviderKeyList, responses=error_responses(Unauthorized, Forbidden)
+)
+async def list_provider_keys(principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep) -> ProviderKeyList:
+    """The organisation's own provider keys (never the keys themselves)."""
+    return ProviderKeyList(items=[_key_out(k) for k in await _keys(uow, resources).list(principal)])
+
+
+@router.delete(
+    "/provider-keys/{provider_key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(Unauthorized, Forbidden, NotFound),
+)
+async def delete_provider_key(
+    provider_key_id: str, principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep
+) -> Response:
+    """Remove a provider key; agents fall back to the platform's key for that provider."""
+    await _keys(uow, resources).remove(principal, provider_key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,256 @@
+"""The rules of agents and provider keys: defaults from role templates, valid models and tools, slugs."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import socket
+from urllib.parse import urlsplit
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.agents.catalog import Credentials, ProviderKind
+from hutch.agents.models import Agent, AgentStatus, ProviderKey
+from hutch.agents.repository import AgentRepository, ProviderKeyRepository
+from hutch.agents.roles import role_template
+from hutch.agents.schemas import AgentCreate, AgentUpdate, ProviderKeyCreate
+from hutch.audit.service import record_audit
+from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound
+from hutch.core.ids import new_id
+from hutch.core.principal import Principal
+from hutch.core.security import SecretBox
+from hutch.engine.gateway import LLMGateway
+from hutch.engine.tools import TOOLS
+from hutch.settings import Settings
+
+GENERIC_PERSONA = "You are a helpful assistant. Answer clearly and briefly, and say so when you do not know."
+SLUG_ATTEMPTS = 20
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:48].strip("-")
+    return slug or "agent"
+
+
+async def org_credentials(
+    session: AsyncSession, secret_box: SecretBox, org_id: str
+) -> dict[str, Credentials]:
+    """The org's own provider keys, decrypted for one call."""
+    keys = await ProviderKeyRepository(session).of_org(org_id)
+    return {k.provider: Credentials(secret_box.decrypt(k.api_key_encrypted), k.base_url) for k in keys}
+
+
+class AgentService:
+    def __init__(self, session: AsyncSession, llm: LLMGateway, secret_box: SecretBox) -> None:
+        self.session = session
+        self.llm = llm
+        self.secret_box = secret_box
+        self.agents = AgentRepository(session)
+
+    async def page(self, principal: Principal, skip: int, limit: int) -> tuple[list[Agent], int]:
+        return await self.agents.page(principal, skip, limit)
+
+    async def get(self, principal: Principal, agent_id: str, *, for_update: bool = False) -> Agent:
+        agent = await self.agents.get(principal, agent_id, for_update=for_update)
+        if agent is None:
+            raise NotFound("Agent")
+        return agent
+
+    async def create(self, principal: Principal, data: AgentCreate) -> Agent:
+        if principal.agent_ids is not None:
+            raise Forbidden("This API key is limited to some agents and cannot create new ones.")
+        template = role_template(data.role)
+        model = data.model or self.llm.default_model(await self._org_keys(principal.org_id))
+        self._check_model("model", model)
+        if data.fallback_model is not None:
+            self._check_model("fallback_model", data.fallback_model)
+        tools = list(
+            dict.fromkeys(data.tools if data.tools is not None else (template.tools if template else ()))
+        )
+        self._check_tools(tools)
+        agent = Agent(
+            id=new_id("agt"),
+            org_id=principal.org_id,
+            slug="",
+            name=data.name,
+            role=data.role,
+            system_prompt=data.system_prompt
+            if data.system_prompt is not None
+            else (template.persona if template else GENERIC_PERSONA),
+            model=model,
+            fallback_model=data.fallback_model,
+            temperature=data.temperature,
+            max_tokens=data.max_tokens,
+            audience=data.audience,
+            placement=data.placement,
+            tools=tools,
+            status=data.status,
+        )
+        await self._insert_with_slug(agent, data.slug)
+        await record_audit(
+            self.session,
+            action="agent_created",
+            org_id=principal.org_id,
+            actor_user_id=principal.user_id,
+            actor_api_key_id=principal.api_key_id,
+            target=agent.id,
+        )
+        return agent
+
+    async def update(self, principal: Principal, agent_id: str, data: AgentUpdate) -> Agent:
+        agent = await self.get(principal, agent_id, for_update=True)
+        changes = data.model_dump(exclude_unset=True)
+        for field in ("name", "role", "system_prompt", "model", "temperature", "max_tokens", "audience"):
+            if changes.get(field) is None:
+                changes.pop(field, None)  # null means "unchanged" for required fields
+        if "model" in changes:
+            self._check_model("model", changes["model"])
+        if changes.get("fallback_model") is not None:
+            self._check_model("fallback_model", changes["fallback_model"])
+        if "tools" in changes:
+            changes["tools"] = list(dict.fromkeys(changes["tools"] or []))
+            self._check_tools(changes["tools"])
+        if changes.get("slug") is not None and changes["slug"] != agent.slug:
+            if await self.agents.slug_taken(agent.org_id, changes["slug"], except_id=agent.id):
+                raise Conflict(f"Another agent already uses the slug {changes['slug']!r}.")
+        elif "slug" in changes:
+            changes.pop("slug")
+        for field, value in changes.items():
+            setattr(agent, field, value)
+        await self.session.flush()
+        return agent
+
+    async def delete(self, principal: Principal, agent_id: str) -> None:
+        agent = await self.get(principal, agent_id, for_update=True)
+        await self.session.delete(agent)
+        await record_audit(
+            self.session,
+            action="agent_deleted",
+            org_id=principal.org_id,
+            actor_user_id=principal.user_id,
+            actor_api_key_id=principal.api_key_id,
+            target=agent.id,
+            details={"name": agent.name},
+        )
+
+    async def set_status(self, principal: Principal, agent_id: str, status: AgentStatus) -> Agent:
+        agent = await self.get(principal, agent_id, for_update=True)
+        agent.status = status
+        return agent
+
+    def _check_model(self, field: str, model: str) -> None:
+        if self.llm.catalog.find(model) is None:
+            raise InvalidField(field, f"unknown model {model!r}; GET /api/v1/models lists them")
+
+    def _check_tools(self, tools: list[str]) -> None:
+        unknown = TOOLS.unknown(tools)
+        if unknown:
+            known = ", ".join(s.name for s in TOOLS.specs())
+            raise InvalidField("tools", f"unknown tool(s) {', '.join(unknown)}; available: {known}")
+
+    async def _org_keys(self, org_id: str) -> dict[str, Credentials]:
+        return await org_credentials(self.session, self.secret_box, org_id)
+
+    async def _insert_with_slug(self, agent: Agent, wanted: str | None) -> None:
+        """Insert with the wanted slug (409 if taken) or one derived from the name, made unique."""
+        if wanted is not None:
+            if await self.agents.slug_taken(agent.org_id, wanted):
+                raise Conflict(f"Another agent already uses the slug {wanted!r}.")
+            candidates = [wanted]
+        else:
+            base = slugify(agent.name)
+            taken = await self.agents.slugs_like(agent.org_id, base)
+            candidates = [s for s in [base, *(f"{base}-{n}" for n in range(2, 1000))] if s not in taken]
+        for slug in candidates[:SLUG_ATTEMPTS]:
+            agent.slug = slug
+            try:
+                async with self.session.begin_nested():  # a concurrent create may take the slug first
+                    self.session.add(agent)
+                    await self.session.flush()
+                return
+            except IntegrityError:
+                if wanted is not None:
+                    raise Conflict(f"Another agent already uses the slug {wanted!r}.") from None
+        raise Conflict("Could not find a free slug for this agent; give one explicitly.")
+
+
+class ProviderKeyService:
+    def __init__(
+        self, session: AsyncSession, settings: Settings, llm: LLMGateway, secret_box: SecretBox
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.llm = llm
+        self.secret_box = secret_box
+        self.keys = ProviderKeyRepository(session)
+
+    async def add(self, principal: Principal, data: ProviderKeyCreate) -> ProviderKey:
+        """Store (or replace) the org's key for a provider, encrypted; only its last four characters show."""
+        spec = self.llm.catalog.providers.get(data.provider)
+        if spec is None or spec.kind is ProviderKind.DEMO:
+            names = ", ".join(
+                n for n, p in self.llm.catalog.providers.items() if p.kind is not ProviderKind.DEMO
+            )
+            raise InvalidField("provider", f"unknown provider {data.provider!r}; one of: {names}")
+        if data.base_url is None and spec.base_url is None:
+            raise InvalidField("base_url", f"{spec.display_name} needs the base URL of your endpoint")
+        if data.base_url is not None:
+            await self._check_base_url(data.base_url)
+        api_key = data.api_key.strip()
+        existing = await self.keys.for_provider(principal.org_id, data.provider)
+        if existing is not None:
+            await self.session.delete(existing)
+            await self.session.flush()
+        key = ProviderKey(
+            id=new_id("pk"),
+            org_id=principal.org_id,
+            provider=data.provider,
+            api_key_encrypted=self.secret_box.encrypt(api_key),
+            last4=api_key[-4:],
+            base_url=data.base_url,
+        )
+        self.session.add(key)
+        await self.session.flush()
+        await self.session.refresh(key)
+        await record_audit(
+            self.session,
+            action="provider_key_added",
+            org_id=principal.org_id,
+            actor_user_id=principal.user_id,
+            target=data.provider,
+        )
+        return key
+
+    async def list(self, principal: Principal) -> list[ProviderKey]:
+        return await self.keys.of_org(principal.org_id)
+
+    async def remove(self, principal: Principal, key_id: str) -> None:
+        key = await self.keys.get(principal.org_id, key_id)
+        if key is None:
+            raise NotFound("Provider key")
+        await self.session.delete(key)
+        await record_audit(
+            self.session,
+            action="provider_key_removed",
+            org_id=principal.org_id,
+            actor_user_id=principal.user_id,
+            target=key.provider,
+        )
+
+    async def _check_base_url(self, url: str) -> None:
+        """Hutch will send requests there: refuse private and loopback addresses unless allowed."""
+        host = urlsplit(url).hostname
+        if not host:
+            raise InvalidField("base_url", "must be an http(s) URL with a host name")
+        if self.settings.provider_urls_allow_private:
+            return
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except OSError:
+            raise InvalidField("base_url", f"the host {host!r} does not resolve") from None
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0])
+            if not address.is_global:
+                raise InvalidField("base_url", f"the host {host!r} is a private or local address")

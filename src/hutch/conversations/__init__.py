@@ -1,0 +1,1 @@
+"""Conversations and their messages, per agent, channel and end user."""

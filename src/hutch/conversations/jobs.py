@@ -1,0 +1,46 @@
+"""Jobs of the conversations domain."""
+
+from __future__ import annotations
+
+from hutch.agents.models import Agent
+from hutch.conversations.chat import COMPACT_JOB, ChatFlow
+from hutch.conversations.models import Conversation, Memory, MemoryKind
+from hutch.conversations.repository import MemoryRepository, MessageRepository
+from hutch.core.ids import new_id
+from hutch.engine.compaction import summarize
+from hutch.worker import JobContext, job
+
+
+@job(COMPACT_JOB, lock_per="conversation_id")
+async def compact_conversation(ctx: JobContext, conversation_id: str) -> int:
+    """Fold messages older than the prompt's history into the conversation's summary; safe to repeat."""
+    session = ctx.uow.session
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        return 0
+    agent = await session.get(Agent, conversation.agent_id)
+    if agent is None:
+        return 0
+    memories = MemoryRepository(session)
+    summary = await memories.summary_of(conversation_id, for_update=True)
+    covered = (summary.covers_until_seq or 0) if summary else 0
+    cutoff = conversation.message_count - ctx.settings.history_messages
+    if cutoff <= covered:
+        return 0
+    older = await MessageRepository(session).between(conversation_id, covered, cutoff)
+    model, _ = await ChatFlow(ctx.uow, ctx.resources).models_for(agent)
+    text = await summarize(ctx.resources.llm, model, summary.content if summary else None, older)
+    if summary is None:
+        summary = Memory(
+            id=new_id("mem"),
+            org_id=conversation.org_id,
+            agent_id=agent.id,
+            end_user=conversation.end_user,
+            kind=MemoryKind.SUMMARY,
+            conversation_id=conversation_id,
+            content=text,
+        )
+        session.add(summary)
+    summary.content = text
+    summary.covers_until_seq = cutoff
+    return len(older)

@@ -1,0 +1,91 @@
+"""Conversations, messages and the long-term memories agents keep about end users."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hutch.db.base import Base, TimestampMixin, str_enum
+
+
+class MessageRole(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class MessageStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"  # the model could not answer; the stored content is the apology the user saw
+
+
+class MemoryKind(StrEnum):
+    FACT = "fact"  # something the agent chose to remember about the end user
+    SUMMARY = "summary"  # older turns of a conversation, compacted
+
+
+class Conversation(TimestampMixin, Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        # One open conversation per agent, channel and end user; a reset closes it.
+        Index(
+            "uq_conversations_open",
+            "agent_id",
+            "channel",
+            "end_user",
+            unique=True,
+            postgresql_where=text("closed_at IS NULL"),
+        ),
+        Index("ix_conversations_agent_last", "agent_id", "last_message_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    end_user: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (Index("uq_messages_conversation_seq", "conversation_id", "seq", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)  # order within the conversation
+    role: Mapped[MessageRole] = mapped_column(str_enum(MessageRole, "message_role"))
+    content: Mapped[str] = mapped_column(Text)
+    # Tool calls made while producing this message: [{name, args, result}]
+    tool_calls: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    model: Mapped[str | None] = mapped_column(String(200))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0)
+    byok: Mapped[bool] = mapped_column(Boolean, default=False)  # answered with the org's own provider key
+    status: Mapped[MessageStatus] = mapped_column(str_enum(MessageStatus, "message_status"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Memory(TimestampMixin, Base):
+    __tablename__ = "memories"
+    __table_args__ = (Index("ix_memories_agent_user", "agent_id", "end_user", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    end_user: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[MemoryKind] = mapped_column(str_enum(MemoryKind, "memory_kind"))
+    content: Mapped[str] = mapped_column(Text)
+    # For summaries: the conversation and the last message folded into it.
+    conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    covers_until_seq: Mapped[int | None] = mapped_column(BigInteger)

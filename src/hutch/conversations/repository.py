@@ -1,0 +1,191 @@
+"""Every query on conversations, messages and memories; org filtering lives here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.conversations.models import Conversation, Memory, MemoryKind, Message, MessageRole
+from hutch.core.ids import new_id
+
+
+class ConversationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_in_org(
+        self, org_id: str, conversation_id: str, *, for_update: bool = False
+    ) -> Conversation | None:
+        stmt = select(Conversation).where(Conversation.org_id == org_id, Conversation.id == conversation_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def open_for(self, agent_id: str, channel: str, end_user: str) -> Conversation | None:
+        stmt = select(Conversation).where(
+            Conversation.agent_id == agent_id,
+            Conversation.channel == channel,
+            Conversation.end_user == end_user,
+            Conversation.closed_at.is_(None),
+        )
+        return (await self.session.execute(stmt.with_for_update())).scalar_one_or_none()
+
+    def of_agent(self, org_id: str, agent_id: str) -> Select[Conversation]:
+        return select(Conversation).where(Conversation.org_id == org_id, Conversation.agent_id == agent_id)
+
+    async def page_of_agent(
+        self, org_id: str, agent_id: str, skip: int, limit: int
+    ) -> tuple[list[Conversation], int]:
+        stmt = self.of_agent(org_id, agent_id)
+        total = int(await self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+        ordered = stmt.order_by(
+            func.coalesce(Conversation.last_message_at, Conversation.created_at).desc(), Conversation.id
+        )
+        rows = await self.session.scalars(ordered.offset(skip).limit(limit))
+        return list(rows.all()), total
+
+
+class MessageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def recent(self, conversation_id: str, limit: int) -> list[Message]:
+        """The last ``limit`` messages, oldest first."""
+        stmt = (
+            select(Message)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.seq.desc())
+            .limit(limit)
+        )
+        return list(reversed((await self.session.scalars(stmt)).all()))
+
+    async def between(self, conversation_id: str, after_seq: int, until_seq: int) -> list[Message]:
+        stmt = (
+            select(Message)
+            .where(
+                Message.conversation_id == conversation_id, Message.seq > after_seq, Message.seq <= until_seq
+            )
+            .order_by(Message.seq)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def page(self, conversation_id: str, skip: int, limit: int) -> tuple[list[Message], int]:
+        base = select(Message).where(Message.conversation_id == conversation_id)
+        total = int(await self.session.scalar(select(func.count()).select_from(base.subquery())) or 0)
+        rows = await self.session.scalars(base.order_by(Message.seq).offset(skip).limit(limit))
+        return list(rows.all()), total
+
+
+class MemoryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_fact(self, org_id: str, agent_id: str, end_user: str, content: str) -> Memory:
+        memory = Memory(
+            id=new_id("mem"),
+            org_id=org_id,
+            agent_id=agent_id,
+            end_user=end_user,
+            kind=MemoryKind.FACT,
+            content=content,
+        )
+        self.session.add(memory)
+        await self.session.flush()
+        return memory
+
+    async def facts(self, agent_id: str, end_user: str, limit: int) -> list[Memory]:
+        """The newest ``limit`` facts, oldest first."""
+        stmt = (
+            select(Memory)
+            .where(Memory.agent_id == agent_id, Memory.end_user == end_user, Memory.kind == MemoryKind.FACT)
+            .order_by(Memory.created_at.desc(), Memory.id.desc())
+            .limit(limit)
+        )
+        return list(reversed((await self.session.scalars(stmt)).all()))
+
+    async def count_facts(self, agent_id: str, end_user: str) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(Memory)
+            .where(Memory.agent_id == agent_id, Memory.end_user == end_user, Memory.kind == MemoryKind.FACT)
+        )
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def trim_facts(self, agent_id: str, end_user: str, keep: int) -> None:
+        newest = (
+            select(Memory.id)
+            .where(Memory.agent_id == agent_id, Memory.end_user == end_user, Memory.kind == MemoryKind.FACT)
+            .order_by(Memory.created_at.desc(), Memory.id.desc())
+            .limit(keep)
+        )
+        await self.session.execute(
+            delete(Memory).where(
+                Memory.agent_id == agent_id,
+                Memory.end_user == end_user,
+                Memory.kind == MemoryKind.FACT,
+                Memory.id.not_in(newest),
+            )
+        )
+
+    async def forget_facts(self, agent_id: str, end_user: str, words: str) -> int:
+        if not words:
+            return 0
+        pattern = "%" + words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        result = await self.session.execute(
+            delete(Memory)
+            .where(
+                Memory.agent_id == agent_id,
+                Memory.end_user == end_user,
+                Memory.kind == MemoryKind.FACT,
+                Memory.content.ilike(pattern, escape="\\"),
+            )
+            .returning(Memory.id)
+        )
+        return len(result.all())
+
+    async def summary_of(self, conversation_id: str, *, for_update: bool = False) -> Memory | None:
+        stmt = select(Memory).where(
+            Memory.conversation_id == conversation_id, Memory.kind == MemoryKind.SUMMARY
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def of_agent_user(self, org_id: str, agent_id: str, end_user: str | None) -> list[Memory]:
+        stmt = select(Memory).where(Memory.org_id == org_id, Memory.agent_id == agent_id)
+        if end_user is not None:
+            stmt = stmt.where(Memory.end_user == end_user)
+        return list((await self.session.scalars(stmt.order_by(Memory.created_at, Memory.id))).all())
+
+    async def delete_in_org(self, org_id: str, agent_id: str, memory_id: str) -> bool:
+        result = await self.session.execute(
+            delete(Memory)
+            .where(Memory.org_id == org_id, Memory.agent_id == agent_id, Memory.id == memory_id)
+            .returning(Memory.id)
+        )
+        return result.first() is not None
+
+
+class UsageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def messages_this_month(self, org_id: str, now: datetime) -> int:
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        stmt = (
+            select(func.count())
+            .select_from(Message)
+            .where(
+                Message.org_id == org_id, Message.role == MessageRole.ASSISTANT, Message.created_at >= start
+            )
+        )
+        return int(await self.session.scalar(stmt) or 0)
+
+
+async def close_conversation(session: AsyncSession, conversation: Conversation, now: datetime) -> None:
+    await session.execute(
+        update(Conversation).where(Conversation.id == conversation.id).values(closed_at=now)
+    )
+    conversation.closed_at = now

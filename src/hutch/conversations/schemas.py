@@ -1,0 +1,83 @@
+"""API shapes of chat, conversations, messages and memories."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from hutch.conversations.models import MemoryKind, MessageRole, MessageStatus
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(min_length=1, max_length=32_000)
+    conversation_id: str | None = Field(default=None, max_length=32)
+
+
+class ChatMessage(BaseModel):
+    id: str
+    role: Literal["assistant"] = "assistant"
+    content: str
+    status: MessageStatus
+    model: str | None
+
+
+class Usage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    cost_micro_usd: int
+
+
+class ChatResponse(BaseModel):
+    conversation_id: str
+    message: ChatMessage
+    usage: Usage
+
+
+class ConversationOut(BaseModel):
+    id: str
+    channel: str
+    end_user: str
+    title: str
+    message_count: int
+    created_at: datetime
+    last_message_at: datetime | None
+    closed_at: datetime | None
+
+
+class ConversationList(BaseModel):
+    items: list[ConversationOut]
+    total: int
+
+
+class MessageOut(BaseModel):
+    id: str
+    seq: int
+    role: MessageRole
+    content: str
+    status: MessageStatus
+    error: str | None
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_micro_usd: int
+    tool_calls: list[dict[str, Any]]
+    created_at: datetime
+
+
+class MessageList(BaseModel):
+    items: list[MessageOut]
+    total: int
+
+
+class MemoryOut(BaseModel):
+    id: str
+    end_user: str
+    kind: MemoryKind
+    content: str
+    created_at: datetime
+
+
+class MemoryList(BaseModel):
+    items: list[MemoryOut]

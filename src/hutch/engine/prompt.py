@@ -1,0 +1,47 @@
+"""The instructions an agent answers with: its persona, where it works, and what it knows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from hutch.agents.models import Agent
+
+
+@dataclass
+class PromptContext:
+    agent: Agent
+    org_name: str
+    channel: str
+    now: datetime
+    facts: list[str] = field(default_factory=list)
+    summary: str | None = None  # compacted older turns of this conversation
+    knowledge: list[str] = field(default_factory=list)  # retrieved passages, cited by number
+    extra: list[str] = field(default_factory=list)  # notes other domains add (balance, time left)
+
+
+def build_instructions(context: PromptContext) -> str:
+    agent = context.agent
+    sections = [agent.system_prompt.strip() or "You are a helpful assistant."]
+    about = [
+        f'Your name is "{agent.name}". You work for {context.org_name}.',
+        f"Now it is {context.now:%A %d %B %Y, %H:%M} UTC. This conversation happens over {context.channel}.",
+    ]
+    if "remember" in agent.tools:
+        about.append(
+            "When the user shares something worth keeping for later (a preference, a fact about them), "
+            "save it with the remember tool. Do not announce that you saved it unless asked."
+        )
+    sections.append("\n".join(about))
+    if context.facts:
+        sections.append("What you remember about this user:\n" + "\n".join(f"- {f}" for f in context.facts))
+    if context.summary:
+        sections.append("Summary of the earlier part of this conversation:\n" + context.summary)
+    if context.knowledge:
+        passages = "\n\n".join(f"[{n}] {text}" for n, text in enumerate(context.knowledge, 1))
+        sections.append(
+            "Passages from the knowledge base that may help. Cite them as [n] when you use them, and say "
+            "when they do not contain the answer:\n" + passages
+        )
+    sections.extend(context.extra)
+    return "\n\n".join(sections)

@@ -1,0 +1,247 @@
+"""Runs one turn of a conversation with pydantic-ai: tools, retries, the fallback model, and the apology.
+
+Provider SDKs retry timeouts, 429 and 5xx with backoff; when the agent's model still fails, its fallback
+model answers; when that fails too, the user gets a short apology and the outcome carries the error, so
+the caller stores it and nothing the user sent is lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai import AgentRunError, DeferredToolRequests
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelResponse,
+    PartDeltaEvent,
+    PartStartEvent,
+    TextPart,
+    TextPartDelta,
+    ToolCallPart,
+    ToolReturnPart,
+)
+from pydantic_ai.models import Model
+from pydantic_ai.models.fallback import FallbackModel
+from pydantic_ai.run import AgentRunResult, AgentRunResultEvent
+from pydantic_ai.tools import ToolDefinition
+from pydantic_ai.toolsets import ExternalToolset
+from pydantic_ai.usage import UsageLimits
+
+from hutch.core.logging import redact_text
+from hutch.core.metrics import Metrics
+from hutch.engine.deps import EngineDeps
+from hutch.engine.gateway import LLMGateway, ResolvedModel
+from hutch.engine.tools import TOOLS
+from hutch.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+APOLOGY = "Sorry, I can't answer right now: the AI service did not respond. Please try again in a moment."
+MAX_MODEL_REQUESTS_PER_TURN = 10  # a tool loop that keeps calling stops here
+
+
+@dataclass
+class TurnRequest:
+    instructions: str
+    history: list[ModelMessage]
+    prompt: str | None  # the new user message; None when ``history`` already ends with it
+    deps: EngineDeps
+    primary: ResolvedModel
+    fallback: ResolvedModel | None
+    tools: list[str]
+    temperature: float
+    max_tokens: int
+    external_tools: list[ToolDefinition] = field(default_factory=list)  # the caller's own tools
+
+
+@dataclass(frozen=True)
+class ExternalCall:
+    id: str
+    name: str
+    arguments: str  # JSON, as the model produced it
+
+
+@dataclass
+class TurnOutcome:
+    text: str
+    ok: bool
+    error: str | None = None
+    model: str | None = None  # catalog id of the model that answered
+    byok: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_micro_usd: int = 0
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    external_calls: list[ExternalCall] = field(default_factory=list)
+
+    @property
+    def finish_reason(self) -> str:
+        return "tool_calls" if self.external_calls else "stop"
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+StreamEvent = TextDelta | TurnOutcome
+
+RECOVERABLE = (AgentRunError, ExceptionGroup, httpx.HTTPError, TimeoutError, OSError)
+
+
+class Engine:
+    def __init__(self, llm: LLMGateway, metrics: Metrics, settings: Settings) -> None:
+        self.llm = llm
+        self.metrics = metrics
+        self.settings = settings
+
+    def _model(self, request: TurnRequest) -> Model:
+        primary = self.llm.build(
+            request.primary, temperature=request.temperature, max_tokens=request.max_tokens
+        )
+        if request.fallback is None:
+            return primary
+        fallback = self.llm.build(
+            request.fallback, temperature=request.temperature, max_tokens=request.max_tokens
+        )
+        return FallbackModel(primary, fallback)
+
+    def _agent(self, request: TurnRequest) -> PydanticAgent[EngineDeps, Any]:
+        strict = request.primary.strict_tools and (request.fallback is None or request.fallback.strict_tools)
+        output_type: Any = [str, DeferredToolRequests] if request.external_tools else str
+        return PydanticAgent(
+            self._model(request),
+            instructions=request.instructions,
+            deps_type=EngineDeps,
+            tools=TOOLS.build(request.tools, self.settings, strict=strict),
+            toolsets=[ExternalToolset(request.external_tools)] if request.external_tools else None,
+            output_type=output_type,
+            retries=2,
+        )
+
+    async def run(self, request: TurnRequest) -> TurnOutcome:
+        try:
+            result = await self._agent(request).run(
+                request.prompt,
+                message_history=request.history,
+                deps=request.deps,
+                usage_limits=UsageLimits(request_limit=MAX_MODEL_REQUESTS_PER_TURN),
+            )
+        except RECOVERABLE as exc:
+            return self._failed(request, exc)
+        return self._succeeded(request, result)
+
+    async def stream(self, request: TurnRequest) -> AsyncIterator[StreamEvent]:
+        """Text as it arrives, then the outcome (always last, also after a failure)."""
+        streamed = False
+        try:
+            async with self._agent(request).run_stream_events(
+                request.prompt,
+                message_history=request.history,
+                deps=request.deps,
+                usage_limits=UsageLimits(request_limit=MAX_MODEL_REQUESTS_PER_TURN),
+            ) as events:
+                async for event in events:
+                    if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+                        if event.part.content:
+                            streamed = True
+                            yield TextDelta(event.part.content)
+                    elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+                        if event.delta.content_delta:
+                            streamed = True
+                            yield TextDelta(event.delta.content_delta)
+                    elif isinstance(event, AgentRunResultEvent):
+                        yield self._succeeded(request, event.result)
+                        return
+        except RECOVERABLE as exc:
+            outcome = self._failed(request, exc)
+            if not streamed:
+                yield TextDelta(outcome.text)
+            yield outcome
+
+    def _succeeded(self, request: TurnRequest, result: AgentRunResult[Any]) -> TurnOutcome:
+        new = result.new_messages()
+        outcome = TurnOutcome(text="", ok=True)
+        answered_by = request.primary
+        for message in new:
+            if isinstance(message, ModelResponse):
+                resolved = self._which(request, message.model_name)
+                answered_by = resolved
+                usage = message.usage
+                outcome.input_tokens += usage.input_tokens
+                outcome.output_tokens += usage.output_tokens
+                outcome.cost_micro_usd += resolved.spec.cost_micro_usd(
+                    usage.input_tokens, usage.output_tokens
+                )
+        outcome.tool_calls = tool_calls_of(new)
+        if isinstance(result.output, DeferredToolRequests):
+            outcome.external_calls = [
+                ExternalCall(call.tool_call_id, call.tool_name, call.args_as_json_str())
+                for call in result.output.calls
+            ]
+            outcome.text = text_of_last_response(new)
+        else:
+            outcome.text = str(result.output)
+        outcome.model = answered_by.spec.id
+        outcome.byok = answered_by.byok
+        provider = answered_by.spec.provider
+        used_fallback = answered_by is not request.primary
+        self.metrics.llm_requests.labels(provider, "fallback" if used_fallback else "ok").inc()
+        self.metrics.llm_tokens.labels(provider, "input").inc(outcome.input_tokens)
+        self.metrics.llm_tokens.labels(provider, "output").inc(outcome.output_tokens)
+        return outcome
+
+    def _which(self, request: TurnRequest, model_name: str | None) -> ResolvedModel:
+        """The model behind a response: providers may answer with a dated name ("gpt-4o-2024-08-06")."""
+        if request.fallback is None or not model_name:
+            return request.primary
+        for candidate in sorted((request.fallback, request.primary), key=lambda r: -len(r.spec.name)):
+            if model_name.startswith(candidate.spec.name):
+                return candidate
+        return request.primary
+
+    def _failed(self, request: TurnRequest, exc: BaseException) -> TurnOutcome:
+        error = redact_text(describe_error(exc))[:2000]
+        log.warning(
+            "agent reply failed", agent_id=request.deps.agent.id, model=request.primary.spec.id, error=error
+        )
+        self.metrics.llm_requests.labels(request.primary.spec.provider, "failed").inc()
+        return TurnOutcome(text=APOLOGY, ok=False, error=error, model=request.primary.spec.id)
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, ExceptionGroup):
+        return "; ".join(describe_error(e) for e in exc.exceptions)
+    return f"{exc.__class__.__name__}: {exc}"
+
+
+def tool_calls_of(messages: list[ModelMessage]) -> list[dict[str, Any]]:
+    """The built-in tools the agent called, with their arguments and results, in order."""
+    calls: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        for part in message.parts:
+            if isinstance(part, ToolCallPart):
+                calls[part.tool_call_id] = {
+                    "name": part.tool_name,
+                    "args": part.args_as_dict(),
+                    "result": None,
+                }
+            elif isinstance(part, ToolReturnPart) and part.tool_call_id in calls:
+                content = (
+                    part.content if isinstance(part.content, str) else json.dumps(part.content, default=str)
+                )
+                calls[part.tool_call_id]["result"] = content[:2000]
+    return [c for c in calls.values() if c["result"] is not None]
+
+
+def text_of_last_response(messages: list[ModelMessage]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, ModelResponse):
+            return "".join(p.content for p in message.parts if isinstance(p, TextPart))
+    return ""

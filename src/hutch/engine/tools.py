@@ -1,0 +1,160 @@
+"""The tools agents can enable, in one registry; later domains register theirs here too.
+
+Every tool receives :class:`EngineDeps` and works inside the reply's transaction, scoped to the agent's
+org and the end user it is talking to.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic_ai import ModelRetry, RunContext, Tool
+from pydantic_ai.common_tools.web_fetch import web_fetch_tool
+
+from hutch.conversations.repository import MemoryRepository, UsageRepository
+from hutch.engine.deps import EngineDeps
+from hutch.settings import Settings
+
+MAX_FACTS_PER_USER = 200
+WEB_FETCH_MAX_CHARS = 20_000
+WEB_FETCH_MAX_BYTES = 2 * 1024 * 1024
+WEB_FETCH_TIMEOUT_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    build: Callable[[Settings, bool], Tool[EngineDeps]]  # (settings, strict) -> the pydantic-ai tool
+
+
+class ToolRegistry:
+    def __init__(self) -> None:
+        self._specs: dict[str, ToolSpec] = {}
+
+    def register(self, spec: ToolSpec) -> None:
+        if spec.name in self._specs:
+            raise ValueError(f"tool {spec.name!r} is registered twice")
+        self._specs[spec.name] = spec
+
+    def specs(self) -> list[ToolSpec]:
+        return sorted(self._specs.values(), key=lambda s: s.name)
+
+    def unknown(self, names: list[str]) -> list[str]:
+        return [n for n in names if n not in self._specs]
+
+    def build(self, names: list[str], settings: Settings, *, strict: bool) -> list[Tool[EngineDeps]]:
+        return [self._specs[n].build(settings, strict) for n in names if n in self._specs]
+
+
+TOOLS = ToolRegistry()
+
+
+async def remember(ctx: RunContext[EngineDeps], fact: str) -> str:
+    """Save a fact about the user for future conversations (a preference, a detail they shared).
+
+    Args:
+        fact: The fact, as one short self-contained sentence.
+    """
+    deps = ctx.deps
+    fact = fact.strip()
+    if not fact:
+        raise ModelRetry("The fact is empty; pass one short sentence.")
+    if deps.end_user is None:
+        return "Nothing is remembered in anonymous conversations."
+    memories = MemoryRepository(deps.session)
+    await memories.add_fact(deps.org_id, deps.agent.id, deps.end_user, fact[:1000])
+    await memories.trim_facts(deps.agent.id, deps.end_user, keep=MAX_FACTS_PER_USER)
+    return "Saved."
+
+
+async def forget(ctx: RunContext[EngineDeps], about: str) -> str:
+    """Delete saved facts about the user that mention the given words (when they ask you to forget).
+
+    Args:
+        about: Words the facts to delete contain.
+    """
+    deps = ctx.deps
+    if deps.end_user is None:
+        return "Nothing is remembered in anonymous conversations."
+    removed = await MemoryRepository(deps.session).forget_facts(deps.agent.id, deps.end_user, about.strip())
+    return f"Forgot {removed} fact(s)."
+
+
+async def current_time(ctx: RunContext[EngineDeps], timezone: str = "UTC") -> str:
+    """The current date and time.
+
+    Args:
+        timezone: An IANA time zone such as Europe/Paris; UTC when not given.
+    """
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ModelRetry(f"Unknown time zone {timezone!r}; use an IANA name such as Europe/Paris.") from None
+    moment: datetime = ctx.deps.now.astimezone(zone)
+    return moment.strftime("%A %d %B %Y, %H:%M %Z")
+
+
+async def check_balance(ctx: RunContext[EngineDeps]) -> str:
+    """How much the user's organisation has left to spend (credits, time) and its usage this month."""
+    deps = ctx.deps
+    usage = await UsageRepository(deps.session).messages_this_month(deps.org_id, deps.now)
+    parts = [f"{usage} messages answered this month."]
+    if deps.balance is not None:
+        parts.insert(0, await deps.balance())
+    return " ".join(parts)
+
+
+async def get_status(ctx: RunContext[EngineDeps]) -> str:
+    """Your own status: name, model, whether you are active, and what you know about this user."""
+    deps = ctx.deps
+    facts = 0
+    if deps.end_user is not None:
+        facts = await MemoryRepository(deps.session).count_facts(deps.agent.id, deps.end_user)
+    status = {
+        "name": deps.agent.name,
+        "model": deps.agent.model,
+        "status": deps.agent.status.value,
+        "channel": deps.channel,
+        "facts_remembered_about_this_user": facts,
+    }
+    return json.dumps(status)
+
+
+def _plain(function: Callable[..., Any], name: str) -> Callable[[Settings, bool], Tool[EngineDeps]]:
+    def build(settings: Settings, strict: bool) -> Tool[EngineDeps]:
+        return Tool(function, name=name, strict=strict or None)
+
+    return build
+
+
+def _web_fetch(settings: Settings, strict: bool) -> Tool[EngineDeps]:
+    tool: Tool[EngineDeps] = web_fetch_tool(
+        max_content_length=WEB_FETCH_MAX_CHARS,
+        allow_local_urls=settings.web_fetch_allow_private,
+        timeout=WEB_FETCH_TIMEOUT_SECONDS,
+        max_download_bytes=WEB_FETCH_MAX_BYTES,
+    )
+    return tool
+
+
+for _function, _description in (
+    (remember, "Save facts about the user for later conversations."),
+    (forget, "Delete saved facts about the user on request."),
+    (current_time, "Tell the current date and time in any time zone."),
+    (check_balance, "Tell the organisation's remaining balance and usage."),
+    (get_status, "Describe the agent's own status."),
+):
+    TOOLS.register(ToolSpec(_function.__name__, _description, _plain(_function, _function.__name__)))
+TOOLS.register(
+    ToolSpec(
+        "web_fetch",
+        "Read a web page (public addresses only, unless the operator allows private ones).",
+        _web_fetch,
+    )
+)
