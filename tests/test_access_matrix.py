@@ -6,6 +6,7 @@ say who may call it, and the checks below prove nobody else gets in or sees anot
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -94,6 +95,10 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/api/v1/agents/{agent_id}/conversations/{conversation_id}/reset"): Access(Guard.CHAT),
     ("GET", "/api/v1/agents/{agent_id}/memories"): Access(Guard.READ),
     ("DELETE", "/api/v1/agents/{agent_id}/memories/{memory_id}"): Access(Guard.WRITE),
+    ("POST", "/v1/chat/completions"): Access(
+        Guard.CHAT, {"model": "{agent_id}", "messages": [{"role": "user", "content": "hi"}]}
+    ),
+    ("GET", "/v1/models"): Access(Guard.READ),
     ("GET", "/verify-email"): Access(Guard.PUBLIC),
     ("GET", "/reset-password"): Access(Guard.PUBLIC),
     ("POST", "/reset-password"): Access(Guard.PUBLIC),
@@ -202,9 +207,16 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
 async def call(
     client: AsyncClient, method: str, path: str, access: Access, ids: dict[str, str], headers: dict[str, str]
 ) -> tuple[int, str]:
-    url = PARAM.sub(lambda m: ids.get(m.group(1), f"missing_{m.group(1)}"), path)
-    response = await client.request(method, url, json=access.body, data=access.form, headers=headers)
+    def fill(text: str) -> str:
+        return PARAM.sub(lambda m: ids.get(m.group(1), f"missing_{m.group(1)}"), text)
+
+    body = json.loads(fill(json.dumps(access.body))) if access.body is not None else None
+    response = await client.request(method, fill(path), json=body, data=access.form, headers=headers)
     return response.status_code, response.text
+
+
+def names_resources(path: str, access: Access) -> bool:
+    return bool(PARAM.search(path) or PARAM.search(json.dumps(access.body)))
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -215,12 +227,12 @@ def bearer(token: str) -> dict[str, str]:
 async def test_nobody_else_gets_in(client: AsyncClient, world: World, method: str, path: str) -> None:
     access = ROUTES[(method, path)]
     own_ids = {"key_id": "key_x", "user_id": world.a.user.id, "invitation_id": "inv_x", "agent_id": "agt_x"}
-    seen: list[str] = []
+    seen: list[tuple[str, dict[str, str]]] = []
 
     async def expect(status: int, headers: dict[str, str], ids: dict[str, str] = own_ids) -> None:
         got, text = await call(client, method, path, access, ids, headers)
         assert got == status, f"{method} {path} with {headers}: expected {status}, got {got}: {text}"
-        seen.append(text)
+        seen.append((text, {**headers, **ids}))
 
     await expect(401, {})
     await expect(401, bearer(world.expired_token))
@@ -241,9 +253,10 @@ async def test_nobody_else_gets_in(client: AsyncClient, world: World, method: st
         await expect(404, {**world.a.headers, "X-Org-Id": world.b.org.id})
         if access.guard in SCOPED:
             await expect(404, {"X-API-Key": world.a_keys["all"], "X-Org-Id": world.b.org.id})
-    if PARAM.search(path) and access.guard != Guard.PLATFORM_ADMIN:
+    if names_resources(path, access) and access.guard != Guard.PLATFORM_ADMIN:
         # Org B's ids from org A's owner: not found, as if they did not exist.
         await expect(404, world.a.headers, world.b_ids)
-    for text in seen:
+    for text, sent in seen:
         for secret in world.secrets_of_b:
-            assert secret not in text, f"{method} {path} leaked {secret!r}: {text}"
+            if secret not in sent.values():  # quoting back what the caller sent is not a leak
+                assert secret not in text, f"{method} {path} leaked {secret!r}: {text}"

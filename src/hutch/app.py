@@ -18,6 +18,7 @@ from hutch.agents.catalog import Catalog, CatalogError, load_catalog
 from hutch.apikeys import router as apikeys_router
 from hutch.audit import router as audit_router
 from hutch.bootstrap import StartupError
+from hutch.channels.openai_api import router as openai_router
 from hutch.conversations import router as conversations_router
 from hutch.core.errors import install_error_handlers
 from hutch.core.logging import configure_logging
@@ -136,6 +137,7 @@ def create_app(
         audit_router.router,
         agents_router.router,
         conversations_router.router,
+        openai_router.router,
         account_pages.router,
     ):
         add_routes(app, router)

@@ -7,6 +7,7 @@ stops start-up with one sentence naming the problem.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
@@ -65,7 +66,7 @@ class ModelSpec(BaseModel):
     def cost_micro_usd(self, input_tokens: int, output_tokens: int) -> int:
         """Millionths of a dollar for this many tokens, rounded up."""
         cost = input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok
-        return int(-(-cost // 1))  # prices are per million tokens: the product is already in micro-USD
+        return math.ceil(cost)  # prices are per million tokens: the product is already in micro-USD
 
 
 class CatalogFile(BaseModel):
@@ -179,6 +180,7 @@ def usable(spec: ProviderSpec, credentials: Credentials | None) -> bool:
     """Whether a provider can be called with these credentials."""
     if spec.kind is ProviderKind.DEMO:
         return True
-    if credentials is None or not credentials.base_url:
+    # A key given without a base URL is for the provider's own endpoint.
+    if credentials is None or not (credentials.base_url or spec.base_url):
         return False
     return credentials.api_key is not None or not spec.requires_key

@@ -120,6 +120,8 @@ class AgentService:
         for field, value in changes.items():
             setattr(agent, field, value)
         await self.session.flush()
+        # The database set updated_at; load it now, as async sessions cannot load it lazily later.
+        await self.session.refresh(agent, ["updated_at"])
         return agent
 
     async def delete(self, principal: Principal, agent_id: str) -> None:

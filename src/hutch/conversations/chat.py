@@ -7,9 +7,12 @@ and the error) in a second transaction.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from pydantic_ai.messages import ModelMessage
+from pydantic_ai.tools import ToolDefinition
 
 from hutch.accounts.repository import OrgRepository
 from hutch.agents.models import Agent, AgentStatus
@@ -89,43 +92,77 @@ class ChatFlow:
             raise NotFound("Conversation")
         return Turn(agent, conversation, message, channel, conversation.end_user)
 
+    @property
+    def engine(self) -> Engine:
+        return Engine(self.resources.llm, self.resources.metrics, self.settings)
+
     async def answer(self, turn: Turn) -> Answer:
-        request = await self._request(turn)
-        outcome = await Engine(self.resources.llm, self.resources.metrics, self.settings).run(request)
-        return await self._finish(turn, outcome)
+        outcome = await self.engine.run(await self._request(turn))
+        return await self.finish(turn, outcome)
 
     async def stream(self, turn: Turn) -> AsyncIterator[TextDelta | Answer]:
         """Text deltas as they come, then the stored :class:`Answer` last."""
-        request = await self._request(turn)
-        engine = Engine(self.resources.llm, self.resources.metrics, self.settings)
-        async for event in engine.stream(request):
+        async for event in self.engine.stream(await self._request(turn)):
             if isinstance(event, TurnOutcome):
-                yield await self._finish(turn, event)
+                yield await self.finish(turn, event)
             else:
                 yield event
 
     async def _request(self, turn: Turn) -> TurnRequest:
-        agent, conversation = turn.agent, turn.conversation
-        primary, fallback = await self.models_for(agent)
+        """The turn with its stored history: the newest messages after the summary, within budget."""
         memories = MemoryRepository(self.session)
-        facts = await memories.facts(agent.id, turn.end_user, self.settings.memories_in_prompt)
-        summary = await memories.summary_of(conversation.id)
-        covered = summary.covers_until_seq or 0 if summary else 0
+        summary = await memories.summary_of(turn.conversation.id)
+        covered = (summary.covers_until_seq or 0) if summary else 0
         recent = await MessageRepository(self.session).recent(
-            conversation.id, self.settings.history_messages + 1
+            turn.conversation.id, self.settings.history_messages + 1
         )
         earlier = [m for m in recent if m.seq > covered and m.id != turn.user_message.id]
         history = select_history(earlier, self.settings.history_token_budget)
+        return await self.build_request(
+            turn.agent,
+            channel=turn.channel,
+            end_user=turn.end_user,
+            conversation_id=turn.conversation.id,
+            history=to_model_messages(history),
+            prompt=turn.user_message.content,
+            summary=summary.content if summary else None,
+        )
+
+    async def build_request(
+        self,
+        agent: Agent,
+        *,
+        channel: str,
+        end_user: str | None,
+        conversation_id: str | None,
+        history: list[ModelMessage],
+        prompt: str | None,
+        summary: str | None = None,
+        extra_instructions: Sequence[str] = (),
+        external_tools: Sequence[ToolDefinition] = (),
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> TurnRequest:
+        """Everything the engine needs: instructions with memories, models with keys, tools, limits."""
+        primary, fallback = await self.models_for(agent)
+        facts: list[str] = []
+        if end_user is not None:
+            stored = await MemoryRepository(self.session).facts(
+                agent.id, end_user, self.settings.memories_in_prompt
+            )
+            facts = [f.content for f in stored]
         org = await OrgRepository(self.session).get(agent.org_id)
+        org_name = org.name if org else "your organisation"
         now = datetime.now(UTC)
         instructions = build_instructions(
             PromptContext(
                 agent=agent,
-                org_name=org.name if org else "your organisation",
-                channel=turn.channel,
+                org_name=org_name,
+                channel=channel,
                 now=now,
-                facts=[f.content for f in facts],
-                summary=summary.content if summary else None,
+                facts=facts,
+                summary=summary,
+                extra=list(extra_instructions),
             )
         )
         deps = EngineDeps(
@@ -133,25 +170,26 @@ class ChatFlow:
             settings=self.settings,
             agent=agent,
             org_id=agent.org_id,
-            org_name=org.name if org else "",
-            end_user=turn.end_user,
-            conversation_id=conversation.id,
-            channel=turn.channel,
+            org_name=org_name,
+            end_user=end_user,
+            conversation_id=conversation_id,
+            channel=channel,
             now=now,
         )
         return TurnRequest(
             instructions=instructions,
-            history=to_model_messages(history),
-            prompt=turn.user_message.content,
+            history=history,
+            prompt=prompt,
             deps=deps,
             primary=primary,
             fallback=fallback,
             tools=list(agent.tools),
-            temperature=float(agent.temperature),
-            max_tokens=agent.max_tokens,
+            temperature=float(agent.temperature) if temperature is None else temperature,
+            max_tokens=agent.max_tokens if max_tokens is None else max_tokens,
+            external_tools=list(external_tools),
         )
 
-    async def _finish(self, turn: Turn, outcome: TurnOutcome) -> Answer:
+    async def finish(self, turn: Turn, outcome: TurnOutcome) -> Answer:
         # Other messages may have arrived while the model answered: lock and re-read the count.
         await self.session.refresh(turn.conversation, with_for_update=True)
         message = await self.conversations.add(

@@ -108,20 +108,55 @@ def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> JS
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-async def _handle_hutch_error(_: Request, exc: Exception) -> JSONResponse:
+# The OpenAI-compatible API answers errors the way OpenAI does, so its SDKs raise the right exceptions.
+OPENAI_PATH_PREFIX = "/v1/"
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def openai_error(
+    status: int, message: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    kind = _OPENAI_TYPES.get(status, "api_error")
+    return {"error": {"message": message, "type": kind, "code": code, "param": param}}
+
+
+def _is_openai(request: Request) -> bool:
+    return request.url.path.startswith(OPENAI_PATH_PREFIX)
+
+
+async def _handle_hutch_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HutchError)
+    if _is_openai(request):
+        body = openai_error(exc.status_code, str(exc.detail), getattr(exc, "code", None))
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
     return _json(exc.status_code, exc.body(), exc.headers)
 
 
-async def _handle_http_exception(_: Request, exc: Exception) -> JSONResponse:
+async def _handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return _json(exc.status_code, exc.detail, getattr(exc, "headers", None))
+    headers = getattr(exc, "headers", None)
+    if _is_openai(request):
+        return JSONResponse(openai_error(exc.status_code, str(exc.detail)), exc.status_code, headers=headers)
+    return _json(exc.status_code, exc.detail, headers)
 
 
-async def _handle_validation(_: Request, exc: Exception) -> JSONResponse:
+async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # FastAPI's list form, minus the submitted values: they may hold passwords or tokens.
     errors = [{k: v for k, v in err.items() if k not in ("input", "ctx", "url")} for err in exc.errors()]
+    if _is_openai(request):
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        param = ".".join(str(p) for p in first.get("loc", [])[1:]) or None
+        return JSONResponse(openai_error(400, f"{param or 'request'}: {first.get('msg')}", None, param), 400)
     return _json(422, errors)
 
 

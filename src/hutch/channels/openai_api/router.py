@@ -1,0 +1,172 @@
+"""``/v1/chat/completions`` and ``/v1/models``: an agent behind OpenAI's API, for any OpenAI client.
+
+``model`` names one of the caller's agents (slug or id). The agent's persona, tools, memories and (later)
+knowledge apply. With ``user``, the exchange is stored in a conversation and memories are kept for that
+end user; without it, nothing about the caller's conversation is kept. Tools in the request are offered
+to the model next to the agent's own, and calls to them come back to the caller unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic_ai.messages import ModelMessage
+
+from hutch.agents.models import Agent, AgentStatus
+from hutch.agents.repository import AgentRepository
+from hutch.channels.openai_api.schemas import ChatCompletion, ChatCompletionRequest, ModelCard, ModelCardList
+from hutch.channels.openai_api.translate import (
+    chunk,
+    completion,
+    to_engine,
+    tool_calls_out,
+    tool_definitions,
+    usage_chunk,
+)
+from hutch.conversations.chat import AgentPaused, ChatFlow, Turn
+from hutch.core.authz import Chatter, Reader
+from hutch.core.dependencies import ResourcesDep, UoWDep
+from hutch.core.errors import NotFound, openai_error
+from hutch.core.principal import Principal
+from hutch.db.engine import UnitOfWork
+from hutch.engine.runner import TextDelta, TurnOutcome, TurnRequest
+from hutch.resources import Resources
+
+router = APIRouter(tags=["openai-compatible"])
+CHANNEL = "openai_api"
+UPSTREAM_FAILED = 502
+FAILURE_MESSAGE = "The agent's model did not answer; try again in a moment."
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(detail=f"The model '{model}' does not exist or you do not have access to it.")
+
+
+@dataclass
+class CompletionCall:
+    """One call's parts, parsed once: who talks, what came before, what is new."""
+
+    body: ChatCompletionRequest
+    system: list[str]
+    history: list[ModelMessage]
+    prompt: str | None
+    end_user: str | None
+    id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    @classmethod
+    def parse(cls, body: ChatCompletionRequest) -> CompletionCall:
+        system, history, prompt = to_engine(body.messages)
+        return cls(body, system, history, prompt, f"api:{body.user}" if body.user else None)
+
+    async def begin(self, flow: ChatFlow, agent: Agent) -> Turn | None:
+        """Store the new user message when the caller names an end user (and it is a new message)."""
+        if self.end_user is None or self.prompt is None:
+            await flow.models_for(agent)  # a missing provider key answers before anything runs
+            return None
+        return await flow.begin(agent, CHANNEL, self.end_user, self.prompt)
+
+    async def request(self, flow: ChatFlow, agent: Agent, turn: Turn | None) -> TurnRequest:
+        caller = [s for s in self.system if s.strip()]
+        return await flow.build_request(
+            agent,
+            channel=CHANNEL,
+            end_user=self.end_user,
+            conversation_id=turn.conversation.id if turn else None,
+            history=self.history,
+            prompt=self.prompt,
+            extra_instructions=["Instructions from the caller:\n" + "\n".join(caller)] if caller else [],
+            external_tools=tool_definitions(self.body.tools),
+            temperature=self.body.temperature,
+            max_tokens=self.body.max_completion_tokens or self.body.max_tokens,
+        )
+
+
+async def find_agent(uow: UnitOfWork, principal: Principal, model: str) -> Agent:
+    agent = await AgentRepository(uow.session).by_id_or_slug(principal, model)
+    if agent is None:
+        raise ModelNotFound(model)
+    if agent.status is not AgentStatus.ACTIVE:
+        raise AgentPaused()
+    return agent
+
+
+@router.post("/v1/chat/completions", response_model=ChatCompletion)
+async def chat_completions(
+    body: ChatCompletionRequest, principal: Chatter, uow: UoWDep, resources: ResourcesDep
+) -> ChatCompletion | JSONResponse | StreamingResponse:
+    """OpenAI Chat Completions, answered by the agent named in `model` (needs an API key with `chat`)."""
+    agent = await find_agent(uow, principal, body.model)
+    call = CompletionCall.parse(body)
+    flow = ChatFlow(uow, resources)
+    turn = await call.begin(flow, agent)
+    await uow.commit(resources.jobs.defer_named)  # what the user said is safe before the model runs
+    if body.stream:
+        return StreamingResponse(
+            stream_completion(resources, call, agent.id, turn), media_type="text/event-stream"
+        )
+    outcome = await flow.engine.run(await call.request(flow, agent, turn))
+    if turn is not None:
+        await flow.finish(turn, outcome)
+    if not outcome.ok:
+        return JSONResponse(openai_error(UPSTREAM_FAILED, FAILURE_MESSAGE, "upstream_error"), UPSTREAM_FAILED)
+    return completion(call.id, call.created, body.model, outcome)
+
+
+async def stream_completion(
+    resources: Resources, call: CompletionCall, agent_id: str, turn: Turn | None
+) -> AsyncIterator[str]:
+    """``chat.completion.chunk`` events, then (if asked) a usage chunk, then ``[DONE]``."""
+    ids = (call.id, call.created, call.body.model)
+    async with resources.database.sessionmaker() as session:
+        uow = UnitOfWork(session)
+        flow = ChatFlow(uow, resources)
+        agent = await session.get(Agent, agent_id)
+        assert agent is not None
+        if turn is not None:
+            turn = await flow.resume(agent.id, turn.conversation.id, turn.user_message.id, CHANNEL)
+        yield chunk(*ids, {"role": "assistant", "content": ""})
+        outcome: TurnOutcome | None = None
+        async for event in flow.engine.stream(await call.request(flow, agent, turn)):
+            if isinstance(event, TextDelta):
+                if event.text and (outcome is None):
+                    yield chunk(*ids, {"content": event.text})
+            else:
+                outcome = event
+        assert outcome is not None
+        if turn is not None:
+            await flow.finish(turn, outcome)
+        await uow.commit(resources.jobs.defer_named)
+    if not outcome.ok:
+        error = openai_error(UPSTREAM_FAILED, FAILURE_MESSAGE, "upstream_error")
+        yield f"data: {json.dumps(error)}\n\n"
+        return
+    calls = tool_calls_out(outcome)
+    if calls:
+        deltas = [{"index": n, **c.model_dump()} for n, c in enumerate(calls)]
+        yield chunk(*ids, {"tool_calls": deltas})
+    yield chunk(*ids, {}, outcome.finish_reason)
+    if call.body.stream_options is not None and call.body.stream_options.include_usage:
+        yield usage_chunk(*ids, outcome)
+    yield "data: [DONE]\n\n"
+
+
+@router.get("/v1/models", response_model=ModelCardList)
+async def list_models(principal: Reader, uow: UoWDep) -> ModelCardList:
+    """The caller's agents as OpenAI models: use an agent's slug (or id) as `model`."""
+    agents, _ = await AgentRepository(uow.session).page(principal, 0, 1000)
+    return ModelCardList(
+        data=[
+            ModelCard(id=a.slug, created=int(a.created_at.timestamp()), owned_by=principal.org_id)
+            for a in agents
+        ]
+    )
