@@ -1,0 +1,347 @@
+"""Chatting with an agent through the API: replies, history, tools, memory, fallback, failures, streaming."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.conversations.models import Conversation, Memory, MemoryKind, Message
+from hutch.engine.gateway import LLMGateway
+from hutch.resources import Resources
+from hutch.settings import Settings
+from tests.conftest import RecordingJobQueue
+from tests.factories import Account, create_account
+from tests.fakes.anthropic import AnthropicReply, FakeAnthropicServer, ToolUse
+from tests.fakes.llm import FakeLLMServer, ScriptedReply
+
+
+@pytest.fixture
+async def owner(session: AsyncSession, settings: Settings) -> Account:
+    return await create_account(session, settings, org_name="Acme")
+
+
+async def new_agent(client: AsyncClient, owner: Account, **fields: Any) -> dict[str, Any]:
+    response = await client.post("/api/v1/agents", json={"name": "Ada", **fields}, headers=owner.headers)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def say(
+    client: AsyncClient, owner: Account, agent: dict[str, Any], text: str, **extra: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        f"/api/v1/agents/{agent['id']}/chat", json={"message": text, **extra}, headers=owner.headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def tool_call(name: str, args: dict[str, Any], call_id: str = "call_1") -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+
+
+async def test_a_reply_is_stored_with_model_tokens_and_cost_and_the_thread_continues(
+    client: AsyncClient, owner: Account, fake_anthropic: FakeAnthropicServer, session: AsyncSession
+) -> None:
+    agent = await new_agent(client, owner)
+    fake_anthropic.script(AnthropicReply(content="Hello Grace!"))
+    first = await say(client, owner, agent, "Hi, I'm Grace")
+    assert first["message"]["content"] == "Hello Grace!" and first["message"]["status"] == "ok"
+    assert first["message"]["model"] == "anthropic/claude-sonnet-4-5"
+    usage = first["usage"]
+    expected_cost = -(-(usage["input_tokens"] * 3 + usage["output_tokens"] * 15) // 1)  # $3 / $15 per Mtok
+    assert usage["input_tokens"] > 0 and usage["cost_micro_usd"] == expected_cost
+
+    fake_anthropic.script(AnthropicReply(content="You are Grace."))
+    second = await say(client, owner, agent, "Who am I?")
+    assert second["conversation_id"] == first["conversation_id"]
+    sent = fake_anthropic.requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert (
+        sent[0]["content"][0]["text"] == "Hi, I'm Grace" and sent[1]["content"][0]["text"] == "Hello Grace!"
+    )
+
+    listing = await client.get(
+        f"/api/v1/agents/{agent['id']}/conversations/{first['conversation_id']}/messages",
+        headers=owner.headers,
+    )
+    items = listing.json()["items"]
+    assert [(m["seq"], m["role"], m["content"]) for m in items] == [
+        (1, "user", "Hi, I'm Grace"),
+        (2, "assistant", "Hello Grace!"),
+        (3, "user", "Who am I?"),
+        (4, "assistant", "You are Grace."),
+    ]
+    assert items[1]["input_tokens"] == usage["input_tokens"] and items[1]["cost_micro_usd"] == expected_cost
+    conversations = (
+        await client.get(f"/api/v1/agents/{agent['id']}/conversations", headers=owner.headers)
+    ).json()
+    assert conversations["total"] == 1
+    assert (
+        conversations["items"][0]["title"] == "Hi, I'm Grace"
+        and conversations["items"][0]["message_count"] == 4
+    )
+
+
+async def test_the_remember_tool_keeps_facts_for_this_user_only(
+    client: AsyncClient,
+    owner: Account,
+    fake_anthropic: FakeAnthropicServer,
+    session: AsyncSession,
+    settings: Settings,
+) -> None:
+    agent = await new_agent(client, owner)
+    fake_anthropic.script(
+        AnthropicReply(tool_calls=[ToolUse("remember", {"fact": "Prefers tea over coffee."})]),
+        AnthropicReply(content="Got it."),
+    )
+    answer = await say(client, owner, agent, "I prefer tea.")
+    [stored] = (await session.scalars(select(Message).where(Message.id == answer["message"]["id"]))).all()
+    assert stored.tool_calls == [
+        {"name": "remember", "args": {"fact": "Prefers tea over coffee."}, "result": "Saved."}
+    ]
+    memories = (await client.get(f"/api/v1/agents/{agent['id']}/memories", headers=owner.headers)).json()[
+        "items"
+    ]
+    assert [(m["kind"], m["content"], m["end_user"]) for m in memories] == [
+        ("fact", "Prefers tea over coffee.", f"user:{owner.user.id}")
+    ]
+
+    await say(client, owner, agent, "What do I drink?")
+    assert "Prefers tea over coffee." in json.dumps(fake_anthropic.requests[-1].body["system"])
+    colleague = await create_account(session, settings, org=owner.org)
+    await say(client, colleague, agent, "What do I drink?")
+    assert "Prefers tea" not in json.dumps(fake_anthropic.requests[-1].body["system"])
+
+    fake_anthropic.script(
+        AnthropicReply(tool_calls=[ToolUse("forget", {"about": "tea"})]), AnthropicReply(content="Forgotten.")
+    )
+    await say(client, owner, agent, "Forget my drink.")
+    assert (await client.get(f"/api/v1/agents/{agent['id']}/memories", headers=owner.headers)).json()[
+        "items"
+    ] == []
+
+
+async def test_memories_can_be_deleted_by_the_customer(
+    client: AsyncClient, owner: Account, fake_anthropic: FakeAnthropicServer
+) -> None:
+    agent = await new_agent(client, owner)
+    fake_anthropic.script(
+        AnthropicReply(tool_calls=[ToolUse("remember", {"fact": "Birthday is 3 May."})]),
+        AnthropicReply(content="ok"),
+    )
+    await say(client, owner, agent, "My birthday is 3 May")
+    [memory] = (await client.get(f"/api/v1/agents/{agent['id']}/memories", headers=owner.headers)).json()[
+        "items"
+    ]
+    url = f"/api/v1/agents/{agent['id']}/memories/{memory['id']}"
+    assert (await client.delete(url, headers=owner.headers)).status_code == 204
+    assert (await client.delete(url, headers=owner.headers)).status_code == 404
+
+
+async def test_streaming_sends_deltas_then_the_stored_answer(
+    client: AsyncClient, owner: Account, fake_anthropic: FakeAnthropicServer, session: AsyncSession
+) -> None:
+    agent = await new_agent(client, owner)
+    fake_anthropic.script(AnthropicReply(content="Streaming works nicely"))
+    response = await client.post(
+        f"/api/v1/agents/{agent['id']}/chat",
+        json={"message": "stream please"},
+        headers={**owner.headers, "Accept": "text/event-stream"},
+    )
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = [block.split("\n", 1) for block in response.text.strip().split("\n\n")]
+    names = [e[0].removeprefix("event: ") for e in events]
+    payloads = [json.loads(e[1].removeprefix("data: ")) for e in events]
+    assert names[-1] == "done" and set(names[:-1]) == {"delta"} and len(names) > 2
+    assert "".join(p["content"] for p in payloads[:-1]) == "Streaming works nicely"
+    done = payloads[-1]
+    assert done["message"]["content"] == "Streaming works nicely" and done["usage"]["output_tokens"] > 0
+    stored = await session.get(Message, done["message"]["id"])
+    assert stored is not None and stored.content == "Streaming works nicely"
+
+
+async def test_a_failing_model_falls_back_then_apologises_and_keeps_everything(
+    client: AsyncClient,
+    owner: Account,
+    fake_llm: FakeLLMServer,
+    fake_anthropic: FakeAnthropicServer,
+    session: AsyncSession,
+    resources: Resources,
+) -> None:
+    agent = await new_agent(client, owner, model="openai/gpt-4o", fallback_model="anthropic/claude-haiku-4-5")
+    fake_llm.script(ScriptedReply(status=503, error="overloaded"))
+    fake_anthropic.script(AnthropicReply(content="Answered by the fallback."))
+    saved = await say(client, owner, agent, "first question")
+    assert saved["message"]["content"] == "Answered by the fallback."
+    assert saved["message"]["model"] == "anthropic/claude-haiku-4-5"
+
+    fake_llm.script(ScriptedReply(status=500, error="primary down"))
+    fake_anthropic.script(AnthropicReply(status=529, error="fallback overloaded"))
+    failed = await say(client, owner, agent, "second question")
+    assert failed["message"]["status"] == "failed"
+    assert failed["message"]["content"].startswith("Sorry, I can't answer right now")
+    stored = await session.get(Message, failed["message"]["id"])
+    assert (
+        stored is not None and "primary down" in (stored.error or "") and "overloaded" in (stored.error or "")
+    )
+    asked = await session.scalar(
+        select(func.count()).select_from(Message).where(Message.content == "second question")
+    )
+    assert asked == 1  # what the user sent is kept
+    metrics = resources.metrics.render().decode()
+    assert 'hutch_llm_requests_total{outcome="failed",provider="openai"} 1.0' in metrics
+    assert 'hutch_llm_requests_total{outcome="fallback",provider="anthropic"} 1.0' in metrics
+
+    # The failed apology is not replayed to the model as if it had said it.
+    fake_llm.script(ScriptedReply(content="Back again."))
+    await say(client, owner, agent, "third question")
+    sent = [m["content"] for m in fake_llm.requests[-1].body["messages"] if m["role"] == "assistant"]
+    assert not any("Sorry" in str(c) for c in sent)
+
+
+async def test_paused_agents_and_models_without_keys_refuse_before_storing_anything(
+    client: AsyncClient, owner: Account, session: AsyncSession
+) -> None:
+    paused = await new_agent(client, owner, status="paused")
+    response = await client.post(
+        f"/api/v1/agents/{paused['id']}/chat", json={"message": "hi"}, headers=owner.headers
+    )
+    assert response.status_code == 409 and "paused" in response.json()["detail"]
+    keyless = await new_agent(client, owner, model="google/gemini-2.0-flash")
+    response = await client.post(
+        f"/api/v1/agents/{keyless['id']}/chat", json={"message": "hi"}, headers=owner.headers
+    )
+    assert response.status_code == 409 and "POST /api/v1/provider-keys" in response.json()["detail"]
+    assert await session.scalar(select(func.count()).select_from(Conversation)) == 0
+    empty = await client.post(
+        f"/api/v1/agents/{paused['id']}/chat", json={"message": ""}, headers=owner.headers
+    )
+    assert empty.status_code == 422
+
+
+async def test_reset_starts_a_new_conversation(
+    client: AsyncClient, owner: Account, fake_anthropic: FakeAnthropicServer
+) -> None:
+    agent = await new_agent(client, owner)
+    first = await say(client, owner, agent, "one")
+    reset = await client.post(
+        f"/api/v1/agents/{agent['id']}/conversations/{first['conversation_id']}/reset", headers=owner.headers
+    )
+    assert reset.status_code == 200 and reset.json()["closed_at"] is not None
+    second = await say(client, owner, agent, "two")
+    assert second["conversation_id"] != first["conversation_id"]
+    assert [m["role"] for m in fake_anthropic.requests[-1].body["messages"]] == ["user"]
+    # An older conversation can still be continued by naming it.
+    again = await say(client, owner, agent, "three", conversation_id=first["conversation_id"])
+    assert again["conversation_id"] == first["conversation_id"]
+
+
+async def test_history_is_capped_and_older_turns_are_compacted_into_a_summary(
+    client: AsyncClient,
+    owner: Account,
+    fake_llm: FakeLLMServer,
+    session: AsyncSession,
+    jobs: RecordingJobQueue,
+    resources: Resources,
+) -> None:
+    resources.settings = resources.settings.model_copy(update={"history_messages": 4})
+    jobs.worker_resources = resources.worker_resources
+    agent = await new_agent(client, owner, model="openai/gpt-4o")
+    for n in range(1, 7):
+        await say(client, owner, agent, f"message number {n}")
+    sent = fake_llm.requests[-1].body["messages"]
+    texts = [m["content"] for m in sent if m["role"] == "user"]
+    assert texts == ["message number 4", "message number 5", "message number 6"]  # 4 earlier, then the new
+    assert [name for name, _ in jobs.deferred] == ["conversations.compact"]
+
+    fake_llm.script(ScriptedReply(content="Grace counted from one to four."))
+    await jobs.run_pending()
+    summary = (await session.scalars(select(Memory).where(Memory.kind == MemoryKind.SUMMARY))).one()
+    assert summary.content == "Grace counted from one to four." and summary.covers_until_seq == 8
+    summarised = json.dumps(fake_llm.requests[-1].body["messages"])
+    assert "message number 1" in summarised and "message number 4" in summarised
+
+    await say(client, owner, agent, "what did I say first?")
+    system = fake_llm.requests[-1].body["messages"][0]
+    assert system["role"] == "system" and "Grace counted from one to four." in system["content"]
+    users = [m["content"] for m in fake_llm.requests[-1].body["messages"] if m["role"] == "user"]
+    assert "message number 1" not in users and users[-1] == "what did I say first?"
+
+
+async def test_strict_tool_definitions_follow_the_provider_setting(
+    client: AsyncClient, owner: Account, fake_llm: FakeLLMServer, resources: Resources
+) -> None:
+    agent = await new_agent(client, owner, model="openai/gpt-4o", tools=["current_time"])
+    await say(client, owner, agent, "time?")
+    [tool] = fake_llm.requests[-1].body["tools"]
+    assert tool["function"]["name"] == "current_time" and tool["function"].get("strict") is True
+
+    moonshot = resources.settings.model_copy(
+        update={"moonshot_api_key": resources.settings.openai_api_key, "moonshot_base_url": fake_llm.api_base}
+    )
+    resources.settings = moonshot
+    resources.llm = LLMGateway(moonshot, resources.catalog)
+    kimi = await new_agent(client, owner, name="Kimi", model="moonshot/kimi-k2.5", tools=["current_time"])
+    await say(client, owner, kimi, "time?")
+    [tool] = fake_llm.requests[-1].body["tools"]
+    assert fake_llm.requests[-1].body["model"] == "kimi-k2.5"
+    assert "strict" not in tool["function"] or tool["function"]["strict"] is False
+
+
+async def test_current_time_and_web_fetch_refuse_bad_input_clearly(
+    client: AsyncClient, owner: Account, fake_llm: FakeLLMServer
+) -> None:
+    agent = await new_agent(client, owner, model="openai/gpt-4o", tools=["current_time", "web_fetch"])
+    fake_llm.script(
+        ScriptedReply(tool_calls=[tool_call("current_time", {"timezone": "Mars/Olympus"})]),
+        ScriptedReply(tool_calls=[tool_call("current_time", {"timezone": "Europe/Paris"}, "call_2")]),
+        ScriptedReply(
+            tool_calls=[tool_call("web_fetch", {"url": f"{fake_llm.base_url}/v1/models"}, "call_3")]
+        ),
+        ScriptedReply(content="Done."),
+    )
+    answer = await say(client, owner, agent, "time in Paris, then read my server")
+    assert answer["message"]["content"] == "Done."
+    conversation = json.dumps(fake_llm.requests[-1].body["messages"])
+    assert "Unknown time zone" in conversation  # the model was told, and tried again
+    assert "CET" in conversation or "CEST" in conversation
+    # Loopback addresses are refused unless the operator allows them (HUTCH_WEB_FETCH_ALLOW_PRIVATE).
+    assert "gpt-4o-mini" not in conversation
+    assert "private/internal IP address (127.0.0.1) is blocked" in conversation
+
+
+async def test_web_fetch_reads_private_addresses_when_the_operator_allows_it(
+    client: AsyncClient, owner: Account, fake_llm: FakeLLMServer, resources: Resources
+) -> None:
+    resources.settings = resources.settings.model_copy(update={"web_fetch_allow_private": True})
+    agent = await new_agent(client, owner, model="openai/gpt-4o", tools=["web_fetch"])
+    fake_llm.script(
+        ScriptedReply(tool_calls=[tool_call("web_fetch", {"url": f"{fake_llm.base_url}/v1/models"})]),
+        ScriptedReply(content="Read it."),
+    )
+    await say(client, owner, agent, "read my server")
+    assert "gpt-4o-mini" in json.dumps(fake_llm.requests[-1].body["messages"])  # the page's content
+
+
+async def test_the_demo_model_answers_without_any_provider_key(
+    client: AsyncClient, owner: Account, resources: Resources
+) -> None:
+    keyless = resources.settings.model_copy(update={"openai_api_key": None, "anthropic_api_key": None})
+    resources.settings = keyless
+    resources.llm = LLMGateway(keyless, resources.catalog)
+    agent = await new_agent(client, owner)
+    assert agent["model"] == "demo/echo"
+    models = (await client.get("/api/v1/models", headers=owner.headers)).json()["items"]
+    [demo] = [m for m in models if m["id"] == "demo/echo"]
+    assert demo["display_name"] == "Demo — no AI" and demo["is_default"] and demo["is_demo"]
+    answer = await say(client, owner, agent, "hello demo")
+    assert answer["message"]["content"] == "[Demo — no AI] You said: hello demo"
+    assert answer["usage"]["cost_micro_usd"] == 0
