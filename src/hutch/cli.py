@@ -388,6 +388,35 @@ def admin_revoke(email: Annotated[str, typer.Option(help="Email of a platform ad
     console.print(f"{email.strip().lower()} is no longer a platform admin.", highlight=False)
 
 
+@admin_app.command("rotate-keys")
+def admin_rotate_keys() -> None:
+    """Re-encrypt stored secrets with the newest HUTCH_ENCRYPTION_KEYS key (put it first, keep old ones)."""
+    from hutch.admin.key_rotation import rotate_secrets
+
+    settings = settings_or_exit()
+    with database_or_exit(settings, apply_migrations=settings.uses_embedded_database) as handle:
+        box = SecretBox([k.get_secret_value() for k in handle.settings.encryption_keys])
+
+        async def run() -> dict[str, int]:
+            database = Database(handle.url, pool_size=1, max_overflow=0)
+            try:
+                report = await rotate_secrets(
+                    database, box, lambda table, done: console.print(f"  {table}: {done} re-encrypted")
+                )
+            finally:
+                await database.dispose()
+            if report.unreadable:
+                for table, ids in report.unreadable.items():
+                    console.print(
+                        f"[yellow]{table}: {len(ids)} value(s) no configured key can read "
+                        f"(first: {', '.join(ids[:5])}); they were left as they are.[/]"
+                    )
+            return report.rotated
+
+        rotated = asyncio.run(run())
+    console.print(f"Done: {sum(rotated.values())} secret(s) now use the newest key.", highlight=False)
+
+
 def main() -> None:
     try:
         app()

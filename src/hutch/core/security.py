@@ -117,7 +117,10 @@ class SecretBox:
 
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt with the newest key (for ``hutch admin rotate-keys``)."""
-        return self._fernet.rotate(ciphertext.encode()).decode()
+        try:
+            return self._fernet.rotate(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise ValueError("cannot decrypt: no configured key matches") from None
 
 
 def fingerprint(value: str) -> str:

@@ -1,0 +1,1 @@
+"""Platform administration: key rotation now; stats, analytics and alerts later."""

@@ -1,0 +1,72 @@
+"""Re-encrypt every secret stored at rest with the newest of ``HUTCH_ENCRYPTION_KEYS``.
+
+Rotation: put a new key first in ``HUTCH_ENCRYPTION_KEYS`` (keep the old ones after it), restart, run
+``hutch admin rotate-keys``, then the old keys can be removed. Rows are re-encrypted in small committed
+batches, so a large table does not hold one long transaction, and a rerun is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import InstrumentedAttribute
+
+from hutch.agents.models import ProviderKey
+from hutch.core.security import SecretBox
+from hutch.db.engine import Database
+from hutch.notifications.models import OutboundEmail
+
+BATCH = 500
+
+# Every encrypted column in Hutch; a domain that stores a new kind of secret adds its column here.
+ENCRYPTED_COLUMNS: list[tuple[InstrumentedAttribute[str], InstrumentedAttribute[str]]] = [
+    (ProviderKey.id, ProviderKey.api_key_encrypted),
+    (OutboundEmail.id, OutboundEmail.body_encrypted),
+]
+
+
+@dataclass
+class RotationReport:
+    rotated: dict[str, int] = field(default_factory=dict)
+    unreadable: dict[str, list[str]] = field(default_factory=dict)  # ids no configured key decrypts
+
+
+async def rotate_secrets(
+    database: Database, box: SecretBox, progress: Callable[[str, int], None] | None = None
+) -> RotationReport:
+    report = RotationReport()
+    for id_column, secret_column in ENCRYPTED_COLUMNS:
+        table = secret_column.class_.__tablename__
+        report.rotated[table] = 0
+        after = ""
+        while True:
+            async with database.sessionmaker() as session, session.begin():
+                rows = (
+                    await session.execute(
+                        select(id_column, secret_column)
+                        .where(id_column > after)
+                        .order_by(id_column)
+                        .limit(BATCH)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).all()
+                for row_id, ciphertext in rows:
+                    try:
+                        rotated = box.rotate(ciphertext)
+                    except ValueError:
+                        report.unreadable.setdefault(table, []).append(row_id)
+                        continue
+                    await session.execute(
+                        update(secret_column.class_)
+                        .where(id_column == row_id)
+                        .values({secret_column.key: rotated})
+                    )
+                    report.rotated[table] += 1
+            if progress is not None:
+                progress(table, report.rotated[table])
+            if len(rows) < BATCH:
+                break
+            after = rows[-1][0]
+    return report
