@@ -207,7 +207,12 @@ class Engine:
         return request.primary
 
     def _failed(self, request: TurnRequest, exc: BaseException) -> TurnOutcome:
-        error = redact_text(describe_error(exc))[:2000]
+        error = describe_error(exc)
+        for resolved in (request.primary, request.fallback):
+            key = resolved.credentials.api_key if resolved else None
+            if key:  # providers quote the key they refused; whatever its shape, it goes
+                error = error.replace(key, "[redacted]")
+        error = redact_text(error)[:2000]
         log.warning(
             "agent reply failed", agent_id=request.deps.agent.id, model=request.primary.spec.id, error=error
         )
