@@ -128,6 +128,14 @@ class ProviderKeyCreate(BaseModel):
     api_key: str = Field(min_length=1, max_length=500)
     base_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
 
+    @field_validator("api_key")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        stripped = value.strip()
+        if not stripped:
+            raise ValueError("api_key must not be blank")
+        return stripped
+
 
 class ProviderKeyOut(BaseModel):
     id: str

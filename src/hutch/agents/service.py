@@ -27,6 +27,10 @@ from hutch.settings import Settings
 
 GENERIC_PERSONA = "You are a helpful assistant. Answer clearly and briefly, and say so when you do not know."
 SLUG_ATTEMPTS = 20
+# Columns that cannot be empty: null in a PATCH leaves them unchanged.
+REQUIRED_FIELDS = frozenset(
+    {"name", "role", "system_prompt", "model", "temperature", "max_tokens", "audience", "placement", "status"}
+)
 
 
 def slugify(name: str) -> str:
@@ -102,7 +106,7 @@ class AgentService:
     async def update(self, principal: Principal, agent_id: str, data: AgentUpdate) -> Agent:
         agent = await self.get(principal, agent_id, for_update=True)
         changes = data.model_dump(exclude_unset=True)
-        for field in ("name", "role", "system_prompt", "model", "temperature", "max_tokens", "audience"):
+        for field in REQUIRED_FIELDS:
             if changes.get(field) is None:
                 changes.pop(field, None)  # null means "unchanged" for required fields
         if "model" in changes:
