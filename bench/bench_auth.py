@@ -8,8 +8,10 @@ queueing behind others; throughput over 16 connections. The target is authentica
 under 1 ms p50 above the reference.
 
 Then, inside this process: the same requests through httpx's ASGI transport (no sockets, no HTTP
-parsing), and one rate-limit hit alone, on PostgreSQL and, when `redis-server` is installed, on Redis
-(also over HTTP, through a second `hutch serve` with `HUTCH_REDIS_URL`).
+parsing), against a second reference that does what every real endpoint does without authenticating
+(one transaction with one query) so the difference is authentication alone, and one rate-limit hit
+alone, on PostgreSQL and, when `redis-server` is installed, on Redis (also over HTTP, through a second
+`hutch serve` with `HUTCH_REDIS_URL`).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from pathlib import Path
 
 import httpx
 import redis
+from sqlalchemy import text
 
 from common import HUTCH, LoadResult, clean_env, free_port, load, print_table, process, wait_for
 from hutch.app import create_app
 from hutch.core.authz import CurrentPrincipal
+from hutch.core.dependencies import UoWDep
 from hutch.core.logging import configure_logging
 from hutch.core.ratelimit import RedisRateLimiter
 from hutch.resources import Resources
@@ -42,6 +46,7 @@ HEALTHZ = "/healthz"
 KEY_PATH = "/api/v1/api-keys/current"
 ME_PATH = "/api/v1/users/me"
 PRINCIPAL_PATH = "/bench/principal"
+ONE_QUERY_PATH = "/bench/one-query"
 
 
 @contextmanager
@@ -125,6 +130,13 @@ async def principal_only(principal: CurrentPrincipal) -> dict[str, str]:
     return {"org_id": principal.org_id}
 
 
+async def one_query(uow: UoWDep) -> dict[str, str]:
+    """The unauthenticated reference that does the database work every real endpoint does: one
+    transaction with one query. What authentication adds on top of it is its own cost."""
+    await uow.session.execute(text("SELECT 1"))
+    return {"status": "ok"}
+
+
 async def in_process(
     data_dir: Path, access_token: str, api_key: str, redis_url: str | None
 ) -> list[tuple[str, float, float]]:
@@ -134,6 +146,7 @@ async def in_process(
     )
     app = create_app(settings)
     app.add_api_route(PRINCIPAL_PATH, principal_only, methods=["GET"])
+    app.add_api_route(ONE_QUERY_PATH, one_query, methods=["GET"])
     rows: list[tuple[str, float, float]] = []
     async with app.router.lifespan_context(app):
         resources: Resources = app.state.resources
@@ -155,6 +168,7 @@ async def in_process(
 
             by_key = request(PRINCIPAL_PATH, {"X-API-Key": api_key})
             await timed("ASGI GET /healthz (no auth)", request(HEALTHZ, {}))
+            await timed("ASGI GET one query (no auth)", request(ONE_QUERY_PATH, {}))
             await timed("ASGI authenticate API key (PostgreSQL limit)", by_key)
             if redis_limiter is not None:
                 resources.rate_limiter = redis_limiter
@@ -211,12 +225,16 @@ def main() -> None:
             for name, tp, lat in http
         ],
     )
-    asgi_reference = inside[0][1]
+    asgi_reference, one_query_reference = inside[0][1], inside[1][1]
+
+    def over(name: str, p50: float, reference: float) -> float | str:
+        return p50 - reference if name.startswith("ASGI authenticate") else "-"
+
     print_table(
         f"Inside the process, one call at a time ({IN_PROCESS_CALLS} calls each)",
-        ["path", "p50 ms", "p99 ms", "p50 over ASGI /healthz ms"],
+        ["path", "p50 ms", "p99 ms", "p50 over /healthz ms", "p50 over one-query GET ms (auth cost)"],
         [
-            [name, p50, p99, p50 - asgi_reference if name.startswith("ASGI authenticate") else "-"]
+            [name, p50, p99, over(name, p50, asgi_reference), over(name, p50, one_query_reference)]
             for name, p50, p99 in inside
         ],
     )
