@@ -10,10 +10,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -90,12 +91,17 @@ class LoadResult:
         return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def _load(url: str, total: int, concurrency: int, headers: dict[str, str]) -> LoadResult:
+Body = dict[str, Any] | Callable[[], dict[str, Any]]
+
+
+async def _load(
+    url: str, total: int, concurrency: int, headers: dict[str, str], body: Body | None
+) -> LoadResult:
     latencies: list[float] = []
     errors = 0
     remaining = total
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=10, headers=headers) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=30, headers=headers) as client:
 
         async def worker() -> None:
             nonlocal remaining, errors
@@ -103,7 +109,10 @@ async def _load(url: str, total: int, concurrency: int, headers: dict[str, str])
                 remaining -= 1
                 t0 = time.perf_counter()
                 try:
-                    response = await client.get(url)
+                    if body is None:
+                        response = await client.get(url)
+                    else:
+                        response = await client.post(url, json=body() if callable(body) else body)
                     if response.status_code != 200:
                         errors += 1
                 except httpx.HTTPError:
@@ -123,10 +132,12 @@ def load(
     warmup: int = 300,
     concurrency: int = 16,
     headers: dict[str, str] | None = None,
+    body: Body | None = None,
 ) -> LoadResult:
-    """Send ``total`` GETs with ``concurrency`` connections (after a warm-up) and measure each."""
-    asyncio.run(_load(url, warmup, concurrency, headers or {}))
-    return asyncio.run(_load(url, total, concurrency, headers or {}))
+    """Send ``total`` requests with ``concurrency`` connections (after a warm-up) and measure each: GETs,
+    or POSTs of ``body`` as JSON when it is given (a callable makes each request's body)."""
+    asyncio.run(_load(url, warmup, concurrency, headers or {}, body))
+    return asyncio.run(_load(url, total, concurrency, headers or {}, body))
 
 
 def median(values: Sequence[float]) -> float:

@@ -1,0 +1,228 @@
+"""What Hutch's `/v1/chat/completions` adds over calling the model directly, next to the LiteLLM proxy.
+
+Three processes share one fake OpenAI-compatible upstream (`fake_upstream.py`, zero think time, echoing
+the last user message): the upstream called directly (the reference), one `hutch serve` whose agent uses
+`openai/gpt-4o-mini` on that upstream, and the LiteLLM proxy (no database) routing a model to the same
+upstream. Every Hutch request names an end user, so Hutch also stores the exchange, loads that user's
+history and memories, and records tokens and cost; LiteLLM only forwards.
+
+Latency is measured over one connection (the cost of one request, no queueing), throughput over 16
+connections; "added" is the p50/p99 over the direct call in the same run. Target: Hutch adds no more
+latency than LiteLLM and serves at least as many requests per second.
+
+LiteLLM is installed on first use into `bench/.venv-litellm` (`pip install 'litellm[proxy]'`), never into
+Hutch's environment; when that fails, its rows are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from common import HUTCH, ROOT, Body, LoadResult, clean_env, free_port, load, print_table, process, wait_for
+
+THROUGHPUT_REQUESTS = 2000
+LATENCY_REQUESTS = 600
+CONCURRENCY = 16
+END_USERS = 50  # Hutch keeps a conversation per end user; spread the load over a few of them
+UPSTREAM_KEY = "sk-bench-upstream"
+UPSTREAM_MODEL = "gpt-4o-mini"
+LITELLM_MASTER_KEY = "sk-litellm-bench-master-key-0123456789"  # LiteLLM checks it like Hutch checks keys
+LITELLM_VENV = ROOT / "bench" / ".venv-litellm"
+MESSAGES = [{"role": "user", "content": "Say hello to the benchmark."}]
+
+
+def litellm_binary() -> tuple[Path | None, str]:
+    """The `litellm` command of the bench-only environment, installing it on first use."""
+    binary = LITELLM_VENV / "bin" / "litellm"
+    if binary.exists():
+        return binary, ""
+    print("Installing litellm[proxy] into bench/.venv-litellm (first run only)…", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+        subprocess.run(
+            [str(LITELLM_VENV / "bin" / "pip"), "install", "--quiet", "litellm[proxy]"],
+            check=True,
+            timeout=900,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+        return None, f"installing litellm[proxy] failed: {error}"
+    return binary, ""
+
+
+@contextmanager
+def litellm_proxy(upstream: str, workdir: Path) -> Iterator[tuple[str | None, str]]:
+    """The base URL of a LiteLLM proxy forwarding model `bench` to the upstream (or None and why not)."""
+    binary, problem = litellm_binary()
+    if binary is None:
+        yield None, problem
+        return
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: bench\n"
+        "    litellm_params:\n"
+        f"      model: openai/{UPSTREAM_MODEL}\n"
+        f"      api_base: {upstream}\n"
+        f"      api_key: {UPSTREAM_KEY}\n"
+        "general_settings:\n"
+        f"  master_key: {LITELLM_MASTER_KEY}\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+        "  set_verbose: false\n"
+    )
+    port = free_port()
+    env = clean_env(LITELLM_LOG="ERROR", LITELLM_TELEMETRY="False")
+    args = [str(binary), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    with process([*args, "--num_workers", "1"], env):
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/health/liveliness", timeout=180)
+        yield base, ""
+
+
+def set_up_hutch(base: str) -> tuple[str, str]:
+    """Sign up, create an agent on the upstream's model and a chat key; return (agent slug, key)."""
+    with httpx.Client(base_url=base, timeout=30) as client:
+        signup = client.post(
+            "/api/v1/auth/signup", json={"email": "bench@example.com", "password": "bench password 1"}
+        )
+        signup.raise_for_status()
+        user = {"Authorization": f"Bearer {signup.json()['access_token']}"}
+        agent = client.post(
+            "/api/v1/agents",
+            json={"name": "Bench", "model": f"openai/{UPSTREAM_MODEL}", "tools": []},
+            headers=user,
+        )
+        agent.raise_for_status()
+        key = client.post(
+            "/api/v1/api-keys",
+            json={"label": "bench", "scopes": ["chat"], "rate_limit_per_minute": 100_000},
+            headers=user,
+        )
+        key.raise_for_status()
+        return str(agent.json()["slug"]), str(key.json()["key"])
+
+
+def measure(url: str, headers: dict[str, str], body: Body) -> tuple[LoadResult, LoadResult]:
+    throughput = load(url, total=THROUGHPUT_REQUESTS, concurrency=CONCURRENCY, headers=headers, body=body)
+    latency = load(url, total=LATENCY_REQUESTS, warmup=50, concurrency=1, headers=headers, body=body)
+    for result in (throughput, latency):
+        if result.errors:
+            raise RuntimeError(f"{url}: {result.errors} of {result.requests} requests failed")
+    return throughput, latency
+
+
+def stream_latency(url: str, headers: dict[str, str], body: dict[str, Any], n: int = 200) -> list[float]:
+    """Milliseconds until the first chunk with content, and until `[DONE]`, one streamed call at a time."""
+    first, done = [], []
+    with httpx.Client(timeout=30, headers=headers) as client:
+        for i in range(n + 20):
+            t0 = time.perf_counter()
+            first_at = None
+            with client.stream("POST", url, json={**body, "stream": True}) as response:
+                response.raise_for_status()
+                for line in response.iter_lines():
+                    if first_at is None and '"content":"' in line.replace(" ", ""):
+                        first_at = time.perf_counter()
+                    if line.strip() == "data: [DONE]":
+                        break
+            if i >= 20:  # warm-up
+                first.append(((first_at or time.perf_counter()) - t0) * 1000)
+                done.append((time.perf_counter() - t0) * 1000)
+    return [percentile(first, 50), percentile(done, 50), percentile(done, 99)]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    rows: list[tuple[str, LoadResult, LoadResult]] = []
+    streams: list[tuple[str, list[float]]] = []
+    skipped = ""
+    with tempfile.TemporaryDirectory(prefix="hutch-bench-") as tmp:
+        os.chmod(tmp, 0o755)  # as root, PostgreSQL runs as 'pgserver' and must reach the data dir
+        upstream_port = free_port()
+        upstream = f"http://127.0.0.1:{upstream_port}/v1"
+        with process(
+            [sys.executable, str(ROOT / "bench" / "fake_upstream.py"), str(upstream_port)], clean_env()
+        ):
+            wait_for(f"{upstream}/models")
+            direct = {"model": UPSTREAM_MODEL, "messages": MESSAGES}
+            auth = {"Authorization": f"Bearer {UPSTREAM_KEY}"}
+            rows.append(("upstream, direct", *measure(f"{upstream}/chat/completions", auth, direct)))
+            streams.append(("upstream, direct", stream_latency(f"{upstream}/chat/completions", auth, direct)))
+
+            env = clean_env(
+                HUTCH_DATA_DIR=str(Path(tmp) / "data"),
+                HUTCH_LOG_LEVEL="WARNING",
+                HUTCH_OPENAI_API_KEY=UPSTREAM_KEY,
+                HUTCH_OPENAI_BASE_URL=upstream,
+            )
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            with process([*HUTCH, "serve", "--port", str(port)], env):
+                wait_for(f"{base}/readyz")
+                slug, key = set_up_hutch(base)
+                users = itertools.cycle(f"end-user-{n}" for n in range(END_USERS))
+                hutch = {"model": slug, "messages": MESSAGES, "user": "end-user-0"}
+
+                def hutch_body() -> dict[str, Any]:
+                    return {**hutch, "user": next(users)}
+
+                key_header = {"Authorization": f"Bearer {key}"}
+                rows.append(
+                    (
+                        "Hutch (stores the exchange)",
+                        *measure(f"{base}/v1/chat/completions", key_header, hutch_body),
+                    )
+                )
+                streams.append(("Hutch", stream_latency(f"{base}/v1/chat/completions", key_header, hutch)))
+
+            with litellm_proxy(upstream, Path(tmp)) as (litellm, skipped):
+                if litellm is not None:
+                    proxied = {"model": "bench", "messages": MESSAGES}
+                    master = {"Authorization": f"Bearer {LITELLM_MASTER_KEY}"}
+                    url = f"{litellm}/v1/chat/completions"
+                    rows.append(("LiteLLM proxy", *measure(url, master, proxied)))
+                    streams.append(("LiteLLM proxy", stream_latency(url, master, proxied)))
+
+    ref_p50, ref_p99 = rows[0][2].percentile(50), rows[0][2].percentile(99)
+    print_table(
+        f"POST /v1/chat/completions, zero think time: req/s over {CONCURRENCY} connections "
+        f"({THROUGHPUT_REQUESTS} requests), latency over 1 connection ({LATENCY_REQUESTS} requests)",
+        ["target", "req/s", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms"],
+        [
+            [
+                name,
+                tp.rps,
+                lat.percentile(50),
+                lat.percentile(99),
+                lat.percentile(50) - ref_p50,
+                lat.percentile(99) - ref_p99,
+            ]
+            for name, tp, lat in rows
+        ],
+    )
+    print_table(
+        "Streaming (stream: true), one call at a time (200 calls)",
+        ["target", "first content p50 ms", "[DONE] p50 ms", "[DONE] p99 ms"],
+        [[name, *values] for name, values in streams],
+    )
+    if skipped:
+        print(f"  (LiteLLM rows skipped: {skipped})")
+
+
+if __name__ == "__main__":
+    main()
