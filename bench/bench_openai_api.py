@@ -100,7 +100,7 @@ def set_up_hutch(base: str) -> tuple[str, str]:
         user = {"Authorization": f"Bearer {signup.json()['access_token']}"}
         agent = client.post(
             "/api/v1/agents",
-            json={"name": "Bench", "model": f"openai/{UPSTREAM_MODEL}", "tools": []},
+            json={"name": "Bench", "model": f"openai/{UPSTREAM_MODEL}"},
             headers=user,
         )
         agent.raise_for_status()

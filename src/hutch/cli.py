@@ -131,6 +131,7 @@ def serve(
                 workers=None if reload else workers,
                 log_config=None,
                 proxy_headers=True,
+                access_log=False,
             )
             return
         from hutch.app import create_app
@@ -144,6 +145,7 @@ def serve(
             log_config=None,
             proxy_headers=True,
             server_header=False,
+            access_log=False,  # Hutch's own middleware logs each request, with its id
             lifespan="on",
         )
         server = uvicorn.Server(config)

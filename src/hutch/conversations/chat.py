@@ -15,6 +15,7 @@ from pydantic_ai.messages import ModelMessage
 from pydantic_ai.tools import ToolDefinition
 
 from hutch.accounts.repository import OrgRepository
+from hutch.agents.catalog import Credentials
 from hutch.agents.models import Agent, AgentStatus
 from hutch.agents.service import org_credentials
 from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
@@ -60,10 +61,14 @@ class ChatFlow:
         self.resources = resources
         self.settings = resources.settings
         self.conversations = ConversationService(uow.session)
+        self._keys: dict[str, dict[str, Credentials]] = {}  # org id → its provider keys, read once per flow
 
     async def models_for(self, agent: Agent) -> tuple[ResolvedModel, ResolvedModel | None]:
         """The agent's model and fallback with their keys, or 409 saying which key is missing."""
-        keys = await org_credentials(self.session, self.resources.secret_box, agent.org_id)
+        keys = self._keys.get(agent.org_id)
+        if keys is None:
+            keys = await org_credentials(self.session, self.resources.secret_box, agent.org_id)
+            self._keys[agent.org_id] = keys
         primary = self.resources.llm.resolve(agent.model, keys)
         fallback = None
         if agent.fallback_model:

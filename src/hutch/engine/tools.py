@@ -36,6 +36,9 @@ class ToolSpec:
 class ToolRegistry:
     def __init__(self) -> None:
         self._specs: dict[str, ToolSpec] = {}
+        # Building a tool derives its JSON schema from the function (about 0.3 ms each); tools hold no
+        # per-run state, so each is built once per (settings, strict) and shared by every turn.
+        self._built: dict[tuple[str, bool, int], tuple[Settings, Tool[EngineDeps]]] = {}
 
     def register(self, spec: ToolSpec) -> None:
         if spec.name in self._specs:
@@ -49,7 +52,16 @@ class ToolRegistry:
         return [n for n in names if n not in self._specs]
 
     def build(self, names: list[str], settings: Settings, *, strict: bool) -> list[Tool[EngineDeps]]:
-        return [self._specs[n].build(settings, strict) for n in names if n in self._specs]
+        return [self._tool(n, settings, strict) for n in names if n in self._specs]
+
+    def _tool(self, name: str, settings: Settings, strict: bool) -> Tool[EngineDeps]:
+        key = (name, strict, id(settings))
+        cached = self._built.get(key)
+        if cached is not None and cached[0] is settings:  # the same object, not a new one at a reused id
+            return cached[1]
+        tool = self._specs[name].build(settings, strict)
+        self._built[key] = (settings, tool)
+        return tool
 
 
 TOOLS = ToolRegistry()
