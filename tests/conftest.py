@@ -113,6 +113,9 @@ def encryption_key() -> str:
     return Fernet.generate_key().decode()
 
 
+TEST_PLANS = Path(__file__).with_name("billing") / "plans.toml"
+
+
 def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "env": Environment.TEST,
@@ -122,6 +125,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "encryption_keys": [SecretStr(Fernet.generate_key().decode())],
         "worker_stalled_timeout": 2.0,
         "worker_heartbeat_interval": 0.5,
+        "plans_file": TEST_PLANS,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -99,6 +99,16 @@ ROUTES: dict[tuple[str, str], Access] = {
         Guard.CHAT, {"model": "{agent_id}", "messages": [{"role": "user", "content": "hi"}]}
     ),
     ("GET", "/v1/models"): Access(Guard.READ),
+    ("GET", "/api/v1/billing/plans"): Access(Guard.PUBLIC),
+    ("GET", "/api/v1/billing/packages"): Access(Guard.READ),
+    ("GET", "/api/v1/billing/usage"): Access(Guard.READ),
+    ("GET", "/api/v1/billing/balance"): Access(Guard.READ),
+    ("GET", "/api/v1/billing/ledger"): Access(Guard.READ),
+    ("GET", "/api/v1/billing/subscription"): Access(Guard.READ),
+    ("POST", "/api/v1/admin/orgs/{org_id}/grants"): Access(
+        Guard.PLATFORM_ADMIN, {"credits_cents": 100, "reason": "matrix"}
+    ),
+    ("PUT", "/api/v1/admin/orgs/{org_id}/plan"): Access(Guard.PLATFORM_ADMIN, {"plan": "pro"}),
     ("GET", "/verify-email"): Access(Guard.PUBLIC),
     ("GET", "/reset-password"): Access(Guard.PUBLIC),
     ("POST", "/reset-password"): Access(Guard.PUBLIC),

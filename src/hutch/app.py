@@ -17,6 +17,10 @@ from hutch.agents import router as agents_router
 from hutch.agents.catalog import Catalog, CatalogError, load_catalog
 from hutch.apikeys import router as apikeys_router
 from hutch.audit import router as audit_router
+from hutch.billing import admin_router as billing_admin_router
+from hutch.billing import router as billing_router
+from hutch.billing.plans import PlanCatalog, PlanFileError, load_plans
+from hutch.billing.service import mirror_plans
 from hutch.bootstrap import StartupError
 from hutch.channels.openai_api import router as openai_router
 from hutch.conversations import router as conversations_router
@@ -57,6 +61,7 @@ def create_app(
     metrics = resources.metrics if resources is not None else Metrics()
     redis_url = configured_redis_url(settings)
     catalog: Catalog | None = None
+    plans: PlanCatalog | None = None
     if resources is None:
         # Checked here, before uvicorn runs, so `hutch serve` can say what is wrong in one line.
         if redis_url is not None:
@@ -64,6 +69,10 @@ def create_app(
         try:
             catalog = load_catalog(settings)
         except CatalogError as exc:
+            raise StartupError(str(exc)) from None
+        try:
+            plans = load_plans(settings)
+        except PlanFileError as exc:
             raise StartupError(str(exc)) from None
 
     @asynccontextmanager
@@ -85,7 +94,8 @@ def create_app(
         jobs = JobQueue(settings, url)
         await jobs.open()
         rate_limiter = build_rate_limiter(settings, database.engine)
-        shared = build_worker_resources(settings, database, metrics, catalog)
+        shared = build_worker_resources(settings, database, metrics, catalog, plans)
+        await mirror_plans(database, shared.plans)
         built = build_resources(shared, jobs, rate_limiter, frozenset(head_revisions()))
         app.state.resources = built
         worker_task: asyncio.Task[None] | None = None
@@ -138,6 +148,8 @@ def create_app(
         agents_router.router,
         conversations_router.router,
         openai_router.router,
+        billing_router.router,
+        billing_admin_router.router,
         account_pages.router,
     ):
         add_routes(app, router)

@@ -20,6 +20,7 @@ from rich.panel import Panel
 from hutch import __version__
 from hutch.accounts.passwords import strong_password
 from hutch.agents.catalog import Catalog, CatalogError, load_catalog
+from hutch.billing.plans import PlanCatalog, PlanFileError, load_plans
 from hutch.bootstrap import (
     DatabaseHandle,
     StartupError,
@@ -210,13 +211,14 @@ def worker(
             require_current_schema(handle.url)
         try:
             catalog = load_catalog(handle.settings)
-        except CatalogError as exc:
+            plans = load_plans(handle.settings)
+        except (CatalogError, PlanFileError) as exc:
             raise fail(str(exc)) from None
-        asyncio.run(_run_worker(handle, concurrency or handle.settings.worker_concurrency, catalog))
+        asyncio.run(_run_worker(handle, concurrency or handle.settings.worker_concurrency, catalog, plans))
     console.print("Worker stopped.")
 
 
-async def _run_worker(handle: DatabaseHandle, concurrency: int, catalog: Catalog) -> None:
+async def _run_worker(handle: DatabaseHandle, concurrency: int, catalog: Catalog, plans: PlanCatalog) -> None:
     from hutch.core.metrics import Metrics
     from hutch.resources import build_worker_resources
     from hutch.worker import JobQueue
@@ -226,7 +228,7 @@ async def _run_worker(handle: DatabaseHandle, concurrency: int, catalog: Catalog
     jobs = JobQueue(settings, handle.url, pool_max_size=concurrency + 2)
     await jobs.open()
     try:
-        resources = build_worker_resources(settings, database, Metrics(), catalog)
+        resources = build_worker_resources(settings, database, Metrics(), catalog, plans)
         try:
             await jobs.run_worker(resources, concurrency=concurrency, install_signal_handlers=True)
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hutch.agents.catalog import Catalog, load_catalog
+from hutch.billing.plans import PlanCatalog, load_plans
 from hutch.core.metrics import Metrics
 from hutch.core.ratelimit import RateLimiter
 from hutch.core.security import SecretBox
@@ -29,7 +30,11 @@ class Resources(WorkerResources):
 
 
 def build_worker_resources(
-    settings: Settings, database: Database, metrics: Metrics, catalog: Catalog | None = None
+    settings: Settings,
+    database: Database,
+    metrics: Metrics,
+    catalog: Catalog | None = None,
+    plans: PlanCatalog | None = None,
 ) -> WorkerResources:
     """The gateways and helpers every process needs, built once from settings."""
     catalog = catalog or load_catalog(settings)
@@ -41,6 +46,7 @@ def build_worker_resources(
         email=build_email_gateway(settings),
         catalog=catalog,
         llm=LLMGateway(settings, catalog),
+        plans=plans or load_plans(settings),
     )
 
 
@@ -55,6 +61,7 @@ def build_resources(
         email=shared.email,
         catalog=shared.catalog,
         llm=shared.llm,
+        plans=shared.plans,
         jobs=jobs,
         rate_limiter=rate_limiter,
         migration_heads=migration_heads,

@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     openai_compatible_base_url: str | None = None
 
     # The conversation engine.
+    plans_file: Path | None = None  # the operator's plans and packages (replaces the built-in file)
     model_catalog_file: Path | None = None  # the operator's additions to the model catalog
     llm_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
     llm_max_retries: int = Field(default=2, ge=0, le=10)  # per model, with backoff, before the fallback

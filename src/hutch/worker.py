@@ -30,6 +30,7 @@ from hutch.notifications.gateway import EmailGateway
 
 if TYPE_CHECKING:
     from hutch.agents.catalog import Catalog
+    from hutch.billing.plans import PlanCatalog
     from hutch.engine.gateway import LLMGateway
 from hutch.settings import Settings
 
@@ -112,6 +113,7 @@ class WorkerResources:
     email: EmailGateway
     catalog: Catalog
     llm: LLMGateway
+    plans: PlanCatalog
 
     async def close(self) -> None:
         await self.llm.close()

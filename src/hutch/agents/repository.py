@@ -36,6 +36,10 @@ class AgentRepository:
         stmt = self.readable(principal).where((Agent.id == ref) | (Agent.slug == ref))
         return (await self.session.execute(stmt.limit(1))).scalar_one_or_none()
 
+    async def count_in_org(self, org_id: str) -> int:
+        stmt = select(func.count()).select_from(Agent).where(Agent.org_id == org_id)
+        return int(await self.session.scalar(stmt) or 0)
+
     async def slug_taken(self, org_id: str, slug: str, except_id: str | None = None) -> bool:
         stmt = select(Agent.id).where(Agent.org_id == org_id, Agent.slug == slug)
         if except_id is not None:
@@ -45,10 +49,6 @@ class AgentRepository:
     async def slugs_like(self, org_id: str, base: str) -> set[str]:
         stmt = select(Agent.slug).where(Agent.org_id == org_id, Agent.slug.like(f"{base}%"))
         return set((await self.session.scalars(stmt)).all())
-
-    async def count_in_org(self, org_id: str) -> int:
-        stmt = select(func.count()).select_from(Agent).where(Agent.org_id == org_id)
-        return int(await self.session.scalar(stmt) or 0)
 
 
 class ProviderKeyRepository:

@@ -38,7 +38,7 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 def _agents(uow: UoWDep, resources: Resources) -> AgentService:
-    return AgentService(uow.session, resources.llm, resources.secret_box)
+    return AgentService(uow.session, resources.llm, resources.secret_box, resources.plans)
 
 
 def agent_out(agent: Agent) -> AgentOut:

@@ -17,6 +17,8 @@ from hutch.agents.repository import AgentRepository, ProviderKeyRepository
 from hutch.agents.roles import role_template
 from hutch.agents.schemas import AgentCreate, AgentUpdate, ProviderKeyCreate
 from hutch.audit.service import record_audit
+from hutch.billing.plans import PlanCatalog
+from hutch.billing.quotas import Quotas
 from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
@@ -47,11 +49,14 @@ async def org_credentials(
 
 
 class AgentService:
-    def __init__(self, session: AsyncSession, llm: LLMGateway, secret_box: SecretBox) -> None:
+    def __init__(
+        self, session: AsyncSession, llm: LLMGateway, secret_box: SecretBox, plans: PlanCatalog
+    ) -> None:
         self.session = session
         self.llm = llm
         self.secret_box = secret_box
         self.agents = AgentRepository(session)
+        self.quotas = Quotas(session, plans)
 
     async def page(self, principal: Principal, skip: int, limit: int) -> tuple[list[Agent], int]:
         return await self.agents.page(principal, skip, limit)
@@ -74,6 +79,9 @@ class AgentService:
             dict.fromkeys(data.tools if data.tools is not None else (template.tools if template else ()))
         )
         self._check_tools(tools)
+        await self.quotas.check_count(
+            principal.org_id, "agents", lambda: self.agents.count_in_org(principal.org_id)
+        )
         agent = Agent(
             id=new_id("agt"),
             org_id=principal.org_id,

@@ -18,10 +18,13 @@ from hutch.accounts.repository import OrgRepository
 from hutch.agents.catalog import Credentials
 from hutch.agents.models import Agent, AgentStatus
 from hutch.agents.service import org_credentials
+from hutch.billing.ledger import Ledger
+from hutch.billing.quotas import Quotas, TurnUsage
 from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
 from hutch.conversations.repository import MemoryRepository, MessageRepository
 from hutch.conversations.service import ConversationService
 from hutch.core.errors import Conflict, NotFound
+from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
 from hutch.db.engine import UnitOfWork
 from hutch.engine.deps import EngineDeps
 from hutch.engine.gateway import ResolvedModel
@@ -62,6 +65,11 @@ class ChatFlow:
         self.settings = resources.settings
         self.conversations = ConversationService(uow.session)
         self._keys: dict[str, dict[str, Credentials]] = {}  # org id → its provider keys, read once per flow
+        # API processes share their limiter; workers count per-minute rates in PostgreSQL directly.
+        limiter: RateLimiter = getattr(resources, "rate_limiter", None) or PostgresRateLimiter(
+            resources.database.engine
+        )
+        self.quotas = Quotas(uow.session, resources.plans, limiter)
 
     async def models_for(self, agent: Agent) -> tuple[ResolvedModel, ResolvedModel | None]:
         """The agent's model and fallback with their keys, or 409 saying which key is missing."""
@@ -84,9 +92,18 @@ class ChatFlow:
         if agent.status is not AgentStatus.ACTIVE:
             raise AgentPaused()
         await self.models_for(agent)  # refuse before storing anything when no model can answer
+        await self.quotas.reserve_message(agent.org_id)
         conversation = await self.conversations.open(agent, channel, end_user, conversation_id)
         message = await self.conversations.add(conversation, MessageRole.USER, text)
         return Turn(agent, conversation, message, channel, end_user)
+
+    async def meter(self, org_id: str, outcome: TurnOutcome, reference: str) -> None:
+        """Count the answer's tokens and cost, and charge it to the credits on pay-per-use plans."""
+        ledger = Ledger(
+            self.uow, low_balance_threshold_cents=self.resources.plans.billing.low_balance_threshold_cents
+        )
+        usage = TurnUsage(outcome.input_tokens, outcome.output_tokens, outcome.cost_micro_usd, outcome.byok)
+        await self.quotas.meter_turn(org_id, usage, ledger, reference)
 
     async def resume(self, agent_id: str, conversation_id: str, message_id: str, channel: str) -> Turn:
         """The turn whose user message an earlier transaction stored (streams and jobs run in their own)."""
@@ -210,6 +227,7 @@ class ChatFlow:
             byok=outcome.byok,
             tool_calls=outcome.tool_calls,
         )
+        await self.meter(turn.agent.org_id, outcome, message.id)
         window = self.settings.history_messages
         count = turn.conversation.message_count
         if count > 2 * window and count % window == 0:  # every `window` messages once the thread is long

@@ -49,7 +49,9 @@ def end_user_of(principal: Principal) -> str:
 
 
 async def _agent(principal: Principal, agent_id: str, uow: UnitOfWork, resources: Resources) -> Agent:
-    return await AgentService(uow.session, resources.llm, resources.secret_box).get(principal, agent_id)
+    return await AgentService(uow.session, resources.llm, resources.secret_box, resources.plans).get(
+        principal, agent_id
+    )
 
 
 def chat_response(answer: Answer) -> ChatResponse:

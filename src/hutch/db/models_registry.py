@@ -6,6 +6,7 @@ from hutch.accounts import models as accounts_models
 from hutch.agents import models as agents_models
 from hutch.apikeys import models as apikeys_models
 from hutch.audit import models as audit_models
+from hutch.billing import models as billing_models
 from hutch.conversations import models as conversations_models
 from hutch.core import models as core_models
 from hutch.db.base import Base
@@ -17,6 +18,7 @@ DOMAIN_MODELS = (
     agents_models,
     apikeys_models,
     audit_models,
+    billing_models,
     conversations_models,
     core_models,
     notifications_models,

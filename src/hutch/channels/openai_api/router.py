@@ -72,6 +72,7 @@ class CompletionCall:
         """Store the new user message when the caller names an end user (and it is a new message)."""
         if self.end_user is None or self.prompt is None:
             await flow.models_for(agent)  # a missing provider key answers before anything runs
+            await flow.quotas.reserve_message(agent.org_id)
             return None
         return await flow.begin(agent, CHANNEL, self.end_user, self.prompt)
 
@@ -117,6 +118,8 @@ async def chat_completions(
     outcome = await flow.engine.run(await call.request(flow, agent, turn))
     if turn is not None:
         await flow.finish(turn, outcome)
+    else:
+        await flow.meter(agent.org_id, outcome, call.id)
     if not outcome.ok:
         return JSONResponse(openai_error(UPSTREAM_FAILED, FAILURE_MESSAGE, "upstream_error"), UPSTREAM_FAILED)
     return completion(call.id, call.created, body.model, outcome)
@@ -145,6 +148,8 @@ async def stream_completion(
         assert outcome is not None
         if turn is not None:
             await flow.finish(turn, outcome)
+        else:
+            await flow.meter(agent.org_id, outcome, call.id)
         await uow.commit(resources.jobs.defer_named)
     if not outcome.ok:
         error = openai_error(UPSTREAM_FAILED, FAILURE_MESSAGE, "upstream_error")

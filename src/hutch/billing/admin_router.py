@@ -1,0 +1,52 @@
+"""Platform-admin billing: grant credits or time, and put an org on a plan by hand."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, status
+
+from hutch.billing.router import billing
+from hutch.billing.schemas import GrantOut, GrantRequest, LedgerEntryOut, OrgPlanOut, PlanAssignment
+from hutch.core.authz import PlatformAdmin
+from hutch.core.dependencies import ResourcesDep, UoWDep
+from hutch.core.errors import BadRequest, Forbidden, NotFound, Unauthorized, error_responses
+from hutch.core.request_context import client_ip
+
+router = APIRouter(prefix="/api/v1", tags=["admin"])
+
+
+@router.post(
+    "/admin/orgs/{org_id}/grants",
+    status_code=status.HTTP_201_CREATED,
+    response_model=GrantOut,
+    responses=error_responses(Unauthorized, Forbidden, NotFound),
+)
+async def grant(
+    org_id: str,
+    body: GrantRequest,
+    request: Request,
+    admin: PlatformAdmin,
+    uow: UoWDep,
+    resources: ResourcesDep,
+) -> GrantOut:
+    """Add prepaid credits and/or seconds to an org (a goodwill gesture, a refund, a deal)."""
+    entries = await billing(uow, resources).grant(org_id, body, admin, client_ip(request))
+    outs = [LedgerEntryOut.model_validate(e) for e in entries]
+    return GrantOut(**outs[0].model_dump(), entries=outs)
+
+
+@router.put(
+    "/admin/orgs/{org_id}/plan",
+    response_model=OrgPlanOut,
+    responses=error_responses(BadRequest, Unauthorized, Forbidden, NotFound),
+)
+async def assign_plan(
+    org_id: str,
+    body: PlanAssignment,
+    request: Request,
+    admin: PlatformAdmin,
+    uow: UoWDep,
+    resources: ResourcesDep,
+) -> OrgPlanOut:
+    """Put an org on a plan without Stripe (an invoice paid by hand, a partner, a test account)."""
+    org = await billing(uow, resources).assign_plan(org_id, body.plan, admin, client_ip(request))
+    return OrgPlanOut(org_id=org.id, plan=org.plan)

@@ -1,0 +1,156 @@
+"""Billing tables: plans mirror, subscription state, prepaid ledger, metering and Stripe events."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hutch.db.base import Base, TimestampMixin, str_enum
+
+
+class PlanRecord(Base):
+    """The plans file as last loaded, so SQL (reports, the admin console) can join on plans."""
+
+    __tablename__ = "plans"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    price_cents: Mapped[int] = mapped_column(Integer)
+    interval: Mapped[str] = mapped_column(String(16))
+    trial_hours: Mapped[int] = mapped_column(Integer)
+    pay_per_use: Mapped[bool] = mapped_column(Boolean)
+    limits: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # false once the file no longer has it
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SubscriptionStatus(StrEnum):
+    NONE = "none"  # never subscribed (the free plan, or a plan an admin assigned)
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    CANCELED = "canceled"
+
+
+class BillingAccount(TimestampMixin, Base):
+    """An org's Stripe customer and subscription, as the verified webhooks last described it."""
+
+    __tablename__ = "billing_accounts"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        str_enum(SubscriptionStatus, "subscription_status"), default=SubscriptionStatus.NONE
+    )
+    subscribed_plan: Mapped[str | None] = mapped_column(String(64))
+    current_period_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    trial_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When Stripe produced the state above (the event's `created`): older events never overwrite it.
+    stripe_state_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_purchase_done: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LedgerUnit(StrEnum):
+    CREDITS = "credits"  # cents
+    SECONDS = "seconds"  # voice and time cards
+
+
+class LedgerKind(StrEnum):
+    PURCHASE = "purchase"
+    BONUS = "bonus"
+    GRANT = "grant"
+    INCLUDED = "included"  # credits a plan includes each period
+    SPEND = "spend"
+
+
+class Balance(Base):
+    """The running sum of an org's ledger, per unit; locked by every entry so it can never go negative."""
+
+    __tablename__ = "balances"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
+    credits_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    seconds: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Token costs below a cent wait here until they add up to whole cents to charge.
+    uncharged_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    low_credits_notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class LedgerEntry(Base):
+    """Append-only: a balance is the sum of its org's entries in that unit."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_entries_org_created", "org_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    unit: Mapped[LedgerUnit] = mapped_column(str_enum(LedgerUnit, "ledger_unit"))
+    kind: Mapped[LedgerKind] = mapped_column(str_enum(LedgerKind, "ledger_kind"))
+    amount: Mapped[int] = mapped_column(BigInteger)  # positive adds, negative spends
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    # What caused it (a Checkout Session, a message, a grant); unique so a replay cannot add it twice.
+    reference: Mapped[str | None] = mapped_column(String(255), unique=True)
+    actor_user_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class UsageDaily(Base):
+    """What an org used on one UTC day; months are sums of days."""
+
+    __tablename__ = "usage_daily"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    cost_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    documents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    voice_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class UsageMonthly(Base):
+    """Messages per org per month, reserved with one conditional upsert so quotas hold under concurrency."""
+
+    __tablename__ = "usage_monthly"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class StripeEvent(Base):
+    """Every verified Stripe event, stored once: a replayed id is acknowledged and does nothing."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    org_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    handled: Mapped[bool] = mapped_column(Boolean, default=True)  # false for types Hutch ignores
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RevenueEvent(Base):
+    """Money received (a paid invoice or a prepaid purchase), for revenue reports."""
+
+    __tablename__ = "revenue_events"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(255), unique=True)  # the invoice or Checkout Session id
+    kind: Mapped[str] = mapped_column(String(32))  # subscription | purchase
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    plan: Mapped[str | None] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,226 @@
+"""Plan limits applied: counted resources, message quotas and rates, and metering of what was used.
+
+Messages are reserved before the model runs (per minute → 429, per day → 429 until midnight UTC, per
+month → 402) and metered after it answers (tokens, cost). Orgs on a pay-per-use plan are charged each
+answer's token cost in credits, except for answers made with their own provider key (BYOK).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.accounts.models import Org
+from hutch.billing.ledger import Ledger
+from hutch.billing.models import Balance, LedgerKind, LedgerUnit, UsageDaily, UsageMonthly
+from hutch.billing.plans import LimitName, Plan, PlanCatalog
+from hutch.core.errors import PaymentRequired, QuotaExceeded, RateLimited
+from hutch.core.quota import lock_org, month_start, reserve_statement, seconds_until_next_day, utc_day
+from hutch.core.ratelimit import RateLimiter
+
+MICRO_USD_PER_CENT = 10_000
+_RESERVE_DAY = text(reserve_statement("usage_daily", ("org_id", "day"), "messages"))
+_RESERVE_MONTH = text(reserve_statement("usage_monthly", ("org_id", "month"), "messages"))
+_METER = text(
+    "INSERT INTO usage_daily (org_id, day, messages, input_tokens, output_tokens, cost_micro_usd, "
+    "documents, voice_seconds) VALUES (:org_id, :day, 0, :input_tokens, :output_tokens, :cost, "
+    ":documents, :voice_seconds) "
+    "ON CONFLICT (org_id, day) DO UPDATE SET "
+    "input_tokens = usage_daily.input_tokens + EXCLUDED.input_tokens, "
+    "output_tokens = usage_daily.output_tokens + EXCLUDED.output_tokens, "
+    "cost_micro_usd = usage_daily.cost_micro_usd + EXCLUDED.cost_micro_usd, "
+    "documents = usage_daily.documents + EXCLUDED.documents, "
+    "voice_seconds = usage_daily.voice_seconds + EXCLUDED.voice_seconds"
+)
+_CARRY = text(
+    "UPDATE balances SET uncharged_micro_usd = uncharged_micro_usd + :cost WHERE org_id = :org_id "
+    "RETURNING uncharged_micro_usd, credits_cents"
+)
+_TAKE_CARRY = text("UPDATE balances SET uncharged_micro_usd = :left WHERE org_id = :org_id")
+
+LIMIT_LABELS: dict[LimitName, str] = {
+    "agents": "agents",
+    "dedicated_runtimes": "dedicated runtimes",
+    "messages_per_month": "messages this month",
+    "messages_per_day": "messages today",
+    "messages_per_minute": "messages per minute",
+    "documents_per_agent": "documents for this agent",
+    "storage_mb": "storage",
+}
+
+
+class MessageQuotaExceeded(QuotaExceeded):
+    def __init__(self, plan: Plan, limit: int) -> None:
+        super().__init__(
+            "messages_per_month",
+            plan.id,
+            f"The {plan.name} plan's {limit} messages this month are used up; upgrade the plan "
+            "or wait for next month.",
+        )
+
+
+class NoCreditsLeft(PaymentRequired):
+    def __init__(self) -> None:
+        super().__init__(
+            "Your plan charges answers to prepaid credits and none are left; buy credits "
+            "(POST /api/v1/billing/purchase) or ask an admin for a grant."
+        )
+
+
+@dataclass(frozen=True)
+class TurnUsage:
+    input_tokens: int
+    output_tokens: int
+    cost_micro_usd: int
+    byok: bool
+
+
+class Quotas:
+    def __init__(self, session: AsyncSession, plans: PlanCatalog, limiter: RateLimiter | None = None) -> None:
+        self.session = session
+        self.plans = plans
+        self.limiter = limiter
+
+    async def plan_of(self, org_id: str) -> Plan:
+        plan_id = await self.session.scalar(select(Org.plan).where(Org.id == org_id))
+        return self.plans.plan_or_free(plan_id or "")
+
+    async def check_count(
+        self, org_id: str, limit: LimitName, count: Callable[[], Awaitable[int]], adding: int = 1
+    ) -> Plan:
+        """Lock the org, count what exists, and refuse (402) when ``adding`` more would pass the limit.
+
+        The lock holds until the caller's transaction ends, so the caller's insert is counted by the next
+        request in line."""
+        plan = await self.plan_of(org_id)
+        allowed = plan.limit(limit)
+        if allowed is None:
+            return plan
+        await lock_org(self.session, org_id)
+        if await count() + adding > allowed:
+            raise QuotaExceeded(
+                limit,
+                plan.id,
+                f"The {plan.name} plan allows {allowed} {LIMIT_LABELS[limit]}; upgrade the plan to add more.",
+            )
+        return plan
+
+    async def reserve_message(self, org_id: str, now: datetime | None = None) -> Plan:
+        """Count one message against the org's rates and quotas, or refuse it (429 or 402)."""
+        now = now or datetime.now(UTC)
+        plan = await self.plan_of(org_id)
+        per_minute = plan.limits.messages_per_minute
+        if per_minute is not None and self.limiter is not None:
+            decision = await self.limiter.hit(f"messages:{org_id}", per_minute, 60)
+            if not decision.allowed:
+                raise RateLimited(
+                    decision.retry_after,
+                    f"The {plan.name} plan answers {per_minute} messages per minute; try again shortly.",
+                )
+        day = await self.session.execute(
+            _RESERVE_DAY,
+            {"org_id": org_id, "day": utc_day(now), "amount": 1, "limit": plan.limits.messages_per_day},
+        )
+        if day.first() is None:
+            raise RateLimited(
+                seconds_until_next_day(now),
+                f"The {plan.name} plan answers {plan.limits.messages_per_day} messages per day; "
+                "try again tomorrow (UTC) or upgrade the plan.",
+            )
+        month_limit = plan.limits.messages_per_month
+        month = await self.session.execute(
+            _RESERVE_MONTH,
+            {"org_id": org_id, "month": month_start(now), "amount": 1, "limit": month_limit},
+        )
+        if month.first() is None:
+            assert month_limit is not None
+            raise MessageQuotaExceeded(plan, month_limit)
+        if plan.pay_per_use and await self.credits(org_id) <= 0:
+            raise NoCreditsLeft()
+        return plan
+
+    async def credits(self, org_id: str) -> int:
+        value = await self.session.scalar(select(Balance.credits_cents).where(Balance.org_id == org_id))
+        return int(value or 0)
+
+    async def meter_turn(
+        self, org_id: str, usage: TurnUsage, ledger: Ledger, reference: str, now: datetime | None = None
+    ) -> None:
+        """Record tokens and cost; on pay-per-use plans charge whole cents of it (never below zero)."""
+        now = now or datetime.now(UTC)
+        await self.meter(org_id, now, usage.input_tokens, usage.output_tokens, usage.cost_micro_usd)
+        plan = await self.plan_of(org_id)
+        if not plan.pay_per_use or usage.byok or usage.cost_micro_usd <= 0:
+            return
+        await ledger.ensure_balance(org_id)
+        row = (await self.session.execute(_CARRY, {"org_id": org_id, "cost": usage.cost_micro_usd})).one()
+        cents = min(int(row.uncharged_micro_usd) // MICRO_USD_PER_CENT, int(row.credits_cents))
+        if cents <= 0:
+            return
+        left = int(row.uncharged_micro_usd) - cents * MICRO_USD_PER_CENT
+        await self.session.execute(_TAKE_CARRY, {"org_id": org_id, "left": left})
+        await ledger.post(
+            org_id,
+            LedgerUnit.CREDITS,
+            LedgerKind.SPEND,
+            -cents,
+            description="Model usage",
+            reference=f"usage:{reference}",
+        )
+
+    async def meter(
+        self,
+        org_id: str,
+        now: datetime,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost_micro_usd: int = 0,
+        *,
+        documents: int = 0,
+        voice_seconds: int = 0,
+    ) -> None:
+        await self.session.execute(
+            _METER,
+            {
+                "org_id": org_id,
+                "day": utc_day(now),
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "cost": cost_micro_usd,
+                "documents": documents,
+                "voice_seconds": voice_seconds,
+            },
+        )
+
+    async def usage(self, org_id: str, now: datetime | None = None) -> dict[str, int]:
+        now = now or datetime.now(UTC)
+        month = month_start(now)
+        today = utc_day(now)
+        totals = (
+            await self.session.execute(
+                select(
+                    func.coalesce(func.sum(UsageDaily.input_tokens), 0),
+                    func.coalesce(func.sum(UsageDaily.output_tokens), 0),
+                    func.coalesce(func.sum(UsageDaily.cost_micro_usd), 0),
+                    func.coalesce(func.sum(UsageDaily.voice_seconds), 0),
+                ).where(UsageDaily.org_id == org_id, UsageDaily.day >= month)
+            )
+        ).one()
+        messages_month = await self.session.scalar(
+            select(UsageMonthly.messages).where(UsageMonthly.org_id == org_id, UsageMonthly.month == month)
+        )
+        messages_today = await self.session.scalar(
+            select(UsageDaily.messages).where(UsageDaily.org_id == org_id, UsageDaily.day == today)
+        )
+        return {
+            "messages_this_month": int(messages_month or 0),
+            "messages_today": int(messages_today or 0),
+            "input_tokens_this_month": int(totals[0]),
+            "output_tokens_this_month": int(totals[1]),
+            "cost_micro_usd_this_month": int(totals[2]),
+            "voice_seconds_this_month": int(totals[3]),
+        }

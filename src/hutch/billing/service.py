@@ -1,0 +1,194 @@
+"""Billing use cases without Stripe: plans, usage against limits, the prepaid balance, admin grants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from hutch.accounts.models import Org
+from hutch.agents.models import Agent
+from hutch.audit.service import record_audit
+from hutch.billing.ledger import Ledger
+from hutch.billing.models import BillingAccount, LedgerEntry, LedgerKind, LedgerUnit, PlanRecord
+from hutch.billing.plans import Package, Plan, PlanCatalog
+from hutch.billing.quotas import Quotas
+from hutch.billing.schemas import (
+    BalanceOut,
+    GrantRequest,
+    PackageOut,
+    PlanOut,
+    SubscriptionOut,
+    UsageOut,
+)
+from hutch.core.errors import BadRequest, NotFound
+from hutch.core.principal import Principal
+from hutch.db.engine import Database, UnitOfWork
+from hutch.settings import Settings
+
+
+async def mirror_plans(database: Database, plans: PlanCatalog) -> None:
+    """Write the loaded plans to the ``plans`` table; plans gone from the file stay, marked inactive."""
+    async with database.sessionmaker() as session, session.begin():
+        for plan in plans.plans:
+            values: dict[str, Any] = {
+                "name": plan.name,
+                "price_cents": plan.price_cents,
+                "interval": plan.interval,
+                "trial_hours": plan.trial_hours,
+                "pay_per_use": plan.pay_per_use,
+                "limits": plan.limits.model_dump(),
+                "active": True,
+                "updated_at": func.now(),
+            }
+            stmt = insert(PlanRecord).values(id=plan.id, **values)
+            await session.execute(stmt.on_conflict_do_update(index_elements=[PlanRecord.id], set_=values))
+        await session.execute(
+            update(PlanRecord)
+            .where(PlanRecord.id.not_in([p.id for p in plans.plans]))
+            .values(active=False, updated_at=func.now())
+        )
+
+
+def stripe_configured(settings: Settings) -> bool:
+    return settings.stripe_secret_key is not None
+
+
+def plan_out(plan: Plan, settings: Settings) -> PlanOut:
+    return PlanOut(
+        id=plan.id,
+        name=plan.name,
+        price_cents=plan.price_cents,
+        interval=plan.interval,
+        trial_days=plan.trial_days,
+        trial_hours=plan.trial_hours,
+        pay_per_use=plan.pay_per_use,
+        available=not plan.is_paid or stripe_configured(settings),
+        limits=plan.limits.model_dump(),
+    )
+
+
+def package_out(package: Package, settings: Settings) -> PackageOut:
+    return PackageOut(
+        id=package.id,
+        name=package.name,
+        price_cents=package.price_cents,
+        credits_cents=package.credits_cents,
+        seconds=package.seconds,
+        available=stripe_configured(settings),
+    )
+
+
+def entry_description(kind: LedgerKind, reason: str) -> str:
+    return f"{kind.value.capitalize()}: {reason}"
+
+
+class BillingService:
+    def __init__(self, uow: UnitOfWork, plans: PlanCatalog, settings: Settings) -> None:
+        self.uow = uow
+        self.session = uow.session
+        self.plans = plans
+        self.settings = settings
+        self.quotas = Quotas(uow.session, plans)
+        self.ledger = Ledger(uow, low_balance_threshold_cents=plans.billing.low_balance_threshold_cents)
+
+    async def usage(self, principal: Principal) -> UsageOut:
+        plan = await self.quotas.plan_of(principal.org_id)
+        metered = await self.quotas.usage(principal.org_id)
+        agents = await self.session.scalar(
+            select(func.count()).select_from(Agent).where(Agent.org_id == principal.org_id)
+        )
+        dedicated = await self.session.scalar(
+            select(func.count())
+            .select_from(Agent)
+            .where(Agent.org_id == principal.org_id, Agent.placement == "dedicated")
+        )
+        return UsageOut(
+            plan=plan.id,
+            limits=plan.limits.model_dump(),
+            usage={
+                "agents": int(agents or 0),
+                "dedicated_runtimes": int(dedicated or 0),
+                "messages_this_month": metered["messages_this_month"],
+                "messages_today": metered["messages_today"],
+                "input_tokens_this_month": metered["input_tokens_this_month"],
+                "output_tokens_this_month": metered["output_tokens_this_month"],
+                "cost_micro_usd_this_month": metered["cost_micro_usd_this_month"],
+                "voice_seconds": metered["voice_seconds_this_month"],
+            },
+        )
+
+    async def balance(self, org_id: str) -> BalanceOut:
+        balance = await self.ledger.balance(org_id)
+        return BalanceOut(credits_cents=balance.credits_cents, seconds=balance.seconds)
+
+    async def subscription(self, org_id: str) -> SubscriptionOut:
+        org = await self.session.get(Org, org_id)
+        account = await self.session.get(BillingAccount, org_id)
+        plan = org.plan if org else "free"
+        if account is None:
+            return SubscriptionOut(
+                plan=plan, status="none", current_period_end=None, cancel_at_period_end=False
+            )
+        return SubscriptionOut(
+            plan=plan,
+            status=account.status.value,
+            current_period_end=account.current_period_end,
+            cancel_at_period_end=account.cancel_at_period_end,
+            trial_end=account.trial_end,
+        )
+
+    async def grant(
+        self, org_id: str, body: GrantRequest, actor: Principal, ip: str | None
+    ) -> list[LedgerEntry]:
+        """Add credits and/or time to an org, as a platform admin; written to the ledger and the audit log."""
+        if await self.session.get(Org, org_id) is None:
+            raise NotFound("Organisation")
+        entries = []
+        for unit, amount in ((LedgerUnit.CREDITS, body.credits_cents), (LedgerUnit.SECONDS, body.seconds)):
+            if amount:
+                entries.append(
+                    await self.ledger.post(
+                        org_id,
+                        unit,
+                        LedgerKind.GRANT,
+                        amount,
+                        description=entry_description(LedgerKind.GRANT, body.reason),
+                        actor_user_id=actor.user_id,
+                    )
+                )
+        await record_audit(
+            self.session,
+            action="billing_grant",
+            org_id=org_id,
+            actor_user_id=actor.user_id,
+            actor_api_key_id=actor.api_key_id,
+            target=org_id,
+            ip=ip,
+            details={"credits_cents": body.credits_cents, "seconds": body.seconds, "reason": body.reason},
+        )
+        return entries
+
+    async def assign_plan(self, org_id: str, plan_id: str, actor: Principal, ip: str | None) -> Org:
+        """Put an org on a plan by hand (no Stripe involved), as a platform admin."""
+        plan = self.plans.plan(plan_id)
+        if plan is None:
+            known = ", ".join(p.id for p in self.plans.plans)
+            raise BadRequest(f"Unknown plan '{plan_id}'; plans are: {known}.")
+        org = await self.session.get(Org, org_id, with_for_update=True)
+        if org is None:
+            raise NotFound("Organisation")
+        previous, org.plan = org.plan, plan.id
+        await self.session.flush()
+        await record_audit(
+            self.session,
+            action="plan_assigned",
+            org_id=org_id,
+            actor_user_id=actor.user_id,
+            actor_api_key_id=actor.api_key_id,
+            target=org_id,
+            ip=ip,
+            details={"from": previous, "to": plan.id},
+        )
+        return org
