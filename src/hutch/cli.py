@@ -392,6 +392,52 @@ def admin_revoke(email: Annotated[str, typer.Option(help="Email of a platform ad
     console.print(f"{email.strip().lower()} is no longer a platform admin.", highlight=False)
 
 
+@admin_app.command("grant-credits")
+def admin_grant_credits(
+    org: Annotated[str, typer.Option(help="Organisation id, or the email of a user (their first org).")],
+    reason: Annotated[str, typer.Option(help="Why, for the ledger and the audit log.")],
+    credits_cents: Annotated[int | None, typer.Option(min=1, help="Credits to add, in cents.")] = None,
+    seconds: Annotated[int | None, typer.Option(min=1, help="Time to add, in seconds.")] = None,
+) -> None:
+    """Add prepaid credits and/or time to an organisation (written to the ledger and the audit log)."""
+    from hutch.billing.plans import load_plans
+    from hutch.billing.schemas import GrantRequest
+    from hutch.billing.service import BillingService, find_org
+
+    try:
+        body = GrantRequest(credits_cents=credits_cents, seconds=seconds, reason=reason)
+    except ValueError:
+        raise fail("Give --credits-cents, --seconds or both, and a --reason.", 2) from None
+
+    async def work(uow: UnitOfWork, settings: Settings) -> tuple[str, str]:
+        found = await find_org(uow.session, org)
+        service = BillingService(uow, load_plans(settings), settings)
+        await service.grant(found.id, body, None, None)
+        balance = await service.balance(found.id)
+        return found.id, f"{balance.credits_cents} cents of credits, {balance.seconds} seconds"
+
+    org_id, balance = in_transaction(work)
+    console.print(f"Granted to {org_id}; its balance is now {balance}.", highlight=False)
+
+
+@admin_app.command("set-plan")
+def admin_set_plan(
+    org: Annotated[str, typer.Option(help="Organisation id, or the email of a user (their first org).")],
+    plan: Annotated[str, typer.Option(help="Plan id from the plans file.")],
+) -> None:
+    """Put an organisation on a plan by hand (no Stripe involved)."""
+    from hutch.billing.plans import load_plans
+    from hutch.billing.service import BillingService, find_org
+
+    async def work(uow: UnitOfWork, settings: Settings) -> str:
+        found = await find_org(uow.session, org)
+        await BillingService(uow, load_plans(settings), settings).assign_plan(found.id, plan, None, None)
+        return found.id
+
+    org_id = in_transaction(work)
+    console.print(f"{org_id} is now on the {plan} plan.", highlight=False)
+
+
 @admin_app.command("rotate-keys")
 def admin_rotate_keys() -> None:
     """Re-encrypt stored secrets with the newest HUTCH_ENCRYPTION_KEYS key (put it first, keep old ones)."""

@@ -42,6 +42,7 @@ JOB_MODULES: list[str] = [
     "hutch.accounts.jobs",
     "hutch.notifications.jobs",
     "hutch.conversations.jobs",
+    "hutch.billing.jobs",
 ]
 
 DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)

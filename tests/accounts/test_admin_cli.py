@@ -94,3 +94,43 @@ def test_bad_input_changes_nothing(operator_db: str) -> None:
     )
     assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
     assert users(operator_db) == [("a@acme.io", False, True)]
+
+
+def test_grant_credits_and_set_plan(operator_db: str) -> None:
+    assert (
+        hutch(
+            operator_db, "admin", "create-user", "--email", "buyer@acme.io", "--password", "pw-long-1x"
+        ).returncode
+        == 0
+    )
+    granted = hutch(
+        operator_db,
+        "admin",
+        "grant-credits",
+        "--org",
+        "buyer@acme.io",
+        "--credits-cents",
+        "2500",
+        "--seconds",
+        "3600",
+        "--reason",
+        "pilot customer",
+    )
+    assert granted.returncode == 0, granted.stderr
+    assert "2500 cents of credits, 3600 seconds" in " ".join(granted.stderr.split())
+    nothing = hutch(operator_db, "admin", "grant-credits", "--org", "buyer@acme.io", "--reason", "x")
+    assert nothing.returncode == 2 and "--credits-cents" in nothing.stderr
+    unknown = hutch(
+        operator_db, "admin", "grant-credits", "--org", "nobody@acme.io", "--seconds", "5", "--reason", "x"
+    )
+    assert unknown.returncode == 1 and "No organisation" in unknown.stderr
+    assert hutch(operator_db, "admin", "set-plan", "--org", "buyer@acme.io", "--plan", "pro").returncode == 0
+    bad = hutch(operator_db, "admin", "set-plan", "--org", "buyer@acme.io", "--plan", "gold")
+    assert bad.returncode == 1 and "Unknown plan 'gold'" in bad.stderr
+    with psycopg.connect(libpq_conninfo(operator_db)) as conn:
+        plan = conn.execute("SELECT plan FROM orgs").fetchone()
+        entries = conn.execute("SELECT unit, amount, kind FROM ledger_entries ORDER BY unit").fetchall()
+        audit = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'billing_grant'").fetchone()
+    assert plan == ("pro",)
+    assert entries == [("credits", 2500, "grant"), ("seconds", 3600, "grant")]
+    assert audit == (1,)

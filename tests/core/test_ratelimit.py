@@ -103,6 +103,7 @@ async def test_purge_job_deletes_ended_windows_and_keeps_current_ones(
 
 async def test_purge_works_through_a_backlog_in_batches(session: AsyncSession) -> None:
     prefix = f"purge:{secrets.token_hex(4)}"
+    await purge_ended_windows(session, batch_size=1000, max_batches=1000)  # what earlier tests left
     await _insert_windows(session, prefix, 25, timedelta(minutes=-1))
     # Two batches of 10 leave the rest for the next run ...
     assert await purge_ended_windows(session, batch_size=10, max_batches=2) == 20

@@ -34,6 +34,8 @@ class ScriptedReply:
     raw_body: str | None = None  # answer this text verbatim (garbage)
     model: str | None = None
     finish_reason: str | None = None
+    prompt_tokens: int | None = None  # report these counts instead of the estimate (cost tests)
+    completion_tokens: int | None = None
 
 
 @dataclass
@@ -130,8 +132,10 @@ class FakeLLMServer(BackgroundServer):
         if content is None and not reply.tool_calls:
             content = f"Echo: {_last_user_text(messages)}"
         model = reply.model or body.get("model", "fake-model")
-        prompt_tokens = _tokens(_prompt_text(messages))
-        completion_tokens = _tokens(content or "") + _tokens(json.dumps(reply.tool_calls or []))
+        prompt_tokens = reply.prompt_tokens or _tokens(_prompt_text(messages))
+        completion_tokens = reply.completion_tokens or (
+            _tokens(content or "") + _tokens(json.dumps(reply.tool_calls or []))
+        )
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,

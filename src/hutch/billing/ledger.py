@@ -1,6 +1,6 @@
 """The prepaid ledger: credits (cents) and time (seconds) per org, append-only, never below zero.
 
-Every entry moves the org's ``balances`` row with one conditional upsert in the caller's transaction: the
+Every entry moves the org's ``balances`` row with one conditional update in the caller's transaction: the
 row lock serialises concurrent entries, and a spend that would go below zero changes nothing and raises
 402. So the balance always equals the sum of the entries, with any number of processes.
 """
@@ -19,16 +19,11 @@ from hutch.db.engine import UnitOfWork
 
 LOW_BALANCE_JOB = "billing.notify_low_balance"
 
+_ENSURE = text("INSERT INTO balances (org_id) VALUES (:org_id) ON CONFLICT (org_id) DO NOTHING")
 _MOVE = text(
-    "INSERT INTO balances "
-    "(org_id, credits_cents, seconds, uncharged_micro_usd, low_credits_notified, updated_at) "
-    "SELECT CAST(:org_id AS varchar), CAST(:credits AS bigint), CAST(:seconds AS bigint), 0, false, now() "
-    "WHERE CAST(:credits AS bigint) >= 0 AND CAST(:seconds AS bigint) >= 0 "
-    "ON CONFLICT (org_id) DO UPDATE SET "
-    "credits_cents = balances.credits_cents + EXCLUDED.credits_cents, "
-    "seconds = balances.seconds + EXCLUDED.seconds, updated_at = now() "
-    "WHERE balances.credits_cents + EXCLUDED.credits_cents >= 0 "
-    "AND balances.seconds + EXCLUDED.seconds >= 0 "
+    "UPDATE balances SET credits_cents = credits_cents + :credits, seconds = seconds + :seconds, "
+    "updated_at = now() "
+    "WHERE org_id = :org_id AND credits_cents + :credits >= 0 AND seconds + :seconds >= 0 "
     "RETURNING credits_cents, seconds, low_credits_notified"
 )
 
@@ -70,6 +65,7 @@ class Ledger:
             if existing is not None:
                 return existing
         credits, seconds = (amount, 0) if unit is LedgerUnit.CREDITS else (0, amount)
+        await self.ensure_balance(org_id)
         row = (
             await self.session.execute(_MOVE, {"org_id": org_id, "credits": credits, "seconds": seconds})
         ).first()
@@ -108,14 +104,7 @@ class Ledger:
             self.uow.defer(LOW_BALANCE_JOB, org_id=org_id, credits_cents=credits)
 
     async def ensure_balance(self, org_id: str) -> None:
-        await self.session.execute(
-            text(
-                "INSERT INTO balances (org_id, credits_cents, seconds, uncharged_micro_usd, "
-                "low_credits_notified, updated_at) VALUES (:org_id, 0, 0, 0, false, now()) "
-                "ON CONFLICT (org_id) DO NOTHING"
-            ),
-            {"org_id": org_id},
-        )
+        await self.session.execute(_ENSURE, {"org_id": org_id})
 
     async def by_reference(self, reference: str) -> LedgerEntry | None:
         return (

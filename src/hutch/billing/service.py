@@ -6,8 +6,9 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from hutch.accounts.models import Org
+from hutch.accounts.models import Membership, Org, User
 from hutch.agents.models import Agent
 from hutch.audit.service import record_audit
 from hutch.billing.ledger import Ledger
@@ -84,6 +85,23 @@ def entry_description(kind: LedgerKind, reason: str) -> str:
     return f"{kind.value.capitalize()}: {reason}"
 
 
+async def find_org(session: AsyncSession, ref: str) -> Org:
+    """An org by id, or the first org of the user with this email (for operator commands)."""
+    org = await session.get(Org, ref)
+    if org is None and "@" in ref:
+        org = await session.scalar(
+            select(Org)
+            .join(Membership, Membership.org_id == Org.id)
+            .join(User, User.id == Membership.user_id)
+            .where(User.email == ref.strip().lower())
+            .order_by(Membership.created_at, Org.id)
+            .limit(1)
+        )
+    if org is None:
+        raise NotFound(detail=f"No organisation with id '{ref}' and no user with that email in one.")
+    return org
+
+
 class BillingService:
     def __init__(self, uow: UnitOfWork, plans: PlanCatalog, settings: Settings) -> None:
         self.uow = uow
@@ -140,7 +158,7 @@ class BillingService:
         )
 
     async def grant(
-        self, org_id: str, body: GrantRequest, actor: Principal, ip: str | None
+        self, org_id: str, body: GrantRequest, actor: Principal | None, ip: str | None
     ) -> list[LedgerEntry]:
         """Add credits and/or time to an org, as a platform admin; written to the ledger and the audit log."""
         if await self.session.get(Org, org_id) is None:
@@ -155,22 +173,22 @@ class BillingService:
                         LedgerKind.GRANT,
                         amount,
                         description=entry_description(LedgerKind.GRANT, body.reason),
-                        actor_user_id=actor.user_id,
+                        actor_user_id=actor.user_id if actor else None,
                     )
                 )
         await record_audit(
             self.session,
             action="billing_grant",
             org_id=org_id,
-            actor_user_id=actor.user_id,
-            actor_api_key_id=actor.api_key_id,
+            actor_user_id=actor.user_id if actor else None,
+            actor_api_key_id=actor.api_key_id if actor else None,
             target=org_id,
             ip=ip,
             details={"credits_cents": body.credits_cents, "seconds": body.seconds, "reason": body.reason},
         )
         return entries
 
-    async def assign_plan(self, org_id: str, plan_id: str, actor: Principal, ip: str | None) -> Org:
+    async def assign_plan(self, org_id: str, plan_id: str, actor: Principal | None, ip: str | None) -> Org:
         """Put an org on a plan by hand (no Stripe involved), as a platform admin."""
         plan = self.plans.plan(plan_id)
         if plan is None:
@@ -185,8 +203,8 @@ class BillingService:
             self.session,
             action="plan_assigned",
             org_id=org_id,
-            actor_user_id=actor.user_id,
-            actor_api_key_id=actor.api_key_id,
+            actor_user_id=actor.user_id if actor else None,
+            actor_api_key_id=actor.api_key_id if actor else None,
             target=org_id,
             ip=ip,
             details={"from": previous, "to": plan.id},

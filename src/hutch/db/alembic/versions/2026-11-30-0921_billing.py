@@ -119,7 +119,12 @@ def upgrade() -> None:
         sa.Column("description", sa.String(length=500), nullable=False),
         sa.Column("reference", sa.String(length=255), nullable=True),
         sa.Column("actor_user_id", sa.String(length=32), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("clock_timestamp()"),
+            nullable=False,
+        ),
         sa.ForeignKeyConstraint(
             ["org_id"], ["orgs.id"], name=op.f("fk_ledger_entries_org_id_orgs"), ondelete="CASCADE"
         ),
