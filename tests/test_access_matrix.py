@@ -105,6 +105,15 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/billing/balance"): Access(Guard.READ),
     ("GET", "/api/v1/billing/ledger"): Access(Guard.READ),
     ("GET", "/api/v1/billing/subscription"): Access(Guard.READ),
+    ("POST", "/api/v1/billing/checkout"): Access(
+        Guard.MEMBER,
+        {"plan": "starter", "success_url": "https://a.example", "cancel_url": "https://a.example"},
+    ),
+    ("POST", "/api/v1/billing/purchase"): Access(Guard.MEMBER, {"package_id": "credits-10"}),
+    ("POST", "/api/v1/billing/portal"): Access(Guard.MEMBER),
+    ("POST", "/api/v1/billing/subscription/cancel"): Access(Guard.MEMBER),
+    ("POST", "/api/v1/billing/subscription/change"): Access(Guard.MEMBER, {"plan": "pro"}),
+    ("POST", "/webhooks/stripe"): Access(Guard.PUBLIC),
     ("POST", "/api/v1/admin/orgs/{org_id}/grants"): Access(
         Guard.PLATFORM_ADMIN, {"credits_cents": 100, "reason": "matrix"}
     ),

@@ -19,6 +19,7 @@ from hutch.apikeys import router as apikeys_router
 from hutch.audit import router as audit_router
 from hutch.billing import admin_router as billing_admin_router
 from hutch.billing import router as billing_router
+from hutch.billing import webhook_router as billing_webhook_router
 from hutch.billing.plans import PlanCatalog, PlanFileError, load_plans
 from hutch.billing.service import mirror_plans
 from hutch.bootstrap import StartupError
@@ -150,6 +151,7 @@ def create_app(
         openai_router.router,
         billing_router.router,
         billing_admin_router.router,
+        billing_webhook_router.router,
         account_pages.router,
     ):
         add_routes(app, router)

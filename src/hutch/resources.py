@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from hutch.agents.catalog import Catalog, load_catalog
 from hutch.billing.plans import PlanCatalog, load_plans
+from hutch.billing.stripe_gateway import StripeGateway
 from hutch.core.metrics import Metrics
 from hutch.core.ratelimit import RateLimiter
 from hutch.core.security import SecretBox
@@ -38,6 +39,7 @@ def build_worker_resources(
 ) -> WorkerResources:
     """The gateways and helpers every process needs, built once from settings."""
     catalog = catalog or load_catalog(settings)
+    plans = plans or load_plans(settings)
     return WorkerResources(
         settings=settings,
         database=database,
@@ -46,7 +48,8 @@ def build_worker_resources(
         email=build_email_gateway(settings),
         catalog=catalog,
         llm=LLMGateway(settings, catalog),
-        plans=plans or load_plans(settings),
+        plans=plans,
+        stripe=StripeGateway(settings, plans) if settings.stripe_secret_key is not None else None,
     )
 
 
@@ -62,6 +65,7 @@ def build_resources(
         catalog=shared.catalog,
         llm=shared.llm,
         plans=shared.plans,
+        stripe=shared.stripe,
         jobs=jobs,
         rate_limiter=rate_limiter,
         migration_heads=migration_heads,

@@ -31,6 +31,7 @@ from hutch.notifications.gateway import EmailGateway
 if TYPE_CHECKING:
     from hutch.agents.catalog import Catalog
     from hutch.billing.plans import PlanCatalog
+    from hutch.billing.stripe_gateway import StripeGateway
     from hutch.engine.gateway import LLMGateway
 from hutch.settings import Settings
 
@@ -115,9 +116,12 @@ class WorkerResources:
     catalog: Catalog
     llm: LLMGateway
     plans: PlanCatalog
+    stripe: StripeGateway | None  # None when HUTCH_STRIPE_SECRET_KEY is not set
 
     async def close(self) -> None:
         await self.llm.close()
+        if self.stripe is not None:
+            await self.stripe.close()
 
 
 class JobQueue:

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from hutch.accounts.models import Membership, Org, OrgRole, User
 from hutch.billing.ledger import LOW_BALANCE_JOB
+from hutch.billing.webhooks import PAYMENT_FAILED_JOB
 from hutch.notifications.service import queue_email
 from hutch.worker import JobContext, job
 
@@ -44,5 +45,31 @@ async def notify_low_balance(ctx: JobContext, org_id: str, credits_cents: int) -
                 f"Prepaid packages: {base}/api/v1/billing/packages\n"
             ),
             kind="low_balance",
+        )
+    return len(recipients)
+
+
+@job(PAYMENT_FAILED_JOB, queue="email")
+async def notify_payment_failed(
+    ctx: JobContext, org_id: str, amount_cents: int, invoice_url: str | None = None
+) -> int:
+    """Tell the org's owners a subscription payment failed, and how to fix it."""
+    org = await ctx.uow.session.get(Org, org_id)
+    if org is None:
+        return 0
+    recipients = await owner_emails(ctx, org_id)
+    pay = f"Pay the invoice: {invoice_url}\n" if invoice_url else ""
+    for address in recipients:
+        queue_email(
+            ctx.uow,
+            ctx.resources.secret_box,
+            to=address,
+            subject=f"{org.name}: a payment failed",
+            body=(
+                f"Hello,\n\nThe payment of {money(amount_cents)} for {org.name}'s subscription failed. "
+                "Stripe will try again; update the card in the billing portal "
+                "(POST /api/v1/billing/portal) to keep the plan.\n" + pay
+            ),
+            kind="payment_failed",
         )
     return len(recipients)

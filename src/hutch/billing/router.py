@@ -1,4 +1,4 @@
-"""Billing endpoints: plans (public), usage, balance, ledger, packages and subscription state."""
+"""Billing endpoints: plans (public), usage, balance, ledger, packages, subscriptions and purchases."""
 
 from __future__ import annotations
 
@@ -9,17 +9,31 @@ from fastapi import APIRouter, Query
 from hutch.billing.plans import PlanCatalog
 from hutch.billing.schemas import (
     BalanceOut,
+    CheckoutOut,
+    CheckoutRequest,
     LedgerEntryOut,
     LedgerList,
     PackageList,
+    PlanAssignment,
     PlanList,
+    PortalOut,
+    PortalRequest,
+    PurchaseRequest,
     SubscriptionOut,
     UsageOut,
 )
 from hutch.billing.service import BillingService, package_out, plan_out
-from hutch.core.authz import Reader
+from hutch.billing.subscriptions import Subscriptions
+from hutch.core.authz import OrgAdmin, Reader
 from hutch.core.dependencies import ResourcesDep, SettingsDep, UoWDep
-from hutch.core.errors import Forbidden, Unauthorized, error_responses
+from hutch.core.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    error_responses,
+)
 from hutch.db.engine import UnitOfWork
 from hutch.resources import Resources
 
@@ -73,4 +87,59 @@ async def ledger(
 @router.get("/billing/subscription", response_model=SubscriptionOut, responses=AUTHED)
 async def subscription(principal: Reader, uow: UoWDep, resources: ResourcesDep) -> SubscriptionOut:
     """The org's plan and its subscription state as Stripe last reported it."""
+    return await billing(uow, resources).subscription(principal.org_id)
+
+
+def subscriptions(uow: UnitOfWork, resources: Resources) -> Subscriptions:
+    return Subscriptions(uow, resources.plans, resources.settings, resources.stripe)
+
+
+PAYING = error_responses(Unauthorized, Forbidden, NotFound, Conflict, ServiceUnavailable)
+
+
+@router.post("/billing/checkout", response_model=CheckoutOut, responses=PAYING)
+async def checkout(
+    body: CheckoutRequest, principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep
+) -> CheckoutOut:
+    """Start a subscription: a Stripe Checkout page for the plan, with its trial. Owners and admins."""
+    url, session_id = await subscriptions(uow, resources).checkout_plan(
+        principal, body.plan, body.success_url, body.cancel_url
+    )
+    return CheckoutOut(url=url, session_id=session_id)
+
+
+@router.post("/billing/purchase", response_model=CheckoutOut, responses=PAYING)
+async def purchase(
+    body: PurchaseRequest, principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep
+) -> CheckoutOut:
+    """Buy a prepaid package (credits or a time card) on a Stripe Checkout page."""
+    url, session_id = await subscriptions(uow, resources).checkout_package(
+        principal, body.package_id, body.success_url, body.cancel_url
+    )
+    return CheckoutOut(url=url, session_id=session_id)
+
+
+@router.post("/billing/portal", response_model=PortalOut, responses=PAYING)
+async def portal(
+    principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep, body: PortalRequest | None = None
+) -> PortalOut:
+    """A Stripe Customer Portal link: cards, invoices, cancel."""
+    return PortalOut(
+        url=await subscriptions(uow, resources).portal(principal, body.return_url if body else None)
+    )
+
+
+@router.post("/billing/subscription/cancel", response_model=SubscriptionOut, responses=PAYING)
+async def cancel_subscription(principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep) -> SubscriptionOut:
+    """Cancel at the end of the paid period (the plan stays until then)."""
+    await subscriptions(uow, resources).cancel(principal)
+    return await billing(uow, resources).subscription(principal.org_id)
+
+
+@router.post("/billing/subscription/change", response_model=SubscriptionOut, responses=PAYING)
+async def change_subscription(
+    body: PlanAssignment, principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep
+) -> SubscriptionOut:
+    """Move the subscription to another paid plan."""
+    await subscriptions(uow, resources).change_plan(principal, body.plan)
     return await billing(uow, resources).subscription(principal.org_id)
