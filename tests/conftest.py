@@ -284,7 +284,7 @@ async def live(
     postgres: PostgresServer, migrated_template: str, settings: Settings
 ) -> AsyncIterator[LiveDeployment]:
     url = postgres.create_database(prefix="hutch_live", template=migrated_template)
-    database = Database(url, pool_size=20, max_overflow=80)
+    database = Database(url, pool_size=20, max_overflow=20)  # 40: far below max_connections
     live_settings = settings.model_copy(update={"database_url": SecretStr(url)})
     resources = build_test_resources(live_settings, database, url)
     try:

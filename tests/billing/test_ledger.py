@@ -15,7 +15,7 @@ from hutch.audit.models import AuditEntry
 from hutch.billing.ledger import InsufficientBalance, Ledger
 from hutch.billing.models import LedgerKind, LedgerUnit
 from hutch.billing.plans import PlanFileError, load_plans
-from hutch.db.engine import UnitOfWork
+from hutch.db.engine import Database, UnitOfWork
 from hutch.notifications.models import OutboundEmail
 from hutch.resources import Resources
 from hutch.settings import Settings
@@ -28,7 +28,9 @@ async def test_a_hundred_concurrent_spends_never_go_below_zero(
 ) -> None:
     owner = await create_account(live.session, settings)
     org_id = owner.org.id
-    sessionmaker = live.resources.database.sessionmaker
+    # 100 tasks at once over 20 connections (what a few API processes hold): the rest queue for one.
+    spenders = Database(live.resources.settings.database_url.get_secret_value(), pool_size=20, max_overflow=0)  # type: ignore[union-attr]
+    sessionmaker = spenders.sessionmaker
     async with sessionmaker() as session:
         uow = UnitOfWork(session)
         await Ledger(uow).post(org_id, LedgerUnit.CREDITS, LedgerKind.GRANT, 250, description="seed")
@@ -46,9 +48,12 @@ async def test_a_hundred_concurrent_spends_never_go_below_zero(
             await session.commit()
             return True
 
-    outcomes = await asyncio.gather(*(spend(n) for n in range(100)))
+    try:
+        outcomes = await asyncio.gather(*(spend(n) for n in range(100)))
+    finally:
+        await spenders.dispose()
     assert outcomes.count(True) == 35  # 35 x 7 = 245 of 250; a 36th would go below zero
-    async with sessionmaker() as session:
+    async with live.resources.database.sessionmaker() as session:
         ledger = Ledger(UnitOfWork(session))
         balance, sums = await ledger.balance(org_id), await ledger.sums(org_id)
         entries, total = await ledger.entries(org_id, 0, 200)
