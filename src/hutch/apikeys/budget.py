@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from hutch.core.errors import PaymentRequired
 
@@ -64,3 +64,8 @@ class ApiKeyBudget:
         params = {"key_id": key_id, "month": month_of(datetime.now(UTC)), "delta": delta_cents}
         async with self._engine.connect() as conn:
             await conn.execute(_ADJUST, params)
+
+
+async def charge_key(session: AsyncSession, key_id: str, cents: int) -> None:
+    """Add an answer's cost to the key's spend in the caller's transaction (stored with the answer)."""
+    await session.execute(_ADJUST, {"key_id": key_id, "month": month_of(datetime.now(UTC)), "delta": cents})

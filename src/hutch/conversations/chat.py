@@ -18,8 +18,9 @@ from hutch.accounts.repository import OrgRepository
 from hutch.agents.catalog import Credentials
 from hutch.agents.models import Agent, AgentStatus
 from hutch.agents.service import org_credentials
+from hutch.apikeys.budget import charge_key
 from hutch.billing.ledger import Ledger
-from hutch.billing.quotas import Quotas, TurnUsage
+from hutch.billing.quotas import MICRO_USD_PER_CENT, Quotas, TurnUsage
 from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
 from hutch.conversations.repository import MemoryRepository, MessageRepository
 from hutch.conversations.service import ConversationService
@@ -58,8 +59,9 @@ class Answer:
 
 
 class ChatFlow:
-    def __init__(self, uow: UnitOfWork, resources: WorkerResources) -> None:
+    def __init__(self, uow: UnitOfWork, resources: WorkerResources, *, api_key_id: str | None = None) -> None:
         self.uow = uow
+        self.api_key_id = api_key_id  # the API key asking, whose monthly budget pays for the answer
         self.session = uow.session
         self.resources = resources
         self.settings = resources.settings
@@ -104,6 +106,10 @@ class ChatFlow:
         )
         usage = TurnUsage(outcome.input_tokens, outcome.output_tokens, outcome.cost_micro_usd, outcome.byok)
         await self.quotas.meter_turn(org_id, usage, ledger, reference)
+        if self.api_key_id is not None and not outcome.byok and outcome.cost_micro_usd > 0:
+            # Whole cents, rounded up: a budget is a cap, so a fraction of a cent counts as one.
+            cents = -(-outcome.cost_micro_usd // MICRO_USD_PER_CENT)
+            await charge_key(self.session, self.api_key_id, cents)
 
     async def resume(self, agent_id: str, conversation_id: str, message_id: str, channel: str) -> Turn:
         """The turn whose user message an earlier transaction stored (streams and jobs run in their own)."""

@@ -97,7 +97,7 @@ async def chat(
     short apology and `message.status` "failed"; the message you sent is kept either way.
     """
     agent = await _agent(principal, agent_id, uow, resources)
-    flow = ChatFlow(uow, resources)
+    flow = ChatFlow(uow, resources, api_key_id=principal.api_key_id)
     turn = await flow.begin(agent, API_CHANNEL, end_user_of(principal), body.message, body.conversation_id)
     await uow.commit(resources.jobs.defer_named)  # the user's message is safe before the model is called
     if "text/event-stream" not in request.headers.get("accept", ""):
@@ -107,7 +107,7 @@ async def chat(
     async def events() -> AsyncIterator[str]:
         async with resources.database.sessionmaker() as session:
             stream_uow = UnitOfWork(session)
-            stream_flow = ChatFlow(stream_uow, resources)
+            stream_flow = ChatFlow(stream_uow, resources, api_key_id=principal.api_key_id)
             resumed = await stream_flow.resume(*ids, API_CHANNEL)
             async for event in stream_flow.stream(resumed):
                 if isinstance(event, TextDelta):

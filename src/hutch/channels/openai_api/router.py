@@ -108,12 +108,13 @@ async def chat_completions(
     """OpenAI Chat Completions, answered by the agent named in `model` (needs an API key with `chat`)."""
     agent = await find_agent(uow, principal, body.model)
     call = CompletionCall.parse(body)
-    flow = ChatFlow(uow, resources)
+    flow = ChatFlow(uow, resources, api_key_id=principal.api_key_id)
     turn = await call.begin(flow, agent)
     await uow.commit(resources.jobs.defer_named)  # what the user said is safe before the model runs
     if body.stream:
         return StreamingResponse(
-            stream_completion(resources, call, agent.id, turn), media_type="text/event-stream"
+            stream_completion(resources, call, agent.id, turn, principal.api_key_id),
+            media_type="text/event-stream",
         )
     outcome = await flow.engine.run(await call.request(flow, agent, turn))
     if turn is not None:
@@ -126,13 +127,13 @@ async def chat_completions(
 
 
 async def stream_completion(
-    resources: Resources, call: CompletionCall, agent_id: str, turn: Turn | None
+    resources: Resources, call: CompletionCall, agent_id: str, turn: Turn | None, api_key_id: str | None
 ) -> AsyncIterator[str]:
     """``chat.completion.chunk`` events, then (if asked) a usage chunk, then ``[DONE]``."""
     ids = (call.id, call.created, call.body.model)
     async with resources.database.sessionmaker() as session:
         uow = UnitOfWork(session)
-        flow = ChatFlow(uow, resources)
+        flow = ChatFlow(uow, resources, api_key_id=api_key_id)
         agent = await session.get(Agent, agent_id)
         assert agent is not None
         if turn is not None:
