@@ -6,7 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_startup.py", "bench_healthz.py", "bench_auth.py"]
+BENCHES = [
+    "bench_startup.py",
+    "bench_healthz.py",
+    "bench_auth.py",
+    "bench_openai_api.py",
+    "bench_webhooks.py",
+]
 
 if __name__ == "__main__":
     here = Path(__file__).parent
