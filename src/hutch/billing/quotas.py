@@ -42,14 +42,15 @@ _CARRY = text(
 )
 _TAKE_CARRY = text("UPDATE balances SET uncharged_micro_usd = :left WHERE org_id = :org_id")
 
-LIMIT_LABELS: dict[LimitName, str] = {
-    "agents": "agents",
-    "dedicated_runtimes": "dedicated runtimes",
-    "messages_per_month": "messages this month",
-    "messages_per_day": "messages today",
-    "messages_per_minute": "messages per minute",
-    "documents_per_agent": "documents for this agent",
-    "storage_mb": "storage",
+# (one, several) of what a limit counts, for messages like "allows 1 agent" and "allows 3 agents".
+LIMIT_LABELS: dict[LimitName, tuple[str, str]] = {
+    "agents": ("agent", "agents"),
+    "dedicated_runtimes": ("dedicated runtime", "dedicated runtimes"),
+    "messages_per_month": ("message a month", "messages a month"),
+    "messages_per_day": ("message a day", "messages a day"),
+    "messages_per_minute": ("message a minute", "messages a minute"),
+    "documents_per_agent": ("document per agent", "documents per agent"),
+    "storage_mb": ("MB of storage", "MB of storage"),
 }
 
 
@@ -105,7 +106,8 @@ class Quotas:
             raise QuotaExceeded(
                 limit,
                 plan.id,
-                f"The {plan.name} plan allows {allowed} {LIMIT_LABELS[limit]}; upgrade the plan to add more.",
+                f"The {plan.name} plan allows {allowed} {LIMIT_LABELS[limit][allowed != 1]}; "
+                "upgrade the plan to add more.",
             )
         return plan
 
