@@ -23,8 +23,15 @@ from hutch.core.quota import lock_org, month_start, reserve_statement, seconds_u
 from hutch.core.ratelimit import RateLimiter
 
 MICRO_USD_PER_CENT = 10_000
-_RESERVE_DAY = text(reserve_statement("usage_daily", ("org_id", "day"), "messages"))
-_RESERVE_MONTH = text(reserve_statement("usage_monthly", ("org_id", "month"), "messages"))
+# Both reservations in one round trip. Each CTE runs whatever the other does; when either is refused the
+# caller raises, and the rollback takes back the one that succeeded.
+_RESERVE_MESSAGE = text(
+    "WITH day AS ("  # noqa: S608 - built from constants; values are bound parameters
+    + reserve_statement("usage_daily", ("org_id", "day"), "messages", limit="day_limit")
+    + "), month AS ("
+    + reserve_statement("usage_monthly", ("org_id", "month"), "messages", limit="month_limit")
+    + ") SELECT (SELECT messages FROM day) AS day, (SELECT messages FROM month) AS month"
+)
 _METER = text(
     "INSERT INTO usage_daily (org_id, day, messages, input_tokens, output_tokens, cost_micro_usd, "
     "documents, voice_seconds) VALUES (:org_id, :day, 0, :input_tokens, :output_tokens, :cost, "
@@ -85,10 +92,14 @@ class Quotas:
         self.session = session
         self.plans = plans
         self.limiter = limiter
+        self._plan_of: dict[str, Plan] = {}  # read once per unit of work
 
     async def plan_of(self, org_id: str) -> Plan:
-        plan_id = await self.session.scalar(select(Org.plan).where(Org.id == org_id))
-        return self.plans.plan_or_free(plan_id or "")
+        plan = self._plan_of.get(org_id)
+        if plan is None:
+            plan_id = await self.session.scalar(select(Org.plan).where(Org.id == org_id))
+            plan = self._plan_of[org_id] = self.plans.plan_or_free(plan_id or "")
+        return plan
 
     async def check_count(
         self, org_id: str, limit: LimitName, count: Callable[[], Awaitable[int]], adding: int = 1
@@ -123,22 +134,27 @@ class Quotas:
                     decision.retry_after,
                     f"The {plan.name} plan answers {per_minute} messages per minute; try again shortly.",
                 )
-        day = await self.session.execute(
-            _RESERVE_DAY,
-            {"org_id": org_id, "day": utc_day(now), "amount": 1, "limit": plan.limits.messages_per_day},
-        )
-        if day.first() is None:
+        month_limit = plan.limits.messages_per_month
+        reserved = (
+            await self.session.execute(
+                _RESERVE_MESSAGE,
+                {
+                    "org_id": org_id,
+                    "day": utc_day(now),
+                    "month": month_start(now),
+                    "amount": 1,
+                    "day_limit": plan.limits.messages_per_day,
+                    "month_limit": month_limit,
+                },
+            )
+        ).one()
+        if reserved.day is None:
             raise RateLimited(
                 seconds_until_next_day(now),
                 f"The {plan.name} plan answers {plan.limits.messages_per_day} messages per day; "
                 "try again tomorrow (UTC) or upgrade the plan.",
             )
-        month_limit = plan.limits.messages_per_month
-        month = await self.session.execute(
-            _RESERVE_MONTH,
-            {"org_id": org_id, "month": month_start(now), "amount": 1, "limit": month_limit},
-        )
-        if month.first() is None:
+        if reserved.month is None:
             assert month_limit is not None
             raise MessageQuotaExceeded(plan, month_limit)
         if plan.pay_per_use and await self.credits(org_id) <= 0:

@@ -19,18 +19,26 @@ async def lock_org(session: AsyncSession, org_id: str) -> None:
     await session.execute(text("SELECT 1 FROM orgs WHERE id = :org_id FOR UPDATE"), {"org_id": org_id})
 
 
-def reserve_statement(table: str, key_columns: tuple[str, ...], counter: str) -> str:
+def reserve_statement(
+    table: str,
+    key_columns: tuple[str, ...],
+    counter: str,
+    limit: str = "limit",
+    keys: dict[str, str] | None = None,
+) -> str:
     """``INSERT .. ON CONFLICT DO UPDATE .. WHERE`` adding ``:amount`` to ``counter`` unless that passes
-    ``:limit`` (NULL: no limit); returns the new value, or no row when the limit would be passed."""
-    keys = ", ".join(key_columns)
-    values = ", ".join(f":{c}" for c in key_columns)
+    ``:<limit>`` (NULL: no limit); returns the new value, or no row when the limit would be passed.
+    ``keys`` renames key parameters (column → parameter) so two reservations can share one statement."""
+    names = keys or {}
+    columns = ", ".join(key_columns)
+    values = ", ".join(f":{names.get(c, c)}" for c in key_columns)
+    cap = f"CAST(:{limit} AS integer)"
     return (
-        f"INSERT INTO {table} ({keys}, {counter}) "
+        f"INSERT INTO {table} ({columns}, {counter}) "
         f"SELECT {values}, CAST(:amount AS integer) "
-        "WHERE CAST(:limit AS integer) IS NULL OR CAST(:amount AS integer) <= CAST(:limit AS integer) "
-        f"ON CONFLICT ({keys}) DO UPDATE SET {counter} = {table}.{counter} + EXCLUDED.{counter} "
-        f"WHERE CAST(:limit AS integer) IS NULL "
-        f"OR {table}.{counter} + EXCLUDED.{counter} <= CAST(:limit AS integer) "
+        f"WHERE {cap} IS NULL OR CAST(:amount AS integer) <= {cap} "
+        f"ON CONFLICT ({columns}) DO UPDATE SET {counter} = {table}.{counter} + EXCLUDED.{counter} "
+        f"WHERE {cap} IS NULL OR {table}.{counter} + EXCLUDED.{counter} <= {cap} "
         f"RETURNING {counter}"
     )
 
