@@ -164,7 +164,10 @@ def main() -> None:
             rows.append(("upstream, direct", *measure(f"{upstream}/chat/completions", auth, direct)))
             streams.append(("upstream, direct", stream_latency(f"{upstream}/chat/completions", auth, direct)))
 
+            plans = Path(tmp) / "plans.toml"  # one plan without message limits: the bench sends thousands
+            plans.write_text('[[plans]]\nid = "free"\nname = "Bench"\nprice_cents = 0\n')
             env = clean_env(
+                HUTCH_PLANS_FILE=str(plans),
                 HUTCH_DATA_DIR=str(Path(tmp) / "data"),
                 HUTCH_LOG_LEVEL="WARNING",
                 HUTCH_OPENAI_API_KEY=UPSTREAM_KEY,
