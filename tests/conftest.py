@@ -126,6 +126,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "worker_stalled_timeout": 2.0,
         "worker_heartbeat_interval": 0.5,
         "plans_file": TEST_PLANS,
+        "embedding_provider": "none",  # knowledge tests choose theirs
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

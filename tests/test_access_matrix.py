@@ -118,6 +118,11 @@ ROUTES: dict[tuple[str, str], Access] = {
         Guard.PLATFORM_ADMIN, {"credits_cents": 100, "reason": "matrix"}
     ),
     ("PUT", "/api/v1/admin/orgs/{org_id}/plan"): Access(Guard.PLATFORM_ADMIN, {"plan": "pro"}),
+    ("POST", "/api/v1/agents/{agent_id}/documents"): Access(Guard.WRITE, {"title": "t", "content": "text"}),
+    ("GET", "/api/v1/agents/{agent_id}/documents"): Access(Guard.READ),
+    ("GET", "/api/v1/agents/{agent_id}/documents/{document_id}"): Access(Guard.READ),
+    ("DELETE", "/api/v1/agents/{agent_id}/documents/{document_id}"): Access(Guard.WRITE),
+    ("POST", "/api/v1/agents/{agent_id}/knowledge/search"): Access(Guard.READ, {"query": "tea"}),
     ("GET", "/verify-email"): Access(Guard.PUBLIC),
     ("GET", "/reset-password"): Access(Guard.PUBLIC),
     ("POST", "/reset-password"): Access(Guard.PUBLIC),
@@ -193,6 +198,11 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
         "/api/v1/provider-keys", json={"provider": "openai", "api_key": "sk-b-own-key"}, headers=b.headers
     )
     b_memory = await MemoryRepository(session).add_fact(b.org.id, b_agent["id"], "user:b", "B likes tea")
+    b_document = await client.post(
+        f"/api/v1/agents/{b_agent['id']}/documents",
+        json={"title": "B's secret handbook", "content": "B's secret recipe for tea"},
+        headers=b.headers,
+    )
     await session.commit()
     b_ids = {
         "key_id": b_key["id"],
@@ -202,6 +212,7 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
         "conversation_id": b_chat.json()["conversation_id"],
         "memory_id": b_memory.id,
         "provider_key_id": b_provider_key.json()["id"],
+        "document_id": b_document.json()["id"],
     }
     expired = create_access_token(settings.require_secret_key(), a.user.id, timedelta(seconds=-1))
     return World(
@@ -216,6 +227,7 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
             "owner-b@example.com",
             "member-b@example.com",
             "B likes tea",
+            "B's secret handbook",
             "sk-b-own-key",
             *b_ids.values(),
         ],

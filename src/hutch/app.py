@@ -33,6 +33,7 @@ from hutch.core.ratelimit import build_rate_limiter, check_redis, configured_red
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database
 from hutch.db.migrations import head_revisions
+from hutch.knowledge import router as knowledge_router
 from hutch.resources import Resources, build_resources, build_worker_resources
 from hutch.settings import Settings, ensure_generated_secrets, load_settings
 from hutch.web import account_pages
@@ -152,6 +153,7 @@ def create_app(
         billing_router.router,
         billing_admin_router.router,
         billing_webhook_router.router,
+        knowledge_router.router,
         account_pages.router,
     ):
         add_routes(app, router)

@@ -12,6 +12,7 @@ from hutch.core.ratelimit import RateLimiter
 from hutch.core.security import SecretBox
 from hutch.db.engine import Database
 from hutch.engine.gateway import LLMGateway
+from hutch.knowledge.embeddings import build_embedder
 from hutch.notifications.gateway import build_email_gateway
 from hutch.settings import Settings
 from hutch.worker import JobQueue, WorkerResources
@@ -50,6 +51,7 @@ def build_worker_resources(
         llm=LLMGateway(settings, catalog),
         plans=plans,
         stripe=StripeGateway(settings, plans) if settings.stripe_secret_key is not None else None,
+        embedder=build_embedder(settings),
     )
 
 
@@ -66,6 +68,7 @@ def build_resources(
         llm=shared.llm,
         plans=shared.plans,
         stripe=shared.stripe,
+        embedder=shared.embedder,
         jobs=jobs,
         rate_limiter=rate_limiter,
         migration_heads=migration_heads,

@@ -9,7 +9,7 @@ import stat
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     openai_compatible_base_url: str | None = None
 
     # The conversation engine.
+    embedding_provider: Literal["auto", "openai", "local", "none"] = "auto"
+    embedding_model: str = "text-embedding-3-small"  # for the openai provider
+    knowledge_max_upload_mb: int = Field(default=20, ge=1, le=1024)
+    knowledge_prompt_tokens: int = Field(default=1500, ge=0, le=50_000)  # retrieved passages per prompt
     plans_file: Path | None = None  # the operator's plans and packages (replaces the built-in file)
     model_catalog_file: Path | None = None  # the operator's additions to the model catalog
     llm_timeout_seconds: float = Field(default=60.0, gt=0, le=600)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from hutch.billing.plans import PlanCatalog
     from hutch.billing.stripe_gateway import StripeGateway
     from hutch.engine.gateway import LLMGateway
+    from hutch.knowledge.embeddings import EmbeddingProvider
 from hutch.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -44,6 +45,7 @@ JOB_MODULES: list[str] = [
     "hutch.notifications.jobs",
     "hutch.conversations.jobs",
     "hutch.billing.jobs",
+    "hutch.knowledge.jobs",
 ]
 
 DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)
@@ -117,11 +119,14 @@ class WorkerResources:
     llm: LLMGateway
     plans: PlanCatalog
     stripe: StripeGateway | None  # None when HUTCH_STRIPE_SECRET_KEY is not set
+    embedder: EmbeddingProvider | None  # None: knowledge search is full-text only
 
     async def close(self) -> None:
         await self.llm.close()
         if self.stripe is not None:
             await self.stripe.close()
+        if self.embedder is not None:
+            await self.embedder.close()
 
 
 class JobQueue:

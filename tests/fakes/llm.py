@@ -241,7 +241,9 @@ class FakeLLMServer(BackgroundServer):
             {
                 "object": "embedding",
                 "index": i,
-                "embedding": deterministic_embedding(text, self.state.embedding_dimensions),
+                "embedding": deterministic_embedding(
+                    text, int(body.get("dimensions") or self.state.embedding_dimensions)
+                ),
             }
             for i, text in enumerate(inputs)
         ]

@@ -10,6 +10,7 @@ from hutch.billing import models as billing_models
 from hutch.conversations import models as conversations_models
 from hutch.core import models as core_models
 from hutch.db.base import Base
+from hutch.knowledge import models as knowledge_models
 from hutch.notifications import models as notifications_models
 
 metadata = Base.metadata
@@ -21,5 +22,6 @@ DOMAIN_MODELS = (
     billing_models,
     conversations_models,
     core_models,
+    knowledge_models,
     notifications_models,
 )

