@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from hutch.core.authz import Reader, Writer
@@ -67,7 +69,12 @@ async def _read_body(request: Request) -> tuple[str, bytes, str]:
         name = title if isinstance(title, str) and title.strip() else (upload.filename or "Untitled")
         return name.strip()[:300], await upload.read(), kind
     if content_type.startswith("application/json"):
-        body = DocumentText.model_validate_json(await request.body())
+        try:
+            body = DocumentText.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_input=False)]
+            ) from None
         return body.title, body.content.encode(), TEXT_KINDS[body.format]
     raise UnsupportedMediaType(
         f"Send JSON {{title, content}} or a multipart 'file' ({ACCEPTED_LIST}); "
