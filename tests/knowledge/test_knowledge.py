@@ -21,8 +21,9 @@ from hutch.knowledge.parsing import Section
 from hutch.resources import Resources
 from hutch.settings import Settings
 from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
+from tests.conversations.test_chat import tool_call
 from tests.factories import Account, create_account
-from tests.fakes.llm import FakeLLMServer
+from tests.fakes.llm import FakeLLMServer, ScriptedReply
 from tests.knowledge.corpus import QUESTIONS, SECTIONS, handbook_markdown
 from tests.knowledge.pdf import make_pdf
 
@@ -329,3 +330,51 @@ async def test_openai_embeddings_then_a_provider_outage_then_reembedding(
         )  # the question
     finally:
         await working.close()
+
+
+async def test_answers_use_and_cite_the_agents_documents(
+    client: AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    resources: Resources,
+    fake_llm: FakeLLMServer,
+) -> None:
+    owner = await create_account(session, settings)
+    created = await client.post(
+        "/api/v1/agents",
+        json={"name": "Kettle help", "model": "openai/gpt-4o-mini", "tools": ["check_balance"]},
+        headers=owner.headers,
+    )
+    agent_id = created.json()["id"]
+    plain = await client.post(
+        f"/api/v1/agents/{agent_id}/chat", json={"message": "hi"}, headers=owner.headers
+    )
+    assert plain.status_code == 200
+    offered = [t["function"]["name"] for t in fake_llm.requests[-1].body.get("tools", [])]
+    assert offered == ["check_balance"]  # no documents: no knowledge tool, no passages
+
+    await client.post(
+        f"/api/v1/agents/{agent_id}/documents",
+        json={"title": "Kettle Co. handbook", "content": handbook_markdown(), "format": "md"},
+        headers=owner.headers,
+    )
+    await ingest(resources)
+    fake_llm.script(
+        ScriptedReply(tool_calls=[tool_call("search_knowledge", {"query": "gift card validity"})]),
+        ScriptedReply(tool_calls=[tool_call("check_balance", {}, "call_2")]),
+        ScriptedReply(content="Refunds within 30 days [Kettle Co. handbook]."),
+    )
+    answered = await client.post(
+        f"/api/v1/agents/{agent_id}/chat",
+        json={"message": "How many days do I have to ask for a refund?"},
+        headers=owner.headers,
+    )
+    assert answered.status_code == 200, answered.text
+    first_call = fake_llm.requests[-3].body
+    system = first_call["messages"][0]["content"]
+    assert "From [Kettle Co. handbook]" in system and "full refund within 30 days" in system
+    assert "cite its document title" in system
+    assert {t["function"]["name"] for t in first_call["tools"]} == {"check_balance", "search_knowledge"}
+    tool_results = [m["content"] for m in fake_llm.requests[-1].body["messages"] if m["role"] == "tool"]
+    assert "three years" in tool_results[0]  # the gift card passage, found by the tool
+    assert "Free plan" in tool_results[1] and "$0.00 of prepaid credits" in tool_results[1]

@@ -32,9 +32,12 @@ from hutch.engine.gateway import ResolvedModel
 from hutch.engine.history import select_history, to_model_messages
 from hutch.engine.prompt import PromptContext, build_instructions
 from hutch.engine.runner import Engine, TextDelta, TurnOutcome, TurnRequest
+from hutch.knowledge.chunking import count_tokens
+from hutch.knowledge.service import has_knowledge, retrieve
 from hutch.worker import WorkerResources
 
 COMPACT_JOB = "conversations.compact"
+KNOWLEDGE_TOP_K = 5
 
 
 class AgentPaused(Conflict):
@@ -182,6 +185,12 @@ class ChatFlow:
         org = await OrgRepository(self.session).get(agent.org_id)
         org_name = org.name if org else "your organisation"
         now = datetime.now(UTC)
+        tools = list(agent.tools)
+        passages: list[tuple[str, str]] = []
+        if await has_knowledge(self.session, agent.id):
+            tools.append("search_knowledge")
+            if prompt:
+                passages = await self._passages(agent, prompt)
         instructions = build_instructions(
             PromptContext(
                 agent=agent,
@@ -190,6 +199,7 @@ class ChatFlow:
                 now=now,
                 facts=facts,
                 summary=summary,
+                knowledge=passages,
                 extra=list(extra_instructions),
             )
         )
@@ -203,6 +213,8 @@ class ChatFlow:
             conversation_id=conversation_id,
             channel=channel,
             now=now,
+            balance=lambda: self._balance_words(agent.org_id),
+            knowledge=lambda query: self._search_words(agent, query),
         )
         return TurnRequest(
             instructions=instructions,
@@ -211,10 +223,40 @@ class ChatFlow:
             deps=deps,
             primary=primary,
             fallback=fallback,
-            tools=list(agent.tools),
+            tools=tools,
             temperature=float(agent.temperature) if temperature is None else temperature,
             max_tokens=agent.max_tokens if max_tokens is None else max_tokens,
             external_tools=list(external_tools),
+        )
+
+    async def _passages(self, agent: Agent, query: str) -> list[tuple[str, str]]:
+        """The best passages for ``query`` that fit the knowledge token budget, as (title, text)."""
+        found = await retrieve(
+            self.session, self.resources.embedder, self.resources.secret_box, agent, query, KNOWLEDGE_TOP_K
+        )
+        budget = self.settings.knowledge_prompt_tokens
+        chosen: list[tuple[str, str]] = []
+        for passage in found:
+            text = f"{passage.heading}\n{passage.text}".strip() if passage.heading else passage.text
+            budget -= count_tokens(text)
+            if budget < 0 and chosen:
+                break
+            chosen.append((passage.title, text))
+        return chosen
+
+    async def _search_words(self, agent: Agent, query: str) -> str:
+        passages = await self._passages(agent, query)
+        if not passages:
+            return "Nothing in the documents matches that."
+        return "\n\n".join(f"From [{title}]:\n{text}" for title, text in passages)
+
+    async def _balance_words(self, org_id: str) -> str:
+        balance = await Ledger(self.uow).balance(org_id)
+        plan = await self.quotas.plan_of(org_id)
+        credits = f"${balance.credits_cents / 100:,.2f}"
+        return (
+            f"The organisation is on the {plan.name} plan, with {credits} of prepaid credits "
+            f"and {balance.seconds // 60} minutes of prepaid time left."
         )
 
     async def finish(self, turn: Turn, outcome: TurnOutcome) -> Answer:

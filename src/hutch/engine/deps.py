@@ -13,6 +13,8 @@ from hutch.settings import Settings
 
 # Reports the balance an org has left, in words for the model; billing provides the real one.
 BalanceReader = Callable[[], Awaitable[str]]
+# Searches the agent's documents, answering in words for the model; the knowledge domain provides it.
+KnowledgeSearcher = Callable[[str], Awaitable[str]]
 
 
 @dataclass
@@ -27,3 +29,4 @@ class EngineDeps:
     channel: str
     now: datetime
     balance: BalanceReader | None = None
+    knowledge: KnowledgeSearcher | None = None

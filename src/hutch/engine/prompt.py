@@ -16,7 +16,7 @@ class PromptContext:
     now: datetime
     facts: list[str] = field(default_factory=list)
     summary: str | None = None  # compacted older turns of this conversation
-    knowledge: list[str] = field(default_factory=list)  # retrieved passages, cited by number
+    knowledge: list[tuple[str, str]] = field(default_factory=list)  # retrieved (document title, passage)
     extra: list[str] = field(default_factory=list)  # notes other domains add (balance, time left)
 
 
@@ -38,10 +38,11 @@ def build_instructions(context: PromptContext) -> str:
     if context.summary:
         sections.append("Summary of the earlier part of this conversation:\n" + context.summary)
     if context.knowledge:
-        passages = "\n\n".join(f"[{n}] {text}" for n, text in enumerate(context.knowledge, 1))
+        passages = "\n\n".join(f"From [{title}]:\n{text}" for title, text in context.knowledge)
         sections.append(
-            "Passages from the knowledge base that may help. Cite them as [n] when you use them, and say "
-            "when they do not contain the answer:\n" + passages
+            "Passages from the organisation's documents that may help. When you use one, cite its document "
+            "title in square brackets, like [Price list]. If they do not contain the answer, say so rather "
+            "than guess; the search_knowledge tool can look further.\n\n" + passages
         )
     sections.extend(context.extra)
     return "\n\n".join(sections)

@@ -122,6 +122,17 @@ async def check_balance(ctx: RunContext[EngineDeps]) -> str:
     return " ".join(parts)
 
 
+async def search_knowledge(ctx: RunContext[EngineDeps], query: str) -> str:
+    """Search the organisation's documents for passages about something (a policy, a price, a procedure).
+
+    Args:
+        query: What to look for, in a few words or a question.
+    """
+    if ctx.deps.knowledge is None:
+        return "This agent has no documents to search."
+    return await ctx.deps.knowledge(query)
+
+
 async def get_status(ctx: RunContext[EngineDeps]) -> str:
     """Your own status: name, model, whether you are active, and what you know about this user."""
     deps = ctx.deps
@@ -161,6 +172,7 @@ for _function, _description in (
     (current_time, "Tell the current date and time in any time zone."),
     (check_balance, "Tell the organisation's remaining balance and usage."),
     (get_status, "Describe the agent's own status."),
+    (search_knowledge, "Search the agent's documents (offered automatically when it has some)."),
 ):
     TOOLS.register(ToolSpec(_function.__name__, _description, _plain(_function, _function.__name__)))
 TOOLS.register(
