@@ -3,6 +3,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+# Extras for `make test`; add local-embeddings to run the local embedding tests (needs PyTorch).
+EXTRAS ?= dev
 
 .PHONY: run test lint typecheck bench clean
 
@@ -15,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@ $(STAMP)
 
 ## Start Hutch on http://127.0.0.1:8000 (embedded PostgreSQL unless HUTCH_DATABASE_URL is set).

@@ -378,3 +378,19 @@ async def test_answers_use_and_cite_the_agents_documents(
     tool_results = [m["content"] for m in fake_llm.requests[-1].body["messages"] if m["role"] == "tool"]
     assert "three years" in tool_results[0]  # the gift card passage, found by the tool
     assert "Free plan" in tool_results[1] and "$0.00 of prepaid credits" in tool_results[1]
+
+
+async def test_usage_counts_documents_and_storage(
+    client: AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    owner = await create_account(session, settings)
+    agent_id = await new_agent(client, owner)
+    for n in range(3):
+        await client.post(
+            f"/api/v1/agents/{agent_id}/documents",
+            json={"title": f"d{n}", "content": "x" * 1000 + str(n)},
+            headers=owner.headers,
+        )
+    usage = (await client.get("/api/v1/billing/usage", headers=owner.headers)).json()["usage"]
+    assert usage["documents"] == 3 and usage["documents_per_agent"] == {agent_id: 3}
+    assert usage["storage_mb"] == round(3 * 1001 / (1024 * 1024), 3)

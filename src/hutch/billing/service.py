@@ -26,6 +26,7 @@ from hutch.billing.schemas import (
 from hutch.core.errors import BadRequest, NotFound
 from hutch.core.principal import Principal
 from hutch.db.engine import Database, UnitOfWork
+from hutch.knowledge.models import Document
 from hutch.settings import Settings
 
 
@@ -122,6 +123,13 @@ class BillingService:
             .select_from(Agent)
             .where(Agent.org_id == principal.org_id, Agent.placement == "dedicated")
         )
+        per_agent = (
+            await self.session.execute(
+                select(Document.agent_id, func.count(), func.coalesce(func.sum(Document.size_bytes), 0))
+                .where(Document.org_id == principal.org_id)
+                .group_by(Document.agent_id)
+            )
+        ).all()
         return UsageOut(
             plan=plan.id,
             limits=plan.limits.model_dump(),
@@ -134,6 +142,9 @@ class BillingService:
                 "output_tokens_this_month": metered["output_tokens_this_month"],
                 "cost_micro_usd_this_month": metered["cost_micro_usd_this_month"],
                 "voice_seconds": metered["voice_seconds_this_month"],
+                "documents": sum(int(row[1]) for row in per_agent),
+                "documents_per_agent": {row[0]: int(row[1]) for row in per_agent},
+                "storage_mb": round(sum(int(row[2]) for row in per_agent) / (1024 * 1024), 3),
             },
         )
 
