@@ -34,6 +34,7 @@ from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database
 from hutch.db.migrations import head_revisions
 from hutch.knowledge import router as knowledge_router
+from hutch.knowledge.jobs import REEMBED_JOB
 from hutch.resources import Resources, build_resources, build_worker_resources
 from hutch.settings import Settings, ensure_generated_secrets, load_settings
 from hutch.web import account_pages
@@ -100,6 +101,10 @@ def create_app(
         await mirror_plans(database, shared.plans)
         built = build_resources(shared, jobs, rate_limiter, frozenset(head_revisions()))
         app.state.resources = built
+        if built.embedder is not None:
+            # Vectors missing or made by another provider are remade now rather than at the next
+            # periodic run; the job takes rows with SKIP LOCKED, so several processes doing this is fine.
+            await jobs.defer(REEMBED_JOB, lock=REEMBED_JOB, timestamp=0)
         worker_task: asyncio.Task[None] | None = None
         if run_worker:
             worker_task = asyncio.create_task(
