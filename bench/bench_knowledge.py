@@ -37,80 +37,56 @@ from hutch.knowledge.search import FTS_ONLY, HYBRID, search_chunks, vector_liter
 SIZES = [10_000, 100_000]
 QUERIES = 300
 MODEL = "bench/random"
-WORDS = [
-    "kettle",
-    "refund",
-    "shipping",
-    "warranty",
-    "invoice",
-    "payment",
-    "voucher",
-    "student",
-    "recycling",
-    "filter",
-    "heating",
-    "descale",
-    "password",
-    "account",
-    "security",
-    "delivery",
-    "parcel",
-    "customs",
-    "voltage",
-    "socket",
-    "adapter",
-    "lid",
-    "handle",
-    "spout",
-    "steel",
-    "glass",
-    "temperature",
-    "boil",
-    "minute",
-    "litre",
-    "capacity",
-    "cable",
-    "base",
-    "light",
-    "switch",
-    "cleaning",
-    "vinegar",
-    "citric",
-    "warehouse",
-    "order",
-    "cancel",
-    "return",
-    "label",
-    "courier",
-    "tracking",
-    "holiday",
-    "weekend",
-    "support",
-    "email",
-    "phone",
-    "chat",
-    "discount",
-    "loyalty",
-    "points",
-    "gift",
-    "card",
-    "wholesale",
-    "cafe",
-    "office",
-    "hotel",
-    "restaurant",
-    "design",
-    "colour",
-    "black",
-    "white",
+SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ne",
+    "ru",
+    "sa",
+    "ti",
+    "vo",
+    "be",
+    "da",
+    "fi",
+    "gu",
+    "ho",
+    "ja",
+    "ke",
+    "lu",
+    "ma",
+    "no",
+    "pe",
+    "qu",
+    "ri",
+    "so",
+    "tu",
+    "va",
+    "we",
+    "xi",
+    "yo",
+    "ze",
 ]
+# A 24,000-word vocabulary used with Zipf-like frequencies, as real text is: a few words are everywhere,
+# most are rare. (A small vocabulary would make every chunk match every query, which no corpus does.)
+WORDS = [a + b + c for a in SYLLABLES for b in SYLLABLES for c in SYLLABLES][:24_000]
+ZIPF_EXPONENT = 3  # word rank = N * random()^3: rank 0 is the most frequent
+
+
+def zipf_word(rng: random.Random) -> str:
+    return WORDS[int(len(WORDS) * rng.random() ** ZIPF_EXPONENT)]
+
+
+def question(rng: random.Random) -> str:
+    """Four words of middling frequency, like the content words of a real question."""
+    return " ".join(WORDS[rng.randrange(200, 6000)] for _ in range(4))
 
 
 def handbook(sections: int) -> str:
     rng = random.Random(1)
     parts = ["# Generated handbook"]
     for n in range(sections):
-        body = " ".join(rng.choice(WORDS) for _ in range(120))
+        body = " ".join(zipf_word(rng) for _ in range(120))
         parts.append(f"## Section {n}\n\n{body.capitalize()}.")
     return "\n\n".join(parts)
 
@@ -185,7 +161,7 @@ def load_corpus(url: str, org_id: str, agent_ids: list[str], chunks: int) -> Non
                 INSERT INTO document_chunks (id, org_id, agent_id, document_id, position, heading, text,
                     token_count, content_hash, embedding, embedding_model, created_at)
                 SELECT 'chk_' || %(n)s || '_' || g, %(org)s, %(agent)s, %(doc)s, g, 'Section ' || g,
-                    (SELECT string_agg((%(words)s::text[])[1 + floor(random() * %(nwords)s)::int], ' ')
+                    (SELECT string_agg((%(words)s::text[])[1 + floor(%(nwords)s * random() ^ 3)::int], ' ')
                      FROM generate_series(1, 60) WHERE g > 0),
                     60, md5(g::text),
                     (SELECT array_agg(random() - 0.5)::vector({EMBEDDING_DIMENSIONS})
@@ -309,7 +285,7 @@ def main() -> None:
                         {
                             "org_id": org_id,
                             "agent_id": agent_id,
-                            "query": " ".join(rng.sample(WORDS, 4)),
+                            "query": question(rng),
                             "top_k": 5,
                             "candidates": 50,
                             "vector": vector_literal(vector),
