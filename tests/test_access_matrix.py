@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Mount
 
 from hutch.accounts.models import OrgRole
+from hutch.channels.models import Channel, ChannelStatus, ChannelType
 from hutch.conversations.repository import MemoryRepository
+from hutch.core.ids import new_id
 from hutch.core.security import create_access_token
 from hutch.settings import Settings
 from tests.factories import Account, create_account
@@ -123,6 +125,12 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/agents/{agent_id}/documents/{document_id}"): Access(Guard.READ),
     ("DELETE", "/api/v1/agents/{agent_id}/documents/{document_id}"): Access(Guard.WRITE),
     ("POST", "/api/v1/agents/{agent_id}/knowledge/search"): Access(Guard.READ, {"query": "tea"}),
+    ("POST", "/api/v1/agents/{agent_id}/channels/telegram"): Access(
+        Guard.WRITE, {"bot_token": "123456:AAE_matrix_token_value_abcdef"}
+    ),
+    ("GET", "/api/v1/agents/{agent_id}/channels"): Access(Guard.READ),
+    ("DELETE", "/api/v1/agents/{agent_id}/channels/{channel_id}"): Access(Guard.WRITE),
+    ("POST", "/webhooks/telegram/{channel_id}"): Access(Guard.PUBLIC),
     ("GET", "/verify-email"): Access(Guard.PUBLIC),
     ("GET", "/reset-password"): Access(Guard.PUBLIC),
     ("POST", "/reset-password"): Access(Guard.PUBLIC),
@@ -203,6 +211,18 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
         json={"title": "B's secret handbook", "content": "B's secret recipe for tea"},
         headers=b.headers,
     )
+    b_channel = Channel(
+        id=new_id("chn"),
+        org_id=b.org.id,
+        agent_id=b_agent["id"],
+        type=ChannelType.TELEGRAM,
+        status=ChannelStatus.ACTIVE,
+        external_id="4242",
+        username="b_secret_bot",
+        token_encrypted="x",
+        webhook_secret_hash="0" * 64,
+    )
+    session.add(b_channel)
     await session.commit()
     b_ids = {
         "key_id": b_key["id"],
@@ -213,6 +233,7 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
         "memory_id": b_memory.id,
         "provider_key_id": b_provider_key.json()["id"],
         "document_id": b_document.json()["id"],
+        "channel_id": b_channel.id,
     }
     expired = create_access_token(settings.require_secret_key(), a.user.id, timedelta(seconds=-1))
     return World(
@@ -228,6 +249,7 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
             "member-b@example.com",
             "B likes tea",
             "B's secret handbook",
+            "b_secret_bot",
             "sk-b-own-key",
             *b_ids.values(),
         ],

@@ -46,6 +46,7 @@ JOB_MODULES: list[str] = [
     "hutch.conversations.jobs",
     "hutch.billing.jobs",
     "hutch.knowledge.jobs",
+    "hutch.channels.telegram.jobs",
 ]
 
 DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)

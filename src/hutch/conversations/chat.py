@@ -213,7 +213,7 @@ class ChatFlow:
             conversation_id=conversation_id,
             channel=channel,
             now=now,
-            balance=lambda: self._balance_words(agent.org_id),
+            balance=lambda: self.balance_words(agent.org_id),
             knowledge=lambda query: self._search_words(agent, query),
         )
         return TurnRequest(
@@ -250,7 +250,7 @@ class ChatFlow:
             return "Nothing in the documents matches that."
         return "\n\n".join(f"From [{title}]:\n{text}" for title, text in passages)
 
-    async def _balance_words(self, org_id: str) -> str:
+    async def balance_words(self, org_id: str) -> str:
         balance = await Ledger(self.uow).balance(org_id)
         plan = await self.quotas.plan_of(org_id)
         credits = f"${balance.credits_cents / 100:,.2f}"

@@ -7,6 +7,7 @@ from hutch.agents import models as agents_models
 from hutch.apikeys import models as apikeys_models
 from hutch.audit import models as audit_models
 from hutch.billing import models as billing_models
+from hutch.channels import models as channels_models
 from hutch.conversations import models as conversations_models
 from hutch.core import models as core_models
 from hutch.db.base import Base
@@ -20,6 +21,7 @@ DOMAIN_MODELS = (
     apikeys_models,
     audit_models,
     billing_models,
+    channels_models,
     conversations_models,
     core_models,
     knowledge_models,

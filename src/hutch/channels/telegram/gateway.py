@@ -1,0 +1,137 @@
+"""The Telegram Bot API through python-telegram-bot, at ``HUTCH_TELEGRAM_API_BASE``.
+
+Sending splits text above Telegram's 4096-character limit at line or word boundaries, waits out a 429's
+``retry_after`` (a few times), and reports a user who blocked the bot as :class:`BotBlocked` rather
+than an error to retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import Bot, InlineKeyboardMarkup
+from telegram.constants import ChatAction
+from telegram.error import BadRequest as TelegramBadRequest
+from telegram.error import Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+
+from hutch.core.errors import BadRequest, ServiceUnavailable
+
+MAX_MESSAGE = 4096
+MAX_RETRY_AFTER_SECONDS = 30
+SEND_ATTEMPTS = 4
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+
+
+class BotBlocked(Exception):
+    """The user blocked the bot (or deleted the chat): nothing can be sent until they return."""
+
+
+class TokenRejected(BadRequest):
+    def __init__(self) -> None:
+        super().__init__("Telegram rejected this bot token; copy it again from @BotFather.")
+
+
+@dataclass(frozen=True)
+class BotIdentity:
+    id: int
+    username: str
+
+
+def split_text(text: str, limit: int = MAX_MESSAGE) -> list[str]:
+    """Pieces of at most ``limit`` characters, cut at a paragraph, line or word boundary when possible."""
+    pieces: list[str] = []
+    rest = text.strip() or "…"
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        if cut < limit // 2:
+            cut = limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    pieces.append(rest)
+    return pieces
+
+
+class TelegramGateway:
+    def __init__(self, api_base: str) -> None:
+        self.base_url = api_base.rstrip("/") + "/bot"
+
+    @asynccontextmanager
+    async def bot(self, token: str) -> AsyncIterator[Bot]:
+        bot = Bot(token, base_url=self.base_url)
+        try:
+            yield bot
+        finally:
+            await bot.shutdown()
+
+    async def identify(self, token: str) -> BotIdentity:
+        """The bot behind ``token`` (``getMe``), or 400 when Telegram does not know it."""
+        try:
+            async with self.bot(token) as bot:
+                me = await bot.get_me()
+        except (InvalidToken, Forbidden):
+            raise TokenRejected() from None
+        except TelegramError as exc:
+            if "unauthorized" in str(exc).lower() or "not found" in str(exc).lower():
+                raise TokenRejected() from None
+            raise ServiceUnavailable(f"Telegram did not answer ({exc}); try again in a moment.") from None
+        return BotIdentity(me.id, me.username or str(me.id))
+
+    async def set_webhook(self, token: str, url: str, secret: str) -> None:
+        try:
+            async with self.bot(token) as bot:
+                await bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+        except TelegramError as exc:
+            raise BadRequest(f"Telegram refused the webhook {url}: {exc}. Check HUTCH_PUBLIC_URL.") from None
+
+    async def delete_webhook(self, token: str) -> None:
+        try:
+            async with self.bot(token) as bot:
+                await bot.delete_webhook()
+        except (InvalidToken, Forbidden):
+            return  # a revoked token has no webhook left to remove
+        except TelegramError as exc:
+            raise ServiceUnavailable(f"Telegram did not answer ({exc}); try again in a moment.") from None
+
+    async def typing(self, token: str, chat_id: int | str) -> None:
+        try:
+            async with self.bot(token) as bot:
+                await bot.send_chat_action(chat_id, ChatAction.TYPING)
+        except TelegramError:
+            return  # only a courtesy
+
+    async def send(
+        self, token: str, chat_id: int | str, text: str, buttons: InlineKeyboardMarkup | None = None
+    ) -> int:
+        """Send ``text`` (split when long) as plain text; the number of messages sent."""
+        pieces = split_text(text)
+        async with self.bot(token) as bot:
+            for n, piece in enumerate(pieces):
+                markup = buttons if n == len(pieces) - 1 else None
+                await self._send_one(bot, chat_id, piece, markup)
+        return len(pieces)
+
+    async def _send_one(self, bot: Bot, chat_id: int | str, text: str, markup: Any) -> None:
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                await bot.send_message(chat_id, text, reply_markup=markup)
+                return
+            except RetryAfter as exc:
+                wait = (
+                    exc.retry_after if isinstance(exc.retry_after, int) else exc.retry_after.total_seconds()
+                )
+                if attempt == SEND_ATTEMPTS - 1 or wait > MAX_RETRY_AFTER_SECONDS:
+                    raise
+                await asyncio.sleep(float(wait))
+            except Forbidden:
+                raise BotBlocked() from None
+            except TelegramBadRequest:
+                raise  # a malformed request or unknown chat: retrying will not help
+            except (TimedOut, NetworkError):
+                if attempt == SEND_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.5 * 2**attempt)

@@ -1,0 +1,118 @@
+"""Telegram channels of an agent's own bot: connect, list, remove, and the inbox behind the webhook."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from hutch.agents.models import Agent
+from hutch.agents.repository import AgentRepository
+from hutch.channels.models import Channel, ChannelStatus, ChannelType, ExternalEvent
+from hutch.channels.telegram.gateway import TelegramGateway
+from hutch.core.errors import Conflict, Forbidden, NotFound
+from hutch.core.ids import new_id
+from hutch.core.principal import Principal
+from hutch.core.security import SecretBox, sha256_hex
+from hutch.db.engine import UnitOfWork
+from hutch.settings import Settings
+
+UPDATE_JOB = "channels.telegram_update"
+
+
+def webhook_url(settings: Settings, channel_id: str) -> str:
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    return f"{base.rstrip('/')}/webhooks/telegram/{channel_id}"
+
+
+def event_source(channel_id: str) -> str:
+    return f"telegram:{channel_id}"
+
+
+class TelegramChannels:
+    def __init__(
+        self, uow: UnitOfWork, settings: Settings, secret_box: SecretBox, gateway: TelegramGateway
+    ) -> None:
+        self.uow = uow
+        self.session = uow.session
+        self.settings = settings
+        self.secret_box = secret_box
+        self.gateway = gateway
+
+    async def _agent(self, principal: Principal, agent_id: str) -> Agent:
+        agent = await AgentRepository(self.session).get(principal, agent_id)
+        if agent is None:
+            raise NotFound("Agent")
+        return agent
+
+    async def connect(self, principal: Principal, agent_id: str, bot_token: str) -> Channel:
+        """Check the token with getMe, store it encrypted, and point the bot's webhook at Hutch."""
+        agent = await self._agent(principal, agent_id)
+        identity = await self.gateway.identify(bot_token)
+        taken = await self.session.scalar(
+            select(Channel).where(
+                Channel.type == ChannelType.TELEGRAM, Channel.external_id == str(identity.id)
+            )
+        )
+        if taken is not None:
+            raise Conflict(f"@{identity.username} is already connected to an agent; remove it there first.")
+        secret = secrets.token_urlsafe(32)
+        channel = Channel(
+            id=new_id("chn"),
+            org_id=agent.org_id,
+            agent_id=agent.id,
+            type=ChannelType.TELEGRAM,
+            status=ChannelStatus.ACTIVE,
+            external_id=str(identity.id),
+            username=identity.username,
+            token_encrypted=self.secret_box.encrypt(bot_token),
+            webhook_secret_hash=sha256_hex(secret),
+        )
+        self.session.add(channel)
+        await self.session.flush()
+        # Last: if Telegram refuses, the request fails and the row above is rolled back with it.
+        await self.gateway.set_webhook(bot_token, webhook_url(self.settings, channel.id), secret)
+        return channel
+
+    async def list(self, principal: Principal, agent_id: str) -> list[Channel]:
+        agent = await self._agent(principal, agent_id)
+        stmt = select(Channel).where(Channel.agent_id == agent.id).order_by(Channel.created_at, Channel.id)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def remove(self, principal: Principal, agent_id: str, channel_id: str) -> None:
+        agent = await self._agent(principal, agent_id)
+        channel = await self.session.scalar(
+            select(Channel).where(Channel.id == channel_id, Channel.agent_id == agent.id).with_for_update()
+        )
+        if channel is None:
+            raise NotFound("Channel")
+        await self.gateway.delete_webhook(self.secret_box.decrypt(channel.token_encrypted))
+        await self.session.delete(channel)
+
+
+async def accept_update(uow: UnitOfWork, channel_id: str, secret: str | None, update: dict[str, Any]) -> bool:
+    """Store a webhook update (verified by its secret) for the job that answers it; False for a replay."""
+    channel = await uow.session.get(Channel, channel_id)
+    # The same 403 for an unknown channel and a wrong secret: nothing to learn by probing.
+    if (
+        channel is None
+        or secret is None
+        or not hmac.compare_digest(sha256_hex(secret), channel.webhook_secret_hash)
+    ):
+        raise Forbidden("Invalid Telegram secret token.")
+    update_id = update.get("update_id")
+    if not isinstance(update_id, int):
+        return False  # not an update: acknowledged so Telegram does not resend it
+    stored = await uow.session.execute(
+        insert(ExternalEvent)
+        .values(source=event_source(channel_id), external_id=str(update_id), payload=update)
+        .on_conflict_do_nothing()
+        .returning(ExternalEvent.external_id)
+    )
+    if stored.first() is None:
+        return False
+    uow.defer(UPDATE_JOB, channel_id=channel_id, update_id=update_id)
+    return True

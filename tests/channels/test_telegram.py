@@ -1,0 +1,221 @@
+"""An agent on Telegram with its own bot, against the fake Bot API through python-telegram-bot."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.accounts.models import Org
+from hutch.app import create_app
+from hutch.channels.models import Channel, ExternalEvent
+from hutch.conversations.models import Message
+from hutch.db.engine import Database
+from hutch.resources import Resources
+from hutch.settings import Settings
+from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
+from tests.factories import Account, create_account
+from tests.fakes.llm import FakeLLMServer, ScriptedReply
+from tests.fakes.telegram import (
+    FakeTelegramServer,
+    Sender,
+    edited_text_update,
+    photo_update,
+    sticker_update,
+    text_update,
+    webhook_headers,
+)
+
+TOKEN = "123456789:AAE_test_token_for_the_shop_bot_xyz"
+
+
+@pytest.fixture(scope="session")
+def telegram_server() -> Iterator[FakeTelegramServer]:
+    server = FakeTelegramServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class OnTelegram:
+    client: AsyncClient
+    telegram: FakeTelegramServer
+    resources: Resources
+    session: AsyncSession
+    owner: Account
+    agent_id: str
+    channel_id: str
+    secret: str
+
+    async def post(self, update: dict[str, Any], secret: str | None = None) -> int:
+        response = await self.client.post(
+            f"/webhooks/telegram/{self.channel_id}",
+            json=update,
+            headers=webhook_headers(self.secret if secret is None else secret),
+        )
+        return response.status_code
+
+    async def run_jobs(self) -> list[Any]:
+        assert isinstance(self.resources.jobs, RecordingJobQueue)
+        return await self.resources.jobs.run_pending()
+
+    async def say(self, text: str, sender: Sender = Sender()) -> list[str]:
+        before = len(self.telegram.sent_texts(sender.id))
+        assert await self.post(text_update(text, sender=sender)) == 200
+        await self.run_jobs()
+        return self.telegram.sent_texts(sender.id)[before:]
+
+
+@pytest.fixture
+async def on_telegram(
+    telegram_server: FakeTelegramServer,
+    settings: Settings,
+    database: Database,
+    database_url: str,
+    session: AsyncSession,
+) -> AsyncIterator[OnTelegram]:
+    telegram_server.reset()
+    telegram_server.add_bot(TOKEN, "shop_bot")
+    configured = settings.model_copy(update={"telegram_api_base": telegram_server.base_url})
+    resources = build_test_resources(configured, database, database_url)
+    async with asgi_client(create_app(resources=resources)) as client:
+        owner = await create_account(session, settings)
+        agent = await client.post(
+            "/api/v1/agents", json={"name": "Shop", "model": "demo/echo"}, headers=owner.headers
+        )
+        connected = await client.post(
+            f"/api/v1/agents/{agent.json()['id']}/channels/telegram",
+            json={"bot_token": TOKEN},
+            headers=owner.headers,
+        )
+        assert connected.status_code == 201, connected.text
+        webhook = telegram_server.webhook(TOKEN)
+        assert webhook is not None and webhook.secret_token
+        yield OnTelegram(
+            client,
+            telegram_server,
+            resources,
+            session,
+            owner,
+            agent.json()["id"],
+            connected.json()["id"],
+            webhook.secret_token,
+        )
+
+
+async def test_connecting_checks_the_token_and_sets_a_secret_webhook(on_telegram: OnTelegram) -> None:
+    t = on_telegram
+    listed = (await t.client.get(f"/api/v1/agents/{t.agent_id}/channels", headers=t.owner.headers)).json()
+    [channel] = listed["items"]
+    assert channel["bot_username"] == "shop_bot" and channel["link"] == "https://t.me/shop_bot"
+    assert TOKEN not in str(listed)
+    webhook = t.telegram.webhook(TOKEN)
+    assert webhook is not None
+    assert webhook.url == f"https://hutch.example/webhooks/telegram/{t.channel_id}"
+    assert set(webhook.allowed_updates or []) >= {"message", "edited_message"}
+    stored = await t.session.get(Channel, t.channel_id)
+    assert (
+        stored is not None
+        and TOKEN not in stored.token_encrypted
+        and t.secret not in stored.webhook_secret_hash
+    )
+
+    url = f"/api/v1/agents/{t.agent_id}/channels/telegram"
+    again = await t.client.post(url, json={"bot_token": TOKEN}, headers=t.owner.headers)
+    assert again.status_code == 409 and "@shop_bot" in again.json()["detail"]
+    unknown = await t.client.post(
+        url, json={"bot_token": "999:AAE_unknown_token_value_xxxx"}, headers=t.owner.headers
+    )
+    assert unknown.status_code == 400 and "BotFather" in unknown.json()["detail"]
+    malformed = await t.client.post(url, json={"bot_token": "not a token"}, headers=t.owner.headers)
+    assert malformed.status_code == 422
+
+    removed = await t.client.delete(
+        f"/api/v1/agents/{t.agent_id}/channels/{t.channel_id}", headers=t.owner.headers
+    )
+    assert removed.status_code == 204
+    assert t.telegram.webhook(TOKEN) is None
+    assert await t.post(text_update("hi")) == 403
+
+
+async def test_wrong_or_missing_secret_is_403_and_stores_nothing(on_telegram: OnTelegram) -> None:
+    t = on_telegram
+    assert await t.post(text_update("hi"), secret="wrong") == 403
+    response = await t.client.post(f"/webhooks/telegram/{t.channel_id}", json=text_update("hi"))
+    assert response.status_code == 403
+    other = await t.client.post(
+        "/webhooks/telegram/chn_unknown", json=text_update("hi"), headers=webhook_headers(t.secret)
+    )
+    assert other.status_code == 403
+    assert await t.session.scalar(select(func.count()).select_from(ExternalEvent)) == 0
+
+
+async def test_a_message_is_stored_answered_once_and_replays_are_ignored(on_telegram: OnTelegram) -> None:
+    t = on_telegram
+    update_body = text_update("Hello there", update_id=777)
+    assert await t.post(update_body) == 200
+    assert await t.post(update_body) == 200  # Telegram resends when unsure: no second answer
+    assert await t.run_jobs() == ["answered"]
+    assert t.telegram.sent_texts(Sender().id) == ["[Demo — no AI] You said: Hello there"]
+    assert "typing" in t.telegram.chat_actions(Sender().id)
+    stored = (await t.session.scalars(select(Message).where(Message.org_id == t.owner.org.id))).all()
+    assert [m.role.value for m in stored] == ["user", "assistant"]
+    event = await t.session.get(ExternalEvent, (f"telegram:{t.channel_id}", "777"))
+    assert event is not None and event.handled_at is not None and event.outcome == "answered"
+
+
+async def test_commands_and_messages_that_are_not_text(on_telegram: OnTelegram) -> None:
+    t = on_telegram
+    assert "I am Shop" in (await t.say("/start"))[0]
+    assert "/reset" in (await t.say("/help"))[0]
+    assert "prepaid credits" in (await t.say("/balance"))[0]
+    await t.say("Remember this conversation")
+    assert "new conversation" in (await t.say("/reset"))[0]
+    for update_body in (photo_update(), sticker_update(), edited_text_update("fixed typo", message_id=5)):
+        assert await t.post(update_body) == 200
+    await t.run_jobs()
+    assert (
+        t.telegram.sent_texts(Sender().id)[-3:]
+        == ["I can only read text messages for now. Please type your question."] * 3
+    )
+
+
+async def test_long_answers_are_split_and_rate_limits_waited_out(
+    on_telegram: OnTelegram, fake_llm: FakeLLMServer
+) -> None:
+    t = on_telegram
+    await t.client.patch(
+        f"/api/v1/agents/{t.agent_id}", json={"model": "openai/gpt-4o-mini"}, headers=t.owner.headers
+    )
+    paragraph = "word " * 199 + "end.\n\n"
+    fake_llm.script(ScriptedReply(content=paragraph * 6))  # about 6,000 characters
+    t.telegram.rate_limit("sendMessage", retry_after=1)
+    sent = await t.say("Tell me everything")
+    assert len(sent) == 2 and all(len(piece) <= 4096 for piece in sent)
+    assert "".join(sent).count("end.") == 6
+
+
+async def test_a_blocked_bot_and_a_reached_quota_end_politely(on_telegram: OnTelegram) -> None:
+    t = on_telegram
+    t.telegram.block(Sender().id, TOKEN)
+    assert await t.post(text_update("hi", update_id=901)) == 200
+    assert await t.run_jobs() == ["not delivered: the user blocked the bot"]
+    t.telegram.unblock(Sender().id, TOKEN)
+
+    await t.session.execute(update(Org).where(Org.id == t.owner.org.id).values(plan="daily"))
+    await t.session.commit()
+    await t.say("one")  # the blocked one above was answered (and counted) too
+    [notice] = await t.say("three")
+    assert "come back tomorrow" in notice
+    stored_users = await t.session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(Message.org_id == t.owner.org.id, Message.role == "user")
+    )
+    assert stored_users == 2  # the refused message was neither stored nor sent to the model
