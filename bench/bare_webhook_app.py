@@ -37,7 +37,7 @@ async def webhook(request: Request) -> dict[str, str]:
     assert pool is not None
     await pool.execute(
         "INSERT INTO bench_events (id, body) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-        event["id"],
+        str(event.get("id") or event.get("update_id")),
         body.decode(),
     )
     return {"status": "ok"}

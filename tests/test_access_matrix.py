@@ -131,6 +131,10 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/agents/{agent_id}/channels"): Access(Guard.READ),
     ("DELETE", "/api/v1/agents/{agent_id}/channels/{channel_id}"): Access(Guard.WRITE),
     ("POST", "/webhooks/telegram/{channel_id}"): Access(Guard.PUBLIC),
+    ("POST", "/api/v1/users/me/channel"): Access(
+        Guard.MEMBER, {"channel": "whatsapp", "phone_e164": "+15551234567"}
+    ),
+    ("POST", "/webhooks/twilio/whatsapp"): Access(Guard.PUBLIC),
     ("GET", "/verify-email"): Access(Guard.PUBLIC),
     ("GET", "/reset-password"): Access(Guard.PUBLIC),
     ("POST", "/reset-password"): Access(Guard.PUBLIC),

@@ -25,6 +25,7 @@ from hutch.billing.service import mirror_plans
 from hutch.bootstrap import StartupError
 from hutch.channels.openai_api import router as openai_router
 from hutch.channels.telegram import router as telegram_router
+from hutch.channels.whatsapp import router as whatsapp_router
 from hutch.conversations import router as conversations_router
 from hutch.core.errors import install_error_handlers
 from hutch.core.logging import configure_logging
@@ -161,6 +162,7 @@ def create_app(
         billing_webhook_router.router,
         knowledge_router.router,
         telegram_router.router,
+        whatsapp_router.router,
         account_pages.router,
     ):
         add_routes(app, router)

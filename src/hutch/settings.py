@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_whatsapp_from: str | None = None
+    # Content SID of an approved template with one variable, for messages outside WhatsApp's 24 h window.
+    twilio_whatsapp_template_sid: str | None = None
     livekit_url: str | None = None
     livekit_api_key: str | None = None
     livekit_api_secret: SecretStr | None = None

@@ -47,6 +47,7 @@ JOB_MODULES: list[str] = [
     "hutch.billing.jobs",
     "hutch.knowledge.jobs",
     "hutch.channels.telegram.jobs",
+    "hutch.channels.whatsapp.jobs",
 ]
 
 DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Text, func
+from sqlalchemy import DateTime, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -40,6 +40,41 @@ class Channel(TimestampMixin, Base):
     token_encrypted: Mapped[str] = mapped_column(Text)
     webhook_secret_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the secret Telegram echoes
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class LinkStatus(StrEnum):
+    PENDING = "pending"  # waiting for the user to send the code from that address
+    ACTIVE = "active"
+
+
+class ChannelLink(TimestampMixin, Base):
+    """A person's own address on a shared channel (their WhatsApp number), routed to their personal agent.
+
+    A link becomes active only when the code shown to the user arrives from that address, so nobody can
+    route someone else's number to their agent."""
+
+    __tablename__ = "channel_links"
+    __table_args__ = (
+        Index(
+            "uq_channel_links_active_address",
+            "channel",
+            "address",
+            unique=True,
+            postgresql_where=text("status = 'active'"),
+        ),
+        Index("uq_channel_links_code", "code_hash", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))  # whatsapp
+    address: Mapped[str] = mapped_column(String(64))  # E.164 for WhatsApp
+    status: Mapped[LinkStatus] = mapped_column(str_enum(LinkStatus, "link_status"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    code_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # opens the 24 h window
 
 
 class ExternalEvent(Base):

@@ -13,17 +13,16 @@ from typing import Any
 import structlog
 
 from hutch.agents.models import Agent
+from hutch.channels.inbound import TEXT_ONLY, converse
 from hutch.channels.models import Channel, ExternalEvent
 from hutch.channels.telegram.gateway import BotBlocked, TelegramGateway
 from hutch.channels.telegram.service import UPDATE_JOB, event_source
 from hutch.conversations.chat import ChatFlow
 from hutch.conversations.service import ConversationService
-from hutch.core.errors import HutchError
 from hutch.worker import JobContext, job
 
 log = structlog.get_logger(__name__)
 CHANNEL = "telegram"
-TEXT_ONLY = "I can only read text messages for now. Please type your question."
 HELP = (
     "Write me a message and I will answer.\n\n"
     "/reset starts a new conversation\n/balance shows the prepaid credits and time left\n/help shows this"
@@ -92,24 +91,6 @@ async def _reply(
         return "Done: we start a new conversation. What can I do for you?"
     if command == "/balance":
         return await flow.balance_words(agent.org_id)
-    try:
-        turn = await flow.begin(agent, CHANNEL, _end_user(chat_id), text)
-    except HutchError as refused:
-        # Paused agent, quota or rate limit, no credits: the user hears why, politely, and nothing runs.
-        await ctx.uow.session.rollback()
-        return _notice(refused)
-    await ctx.uow.session.commit()  # what the user said is stored before the model runs
-    await gateway.typing(token, chat_id)
-    answer = await flow.answer(turn)
-    return answer.message.content
-
-
-def _notice(refused: HutchError) -> str:
-    """What the person on Telegram hears; the details (plans, upgrades) are for the agent's owner."""
-    if refused.status_code == 429 and "per day" in refused.detail:
-        return "I have answered all the messages I can for today. Please come back tomorrow."
-    if refused.status_code == 429:
-        return "I am receiving a lot of messages right now. Please try again in a little while."
-    if refused.status_code == 402:
-        return "I cannot answer more messages at the moment: this assistant's plan limit is reached."
-    return "I cannot answer right now. Please try again later."
+    return await converse(
+        ctx, agent, CHANNEL, _end_user(chat_id), text, typing=lambda: gateway.typing(token, chat_id)
+    )

@@ -2,7 +2,7 @@
 
 Revision ID: 0007_channels
 Revises: 0006_knowledge
-Create Date: 2026-11-30 10:19:31.201903+00:00
+Create Date: 2026-11-30 10:25:14.696712+00:00
 """
 
 from collections.abc import Sequence
@@ -30,6 +30,44 @@ def upgrade() -> None:
         sa.Column("reply", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("source", "external_id", name=op.f("pk_external_events")),
     )
+    op.create_table(
+        "channel_links",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("org_id", sa.String(length=32), nullable=False),
+        sa.Column("user_id", sa.String(length=32), nullable=False),
+        sa.Column("agent_id", sa.String(length=32), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("address", sa.String(length=64), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum("pending", "active", name="link_status", native_enum=False, length=32),
+            nullable=False,
+        ),
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        sa.Column("code_expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_inbound_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["agent_id"], ["agents.id"], name=op.f("fk_channel_links_agent_id_agents"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["orgs.id"], name=op.f("fk_channel_links_org_id_orgs"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_channel_links_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_channel_links")),
+    )
+    op.create_index(op.f("ix_channel_links_org_id"), "channel_links", ["org_id"], unique=False)
+    op.create_index(op.f("ix_channel_links_user_id"), "channel_links", ["user_id"], unique=False)
+    op.create_index(
+        "uq_channel_links_active_address",
+        "channel_links",
+        ["channel", "address"],
+        unique=True,
+        postgresql_where=sa.text("status = 'active'"),
+    )
+    op.create_index("uq_channel_links_code", "channel_links", ["code_hash"], unique=True)
     op.create_table(
         "channels",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -69,5 +107,14 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_channels_org_id"), table_name="channels")
     op.drop_index("ix_channels_agent", table_name="channels")
     op.drop_table("channels")
+    op.drop_index("uq_channel_links_code", table_name="channel_links")
+    op.drop_index(
+        "uq_channel_links_active_address",
+        table_name="channel_links",
+        postgresql_where=sa.text("status = 'active'"),
+    )
+    op.drop_index(op.f("ix_channel_links_user_id"), table_name="channel_links")
+    op.drop_index(op.f("ix_channel_links_org_id"), table_name="channel_links")
+    op.drop_table("channel_links")
     op.drop_table("external_events")
     # ### end Alembic commands ###

@@ -1,0 +1,48 @@
+"""What every messaging channel does with a person's text: check limits, store it, answer it.
+
+The person hears a short, polite notice when the agent cannot answer (paused, over a quota or rate,
+out of credits); the details, plans and upgrades, are for the agent's owner and stay out of the chat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from hutch.agents.models import Agent
+from hutch.conversations.chat import ChatFlow
+from hutch.core.errors import HutchError
+from hutch.worker import JobContext
+
+TEXT_ONLY = "I can only read text messages for now. Please type your question."
+
+
+async def converse(
+    ctx: JobContext,
+    agent: Agent,
+    channel: str,
+    end_user: str,
+    text: str,
+    typing: Callable[[], Awaitable[None]] | None = None,
+) -> str:
+    """The reply to ``text``; the user's message is committed before the model runs."""
+    flow = ChatFlow(ctx.uow, ctx.resources)
+    try:
+        turn = await flow.begin(agent, channel, end_user, text)
+    except HutchError as refused:
+        await ctx.uow.session.rollback()
+        return notice(refused)
+    await ctx.uow.session.commit()
+    if typing is not None:
+        await typing()
+    answer = await flow.answer(turn)
+    return answer.message.content
+
+
+def notice(refused: HutchError) -> str:
+    if refused.status_code == 429 and "per day" in refused.detail:
+        return "I have answered all the messages I can for today. Please come back tomorrow."
+    if refused.status_code == 429:
+        return "I am receiving a lot of messages right now. Please try again in a little while."
+    if refused.status_code == 402:
+        return "I cannot answer more messages at the moment: this assistant's plan limit is reached."
+    return "I cannot answer right now. Please try again later."

@@ -1,0 +1,105 @@
+"""Answering a stored inbound WhatsApp message: link codes, unlinked numbers, chat, delivery."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+
+from hutch.agents.models import Agent
+from hutch.channels.inbound import TEXT_ONLY, converse
+from hutch.channels.models import ChannelLink, ExternalEvent, LinkStatus
+from hutch.channels.whatsapp.gateway import WhatsAppGateway
+from hutch.channels.whatsapp.service import EVENT_SOURCE, INBOUND_JOB, LINK_COMMAND
+from hutch.core.security import sha256_hex
+from hutch.worker import JobContext, job
+
+CHANNEL = "whatsapp"
+UNLINKED = (
+    "This number is not linked to an assistant yet. Sign in to your dashboard, link this number "
+    "(Settings, Channels, WhatsApp) and send the code shown there, like: LINK 123456"
+)
+
+
+@job(INBOUND_JOB, queue="channels")
+async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
+    session = ctx.uow.session
+    event = await session.get(ExternalEvent, (EVENT_SOURCE, message_sid), with_for_update=True)
+    if event is None or event.handled_at is not None:
+        return "done"
+    sender = str(event.payload.get("From", "")).removeprefix("whatsapp:")
+    if not sender:
+        return _finish(event, "nothing to answer")
+    gateway = WhatsAppGateway(ctx.settings)
+    try:
+        if event.reply is None:
+            event.reply = await _reply(ctx, sender, event.payload)
+            await session.commit()  # the answer is kept even if sending fails below
+        await gateway.send(sender, event.reply)
+    finally:
+        await gateway.close()
+    return _finish(event, "answered")
+
+
+def _finish(event: ExternalEvent, outcome: str) -> str:
+    event.handled_at, event.outcome = datetime.now(UTC), outcome
+    return outcome
+
+
+async def _reply(ctx: JobContext, sender: str, params: dict[str, str]) -> str:
+    session = ctx.uow.session
+    now = datetime.now(UTC)
+    body = str(params.get("Body") or "")
+    command = LINK_COMMAND.match(body)
+    if command is not None:
+        return await _confirm_link(ctx, sender, command.group(1), now)
+    link = await session.scalar(
+        select(ChannelLink)
+        .where(
+            ChannelLink.channel == CHANNEL,
+            ChannelLink.address == sender,
+            ChannelLink.status == LinkStatus.ACTIVE,
+        )
+        .with_for_update()
+    )
+    if link is None:
+        return UNLINKED
+    link.last_inbound_at = now  # opens WhatsApp's 24-hour window for free-form replies
+    agent = await session.get(Agent, link.agent_id)
+    if agent is None:
+        return UNLINKED
+    if int(params.get("NumMedia") or 0) > 0 or not body.strip():
+        return TEXT_ONLY
+    return await converse(ctx, agent, CHANNEL, f"{CHANNEL}:{sender}", body)
+
+
+async def _confirm_link(ctx: JobContext, sender: str, code: str, now: datetime) -> str:
+    session = ctx.uow.session
+    pending = await session.scalar(
+        select(ChannelLink)
+        .where(
+            ChannelLink.code_hash == sha256_hex(f"whatsapp:{sender}:{code}"),
+            ChannelLink.status == LinkStatus.PENDING,
+            ChannelLink.code_expires_at > now,
+        )
+        .with_for_update()
+    )
+    if pending is None:
+        return (
+            "That code is not valid for this number, or it has expired. Ask for a new one in your dashboard."
+        )
+    # The number now belongs to this user's assistant; an older link of the number ends.
+    await session.execute(
+        update(ChannelLink)
+        .where(
+            ChannelLink.channel == CHANNEL,
+            ChannelLink.address == sender,
+            ChannelLink.status == LinkStatus.ACTIVE,
+        )
+        .values(status=LinkStatus.PENDING, code_expires_at=now)
+    )
+    await session.flush()
+    pending.status, pending.last_inbound_at = LinkStatus.ACTIVE, now
+    agent = await session.get(Agent, pending.agent_id)
+    name = agent.name if agent else "your assistant"
+    return f"Linked! From now on, messages from this number go to {name}. Say hello."

@@ -1,0 +1,90 @@
+"""Personal WhatsApp: link a number to one's personal agent, and the inbox behind Twilio's webhook."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from hutch.agents.models import Agent, Audience
+from hutch.channels.models import ChannelLink, ExternalEvent, LinkStatus
+from hutch.core.errors import Conflict, NotFound
+from hutch.core.ids import new_id
+from hutch.core.principal import Principal
+from hutch.core.security import sha256_hex
+from hutch.db.engine import UnitOfWork
+from hutch.settings import Settings
+
+INBOUND_JOB = "channels.whatsapp_inbound"
+EVENT_SOURCE = "twilio:whatsapp"
+LINK_CODE_MINUTES = 30
+LINK_COMMAND = re.compile(r"^\s*link\s+(\d{6})\s*$", re.IGNORECASE)
+
+
+def new_link_code() -> str:
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+async def start_link(
+    uow: UnitOfWork, settings: Settings, principal: Principal, phone_e164: str, agent_id: str | None
+) -> tuple[ChannelLink, str]:
+    """A pending link of ``phone_e164`` to the user's personal agent, and the code to send from it."""
+    session = uow.session
+    stmt = select(Agent).where(Agent.org_id == principal.org_id)
+    if agent_id is not None:
+        stmt = stmt.where(Agent.id == agent_id)
+    else:
+        stmt = stmt.where(Agent.audience == Audience.PERSONAL).order_by(Agent.created_at, Agent.id)
+    agent = (await session.scalars(stmt.limit(1))).first()
+    if agent is None:
+        if agent_id is not None:
+            raise NotFound("Agent")
+        raise Conflict('Create a personal agent first (POST /api/v1/agents with audience "personal").')
+    assert principal.user_id is not None
+    # Earlier pending links of this user on this channel are replaced by the new one.
+    await session.execute(
+        update(ChannelLink)
+        .where(
+            ChannelLink.user_id == principal.user_id,
+            ChannelLink.channel == "whatsapp",
+            ChannelLink.status == LinkStatus.PENDING,
+        )
+        .values(code_hash=sha256_hex(secrets.token_hex(16)), code_expires_at=datetime.now(UTC))
+    )
+    code = new_link_code()
+    link = ChannelLink(
+        id=new_id("lnk"),
+        org_id=principal.org_id,
+        user_id=principal.user_id,
+        agent_id=agent.id,
+        channel="whatsapp",
+        address=phone_e164,
+        status=LinkStatus.PENDING,
+        code_hash=sha256_hex(f"whatsapp:{phone_e164}:{code}"),
+        code_expires_at=datetime.now(UTC) + timedelta(minutes=LINK_CODE_MINUTES),
+    )
+    session.add(link)
+    await session.flush()
+    return link, code
+
+
+async def accept_inbound(uow: UnitOfWork, params: dict[str, str]) -> bool:
+    """Store a verified inbound WhatsApp message for the reply job; False for a replay."""
+    sid = params.get("MessageSid") or params.get("SmsMessageSid")
+    if not sid:
+        return False
+    payload: dict[str, Any] = dict(params)
+    stored = await uow.session.execute(
+        insert(ExternalEvent)
+        .values(source=EVENT_SOURCE, external_id=sid, payload=payload)
+        .on_conflict_do_nothing()
+        .returning(ExternalEvent.external_id)
+    )
+    if stored.first() is None:
+        return False
+    uow.defer(INBOUND_JOB, message_sid=sid)
+    return True

@@ -1,0 +1,208 @@
+"""A personal agent on WhatsApp through Twilio: linking, signed webhooks, replies, the 24 h window."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+from pydantic import SecretStr
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from twilio.request_validator import RequestValidator
+
+from hutch.app import create_app
+from hutch.channels.models import ExternalEvent
+from hutch.channels.whatsapp.gateway import WhatsAppGateway
+from hutch.db.engine import Database
+from hutch.resources import Resources
+from hutch.settings import Settings
+from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
+from tests.factories import Account, create_account
+from tests.fakes.llm import FakeLLMServer, ScriptedReply
+from tests.fakes.twilio import FakeTwilioServer, inbound_whatsapp_webhook
+
+OPERATOR = "+14155238886"
+USER = "+15551234567"
+WEBHOOK = "https://hutch.example/webhooks/twilio/whatsapp"
+
+
+@pytest.fixture(scope="session")
+def twilio_server() -> Iterator[FakeTwilioServer]:
+    server = FakeTwilioServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class OnWhatsApp:
+    client: AsyncClient
+    twilio: FakeTwilioServer
+    resources: Resources
+    session: AsyncSession
+    owner: Account
+    agent_id: str
+    account_sid: str
+    auth_token: str
+
+    async def inbound(self, body: str, sender: str = USER, token: str | None = None, **extra: Any) -> int:
+        signed = inbound_whatsapp_webhook(
+            WEBHOOK,
+            token or self.auth_token,
+            body,
+            from_number=sender,
+            to_number=OPERATOR,
+            account_sid=self.account_sid,
+            **extra,
+        )
+        response = await self.client.post(
+            "/webhooks/twilio/whatsapp", data=signed.params, headers=signed.headers
+        )
+        return response.status_code
+
+    async def say(self, body: str, sender: str = USER, **extra: Any) -> list[str]:
+        before = len(self.twilio.sent_bodies(f"whatsapp:{sender}"))
+        assert await self.inbound(body, sender, **extra) == 200
+        assert isinstance(self.resources.jobs, RecordingJobQueue)
+        await self.resources.jobs.run_pending()
+        return self.twilio.sent_bodies(f"whatsapp:{sender}")[before:]
+
+    async def link(self, phone: str = USER) -> str:
+        linked = await self.client.post(
+            "/api/v1/users/me/channel",
+            json={"channel": "whatsapp", "phone_e164": phone},
+            headers=self.owner.headers,
+        )
+        assert linked.status_code == 201, linked.text
+        return str(linked.json()["code"])
+
+
+@pytest.fixture
+async def on_whatsapp(
+    twilio_server: FakeTwilioServer,
+    settings: Settings,
+    database: Database,
+    database_url: str,
+    session: AsyncSession,
+) -> AsyncIterator[OnWhatsApp]:
+    twilio_server.reset()
+    account = twilio_server.add_account()
+    configured = settings.model_copy(
+        update={
+            "twilio_api_base": twilio_server.api_base,
+            "twilio_account_sid": account.sid,
+            "twilio_auth_token": SecretStr(account.auth_token),
+            "twilio_whatsapp_from": OPERATOR,
+            "twilio_whatsapp_template_sid": "HX0123456789abcdef0123456789abcdef",
+        }
+    )
+    resources = build_test_resources(configured, database, database_url)
+    async with asgi_client(create_app(resources=resources)) as client:
+        owner = await create_account(session, settings)
+        agent = await client.post(
+            "/api/v1/agents",
+            json={"name": "My assistant", "model": "demo/echo", "audience": "personal"},
+            headers=owner.headers,
+        )
+        yield OnWhatsApp(
+            client,
+            twilio_server,
+            resources,
+            session,
+            owner,
+            agent.json()["id"],
+            account.sid,
+            account.auth_token,
+        )
+
+
+def test_twilios_documented_signature_example_validates() -> None:
+    # The example of Twilio's security documentation: its URL, parameters, auth token and signature.
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    params = {
+        "CallSid": "CA1234567890ABCDE",
+        "Caller": "+14158675309",
+        "Digits": "1234",
+        "From": "+14158675309",
+        "To": "+18005551212",
+    }
+    validator = RequestValidator("12345")
+    assert validator.validate(url, params, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+    assert not validator.validate(url, {**params, "Digits": "1235"}, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+
+
+async def test_a_number_is_linked_by_sending_the_code_from_it(on_whatsapp: OnWhatsApp) -> None:
+    w = on_whatsapp
+    assert await w.say("hello?") == [
+        "This number is not linked to an assistant yet. Sign in to your dashboard, link this number "
+        "(Settings, Channels, WhatsApp) and send the code shown there, like: LINK 123456"
+    ]
+    code = await w.link()
+    # The code only works from the number it was made for.
+    assert "not valid" in (await w.say(f"LINK {code}", sender="+15550000000"))[0]
+    assert "Linked!" in (await w.say(f"link {code}"))[0]
+    assert await w.say("What's up?") == ["[Demo — no AI] You said: What's up?"]
+    assert "not valid" in (await w.say(f"LINK {code}"))[0]  # single use
+
+
+async def test_bad_signatures_are_403_and_store_nothing(on_whatsapp: OnWhatsApp) -> None:
+    w = on_whatsapp
+    assert await w.inbound("hi", token="0" * 32) == 403
+    unsigned = await w.client.post(
+        "/webhooks/twilio/whatsapp", data={"Body": "hi", "From": f"whatsapp:{USER}"}
+    )
+    assert unsigned.status_code == 403
+    assert await w.session.scalar(select(func.count()).select_from(ExternalEvent)) == 0
+
+
+async def test_replays_media_and_long_replies(on_whatsapp: OnWhatsApp, fake_llm: FakeLLMServer) -> None:
+    w = on_whatsapp
+    await w.say(f"LINK {await w.link()}")
+    assert await w.say("a photo", media=[("https://api.twilio.com/media/1", "image/jpeg")]) == [
+        "I can only read text messages for now. Please type your question."
+    ]
+    assert await w.inbound("once", message_sid="SM" + "1" * 32) == 200
+    assert await w.inbound("once", message_sid="SM" + "1" * 32) == 200  # Twilio retried: one answer
+    assert isinstance(w.resources.jobs, RecordingJobQueue)
+    assert await w.resources.jobs.run_pending() == ["answered"]
+
+    await w.client.patch(
+        f"/api/v1/agents/{w.agent_id}", json={"model": "openai/gpt-4o-mini"}, headers=w.owner.headers
+    )
+    fake_llm.script(ScriptedReply(content=("A fairly long sentence about kettles. " * 120).strip()))
+    sent = await w.say("Tell me a lot")
+    assert len(sent) == 3 and all(len(piece) <= 1600 for piece in sent)
+
+
+async def test_proactive_messages_use_the_template_outside_the_window(on_whatsapp: OnWhatsApp) -> None:
+    w = on_whatsapp
+    gateway = WhatsAppGateway(w.resources.settings)
+    try:
+        await gateway.notify(USER, "Your assistant is ready", datetime.now(UTC) - timedelta(hours=1))
+        await gateway.notify(USER, "Your assistant is ready", datetime.now(UTC) - timedelta(hours=25))
+    finally:
+        await gateway.close()
+    inside, outside = [r.params for r in w.twilio.requests if r.method == "POST"]
+    assert inside["Body"] == "Your assistant is ready" and "ContentSid" not in inside
+    assert outside["ContentSid"] == "HX0123456789abcdef0123456789abcdef"
+    assert "Your assistant is ready" in str(outside["ContentVariables"]) and "Body" not in outside
+
+
+async def test_linking_needs_whatsapp_configured_and_a_personal_agent(
+    client: AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    owner = await create_account(session, settings)
+    refused = await client.post(
+        "/api/v1/users/me/channel", json={"channel": "whatsapp", "phone_e164": USER}, headers=owner.headers
+    )
+    assert refused.status_code == 503 and "HUTCH_TWILIO" in refused.json()["detail"]
+    bad = await client.post(
+        "/api/v1/users/me/channel",
+        json={"channel": "whatsapp", "phone_e164": "555-1234"},
+        headers=owner.headers,
+    )
+    assert bad.status_code == 422
