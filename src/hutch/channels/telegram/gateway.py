@@ -8,6 +8,7 @@ than an error to retry.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -56,17 +57,27 @@ def split_text(text: str, limit: int = MAX_MESSAGE) -> list[str]:
     return pieces
 
 
+# Bots (and their HTTP connection pools) kept per process, so each reply reuses a warm connection.
+_bots: OrderedDict[tuple[str, str], Bot] = OrderedDict()
+MAX_CACHED_BOTS = 256
+
+
 class TelegramGateway:
     def __init__(self, api_base: str) -> None:
         self.base_url = api_base.rstrip("/") + "/bot"
 
     @asynccontextmanager
     async def bot(self, token: str) -> AsyncIterator[Bot]:
-        bot = Bot(token, base_url=self.base_url)
-        try:
-            yield bot
-        finally:
-            await bot.shutdown()
+        key = (self.base_url, token)
+        bot = _bots.get(key)
+        if bot is None:
+            bot = Bot(token, base_url=self.base_url)
+            _bots[key] = bot
+            if len(_bots) > MAX_CACHED_BOTS:
+                _, oldest = _bots.popitem(last=False)
+                await oldest.shutdown()
+        _bots.move_to_end(key)
+        yield bot
 
     async def identify(self, token: str) -> BotIdentity:
         """The bot behind ``token`` (``getMe``), or 400 when Telegram does not know it."""
