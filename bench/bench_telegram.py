@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from common import HUTCH, ROOT, LoadResult, clean_env, free_port, print_table, process, wait_for
+from common import HUTCH, ROOT, LoadResult, clean_env, free_port, post_each, print_table, process, wait_for
 from hutch.db.embedded import EmbeddedPostgres
 
 sys.path.insert(0, str(ROOT))  # `tests` is a package at the repository root, not an installed one
@@ -51,26 +52,8 @@ def updates(n: int) -> list[dict[str, Any]]:
 async def _closed_loop(
     url: str, headers: dict[str, str], bodies: list[dict[str, Any]], concurrency: int
 ) -> LoadResult:
-    latencies: list[float] = []
-    queue = iter(bodies)
-    errors = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30, headers=headers) as client:
-
-        async def worker() -> None:
-            nonlocal errors
-            for body in queue:
-                t0 = time.perf_counter()
-                response = await client.post(url, json=body)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                errors += response.status_code != 200
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        seconds = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(f"{url}: {errors} requests failed")
-    return LoadResult(len(bodies), errors, seconds, latencies)
+    sent_headers = {**headers, "Content-Type": "application/json"}
+    return await post_each(url, [(json.dumps(body).encode(), sent_headers) for body in bodies], concurrency)
 
 
 async def _paced(url: str, headers: dict[str, str], rate: int, seconds: int) -> LoadResult:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from common import HUTCH, ROOT, LoadResult, clean_env, free_port, print_table, process, wait_for
+from common import HUTCH, ROOT, LoadResult, clean_env, free_port, post_each, print_table, process, wait_for
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.urls import libpq_conninfo
 
@@ -69,26 +69,7 @@ def invoice_events(n: int, prefix: str) -> list[dict[str, Any]]:
 
 async def _post_all(url: str, events: list[dict[str, Any]], concurrency: int) -> LoadResult:
     signed = [sign_event(e, SECRET) for e in events]  # signed just before sending: within the tolerance
-    latencies: list[float] = []
-    errors = 0
-    queue = iter(signed)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-
-        async def worker() -> None:
-            nonlocal errors
-            for payload in queue:
-                t0 = time.perf_counter()
-                response = await client.post(url, content=payload.body, headers=payload.headers)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                errors += response.status_code != 200
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        seconds = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(f"{url}: {errors} of {len(events)} requests failed")
-    return LoadResult(len(events), errors, seconds, latencies)
+    return await post_each(url, [(payload.body, payload.headers) for payload in signed], concurrency)
 
 
 def measure(url: str, prefix: str) -> tuple[LoadResult, LoadResult]:

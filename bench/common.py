@@ -125,6 +125,30 @@ async def _load(
     return LoadResult(total, errors, seconds, latencies)
 
 
+async def post_each(url: str, requests: list[tuple[bytes, dict[str, str]]], concurrency: int) -> LoadResult:
+    """POST each (body, headers) once over ``concurrency`` connections; any answer but 200 is an error."""
+    latencies: list[float] = []
+    errors = 0
+    queue = iter(requests)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            for body, headers in queue:
+                t0 = time.perf_counter()
+                response = await client.post(url, content=body, headers=headers)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                errors += response.status_code != 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{url}: {errors} of {len(requests)} requests failed")
+    return LoadResult(len(requests), errors, seconds, latencies)
+
+
 def load(
     url: str,
     *,
