@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,7 +21,7 @@ from hutch.knowledge.models import Chunk
 from hutch.knowledge.parsing import Section
 from hutch.resources import Resources
 from hutch.settings import Settings
-from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
+from tests.conftest import LiveDeployment, RecordingJobQueue, asgi_client, build_test_resources
 from tests.conversations.test_chat import tool_call
 from tests.factories import Account, create_account
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
@@ -394,3 +395,23 @@ async def test_usage_counts_documents_and_storage(
     usage = (await client.get("/api/v1/billing/usage", headers=owner.headers)).json()["usage"]
     assert usage["documents"] == 3 and usage["documents_per_agent"] == {agent_id: 3}
     assert usage["storage_mb"] == round(3 * 1001 / (1024 * 1024), 3)
+
+
+async def test_the_same_file_uploaded_at_once_ten_times_is_one_document(
+    live: LiveDeployment, settings: Settings
+) -> None:
+    owner = await create_account(live.session, settings)
+    agent_id = await new_agent(live.client, owner)
+
+    async def upload() -> int:
+        response = await live.client.post(
+            f"/api/v1/agents/{agent_id}/documents",
+            json={"title": "Same", "content": "identical content"},
+            headers=owner.headers,
+        )
+        return response.status_code
+
+    statuses = await asyncio.gather(*(upload() for _ in range(10)))
+    assert sorted(statuses) == [200] * 9 + [201]
+    documents = (await live.client.get(f"/api/v1/agents/{agent_id}/documents", headers=owner.headers)).json()
+    assert len(documents["items"]) == 1

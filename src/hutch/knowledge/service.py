@@ -15,6 +15,7 @@ from hutch.billing.quotas import Quotas
 from hutch.core.errors import HutchError, NotFound, QuotaExceeded
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
+from hutch.core.quota import lock_org
 from hutch.core.security import SecretBox
 from hutch.db.engine import UnitOfWork
 from hutch.knowledge.embeddings import EmbeddingProvider
@@ -64,9 +65,11 @@ class KnowledgeService:
         if len(data) > self.max_upload_mb * BYTES_PER_MB:
             raise DocumentTooLarge(self.max_upload_mb)
         content_hash = hashlib.sha256(data).hexdigest()
+        # Uploads of one org queue here, so the duplicate check and the storage sum below cannot race.
+        await lock_org(self.session, agent.org_id)
         plan = await self.quotas.check_count(
             agent.org_id, "documents_per_agent", lambda: self._count(agent.id)
-        )  # also locks the org, so the duplicate check and the storage sum below cannot race
+        )
         existing = await self.session.scalar(
             select(Document).where(Document.agent_id == agent.id, Document.content_hash == content_hash)
         )
