@@ -48,6 +48,7 @@ JOB_MODULES: list[str] = [
     "hutch.knowledge.jobs",
     "hutch.channels.telegram.jobs",
     "hutch.channels.whatsapp.jobs",
+    "hutch.channels.jobs",
 ]
 
 DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)

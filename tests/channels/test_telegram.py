@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
 from sqlalchemy import func, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
@@ -219,3 +222,34 @@ async def test_a_blocked_bot_and_a_reached_quota_end_politely(on_telegram: OnTel
         .where(Message.org_id == t.owner.org.id, Message.role == "user")
     )
     assert stored_users == 2  # the refused message was neither stored nor sent to the model
+
+
+async def test_an_event_stored_without_its_job_is_answered_later(on_telegram: OnTelegram) -> None:
+    t = on_telegram
+    source = f"telegram:{t.channel_id}"
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    for update_id, text in ((501, "lost in a crash"), (502, "queued fine")):
+        t.session.add(
+            ExternalEvent(
+                source=source,
+                external_id=str(update_id),
+                payload=text_update(text, update_id=update_id),
+                received_at=long_ago,
+            )
+        )
+    await t.session.flush()
+    await t.session.execute(
+        sql_text(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, args, status) "
+            "VALUES ('channels', 'channels.telegram_update', CAST(:args AS jsonb), 'todo')"
+        ),
+        {"args": json.dumps({"channel_id": t.channel_id, "update_id": 502})},
+    )
+    await t.session.commit()
+    assert isinstance(t.resources.jobs, RecordingJobQueue)
+    swept = await t.resources.jobs.execute(
+        "channels.requeue_lost_events", {"timestamp": 0}, job_id=0, attempt=0, resources=t.resources
+    )
+    assert swept == 1
+    assert await t.run_jobs() == ["answered"]
+    assert t.telegram.sent_texts(Sender().id) == ["[Demo — no AI] You said: lost in a crash"]

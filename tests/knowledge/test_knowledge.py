@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
@@ -17,7 +18,7 @@ from hutch.app import create_app
 from hutch.db.engine import Database
 from hutch.knowledge.chunking import chunk_sections, count_tokens
 from hutch.knowledge.embeddings import LocalEmbeddings
-from hutch.knowledge.models import Chunk
+from hutch.knowledge.models import Chunk, Document
 from hutch.knowledge.parsing import Section
 from hutch.resources import Resources
 from hutch.settings import Settings
@@ -415,3 +416,27 @@ async def test_the_same_file_uploaded_at_once_ten_times_is_one_document(
     assert sorted(statuses) == [200] * 9 + [201]
     documents = (await live.client.get(f"/api/v1/agents/{agent_id}/documents", headers=owner.headers)).json()
     assert len(documents["items"]) == 1
+
+
+async def test_a_document_stored_without_its_job_is_ingested_later(
+    client: AsyncClient, session: AsyncSession, settings: Settings, resources: Resources
+) -> None:
+    owner = await create_account(session, settings)
+    agent_id = await new_agent(client, owner)
+    posted = await client.post(
+        f"/api/v1/agents/{agent_id}/documents",
+        json={"title": "Lost", "content": "queued nowhere"},
+        headers=owner.headers,
+    )
+    assert isinstance(resources.jobs, RecordingJobQueue)
+    resources.jobs.deferred.clear()  # the process died before queueing the ingestion
+    await session.execute(
+        update(Document)
+        .where(Document.id == posted.json()["id"])
+        .values(created_at=func.now() - timedelta(minutes=5))
+    )
+    await session.commit()
+    swept = await resources.jobs.execute(
+        "knowledge.requeue_lost_ingestions", {"timestamp": 0}, job_id=0, attempt=0, resources=resources
+    )
+    assert swept == 1 and await ingest(resources) == ["ready"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, or_, select, text, update
 
 from hutch.agents.service import org_credentials
 from hutch.billing.quotas import Quotas
@@ -122,3 +122,25 @@ async def reembed_chunks(ctx: JobContext, timestamp: int = 0) -> int:
     if done:
         log.info("chunks re-embedded", chunks=done, model=embedder.model_id)
     return done
+
+
+_LOST_INGESTIONS = text(
+    """
+    SELECT d.id FROM documents d
+    WHERE d.status = 'pending' AND d.created_at < now() - interval '2 minutes'
+      AND NOT EXISTS (
+        SELECT 1 FROM procrastinate_jobs j
+        WHERE j.task_name = :job AND j.args ->> 'document_id' = d.id
+      )
+    ORDER BY d.created_at LIMIT 500
+    """
+)
+
+
+@job("knowledge.requeue_lost_ingestions", cron="* * * * *", queue=HOUSEKEEPING_QUEUE, retry=False)
+async def requeue_lost_ingestions(ctx: JobContext, timestamp: int = 0) -> int:
+    """A document stored without its ingestion job (the process died between the two) gets the job."""
+    ids = (await ctx.uow.session.scalars(_LOST_INGESTIONS, {"job": INGEST_JOB})).all()
+    for document_id in ids:
+        ctx.uow.defer(INGEST_JOB, document_id=document_id)
+    return len(ids)

@@ -1,0 +1,45 @@
+"""Inbox housekeeping: an inbound event stored without its reply job (the process died between the two)
+gets the job again, so no message someone sent goes unanswered."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from hutch.channels.telegram.service import UPDATE_JOB
+from hutch.channels.whatsapp.service import EVENT_SOURCE as WHATSAPP_SOURCE
+from hutch.channels.whatsapp.service import INBOUND_JOB
+from hutch.worker import HOUSEKEEPING_QUEUE, JobContext, job
+
+GRACE = "2 minutes"  # longer than storing an event and queueing its job ever takes
+
+_LOST = text(
+    f"""
+    SELECT e.source, e.external_id FROM external_events e
+    WHERE e.handled_at IS NULL AND e.received_at < now() - interval '{GRACE}'
+      AND NOT EXISTS (
+        SELECT 1 FROM procrastinate_jobs j
+        WHERE (j.task_name = :telegram_job
+               AND 'telegram:' || (j.args ->> 'channel_id') = e.source
+               AND j.args ->> 'update_id' = e.external_id)
+           OR (j.task_name = :whatsapp_job AND e.source = :whatsapp_source
+               AND j.args ->> 'message_sid' = e.external_id)
+      )
+    ORDER BY e.received_at LIMIT 500
+    """  # noqa: S608 - GRACE is a constant; values are bound parameters
+)
+
+
+@job("channels.requeue_lost_events", cron="* * * * *", queue=HOUSEKEEPING_QUEUE, retry=False)
+async def requeue_lost_events(ctx: JobContext, timestamp: int = 0) -> int:
+    rows = (
+        await ctx.uow.session.execute(
+            _LOST,
+            {"telegram_job": UPDATE_JOB, "whatsapp_job": INBOUND_JOB, "whatsapp_source": WHATSAPP_SOURCE},
+        )
+    ).all()
+    for source, external_id in rows:
+        if source == WHATSAPP_SOURCE:
+            ctx.uow.defer(INBOUND_JOB, message_sid=external_id)
+        else:
+            ctx.uow.defer(UPDATE_JOB, channel_id=source.removeprefix("telegram:"), update_id=int(external_id))
+    return len(rows)
