@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import select
 
 from hutch.accounts.models import Membership, Org, OrgRole, User
@@ -21,6 +23,20 @@ async def owner_emails(ctx: JobContext, org_id: str) -> list[str]:
     return list((await ctx.uow.session.scalars(stmt)).all())
 
 
+async def email_owners(
+    ctx: JobContext, org_id: str, kind: str, compose: Callable[[str], tuple[str, str]]
+) -> int:
+    """Queue the (subject, body) ``compose`` makes from the org's name to each owner; how many got it."""
+    org = await ctx.uow.session.get(Org, org_id)
+    if org is None:
+        return 0
+    subject, body = compose(org.name)
+    recipients = await owner_emails(ctx, org_id)
+    for address in recipients:
+        queue_email(ctx.uow, ctx.resources.secret_box, to=address, subject=subject, body=body, kind=kind)
+    return len(recipients)
+
+
 def money(cents: int) -> str:
     return f"${cents / 100:,.2f}"
 
@@ -28,25 +44,17 @@ def money(cents: int) -> str:
 @job(LOW_BALANCE_JOB, queue="email")
 async def notify_low_balance(ctx: JobContext, org_id: str, credits_cents: int) -> int:
     """Tell the org's owners their prepaid credits fell below the threshold (once per crossing)."""
-    org = await ctx.uow.session.get(Org, org_id)
-    if org is None:
-        return 0
-    recipients = await owner_emails(ctx, org_id)
-    base = (ctx.settings.public_url or f"http://{ctx.settings.host}:{ctx.settings.port}").rstrip("/")
-    for address in recipients:
-        queue_email(
-            ctx.uow,
-            ctx.resources.secret_box,
-            to=address,
-            subject=f"{org.name}: prepaid credits are running low",
-            body=(
-                f"Hello,\n\n{org.name} has {money(credits_cents)} of prepaid credits left. When they run "
-                "out, answers that are charged to credits stop.\n\n"
-                f"Prepaid packages: {base}/api/v1/billing/packages\n"
-            ),
-            kind="low_balance",
-        )
-    return len(recipients)
+    packages = f"{ctx.settings.base_url}/api/v1/billing/packages"
+    return await email_owners(
+        ctx,
+        org_id,
+        "low_balance",
+        lambda org: (
+            f"{org}: prepaid credits are running low",
+            f"Hello,\n\n{org} has {money(credits_cents)} of prepaid credits left. When they run out, "
+            f"answers that are charged to credits stop.\n\nPrepaid packages: {packages}\n",
+        ),
+    )
 
 
 @job(PAYMENT_FAILED_JOB, queue="email")
@@ -54,22 +62,15 @@ async def notify_payment_failed(
     ctx: JobContext, org_id: str, amount_cents: int, invoice_url: str | None = None
 ) -> int:
     """Tell the org's owners a subscription payment failed, and how to fix it."""
-    org = await ctx.uow.session.get(Org, org_id)
-    if org is None:
-        return 0
-    recipients = await owner_emails(ctx, org_id)
     pay = f"Pay the invoice: {invoice_url}\n" if invoice_url else ""
-    for address in recipients:
-        queue_email(
-            ctx.uow,
-            ctx.resources.secret_box,
-            to=address,
-            subject=f"{org.name}: a payment failed",
-            body=(
-                f"Hello,\n\nThe payment of {money(amount_cents)} for {org.name}'s subscription failed. "
-                "Stripe will try again; update the card in the billing portal "
-                "(POST /api/v1/billing/portal) to keep the plan.\n" + pay
-            ),
-            kind="payment_failed",
-        )
-    return len(recipients)
+    return await email_owners(
+        ctx,
+        org_id,
+        "payment_failed",
+        lambda org: (
+            f"{org}: a payment failed",
+            f"Hello,\n\nThe payment of {money(amount_cents)} for {org}'s subscription failed. Stripe will "
+            "try again; update the card in the billing portal (POST /api/v1/billing/portal) to keep the "
+            "plan.\n" + pay,
+        ),
+    )

@@ -45,9 +45,7 @@ class Subscriptions:
         self.stripe = stripe
 
     def _return_url(self) -> str:
-        return (self.settings.public_url or f"http://{self.settings.host}:{self.settings.port}").rstrip(
-            "/"
-        ) + "/"
+        return self.settings.base_url + "/"
 
     async def account(self, org_id: str, *, for_update: bool = False) -> BillingAccount:
         account = await self.session.get(BillingAccount, org_id, with_for_update=for_update)

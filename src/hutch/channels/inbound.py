@@ -7,8 +7,10 @@ out of credits); the details, plans and upgrades, are for the agent's owner and 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from hutch.agents.models import Agent
+from hutch.channels.models import ExternalEvent
 from hutch.conversations.chat import ChatFlow
 from hutch.core.errors import HutchError
 from hutch.worker import JobContext
@@ -46,3 +48,9 @@ def notice(refused: HutchError) -> str:
     if refused.status_code == 402:
         return "I cannot answer more messages at the moment: this assistant's plan limit is reached."
     return "I cannot answer right now. Please try again later."
+
+
+def finish_event(event: ExternalEvent, outcome: str) -> str:
+    """Mark an inbox event handled, with what was done (or why nothing could be)."""
+    event.handled_at, event.outcome = datetime.now(UTC), outcome
+    return outcome

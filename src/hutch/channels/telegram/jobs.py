@@ -7,13 +7,12 @@ with the reason on the event.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
 from hutch.agents.models import Agent
-from hutch.channels.inbound import TEXT_ONLY, converse
+from hutch.channels.inbound import TEXT_ONLY, converse, finish_event
 from hutch.channels.models import Channel, ExternalEvent
 from hutch.channels.telegram.gateway import BotBlocked, TelegramGateway
 from hutch.channels.telegram.service import UPDATE_JOB, event_source
@@ -50,7 +49,7 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
         or not isinstance(message, dict)
         or not isinstance(chat_id, int | str)
     ):
-        return _finish(event, "nothing to answer")
+        return finish_event(event, "nothing to answer")
     token = ctx.resources.secret_box.decrypt(channel.token_encrypted)
     gateway = TelegramGateway(ctx.settings.telegram_api_base)
     if event.reply is None:
@@ -59,13 +58,8 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
     try:
         await gateway.send(token, chat_id, event.reply)
     except BotBlocked:
-        return _finish(event, "not delivered: the user blocked the bot")
-    return _finish(event, "answered")
-
-
-def _finish(event: ExternalEvent, outcome: str) -> str:
-    event.handled_at, event.outcome = datetime.now(UTC), outcome
-    return outcome
+        return finish_event(event, "not delivered: the user blocked the bot")
+    return finish_event(event, "answered")
 
 
 async def _reply(

@@ -24,8 +24,7 @@ UPDATE_JOB = "channels.telegram_update"
 
 
 def webhook_url(settings: Settings, channel_id: str) -> str:
-    base = settings.public_url or f"http://{settings.host}:{settings.port}"
-    return f"{base.rstrip('/')}/webhooks/telegram/{channel_id}"
+    return f"{settings.base_url}/webhooks/telegram/{channel_id}"
 
 
 def event_source(channel_id: str) -> str:

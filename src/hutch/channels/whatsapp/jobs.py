@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 
 from hutch.agents.models import Agent
-from hutch.channels.inbound import TEXT_ONLY, converse
+from hutch.channels.inbound import TEXT_ONLY, converse, finish_event
 from hutch.channels.models import ChannelLink, ExternalEvent, LinkStatus
 from hutch.channels.whatsapp.gateway import WhatsAppGateway
 from hutch.channels.whatsapp.service import EVENT_SOURCE, INBOUND_JOB, LINK_COMMAND
@@ -29,7 +29,7 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
         return "done"
     sender = str(event.payload.get("From", "")).removeprefix("whatsapp:")
     if not sender:
-        return _finish(event, "nothing to answer")
+        return finish_event(event, "nothing to answer")
     gateway = WhatsAppGateway(ctx.settings)
     try:
         if event.reply is None:
@@ -38,12 +38,7 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
         await gateway.send(sender, event.reply)
     finally:
         await gateway.close()
-    return _finish(event, "answered")
-
-
-def _finish(event: ExternalEvent, outcome: str) -> str:
-    event.handled_at, event.outcome = datetime.now(UTC), outcome
-    return outcome
+    return finish_event(event, "answered")
 
 
 async def _reply(ctx: JobContext, sender: str, params: dict[str, str]) -> str:

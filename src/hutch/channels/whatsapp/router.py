@@ -90,8 +90,7 @@ async def whatsapp_webhook(request: Request, uow: UoWDep, resources: ResourcesDe
     settings = resources.settings
     form = await request.form()
     params = {key: str(value) for key, value in form.multi_items()}
-    base = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
-    url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    url = settings.base_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if not valid_signature(settings, url, params, request.headers.get("x-twilio-signature")):
         raise Forbidden("Invalid Twilio signature.")
     await accept_inbound(uow, params)
