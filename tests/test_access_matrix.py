@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Mount
 
 from hutch.accounts.models import OrgRole
-from hutch.channels.models import Channel, ChannelStatus, ChannelType
+from hutch.channels.models import Channel, ChannelLink, ChannelStatus, ChannelType, LinkStatus
 from hutch.conversations.repository import MemoryRepository
 from hutch.core.ids import new_id
 from hutch.core.security import create_access_token
@@ -129,12 +129,26 @@ ROUTES: dict[tuple[str, str], Access] = {
         Guard.WRITE, {"bot_token": "123456:AAE_matrix_token_value_abcdef"}
     ),
     ("GET", "/api/v1/agents/{agent_id}/channels"): Access(Guard.READ),
+    ("GET", "/api/v1/agents/{agent_id}/channels/usage"): Access(Guard.READ),
+    ("POST", "/api/v1/agents/{agent_id}/channels/webchat"): Access(
+        Guard.WRITE, {"allowed_origins": ["https://shop.example"]}
+    ),
+    ("PATCH", "/api/v1/agents/{agent_id}/channels/{channel_id}"): Access(
+        Guard.WRITE, {"allowed_origins": ["https://shop.example"]}
+    ),
     ("DELETE", "/api/v1/agents/{agent_id}/channels/{channel_id}"): Access(Guard.WRITE),
     ("POST", "/webhooks/telegram/{channel_id}"): Access(Guard.PUBLIC),
     ("POST", "/api/v1/users/me/channel"): Access(
         Guard.MEMBER, {"channel": "whatsapp", "phone_e164": "+15551234567"}
     ),
+    ("GET", "/api/v1/users/me/channels"): Access(Guard.MEMBER),
+    ("DELETE", "/api/v1/users/me/channels/{link_id}"): Access(Guard.MEMBER),
     ("POST", "/webhooks/twilio/whatsapp"): Access(Guard.PUBLIC),
+    ("GET", "/widget.js"): Access(Guard.PUBLIC),
+    ("GET", "/api/v1/widget/{token}"): Access(Guard.PUBLIC),
+    ("GET", "/api/v1/widget/{token}/messages"): Access(Guard.PUBLIC),
+    ("POST", "/api/v1/widget/{token}/messages"): Access(Guard.PUBLIC),
+    ("POST", "/api/v1/widget/{token}/reset"): Access(Guard.PUBLIC),
     ("GET", "/verify-email"): Access(Guard.PUBLIC),
     ("GET", "/reset-password"): Access(Guard.PUBLIC),
     ("POST", "/reset-password"): Access(Guard.PUBLIC),
@@ -226,7 +240,18 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
         token_encrypted="x",
         webhook_secret_hash="0" * 64,
     )
-    session.add(b_channel)
+    b_link = ChannelLink(
+        id=new_id("lnk"),
+        org_id=b.org.id,
+        user_id=b.user.id,
+        agent_id=b_agent["id"],
+        channel="whatsapp",
+        address="+15550009999",
+        status=LinkStatus.ACTIVE,
+        code_hash="1" * 64,
+        code_expires_at=datetime.now(UTC),
+    )
+    session.add_all([b_channel, b_link])
     await session.commit()
     b_ids = {
         "key_id": b_key["id"],
@@ -238,6 +263,7 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
         "provider_key_id": b_provider_key.json()["id"],
         "document_id": b_document.json()["id"],
         "channel_id": b_channel.id,
+        "link_id": b_link.id,
     }
     expired = create_access_token(settings.require_secret_key(), a.user.id, timedelta(seconds=-1))
     return World(
@@ -255,6 +281,7 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
             "B's secret handbook",
             "b_secret_bot",
             "sk-b-own-key",
+            "+15550009999",
             *b_ids.values(),
         ],
         expired_token=expired,

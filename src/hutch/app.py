@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from hutch import __version__, health
 from hutch.accounts import org_router
@@ -23,8 +22,14 @@ from hutch.billing import webhook_router as billing_webhook_router
 from hutch.billing.plans import PlanCatalog, PlanFileError, load_plans
 from hutch.billing.service import mirror_plans
 from hutch.bootstrap import StartupError
+from hutch.channels import links_router
+from hutch.channels import router as channels_router
 from hutch.channels.openai_api import router as openai_router
 from hutch.channels.telegram import router as telegram_router
+from hutch.channels.telegram.platform import SETUP_JOB as PLATFORM_SETUP_JOB
+from hutch.channels.telegram.platform import platform_token
+from hutch.channels.webchat import router as webchat_router
+from hutch.channels.webchat.cors import DashboardCORSMiddleware, WidgetCORSMiddleware
 from hutch.channels.whatsapp import router as whatsapp_router
 from hutch.conversations import router as conversations_router
 from hutch.core.errors import install_error_handlers
@@ -107,6 +112,8 @@ def create_app(
             # Vectors missing or made by another provider are remade now rather than at the next
             # periodic run; the job takes rows with SKIP LOCKED, so several processes doing this is fine.
             await jobs.defer(REEMBED_JOB, lock=REEMBED_JOB, timestamp=0)
+        if platform_token(settings) is not None:
+            await jobs.defer(PLATFORM_SETUP_JOB, lock=PLATFORM_SETUP_JOB)  # webhook and commands, retried
         worker_task: asyncio.Task[None] | None = None
         if run_worker:
             worker_task = asyncio.create_task(
@@ -139,13 +146,14 @@ def create_app(
     install_error_handlers(app)
     if settings.allowed_origins:
         app.add_middleware(
-            CORSMiddleware,
+            DashboardCORSMiddleware,
             allow_origins=settings.allowed_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Org-Id", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    app.add_middleware(WidgetCORSMiddleware)
     # Outermost, so every answer (CORS preflights and errors included) carries the request id.
     app.add_middleware(RequestMiddleware, metrics=metrics)
     for router in (
@@ -163,6 +171,9 @@ def create_app(
         knowledge_router.router,
         telegram_router.router,
         whatsapp_router.router,
+        links_router.router,
+        channels_router.router,
+        webchat_router.router,
         account_pages.router,
     ):
         add_routes(app, router)

@@ -70,12 +70,18 @@ class Settings(BaseSettings):
     stripe_secret_key: SecretStr | None = None
     stripe_webhook_secret: SecretStr | None = None
     telegram_api_base: str = "https://api.telegram.org"
+    # The operator's bot, through which users reach their personal agents (deep-link linking).
+    telegram_bot_token: SecretStr | None = None
     twilio_api_base: str | None = None
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_whatsapp_from: str | None = None
     # Content SID of an approved template with one variable, for messages outside WhatsApp's 24 h window.
     twilio_whatsapp_template_sid: str | None = None
+    # Web chat widget: messages per minute one visitor, one visitor's address and one agent may send.
+    widget_visitor_per_minute: int = Field(default=10, ge=1)
+    widget_ip_per_minute: int = Field(default=30, ge=1)
+    widget_agent_per_minute: int = Field(default=120, ge=1)
     livekit_url: str | None = None
     livekit_api_key: str | None = None
     livekit_api_secret: SecretStr | None = None

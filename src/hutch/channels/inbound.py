@@ -16,6 +16,7 @@ from hutch.core.errors import HutchError
 from hutch.worker import JobContext
 
 TEXT_ONLY = "I can only read text messages for now. Please type your question."
+PLAN_LIMIT_NOTICE = "I cannot answer more messages at the moment: this assistant's plan limit is reached."
 
 
 async def converse(
@@ -46,7 +47,7 @@ def notice(refused: HutchError) -> str:
     if refused.status_code == 429:
         return "I am receiving a lot of messages right now. Please try again in a little while."
     if refused.status_code == 402:
-        return "I cannot answer more messages at the moment: this assistant's plan limit is reached."
+        return PLAN_LIMIT_NOTICE
     return "I cannot answer right now. Please try again later."
 
 

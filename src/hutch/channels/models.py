@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Text, func, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Date, DateTime, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hutch.db.base import Base, TimestampMixin, str_enum
 
 
 class ChannelType(StrEnum):
-    TELEGRAM = "telegram"
+    TELEGRAM = "telegram"  # the agent's own bot
+    WEBCHAT = "webchat"  # the chat widget on the customer's site
 
 
 class ChannelStatus(StrEnum):
@@ -35,10 +36,17 @@ class Channel(TimestampMixin, Base):
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
     type: Mapped[ChannelType] = mapped_column(str_enum(ChannelType, "channel_type"))
     status: Mapped[ChannelStatus] = mapped_column(str_enum(ChannelStatus, "channel_status"))
-    external_id: Mapped[str] = mapped_column(String(64))  # the bot's Telegram user id
-    username: Mapped[str] = mapped_column(String(64))  # the bot's @username
-    token_encrypted: Mapped[str] = mapped_column(Text)
-    webhook_secret_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the secret Telegram echoes
+    # Telegram: the bot's user id; web chat: the public token the widget snippet carries.
+    external_id: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str | None] = mapped_column(String(64))  # the bot's @username
+    token_encrypted: Mapped[str | None] = mapped_column(Text)  # the bot token
+    webhook_secret_hash: Mapped[str | None] = mapped_column(
+        String(64)
+    )  # sha256 of the secret Telegram echoes
+    # Web chat: the sites (scheme://host[:port]) whose pages may embed the widget.
+    allowed_origins: Mapped[list[str]] = mapped_column(
+        ARRAY(String(255)), default=list, server_default=text("'{}'")
+    )
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -69,8 +77,10 @@ class ChannelLink(TimestampMixin, Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
-    channel: Mapped[str] = mapped_column(String(16))  # whatsapp
-    address: Mapped[str] = mapped_column(String(64))  # E.164 for WhatsApp
+    channel: Mapped[str] = mapped_column(String(16))  # whatsapp | telegram
+    # E.164 for WhatsApp; the chat id for Telegram (empty until the user opens the deep link).
+    address: Mapped[str] = mapped_column(String(64))
+    expected_username: Mapped[str | None] = mapped_column(String(64))  # Telegram: only this user may link
     status: Mapped[LinkStatus] = mapped_column(str_enum(LinkStatus, "link_status"))
     code_hash: Mapped[str] = mapped_column(String(64))
     code_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -89,3 +99,16 @@ class ExternalEvent(Base):
     handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str | None] = mapped_column(Text)  # what was done, or why nothing could be
     reply: Mapped[str | None] = mapped_column(Text)  # the answer, kept so a retried send does not re-ask
+
+
+class ChannelUsageDaily(Base):
+    """Messages in and out per agent, channel and UTC day: the channel's traffic, whoever pays for it."""
+
+    __tablename__ = "channel_usage_daily"
+
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)  # telegram | whatsapp | webchat
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    inbound: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    outbound: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

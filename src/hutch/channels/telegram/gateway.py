@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from telegram import Bot, InlineKeyboardMarkup
+from telegram import Bot, BotCommand, InlineKeyboardMarkup
 from telegram.constants import ChatAction
 from telegram.error import BadRequest as TelegramBadRequest
 from telegram.error import Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
@@ -107,6 +107,26 @@ class TelegramGateway:
             return  # a revoked token has no webhook left to remove
         except TelegramError as exc:
             raise ServiceUnavailable(f"Telegram did not answer ({exc}); try again in a moment.") from None
+
+    async def set_commands(self, token: str, commands: list[tuple[str, str]]) -> None:
+        async with self.bot(token) as bot:
+            await bot.set_my_commands([BotCommand(name, description) for name, description in commands])
+
+    async def answer_callback(self, token: str, callback_query_id: str) -> None:
+        """Stop the button's spinner; a press older than Telegram keeps is not worth failing over."""
+        try:
+            async with self.bot(token) as bot:
+                await bot.answer_callback_query(callback_query_id)
+        except TelegramBadRequest:
+            return
+
+    async def edit_text(self, token: str, chat_id: int | str, message_id: int, text: str) -> None:
+        """Replace a message's text (and drop its buttons); an unchanged or vanished message is fine."""
+        try:
+            async with self.bot(token) as bot:
+                await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id)
+        except TelegramBadRequest:
+            return
 
     async def typing(self, token: str, chat_id: int | str) -> None:
         try:

@@ -1,35 +1,106 @@
-"""Answering a stored Telegram update: commands, chat through the engine, polite notices, delivery.
+"""Answering a stored Telegram update: commands, chat through the engine, buttons, polite notices.
 
-The answer is stored on the event before it is sent, so a retried job (Telegram down, a crash) sends the
-same answer again instead of asking the model twice. A user who blocked the bot ends the job quietly,
-with the reason on the event.
+Two kinds of bot send updates here: an agent's own bot (its channel row names the agent) and the
+operator's platform bot (the chat's link names the user's personal agent). The answer is stored on the
+event before it is sent, so a retried job (Telegram down, a crash) sends the same answer again instead of
+asking the model twice. A user who blocked the bot ends the job quietly, with the reason on the event.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-import structlog
+from sqlalchemy import select
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from hutch.accounts.models import Membership, OrgRole
 from hutch.agents.models import Agent
-from hutch.channels.inbound import TEXT_ONLY, converse, finish_event
-from hutch.channels.models import Channel, ExternalEvent
+from hutch.billing.subscriptions import Subscriptions
+from hutch.channels.inbound import PLAN_LIMIT_NOTICE, TEXT_ONLY, converse, finish_event
+from hutch.channels.models import Channel, ChannelLink, ExternalEvent
 from hutch.channels.telegram.gateway import BotBlocked, TelegramGateway
-from hutch.channels.telegram.service import UPDATE_JOB, event_source
+from hutch.channels.telegram.platform import (
+    COMMANDS,
+    PLATFORM,
+    SETUP_JOB,
+    confirm_telegram_link,
+    linked_chat,
+    platform_secret,
+    platform_token,
+)
+from hutch.channels.telegram.service import UPDATE_JOB, event_source, webhook_url
+from hutch.channels.usage import count_messages
 from hutch.conversations.chat import ChatFlow
 from hutch.conversations.service import ConversationService
+from hutch.core.principal import Principal, PrincipalKind
 from hutch.worker import JobContext, job
 
-log = structlog.get_logger(__name__)
 CHANNEL = "telegram"
 HELP = (
     "Write me a message and I will answer.\n\n"
     "/reset starts a new conversation\n/balance shows the prepaid credits and time left\n/help shows this"
 )
+UNLINKED = (
+    "Hello! This chat is not linked to an assistant yet. Sign in to your dashboard, open Settings, "
+    "Channels, Telegram, and use the link shown there: it brings you back here, linked."
+)
+BAD_LINK = (
+    "That link is not valid any more (links work once, for 30 minutes). Ask your dashboard for a new one."
+)
+RESET_QUESTION = "Start a new conversation? What we said so far stays in your history; I start afresh."
+RESET_YES, RESET_NO, BUY = "reset:yes", "reset:no", "buy:"
 
 
 def _end_user(chat_id: Any) -> str:
     return f"telegram:{chat_id}"
+
+
+@dataclass
+class Chat:
+    """Who a Telegram chat talks to: the bot's token and, once known, the agent (and the link)."""
+
+    token: str
+    platform: bool
+    chat_id: int | str
+    agent: Agent | None = None
+    link: ChannelLink | None = None
+    counted: tuple[str, str] | None = None  # (org id, agent id) whose channel counts this chat adds to
+    member: tuple[str, str] | None = None  # (org id, user id) of the linked user, on the platform bot
+
+    def use(self, agent: Agent | None) -> None:
+        # Ids kept apart from the row: a refused turn rolls back, which expires the row's attributes.
+        self.agent = agent
+        self.counted = (agent.org_id, agent.id) if agent is not None else None
+
+    def linked(self, link: ChannelLink | None) -> None:
+        self.link = link
+        self.member = (link.org_id, link.user_id) if link is not None else None
+
+
+async def _chat(ctx: JobContext, channel_id: str, chat_id: int | str) -> Chat | None:
+    session = ctx.uow.session
+    if channel_id == PLATFORM:
+        token = platform_token(ctx.settings)
+        if token is None:
+            return None
+        chat = Chat(token, True, chat_id)
+        chat.linked(await linked_chat(ctx.uow, str(chat_id)))
+        if chat.link is not None:
+            chat.use(await session.get(Agent, chat.link.agent_id))
+        return chat
+    channel = await session.get(Channel, channel_id)
+    if channel is None or channel.token_encrypted is None:
+        return None
+    token = ctx.resources.secret_box.decrypt(channel.token_encrypted)
+    chat = Chat(token, False, chat_id)
+    chat.use(await session.get(Agent, channel.agent_id))
+    return chat
+
+
+def _chat_id(part: Any) -> int | str | None:
+    chat_id = (part.get("chat") or {}).get("id") if isinstance(part, dict) else None
+    return chat_id if isinstance(chat_id, int | str) else None
 
 
 @job(UPDATE_JOB, queue="channels")
@@ -38,53 +109,163 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
     event = await session.get(ExternalEvent, (event_source(channel_id), str(update_id)), with_for_update=True)
     if event is None or event.handled_at is not None:
         return "done"
-    channel = await session.get(Channel, channel_id)
-    agent = await session.get(Agent, channel.agent_id) if channel else None
     update = event.payload
-    message = update.get("message") or update.get("edited_message")
-    chat_id = (message.get("chat") or {}).get("id") if isinstance(message, dict) else None
-    if (
-        channel is None
-        or agent is None
-        or not isinstance(message, dict)
-        or not isinstance(chat_id, int | str)
-    ):
-        return finish_event(event, "nothing to answer")
-    token = ctx.resources.secret_box.decrypt(channel.token_encrypted)
     gateway = TelegramGateway(ctx.settings.telegram_api_base)
+    query = update.get("callback_query")
+    if isinstance(query, dict):
+        chat_id = _chat_id(query.get("message"))
+        chat = await _chat(ctx, channel_id, chat_id) if chat_id is not None else None
+        if chat is None:
+            return finish_event(event, "nothing to answer")
+        return finish_event(event, await _press(ctx, gateway, chat, query))
+    message = update.get("message") or update.get("edited_message")
+    chat_id = _chat_id(message)
+    chat = await _chat(ctx, channel_id, chat_id) if chat_id is not None else None
+    if chat is None or not isinstance(message, dict) or (chat.agent is None and not chat.platform):
+        return finish_event(event, "nothing to answer")
     if event.reply is None:
-        event.reply = await _reply(ctx, gateway, token, agent, update, message, chat_id)
+        event.reply = await _reply(ctx, gateway, chat, update, message)
+        if chat.counted is not None:
+            await count_messages(session, *chat.counted, CHANNEL, inbound=1)
         await session.commit()  # the answer is kept even if sending fails below
     try:
-        await gateway.send(token, chat_id, event.reply)
+        sent = await gateway.send(
+            chat.token, chat.chat_id, event.reply, await _buttons(ctx, chat, event.reply)
+        )
     except BotBlocked:
         return finish_event(event, "not delivered: the user blocked the bot")
+    if chat.counted is not None:
+        await count_messages(session, *chat.counted, CHANNEL, outbound=sent)
     return finish_event(event, "answered")
 
 
+def _command(text: str) -> tuple[str | None, str]:
+    """``/start@shop_bot abc`` → ("/start", "abc"); plain text → (None, text)."""
+    if not text.startswith("/"):
+        return None, text
+    head, _, rest = text.partition(" ")
+    return head.split("@")[0].lower(), rest.strip()
+
+
 async def _reply(
-    ctx: JobContext,
-    gateway: TelegramGateway,
-    token: str,
-    agent: Agent,
-    update: dict[str, Any],
-    message: dict[str, Any],
-    chat_id: Any,
+    ctx: JobContext, gateway: TelegramGateway, chat: Chat, update: dict[str, Any], message: dict[str, Any]
 ) -> str:
     text = message.get("text")
     if "edited_message" in update or not isinstance(text, str) or not text.strip():
-        return TEXT_ONLY
-    flow = ChatFlow(ctx.uow, ctx.resources)
-    command = text.split()[0].split("@")[0].lower() if text.startswith("/") else None
+        return TEXT_ONLY if chat.agent is not None else UNLINKED
+    command, argument = _command(text)
+    if chat.platform and command == "/start" and argument:
+        sender = message.get("from") or {}
+        link = await confirm_telegram_link(ctx.uow, argument, str(chat.chat_id), sender.get("username"))
+        if link is None:
+            return BAD_LINK
+        chat.linked(link)
+        chat.use(await ctx.uow.session.get(Agent, link.agent_id))
+        name = chat.agent.name if chat.agent else "your assistant"
+        return f"Linked! From now on, this chat goes to {name}.\n\n{HELP}"
+    agent = chat.agent
+    if agent is None:
+        return UNLINKED
     if command == "/start":
         return f"Hello! I am {agent.name}. {HELP}"
     if command == "/help":
         return HELP
     if command == "/reset":
-        await ConversationService(ctx.uow.session).reset_open(agent, CHANNEL, _end_user(chat_id))
-        return "Done: we start a new conversation. What can I do for you?"
+        return RESET_QUESTION
     if command == "/balance":
-        return await flow.balance_words(agent.org_id)
+        return await ChatFlow(ctx.uow, ctx.resources).balance_words(agent.org_id)
     return await converse(
-        ctx, agent, CHANNEL, _end_user(chat_id), text, typing=lambda: gateway.typing(token, chat_id)
+        ctx,
+        agent,
+        CHANNEL,
+        _end_user(chat.chat_id),
+        text,
+        typing=lambda: gateway.typing(chat.token, chat.chat_id),
     )
+
+
+async def _buttons(ctx: JobContext, chat: Chat, reply: str) -> InlineKeyboardMarkup | None:
+    """Buttons under a reply: confirm a reset; on the platform bot, buy more credits or time."""
+    if reply == RESET_QUESTION:
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton("Start over", callback_data=RESET_YES),
+                    InlineKeyboardButton("Keep going", callback_data=RESET_NO),
+                ]
+            ]
+        )
+    wants_more = reply == PLAN_LIMIT_NOTICE or reply.startswith("The organisation is on the")
+    if not (chat.platform and wants_more and await _may_buy(ctx, chat)):
+        return None
+    packages = ctx.resources.plans.packages
+    return (
+        InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        f"Buy {p.name} (${p.price_cents / 100:,.2f})", callback_data=BUY + p.id
+                    )
+                ]
+                for p in packages[:4]
+            ]
+        )
+        if packages
+        else None
+    )
+
+
+async def _may_buy(ctx: JobContext, chat: Chat) -> bool:
+    """Buying is for the organisation's owners and admins, and needs Stripe."""
+    if ctx.resources.stripe is None or chat.member is None:
+        return False
+    org_id, user_id = chat.member
+    role = await ctx.uow.session.scalar(
+        select(Membership.role).where(Membership.org_id == org_id, Membership.user_id == user_id)
+    )
+    return role is not None and role.rank >= OrgRole.ADMIN.rank
+
+
+async def _press(ctx: JobContext, gateway: TelegramGateway, chat: Chat, query: dict[str, Any]) -> str:
+    """Act on an inline button press; the outcome recorded on the event."""
+    await gateway.answer_callback(chat.token, str(query.get("id", "")))
+    data = str(query.get("data") or "")
+    message_id = (query.get("message") or {}).get("message_id")
+    agent = chat.agent
+    if agent is None or not isinstance(message_id, int):
+        return "button ignored: no agent behind this chat"
+    if data == RESET_YES:
+        await ConversationService(ctx.uow.session).reset_open(agent, CHANNEL, _end_user(chat.chat_id))
+        await gateway.edit_text(chat.token, chat.chat_id, message_id, "Done: we start a new conversation.")
+        return "conversation reset"
+    if data == RESET_NO:
+        await gateway.edit_text(chat.token, chat.chat_id, message_id, "Fine, we carry on where we were.")
+        return "reset declined"
+    if data.startswith(BUY) and chat.platform and await _may_buy(ctx, chat):
+        assert chat.member is not None and ctx.resources.stripe is not None
+        buyer = Principal(
+            kind=PrincipalKind.USER,
+            org_id=chat.member[0],
+            scopes=frozenset(),
+            user_id=chat.member[1],
+            org_role=OrgRole.ADMIN.value,
+        )
+        subscriptions = Subscriptions(ctx.uow, ctx.resources.plans, ctx.settings, ctx.resources.stripe)
+        url, _ = await subscriptions.checkout_package(buyer, data.removeprefix(BUY), None, None)
+        pay = InlineKeyboardMarkup([[InlineKeyboardButton("Pay securely on Stripe", url=url)]])
+        await gateway.send(chat.token, chat.chat_id, "Here is your checkout page:", pay)
+        await count_messages(ctx.uow.session, agent.org_id, agent.id, CHANNEL, outbound=1)
+        return "checkout sent"
+    return "button ignored"
+
+
+@job(SETUP_JOB, queue="channels")
+async def set_up_platform_bot(ctx: JobContext) -> str:
+    """Point the platform bot's webhook at Hutch and list its commands; repeated at every start."""
+    token = platform_token(ctx.settings)
+    if token is None:
+        return "no platform bot"
+    gateway = TelegramGateway(ctx.settings.telegram_api_base)
+    await gateway.set_webhook(token, webhook_url(ctx.settings, PLATFORM), platform_secret(ctx.settings))
+    await gateway.set_commands(token, COMMANDS)
+    return "webhook set"

@@ -13,6 +13,7 @@ from hutch.agents.models import Agent
 from hutch.agents.repository import AgentRepository
 from hutch.channels.models import Channel, ChannelStatus, ChannelType, ExternalEvent
 from hutch.channels.telegram.gateway import TelegramGateway
+from hutch.channels.telegram.platform import PLATFORM, platform_secret, platform_token
 from hutch.core.errors import Conflict, Forbidden, NotFound
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
@@ -88,13 +89,20 @@ class TelegramChannels:
         )
         if channel is None:
             raise NotFound("Channel")
-        await self.gateway.delete_webhook(self.secret_box.decrypt(channel.token_encrypted))
+        if channel.token_encrypted is not None:  # a bot (a widget has no webhook to delete)
+            await self.gateway.delete_webhook(self.secret_box.decrypt(channel.token_encrypted))
         await self.session.delete(channel)
 
 
-async def accept_update(uow: UnitOfWork, channel_id: str, secret: str | None, update: dict[str, Any]) -> bool:
+async def accept_update(
+    uow: UnitOfWork, settings: Settings, channel_id: str, secret: str | None, update: dict[str, Any]
+) -> bool:
     """Store a webhook update (verified by its secret) for the job that answers it; False for a replay."""
-    expected = await uow.session.scalar(select(Channel.webhook_secret_hash).where(Channel.id == channel_id))
+    if channel_id == PLATFORM:
+        expected = sha256_hex(platform_secret(settings)) if platform_token(settings) else None
+    else:
+        stmt = select(Channel.webhook_secret_hash).where(Channel.id == channel_id)
+        expected = await uow.session.scalar(stmt)
     # The same 403 for an unknown channel and a wrong secret: nothing to learn by probing.
     if expected is None or secret is None or not hmac.compare_digest(sha256_hex(secret), expected):
         raise Forbidden("Invalid Telegram secret token.")

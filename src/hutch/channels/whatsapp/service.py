@@ -7,12 +7,10 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from hutch.agents.models import Agent, Audience
+from hutch.channels.links import personal_agent, retire_pending_links
 from hutch.channels.models import ChannelLink, ExternalEvent, LinkStatus
-from hutch.core.errors import Conflict, NotFound
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.security import sha256_hex
@@ -33,28 +31,9 @@ async def start_link(
     uow: UnitOfWork, settings: Settings, principal: Principal, phone_e164: str, agent_id: str | None
 ) -> tuple[ChannelLink, str]:
     """A pending link of ``phone_e164`` to the user's personal agent, and the code to send from it."""
-    session = uow.session
-    stmt = select(Agent).where(Agent.org_id == principal.org_id)
-    if agent_id is not None:
-        stmt = stmt.where(Agent.id == agent_id)
-    else:
-        stmt = stmt.where(Agent.audience == Audience.PERSONAL).order_by(Agent.created_at, Agent.id)
-    agent = (await session.scalars(stmt.limit(1))).first()
-    if agent is None:
-        if agent_id is not None:
-            raise NotFound("Agent")
-        raise Conflict('Create a personal agent first (POST /api/v1/agents with audience "personal").')
+    agent = await personal_agent(uow, principal, agent_id)
     assert principal.user_id is not None
-    # Earlier pending links of this user on this channel are replaced by the new one.
-    await session.execute(
-        update(ChannelLink)
-        .where(
-            ChannelLink.user_id == principal.user_id,
-            ChannelLink.channel == "whatsapp",
-            ChannelLink.status == LinkStatus.PENDING,
-        )
-        .values(code_hash=sha256_hex(secrets.token_hex(16)), code_expires_at=datetime.now(UTC))
-    )
+    await retire_pending_links(uow, principal.user_id, "whatsapp")
     code = new_link_code()
     link = ChannelLink(
         id=new_id("lnk"),
@@ -67,8 +46,8 @@ async def start_link(
         code_hash=sha256_hex(f"whatsapp:{phone_e164}:{code}"),
         code_expires_at=datetime.now(UTC) + timedelta(minutes=LINK_CODE_MINUTES),
     )
-    session.add(link)
-    await session.flush()
+    uow.session.add(link)
+    await uow.session.flush()
     return link, code
 
 

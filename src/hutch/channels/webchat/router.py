@@ -1,0 +1,197 @@
+"""The web chat widget: created by the agent's owner, then used by anonymous visitors of their site.
+
+The visitor routes are public and called cross-origin from the customer's pages; :mod:`.cors` answers
+their preflights, and each route checks the page's origin against the widget's allowed sites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from hutch.agents.models import Agent
+from hutch.channels.inbound import notice
+from hutch.channels.models import Channel
+from hutch.channels.router import ChannelOut, channel_out
+from hutch.channels.usage import count_messages
+from hutch.channels.webchat.service import (
+    CHANNEL,
+    UnknownWidget,
+    Widgets,
+    check_available,
+    check_origin,
+    check_rates,
+    visitor_end_user,
+)
+from hutch.conversations.chat import ChatFlow
+from hutch.conversations.models import MessageRole
+from hutch.conversations.repository import ConversationRepository, MessageRepository
+from hutch.conversations.router import sse
+from hutch.conversations.service import ConversationService
+from hutch.core.authz import Writer
+from hutch.core.dependencies import ResourcesDep, UoWDep
+from hutch.core.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    HutchError,
+    NotFound,
+    PaymentRequired,
+    RateLimited,
+    Unauthorized,
+    error_responses,
+)
+from hutch.core.request_context import client_ip
+from hutch.db.engine import UnitOfWork
+from hutch.engine.runner import TextDelta
+from hutch.web.templating import WEB_DIR
+
+router = APIRouter(tags=["channels"])
+VISITOR_ERRORS = error_responses(BadRequest, Forbidden, UnknownWidget, Conflict, PaymentRequired, RateLimited)
+HISTORY_LIMIT = 50
+VisitorId = Annotated[str, Query(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class WidgetCreate(BaseModel):
+    allowed_origins: list[str] = Field(min_length=1, max_length=20)
+
+
+class WidgetConfig(BaseModel):
+    agent_name: str
+    greeting: str
+
+
+class VisitorMessage(BaseModel):
+    visitor_id: str = Field(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class VisitorReset(BaseModel):
+    visitor_id: str = Field(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class WidgetLine(BaseModel):
+    role: str  # user | assistant
+    content: str
+
+
+class WidgetHistory(BaseModel):
+    items: list[WidgetLine]
+
+
+@router.post(
+    "/api/v1/agents/{agent_id}/channels/webchat",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ChannelOut,
+    responses=error_responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict),
+)
+async def create_widget(
+    agent_id: str, body: WidgetCreate, principal: Writer, uow: UoWDep, resources: ResourcesDep
+) -> ChannelOut:
+    """A chat bubble for a public agent on your own site: paste the returned `snippet` into its pages.
+    Only the listed sites (like https://www.example.com) may use it."""
+    channel = await Widgets(uow).create(principal, agent_id, body.allowed_origins)
+    return channel_out(channel, resources.settings.base_url)
+
+
+@router.get("/widget.js", include_in_schema=False)
+async def widget_script() -> FileResponse:
+    """The widget's script; the snippet loads it from the customer's pages."""
+    return FileResponse(
+        WEB_DIR / "static" / "widget.js",
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+async def _visitor_widget(uow: UnitOfWork, token: str, request: Request) -> tuple[Channel, Agent]:
+    channel, agent = await Widgets(uow).open(token)
+    check_origin(channel, request.headers.get("origin"))
+    return channel, agent
+
+
+@router.get("/api/v1/widget/{token}", response_model=WidgetConfig, responses=VISITOR_ERRORS)
+async def widget_config(token: str, request: Request, uow: UoWDep) -> WidgetConfig:
+    """What the bubble shows before the first message."""
+    _, agent = await _visitor_widget(uow, token, request)
+    return WidgetConfig(agent_name=agent.name, greeting=f"Hello! I am {agent.name}. How can I help?")
+
+
+@router.get("/api/v1/widget/{token}/messages", response_model=WidgetHistory, responses=VISITOR_ERRORS)
+async def widget_history(token: str, visitor_id: VisitorId, request: Request, uow: UoWDep) -> WidgetHistory:
+    """The visitor's open conversation, so the bubble shows it again after a page load."""
+    channel, agent = await _visitor_widget(uow, token, request)
+    end_user = visitor_end_user(channel, visitor_id)
+    conversation = await ConversationRepository(uow.session).open_for(agent.id, CHANNEL, end_user)
+    if conversation is None:
+        return WidgetHistory(items=[])
+    messages = await MessageRepository(uow.session).recent(conversation.id, HISTORY_LIMIT)
+    return WidgetHistory(
+        items=[
+            WidgetLine(role=m.role.value, content=m.content)
+            for m in messages
+            if m.role in (MessageRole.USER, MessageRole.ASSISTANT)
+        ]
+    )
+
+
+@router.post(
+    "/api/v1/widget/{token}/messages",
+    responses={
+        **VISITOR_ERRORS,
+        200: {"content": {"text/event-stream": {}}, "description": "The reply as it is written"},
+    },
+)
+async def widget_message(
+    token: str, body: VisitorMessage, request: Request, uow: UoWDep, resources: ResourcesDep
+) -> StreamingResponse:
+    """A visitor's message. The reply streams as `delta` events (`{"content": ...}`) and ends with one
+    `done` event (`{"content", "status"}`); a refusal (limits, paused agent) is a JSON error whose detail
+    is written for the visitor."""
+    channel, agent = await _visitor_widget(uow, token, request)
+    end_user = visitor_end_user(channel, body.visitor_id)
+    check_available(agent)
+    await check_rates(
+        resources.rate_limiter, resources.settings, channel, body.visitor_id, client_ip(request)
+    )
+    flow = ChatFlow(uow, resources)
+    try:
+        turn = await flow.begin(agent, CHANNEL, end_user, body.text)
+    except HutchError as refused:
+        refused.detail = notice(refused)  # plans and upgrades are for the owner, not the visitor
+        raise
+    await count_messages(uow.session, agent.org_id, agent.id, CHANNEL, inbound=1)
+    await uow.commit(resources.jobs.defer_named)  # the visitor's message is safe before the model runs
+    ids = (agent.id, turn.conversation.id, turn.user_message.id)
+
+    async def events() -> AsyncIterator[str]:
+        async with resources.database.sessionmaker() as session:
+            stream_uow = UnitOfWork(session)
+            stream_flow = ChatFlow(stream_uow, resources)
+            resumed = await stream_flow.resume(*ids, CHANNEL)
+            async for event in stream_flow.stream(resumed):
+                if isinstance(event, TextDelta):
+                    yield sse("delta", {"content": event.text})
+                else:
+                    await count_messages(session, agent.org_id, agent.id, CHANNEL, outbound=1)
+                    await stream_uow.commit(resources.jobs.defer_named)
+                    yield sse("done", {"content": event.message.content, "status": event.message.status})
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.post(
+    "/api/v1/widget/{token}/reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=VISITOR_ERRORS,
+)
+async def widget_reset(token: str, body: VisitorReset, request: Request, uow: UoWDep) -> None:
+    """The visitor starts a new conversation (the old one stays in the owner's history)."""
+    channel, agent = await _visitor_widget(uow, token, request)
+    await ConversationService(uow.session).reset_open(
+        agent, CHANNEL, visitor_end_user(channel, body.visitor_id)
+    )

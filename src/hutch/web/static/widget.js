@@ -1,0 +1,179 @@
+/* Hutch web chat widget.
+ *
+ * Paste into a page:  <script src="https://HUTCH/widget.js" data-hutch-widget="wc_..." async></script>
+ * It draws a chat bubble (inside a shadow root, so the page's styles and the widget's do not mix), keeps
+ * the visitor's id in localStorage so the conversation continues across page loads, and streams replies
+ * from Hutch as server-sent events.
+ */
+(function () {
+  "use strict";
+  var script = document.currentScript || document.querySelector("script[data-hutch-widget]");
+  if (!script) return;
+  var token = script.getAttribute("data-hutch-widget");
+  if (!token) return;
+  var api = new URL(script.src).origin + "/api/v1/widget/" + encodeURIComponent(token);
+  var storageKey = "hutch-visitor-" + token;
+
+  function visitorId() {
+    var id = null;
+    try { id = window.localStorage.getItem(storageKey); } catch (e) { /* storage may be blocked */ }
+    if (!id || !/^[A-Za-z0-9_-]{16,64}$/.test(id)) {
+      var bytes = new Uint8Array(18);
+      window.crypto.getRandomValues(bytes);
+      id = Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+      try { window.localStorage.setItem(storageKey, id); } catch (e) { /* a fresh id each page then */ }
+    }
+    return id;
+  }
+  var visitor = visitorId();
+
+  var css = [
+    ":host { all: initial; }",
+    ".bubble { position: fixed; right: 20px; bottom: 20px; width: 56px; height: 56px; border-radius: 50%;",
+    "  border: 0; background: #2f6fed; color: #fff; font-size: 26px; cursor: pointer; z-index: 2147483000;",
+    "  box-shadow: 0 4px 14px rgba(0,0,0,.25); }",
+    ".panel { position: fixed; right: 20px; bottom: 88px; width: 340px; max-width: calc(100vw - 40px);",
+    "  height: 460px; max-height: calc(100vh - 120px); display: none; flex-direction: column; background: #fff;",
+    "  border-radius: 12px; box-shadow: 0 8px 30px rgba(0,0,0,.25); z-index: 2147483000; overflow: hidden;",
+    "  font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #1d2330; }",
+    ".panel.open { display: flex; }",
+    "header { display: flex; align-items: center; justify-content: space-between; padding: 10px 14px;",
+    "  background: #2f6fed; color: #fff; font-weight: 600; }",
+    "header button { background: none; border: 0; color: #fff; cursor: pointer; font-size: 12px; }",
+    ".log { flex: 1; overflow-y: auto; padding: 12px; background: #f5f6f8; }",
+    ".line { margin: 6px 0; padding: 8px 11px; border-radius: 10px; max-width: 85%; white-space: pre-wrap;",
+    "  word-wrap: break-word; }",
+    ".user { margin-left: auto; background: #2f6fed; color: #fff; }",
+    ".assistant { background: #fff; border: 1px solid #e2e5ea; }",
+    ".notice { color: #b3261e; font-size: 12px; text-align: center; }",
+    "form { display: flex; gap: 6px; padding: 8px; border-top: 1px solid #e2e5ea; }",
+    "textarea { flex: 1; resize: none; height: 38px; padding: 8px; font: inherit; border: 1px solid #cfd4dc;",
+    "  border-radius: 8px; }",
+    "form button { padding: 0 14px; border: 0; border-radius: 8px; background: #2f6fed; color: #fff;",
+    "  cursor: pointer; }",
+    "form button:disabled { opacity: .5; cursor: default; }",
+  ].join("\n");
+
+  var host = document.createElement("div");
+  host.setAttribute("data-hutch-chat", "");
+  var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
+  root.innerHTML =
+    "<style>" + css + "</style>" +
+    '<button class="bubble" aria-label="Open chat" title="Chat">\u{1F4AC}</button>' +
+    '<section class="panel" role="dialog" aria-label="Chat">' +
+    '<header><span class="title">Chat</span><button class="reset" type="button">New conversation</button></header>' +
+    '<div class="log" aria-live="polite"></div>' +
+    '<form><textarea placeholder="Write a message" maxlength="4000" aria-label="Message"></textarea>' +
+    '<button type="submit">Send</button></form></section>';
+
+  var bubble = root.querySelector(".bubble");
+  var panel = root.querySelector(".panel");
+  var log = root.querySelector(".log");
+  var form = root.querySelector("form");
+  var input = root.querySelector("textarea");
+  var send = root.querySelector("form button");
+  var loaded = false;
+  var greeting = "";
+
+  function line(role, text) {
+    var div = document.createElement("div");
+    div.className = "line " + role;
+    div.textContent = text;
+    log.appendChild(div);
+    log.scrollTop = log.scrollHeight;
+    return div;
+  }
+
+  function detailOf(response) {
+    return response.json().then(function (body) {
+      return typeof body.detail === "string" ? body.detail : "Something went wrong. Please try again.";
+    }, function () { return "Something went wrong. Please try again."; });
+  }
+
+  function load() {
+    if (loaded) return;
+    loaded = true;
+    fetch(api).then(function (r) { return r.ok ? r.json() : null; }).then(function (config) {
+      if (!config) return;
+      root.querySelector(".title").textContent = config.agent_name;
+      greeting = config.greeting;
+      return fetch(api + "/messages?visitor_id=" + visitor).then(function (r) { return r.json(); });
+    }).then(function (history) {
+      if (!history) return;
+      if (!history.items.length) line("assistant", greeting);
+      history.items.forEach(function (m) { line(m.role, m.content); });
+    }).catch(function () { line("notice", "The chat is not available right now."); });
+  }
+
+  // Reads "event: x\ndata: {...}\n\n" frames from the streamed body and calls onEvent for each.
+  function readEvents(body, onEvent) {
+    var reader = body.getReader();
+    var decoder = new TextDecoder();
+    var buffer = "";
+    function pump() {
+      return reader.read().then(function (chunk) {
+        if (chunk.done) return;
+        buffer += decoder.decode(chunk.value, { stream: true });
+        var frames = buffer.split("\n\n");
+        buffer = frames.pop();
+        frames.forEach(function (frame) {
+          var name = "message", data = "";
+          frame.split("\n").forEach(function (row) {
+            if (row.indexOf("event: ") === 0) name = row.slice(7);
+            else if (row.indexOf("data: ") === 0) data += row.slice(6);
+          });
+          if (data) onEvent(name, JSON.parse(data));
+        });
+        return pump();
+      });
+    }
+    return pump();
+  }
+
+  function ask(text) {
+    line("user", text);
+    send.disabled = true;
+    var answer = null;
+    fetch(api + "/messages", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Accept": "text/event-stream" },
+      body: JSON.stringify({ visitor_id: visitor, text: text }),
+    }).then(function (response) {
+      if (!response.ok) return detailOf(response).then(function (detail) { line("notice", detail); });
+      answer = line("assistant", "\u2026");
+      var written = "";
+      return readEvents(response.body, function (name, data) {
+        if (name === "delta") { written += data.content; answer.textContent = written; }
+        if (name === "done") answer.textContent = data.content;
+        log.scrollTop = log.scrollHeight;
+      });
+    }).catch(function () {
+      line("notice", "The message could not be sent. Check your connection and try again.");
+    }).then(function () { send.disabled = false; input.focus(); });
+  }
+
+  bubble.addEventListener("click", function () {
+    panel.classList.toggle("open");
+    if (panel.classList.contains("open")) { load(); input.focus(); }
+  });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value.trim();
+    if (!text || send.disabled) return;
+    input.value = "";
+    ask(text);
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
+  });
+  root.querySelector(".reset").addEventListener("click", function () {
+    fetch(api + "/reset", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ visitor_id: visitor }),
+    }).then(function () { log.textContent = ""; line("assistant", greeting); });
+  });
+
+  function mount() { document.body.appendChild(host); }
+  if (document.body) mount(); else document.addEventListener("DOMContentLoaded", mount);
+})();
