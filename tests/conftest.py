@@ -37,6 +37,8 @@ from hutch.worker import JobQueue, WorkerResources
 from tests.fakes.anthropic import FakeAnthropicServer
 from tests.fakes.llm import FakeLLMServer
 from tests.fakes.smtp import SmtpServer
+from tests.fakes.stripe_api import FakeStripe
+from tests.fakes.telegram import FakeTelegramServer
 
 TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
 
@@ -324,3 +326,19 @@ def fake_llm(fake_llm_server: FakeLLMServer) -> FakeLLMServer:
     """The fake OpenAI-compatible server, with its script and request log cleared for this test."""
     fake_llm_server.reset()
     return fake_llm_server
+
+
+@pytest.fixture(scope="session")
+def fake_stripe_server() -> Iterator[FakeStripe]:
+    server = FakeStripe()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def telegram_server() -> Iterator[FakeTelegramServer]:
+    server = FakeTelegramServer()
+    server.start()
+    yield server
+    server.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,14 +27,6 @@ from tests.fakes.stripe_api import TEST_API_KEY, FakeStripe
 from tests.fakes.stripe_signing import new_webhook_secret, sign_event
 
 JSON = dict[str, Any]
-
-
-@pytest.fixture(scope="session")
-def fake_stripe_server() -> Iterator[FakeStripe]:
-    server = FakeStripe()
-    server.start()
-    yield server
-    server.stop()
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from tests.fakes.llm import FakeLLMServer, ScriptedReply
 from tests.fakes.telegram import (
     FakeTelegramServer,
     Sender,
+    callback_query_update,
     edited_text_update,
     photo_update,
     sticker_update,
@@ -35,14 +36,6 @@ from tests.fakes.telegram import (
 )
 
 TOKEN = "123456789:AAE_test_token_for_the_shop_bot_xyz"
-
-
-@pytest.fixture(scope="session")
-def telegram_server() -> Iterator[FakeTelegramServer]:
-    server = FakeTelegramServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @dataclass
@@ -180,6 +173,22 @@ async def test_commands_and_messages_that_are_not_text(on_telegram: OnTelegram) 
     assert "prepaid credits" in (await t.say("/balance"))[0]
     await t.say("Remember this conversation")
     assert "new conversation" in (await t.say("/reset"))[0]
+    question = t.telegram.sent_messages(Sender().id)[-1]
+    assert question.reply_markup is not None
+    [[start_over, keep_going]] = question.reply_markup["inline_keyboard"]
+    assert (start_over["callback_data"], keep_going["callback_data"]) == ("reset:yes", "reset:no")
+    conversations = f"/api/v1/agents/{t.agent_id}/conversations"
+    before = (await t.client.get(conversations, headers=t.owner.headers)).json()["items"]
+    assert [c["closed_at"] for c in before] == [None]
+    press = callback_query_update(
+        "reset:yes", message_id=question.message_id, bot_id=123456789, bot_username="shop_bot"
+    )
+    assert await t.post(press) == 200
+    assert await t.run_jobs() == ["conversation reset"]
+    assert question.text == "Done: we start a new conversation." and question.edits
+    assert "answerCallbackQuery" in [c.method for c in t.telegram.recorded(token=TOKEN)]
+    after = (await t.client.get(conversations, headers=t.owner.headers)).json()["items"]
+    assert [c["closed_at"] is not None for c in after] == [True]
     for update_body in (photo_update(), sticker_update(), edited_text_update("fixed typo", message_id=5)):
         assert await t.post(update_body) == 200
     await t.run_jobs()
@@ -253,3 +262,16 @@ async def test_an_event_stored_without_its_job_is_answered_later(on_telegram: On
     assert swept == 1
     assert await t.run_jobs() == ["answered"]
     assert t.telegram.sent_texts(Sender().id) == ["[Demo — no AI] You said: lost in a crash"]
+
+
+async def test_messages_in_and_out_are_counted_per_day(on_telegram: OnTelegram) -> None:
+    t = on_telegram
+    await t.say("hello")
+    await t.say("/help")
+    usage = await t.client.get(f"/api/v1/agents/{t.agent_id}/channels/usage", headers=t.owner.headers)
+    assert usage.status_code == 200
+    [today] = usage.json()["items"]
+    assert (today["channel"], today["inbound"], today["outbound"]) == ("telegram", 2, 2)
+    assert today["day"] == datetime.now(UTC).date().isoformat()
+    bad = await t.client.get(f"/api/v1/agents/{t.agent_id}/channels/usage?days=0", headers=t.owner.headers)
+    assert bad.status_code == 422

@@ -177,14 +177,6 @@ def test_localstripe_reset_forgets_data_webhooks_and_pending_deliveries(
 # --- the fake Stripe API --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def fake_stripe_server() -> Iterator[FakeStripe]:
-    server = FakeStripe()
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def fake_stripe(fake_stripe_server: FakeStripe) -> FakeStripe:
     fake_stripe_server.reset()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -30,14 +30,6 @@ from tests.fakes.telegram import (
 
 TOKEN = "7000000001:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
 OTHER_TOKEN = "7000000002:AAGx1uVhBqK3nY9c2b8Z0pWq4rT6sU7vXyZ"
-
-
-@pytest.fixture(scope="module")
-def telegram_server() -> Iterator[FakeTelegramServer]:
-    server = FakeTelegramServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
