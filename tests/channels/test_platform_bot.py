@@ -99,9 +99,7 @@ async def platform(
                 headers=owner.headers,
             )
             assert agent.status_code == 201
-            yield Platform(
-                client, telegram_server, resources, session, configured, owner, agent.json()["id"]
-            )
+            yield Platform(client, telegram_server, resources, session, configured, owner, agent.json()["id"])
     finally:
         assert resources.stripe is not None
         await resources.stripe.close()

@@ -14,7 +14,7 @@ from hutch.channels.models import Channel, ChannelType
 from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.telegram.service import TelegramChannels
 from hutch.channels.usage import daily_counts
-from hutch.channels.webchat.service import Widgets
+from hutch.channels.webchat.service import AllowedOrigins, Widgets
 from hutch.core.authz import Reader, Writer
 from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import (
@@ -50,7 +50,7 @@ class ChannelList(BaseModel):
 
 
 class WidgetOrigins(BaseModel):
-    allowed_origins: list[str] = Field(min_length=1, max_length=20)
+    allowed_origins: AllowedOrigins = Field(min_length=1, max_length=20)
 
 
 class DayCountOut(BaseModel):

@@ -32,8 +32,10 @@ def _answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
 
 
 async def _stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
-    for word in demo_reply(messages).split(" "):
-        yield word + " "
+    # Word by word, like a model streams; the pieces join back to exactly the non-streamed answer.
+    words = demo_reply(messages).split(" ")
+    for n, word in enumerate(words):
+        yield word if n == 0 else " " + word
 
 
 def demo_model() -> FunctionModel:

@@ -20,6 +20,7 @@ from hutch.channels.router import ChannelOut, channel_out
 from hutch.channels.usage import count_messages
 from hutch.channels.webchat.service import (
     CHANNEL,
+    AllowedOrigins,
     UnknownWidget,
     Widgets,
     check_available,
@@ -57,7 +58,7 @@ VisitorId = Annotated[str, Query(min_length=16, max_length=64, pattern=r"^[A-Za-
 
 
 class WidgetCreate(BaseModel):
-    allowed_origins: list[str] = Field(min_length=1, max_length=20)
+    allowed_origins: AllowedOrigins = Field(min_length=1, max_length=20)
 
 
 class WidgetConfig(BaseModel):

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import Annotated
 from urllib.parse import urlsplit
 
+from pydantic import AfterValidator
 from sqlalchemy import select
 
 from hutch.agents.models import Agent, AgentStatus, Audience
@@ -36,24 +38,28 @@ class UnknownWidget(NotFound):
 
 
 def normalize_origin(value: str) -> str:
-    """``https://Shop.example:443/`` → ``https://shop.example``; 400 for anything but a web origin."""
+    """``https://Shop.example:443/`` → ``https://shop.example``; ValueError for anything but a web origin."""
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadRequest(f"{value!r} is not a web origin; write it like https://www.example.com")
+        raise ValueError(f"{value!r} is not a web origin; write it like https://www.example.com")
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        raise BadRequest(f"{value!r} has more than an origin; keep only scheme://host[:port]")
+        raise ValueError(f"{value!r} has more than an origin; keep only scheme://host[:port]")
     default_port = {"http": 80, "https": 443}[parts.scheme]
     port = f":{parts.port}" if parts.port and parts.port != default_port else ""
     return f"{parts.scheme}://{parts.hostname.lower()}{port}"
 
 
 def normalize_origins(values: list[str]) -> list[str]:
+    """The sites a widget allows, checked and deduplicated (a pydantic validator: errors are 422s)."""
     origins = sorted({normalize_origin(v) for v in values})
     if not origins:
-        raise BadRequest("List at least one site allowed to embed the widget, like https://www.example.com")
+        raise ValueError("List at least one site allowed to embed the widget, like https://www.example.com")
     if len(origins) > MAX_ORIGINS:
-        raise BadRequest(f"A widget allows at most {MAX_ORIGINS} sites.")
+        raise ValueError(f"A widget allows at most {MAX_ORIGINS} sites.")
     return origins
+
+
+AllowedOrigins = Annotated[list[str], AfterValidator(normalize_origins)]
 
 
 def visitor_end_user(channel: Channel, visitor_id: str) -> str:
@@ -86,7 +92,7 @@ class Widgets:
             type=ChannelType.WEBCHAT,
             status=ChannelStatus.ACTIVE,
             external_id=TOKEN_PREFIX + secrets.token_urlsafe(24),
-            allowed_origins=normalize_origins(origins),
+            allowed_origins=origins,
         )
         self.session.add(channel)
         await self.session.flush()
@@ -103,7 +109,7 @@ class Widgets:
             raise NotFound("Channel")
         if channel.type is not ChannelType.WEBCHAT:
             raise BadRequest("Only a web chat widget has allowed origins.")
-        channel.allowed_origins = normalize_origins(origins)
+        channel.allowed_origins = origins
         await self.session.flush()
         return channel
 
@@ -129,7 +135,7 @@ def check_origin(channel: Channel, origin: str | None) -> None:
         return
     try:
         allowed = normalize_origin(origin) in channel.allowed_origins
-    except BadRequest:
+    except ValueError:
         allowed = False
     if not allowed:
         raise Forbidden("This site is not allowed to use this chat widget; add it to the widget's origins.")
