@@ -218,6 +218,11 @@ class RecordingJobQueue(JobQueue):
         self.deferred.append((task_name, kwargs))
         return len(self.deferred)
 
+    async def defer_within(
+        self, session: AsyncSession, task_name: str, *, lock: str | None = None, **kwargs: Any
+    ) -> None:
+        self.deferred.append((task_name, kwargs))
+
     async def run_pending(self) -> list[Any]:
         assert self.worker_resources is not None
         results = []

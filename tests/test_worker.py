@@ -85,6 +85,26 @@ async def test_failed_job_rolls_back_and_defers_nothing(resources: Any, session:
     assert 'hutch_job_runs_total{outcome="failed",task="tests.write_then_maybe_fail"} 1.0' in metrics
 
 
+async def test_a_job_queued_within_a_transaction_exists_only_if_it_commits(
+    settings: Settings, database_url: str, session: AsyncSession
+) -> None:
+    queue = JobQueue(settings, database_url)  # the real one: it writes procrastinate's table itself
+    count = text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'tests.follow_up'")
+    await queue.defer_within(session, "tests.follow_up", name="kept")
+    row = (
+        await session.execute(
+            text(
+                "SELECT queue_name, args, status FROM procrastinate_jobs WHERE task_name = 'tests.follow_up'"
+            )
+        )
+    ).one()
+    assert (row.queue_name, row.args, row.status) == ("default", {"name": "kept"}, "todo")
+    await session.rollback()
+    assert await session.scalar(count) == 0
+    with pytest.raises(KeyError, match="unknown job"):
+        await queue.defer_within(session, "tests.no_such_job")
+
+
 def test_jobs_retry_with_exponential_backoff_then_give_up() -> None:
     assert registry.specs["tests.write_then_maybe_fail"].retry is False
     strategy = DEFAULT_RETRY

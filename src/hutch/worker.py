@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import procrastinate
 import structlog
 from procrastinate.psycopg_connector import PsycopgConnector
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.core.metrics import Metrics
 from hutch.core.request_context import set_request_id
@@ -132,6 +135,13 @@ class WorkerResources:
             await self.embedder.close()
 
 
+# procrastinate's own deferral function, called in SQL (priority 0, no queueing lock, run now).
+_DEFER_WITHIN = text(
+    "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, 0, :lock, NULL, CAST(:args AS jsonb), NULL)"
+    "::procrastinate_job_to_defer_v1])"
+)
+
+
 class JobQueue:
     """The procrastinate app bound to Hutch's database, with every registered job."""
 
@@ -218,6 +228,23 @@ class JobQueue:
         if lock is None and spec.lock_per is not None:
             lock = f"{spec.name}:{kwargs[spec.lock_per]}"
         return int(await self.app.configure_task(task_name, lock=lock).defer_async(**kwargs))
+
+    async def defer_within(
+        self, session: AsyncSession, task_name: str, *, lock: str | None = None, **kwargs: Any
+    ) -> None:
+        """Queue a job inside the caller's transaction: it exists if, and only if, that commits.
+
+        For hot paths that store one row and its job (inbound webhooks): one statement on the connection
+        already in use, instead of a second connection and transaction after the commit.
+        """
+        spec = registry.specs.get(task_name)
+        if spec is None:
+            raise KeyError(f"unknown job {task_name!r}")
+        if lock is None and spec.lock_per is not None:
+            lock = f"{spec.name}:{kwargs[spec.lock_per]}"
+        await session.execute(
+            _DEFER_WITHIN, {"queue": spec.queue, "task": task_name, "lock": lock, "args": json.dumps(kwargs)}
+        )
 
     async def defer_named(self, task_name: str, kwargs: dict[str, Any]) -> int:
         return await self.defer(task_name, **kwargs)

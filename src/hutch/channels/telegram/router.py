@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from hutch.channels.router import ChannelOut, channel_out, telegram_channels
 from hutch.channels.telegram.service import accept_update
 from hutch.core.authz import Writer
-from hutch.core.dependencies import ResourcesDep, SettingsDep, UoWDep
+from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import (
     BadRequest,
     Conflict,
@@ -46,7 +46,7 @@ async def connect_telegram(
 
 @router.post("/webhooks/telegram/{channel_id}", responses=error_responses(Forbidden))
 async def telegram_webhook(
-    channel_id: str, request: Request, uow: UoWDep, settings: SettingsDep
+    channel_id: str, request: Request, uow: UoWDep, resources: ResourcesDep
 ) -> dict[str, Any]:
     """Telegram's updates for one channel: verified by the secret token, stored, answered by a job."""
     secret = request.headers.get(SECRET_HEADER)
@@ -56,5 +56,5 @@ async def telegram_webhook(
         update = None
     if not isinstance(update, dict):
         update = {}
-    await accept_update(uow, settings, channel_id, secret, update)
+    await accept_update(uow, resources.jobs, resources.settings, channel_id, secret, update)
     return {"ok": True}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from hutch.core.principal import Principal
 from hutch.core.security import SecretBox, sha256_hex
 from hutch.db.engine import UnitOfWork
 from hutch.settings import Settings
+from hutch.worker import JobQueue
 
 UPDATE_JOB = "channels.telegram_update"
 
@@ -92,17 +94,48 @@ class TelegramChannels:
         if channel.token_encrypted is not None:  # a bot (a widget has no webhook to delete)
             await self.gateway.delete_webhook(self.secret_box.decrypt(channel.token_encrypted))
         await self.session.delete(channel)
+        forget_secret(channel.id)
+
+
+# channel id → (sha256 of its webhook secret, monotonic time it was read). Telegram posts every update
+# with the secret; reading it once a minute instead of per update keeps acknowledgements to one statement.
+# A removed channel's webhook is deleted at Telegram; anything still in flight is stored, and its job,
+# finding no channel, ends it.
+_secret_hashes: dict[str, tuple[str | None, float]] = {}
+SECRET_CACHE_SECONDS = 60.0
+MAX_CACHED_SECRETS = 10_000
+
+
+async def _secret_hash(uow: UnitOfWork, settings: Settings, channel_id: str) -> str | None:
+    if channel_id == PLATFORM:
+        return sha256_hex(platform_secret(settings)) if platform_token(settings) else None
+    now = time.monotonic()
+    cached = _secret_hashes.get(channel_id)
+    if cached is not None and now - cached[1] < SECRET_CACHE_SECONDS:
+        return cached[0]
+    stmt = select(Channel.webhook_secret_hash).where(Channel.id == channel_id)
+    expected = await uow.session.scalar(stmt)
+    if len(_secret_hashes) >= MAX_CACHED_SECRETS:
+        _secret_hashes.clear()
+    _secret_hashes[channel_id] = (expected, now)
+    return expected
+
+
+def forget_secret(channel_id: str) -> None:
+    _secret_hashes.pop(channel_id, None)
 
 
 async def accept_update(
-    uow: UnitOfWork, settings: Settings, channel_id: str, secret: str | None, update: dict[str, Any]
+    uow: UnitOfWork,
+    jobs: JobQueue,
+    settings: Settings,
+    channel_id: str,
+    secret: str | None,
+    update: dict[str, Any],
 ) -> bool:
-    """Store a webhook update (verified by its secret) for the job that answers it; False for a replay."""
-    if channel_id == PLATFORM:
-        expected = sha256_hex(platform_secret(settings)) if platform_token(settings) else None
-    else:
-        stmt = select(Channel.webhook_secret_hash).where(Channel.id == channel_id)
-        expected = await uow.session.scalar(stmt)
+    """Store a webhook update (verified by its secret) with the job that answers it, in one transaction;
+    False for a replay."""
+    expected = await _secret_hash(uow, settings, channel_id)
     # The same 403 for an unknown channel and a wrong secret: nothing to learn by probing.
     if expected is None or secret is None or not hmac.compare_digest(sha256_hex(secret), expected):
         raise Forbidden("Invalid Telegram secret token.")
@@ -117,5 +150,5 @@ async def accept_update(
     )
     if stored.first() is None:
         return False
-    uow.defer(UPDATE_JOB, channel_id=channel_id, update_id=update_id)
+    await jobs.defer_within(uow.session, UPDATE_JOB, channel_id=channel_id, update_id=update_id)
     return True
