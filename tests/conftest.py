@@ -219,7 +219,12 @@ class RecordingJobQueue(JobQueue):
         return len(self.deferred)
 
     async def defer_within(
-        self, session: AsyncSession, task_name: str, *, lock: str | None = None, **kwargs: Any
+        self,
+        session: AsyncSession | AsyncConnection,
+        task_name: str,
+        *,
+        lock: str | None = None,
+        **kwargs: Any,
     ) -> None:
         self.deferred.append((task_name, kwargs))
 

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = None
 
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_size: int = Field(default=20, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
 
     worker_concurrency: int = Field(default=4, ge=1, le=256)

@@ -22,7 +22,7 @@ import procrastinate
 import structlog
 from procrastinate.psycopg_connector import PsycopgConnector
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hutch.core.metrics import Metrics
 from hutch.core.request_context import set_request_id
@@ -230,7 +230,12 @@ class JobQueue:
         return int(await self.app.configure_task(task_name, lock=lock).defer_async(**kwargs))
 
     async def defer_within(
-        self, session: AsyncSession, task_name: str, *, lock: str | None = None, **kwargs: Any
+        self,
+        session: AsyncSession | AsyncConnection,
+        task_name: str,
+        *,
+        lock: str | None = None,
+        **kwargs: Any,
     ) -> None:
         """Queue a job inside the caller's transaction: it exists if, and only if, that commits.
 

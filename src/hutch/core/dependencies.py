@@ -13,18 +13,20 @@ from hutch.resources import Resources
 from hutch.settings import Settings
 
 
-def get_resources(request: Request) -> Resources:
+# Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a costly hop per request.
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
 
-def get_settings(request: Request) -> Settings:
-    return get_resources(request).settings
+async def get_settings(request: Request) -> Settings:
+    resources: Resources = request.app.state.resources
+    return resources.settings
 
 
 async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
     """One transaction per request: committed when the handler returns, rolled back if it raises."""
-    resources = get_resources(request)
+    resources: Resources = request.app.state.resources
     async with resources.database.sessionmaker() as session:
         uow = UnitOfWork(session)
         try:

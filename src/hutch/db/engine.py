@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
+import asyncpg
+from sqlalchemy import event, text
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from hutch.db.urls import asyncpg_url
@@ -14,14 +18,50 @@ from hutch.db.urls import asyncpg_url
 DeferJob = Callable[[str, dict[str, Any]], Awaitable[int]]
 
 
+# A pooled connection idle this long is checked before use (PostgreSQL restarted, a proxy dropped it).
+IDLE_PING_SECONDS = 10.0
+
+
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
         connect_args={"server_settings": {"application_name": "hutch"}},
     )
+    ping_when_idle(engine)
+    return engine
+
+
+def ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only when it sat idle for a while.
+
+    SQLAlchemy's ``pool_pre_ping`` checks at every checkout, which costs three round trips per request
+    under asyncpg; connections in steady use are known to be alive. A connection whose last use failed
+    on the client side (not an error PostgreSQL reported) is checked too, so a connection that died
+    while busy fails one request, not every request until it idles. A dead one is replaced by the pool.
+    """
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _suspect(context: ExceptionContext) -> None:
+        reported_by_server = isinstance(context.original_exception.__cause__, asyncpg.PostgresError)
+        if context.connection is not None and not context.is_disconnect and not reported_by_server:
+            context.connection.info["suspect"] = True
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        suspect = record.info.pop("suspect", False)
+        if not suspect and (idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS):
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError("connection lost while idle") from exc
 
 
 class Database:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 
 from hutch.agents.models import Agent
@@ -24,6 +24,18 @@ from hutch.settings import Settings
 from hutch.worker import JobQueue
 
 UPDATE_JOB = "channels.telegram_update"
+_EVENTS = cast(Table, ExternalEvent.__table__)
+# Built once: building an INSERT with a dict value per request costs more than running it.
+_STORE_UPDATE = (
+    insert(_EVENTS)
+    .values(
+        source=bindparam("source"),
+        external_id=bindparam("external_id"),
+        payload=bindparam("payload", type_=_EVENTS.c.payload.type),
+    )
+    .on_conflict_do_nothing()
+    .returning(_EVENTS.c.external_id)
+)
 
 
 def webhook_url(settings: Settings, channel_id: str) -> str:
@@ -142,13 +154,12 @@ async def accept_update(
     update_id = update.get("update_id")
     if not isinstance(update_id, int):
         return False  # not an update: acknowledged so Telegram does not resend it
-    stored = await uow.session.execute(
-        insert(ExternalEvent)
-        .values(source=event_source(channel_id), external_id=str(update_id), payload=update)
-        .on_conflict_do_nothing()
-        .returning(ExternalEvent.external_id)
+    connection = await uow.session.connection()  # Core on the request's connection: no ORM on this hot path
+    stored = await connection.execute(
+        _STORE_UPDATE,
+        {"source": event_source(channel_id), "external_id": str(update_id), "payload": update},
     )
     if stored.first() is None:
         return False
-    await jobs.defer_within(uow.session, UPDATE_JOB, channel_id=channel_id, update_id=update_id)
+    await jobs.defer_within(connection, UPDATE_JOB, channel_id=channel_id, update_id=update_id)
     return True
