@@ -275,3 +275,20 @@ async def test_messages_in_and_out_are_counted_per_day(on_telegram: OnTelegram) 
     assert today["day"] == datetime.now(UTC).date().isoformat()
     bad = await t.client.get(f"/api/v1/agents/{t.agent_id}/channels/usage?days=0", headers=t.owner.headers)
     assert bad.status_code == 422
+
+
+async def test_a_revoked_token_marks_the_channel_for_its_owner(on_telegram: OnTelegram) -> None:
+    t = on_telegram
+    t.telegram.remove_bot(TOKEN)  # revoked in @BotFather: every call now answers 401
+    assert await t.post(text_update("anyone there?", update_id=333)) == 200
+    [outcome] = await t.run_jobs()
+    assert outcome.startswith("not delivered") and "token" in outcome
+    listed = await t.client.get(f"/api/v1/agents/{t.agent_id}/channels", headers=t.owner.headers)
+    [channel] = listed.json()["items"]
+    assert channel["status"] == "error" and "BotFather" in channel["last_error"]
+    stored = await t.session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(Message.org_id == t.owner.org.id, Message.role == "user")
+    )
+    assert stored == 1  # what the person wrote is kept, with the answer, for the owner to read

@@ -11,14 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import InvalidToken
 
 from hutch.accounts.models import Membership, OrgRole
 from hutch.agents.models import Agent
 from hutch.billing.subscriptions import Subscriptions
 from hutch.channels.inbound import PLAN_LIMIT_NOTICE, TEXT_ONLY, converse, finish_event
-from hutch.channels.models import Channel, ChannelLink, ExternalEvent
+from hutch.channels.models import Channel, ChannelLink, ChannelStatus, ExternalEvent
 from hutch.channels.telegram.gateway import BotBlocked, TelegramGateway
 from hutch.channels.telegram.platform import (
     COMMANDS,
@@ -36,6 +38,7 @@ from hutch.conversations.service import ConversationService
 from hutch.core.principal import Principal, PrincipalKind
 from hutch.worker import JobContext, job
 
+log = structlog.get_logger(__name__)
 CHANNEL = "telegram"
 HELP = (
     "Write me a message and I will answer.\n\n"
@@ -50,6 +53,9 @@ BAD_LINK = (
 )
 RESET_QUESTION = "Start a new conversation? What we said so far stays in your history; I start afresh."
 RESET_YES, RESET_NO, BUY = "reset:yes", "reset:no", "buy:"
+TOKEN_REVOKED = (
+    "Telegram rejected the bot's token (revoked in @BotFather?); connect the bot again with a new one."
+)
 
 
 def _end_user(chat_id: Any) -> str:
@@ -128,15 +134,26 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
         if chat.counted is not None:
             await count_messages(session, *chat.counted, CHANNEL, inbound=1)
         await session.commit()  # the answer is kept even if sending fails below
+    buttons = await _buttons(ctx, chat, event.reply)
     try:
-        sent = await gateway.send(
-            chat.token, chat.chat_id, event.reply, await _buttons(ctx, chat, event.reply)
-        )
+        sent = await gateway.send(chat.token, chat.chat_id, event.reply, buttons)
     except BotBlocked:
         return finish_event(event, "not delivered: the user blocked the bot")
+    except InvalidToken:
+        # The bot's token was revoked in @BotFather: retrying cannot help; the owner sees why.
+        await _mark_broken(ctx, channel_id, TOKEN_REVOKED)
+        return finish_event(event, f"not delivered: {TOKEN_REVOKED}")
     if chat.counted is not None:
         await count_messages(session, *chat.counted, CHANNEL, outbound=sent)
     return finish_event(event, "answered")
+
+
+async def _mark_broken(ctx: JobContext, channel_id: str, reason: str) -> None:
+    channel = None if channel_id == PLATFORM else await ctx.uow.session.get(Channel, channel_id)
+    if channel is not None:
+        channel.status, channel.last_error = ChannelStatus.ERROR, reason
+    else:
+        log.error("the platform bot's token was rejected; check HUTCH_TELEGRAM_BOT_TOKEN")
 
 
 def _command(text: str) -> tuple[str | None, str]:
