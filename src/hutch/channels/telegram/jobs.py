@@ -134,7 +134,9 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
         if chat.counted is not None:
             await count_messages(session, *chat.counted, CHANNEL, inbound=1)
         await session.commit()  # the answer is kept even if sending fails below
-    buttons = await _buttons(ctx, chat, event.reply)
+    text = message.get("text")
+    command = _command(text)[0] if isinstance(text, str) else None
+    buttons = await _buttons(ctx, chat, event.reply, command)
     try:
         sent = await gateway.send(chat.token, chat.chat_id, event.reply, buttons)
     except BotBlocked:
@@ -201,7 +203,9 @@ async def _reply(
     )
 
 
-async def _buttons(ctx: JobContext, chat: Chat, reply: str) -> InlineKeyboardMarkup | None:
+async def _buttons(
+    ctx: JobContext, chat: Chat, reply: str, command: str | None
+) -> InlineKeyboardMarkup | None:
     """Buttons under a reply: confirm a reset; on the platform bot, buy more credits or time."""
     if reply == RESET_QUESTION:
         return InlineKeyboardMarkup(
@@ -212,7 +216,7 @@ async def _buttons(ctx: JobContext, chat: Chat, reply: str) -> InlineKeyboardMar
                 ]
             ]
         )
-    wants_more = reply == PLAN_LIMIT_NOTICE or reply.startswith("The organisation is on the")
+    wants_more = reply == PLAN_LIMIT_NOTICE or command == "/balance"
     if not (chat.platform and wants_more and await _may_buy(ctx, chat)):
         return None
     packages = ctx.resources.plans.packages
