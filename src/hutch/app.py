@@ -28,6 +28,7 @@ from hutch.channels.openai_api import router as openai_router
 from hutch.channels.telegram import router as telegram_router
 from hutch.channels.telegram.platform import SETUP_JOB as PLATFORM_SETUP_JOB
 from hutch.channels.telegram.platform import platform_token
+from hutch.channels.voice import router as voice_router
 from hutch.channels.webchat import router as webchat_router
 from hutch.channels.webchat.cors import DashboardCORSMiddleware, WidgetCORSMiddleware
 from hutch.channels.whatsapp import router as whatsapp_router
@@ -174,6 +175,7 @@ def create_app(
         links_router.router,
         channels_router.router,
         webchat_router.router,
+        voice_router.router,
         account_pages.router,
     ):
         add_routes(app, router)

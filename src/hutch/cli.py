@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet
 from email_validator import EmailNotValidError, validate_email
 from pydantic import SecretStr
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 
 from hutch import __version__
@@ -55,7 +56,7 @@ console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -216,6 +217,36 @@ def worker(
             raise fail(str(exc)) from None
         asyncio.run(_run_worker(handle, concurrency or handle.settings.worker_concurrency, catalog, plans))
     console.print("Worker stopped.")
+
+
+@app.command("voice-agent")
+def voice_agent(
+    mode: Annotated[str, typer.Argument(help='"start" in production, "dev" while developing.')] = "start",
+) -> None:
+    """Run the voice worker: joins LiveKit rooms and talks with callers through their agents.
+
+    Needs the voice extra (pip install 'hutch[voice]'), HUTCH_LIVEKIT_* and OPENAI_API_KEY for speech."""
+    from hutch.channels.voice.agent import MISSING_EXTRA, voice_agents_available
+
+    if mode not in ("start", "dev"):
+        raise fail(f'Unknown mode "{mode}"; use "start" or "dev".')
+    if not voice_agents_available():
+        raise fail(MISSING_EXTRA)
+    settings = settings_or_exit()
+    if not (settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret):
+        raise fail("Set HUTCH_LIVEKIT_URL, HUTCH_LIVEKIT_API_KEY and HUTCH_LIVEKIT_API_SECRET first.")
+    with database_or_exit(settings, apply_migrations=settings.uses_embedded_database) as handle:
+        try:
+            catalog = load_catalog(handle.settings)
+            plans = load_plans(handle.settings)
+        except (CatalogError, PlanFileError) as exc:
+            raise fail(str(exc)) from None
+        from hutch.channels.voice.agent import run
+        from hutch.core.metrics import Metrics
+        from hutch.resources import build_worker_resources
+
+        database = Database(handle.url, pool_size=5, max_overflow=5)
+        run(build_worker_resources(handle.settings, database, Metrics(), catalog, plans), mode)
 
 
 async def _run_worker(handle: DatabaseHandle, concurrency: int, catalog: Catalog, plans: PlanCatalog) -> None:

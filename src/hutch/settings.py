@@ -82,7 +82,10 @@ class Settings(BaseSettings):
     widget_visitor_per_minute: int = Field(default=10, ge=1)
     widget_ip_per_minute: int = Field(default=30, ge=1)
     widget_agent_per_minute: int = Field(default=120, ge=1)
-    livekit_url: str | None = None
+    livekit_url: str | None = None  # what clients connect to (wss://...)
+    livekit_api_url: str | None = None  # the server API, when not livekit_url with http(s)
+    voice_token_minutes: int = Field(default=60, ge=1, le=24 * 60)  # how long a voice token lets one join
+    voice_warning_seconds: int = Field(default=120, ge=0)  # warn a session this long before time runs out
     livekit_api_key: str | None = None
     livekit_api_secret: SecretStr | None = None
     openai_api_key: SecretStr | None = None

@@ -51,6 +51,7 @@ JOB_MODULES: list[str] = [
     "hutch.knowledge.jobs",
     "hutch.channels.telegram.jobs",
     "hutch.channels.whatsapp.jobs",
+    "hutch.channels.voice.jobs",
     "hutch.channels.jobs",
 ]
 

@@ -49,6 +49,7 @@ class PlanLimits(_Strict):
     documents_per_agent: int | None = Field(default=None, ge=0)
     storage_mb: int | None = Field(default=None, ge=0)
     included_credits_cents: int = Field(default=0, ge=0)
+    unlimited_voice: bool = False  # voice sessions draw no prepaid time
 
 
 class Plan(_Strict):
@@ -95,6 +96,7 @@ class BillingSettings(_Strict):
     currency: str = Field(default="usd", pattern=r"^[a-z]{3}$")
     first_purchase_bonus_cents: int = Field(default=0, ge=0)
     low_balance_threshold_cents: int = Field(default=0, ge=0)
+    low_time_threshold_seconds: int = Field(default=0, ge=0)  # a voice token warns below this much time
 
 
 class PlanCatalog(_Strict):

@@ -8,12 +8,30 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hutch.agents.models import Agent
 from hutch.channels.models import ExternalEvent
 from hutch.conversations.chat import ChatFlow
 from hutch.core.errors import HutchError
 from hutch.worker import JobContext
+
+_EVENTS = cast(Table, ExternalEvent.__table__)
+# Built once: building an INSERT with a dict value per request costs more than running it.
+_STORE_EVENT = (
+    insert(_EVENTS)
+    .values(
+        source=bindparam("source"),
+        external_id=bindparam("external_id"),
+        payload=bindparam("payload", type_=_EVENTS.c.payload.type),
+    )
+    .on_conflict_do_nothing()
+    .returning(_EVENTS.c.external_id)
+)
 
 TEXT_ONLY = "I can only read text messages for now. Please type your question."
 PLAN_LIMIT_NOTICE = "I cannot answer more messages at the moment: this assistant's plan limit is reached."
@@ -55,3 +73,13 @@ def finish_event(event: ExternalEvent, outcome: str) -> str:
     """Mark an inbox event handled, with what was done (or why nothing could be)."""
     event.handled_at, event.outcome = datetime.now(UTC), outcome
     return outcome
+
+
+async def store_event(
+    db: AsyncSession | AsyncConnection, source: str, external_id: str, payload: dict[str, Any]
+) -> bool:
+    """Put an inbound event in the inbox; False when it is already there (a replay)."""
+    stored = await db.execute(
+        _STORE_EVENT, {"source": source, "external_id": external_id, "payload": payload}
+    )
+    return stored.first() is not None

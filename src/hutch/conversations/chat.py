@@ -7,7 +7,7 @@ and the error) in a second transaction.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -37,6 +37,7 @@ from hutch.knowledge.service import has_knowledge, retrieve
 from hutch.worker import WorkerResources
 
 COMPACT_JOB = "conversations.compact"
+TimeLeft = Callable[[str], Awaitable[int | None]]  # org id → seconds of voice time left, None if untracked
 KNOWLEDGE_TOP_K = 5
 
 
@@ -62,8 +63,17 @@ class Answer:
 
 
 class ChatFlow:
-    def __init__(self, uow: UnitOfWork, resources: WorkerResources, *, api_key_id: str | None = None) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        resources: WorkerResources,
+        *,
+        api_key_id: str | None = None,
+        time_left: TimeLeft | None = None,
+    ) -> None:
         self.uow = uow
+        # Voice sessions count the time running sessions use before they are charged; None: not tracked.
+        self.time_left = time_left
         self.api_key_id = api_key_id  # the API key asking, whose monthly budget pays for the answer
         self.session = uow.session
         self.resources = resources
@@ -254,10 +264,15 @@ class ChatFlow:
         balance = await Ledger(self.uow).balance(org_id)
         plan = await self.quotas.plan_of(org_id)
         credits = f"${balance.credits_cents / 100:,.2f}"
-        return (
-            f"The organisation is on the {plan.name} plan, with {credits} of prepaid credits "
-            f"and {balance.seconds // 60} minutes of prepaid time left."
+        seconds: int | None = balance.seconds
+        if self.time_left is not None:
+            seconds = await self.time_left(org_id)
+        time = (
+            "voice time that is not tracked (the plan includes unlimited voice)"
+            if seconds is None
+            else f"{seconds // 60} minutes of prepaid time left"
         )
+        return f"The organisation is on the {plan.name} plan, with {credits} of prepaid credits and {time}."
 
     async def finish(self, turn: Turn, outcome: TurnOutcome) -> Answer:
         # Other messages may have arrived while the model answered: lock and re-read the count.

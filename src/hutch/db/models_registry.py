@@ -8,6 +8,7 @@ from hutch.apikeys import models as apikeys_models
 from hutch.audit import models as audit_models
 from hutch.billing import models as billing_models
 from hutch.channels import models as channels_models
+from hutch.channels.voice import models as voice_models
 from hutch.conversations import models as conversations_models
 from hutch.core import models as core_models
 from hutch.db.base import Base
@@ -26,4 +27,5 @@ DOMAIN_MODELS = (
     core_models,
     knowledge_models,
     notifications_models,
+    voice_models,
 )

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 
 from hutch.agents.models import Agent
 from hutch.agents.repository import AgentRepository
-from hutch.channels.models import Channel, ChannelStatus, ChannelType, ExternalEvent
+from hutch.channels.inbound import store_event
+from hutch.channels.models import Channel, ChannelStatus, ChannelType
 from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.telegram.platform import PLATFORM, platform_secret, platform_token
 from hutch.core.errors import Conflict, Forbidden, NotFound
@@ -24,18 +24,6 @@ from hutch.settings import Settings
 from hutch.worker import JobQueue
 
 UPDATE_JOB = "channels.telegram_update"
-_EVENTS = cast(Table, ExternalEvent.__table__)
-# Built once: building an INSERT with a dict value per request costs more than running it.
-_STORE_UPDATE = (
-    insert(_EVENTS)
-    .values(
-        source=bindparam("source"),
-        external_id=bindparam("external_id"),
-        payload=bindparam("payload", type_=_EVENTS.c.payload.type),
-    )
-    .on_conflict_do_nothing()
-    .returning(_EVENTS.c.external_id)
-)
 
 
 def webhook_url(settings: Settings, channel_id: str) -> str:
@@ -155,11 +143,7 @@ async def accept_update(
     if not isinstance(update_id, int):
         return False  # not an update: acknowledged so Telegram does not resend it
     connection = await uow.session.connection()  # Core on the request's connection: no ORM on this hot path
-    stored = await connection.execute(
-        _STORE_UPDATE,
-        {"source": event_source(channel_id), "external_id": str(update_id), "payload": update},
-    )
-    if stored.first() is None:
+    if not await store_event(connection, event_source(channel_id), str(update_id), update):
         return False
     await jobs.defer_within(connection, UPDATE_JOB, channel_id=channel_id, update_id=update_id)
     return True

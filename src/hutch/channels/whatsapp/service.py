@@ -7,10 +7,9 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
-
+from hutch.channels.inbound import store_event
 from hutch.channels.links import personal_agent, retire_pending_links
-from hutch.channels.models import ChannelLink, ExternalEvent, LinkStatus
+from hutch.channels.models import ChannelLink, LinkStatus
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.security import sha256_hex
@@ -57,13 +56,7 @@ async def accept_inbound(uow: UnitOfWork, params: dict[str, str]) -> bool:
     if not sid:
         return False
     payload: dict[str, Any] = dict(params)
-    stored = await uow.session.execute(
-        insert(ExternalEvent)
-        .values(source=EVENT_SOURCE, external_id=sid, payload=payload)
-        .on_conflict_do_nothing()
-        .returning(ExternalEvent.external_id)
-    )
-    if stored.first() is None:
+    if not await store_event(uow.session, EVENT_SOURCE, sid, payload):
         return False
     uow.defer(INBOUND_JOB, message_sid=sid)
     return True
