@@ -21,8 +21,9 @@ from hutch.agents.service import org_credentials
 from hutch.apikeys.budget import charge_key
 from hutch.billing.ledger import Ledger
 from hutch.billing.quotas import MICRO_USD_PER_CENT, Quotas, TurnUsage
+from hutch.conversations.facts import StoredFacts
 from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
-from hutch.conversations.repository import MemoryRepository, MessageRepository
+from hutch.conversations.repository import MemoryRepository, MessageRepository, UsageRepository
 from hutch.conversations.service import ConversationService
 from hutch.core.errors import Conflict, NotFound
 from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
@@ -214,7 +215,7 @@ class ChatFlow:
             )
         )
         deps = EngineDeps(
-            session=self.session,
+            facts=StoredFacts(self.session, agent.org_id, agent.id),
             settings=self.settings,
             agent=agent,
             org_id=agent.org_id,
@@ -223,7 +224,7 @@ class ChatFlow:
             conversation_id=conversation_id,
             channel=channel,
             now=now,
-            balance=lambda: self.balance_words(agent.org_id),
+            balance=lambda: self.balance_and_usage_words(agent.org_id, now),
             knowledge=lambda query: self._search_words(agent, query),
         )
         return TurnRequest(
@@ -259,6 +260,10 @@ class ChatFlow:
         if not passages:
             return "Nothing in the documents matches that."
         return "\n\n".join(f"From [{title}]:\n{text}" for title, text in passages)
+
+    async def balance_and_usage_words(self, org_id: str, now: datetime) -> str:
+        usage = await UsageRepository(self.session).messages_this_month(org_id, now)
+        return f"{await self.balance_words(org_id)} {usage} messages answered this month."
 
     async def balance_words(self, org_id: str) -> str:
         balance = await Ledger(self.uow).balance(org_id)

@@ -1,25 +1,35 @@
-"""What tools see while an agent answers: the transaction, the agent, who it is talking to, and where."""
+"""What tools see while an agent answers: the agent, who it is talking to, where, and its memory."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Protocol
 
 from hutch.agents.models import Agent
 from hutch.settings import Settings
 
-# Reports the balance an org has left, in words for the model; billing provides the real one.
+# Reports the balance an org has left and its usage, in words for the model; billing provides it.
 BalanceReader = Callable[[], Awaitable[str]]
 # Searches the agent's documents, answering in words for the model; the knowledge domain provides it.
 KnowledgeSearcher = Callable[[str], Awaitable[str]]
 
 
+class FactStore(Protocol):
+    """Long-term facts about one end user of one agent: rows for shared agents, workspace files for
+    dedicated runtimes."""
+
+    async def add(self, end_user: str, fact: str) -> None: ...
+
+    async def forget(self, end_user: str, about: str) -> int: ...
+
+    async def count(self, end_user: str) -> int: ...
+
+
 @dataclass
 class EngineDeps:
-    session: AsyncSession
+    facts: FactStore
     settings: Settings
     agent: Agent
     org_id: str

@@ -1,7 +1,7 @@
 """The tools agents can enable, in one registry; later domains register theirs here too.
 
-Every tool receives :class:`EngineDeps` and works inside the reply's transaction, scoped to the agent's
-org and the end user it is talking to.
+Every tool receives :class:`EngineDeps`, scoped to the agent and the end user it is talking to; memory goes
+through its fact store (rows in the reply's transaction, or a dedicated runtime's workspace).
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic_ai import ModelRetry, RunContext, Tool
 from pydantic_ai.common_tools.web_fetch import web_fetch_tool
 
-from hutch.conversations.repository import MemoryRepository, UsageRepository
 from hutch.engine.deps import EngineDeps
 from hutch.settings import Settings
 
-MAX_FACTS_PER_USER = 200
 WEB_FETCH_MAX_CHARS = 20_000
 WEB_FETCH_MAX_BYTES = 2 * 1024 * 1024
 WEB_FETCH_TIMEOUT_SECONDS = 15
@@ -79,9 +77,7 @@ async def remember(ctx: RunContext[EngineDeps], fact: str) -> str:
         raise ModelRetry("The fact is empty; pass one short sentence.")
     if deps.end_user is None:
         return "Nothing is remembered in anonymous conversations."
-    memories = MemoryRepository(deps.session)
-    await memories.add_fact(deps.org_id, deps.agent.id, deps.end_user, fact[:1000])
-    await memories.trim_facts(deps.agent.id, deps.end_user, keep=MAX_FACTS_PER_USER)
+    await deps.facts.add(deps.end_user, fact[:1000])
     return "Saved."
 
 
@@ -94,7 +90,7 @@ async def forget(ctx: RunContext[EngineDeps], about: str) -> str:
     deps = ctx.deps
     if deps.end_user is None:
         return "Nothing is remembered in anonymous conversations."
-    removed = await MemoryRepository(deps.session).forget_facts(deps.agent.id, deps.end_user, about.strip())
+    removed = await deps.facts.forget(deps.end_user, about.strip())
     return f"Forgot {removed} fact(s)."
 
 
@@ -114,12 +110,9 @@ async def current_time(ctx: RunContext[EngineDeps], timezone: str = "UTC") -> st
 
 async def check_balance(ctx: RunContext[EngineDeps]) -> str:
     """How much the user's organisation has left to spend (credits, time) and its usage this month."""
-    deps = ctx.deps
-    usage = await UsageRepository(deps.session).messages_this_month(deps.org_id, deps.now)
-    parts = [f"{usage} messages answered this month."]
-    if deps.balance is not None:
-        parts.insert(0, await deps.balance())
-    return " ".join(parts)
+    if ctx.deps.balance is None:
+        return "The balance is not available here."
+    return await ctx.deps.balance()
 
 
 async def search_knowledge(ctx: RunContext[EngineDeps], query: str) -> str:
@@ -138,7 +131,7 @@ async def get_status(ctx: RunContext[EngineDeps]) -> str:
     deps = ctx.deps
     facts = 0
     if deps.end_user is not None:
-        facts = await MemoryRepository(deps.session).count_facts(deps.agent.id, deps.end_user)
+        facts = await deps.facts.count(deps.end_user)
     status = {
         "name": deps.agent.name,
         "model": deps.agent.model,
