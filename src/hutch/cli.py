@@ -7,6 +7,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -217,6 +218,33 @@ def worker(
             raise fail(str(exc)) from None
         asyncio.run(_run_worker(handle, concurrency or handle.settings.worker_concurrency, catalog, plans))
     console.print("Worker stopped.")
+
+
+@app.command("runtime")
+def runtime(
+    agent_config: Annotated[Path, typer.Option(help="The agent's runtime config (JSON), from the platform.")],
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    workspace: Annotated[
+        Path | None, typer.Option(help="The agent's memory files [next to the config: workspace/].")
+    ] = None,
+) -> None:
+    """Serve one agent on its own (a dedicated runtime): /v1/chat/completions for its platform, /healthz."""
+    from pydantic import ValidationError
+
+    from hutch.runtimes.config import read_config
+    from hutch.runtimes.server import create_runtime_app
+
+    try:
+        config = read_config(agent_config)
+    except (OSError, ValidationError) as exc:
+        raise fail(f"Cannot read the agent config {agent_config}: {exc}") from None
+    settings = settings_or_exit()
+    try:
+        app = create_runtime_app(config, workspace or agent_config.parent / "workspace", settings)
+    except CatalogError as exc:
+        raise fail(str(exc)) from None
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
 @app.command("voice-agent")

@@ -6,7 +6,6 @@ import asyncio
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,14 +28,9 @@ from hutch.core.ratelimit import (
 )
 from hutch.settings import Settings
 from tests.conftest import TEST_SECRET_KEY, make_settings
+from tests.fakes.server import free_port
 
 REDIS_SERVER = "redis-server"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:

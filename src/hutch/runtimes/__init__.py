@@ -1,0 +1,1 @@
+"""Dedicated runtimes: one agent served by its own process (or container, or machine)."""
