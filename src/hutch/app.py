@@ -44,6 +44,7 @@ from hutch.db.migrations import head_revisions
 from hutch.knowledge import router as knowledge_router
 from hutch.knowledge.jobs import REEMBED_JOB
 from hutch.resources import Resources, build_resources, build_worker_resources
+from hutch.runtimes import router as runtimes_router
 from hutch.settings import Settings, ensure_generated_secrets, load_settings
 from hutch.web import account_pages
 from hutch.web.templating import static_files
@@ -176,6 +177,7 @@ def create_app(
         channels_router.router,
         webchat_router.router,
         voice_router.router,
+        runtimes_router.router,
         account_pages.router,
     ):
         add_routes(app, router)

@@ -14,6 +14,7 @@ from hutch.db.engine import Database
 from hutch.engine.gateway import LLMGateway
 from hutch.knowledge.embeddings import build_embedder
 from hutch.notifications.gateway import build_email_gateway
+from hutch.runtimes.drivers.process import ProcessDriver
 from hutch.settings import Settings
 from hutch.worker import JobQueue, WorkerResources
 
@@ -52,6 +53,7 @@ def build_worker_resources(
         plans=plans,
         stripe=StripeGateway(settings, plans) if settings.stripe_secret_key is not None else None,
         embedder=build_embedder(settings),
+        runtime_drivers={"process": ProcessDriver()},
     )
 
 
@@ -69,6 +71,7 @@ def build_resources(
         plans=shared.plans,
         stripe=shared.stripe,
         embedder=shared.embedder,
+        runtime_drivers=shared.runtime_drivers,
         jobs=jobs,
         rate_limiter=rate_limiter,
         migration_heads=migration_heads,

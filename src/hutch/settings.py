@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     widget_visitor_per_minute: int = Field(default=10, ge=1)
     widget_ip_per_minute: int = Field(default=30, ge=1)
     widget_agent_per_minute: int = Field(default=120, ge=1)
+    runtime_local_capacity: int = Field(default=20, ge=0)  # dedicated runtimes this machine runs (process)
+    runtime_ready_timeout: float = Field(default=300.0, gt=0)  # seconds a runtime may take to become ready
     livekit_url: str | None = None  # what clients connect to (wss://...)
     livekit_api_url: str | None = None  # the server API, when not livekit_url with http(s)
     voice_token_minutes: int = Field(default=60, ge=1, le=24 * 60)  # how long a voice token lets one join

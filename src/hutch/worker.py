@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from hutch.billing.stripe_gateway import StripeGateway
     from hutch.engine.gateway import LLMGateway
     from hutch.knowledge.embeddings import EmbeddingProvider
+    from hutch.runtimes.drivers.base import RuntimeDriver
 from hutch.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -53,6 +54,7 @@ JOB_MODULES: list[str] = [
     "hutch.channels.whatsapp.jobs",
     "hutch.channels.voice.jobs",
     "hutch.channels.jobs",
+    "hutch.runtimes.jobs",
 ]
 
 DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)
@@ -127,6 +129,7 @@ class WorkerResources:
     plans: PlanCatalog
     stripe: StripeGateway | None  # None when HUTCH_STRIPE_SECRET_KEY is not set
     embedder: EmbeddingProvider | None  # None: knowledge search is full-text only
+    runtime_drivers: dict[str, RuntimeDriver]  # by name; drivers keep state (the process driver's children)
 
     async def close(self) -> None:
         await self.llm.close()

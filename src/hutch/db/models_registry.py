@@ -14,6 +14,7 @@ from hutch.core import models as core_models
 from hutch.db.base import Base
 from hutch.knowledge import models as knowledge_models
 from hutch.notifications import models as notifications_models
+from hutch.runtimes import models as runtimes_models
 
 metadata = Base.metadata
 DOMAIN_MODELS = (
@@ -27,5 +28,6 @@ DOMAIN_MODELS = (
     core_models,
     knowledge_models,
     notifications_models,
+    runtimes_models,
     voice_models,
 )

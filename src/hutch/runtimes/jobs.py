@@ -1,0 +1,144 @@
+"""Provisioning, health and removal of dedicated runtimes, one job at a time per agent.
+
+Provisioning starts the runtime through its driver, then polls the driver's status and the runtime's
+``/healthz`` until both say ready (or the timeout passes); never a fixed sleep. A failed attempt is
+recorded on the runtime (status "error", the reason) and retried by the job's backoff, up to three
+attempts. The health job restarts runtimes that died or stopped answering, and re-provisions those whose
+agent changed (model, persona, keys, plan limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import httpx
+import structlog
+from sqlalchemy import select
+
+from hutch.billing.jobs import email_owners
+from hutch.runtimes.drivers.base import RuntimeDriver
+from hutch.runtimes.models import Runtime, RuntimeStatus
+from hutch.runtimes.service import (
+    DESTROY_JOB,
+    MAX_ATTEMPTS,
+    PROVISION_JOB,
+    build_spec,
+    config_hash,
+    runtime_home,
+)
+from hutch.worker import HOUSEKEEPING_QUEUE, JobContext, job
+
+log = structlog.get_logger(__name__)
+HEALTH_JOB = "runtimes.check_health"
+POLL_SECONDS = 0.2
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+
+class NotReady(Exception):
+    """The runtime did not become ready; the message says why."""
+
+
+def _driver(ctx: JobContext, name: str) -> RuntimeDriver:
+    driver = ctx.resources.runtime_drivers.get(name)
+    if driver is None:
+        raise NotReady(f"no {name} driver in this worker")
+    return driver
+
+
+async def healthy(endpoint: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=HEALTH_TIMEOUT_SECONDS) as client:
+            return (await client.get(f"{endpoint}/healthz")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def wait_ready(driver: RuntimeDriver, handle: str, endpoint: str, within: float) -> None:
+    """Poll the driver and the runtime's health until both say ready; NotReady when it dies or times out."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                if await driver.status(handle) != "running":
+                    raise NotReady("the runtime stopped while starting; see its logs")
+                if await healthy(endpoint):
+                    return
+                await asyncio.sleep(POLL_SECONDS)
+    except TimeoutError:
+        raise NotReady(f"the runtime was not ready within {within:.0f} s") from None
+
+
+@job(PROVISION_JOB, queue="runtimes", lock_per="agent_id")
+async def provision(ctx: JobContext, runtime_id: str, agent_id: str) -> str:
+    session = ctx.uow.session
+    runtime = await session.get(Runtime, runtime_id, with_for_update=True)
+    if runtime is None:
+        return "gone"
+    if runtime.status is RuntimeStatus.READY and runtime.attempts == 0:
+        return "ready"
+    runtime.status = RuntimeStatus.PROVISIONING
+    runtime.attempts += 1
+    await session.commit()  # the attempt shows while it runs
+    resources = ctx.resources
+    spec = await build_spec(ctx.uow, ctx.settings, resources.plans, resources.secret_box, runtime)
+    driver = _driver(ctx, runtime.driver)
+    try:
+        if runtime.handle:
+            started = await driver.restart(spec, runtime.handle)  # the workspace is kept
+        else:
+            started = await driver.create(spec)
+        runtime.handle, runtime.endpoint = started.handle, started.endpoint
+        await session.commit()
+        await wait_ready(driver, started.handle, started.endpoint, ctx.settings.runtime_ready_timeout)
+    except Exception as exc:
+        runtime.status, runtime.last_error = RuntimeStatus.ERROR, f"{exc.__class__.__name__}: {exc}"[:2000]
+        log.warning("runtime not ready", runtime_id=runtime.id, attempt=runtime.attempts, error=str(exc))
+        if runtime.attempts < MAX_ATTEMPTS:
+            await session.commit()
+            raise  # retried after the job's backoff
+        return "error"
+    first = runtime.ready_at is None
+    runtime.status, runtime.last_error, runtime.attempts = RuntimeStatus.READY, None, 0
+    runtime.ready_at, runtime.config_hash = datetime.now(UTC), config_hash(spec)
+    if first:
+        name = spec.config.agent.name
+        await email_owners(
+            ctx,
+            runtime.org_id,
+            "runtime_ready",
+            lambda org: (
+                f"{name} is ready",
+                f"The dedicated runtime of {name} ({org}) is ready; its messages are answered there now.",
+            ),
+        )
+    return "ready"
+
+
+@job(DESTROY_JOB, queue="runtimes", lock_per="agent_id")
+async def destroy(ctx: JobContext, agent_id: str, driver: str, handle: str | None) -> str:
+    """Remove a runtime whose row is gone (deleted by its owner, or with its agent)."""
+    await _driver(ctx, driver).destroy(runtime_home(ctx.settings, agent_id), handle)
+    return "destroyed"
+
+
+@job(HEALTH_JOB, cron="* * * * *", queue=HOUSEKEEPING_QUEUE, retry=False)
+async def check_health(ctx: JobContext, timestamp: int = 0) -> dict[str, int]:
+    """Every minute: restart ready runtimes that died or stopped answering; re-provision changed ones."""
+    session = ctx.uow.session
+    counts = {"restarted": 0, "changed": 0}
+    ready = (await session.scalars(select(Runtime).where(Runtime.status == RuntimeStatus.READY))).all()
+    for runtime in ready:
+        driver = ctx.resources.runtime_drivers.get(runtime.driver)
+        if driver is None or runtime.handle is None or runtime.endpoint is None:
+            continue
+        alive = await driver.status(runtime.handle) == "running" and await healthy(runtime.endpoint)
+        spec = await build_spec(ctx.uow, ctx.settings, ctx.resources.plans, ctx.resources.secret_box, runtime)
+        changed = runtime.config_hash != config_hash(spec)
+        if alive and not changed:
+            continue
+        counts["restarted" if not alive else "changed"] += 1
+        log.warning("runtime restarting", runtime_id=runtime.id, alive=alive, changed=changed)
+        runtime.status, runtime.attempts = RuntimeStatus.PROVISIONING, 0
+        runtime.last_error = None if alive else "stopped answering; restarted"
+        ctx.uow.defer(PROVISION_JOB, runtime_id=runtime.id, agent_id=runtime.agent_id)
+    return counts

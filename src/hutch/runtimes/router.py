@@ -1,0 +1,87 @@
+"""An agent's dedicated runtime: create, read, restart, remove (owners and keys with `write`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel
+
+from hutch.core.authz import Reader, Writer
+from hutch.core.dependencies import ResourcesDep, UoWDep
+from hutch.core.errors import Forbidden, NotFound, QuotaExceeded, Unauthorized, error_responses
+from hutch.db.engine import UnitOfWork
+from hutch.resources import Resources
+from hutch.runtimes.models import Runtime
+from hutch.runtimes.service import NoCapacity, RuntimeService
+
+router = APIRouter(prefix="/api/v1/agents/{agent_id}/runtime", tags=["runtimes"])
+
+
+class RuntimeOut(BaseModel):
+    status: str  # none | provisioning | ready | error | stopped
+    driver: str | None = None
+    endpoint: str | None = None
+    last_error: str | None = None
+    attempts: int = 0
+
+
+def _service(uow: UnitOfWork, resources: Resources) -> RuntimeService:
+    return RuntimeService(uow, resources.settings, resources.plans, resources.secret_box)
+
+
+def _out(runtime: Runtime | None) -> RuntimeOut:
+    if runtime is None:
+        return RuntimeOut(status="none")
+    return RuntimeOut(
+        status=runtime.status.value,
+        driver=runtime.driver,
+        endpoint=runtime.endpoint,
+        last_error=runtime.last_error,
+        attempts=runtime.attempts,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RuntimeOut,
+    responses=error_responses(Unauthorized, Forbidden, NotFound, QuotaExceeded, NoCapacity),
+)
+async def create_runtime(
+    agent_id: str, principal: Writer, uow: UoWDep, resources: ResourcesDep
+) -> RuntimeOut:
+    """Give the agent a dedicated runtime; it is provisioned in the background (poll GET). Asking again
+    changes nothing; an errored runtime is tried again. Over the plan's runtime limit → 402."""
+    return _out(await _service(uow, resources).request(principal, agent_id))
+
+
+@router.get("", response_model=RuntimeOut, responses=error_responses(Unauthorized, Forbidden, NotFound))
+async def get_runtime(agent_id: str, principal: Reader, uow: UoWDep, resources: ResourcesDep) -> RuntimeOut:
+    """Where the agent's runtime stands: none, provisioning, ready, error (with why) or stopped."""
+    return _out(await _service(uow, resources).of_agent(principal, agent_id))
+
+
+@router.delete(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RuntimeOut,
+    responses=error_responses(Unauthorized, Forbidden, NotFound),
+)
+async def delete_runtime(
+    agent_id: str, principal: Writer, uow: UoWDep, resources: ResourcesDep
+) -> RuntimeOut:
+    """Remove the runtime (its workspace too); the agent goes back to the shared workers."""
+    await _service(uow, resources).remove(principal, agent_id)
+    return RuntimeOut(status="none")
+
+
+@router.post(
+    "/restart",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RuntimeOut,
+    responses=error_responses(Unauthorized, Forbidden, NotFound),
+)
+async def restart_runtime(
+    agent_id: str, principal: Writer, uow: UoWDep, resources: ResourcesDep
+) -> RuntimeOut:
+    """Restart the runtime (its workspace is kept)."""
+    return _out(await _service(uow, resources).restart(principal, agent_id))

@@ -1,0 +1,216 @@
+"""Dedicated runtimes: requesting one (plan limits, a host with room), and what a runtime is built from.
+
+The state machine: none → provisioning → ready; a failed attempt → error → provisioning again (up to
+:data:`MAX_ATTEMPTS`, by the job's retries); a suspended runtime is stopped (its workspace kept). Every
+change happens in the provisioning jobs, one at a time per agent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from pathlib import Path
+
+import structlog
+from sqlalchemy import func, select
+
+from hutch.accounts.models import Org
+from hutch.agents.models import Agent, Placement
+from hutch.agents.repository import AgentRepository
+from hutch.agents.service import org_credentials
+from hutch.billing.plans import PlanCatalog
+from hutch.billing.quotas import Quotas
+from hutch.core.errors import Conflict, NotFound
+from hutch.core.ids import new_id
+from hutch.core.principal import Principal
+from hutch.core.security import SecretBox, sha256_hex
+from hutch.db.engine import UnitOfWork
+from hutch.runtimes.config import AgentSpec, ProviderKey, RuntimeConfig
+from hutch.runtimes.drivers.base import RuntimeSpec
+from hutch.runtimes.models import Runtime, RuntimeHost, RuntimeStatus
+from hutch.settings import Settings
+
+log = structlog.get_logger(__name__)
+PROVISION_JOB = "runtimes.provision"
+DESTROY_JOB = "runtimes.destroy"
+MAX_ATTEMPTS = 3
+LOCAL_HOST = "local"
+
+
+class NoCapacity(Conflict):
+    def __init__(self) -> None:
+        super().__init__("No runtime host has room for another dedicated runtime; try again later.")
+
+
+class RuntimeService:
+    def __init__(
+        self, uow: UnitOfWork, settings: Settings, plans: PlanCatalog, secret_box: SecretBox
+    ) -> None:
+        self.uow = uow
+        self.session = uow.session
+        self.settings = settings
+        self.plans = plans
+        self.secret_box = secret_box
+
+    async def _agent(self, principal: Principal, agent_id: str, *, lock: bool = False) -> Agent:
+        agent = await AgentRepository(self.session).get(principal, agent_id, for_update=lock)
+        if agent is None:
+            raise NotFound("Agent")
+        return agent
+
+    async def of_agent(self, principal: Principal, agent_id: str) -> Runtime | None:
+        agent = await self._agent(principal, agent_id)
+        return await self.session.scalar(select(Runtime).where(Runtime.agent_id == agent.id))
+
+    async def request(self, principal: Principal, agent_id: str) -> Runtime:
+        """Provision the agent's runtime; asking again while one exists changes nothing (an errored one
+        is tried again)."""
+        agent = await self._agent(principal, agent_id, lock=True)  # concurrent requests queue here
+        runtime = await self.session.scalar(select(Runtime).where(Runtime.agent_id == agent.id))
+        if runtime is not None:
+            if runtime.status in (RuntimeStatus.ERROR, RuntimeStatus.STOPPED):
+                runtime.status, runtime.attempts, runtime.last_error = RuntimeStatus.PROVISIONING, 0, None
+                self.uow.defer(PROVISION_JOB, runtime_id=runtime.id, agent_id=agent.id)
+            return runtime
+        await Quotas(self.session, self.plans).check_count(
+            agent.org_id, "dedicated_runtimes", lambda: self._count_in_org(agent.org_id)
+        )
+        host = await self._host_with_room()
+        runtime = Runtime(
+            id=new_id("rt"),
+            org_id=agent.org_id,
+            agent_id=agent.id,
+            host_id=host.id,
+            driver=host.driver,
+            status=RuntimeStatus.PROVISIONING,
+            gateway_token_encrypted=self.secret_box.encrypt("rt_" + secrets.token_urlsafe(32)),
+            attempts=0,
+        )
+        agent.placement = Placement.DEDICATED
+        self.session.add(runtime)
+        await self.session.flush()
+        self.uow.defer(PROVISION_JOB, runtime_id=runtime.id, agent_id=agent.id)
+        return runtime
+
+    async def restart(self, principal: Principal, agent_id: str) -> Runtime:
+        agent = await self._agent(principal, agent_id, lock=True)
+        runtime = await self.session.scalar(select(Runtime).where(Runtime.agent_id == agent.id))
+        if runtime is None:
+            raise NotFound("Runtime", "This agent has no dedicated runtime; POST .../runtime to create one.")
+        runtime.status, runtime.attempts, runtime.last_error = RuntimeStatus.PROVISIONING, 0, None
+        self.uow.defer(PROVISION_JOB, runtime_id=runtime.id, agent_id=agent.id)
+        return runtime
+
+    async def remove(self, principal: Principal, agent_id: str) -> None:
+        agent = await self._agent(principal, agent_id, lock=True)
+        runtime = await self.session.scalar(select(Runtime).where(Runtime.agent_id == agent.id))
+        if runtime is None:
+            raise NotFound("Runtime", "This agent has no dedicated runtime.")
+        self.destroy_later(runtime)
+        await self.session.delete(runtime)
+        agent.placement = Placement.SHARED
+
+    def destroy_later(self, runtime: Runtime) -> None:
+        """The runtime's process (or container, or machine) goes in a job; the row may be gone by then."""
+        self.uow.defer(
+            DESTROY_JOB,
+            agent_id=runtime.agent_id,
+            driver=runtime.driver,
+            handle=runtime.handle,
+        )
+
+    async def _count_in_org(self, org_id: str) -> int:
+        return int(await self.session.scalar(select(func.count()).where(Runtime.org_id == org_id)) or 0)
+
+    async def _host_with_room(self) -> RuntimeHost:
+        await self.ensure_local_host()
+        in_use = select(Runtime.host_id, func.count().label("n")).group_by(Runtime.host_id).subquery()
+        host = await self.session.scalar(
+            select(RuntimeHost)
+            .outerjoin(in_use, in_use.c.host_id == RuntimeHost.id)
+            .where(RuntimeHost.enabled.is_(True))
+            .where(func.coalesce(in_use.c.n, 0) < RuntimeHost.max_runtimes)
+            .order_by(func.coalesce(in_use.c.n, 0), RuntimeHost.name)
+            .limit(1)
+            .with_for_update(of=RuntimeHost)
+        )
+        if host is None:
+            log.error("admin alert: no runtime host has room", alert="runtime_capacity")
+            raise NoCapacity()
+        return host
+
+    async def ensure_local_host(self) -> None:
+        """This machine, for the process driver, sized by HUTCH_RUNTIME_LOCAL_CAPACITY."""
+        local = await self.session.scalar(select(RuntimeHost).where(RuntimeHost.name == LOCAL_HOST))
+        if local is not None:
+            local.max_runtimes = self.settings.runtime_local_capacity  # the setting may have changed
+        else:
+            self.session.add(
+                RuntimeHost(
+                    id=new_id("rh"),
+                    name=LOCAL_HOST,
+                    driver="process",
+                    address="",
+                    max_runtimes=self.settings.runtime_local_capacity,
+                    enabled=True,
+                )
+            )
+            await self.session.flush()
+
+
+def runtime_home(settings: Settings, agent_id: str) -> Path:
+    return settings.data_dir / "runtimes" / agent_id
+
+
+async def build_spec(
+    session: UnitOfWork, settings: Settings, plans: PlanCatalog, secret_box: SecretBox, runtime: Runtime
+) -> RuntimeSpec:
+    """What the runtime is started with: the agent as it is now, the org's keys, the plan's limits."""
+    agent = await session.session.get(Agent, runtime.agent_id)
+    org = await session.session.get(Org, runtime.org_id)
+    if agent is None or org is None:
+        raise NotFound("Agent")
+    keys = await org_credentials(session.session, secret_box, runtime.org_id)
+    token = secret_box.decrypt(runtime.gateway_token_encrypted)
+    config = RuntimeConfig(
+        agent=AgentSpec(
+            id=agent.id,
+            org_id=agent.org_id,
+            slug=agent.slug,
+            name=agent.name,
+            role=agent.role,
+            system_prompt=agent.system_prompt,
+            model=agent.model,
+            fallback_model=agent.fallback_model,
+            temperature=agent.temperature,
+            max_tokens=agent.max_tokens,
+            tools=list(agent.tools),
+            audience=agent.audience,
+        ),
+        org_name=org.name,
+        provider_keys={
+            p: ProviderKey.model_validate({"api_key": c.api_key, "base_url": c.base_url})
+            for p, c in keys.items()
+        },
+        gateway_token_sha256=sha256_hex(token),
+    )
+    plan = await Quotas(session.session, plans).plan_of(runtime.org_id)
+    return RuntimeSpec(
+        runtime_id=runtime.id,
+        config=config,
+        home=runtime_home(settings, runtime.agent_id),
+        cpu=plan.limits.runtime_cpu or None,
+        memory_mb=plan.limits.runtime_memory_mb or None,
+    )
+
+
+def config_hash(spec: RuntimeSpec) -> str:
+    """Changes when the runtime must be re-provisioned: the agent's model, persona or keys, the limits."""
+    data = spec.config.model_dump(mode="json")
+    data["provider_keys"] = {
+        p: sha256_hex(k.api_key.get_secret_value() if k.api_key else "") + (k.base_url or "")
+        for p, k in spec.config.provider_keys.items()
+    }
+    data["limits"] = [spec.cpu, spec.memory_mb]
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
