@@ -25,6 +25,7 @@ from hutch.runtimes.models import Runtime
 from hutch.settings import Settings
 from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
 from tests.factories import Account, create_account
+from tests.fakes.llm import FakeLLMServer, ScriptedReply
 
 
 @dataclass
@@ -196,3 +197,41 @@ async def test_failed_attempts_are_retried_then_reported(runtimes: Runtimes) -> 
     # Asking again starts afresh.
     assert (await r.client.post(r.url, headers=r.owner.headers)).json()["status"] == "provisioning"
     assert (await r.state())["attempts"] == 0
+
+
+async def test_a_dedicated_agent_is_answered_by_its_runtime(
+    runtimes: Runtimes, fake_llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = runtimes
+    monkeypatch.setenv("HUTCH_PROVIDER_URLS_ALLOW_PRIVATE", "true")  # the runtime reaches the local fake
+    key = await r.client.post(
+        "/api/v1/provider-keys",
+        json={"provider": "openai", "api_key": "sk-org-runtime", "base_url": fake_llm.api_base},
+        headers=r.owner.headers,
+    )
+    assert key.status_code == 201, key.text
+    await r.client.patch(
+        f"/api/v1/agents/{r.agent_id}", json={"model": "openai/gpt-4o-mini"}, headers=r.owner.headers
+    )
+    await r.client.post(r.url, headers=r.owner.headers)
+    fake_llm.script(ScriptedReply(content="Meanwhile, the shared workers answer."))
+    chat = f"/api/v1/agents/{r.agent_id}/chat"
+    first = await r.client.post(chat, json={"message": "Hello?"}, headers=r.owner.headers)
+    assert first.json()["message"]["content"] == "Meanwhile, the shared workers answer."
+
+    assert "ready" in await r.jobs.run_pending()
+    fake_llm.script(ScriptedReply(content="Answered in my own process."))
+    second = await r.client.post(chat, json={"message": "And now?"}, headers=r.owner.headers)
+    assert second.status_code == 200, second.text
+    body = second.json()
+    assert body["message"]["content"] == "Answered in my own process."
+    assert body["message"]["model"] == "openai/gpt-4o-mini" and body["usage"]["input_tokens"] > 0
+    sent = fake_llm.requests[-1].body["messages"]
+    assert [m["content"] for m in sent if m["role"] == "user"][-2:] == [
+        "Hello?",
+        "And now?",
+    ]  # history passed
+    assert fake_llm.requests[-1].headers["authorization"] == "Bearer sk-org-runtime"
+
+    await r.client.delete(r.url, headers=r.owner.headers)
+    await r.jobs.run_pending()

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.tools import ToolDefinition
 
 from hutch.accounts.repository import OrgRepository
 from hutch.agents.catalog import Credentials
-from hutch.agents.models import Agent, AgentStatus
+from hutch.agents.models import Agent, AgentStatus, Placement
 from hutch.agents.service import org_credentials
 from hutch.apikeys.budget import charge_key
 from hutch.billing.ledger import Ledger
@@ -35,6 +36,7 @@ from hutch.engine.prompt import PromptContext, build_instructions
 from hutch.engine.runner import Engine, TextDelta, TurnOutcome, TurnRequest
 from hutch.knowledge.chunking import count_tokens
 from hutch.knowledge.service import has_knowledge, retrieve
+from hutch.runtimes.client import complete, ready_runtime
 from hutch.worker import WorkerResources
 
 COMPACT_JOB = "conversations.compact"
@@ -139,27 +141,35 @@ class ChatFlow:
         return Engine(self.resources.llm, self.resources.metrics, self.settings)
 
     async def answer(self, turn: Turn) -> Answer:
-        outcome = await self.engine.run(await self._request(turn))
+        outcome = await self._on_runtime(turn) or await self.engine.run(await self._request(turn))
         return await self.finish(turn, outcome)
 
     async def stream(self, turn: Turn) -> AsyncIterator[TextDelta | Answer]:
         """Text deltas as they come, then the stored :class:`Answer` last."""
+        dedicated = await self._on_runtime(turn)
+        if dedicated is not None:  # a runtime answers whole; its text comes as one delta
+            yield TextDelta(dedicated.text)
+            yield await self.finish(turn, dedicated)
+            return
         async for event in self.engine.stream(await self._request(turn)):
             if isinstance(event, TurnOutcome):
                 yield await self.finish(turn, event)
             else:
                 yield event
 
-    async def _request(self, turn: Turn) -> TurnRequest:
-        """The turn with its stored history: the newest messages after the summary, within budget."""
-        memories = MemoryRepository(self.session)
-        summary = await memories.summary_of(turn.conversation.id)
+    async def _history(self, turn: Turn) -> tuple[str | None, list[Message]]:
+        """The conversation's summary, and the newest messages after it within the history budget."""
+        summary = await MemoryRepository(self.session).summary_of(turn.conversation.id)
         covered = (summary.covers_until_seq or 0) if summary else 0
         recent = await MessageRepository(self.session).recent(
             turn.conversation.id, self.settings.history_messages + 1
         )
         earlier = [m for m in recent if m.seq > covered and m.id != turn.user_message.id]
         history = select_history(earlier, self.settings.history_token_budget)
+        return (summary.content if summary else None), history
+
+    async def _request(self, turn: Turn) -> TurnRequest:
+        summary, history = await self._history(turn)
         return await self.build_request(
             turn.agent,
             channel=turn.channel,
@@ -167,8 +177,33 @@ class ChatFlow:
             conversation_id=turn.conversation.id,
             history=to_model_messages(history),
             prompt=turn.user_message.content,
-            summary=summary.content if summary else None,
+            summary=summary,
         )
+
+    async def _on_runtime(self, turn: Turn) -> TurnOutcome | None:
+        """The answer of the agent's dedicated runtime, when it has one that is ready; None otherwise (the
+        shared workers answer meanwhile)."""
+        agent = turn.agent
+        if agent.placement is not Placement.DEDICATED:
+            return None
+        target = await ready_runtime(self.session, self.resources.secret_box, agent.id)
+        if target is None:
+            return None
+        summary, history = await self._history(turn)
+        context = [f"Summary of the conversation so far:\n{summary}"] if summary else []
+        if await has_knowledge(self.session, agent.id):
+            passages = await self._passages(agent, turn.user_message.content)
+            context += [f"From [{title}]:\n{text}" for title, text in passages]
+        messages: list[dict[str, Any]] = (
+            [{"role": "system", "content": "\n\n".join(context)}] if context else []
+        )
+        messages += [
+            {"role": m.role.value, "content": m.content}
+            for m in history
+            if m.role in (MessageRole.USER, MessageRole.ASSISTANT)
+        ]
+        messages.append({"role": "user", "content": turn.user_message.content})
+        return await complete(target, self.resources.catalog, messages, turn.end_user, agent.slug)
 
     async def build_request(
         self,
