@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     widget_agent_per_minute: int = Field(default=120, ge=1)
     runtime_local_capacity: int = Field(default=20, ge=0)  # dedicated runtimes this machine runs (process)
     runtime_ready_timeout: float = Field(default=300.0, gt=0)  # seconds a runtime may take to become ready
+    runtime_cancel_grace_hours: float = Field(default=72.0, ge=0)  # a canceled org's runtimes wait this long
     livekit_url: str | None = None  # what clients connect to (wss://...)
     livekit_api_url: str | None = None  # the server API, when not livekit_url with http(s)
     voice_token_minutes: int = Field(default=60, ge=1, le=24 * 60)  # how long a voice token lets one join

@@ -7,6 +7,7 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
 from hutch.app import create_app
+from hutch.billing.models import BillingAccount, SubscriptionStatus
 from hutch.resources import Resources
 from hutch.runtimes.drivers.base import Liveness, RuntimeSpec, Started
 from hutch.runtimes.jobs import HEALTH_JOB
@@ -102,7 +104,7 @@ async def test_a_runtime_is_provisioned_serves_and_is_restarted_when_killed(runt
     assert agent["placement"] == "dedicated"
 
     os.kill(int(first_handle.split(":")[0]), signal.SIGKILL)  # kill -9
-    assert await r.run(HEALTH_JOB, timestamp=0) == {"restarted": 1, "changed": 0}
+    assert (await r.run(HEALTH_JOB, timestamp=0))["restarted"] == 1
     assert await r.jobs.run_pending() == ["ready"]
     restarted = await r.row()
     assert restarted.handle != first_handle and restarted.endpoint == endpoint  # same port, new process
@@ -120,11 +122,11 @@ async def test_a_changed_agent_is_reprovisioned(runtimes: Runtimes) -> None:
     r = runtimes
     await r.client.post(r.url, headers=r.owner.headers)
     await r.jobs.run_pending()
-    assert await r.run(HEALTH_JOB, timestamp=0) == {"restarted": 0, "changed": 0}
+    assert not any((await r.run(HEALTH_JOB, timestamp=0)).values())
     await r.client.patch(
         f"/api/v1/agents/{r.agent_id}", json={"system_prompt": "Be brief."}, headers=r.owner.headers
     )
-    assert await r.run(HEALTH_JOB, timestamp=0) == {"restarted": 0, "changed": 1}
+    assert (await r.run(HEALTH_JOB, timestamp=0))["changed"] == 1
     assert await r.jobs.run_pending() == ["ready"]
     config = (r.resources.settings.data_dir / "runtimes" / r.agent_id / "agent.json").read_text()
     assert "Be brief." in config
@@ -235,3 +237,46 @@ async def test_a_dedicated_agent_is_answered_by_its_runtime(
 
     await r.client.delete(r.url, headers=r.owner.headers)
     await r.jobs.run_pending()
+
+
+async def test_the_runtime_follows_billing(runtimes: Runtimes) -> None:
+    r = runtimes
+    await r.client.post(r.url, headers=r.owner.headers)
+    await r.jobs.run_pending()
+    workspace = r.resources.settings.data_dir / "runtimes" / r.agent_id / "workspace"
+    (workspace / "IDENTITY.md").write_text("I am Jarvis.")
+    account = BillingAccount(org_id=r.owner.org.id, status=SubscriptionStatus.PAST_DUE)
+    r.session.add(account)
+    await r.session.commit()
+
+    assert (await r.run(HEALTH_JOB, timestamp=0))["suspended"] == 1
+    state = await r.state()
+    assert state["status"] == "stopped" and "past due" in state["last_error"]
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{state['endpoint']}/healthz", timeout=1)
+    assert (workspace / "IDENTITY.md").read_text() == "I am Jarvis."  # kept while suspended
+
+    account.status = SubscriptionStatus.ACTIVE  # paid
+    await r.session.commit()
+    assert (await r.run(HEALTH_JOB, timestamp=0))["resumed"] == 1
+    assert "ready" in await r.jobs.run_pending()
+    assert (await r.state())["status"] == "ready"
+    assert (workspace / "IDENTITY.md").read_text() == "I am Jarvis."
+
+    account.status = SubscriptionStatus.CANCELED
+    account.stripe_state_at = datetime.now(UTC) - timedelta(hours=73)  # past the 72-hour grace
+    await r.session.commit()
+    assert (await r.run(HEALTH_JOB, timestamp=0))["removed"] == 1
+    assert await r.jobs.run_pending() == ["destroyed"]
+    assert (await r.state())["status"] == "none" and not workspace.exists()
+
+
+async def test_deleting_the_agent_removes_its_runtime_at_once(runtimes: Runtimes) -> None:
+    r = runtimes
+    await r.client.post(r.url, headers=r.owner.headers)
+    await r.jobs.run_pending()
+    endpoint = (await r.state())["endpoint"]
+    assert (await r.client.delete(f"/api/v1/agents/{r.agent_id}", headers=r.owner.headers)).status_code == 204
+    assert await r.jobs.run_pending() == ["destroyed"]
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{endpoint}/healthz", timeout=1)

@@ -30,6 +30,7 @@ from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound, Unauthorized, error_responses
 from hutch.engine.tools import TOOLS
 from hutch.resources import Resources
+from hutch.runtimes.service import RuntimeService
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
 
@@ -108,7 +109,9 @@ async def update_agent(
     responses=error_responses(Unauthorized, Forbidden, NotFound),
 )
 async def delete_agent(agent_id: str, principal: Writer, uow: UoWDep, resources: ResourcesDep) -> Response:
-    """Delete an agent with its conversations and memories."""
+    """Delete an agent with its conversations and memories (and its dedicated runtime, at once)."""
+    runtimes = RuntimeService(uow, resources.settings, resources.plans, resources.secret_box)
+    await runtimes.forget_agent(principal, agent_id)
     await _agents(uow, resources).delete(principal, agent_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

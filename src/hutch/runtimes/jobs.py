@@ -16,6 +16,7 @@ import httpx
 import structlog
 from sqlalchemy import select
 
+from hutch.agents.models import Agent, Placement
 from hutch.billing.jobs import email_owners
 from hutch.runtimes.drivers.base import RuntimeDriver
 from hutch.runtimes.models import Runtime, RuntimeStatus
@@ -23,9 +24,11 @@ from hutch.runtimes.service import (
     DESTROY_JOB,
     MAX_ATTEMPTS,
     PROVISION_JOB,
+    RuntimeService,
     build_spec,
     config_hash,
     runtime_home,
+    standing,
 )
 from hutch.worker import HOUSEKEEPING_QUEUE, JobContext, job
 
@@ -123,16 +126,42 @@ async def destroy(ctx: JobContext, agent_id: str, driver: str, handle: str | Non
 
 @job(HEALTH_JOB, cron="* * * * *", queue=HOUSEKEEPING_QUEUE, retry=False)
 async def check_health(ctx: JobContext, timestamp: int = 0) -> dict[str, int]:
-    """Every minute: restart ready runtimes that died or stopped answering; re-provision changed ones."""
+    """Every minute: keep runtimes in line with their org's billing (suspend, resume, remove), restart
+    ready runtimes that died or stopped answering, and re-provision those whose agent changed."""
     session = ctx.uow.session
-    counts = {"restarted": 0, "changed": 0}
-    ready = (await session.scalars(select(Runtime).where(Runtime.status == RuntimeStatus.READY))).all()
-    for runtime in ready:
-        driver = ctx.resources.runtime_drivers.get(runtime.driver)
-        if driver is None or runtime.handle is None or runtime.endpoint is None:
+    resources = ctx.resources
+    counts = {"restarted": 0, "changed": 0, "suspended": 0, "resumed": 0, "removed": 0}
+    service = RuntimeService(ctx.uow, ctx.settings, resources.plans, resources.secret_box)
+    runtimes = (await session.scalars(select(Runtime).with_for_update(skip_locked=True))).all()
+    for runtime in runtimes:
+        verdict, why = await standing(ctx.uow, resources.plans, ctx.settings, runtime.org_id)
+        driver = resources.runtime_drivers.get(runtime.driver)
+        if driver is None:
+            continue
+        if verdict == "cancel":
+            service.destroy_later(runtime)
+            agent = await session.get(Agent, runtime.agent_id)
+            if agent is not None:
+                agent.placement = Placement.SHARED
+            await session.delete(runtime)
+            counts["removed"] += 1
+            continue
+        if verdict == "suspend":
+            if runtime.status is not RuntimeStatus.STOPPED:
+                if runtime.handle:
+                    await driver.stop(runtime.handle)  # the workspace stays
+                runtime.status, runtime.last_error = RuntimeStatus.STOPPED, why
+                counts["suspended"] += 1
+            continue
+        if runtime.status is RuntimeStatus.STOPPED:
+            runtime.status, runtime.attempts, runtime.last_error = RuntimeStatus.PROVISIONING, 0, None
+            ctx.uow.defer(PROVISION_JOB, runtime_id=runtime.id, agent_id=runtime.agent_id)
+            counts["resumed"] += 1
+            continue
+        if runtime.status is not RuntimeStatus.READY or runtime.handle is None or runtime.endpoint is None:
             continue
         alive = await driver.status(runtime.handle) == "running" and await healthy(runtime.endpoint)
-        spec = await build_spec(ctx.uow, ctx.settings, ctx.resources.plans, ctx.resources.secret_box, runtime)
+        spec = await build_spec(ctx.uow, ctx.settings, resources.plans, resources.secret_box, runtime)
         changed = runtime.config_hash != config_hash(spec)
         if alive and not changed:
             continue

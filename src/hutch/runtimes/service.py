@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -19,6 +20,8 @@ from hutch.accounts.models import Org
 from hutch.agents.models import Agent, Placement
 from hutch.agents.repository import AgentRepository
 from hutch.agents.service import org_credentials
+from hutch.billing.ledger import Ledger
+from hutch.billing.models import BillingAccount, SubscriptionStatus
 from hutch.billing.plans import PlanCatalog
 from hutch.billing.quotas import Quotas
 from hutch.core.errors import Conflict, NotFound
@@ -111,6 +114,12 @@ class RuntimeService:
         await self.session.delete(runtime)
         agent.placement = Placement.SHARED
 
+    async def forget_agent(self, principal: Principal, agent_id: str) -> None:
+        """The agent is being deleted: its runtime goes with it (the row by cascade, the rest in a job)."""
+        runtime = await self.of_agent(principal, agent_id)
+        if runtime is not None:
+            self.destroy_later(runtime)
+
     def destroy_later(self, runtime: Runtime) -> None:
         """The runtime's process (or container, or machine) goes in a job; the row may be gone by then."""
         self.uow.defer(
@@ -157,6 +166,26 @@ class RuntimeService:
                 )
             )
             await self.session.flush()
+
+
+Standing = tuple[str, str | None]  # ("good" | "suspend" | "cancel", why)
+
+
+async def standing(session: UnitOfWork, plans: PlanCatalog, settings: Settings, org_id: str) -> Standing:
+    """Whether the org's billing lets its runtimes run: a past-due subscription or prepaid credits run out
+    on a pay-per-use plan suspend them; a canceled subscription removes them after the grace period."""
+    account = await session.session.get(BillingAccount, org_id)
+    if account is not None and account.status is SubscriptionStatus.PAST_DUE:
+        return "suspend", "suspended: the subscription's payment is past due"
+    if account is not None and account.status is SubscriptionStatus.CANCELED:
+        since = account.stripe_state_at or account.created_at
+        if datetime.now(UTC) - since > timedelta(hours=settings.runtime_cancel_grace_hours):
+            return "cancel", "removed: the subscription was canceled"
+        return "suspend", "suspended: the subscription was canceled"
+    plan = await Quotas(session.session, plans).plan_of(org_id)
+    if plan.pay_per_use and (await Ledger(session).balance(org_id)).credits_cents <= 0:
+        return "suspend", "suspended: the prepaid credits ran out"
+    return "good", None
 
 
 def runtime_home(settings: Settings, agent_id: str) -> Path:
