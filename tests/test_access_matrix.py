@@ -148,6 +148,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/agents/{agent_id}/runtime"): Access(Guard.READ),
     ("DELETE", "/api/v1/agents/{agent_id}/runtime"): Access(Guard.WRITE),
     ("POST", "/api/v1/agents/{agent_id}/runtime/restart"): Access(Guard.WRITE),
+    ("GET", "/api/v1/agents/{agent_id}/runtime/logs"): Access(Guard.READ),
     ("POST", "/api/v1/voice/token"): Access(Guard.CHAT, {"agent_id": "{agent_id}"}),
     ("GET", "/api/v1/voice/sessions"): Access(Guard.READ),
     ("POST", "/webhooks/livekit"): Access(Guard.PUBLIC),

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
 from hutch.app import create_app
+from hutch.channels.jobs import NOTIFY_JOB
 from hutch.channels.models import ExternalEvent
 from hutch.channels.telegram.platform import SETUP_JOB, platform_secret
 from hutch.db.engine import Database
@@ -208,3 +209,19 @@ async def test_out_of_credits_offers_buy_buttons_that_open_checkout(platform: Pl
     assert checkout.reply_markup is not None
     [[pay]] = checkout.reply_markup["inline_keyboard"]
     assert pay["url"].startswith("http")
+
+
+async def test_owners_hear_news_in_their_linked_chat(platform: Platform) -> None:
+    p = platform
+    started = await p.deep_link()
+    await p.say(f"/start {started['code']}")
+    assert isinstance(p.resources.jobs, RecordingJobQueue)
+    told = await p.resources.jobs.execute(
+        NOTIFY_JOB,
+        {"org_id": p.owner.org.id, "text": "Your assistant Jarvis is ready."},
+        job_id=0,
+        attempt=0,
+        resources=p.resources,
+    )
+    assert told == 1
+    assert p.telegram.sent_texts(ADA.id, PLATFORM_TOKEN)[-1] == "Your assistant Jarvis is ready."

@@ -98,6 +98,8 @@ async def test_a_runtime_is_provisioned_serves_and_is_restarted_when_killed(runt
     assert state["status"] == "ready" and state["driver"] == "process" and state["attempts"] == 0
     health = httpx.get(f"{state['endpoint']}/healthz", timeout=5).json()
     assert health["status"] == "ok"
+    logs = await r.client.get(f"{r.url}/logs", headers=r.owner.headers)
+    assert logs.status_code == 200 and "Uvicorn running" in logs.json()["text"]
     first_handle, endpoint = (await r.row()).handle, state["endpoint"]
     assert first_handle is not None
     agent = (await r.client.get(f"/api/v1/agents/{r.agent_id}", headers=r.owner.headers)).json()

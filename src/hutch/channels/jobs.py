@@ -3,9 +3,14 @@ gets the job again, so no message someone sent goes unanswered."""
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from hutch.accounts.models import Membership, OrgRole
+from hutch.channels.models import ChannelLink, LinkStatus
+from hutch.channels.telegram.gateway import BotBlocked, TelegramGateway
+from hutch.channels.telegram.platform import platform_token
 from hutch.channels.telegram.service import UPDATE_JOB
+from hutch.channels.whatsapp.gateway import WhatsAppGateway, whatsapp_configured
 from hutch.channels.whatsapp.service import EVENT_SOURCE as WHATSAPP_SOURCE
 from hutch.channels.whatsapp.service import INBOUND_JOB
 from hutch.worker import HOUSEKEEPING_QUEUE, JobContext, job
@@ -43,3 +48,39 @@ async def requeue_lost_events(ctx: JobContext, timestamp: int = 0) -> int:
         else:
             ctx.uow.defer(UPDATE_JOB, channel_id=source.removeprefix("telegram:"), update_id=int(external_id))
     return len(rows)
+
+
+NOTIFY_JOB = "channels.notify_owners"
+
+
+@job(NOTIFY_JOB, queue="channels", retry=3)
+async def notify_owners(ctx: JobContext, org_id: str, text: str) -> int:
+    """Tell the organisation's owners something in the chats they linked (Telegram through the platform
+    bot, WhatsApp, with the approved template outside the 24-hour window); how many chats were told."""
+    links = (
+        await ctx.uow.session.scalars(
+            select(ChannelLink)
+            .join(Membership, (Membership.user_id == ChannelLink.user_id) & (Membership.org_id == org_id))
+            .where(
+                ChannelLink.org_id == org_id,
+                ChannelLink.status == LinkStatus.ACTIVE,
+                Membership.role == OrgRole.OWNER,
+            )
+        )
+    ).all()
+    told = 0
+    for link in links:
+        if link.channel == "telegram" and (token := platform_token(ctx.settings)):
+            try:
+                await TelegramGateway(ctx.settings.telegram_api_base).send(token, link.address, text)
+            except BotBlocked:
+                continue
+            told += 1
+        elif link.channel == "whatsapp" and whatsapp_configured(ctx.settings):
+            gateway = WhatsAppGateway(ctx.settings)
+            try:
+                await gateway.notify(link.address, text, link.last_inbound_at)
+            finally:
+                await gateway.close()
+            told += 1
+    return told

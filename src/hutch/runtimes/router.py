@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from hutch.core.authz import Reader, Writer
@@ -85,3 +87,23 @@ async def restart_runtime(
 ) -> RuntimeOut:
     """Restart the runtime (its workspace is kept)."""
     return _out(await _service(uow, resources).restart(principal, agent_id))
+
+
+class RuntimeLogs(BaseModel):
+    text: str  # the newest lines, oldest first
+
+
+@router.get(
+    "/logs",
+    response_model=RuntimeLogs,
+    responses=error_responses(Unauthorized, Forbidden, NotFound),
+)
+async def runtime_logs(
+    agent_id: str,
+    principal: Reader,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    lines: Annotated[int, Query(ge=1, le=5000)] = 200,
+) -> RuntimeLogs:
+    """What the agent's runtime printed lately (its own output; never the platform's)."""
+    return RuntimeLogs(text=await _service(uow, resources).logs(principal, agent_id, resources, lines))

@@ -12,6 +12,7 @@ import json
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 from sqlalchemy import func, select
@@ -30,7 +31,7 @@ from hutch.core.principal import Principal
 from hutch.core.security import SecretBox, sha256_hex
 from hutch.db.engine import UnitOfWork
 from hutch.runtimes.config import AgentSpec, ProviderKey, RuntimeConfig
-from hutch.runtimes.drivers.base import RuntimeSpec
+from hutch.runtimes.drivers.base import RuntimeDriver, RuntimeSpec
 from hutch.runtimes.models import Runtime, RuntimeHost, RuntimeStatus
 from hutch.settings import Settings
 
@@ -39,6 +40,10 @@ PROVISION_JOB = "runtimes.provision"
 DESTROY_JOB = "runtimes.destroy"
 MAX_ATTEMPTS = 3
 LOCAL_HOST = "local"
+
+
+class HasDrivers(Protocol):
+    runtime_drivers: dict[str, RuntimeDriver]
 
 
 class NoCapacity(Conflict):
@@ -113,6 +118,13 @@ class RuntimeService:
         self.destroy_later(runtime)
         await self.session.delete(runtime)
         agent.placement = Placement.SHARED
+
+    async def logs(self, principal: Principal, agent_id: str, drivers: HasDrivers, lines: int) -> str:
+        runtime = await self.of_agent(principal, agent_id)
+        if runtime is None:
+            raise NotFound("Runtime", "This agent has no dedicated runtime.")
+        driver = drivers.runtime_drivers.get(runtime.driver)
+        return await driver.logs(runtime_home(self.settings, runtime.agent_id), lines) if driver else ""
 
     async def forget_agent(self, principal: Principal, agent_id: str) -> None:
         """The agent is being deleted: its runtime goes with it (the row by cascade, the rest in a job)."""
