@@ -12,6 +12,9 @@ BENCHES = [
     "bench_auth.py",
     "bench_openai_api.py",
     "bench_webhooks.py",
+    "bench_knowledge.py",
+    "bench_telegram.py",
+    "bench_runtimes.py",
 ]
 
 if __name__ == "__main__":

@@ -230,21 +230,10 @@ def runtime(
     ] = None,
 ) -> None:
     """Serve one agent on its own (a dedicated runtime): /v1/chat/completions for its platform, /healthz."""
-    from pydantic import ValidationError
+    from hutch.runtimes.__main__ import serve
 
-    from hutch.runtimes.config import read_config
-    from hutch.runtimes.server import create_runtime_app
-
-    try:
-        config = read_config(agent_config)
-    except (OSError, ValidationError) as exc:
-        raise fail(f"Cannot read the agent config {agent_config}: {exc}") from None
-    settings = settings_or_exit()
-    try:
-        app = create_runtime_app(config, workspace or agent_config.parent / "workspace", settings)
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    if serve(agent_config, port, host, workspace):
+        raise typer.Exit(1)
 
 
 @app.command("voice-agent")

@@ -22,6 +22,7 @@ from hutch.app import create_app
 from hutch.billing.models import BillingAccount, SubscriptionStatus
 from hutch.resources import Resources
 from hutch.runtimes.drivers.base import Liveness, RuntimeSpec, Started
+from hutch.runtimes.drivers.process import ProcessDriver
 from hutch.runtimes.jobs import HEALTH_JOB
 from hutch.runtimes.models import Runtime
 from hutch.settings import Settings
@@ -82,6 +83,7 @@ async def runtimes(
         if left and left[0].isdigit():  # a test that failed halfway leaves no process behind
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(int(left.split(":")[0]), signal.SIGKILL)
+        ProcessDriver().stop_launcher(tmp_path / "runtimes")
 
 
 async def test_a_runtime_is_provisioned_serves_and_is_restarted_when_killed(runtimes: Runtimes) -> None:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
 from pydantic_ai.models import Model
-from pydantic_ai.models.anthropic import AnthropicModel
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.profiles.openai import OpenAIModelProfile
-from pydantic_ai.providers.anthropic import AnthropicProvider
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
 
@@ -34,6 +32,9 @@ from hutch.core.errors import Conflict
 from hutch.core.security import fingerprint
 from hutch.engine.demo import demo_model
 from hutch.settings import Settings
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
 
 MAX_CACHED_CLIENTS = 256
 
@@ -104,6 +105,10 @@ class LLMGateway:
             return demo_model()
         client = self._client(resolved)
         if kind is ProviderKind.ANTHROPIC:
+            from anthropic import AsyncAnthropic
+            from pydantic_ai.models.anthropic import AnthropicModel
+            from pydantic_ai.providers.anthropic import AnthropicProvider
+
             assert isinstance(client, AsyncAnthropic)
             # Anthropic accepts temperatures up to 1.
             settings = ModelSettings(temperature=min(temperature, 1.0), max_tokens=max_tokens)
@@ -132,6 +137,8 @@ class LLMGateway:
             return client
         timeout, retries = self.settings.llm_timeout_seconds, self.settings.llm_max_retries
         if resolved.provider.kind is ProviderKind.ANTHROPIC:
+            from anthropic import AsyncAnthropic  # imported on first use: it takes a second to load
+
             client = AsyncAnthropic(
                 api_key=creds.api_key or "", base_url=creds.base_url, timeout=timeout, max_retries=retries
             )

@@ -35,7 +35,7 @@ from hutch.worker import HOUSEKEEPING_QUEUE, JobContext, job
 
 log = structlog.get_logger(__name__)
 HEALTH_JOB = "runtimes.check_health"
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.05
 HEALTH_TIMEOUT_SECONDS = 2.0
 
 

@@ -1,29 +1,31 @@
-"""Runtimes as supervised child processes on this machine: the default driver.
+"""Runtimes as supervised processes on this machine: the default driver.
 
-Each runtime is ``hutch runtime`` in a session of its own (it outlives a restart of the worker that started
-it), on a free loopback port, with its config, workspace and log under ``HUTCH_DATA_DIR/runtimes/<agent>``.
-The plan's memory becomes an address-space limit and its CPU a set of cores. It gets the platform's model
-settings but nothing else of the platform's environment: no database, no secrets beyond model keys. A
-runtime that dies is restarted by the health job.
+Each runtime is a process of its own session (it outlives a restart of the worker that started it), forked
+by the runtime launcher (:mod:`hutch.runtimes.launcher`, started on first use and again if it dies), on a
+free loopback port, with its config, workspace and log under ``HUTCH_DATA_DIR/runtimes/<agent>``. The
+plan's memory becomes an address-space limit and its CPU a set of cores. Runtimes get the platform's model
+settings but nothing else of its environment: no database, no secrets beyond model keys. A runtime that
+dies is restarted by the health job.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
+import json
 import os
-import resource
 import shutil
 import signal
 import socket
 import sys
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from hutch.runtimes.config import write_config
 from hutch.runtimes.drivers.base import Liveness, RuntimeSpec, Started
+from hutch.runtimes.launcher import socket_name
 
 STOP_GRACE_SECONDS = 5.0
+LAUNCHER_START_SECONDS = 30.0
 # What a runtime may take from the platform's environment: models and their keys, and the basics.
 _PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
 _PASSED_PREFIXES = ("HUTCH_LLM_", "HUTCH_MODELS_", "HUTCH_PROVIDER_URLS_", "HUTCH_LOG_", "HUTCH_ENV")
@@ -65,36 +67,74 @@ class ProcessDriver:
 
     def __init__(self, python: str = sys.executable) -> None:
         self.python = python
-        self._children: dict[int, asyncio.subprocess.Process] = {}
 
     async def create(self, spec: RuntimeSpec, port: int | None = None) -> Started:
         write_config(spec.home / "agent.json", spec.config)
         (spec.home / "workspace").mkdir(parents=True, exist_ok=True)
         port = port or _free_port()
-        log = _open_log(spec.home / "runtime.log")  # handed to the child, closed here once it has it
+        request = {
+            "home": str(spec.home),
+            "port": port,
+            "cpu": spec.cpu,
+            "memory_mb": spec.memory_mb,
+        }
+        pid = await self._launch(spec.home.parent, request)
+        return Started(f"{pid}:{port}", f"http://127.0.0.1:{port}")
+
+    async def _launch(self, runtimes_dir: Path, request: dict[str, Any]) -> int:
+        """Ask the launcher for a runtime; start the launcher first when none answers."""
+        for attempt in range(2):
+            try:
+                reader, writer = await _connect(socket_name(runtimes_dir))
+            except (ConnectionRefusedError, FileNotFoundError):
+                if attempt:
+                    raise
+                await self._start_launcher(runtimes_dir)
+                continue
+            try:
+                writer.write(json.dumps(request).encode() + b"\n")
+                await writer.drain()
+                answer = json.loads(await reader.readline())
+            finally:
+                writer.close()
+            return int(answer["pid"])
+        raise RuntimeError("the runtime launcher did not start")
+
+    async def _start_launcher(self, runtimes_dir: Path) -> None:
+        log = _open_log(runtimes_dir / "launcher.log")
         try:
-            child = await asyncio.create_subprocess_exec(
-                self.python, "-m", "hutch.cli", "runtime",
-                "--agent-config", str(spec.home / "agent.json"),
-                "--workspace", str(spec.home / "workspace"),
-                "--port", str(port),
-                env=runtime_environment(spec.home),
+            await asyncio.create_subprocess_exec(
+                self.python, "-m", "hutch.runtimes.launcher", "--runtimes-dir", str(runtimes_dir),
+                env=runtime_environment(runtimes_dir),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
-                preexec_fn=_limits(spec.cpu, spec.memory_mb),
             )  # fmt: skip
         finally:
             log.close()
-        self._children[child.pid] = child  # reaped when it exits, so it never lingers as a zombie
-        return Started(f"{child.pid}:{port}", f"http://127.0.0.1:{port}")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LAUNCHER_START_SECONDS
+        while loop.time() < deadline:
+            try:
+                _, writer = await _connect(socket_name(runtimes_dir))
+            except (ConnectionRefusedError, FileNotFoundError):
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+        raise RuntimeError(f"the runtime launcher did not start; see {runtimes_dir / 'launcher.log'}")
+
+    def stop_launcher(self, runtimes_dir: Path) -> None:
+        """End the launcher (runtimes it started keep running); the next runtime starts a new one."""
+        pid_file = runtimes_dir / "launcher.pid"
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        except (OSError, ValueError):
+            return
 
     async def status(self, handle: str) -> Liveness:
         pid, _ = _parse(handle)
-        child = self._children.get(pid)
-        if child is not None and child.returncode is not None:
-            return "dead"
         state = _state(pid)
         return "running" if state is not None and state not in ("Z", "X") else "dead"
 
@@ -112,9 +152,6 @@ class ProcessDriver:
             await asyncio.sleep(0.05)  # another process: nothing to wait on but its state
         if await self.status(handle) == "running":
             os.killpg(pid, signal.SIGKILL)
-        child = self._children.pop(pid, None)
-        if child is not None:
-            await child.wait()
 
     async def restart(self, spec: RuntimeSpec, handle: str) -> Started:
         _, port = _parse(handle)
@@ -133,19 +170,18 @@ class ProcessDriver:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+async def _connect(name: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to an abstract Unix socket (uvloop's own connect refuses those names; a connected socket
+    handed over works with every loop). A local connect does not block."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(name)
+    except OSError:
+        sock.close()
+        raise
+    return await asyncio.open_connection(sock=sock)
+
+
 def _open_log(path: Path) -> BinaryIO:
+    path.parent.mkdir(parents=True, exist_ok=True)
     return path.open("ab")
-
-
-def _limits(cpu: float | None, memory_mb: int | None):  # type: ignore[no-untyped-def]
-    """Run in the child before it starts: the plan's memory and cores."""
-
-    def apply() -> None:
-        if memory_mb:
-            limit = memory_mb * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        if cpu:
-            cores = sorted(os.sched_getaffinity(0))[: max(1, math.ceil(cpu))]
-            os.sched_setaffinity(0, cores)
-
-    return apply
