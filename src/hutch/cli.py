@@ -486,6 +486,38 @@ def admin_set_plan(
     console.print(f"{org_id} is now on the {plan} plan.", highlight=False)
 
 
+@admin_app.command("add-runtime-host")
+def admin_add_runtime_host(
+    name: Annotated[str, typer.Option(help="A name for the host, unique.")],
+    address: Annotated[
+        str,
+        typer.Option(
+            help="The Docker engine: unix:///var/run/docker.sock, tcp://host:2375, ssh://user@host."
+        ),
+    ],
+    capacity: Annotated[int, typer.Option(min=1, help="How many dedicated runtimes it may run.")],
+) -> None:
+    """Add a Docker host for dedicated runtimes; placement fills the emptiest host with room."""
+    from sqlalchemy import select
+
+    from hutch.core.errors import Conflict
+    from hutch.core.ids import new_id
+    from hutch.runtimes.models import RuntimeHost
+
+    async def work(uow: UnitOfWork, settings: Settings) -> str:
+        if await uow.session.scalar(select(RuntimeHost.id).where(RuntimeHost.name == name)):
+            raise Conflict(f"A runtime host is already named {name}.")
+        host = RuntimeHost(
+            id=new_id("rh"), name=name, driver="docker", address=address, max_runtimes=capacity, enabled=True
+        )
+        uow.session.add(host)
+        await uow.session.flush()
+        return host.id
+
+    host_id = in_transaction(work)
+    console.print(f"Runtime host {name} ({host_id}) added: Docker at {address}, up to {capacity} runtimes.")
+
+
 @admin_app.command("rotate-keys")
 def admin_rotate_keys() -> None:
     """Re-encrypt stored secrets with the newest HUTCH_ENCRYPTION_KEYS key (put it first, keep old ones)."""

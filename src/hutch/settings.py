@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     widget_agent_per_minute: int = Field(default=120, ge=1)
     runtime_local_capacity: int = Field(default=20, ge=0)  # dedicated runtimes this machine runs (process)
     runtime_ready_timeout: float = Field(default=300.0, gt=0)  # seconds a runtime may take to become ready
+    runtime_image: str = "hutch-runtime:latest"  # the Docker image of runtimes (deploy/runtime.Dockerfile)
     runtime_cancel_grace_hours: float = Field(default=72.0, ge=0)  # a canceled org's runtimes wait this long
     livekit_url: str | None = None  # what clients connect to (wss://...)
     livekit_api_url: str | None = None  # the server API, when not livekit_url with http(s)

@@ -134,3 +134,22 @@ def test_grant_credits_and_set_plan(operator_db: str) -> None:
     assert plan == ("pro",)
     assert entries == [("credits", 2500, "grant"), ("seconds", 3600, "grant")]
     assert audit == (1,)
+
+
+def test_add_a_docker_host_for_runtimes(operator_db: str) -> None:
+    added = hutch(
+        operator_db, "admin", "add-runtime-host", "--name", "box-1", "--address", "ssh://ops@box-1",
+        "--capacity", "8",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "box-1" in added.stdout + added.stderr
+    with psycopg.connect(libpq_conninfo(operator_db)) as conn:
+        row = conn.execute(
+            "SELECT driver, address, max_runtimes FROM runtime_hosts WHERE name = 'box-1'"
+        ).fetchone()
+    assert row == ("docker", "ssh://ops@box-1", 8)
+    again = hutch(
+        operator_db, "admin", "add-runtime-host", "--name", "box-1", "--address", "ssh://ops@box-1",
+        "--capacity", "8",
+    )  # fmt: skip
+    assert again.returncode == 1 and "already named box-1" in again.stdout + again.stderr

@@ -7,7 +7,9 @@ runtime starts as fast as its model libraries load. ``hutch runtime`` does the s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -15,12 +17,21 @@ from pydantic import ValidationError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hutch.runtimes", description=__doc__)
-    parser.add_argument("--agent-config", type=Path, required=True)
+    # Or HUTCH_RUNTIME_CONFIG holding the config itself (containers and machines get it that way).
+    parser.add_argument("--agent-config", type=Path)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--workspace", type=Path)
     args = parser.parse_args(argv)
-    return serve(args.agent_config, args.port, args.host, args.workspace)
+    agent_config = args.agent_config
+    if agent_config is None:
+        inline = os.environ.get("HUTCH_RUNTIME_CONFIG")
+        if not inline:
+            parser.error("give --agent-config FILE or set HUTCH_RUNTIME_CONFIG")
+        agent_config = Path(tempfile.mkdtemp(prefix="hutch-runtime-")) / "agent.json"
+        agent_config.write_text(inline)
+        agent_config.chmod(0o600)
+    return serve(agent_config, args.port, args.host, args.workspace)
 
 
 def serve(agent_config: Path, port: int, host: str, workspace: Path | None) -> int:

@@ -66,8 +66,8 @@ class RuntimeConfig(BaseModel):
         }
 
 
-def write_config(path: Path, config: RuntimeConfig) -> None:
-    """Written readable by its owner only: it holds provider keys."""
+def config_json(config: RuntimeConfig) -> str:
+    """The config as the runtime reads it, keys included (SecretStr would otherwise hide them)."""
     data = config.model_dump(mode="json")
     data["provider_keys"] = {
         provider: {
@@ -76,10 +76,15 @@ def write_config(path: Path, config: RuntimeConfig) -> None:
         }
         for provider, key in config.provider_keys.items()
     }
+    return json.dumps(data)
+
+
+def write_config(path: Path, config: RuntimeConfig) -> None:
+    """Written readable by its owner only: it holds provider keys."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
-        json.dump(data, file)
+        file.write(config_json(config))
 
 
 def read_config(path: Path) -> RuntimeConfig:

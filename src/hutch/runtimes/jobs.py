@@ -20,7 +20,8 @@ from hutch.agents.models import Agent, Placement
 from hutch.billing.jobs import email_owners
 from hutch.channels.jobs import NOTIFY_JOB
 from hutch.runtimes.drivers.base import RuntimeDriver
-from hutch.runtimes.models import Runtime, RuntimeStatus
+from hutch.runtimes.drivers.docker import DockerDriver
+from hutch.runtimes.models import Runtime, RuntimeHost, RuntimeStatus
 from hutch.runtimes.service import (
     DESTROY_JOB,
     MAX_ATTEMPTS,
@@ -43,11 +44,18 @@ class NotReady(Exception):
     """The runtime did not become ready; the message says why."""
 
 
-def _driver(ctx: JobContext, name: str) -> RuntimeDriver:
-    driver = ctx.resources.runtime_drivers.get(name)
-    if driver is None:
-        raise NotReady(f"no {name} driver in this worker")
-    return driver
+async def _driver(ctx: JobContext, name: str, host_id: str | None) -> RuntimeDriver:
+    """The driver of a runtime's host: the process driver here; one Docker driver per Docker host."""
+    drivers = ctx.resources.runtime_drivers
+    if name == "process" and "process" in drivers:
+        return drivers["process"]
+    host = await ctx.uow.session.get(RuntimeHost, host_id) if host_id else None
+    if name == "docker" and host is not None:
+        key = f"docker:{host.id}"
+        if key not in drivers:
+            drivers[key] = DockerDriver(host.address, ctx.settings.runtime_image)
+        return drivers[key]
+    raise NotReady(f"no {name} driver for this runtime's host")
 
 
 async def healthy(endpoint: str) -> bool:
@@ -85,7 +93,7 @@ async def provision(ctx: JobContext, runtime_id: str, agent_id: str) -> str:
     await session.commit()  # the attempt shows while it runs
     resources = ctx.resources
     spec = await build_spec(ctx.uow, ctx.settings, resources.plans, resources.secret_box, runtime)
-    driver = _driver(ctx, runtime.driver)
+    driver = await _driver(ctx, runtime.driver, runtime.host_id)
     try:
         if runtime.handle:
             started = await driver.restart(spec, runtime.handle)  # the workspace is kept
@@ -120,9 +128,12 @@ async def provision(ctx: JobContext, runtime_id: str, agent_id: str) -> str:
 
 
 @job(DESTROY_JOB, queue="runtimes", lock_per="agent_id")
-async def destroy(ctx: JobContext, agent_id: str, driver: str, handle: str | None) -> str:
+async def destroy(
+    ctx: JobContext, agent_id: str, driver: str, handle: str | None, host_id: str | None = None
+) -> str:
     """Remove a runtime whose row is gone (deleted by its owner, or with its agent)."""
-    await _driver(ctx, driver).destroy(runtime_home(ctx.settings, agent_id), handle)
+    found = await _driver(ctx, driver, host_id)
+    await found.destroy(runtime_home(ctx.settings, agent_id), handle)
     return "destroyed"
 
 
@@ -137,8 +148,9 @@ async def check_health(ctx: JobContext, timestamp: int = 0) -> dict[str, int]:
     runtimes = (await session.scalars(select(Runtime).with_for_update(skip_locked=True))).all()
     for runtime in runtimes:
         verdict, why = await standing(ctx.uow, resources.plans, ctx.settings, runtime.org_id)
-        driver = resources.runtime_drivers.get(runtime.driver)
-        if driver is None:
+        try:
+            driver = await _driver(ctx, runtime.driver, runtime.host_id)
+        except NotReady:
             continue
         if verdict == "cancel":
             service.destroy_later(runtime)

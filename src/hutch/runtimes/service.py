@@ -32,6 +32,7 @@ from hutch.core.security import SecretBox, sha256_hex
 from hutch.db.engine import UnitOfWork
 from hutch.runtimes.config import AgentSpec, ProviderKey, RuntimeConfig
 from hutch.runtimes.drivers.base import RuntimeDriver, RuntimeSpec
+from hutch.runtimes.drivers.docker import DockerDriver
 from hutch.runtimes.models import Runtime, RuntimeHost, RuntimeStatus
 from hutch.settings import Settings
 
@@ -124,6 +125,9 @@ class RuntimeService:
         if runtime is None:
             raise NotFound("Runtime", "This agent has no dedicated runtime.")
         driver = drivers.runtime_drivers.get(runtime.driver)
+        if driver is None and runtime.driver == "docker":
+            host = await self.session.get(RuntimeHost, runtime.host_id)
+            driver = DockerDriver(host.address, self.settings.runtime_image) if host else None
         return await driver.logs(runtime_home(self.settings, runtime.agent_id), lines) if driver else ""
 
     async def forget_agent(self, principal: Principal, agent_id: str) -> None:
@@ -139,6 +143,7 @@ class RuntimeService:
             agent_id=runtime.agent_id,
             driver=runtime.driver,
             handle=runtime.handle,
+            host_id=runtime.host_id,
         )
 
     async def _count_in_org(self, org_id: str) -> int:
