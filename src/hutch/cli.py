@@ -508,14 +508,15 @@ def admin_add_runtime_host(
         if await uow.session.scalar(select(RuntimeHost.id).where(RuntimeHost.name == name)):
             raise Conflict(f"A runtime host is already named {name}.")
         host = RuntimeHost(
-            id=new_id("rh"), name=name, driver="docker", address=address, max_runtimes=capacity, enabled=True
+            id=new_id("rh"), name=name, driver=driver, address=address, max_runtimes=capacity, enabled=True
         )
         uow.session.add(host)
         await uow.session.flush()
         return host.id
 
     host_id = in_transaction(work)
-    console.print(f"Runtime host {name} ({host_id}) added: Docker at {address}, up to {capacity} runtimes.")
+    where = f"Docker at {address}" if driver == "docker" else f"EC2 in {address}"
+    console.print(f"Runtime host {name} ({host_id}) added: {where}, up to {capacity} runtimes.")
 
 
 @admin_app.command("rotate-keys")

@@ -85,6 +85,16 @@ class Settings(BaseSettings):
     runtime_local_capacity: int = Field(default=20, ge=0)  # dedicated runtimes this machine runs (process)
     runtime_ready_timeout: float = Field(default=300.0, gt=0)  # seconds a runtime may take to become ready
     runtime_image: str = "hutch-runtime:latest"  # the Docker image of runtimes (deploy/runtime.Dockerfile)
+    runtime_pip_spec: str = "hutch"  # what machines install to run a runtime (a version, a wheel URL)
+    runtime_ec2_ami: str | None = None  # EC2 hosts: an Ubuntu image
+    runtime_ec2_instance_type: str = "t3.small"  # for plans without a memory limit
+    runtime_ec2_disk_gb: int = Field(default=20, ge=8)
+    runtime_ec2_key_name: str | None = None  # the key pair the SSH key below belongs to
+    runtime_ec2_subnet_id: str | None = None
+    runtime_ec2_security_group_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    runtime_ssh_user: str = "ubuntu"
+    runtime_ssh_key_file: Path | None = None
+    aws_endpoint_url: str | None = None  # another EC2 API (LocalStack, moto); credentials: AWS_* as usual
     runtime_cancel_grace_hours: float = Field(default=72.0, ge=0)  # a canceled org's runtimes wait this long
     livekit_url: str | None = None  # what clients connect to (wss://...)
     livekit_api_url: str | None = None  # the server API, when not livekit_url with http(s)
@@ -131,6 +141,13 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("runtime_ec2_security_group_ids", mode="before")
+    @classmethod
+    def _split_groups(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     @field_validator("encryption_keys", mode="before")

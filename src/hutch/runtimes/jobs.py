@@ -20,8 +20,7 @@ from hutch.agents.models import Agent, Placement
 from hutch.billing.jobs import email_owners
 from hutch.channels.jobs import NOTIFY_JOB
 from hutch.runtimes.drivers.base import RuntimeDriver
-from hutch.runtimes.drivers.docker import DockerDriver
-from hutch.runtimes.models import Runtime, RuntimeHost, RuntimeStatus
+from hutch.runtimes.models import Runtime, RuntimeStatus
 from hutch.runtimes.service import (
     DESTROY_JOB,
     MAX_ATTEMPTS,
@@ -29,6 +28,7 @@ from hutch.runtimes.service import (
     RuntimeService,
     build_spec,
     config_hash,
+    driver_for,
     runtime_home,
     standing,
 )
@@ -45,17 +45,10 @@ class NotReady(Exception):
 
 
 async def _driver(ctx: JobContext, name: str, host_id: str | None) -> RuntimeDriver:
-    """The driver of a runtime's host: the process driver here; one Docker driver per Docker host."""
-    drivers = ctx.resources.runtime_drivers
-    if name == "process" and "process" in drivers:
-        return drivers["process"]
-    host = await ctx.uow.session.get(RuntimeHost, host_id) if host_id else None
-    if name == "docker" and host is not None:
-        key = f"docker:{host.id}"
-        if key not in drivers:
-            drivers[key] = DockerDriver(host.address, ctx.settings.runtime_image)
-        return drivers[key]
-    raise NotReady(f"no {name} driver for this runtime's host")
+    driver = await driver_for(ctx.resources.runtime_drivers, ctx.uow.session, ctx.settings, name, host_id)
+    if driver is None:
+        raise NotReady(f"no {name} driver for this runtime's host")
+    return driver
 
 
 async def healthy(endpoint: str) -> bool:

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import structlog
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
 from hutch.agents.models import Agent, Placement
@@ -33,6 +34,7 @@ from hutch.db.engine import UnitOfWork
 from hutch.runtimes.config import AgentSpec, ProviderKey, RuntimeConfig
 from hutch.runtimes.drivers.base import RuntimeDriver, RuntimeSpec
 from hutch.runtimes.drivers.docker import DockerDriver
+from hutch.runtimes.drivers.ec2 import Ec2Driver
 from hutch.runtimes.models import Runtime, RuntimeHost, RuntimeStatus
 from hutch.settings import Settings
 
@@ -124,10 +126,9 @@ class RuntimeService:
         runtime = await self.of_agent(principal, agent_id)
         if runtime is None:
             raise NotFound("Runtime", "This agent has no dedicated runtime.")
-        driver = drivers.runtime_drivers.get(runtime.driver)
-        if driver is None and runtime.driver == "docker":
-            host = await self.session.get(RuntimeHost, runtime.host_id)
-            driver = DockerDriver(host.address, self.settings.runtime_image) if host else None
+        driver = await driver_for(
+            drivers.runtime_drivers, self.session, self.settings, runtime.driver, runtime.host_id
+        )
         return await driver.logs(runtime_home(self.settings, runtime.agent_id), lines) if driver else ""
 
     async def forget_agent(self, principal: Principal, agent_id: str) -> None:
@@ -183,6 +184,29 @@ class RuntimeService:
                 )
             )
             await self.session.flush()
+
+
+async def driver_for(
+    drivers: dict[str, RuntimeDriver],
+    session: AsyncSession,
+    settings: Settings,
+    name: str,
+    host_id: str | None,
+) -> RuntimeDriver | None:
+    """The driver of a runtime's host: the process driver here; one Docker or EC2 driver per host (kept)."""
+    if name == "process":
+        return drivers.get("process")
+    host = await session.get(RuntimeHost, host_id) if host_id else None
+    if host is None or name not in ("docker", "ec2"):
+        return None
+    key = f"{name}:{host.id}"
+    if key not in drivers:
+        drivers[key] = (
+            DockerDriver(host.address, settings.runtime_image)
+            if name == "docker"
+            else Ec2Driver(host.address, settings)
+        )
+    return drivers[key]
 
 
 Standing = tuple[str, str | None]  # ("good" | "suspend" | "cancel", why)
