@@ -492,12 +492,16 @@ def admin_add_runtime_host(
     address: Annotated[
         str,
         typer.Option(
-            help="The Docker engine: unix:///var/run/docker.sock, tcp://host:2375, ssh://user@host."
+            help="Docker: unix:///var/run/docker.sock, tcp://host:2375 or ssh://user@host. EC2: the region."
         ),
     ],
     capacity: Annotated[int, typer.Option(min=1, help="How many dedicated runtimes it may run.")],
+    driver: Annotated[str, typer.Option(help='"docker" or "ec2".')] = "docker",
 ) -> None:
-    """Add a Docker host for dedicated runtimes; placement fills the emptiest host with room."""
+    """Add a host for dedicated runtimes (a Docker engine, or an EC2 region); placement fills the emptiest
+    host with room."""
+    if driver not in ("docker", "ec2"):
+        raise fail(f'Unknown driver "{driver}"; use "docker" or "ec2".')
     from sqlalchemy import select
 
     from hutch.core.errors import Conflict

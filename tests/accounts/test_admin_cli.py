@@ -153,3 +153,8 @@ def test_add_a_docker_host_for_runtimes(operator_db: str) -> None:
         "--capacity", "8",
     )  # fmt: skip
     assert again.returncode == 1 and "already named box-1" in again.stdout + again.stderr
+    region = hutch(
+        operator_db, "admin", "add-runtime-host", "--name", "aws-eu", "--driver", "ec2", "--address",
+        "eu-west-1", "--capacity", "50",
+    )  # fmt: skip
+    assert region.returncode == 0 and "EC2 in eu-west-1" in region.stdout + region.stderr
