@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -14,10 +15,11 @@ from typing import Any
 import httpx
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
+from hutch.admin.models import Alert
 from hutch.app import create_app
 from hutch.billing.models import BillingAccount, SubscriptionStatus
 from hutch.resources import Resources
@@ -26,7 +28,7 @@ from hutch.runtimes.drivers.process import ProcessDriver
 from hutch.runtimes.jobs import HEALTH_JOB
 from hutch.runtimes.models import Runtime
 from hutch.settings import Settings
-from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
+from tests.conftest import LiveDeployment, RecordingJobQueue, asgi_client, build_test_resources
 from tests.factories import Account, create_account
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
 
@@ -155,7 +157,10 @@ async def test_plan_limits_and_host_capacity(
     async with asgi_client(create_app(resources=full)) as client:
         answer = await client.post(r.url, headers=r.owner.headers)
         assert answer.status_code == 409 and "room" in answer.json()["detail"]
+        assert (await client.post(r.url, headers=r.owner.headers)).status_code == 409
     assert (await r.state())["status"] == "none"
+    [alert] = (await r.session.scalars(select(Alert).where(Alert.kind == "runtime_capacity"))).all()
+    assert alert.severity.value == "critical" and alert.occurrences == 2  # one alert, seen twice
 
 
 @dataclass
@@ -199,6 +204,8 @@ async def test_failed_attempts_are_retried_then_reported(runtimes: Runtimes) -> 
         assert state["status"] == "error" and state["attempts"] == attempt and "logs" in state["last_error"]
     assert await r.run(name, **kwargs) == "error"  # the third attempt is the last
     assert (await r.state())["attempts"] == 3 and len(broken.created) == 3
+    [alert] = (await r.session.scalars(select(Alert).where(Alert.kind == "runtime_error"))).all()
+    assert alert.org_id == r.owner.org.id and "3 times" in alert.subject
 
     # Asking again starts afresh.
     assert (await r.client.post(r.url, headers=r.owner.headers)).json()["status"] == "provisioning"
@@ -284,3 +291,56 @@ async def test_deleting_the_agent_removes_its_runtime_at_once(runtimes: Runtimes
     assert await r.jobs.run_pending() == ["destroyed"]
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{endpoint}/healthz", timeout=1)
+
+
+async def test_concurrent_requests_make_one_runtime(live: LiveDeployment, settings: Settings) -> None:
+    owner = await create_account(live.session, settings)
+    agent = await live.client.post("/api/v1/agents", json={"name": "Busy"}, headers=owner.headers)
+    url = f"/api/v1/agents/{agent.json()['id']}/runtime"
+    answers = await asyncio.gather(*(live.client.post(url, headers=owner.headers) for _ in range(8)))
+    assert {a.status_code for a in answers} == {202}
+    count = await live.session.scalar(
+        select(func.count()).select_from(Runtime).where(Runtime.agent_id == agent.json()["id"])
+    )
+    assert count == 1
+    assert isinstance(live.resources.jobs, RecordingJobQueue)
+    provisions = [name for name, _ in live.resources.jobs.deferred if name == "runtimes.provision"]
+    assert provisions == ["runtimes.provision"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [("create", "no room on the host"), ("never healthy", "not ready within")],
+)
+async def test_a_failure_at_each_step_is_recorded_and_retried(
+    runtimes: Runtimes, failure: str, reason: str
+) -> None:
+    r = runtimes
+    r.resources.runtime_drivers["process"] = FlakyDriver(failure)
+    r.resources.settings.runtime_ready_timeout = 0.3  # this test's own copy of the settings
+    await r.client.post(r.url, headers=r.owner.headers)
+    [(name, kwargs)] = r.jobs.deferred
+    r.jobs.deferred.clear()
+    with pytest.raises(Exception, match=reason):
+        await r.run(name, **kwargs)
+    state = await r.state()
+    assert state["status"] == "error" and reason in state["last_error"] and state["attempts"] == 1
+
+
+@dataclass
+class FlakyDriver(BrokenDriver):
+    """Fails at creation, or starts a 'runtime' that never answers its health check."""
+
+    failure: str = "create"
+
+    def __init__(self, failure: str) -> None:
+        super().__init__()
+        self.failure = failure
+
+    async def create(self, spec: RuntimeSpec) -> Started:
+        if self.failure == "create":
+            raise RuntimeError("no room on the host")
+        return Started("flaky-1", "http://127.0.0.1:9")
+
+    async def status(self, handle: str) -> Liveness:
+        return "running"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hutch.accounts import models as accounts_models
+from hutch.admin import models as admin_models
 from hutch.agents import models as agents_models
 from hutch.apikeys import models as apikeys_models
 from hutch.audit import models as audit_models
@@ -19,6 +20,7 @@ from hutch.runtimes import models as runtimes_models
 metadata = Base.metadata
 DOMAIN_MODELS = (
     accounts_models,
+    admin_models,
     agents_models,
     apikeys_models,
     audit_models,

@@ -16,6 +16,8 @@ import httpx
 import structlog
 from sqlalchemy import select
 
+from hutch.admin.alerts import raise_alert
+from hutch.admin.models import Severity
 from hutch.agents.models import Agent, Placement
 from hutch.billing.jobs import email_owners
 from hutch.channels.jobs import NOTIFY_JOB
@@ -101,6 +103,15 @@ async def provision(ctx: JobContext, runtime_id: str, agent_id: str) -> str:
         if runtime.attempts < MAX_ATTEMPTS:
             await session.commit()
             raise  # retried after the job's backoff
+        await raise_alert(
+            session,
+            "runtime_error",
+            Severity.WARNING,
+            f"A dedicated runtime failed {MAX_ATTEMPTS} times",
+            f"Runtime {runtime.id} of agent {runtime.agent_id}: {runtime.last_error}",
+            dedup_key=f"runtime_error:{runtime.id}",
+            org_id=runtime.org_id,
+        )
         return "error"
     first = runtime.ready_at is None
     runtime.status, runtime.last_error, runtime.attempts = RuntimeStatus.READY, None, 0

@@ -19,6 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
+from hutch.admin.alerts import raise_alert
+from hutch.admin.models import Severity
 from hutch.agents.models import Agent, Placement
 from hutch.agents.repository import AgentRepository
 from hutch.agents.service import org_credentials
@@ -50,6 +52,8 @@ class HasDrivers(Protocol):
 
 
 class NoCapacity(Conflict):
+    keeps_changes = True  # the admin alert raised with it stays
+
     def __init__(self) -> None:
         super().__init__("No runtime host has room for another dedicated runtime; try again later.")
 
@@ -163,7 +167,15 @@ class RuntimeService:
             .with_for_update(of=RuntimeHost)
         )
         if host is None:
-            log.error("admin alert: no runtime host has room", alert="runtime_capacity")
+            log.error("no runtime host has room")
+            await raise_alert(
+                self.session,
+                "runtime_capacity",
+                Severity.CRITICAL,
+                "No runtime host has room",
+                "A dedicated runtime was refused: every enabled host is at capacity. Add a host "
+                "(hutch admin add-runtime-host) or raise HUTCH_RUNTIME_LOCAL_CAPACITY.",
+            )
             raise NoCapacity()
         return host
 
