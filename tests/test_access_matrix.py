@@ -149,6 +149,11 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("DELETE", "/api/v1/agents/{agent_id}/runtime"): Access(Guard.WRITE),
     ("POST", "/api/v1/agents/{agent_id}/runtime/restart"): Access(Guard.WRITE),
     ("GET", "/api/v1/agents/{agent_id}/runtime/logs"): Access(Guard.READ),
+    ("POST", "/api/v1/agents/{agent_id}/tasks"): Access(Guard.WRITE, {"description": "Follow up the leads"}),
+    ("GET", "/api/v1/agents/{agent_id}/tasks"): Access(Guard.READ),
+    ("GET", "/api/v1/tasks/{task_id}"): Access(Guard.READ),
+    ("PATCH", "/api/v1/tasks/{task_id}"): Access(Guard.WRITE, {"description": "Follow up other leads"}),
+    ("POST", "/api/v1/tasks/{task_id}/cancel"): Access(Guard.WRITE),
     ("POST", "/api/v1/voice/token"): Access(Guard.CHAT, {"agent_id": "{agent_id}"}),
     ("GET", "/api/v1/voice/sessions"): Access(Guard.READ),
     ("POST", "/webhooks/livekit"): Access(Guard.PUBLIC),
@@ -248,6 +253,11 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
         token_encrypted="x",
         webhook_secret_hash="0" * 64,
     )
+    b_task = await client.post(
+        f"/api/v1/agents/{b_agent['id']}/tasks",
+        json={"description": "B's secret task", "schedule": "0 9 * * *"},
+        headers=b.headers,
+    )
     b_link = ChannelLink(
         id=new_id("lnk"),
         org_id=b.org.id,
@@ -272,6 +282,7 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
         "document_id": b_document.json()["id"],
         "channel_id": b_channel.id,
         "link_id": b_link.id,
+        "task_id": b_task.json()["id"],
     }
     expired = create_access_token(settings.require_secret_key(), a.user.id, timedelta(seconds=-1))
     return World(
@@ -290,6 +301,7 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
             "b_secret_bot",
             "sk-b-own-key",
             "+15550009999",
+            "B's secret task",
             *b_ids.values(),
         ],
         expired_token=expired,

@@ -46,6 +46,7 @@ from hutch.knowledge.jobs import REEMBED_JOB
 from hutch.resources import Resources, build_resources, build_worker_resources
 from hutch.runtimes import router as runtimes_router
 from hutch.settings import Settings, ensure_generated_secrets, load_settings
+from hutch.tasks import router as tasks_router
 from hutch.web import account_pages
 from hutch.web.templating import static_files
 from hutch.worker import JobQueue, wait_cancelled
@@ -178,6 +179,7 @@ def create_app(
         webchat_router.router,
         voice_router.router,
         runtimes_router.router,
+        tasks_router.router,
         account_pages.router,
     ):
         add_routes(app, router)

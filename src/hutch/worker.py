@@ -55,6 +55,7 @@ JOB_MODULES: list[str] = [
     "hutch.channels.voice.jobs",
     "hutch.channels.jobs",
     "hutch.runtimes.jobs",
+    "hutch.tasks.jobs",
 ]
 
 DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)

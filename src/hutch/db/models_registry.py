@@ -16,6 +16,7 @@ from hutch.db.base import Base
 from hutch.knowledge import models as knowledge_models
 from hutch.notifications import models as notifications_models
 from hutch.runtimes import models as runtimes_models
+from hutch.tasks import models as tasks_models
 
 metadata = Base.metadata
 DOMAIN_MODELS = (
@@ -31,5 +32,6 @@ DOMAIN_MODELS = (
     knowledge_models,
     notifications_models,
     runtimes_models,
+    tasks_models,
     voice_models,
 )

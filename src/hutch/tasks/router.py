@@ -1,0 +1,136 @@
+"""Tasks for an agent: give one (now or on a schedule), follow its plan and result, change it, cancel it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, Field, field_validator
+
+from hutch.core.authz import Reader, Writer
+from hutch.core.dependencies import UoWDep
+from hutch.core.errors import Conflict, Forbidden, NotFound, Unauthorized, error_responses
+from hutch.tasks.models import Task
+from hutch.tasks.service import Tasks
+
+router = APIRouter(prefix="/api/v1", tags=["tasks"])
+Description = Annotated[str, Field(min_length=10, max_length=2000)]
+
+
+def _cron(value: str | None) -> str | None:
+    if value is not None and not croniter.is_valid(value):
+        raise ValueError("schedule must be a cron expression, like '0 9 * * 1-5' (weekdays at 9:00)")
+    return value
+
+
+def _zone(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name like Europe/Paris") from None
+    return value
+
+
+class TaskCreate(BaseModel):
+    description: Description
+    schedule: str | None = Field(default=None, max_length=100)  # cron: a recurring task
+    timezone: str = Field(default="UTC", max_length=64)  # how the schedule's times are read
+
+    _check_schedule = field_validator("schedule")(_cron)
+    _check_zone = field_validator("timezone")(_zone)
+
+
+class TaskUpdate(BaseModel):
+    description: Description | None = None
+    schedule: str | None = Field(default=None, max_length=100)
+    timezone: str | None = Field(default=None, max_length=64)
+
+    _check_schedule = field_validator("schedule")(_cron)
+    _check_zone = field_validator("timezone")(_zone)
+
+
+class TaskOut(BaseModel):
+    id: str
+    agent_id: str
+    description: str
+    status: str
+    plan: list[dict[str, Any]] | None
+    result: dict[str, Any] | None
+    error: str | None
+    schedule: str | None
+    timezone: str
+    next_run_at: datetime | None
+    parent_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class TaskList(BaseModel):
+    items: list[TaskOut]
+    total: int
+
+
+def _out(task: Task) -> TaskOut:
+    return TaskOut.model_validate(task, from_attributes=True)
+
+
+@router.post(
+    "/agents/{agent_id}/tasks",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskOut,
+    responses=error_responses(Unauthorized, Forbidden, NotFound),
+)
+async def create_task(agent_id: str, body: TaskCreate, principal: Writer, uow: UoWDep) -> TaskOut:
+    """Give the agent a task: it plans it step by step, then works through the steps with its tools. With
+    `schedule` (cron, read in `timezone`), the task runs again at each time of the schedule."""
+    task = await Tasks(uow).create(principal, agent_id, body.description, body.schedule, body.timezone)
+    return _out(task)
+
+
+@router.get(
+    "/agents/{agent_id}/tasks",
+    response_model=TaskList,
+    responses=error_responses(Unauthorized, Forbidden, NotFound),
+)
+async def list_tasks(
+    agent_id: str,
+    principal: Reader,
+    uow: UoWDep,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> TaskList:
+    """The agent's tasks, newest first (scheduled ones and their runs included)."""
+    items, total = await Tasks(uow).page(principal, agent_id, skip, limit)
+    return TaskList(items=[_out(t) for t in items], total=total)
+
+
+@router.get("/tasks/{task_id}", response_model=TaskOut, responses=error_responses(Unauthorized, NotFound))
+async def get_task(task_id: str, principal: Reader, uow: UoWDep) -> TaskOut:
+    """A task with its plan (each step's title, whether it is done, what it produced) and result."""
+    return _out(await Tasks(uow).get(principal, task_id))
+
+
+@router.patch(
+    "/tasks/{task_id}",
+    response_model=TaskOut,
+    responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict),
+)
+async def update_task(task_id: str, body: TaskUpdate, principal: Writer, uow: UoWDep) -> TaskOut:
+    """Change a task that has not started (or a schedule); 409 once it runs."""
+    task = await Tasks(uow).update(principal, task_id, body.description, body.schedule, body.timezone)
+    return _out(task)
+
+
+@router.post(
+    "/tasks/{task_id}/cancel",
+    response_model=TaskOut,
+    responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict),
+)
+async def cancel_task(task_id: str, principal: Writer, uow: UoWDep) -> TaskOut:
+    """Cancel: a running task stops before its next step; a scheduled one makes no more runs."""
+    return _out(await Tasks(uow).cancel(principal, task_id))

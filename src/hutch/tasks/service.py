@@ -1,0 +1,116 @@
+"""Tasks: create (now, or on a schedule), read, change while not started, cancel."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from sqlalchemy import func, select
+
+from hutch.agents.repository import AgentRepository
+from hutch.core.errors import Conflict, NotFound
+from hutch.core.ids import new_id
+from hutch.core.principal import Principal
+from hutch.db.engine import UnitOfWork
+from hutch.tasks.models import FINISHED, Task, TaskStatus
+
+RUN_JOB = "tasks.run"
+
+
+def next_run(schedule: str, timezone: str, after: datetime) -> datetime:
+    """The schedule's next time after ``after``, read in the task's time zone (so 9:00 stays 9:00 across
+    daylight-saving changes), in UTC."""
+    zone = ZoneInfo(timezone)
+    local = after.astimezone(zone)
+    following: datetime = croniter(schedule, local).get_next(datetime)
+    return following.astimezone(UTC)
+
+
+class Tasks:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.session = uow.session
+
+    async def create(
+        self,
+        principal: Principal,
+        agent_id: str,
+        description: str,
+        schedule: str | None = None,
+        timezone: str = "UTC",
+    ) -> Task:
+        agent = await AgentRepository(self.session).get(principal, agent_id)
+        if agent is None:
+            raise NotFound("Agent")
+        task = Task(
+            id=new_id("tsk"),
+            org_id=agent.org_id,
+            agent_id=agent.id,
+            description=description,
+            status=TaskStatus.SCHEDULED if schedule else TaskStatus.PENDING,
+            schedule=schedule,
+            timezone=timezone,
+            next_run_at=next_run(schedule, timezone, datetime.now(UTC)) if schedule else None,
+        )
+        self.session.add(task)
+        await self.session.flush()
+        if not schedule:
+            self.uow.defer(RUN_JOB, task_id=task.id)
+        return task
+
+    async def page(
+        self, principal: Principal, agent_id: str, skip: int, limit: int
+    ) -> tuple[list[Task], int]:
+        agent = await AgentRepository(self.session).get(principal, agent_id)
+        if agent is None:
+            raise NotFound("Agent")
+        base = select(Task).where(Task.org_id == agent.org_id, Task.agent_id == agent.id)
+        total = int(await self.session.scalar(select(func.count()).select_from(base.subquery())) or 0)
+        rows = await self.session.scalars(
+            base.order_by(Task.created_at.desc(), Task.id.desc()).offset(skip).limit(limit)
+        )
+        return list(rows.all()), total
+
+    async def get(self, principal: Principal, task_id: str, *, for_update: bool = False) -> Task:
+        stmt = select(Task).where(Task.id == task_id, Task.org_id == principal.org_id)
+        if principal.agent_ids is not None:  # a key limited to some agents sees only their tasks
+            stmt = stmt.where(Task.agent_id.in_(principal.agent_ids))
+        task = await self.session.scalar(stmt.with_for_update() if for_update else stmt)
+        if task is None:
+            raise NotFound("Task")
+        return task
+
+    async def update(
+        self,
+        principal: Principal,
+        task_id: str,
+        description: str | None,
+        schedule: str | None,
+        timezone: str | None,
+    ) -> Task:
+        task = await self.get(principal, task_id, for_update=True)
+        if task.status not in (TaskStatus.PENDING, TaskStatus.SCHEDULED):
+            raise Conflict(f"The task is {task.status.value}; only a task not started yet can change.")
+        if description is not None:
+            task.description = description
+        if timezone is not None:
+            task.timezone = timezone
+        if schedule is not None:
+            if task.status is not TaskStatus.SCHEDULED:
+                raise Conflict("Only a scheduled task has a schedule; create a scheduled task instead.")
+            task.schedule = schedule
+        if task.status is TaskStatus.SCHEDULED and task.schedule:
+            task.next_run_at = next_run(task.schedule, task.timezone, datetime.now(UTC))
+        await self.session.flush()
+        return task
+
+    async def cancel(self, principal: Principal, task_id: str) -> Task:
+        """Stop the task: a running one stops before its next step; a scheduled one makes no more runs."""
+        task = await self.get(principal, task_id, for_update=True)
+        if task.status in FINISHED:
+            raise Conflict(f"The task is already {task.status.value}.")
+        task.status, task.finished_at = TaskStatus.CANCELED, datetime.now(UTC)
+        task.next_run_at = None
+        await self.session.flush()
+        return task
