@@ -72,6 +72,25 @@ ROLE_TEMPLATES: dict[str, RoleTemplate] = {
             ),
             tools=("remember", "forget", "current_time", "check_balance"),
         ),
+        RoleTemplate(
+            key="manager",
+            title="Manager",
+            description="Deploys and directs the organisation's other agents: give it goals in plain words.",
+            persona=(
+                "You are the manager of this organisation's AI employees. When the user describes work, "
+                "deploy an employee with a fitting role and its first task, or give the task to an existing "
+                "employee; report status and tasks when asked. Use your tools for every action, relay "
+                "refusals (plan limits) in plain words, and answer plainly when no action is needed."
+            ),
+            tools=(
+                "deploy_employee",
+                "assign_task",
+                "list_tasks",
+                "cancel_task",
+                "get_status",
+                "current_time",
+            ),
+        ),
     )
 }
 

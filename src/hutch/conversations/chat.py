@@ -29,17 +29,19 @@ from hutch.conversations.service import ConversationService
 from hutch.core.errors import Conflict, NotFound
 from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
 from hutch.db.engine import UnitOfWork
-from hutch.engine.deps import EngineDeps
+from hutch.engine.deps import EngineDeps, TeamActions
 from hutch.engine.gateway import ResolvedModel
 from hutch.engine.history import select_history, to_model_messages
 from hutch.engine.prompt import PromptContext, build_instructions
 from hutch.engine.runner import Engine, TextDelta, TurnOutcome, TurnRequest
+from hutch.engine.tools import MANAGER_TOOLS
 from hutch.knowledge.chunking import count_tokens
 from hutch.knowledge.service import has_knowledge, retrieve
 from hutch.runtimes.client import complete, ready_runtime
 from hutch.worker import WorkerResources
 
 COMPACT_JOB = "conversations.compact"
+MANAGER_ROLE = "manager"
 TimeLeft = Callable[[str], Awaitable[int | None]]  # org id → seconds of voice time left, None if untracked
 KNOWLEDGE_TOP_K = 5
 
@@ -142,10 +144,22 @@ class ChatFlow:
 
     async def answer(self, turn: Turn) -> Answer:
         outcome = await self._on_runtime(turn) or await self.engine.run(await self._request(turn))
+        if not outcome.ok and turn.agent.role == MANAGER_ROLE:
+            from hutch.tasks.manager import Team, rule_based_reply  # tasks build on conversations
+
+            # The customer is never stuck: simple requests are still understood without the model.
+            outcome.text = await rule_based_reply(
+                Team(self.uow, self.resources, turn.agent), turn.user_message.content
+            )
         return await self.finish(turn, outcome)
 
     async def stream(self, turn: Turn) -> AsyncIterator[TextDelta | Answer]:
         """Text deltas as they come, then the stored :class:`Answer` last."""
+        if turn.agent.role == MANAGER_ROLE:  # a manager acts; its answer comes whole
+            managed = await self.answer(turn)
+            yield TextDelta(managed.message.content)
+            yield managed
+            return
         dedicated = await self._on_runtime(turn)
         if dedicated is not None:  # a runtime answers whole; its text comes as one delta
             yield TextDelta(dedicated.text)
@@ -261,6 +275,7 @@ class ChatFlow:
             now=now,
             balance=lambda: self.balance_and_usage_words(agent.org_id, now),
             knowledge=lambda query: self._search_words(agent, query),
+            team=self._team(agent),
         )
         return TurnRequest(
             instructions=instructions,
@@ -274,6 +289,14 @@ class ChatFlow:
             max_tokens=agent.max_tokens if max_tokens is None else max_tokens,
             external_tools=list(external_tools),
         )
+
+    def _team(self, agent: Agent) -> TeamActions | None:
+        """A manager's employees and tasks, when the agent uses the tools that need them."""
+        if not any(tool in MANAGER_TOOLS and tool != "get_status" for tool in agent.tools):
+            return None
+        from hutch.tasks.manager import Team  # tasks build on conversations
+
+        return Team(self.uow, self.resources, agent)
 
     async def _passages(self, agent: Agent, query: str) -> list[tuple[str, str]]:
         """The best passages for ``query`` that fit the knowledge token budget, as (title, text)."""

@@ -27,6 +27,21 @@ class FactStore(Protocol):
     async def count(self, end_user: str) -> int: ...
 
 
+class TeamActions(Protocol):
+    """What a manager agent can do with its organisation's other agents ("employees"); each answer is in
+    words for the model, refusals included (a plan limit, an unknown employee)."""
+
+    async def deploy(self, role: str, name: str, task_description: str, dedicated: bool) -> str: ...
+
+    async def status(self) -> str: ...
+
+    async def assign(self, employee: str, description: str) -> str: ...
+
+    async def tasks(self, employee: str | None) -> str: ...
+
+    async def cancel(self, task_id: str) -> str: ...
+
+
 @dataclass
 class EngineDeps:
     facts: FactStore
@@ -40,3 +55,4 @@ class EngineDeps:
     now: datetime
     balance: BalanceReader | None = None
     knowledge: KnowledgeSearcher | None = None
+    team: TeamActions | None = None  # for manager agents

@@ -132,14 +132,72 @@ async def get_status(ctx: RunContext[EngineDeps]) -> str:
     facts = 0
     if deps.end_user is not None:
         facts = await deps.facts.count(deps.end_user)
-    status = {
+    status: dict[str, Any] = {
         "name": deps.agent.name,
         "model": deps.agent.model,
         "status": deps.agent.status.value,
         "channel": deps.channel,
         "facts_remembered_about_this_user": facts,
     }
+    if deps.team is not None:
+        status["team"] = await deps.team.status()
     return json.dumps(status)
+
+
+NOT_A_MANAGER = "Only a manager agent can manage employees."
+
+
+async def deploy_employee(
+    ctx: RunContext[EngineDeps], role: str, name: str, task_description: str, dedicated: bool = False
+) -> str:
+    """Create a new employee (an agent) for the organisation and give it its first task.
+
+    Args:
+        role: One of assistant, support, sales, researcher, executive_assistant (or custom).
+        name: The employee's name, like "Sales assistant".
+        task_description: What the employee should do first, in a sentence or two.
+        dedicated: Whether it gets a dedicated runtime of its own (plans allowing).
+    """
+    if ctx.deps.team is None:
+        return NOT_A_MANAGER
+    return await ctx.deps.team.deploy(role, name, task_description, dedicated)
+
+
+async def assign_task(ctx: RunContext[EngineDeps], employee: str, description: str) -> str:
+    """Give one of the employees a task.
+
+    Args:
+        employee: The employee's name, slug or id.
+        description: What to do, in a sentence or two.
+    """
+    if ctx.deps.team is None:
+        return NOT_A_MANAGER
+    return await ctx.deps.team.assign(employee, description)
+
+
+async def list_tasks(ctx: RunContext[EngineDeps], employee: str | None = None) -> str:
+    """The latest tasks and their status, of one employee or of everyone.
+
+    Args:
+        employee: The employee's name, slug or id; leave out for everyone.
+    """
+    if ctx.deps.team is None:
+        return NOT_A_MANAGER
+    return await ctx.deps.team.tasks(employee)
+
+
+async def cancel_task(ctx: RunContext[EngineDeps], task: str) -> str:
+    """Cancel a task that has not finished.
+
+    Args:
+        task: The task's id (tsk_...).
+    """
+    if ctx.deps.team is None:
+        return NOT_A_MANAGER
+    return await ctx.deps.team.cancel(task)
+
+
+MANAGER_TOOLS = ("deploy_employee", "assign_task", "list_tasks", "cancel_task", "get_status")
 
 
 def _plain(function: Callable[..., Any], name: str) -> Callable[[Settings, bool], Tool[EngineDeps]]:
@@ -166,6 +224,10 @@ for _function, _description in (
     (check_balance, "Tell the organisation's remaining balance and usage."),
     (get_status, "Describe the agent's own status."),
     (search_knowledge, "Search the agent's documents (offered automatically when it has some)."),
+    (deploy_employee, "Managers: create an employee agent with its first task."),
+    (assign_task, "Managers: give an employee a task."),
+    (list_tasks, "Managers: the latest tasks and their status."),
+    (cancel_task, "Managers: cancel a task."),
 ):
     TOOLS.register(ToolSpec(_function.__name__, _description, _plain(_function, _function.__name__)))
 TOOLS.register(

@@ -1,0 +1,177 @@
+"""The manager agent's team: deploying employees (agents) and giving them tasks, in words for the model.
+
+A manager acts for its organisation with the rights of an API key that may read, write and chat: it can do
+what the organisation's members can, within the plan's limits, whose refusals it relays in plain words.
+When its model cannot be reached, :func:`rule_based_reply` understands the simplest requests (deploy,
+status, help) so the customer is never stuck.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from sqlalchemy import or_, select
+
+from hutch.agents.models import Agent
+from hutch.agents.roles import ROLE_TEMPLATES
+from hutch.agents.schemas import AgentCreate
+from hutch.agents.service import AgentService
+from hutch.billing.quotas import Quotas
+from hutch.core.errors import HutchError
+from hutch.core.principal import Principal, PrincipalKind, Scope
+from hutch.db.engine import UnitOfWork
+from hutch.runtimes.service import RuntimeService
+from hutch.tasks.models import FINISHED, Task
+from hutch.tasks.service import Tasks
+from hutch.worker import WorkerResources
+
+MANAGER_ROLE = "manager"
+LISTED_TASKS = 10
+
+
+class Team:
+    def __init__(self, uow: UnitOfWork, resources: WorkerResources, manager: Agent) -> None:
+        self.uow = uow
+        self.session = uow.session
+        self.resources = resources
+        self.manager = manager
+        self.principal = Principal(
+            kind=PrincipalKind.API_KEY,
+            org_id=manager.org_id,
+            scopes=frozenset({Scope.READ, Scope.WRITE, Scope.CHAT}),
+        )
+
+    async def _employee(self, ref: str) -> Agent | None:
+        ref = ref.strip()
+        return await self.session.scalar(
+            select(Agent)
+            .where(
+                Agent.org_id == self.manager.org_id,
+                Agent.id != self.manager.id,
+                or_(Agent.id == ref, Agent.slug == ref.lower(), Agent.name.ilike(ref)),
+            )
+            .limit(1)
+        )
+
+    async def deploy(self, role: str, name: str, task_description: str, dedicated: bool) -> str:
+        role = role.strip().lower().replace(" ", "_")
+        agents = AgentService(
+            self.session, self.resources.llm, self.resources.secret_box, self.resources.plans
+        )
+        try:
+            data = AgentCreate(
+                name=name.strip()[:100] or "Employee", role=role if role in ROLE_TEMPLATES else "custom"
+            )
+            agent = await agents.create(self.principal, data)
+        except HutchError as refused:
+            return f"Could not deploy {name}: {refused.detail}"
+        except ValueError as invalid:
+            return f"Could not deploy {name}: {invalid}"
+        said = [f"Deployed {agent.name} (role {agent.role}, id {agent.id})."]
+        if len(task_description.strip()) >= 10:
+            task = await Tasks(self.uow).create(self.principal, agent.id, task_description.strip()[:2000])
+            said.append(f"First task {task.id} is queued: {task.description}")
+        if dedicated:
+            runtimes = RuntimeService(
+                self.uow, self.resources.settings, self.resources.plans, self.resources.secret_box
+            )
+            try:
+                await runtimes.request(self.principal, agent.id)
+                said.append(
+                    "Its dedicated runtime is being provisioned; it answers in shared workers meanwhile."
+                )
+            except HutchError as refused:
+                said.append(f"No dedicated runtime: {refused.detail}")
+        return " ".join(said)
+
+    async def status(self) -> str:
+        employees = (
+            await self.session.scalars(
+                select(Agent)
+                .where(Agent.org_id == self.manager.org_id, Agent.id != self.manager.id)
+                .order_by(Agent.created_at)
+            )
+        ).all()
+        open_tasks = (
+            await self.session.scalars(
+                select(Task).where(Task.org_id == self.manager.org_id, Task.status.not_in(FINISHED))
+            )
+        ).all()
+        quotas = Quotas(self.session, self.resources.plans)
+        plan = await quotas.plan_of(self.manager.org_id)
+        usage = await quotas.usage(self.manager.org_id, datetime.now(UTC))
+        lines = [
+            f"Plan {plan.name}: {len(employees) + 1} of {plan.limits.agents or 'unlimited'} agents, "
+            f"{usage.get('messages_this_month', 0)} of {plan.limits.messages_per_month or 'unlimited'} "
+            "messages this month."
+        ]
+        for agent in employees:
+            mine = [t for t in open_tasks if t.agent_id == agent.id]
+            lines.append(f"- {agent.name} ({agent.role}, {agent.status.value}): {len(mine)} open task(s)")
+        if not employees:
+            lines.append("No employees yet.")
+        return "\n".join(lines)
+
+    async def assign(self, employee: str, description: str) -> str:
+        agent = await self._employee(employee)
+        if agent is None:
+            return f"No employee called {employee!r}; deploy one first or check the name."
+        if len(description.strip()) < 10:
+            return "Describe the task in at least a short sentence."
+        task = await Tasks(self.uow).create(self.principal, agent.id, description.strip()[:2000])
+        return f"Task {task.id} given to {agent.name}: {task.description}"
+
+    async def tasks(self, employee: str | None) -> str:
+        stmt = (
+            select(Task, Agent.name)
+            .join(Agent, Agent.id == Task.agent_id)
+            .where(Task.org_id == self.manager.org_id)
+        )
+        if employee:
+            agent = await self._employee(employee)
+            if agent is None:
+                return f"No employee called {employee!r}."
+            stmt = stmt.where(Task.agent_id == agent.id)
+        rows = (await self.session.execute(stmt.order_by(Task.created_at.desc()).limit(LISTED_TASKS))).all()
+        if not rows:
+            return "No tasks yet."
+        return "\n".join(f"- {t.id} ({name}, {t.status.value}): {t.description[:120]}" for t, name in rows)
+
+    async def cancel(self, task_id: str) -> str:
+        try:
+            task = await Tasks(self.uow).cancel(self.principal, task_id.strip())
+        except HutchError as refused:
+            return f"Could not cancel {task_id}: {refused.detail}"
+        return f"Task {task.id} canceled."
+
+
+_DEPLOY = re.compile(r"\b(deploy|hire|create|need|want|add)\b", re.IGNORECASE)
+_STATUS = re.compile(r"\b(status|team|employees|how are|what.*doing|tasks?)\b", re.IGNORECASE)
+_ROLES = {
+    "sales": "sales",
+    "lead": "sales",
+    "support": "support",
+    "customer": "support",
+    "research": "researcher",
+    "executive": "executive_assistant",
+    "assistant": "assistant",
+}
+OFFLINE = "(My AI model is unreachable right now, so I followed simple commands.)"
+HELP = (
+    'I can deploy an employee ("I need a sales assistant that follows up leads every morning"), report on '
+    'the team ("status"), or list tasks ("tasks").'
+)
+
+
+async def rule_based_reply(team: Team, text: str) -> str:
+    """The manager without its model: deploy, status and help, recognised by keywords."""
+    lowered = text.lower()
+    if _DEPLOY.search(text):
+        role = next((r for word, r in _ROLES.items() if word in lowered), "assistant")
+        name = ROLE_TEMPLATES[role].title
+        return f"{await team.deploy(role, name, text, dedicated=False)} {OFFLINE}"
+    if _STATUS.search(text):
+        body = await team.status() if "task" not in lowered else await team.tasks(None)
+        return f"{body}\n{OFFLINE}"
+    return f"{HELP} {OFFLINE}"
