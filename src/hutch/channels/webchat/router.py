@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from hutch.agents.models import Agent
 from hutch.channels.inbound import notice
@@ -54,7 +54,9 @@ from hutch.web.templating import WEB_DIR
 router = APIRouter(tags=["channels"])
 VISITOR_ERRORS = error_responses(BadRequest, Forbidden, UnknownWidget, Conflict, PaymentRequired, RateLimited)
 HISTORY_LIMIT = 50
-VisitorId = Annotated[str, Query(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+# What the widget makes: a random id of its own alphabet, kept in the browser.
+VisitorIdText = Annotated[str, StringConstraints(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+VisitorId = Annotated[VisitorIdText, Query()]
 
 
 class WidgetCreate(BaseModel):
@@ -67,12 +69,12 @@ class WidgetConfig(BaseModel):
 
 
 class VisitorMessage(BaseModel):
-    visitor_id: str = Field(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    visitor_id: VisitorIdText
     text: str = Field(min_length=1, max_length=4000)
 
 
 class VisitorReset(BaseModel):
-    visitor_id: str = Field(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    visitor_id: VisitorIdText
 
 
 class WidgetLine(BaseModel):
