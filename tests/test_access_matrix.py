@@ -120,6 +120,12 @@ ROUTES: dict[tuple[str, str], Access] = {
         Guard.PLATFORM_ADMIN, {"credits_cents": 100, "reason": "matrix"}
     ),
     ("PUT", "/api/v1/admin/orgs/{org_id}/plan"): Access(Guard.PLATFORM_ADMIN, {"plan": "pro"}),
+    ("GET", "/api/v1/admin/stats"): Access(Guard.PLATFORM_ADMIN),
+    ("GET", "/api/v1/admin/users"): Access(Guard.PLATFORM_ADMIN),
+    ("GET", "/api/v1/admin/orgs"): Access(Guard.PLATFORM_ADMIN),
+    ("GET", "/api/v1/admin/agents"): Access(Guard.PLATFORM_ADMIN),
+    ("GET", "/api/v1/admin/alerts"): Access(Guard.PLATFORM_ADMIN),
+    ("POST", "/api/v1/admin/alerts/{alert_id}/acknowledge"): Access(Guard.PLATFORM_ADMIN),
     ("POST", "/api/v1/agents/{agent_id}/documents"): Access(Guard.WRITE, {"title": "t", "content": "text"}),
     ("GET", "/api/v1/agents/{agent_id}/documents"): Access(Guard.READ),
     ("GET", "/api/v1/agents/{agent_id}/documents/{document_id}"): Access(Guard.READ),

@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from hutch import __version__, health
 from hutch.accounts import org_router
 from hutch.accounts import router as accounts_router
+from hutch.admin import router as admin_router
 from hutch.agents import router as agents_router
 from hutch.agents.catalog import Catalog, CatalogError, load_catalog
 from hutch.apikeys import router as apikeys_router
@@ -180,6 +181,7 @@ def create_app(
         voice_router.router,
         runtimes_router.router,
         tasks_router.router,
+        admin_router.router,
         account_pages.router,
     ):
         add_routes(app, router)
