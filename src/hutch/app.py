@@ -182,6 +182,7 @@ def create_app(
         runtimes_router.router,
         tasks_router.router,
         admin_router.router,
+        admin_router.usage_router,
         account_pages.router,
     ):
         add_routes(app, router)

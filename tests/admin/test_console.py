@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hutch.accounts.models import Org, OrgRole, User
 from hutch.admin.alerts import raise_alert
 from hutch.admin.models import Severity
-from hutch.billing.models import BillingAccount, SubscriptionStatus
+from hutch.billing.models import BillingAccount, RevenueEvent, SubscriptionStatus
+from hutch.channels.voice.models import VoiceSession, VoiceStatus
+from hutch.core.ids import new_id
 from hutch.settings import Settings
 from tests.factories import create_account
 
@@ -92,3 +94,82 @@ async def test_stats_lists_and_alerts(client: AsyncClient, session: AsyncSession
     assert (await client.get("/api/v1/admin/stats", headers=shop.headers)).status_code == 403
     missing = await client.post("/api/v1/admin/alerts/alr_nope/acknowledge", headers=admin.headers)
     assert missing.status_code == 404
+
+
+async def test_revenue_and_usage_over_a_range_in_a_time_zone(
+    client: AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    admin = await create_account(session, settings, email="root@example.com", platform_admin=True)
+    a = await create_account(session, settings, org_name="A")
+    b = await create_account(session, settings, org_name="B")
+
+    def paid(org: Org, kind: str, cents: int, plan: str | None, at: datetime) -> RevenueEvent:
+        return RevenueEvent(
+            id=new_id("rev"), org_id=org.id, source=new_id("src"), kind=kind, amount_cents=cents,
+            currency="usd", plan=plan, occurred_at=at,
+        )  # fmt: skip
+
+    session.add_all(
+        [
+            # 00:30 on the 11th in Paris, still the 10th in UTC
+            paid(a.org, "subscription", 1900, "starter", datetime(2026, 11, 10, 23, 30, tzinfo=UTC)),
+            paid(a.org, "purchase", 1000, None, datetime(2026, 11, 12, 10, 0, tzinfo=UTC)),
+            paid(a.org, "subscription", 4900, "pro", datetime(2026, 11, 20, 9, 0, tzinfo=UTC)),
+            BillingAccount(
+                org_id=b.org.id,
+                status=SubscriptionStatus.CANCELED,
+                subscribed_plan="starter",
+                stripe_state_at=datetime(2026, 11, 15, 12, 0, tzinfo=UTC),
+            ),
+        ]
+    )
+    await session.commit()
+    url = "/api/v1/admin/analytics/revenue?from=2026-11-11&to=2026-11-20"
+    paris = (await client.get(url + "&tz=Europe/Paris", headers=admin.headers)).json()
+    assert paris["revenue_cents"] == 1900 + 1000 + 4900 and paris["transactions"] == 3
+    assert paris["average_transaction_cents"] == 2600
+    assert [(d["day"], d["revenue_cents"]) for d in paris["daily"]] == [
+        ("2026-11-11", 1900),
+        ("2026-11-12", 1000),
+        ("2026-11-20", 4900),
+    ]
+    assert paris["mrr_movement_cents"] == {
+        "new": 1900,
+        "expansion": 9900 - 1900,  # plan prices, Starter to Pro (whatever that month's invoice came to)
+        "contraction": 0,
+        "churn": 1900,
+        "net": 1900 + 8000 - 1900,
+    }
+    utc = (await client.get(url + "&tz=UTC", headers=admin.headers)).json()
+    assert utc["revenue_cents"] == 1000 + 4900  # the first payment was on the 10th in UTC
+    bad = await client.get(url + "&tz=Mars/Olympus", headers=admin.headers)
+    assert bad.status_code == 400
+    assert (
+        await client.get("/api/v1/admin/analytics/revenue?from=2026-11-11", headers=admin.headers)
+    ).status_code == 400
+
+    agent = (await client.post("/api/v1/agents", json={"name": "Talker"}, headers=a.headers)).json()
+    await client.post(f"/api/v1/agents/{agent['id']}/chat", json={"message": "hello"}, headers=a.headers)
+    session.add(
+        VoiceSession(
+            id=new_id("vs"),
+            org_id=a.org.id,
+            agent_id=agent["id"],
+            identity="user:x",
+            room=new_id("room"),
+            status=VoiceStatus.ENDED,
+            expires_at=datetime.now(UTC),
+            started_at=datetime.now(UTC),
+            seconds=600,
+        )
+    )
+    await session.commit()
+    used = (await client.get("/api/v1/admin/analytics/usage?days=1", headers=admin.headers)).json()
+    assert used["sessions"] == 1 and used["messages_by_channel"] == {"api": 2}
+    assert used["models_by_provider"][0]["provider"] == agent["model"].split("/")[0]
+    assert used["voice"] == {"sessions": 1, "hours": 0.17, "average_session_minutes": 10.0}
+
+    mine = (await client.get("/api/v1/usage?days=7", headers=a.headers)).json()
+    [today] = mine["daily"]
+    assert today["messages"] == 1 and today["input_tokens"] > 0
+    assert (await client.get("/api/v1/usage?days=0", headers=a.headers)).status_code == 422

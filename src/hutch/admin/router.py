@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from hutch.admin.analytics import Range, org_usage, revenue, usage
 from hutch.admin.console import AdminConsole, Page
-from hutch.core.authz import PlatformAdmin
+from hutch.core.authz import PlatformAdmin, Reader
 from hutch.core.dependencies import ResourcesDep, UoWDep
-from hutch.core.errors import Forbidden, NotFound, Unauthorized, error_responses
+from hutch.core.errors import BadRequest, Forbidden, NotFound, Unauthorized, error_responses
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 Skip = Annotated[int, Query(ge=0)]
@@ -110,3 +112,58 @@ async def alerts(
 async def acknowledge(alert_id: str, _: PlatformAdmin, uow: UoWDep, resources: ResourcesDep) -> AlertOut:
     """Mark an alert seen; the same situation raises a new alert from then on."""
     return AlertOut(**await AdminConsole(uow.session, resources.plans).acknowledge(alert_id))
+
+
+Days = Annotated[int, Query(ge=1, le=730)]
+Timezone = Annotated[str, Query(max_length=64, description="IANA time zone the days are read in.")]
+
+
+def _span(days: int, start: date | None, end: date | None, tz: str) -> Range:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadRequest(f"Unknown time zone {tz!r}; use an IANA name like Europe/Paris.") from None
+    if (start is None) != (end is None) or (start is not None and end is not None and end < start):
+        raise BadRequest("Give both from and to (to on or after from), or neither and days.")
+    return Range.of(days, start, end, tz)
+
+
+@router.get("/analytics/revenue", responses=error_responses(BadRequest, Unauthorized, Forbidden))
+async def revenue_analytics(
+    _: PlatformAdmin,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    days: Days = 30,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+    tz: Timezone = "UTC",
+) -> dict[str, Any]:
+    """Revenue per day, transactions and their average, by kind and plan, and the MRR movement (new,
+    expansion, contraction, churn), over the last `days` days or `from`..`to`, days read in `tz`."""
+    return await revenue(uow.session, resources.plans, _span(days, start, end, tz))
+
+
+@router.get("/analytics/usage", responses=error_responses(BadRequest, Unauthorized, Forbidden))
+async def usage_analytics(
+    _: PlatformAdmin,
+    uow: UoWDep,
+    days: Days = 30,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+    tz: Timezone = "UTC",
+) -> dict[str, Any]:
+    """Active users, sessions, messages by channel and per day, tokens and model cost by provider, voice
+    hours and average session minutes."""
+    return await usage(uow.session, _span(days, start, end, tz))
+
+
+usage_router = APIRouter(prefix="/api/v1", tags=["usage"])
+
+
+@usage_router.get("/usage", responses=error_responses(Unauthorized, Forbidden))
+async def my_usage(
+    principal: Reader, uow: UoWDep, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> dict[str, Any]:
+    """Your organisation's last `days` days: messages in and out per channel, messages and tokens per day,
+    voice minutes."""
+    return await org_usage(uow.session, principal.org_id, days)

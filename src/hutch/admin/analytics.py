@@ -1,0 +1,246 @@
+"""Revenue and usage over a range of days, counted in SQL, with days read in a chosen time zone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.accounts.models import User
+from hutch.billing.models import BillingAccount, RevenueEvent, SubscriptionStatus, UsageDaily
+from hutch.billing.plans import PlanCatalog
+from hutch.channels.models import ChannelUsageDaily
+from hutch.channels.voice.models import VoiceSession
+from hutch.conversations.models import Conversation, Message, MessageRole
+
+
+@dataclass(frozen=True)
+class Range:
+    start: datetime  # inclusive, UTC
+    end: datetime  # exclusive, UTC
+    tz: str
+
+    @classmethod
+    def of(cls, days: int, start: date | None, end: date | None, tz: str) -> Range:
+        """``from``/``to`` (whole days in ``tz``, both included) when given, else the last ``days`` days."""
+        zone = ZoneInfo(tz)
+        if start is None or end is None:
+            end = datetime.now(zone).date()
+            start = end - timedelta(days=days - 1)
+        begin = datetime.combine(start, datetime.min.time(), zone)
+        finish = datetime.combine(end + timedelta(days=1), datetime.min.time(), zone)
+        return cls(begin.astimezone(UTC), finish.astimezone(UTC), tz)
+
+    def day(self, column: Any) -> Any:
+        """The calendar day of a timestamp column in the range's time zone."""
+        return func.date(func.timezone(self.tz, column))
+
+    def covers(self, column: Any) -> Any:
+        return (column >= self.start) & (column < self.end)
+
+
+def _price(plans: PlanCatalog, plan_id: str | None) -> int:
+    plan = plans.plan(plan_id or "")
+    if plan is None:
+        return 0
+    return plan.price_cents // 12 if plan.interval == "year" else plan.price_cents
+
+
+async def revenue(session: AsyncSession, plans: PlanCatalog, span: Range) -> dict[str, Any]:
+    day = span.day(RevenueEvent.occurred_at)
+    in_range = span.covers(RevenueEvent.occurred_at)
+    daily = (
+        await session.execute(
+            select(day, func.sum(RevenueEvent.amount_cents), func.count())
+            .where(in_range)
+            .group_by(day)
+            .order_by(day)
+        )
+    ).all()
+    by_kind = (
+        await session.execute(
+            select(RevenueEvent.kind, RevenueEvent.plan, func.sum(RevenueEvent.amount_cents), func.count())
+            .where(in_range)
+            .group_by(RevenueEvent.kind, RevenueEvent.plan)
+            .order_by(RevenueEvent.kind, RevenueEvent.plan)
+        )
+    ).all()
+    total = sum(int(r[1]) for r in daily)
+    transactions = sum(int(r[2]) for r in daily)
+    # MRR movement from subscription payments: an org's first one is new; a dearer plan than its last,
+    # expansion (a cheaper one, contraction); a subscription canceled in the range, churn.
+    subscription = RevenueEvent.kind == "subscription"
+    history = (
+        select(
+            RevenueEvent.org_id,
+            RevenueEvent.plan,
+            RevenueEvent.occurred_at,
+            func.lag(RevenueEvent.plan)
+            .over(partition_by=RevenueEvent.org_id, order_by=RevenueEvent.occurred_at)
+            .label("previous"),
+            (
+                func.row_number().over(partition_by=RevenueEvent.org_id, order_by=RevenueEvent.occurred_at)
+                == literal_column("1")
+            ).label("first"),
+        )
+        .where(subscription)
+        .subquery()
+    )
+    moves = (
+        await session.execute(
+            select(history.c.plan, history.c.previous, history.c.first, func.count())
+            .where(span.covers(history.c.occurred_at))
+            .group_by(history.c.plan, history.c.previous, history.c.first)
+        )
+    ).all()
+    new = expansion = contraction = 0
+    for plan, previous, first, count in moves:
+        if first:
+            new += count * _price(plans, plan)
+            continue
+        change = _price(plans, plan) - _price(plans, previous)
+        if change > 0:
+            expansion += count * change
+        else:
+            contraction += count * -change
+    churned = (
+        await session.execute(
+            select(BillingAccount.subscribed_plan, func.count())
+            .where(
+                BillingAccount.status == SubscriptionStatus.CANCELED,
+                span.covers(BillingAccount.stripe_state_at),
+            )
+            .group_by(BillingAccount.subscribed_plan)
+        )
+    ).all()
+    churn = sum(count * _price(plans, plan) for plan, count in churned)
+    return {
+        "from": span.start,
+        "to": span.end,
+        "timezone": span.tz,
+        "revenue_cents": total,
+        "transactions": transactions,
+        "average_transaction_cents": round(total / transactions) if transactions else 0,
+        "daily": [{"day": d, "revenue_cents": int(s), "transactions": int(n)} for d, s, n in daily],
+        "by_kind": [
+            {"kind": k, "plan": p, "revenue_cents": int(s), "transactions": int(n)} for k, p, s, n in by_kind
+        ],
+        "mrr_movement_cents": {
+            "new": new,
+            "expansion": expansion,
+            "contraction": contraction,
+            "churn": churn,
+            "net": new + expansion - contraction - churn,
+        },
+    }
+
+
+async def usage(session: AsyncSession, span: Range) -> dict[str, Any]:
+    messages = span.covers(Message.created_at)
+    active = await session.scalar(select(func.count()).where(span.covers(User.last_active_at)))
+    sessions = await session.scalar(select(func.count()).where(span.covers(Conversation.created_at)))
+    by_channel = (
+        await session.execute(
+            select(Conversation.channel, func.count())
+            .select_from(Message)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(messages)
+            .group_by(Conversation.channel)
+            .order_by(Conversation.channel)
+        )
+    ).all()
+    provider = func.split_part(Message.model, "/", 1)
+    by_provider = (
+        await session.execute(
+            select(
+                provider,
+                func.sum(Message.input_tokens),
+                func.sum(Message.output_tokens),
+                func.sum(Message.cost_micro_usd),
+            )
+            .where(messages, Message.role == MessageRole.ASSISTANT, Message.model.is_not(None))
+            .group_by(provider)
+            .order_by(provider)
+        )
+    ).all()
+    day = span.day(Message.created_at)
+    daily = (
+        await session.execute(select(day, func.count()).where(messages).group_by(day).order_by(day))
+    ).all()
+    voice = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(VoiceSession.seconds), 0)).where(
+                span.covers(VoiceSession.started_at)
+            )
+        )
+    ).one()
+    voice_count, voice_seconds = int(voice[0]), int(voice[1])
+    return {
+        "from": span.start,
+        "to": span.end,
+        "timezone": span.tz,
+        "active_users": int(active or 0),
+        "sessions": int(sessions or 0),
+        "messages_by_channel": {str(c): int(n) for c, n in by_channel},
+        "models_by_provider": [
+            {"provider": p, "input_tokens": int(i), "output_tokens": int(o), "cost_micro_usd": int(c)}
+            for p, i, o, c in by_provider
+        ],
+        "daily_messages": [{"day": d, "messages": int(n)} for d, n in daily],
+        "voice": {
+            "sessions": voice_count,
+            "hours": round(voice_seconds / 3600, 2),
+            "average_session_minutes": round(voice_seconds / voice_count / 60, 1) if voice_count else 0.0,
+        },
+    }
+
+
+async def org_usage(session: AsyncSession, org_id: str, days: int) -> dict[str, Any]:
+    """One organisation's last ``days`` UTC days: messages in and out by channel, tokens, voice minutes."""
+    since = datetime.now(UTC).date() - timedelta(days=days - 1)
+    channels = (
+        await session.execute(
+            select(
+                ChannelUsageDaily.day,
+                ChannelUsageDaily.channel,
+                func.sum(ChannelUsageDaily.inbound),
+                func.sum(ChannelUsageDaily.outbound),
+            )
+            .where(ChannelUsageDaily.org_id == org_id, ChannelUsageDaily.day >= since)
+            .group_by(ChannelUsageDaily.day, ChannelUsageDaily.channel)
+            .order_by(ChannelUsageDaily.day, ChannelUsageDaily.channel)
+        )
+    ).all()
+    daily = (
+        await session.execute(
+            select(
+                UsageDaily.day,
+                UsageDaily.messages,
+                UsageDaily.input_tokens,
+                UsageDaily.output_tokens,
+                UsageDaily.voice_seconds,
+            )
+            .where(UsageDaily.org_id == org_id, UsageDaily.day >= since)
+            .order_by(UsageDaily.day)
+        )
+    ).all()
+    return {
+        "days": days,
+        "channels": [
+            {"day": d, "channel": c, "inbound": int(i), "outbound": int(o)} for d, c, i, o in channels
+        ],
+        "daily": [
+            {
+                "day": d,
+                "messages": m,
+                "input_tokens": i,
+                "output_tokens": o,
+                "voice_minutes": round(v / 60, 1),
+            }
+            for d, m, i, o, v in daily
+        ],
+    }
