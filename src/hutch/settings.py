@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     twilio_whatsapp_from: str | None = None
     # Content SID of an approved template with one variable, for messages outside WhatsApp's 24 h window.
     twilio_whatsapp_template_sid: str | None = None
+    # Where admin alerts go besides the platform admins' email: a Telegram chat (through the platform bot)
+    # and a webhook, signed with HMAC-SHA256 of the secret (header X-Hutch-Signature: t=...,v1=...).
+    admin_telegram_chat_id: str | None = None
+    admin_webhook_url: str | None = None
+    admin_webhook_secret: SecretStr | None = None
     # Web chat widget: messages per minute one visitor, one visitor's address and one agent may send.
     widget_visitor_per_minute: int = Field(default=10, ge=1)
     widget_ip_per_minute: int = Field(default=30, ge=1)

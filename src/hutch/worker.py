@@ -56,6 +56,7 @@ JOB_MODULES: list[str] = [
     "hutch.channels.jobs",
     "hutch.runtimes.jobs",
     "hutch.tasks.jobs",
+    "hutch.admin.jobs",
 ]
 
 DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)

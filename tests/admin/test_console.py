@@ -14,6 +14,7 @@ from hutch.admin.models import Severity
 from hutch.billing.models import BillingAccount, RevenueEvent, SubscriptionStatus
 from hutch.channels.voice.models import VoiceSession, VoiceStatus
 from hutch.core.ids import new_id
+from hutch.db.engine import UnitOfWork
 from hutch.settings import Settings
 from tests.factories import create_account
 
@@ -50,8 +51,10 @@ async def test_stats_lists_and_alerts(client: AsyncClient, session: AsyncSession
     await session.execute(
         update(User).where(User.id == cafe.user.id).values(last_active_at=datetime.now(UTC))
     )
-    await raise_alert(session, "runtime_capacity", Severity.CRITICAL, "No room", "first")
-    await raise_alert(session, "runtime_capacity", Severity.CRITICAL, "No room", "second")
+    alerts_uow = UnitOfWork(session)
+    await raise_alert(alerts_uow, "runtime_capacity", Severity.CRITICAL, "No room", "first")
+    await raise_alert(alerts_uow, "runtime_capacity", Severity.CRITICAL, "No room", "second")
+    assert [name for name, _ in alerts_uow.pending_jobs] == ["admin.deliver_alert"]  # told once
     await session.commit()
 
     stats = (await client.get("/api/v1/admin/stats", headers=admin.headers)).json()

@@ -104,7 +104,7 @@ async def provision(ctx: JobContext, runtime_id: str, agent_id: str) -> str:
             await session.commit()
             raise  # retried after the job's backoff
         await raise_alert(
-            session,
+            ctx.uow,
             "runtime_error",
             Severity.WARNING,
             f"A dedicated runtime failed {MAX_ATTEMPTS} times",

@@ -169,7 +169,7 @@ class RuntimeService:
         if host is None:
             log.error("no runtime host has room")
             await raise_alert(
-                self.session,
+                self.uow,
                 "runtime_capacity",
                 Severity.CRITICAL,
                 "No runtime host has room",
