@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the generating SQL reads best as whole lines
 """Admin analytics on a year of data for 10,000 organisations: p50/p95 of each endpoint.
 
 The data is generated in PostgreSQL (generate_series): 10,000 orgs with an owner each, a year of monthly
