@@ -60,9 +60,9 @@ GENERATE = [
               (ARRAY['api','telegram','whatsapp','webchat'])[1 + k % 4], 'u' || k, 't', 4,
               now() - d * interval '1 day', now() - d * interval '1 day', now() - d * interval '1 day'
        FROM generate_series(0, 364) d, generate_series(0, 199) k""",
-    """INSERT INTO messages (id, org_id, conversation_id, seq, role, content, tool_calls, model, input_tokens,
+    """INSERT INTO messages (id, org_id, conversation_id, channel, seq, role, content, tool_calls, model, input_tokens,
                              output_tokens, cost_micro_usd, byok, status, created_at)
-       SELECT c.id || '_' || s, c.org_id, c.id, s, CASE WHEN s % 2 = 1 THEN 'user' ELSE 'assistant' END, 'x',
+       SELECT c.id || '_' || s, c.org_id, c.id, c.channel, s, CASE WHEN s % 2 = 1 THEN 'user' ELSE 'assistant' END, 'x',
               '[]', CASE WHEN s % 2 = 0 THEN 'openai/gpt-4o-mini' END, 40, 60, 45, false, 'ok', c.created_at
        FROM conversations c, generate_series(1, 4) s WHERE c.id LIKE 'cnv_b%%'""",
     """INSERT INTO voice_sessions (id, org_id, agent_id, identity, room, status, untracked, expires_at,

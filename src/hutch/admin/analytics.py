@@ -143,34 +143,35 @@ async def usage(session: AsyncSession, span: Range) -> dict[str, Any]:
     messages = span.covers(Message.created_at)
     active = await session.scalar(select(func.count()).where(span.covers(User.last_active_at)))
     sessions = await session.scalar(select(func.count()).where(span.covers(Conversation.created_at)))
-    by_channel = (
-        await session.execute(
-            select(Conversation.channel, func.count())
-            .select_from(Message)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(messages)
-            .group_by(Conversation.channel)
-            .order_by(Conversation.channel)
-        )
-    ).all()
+    # One pass over the range's messages (no join: each carries its channel), grouped by day, channel and
+    # provider, then folded into the three breakdowns.
+    day = span.day(Message.created_at)
     provider = func.split_part(Message.model, "/", 1)
-    by_provider = (
+    answered = Message.role == MessageRole.ASSISTANT
+    groups = (
         await session.execute(
             select(
+                day,
+                Message.channel,
                 provider,
-                func.sum(Message.input_tokens),
-                func.sum(Message.output_tokens),
-                func.sum(Message.cost_micro_usd),
+                func.count(),
+                func.coalesce(func.sum(Message.input_tokens).filter(answered), 0),
+                func.coalesce(func.sum(Message.output_tokens).filter(answered), 0),
+                func.coalesce(func.sum(Message.cost_micro_usd).filter(answered), 0),
             )
-            .where(messages, Message.role == MessageRole.ASSISTANT, Message.model.is_not(None))
-            .group_by(provider)
-            .order_by(provider)
+            .where(messages)
+            .group_by(day, Message.channel, provider)
         )
     ).all()
-    day = span.day(Message.created_at)
-    daily = (
-        await session.execute(select(day, func.count()).where(messages).group_by(day).order_by(day))
-    ).all()
+    by_channel: dict[str, int] = {}
+    by_day: dict[Any, int] = {}
+    by_provider: dict[str, list[int]] = {}
+    for on_day, channel, model_provider, count, tokens_in, tokens_out, cost in groups:
+        by_channel[channel or "unknown"] = by_channel.get(channel or "unknown", 0) + count
+        by_day[on_day] = by_day.get(on_day, 0) + count
+        if model_provider:
+            sums = by_provider.setdefault(model_provider, [0, 0, 0])
+            sums[0], sums[1], sums[2] = sums[0] + tokens_in, sums[1] + tokens_out, sums[2] + cost
     voice = (
         await session.execute(
             select(func.count(), func.coalesce(func.sum(VoiceSession.seconds), 0)).where(
@@ -185,12 +186,12 @@ async def usage(session: AsyncSession, span: Range) -> dict[str, Any]:
         "timezone": span.tz,
         "active_users": int(active or 0),
         "sessions": int(sessions or 0),
-        "messages_by_channel": {str(c): int(n) for c, n in by_channel},
+        "messages_by_channel": dict(sorted(by_channel.items())),
         "models_by_provider": [
             {"provider": p, "input_tokens": int(i), "output_tokens": int(o), "cost_micro_usd": int(c)}
-            for p, i, o, c in by_provider
+            for p, (i, o, c) in sorted(by_provider.items())
         ],
-        "daily_messages": [{"day": d, "messages": int(n)} for d, n in daily],
+        "daily_messages": [{"day": d, "messages": n} for d, n in sorted(by_day.items())],
         "voice": {
             "sessions": voice_count,
             "hours": round(voice_seconds / 3600, 2),

@@ -56,11 +56,16 @@ class Conversation(TimestampMixin, Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("uq_messages_conversation_seq", "conversation_id", "seq", unique=True),)
+    __table_args__ = (
+        Index("uq_messages_conversation_seq", "conversation_id", "seq", unique=True),
+        Index("ix_messages_created", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    # The conversation's channel, copied so usage analytics count messages by channel without a join.
+    channel: Mapped[str | None] = mapped_column(String(32))
     seq: Mapped[int] = mapped_column(BigInteger)  # order within the conversation
     role: Mapped[MessageRole] = mapped_column(str_enum(MessageRole, "message_role"))
     content: Mapped[str] = mapped_column(Text)

@@ -84,6 +84,7 @@ class ConversationService:
             id=new_id("msg"),
             org_id=conversation.org_id,
             conversation_id=conversation.id,
+            channel=conversation.channel,
             seq=conversation.message_count,
             role=role,
             content=content,
