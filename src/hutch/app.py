@@ -44,6 +44,7 @@ from hutch.db.engine import Database
 from hutch.db.migrations import head_revisions
 from hutch.knowledge import router as knowledge_router
 from hutch.knowledge.jobs import REEMBED_JOB
+from hutch.notifications import router as notifications_router
 from hutch.resources import Resources, build_resources, build_worker_resources
 from hutch.runtimes import router as runtimes_router
 from hutch.settings import Settings, ensure_generated_secrets, load_settings
@@ -183,6 +184,7 @@ def create_app(
         tasks_router.router,
         admin_router.router,
         admin_router.usage_router,
+        notifications_router.router,
         account_pages.router,
     ):
         add_routes(app, router)

@@ -1,40 +1,42 @@
-"""Jobs of the billing domain: notices to org owners."""
+"""Jobs of the billing domain: notices to org owners (email, and their linked chats)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import select
-
-from hutch.accounts.models import Membership, Org, OrgRole, User
+from hutch.accounts.models import Org
 from hutch.billing.ledger import LOW_BALANCE_JOB
+from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas
 from hutch.billing.webhooks import PAYMENT_FAILED_JOB
+from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
 from hutch.notifications.service import queue_email
 from hutch.worker import JobContext, job
 
 
-async def owner_emails(ctx: JobContext, org_id: str) -> list[str]:
-    stmt = (
-        select(User.email)
-        .join(Membership, Membership.user_id == User.id)
-        .where(Membership.org_id == org_id, Membership.role == OrgRole.OWNER)
-        .order_by(User.email)
-    )
-    return list((await ctx.uow.session.scalars(stmt)).all())
-
-
 async def email_owners(
-    ctx: JobContext, org_id: str, kind: str, compose: Callable[[str], tuple[str, str]]
+    ctx: JobContext,
+    org_id: str,
+    kind: str,
+    compose: Callable[[str], tuple[str, str]],
+    chat: str | None = None,
 ) -> int:
-    """Queue the (subject, body) ``compose`` makes from the org's name to each owner; how many got it."""
+    """Queue the (subject, body) ``compose`` makes from the org's name to each owner who takes email, and
+    (with ``chat``) tell the owners' linked chats too; each sent notice is recorded. How many emails."""
     org = await ctx.uow.session.get(Org, org_id)
     if org is None:
         return 0
     subject, body = compose(org.name)
-    recipients = await owner_emails(ctx, org_id)
-    for address in recipients:
-        queue_email(ctx.uow, ctx.resources.secret_box, to=address, subject=subject, body=body, kind=kind)
-    return len(recipients)
+    emailed = 0
+    for owner in await owners(ctx.uow, org_id):
+        if owner.wants_email:
+            queue_email(
+                ctx.uow, ctx.resources.secret_box, to=owner.email, subject=subject, body=body, kind=kind
+            )
+            record(ctx.uow, org_id, owner.user_id, kind, "email", subject)
+            emailed += 1
+    if chat:
+        ctx.uow.defer(NOTIFY_CHATS_JOB, org_id=org_id, text=chat, kind=kind)
+    return emailed
 
 
 def money(cents: int) -> str:
@@ -54,6 +56,7 @@ async def notify_low_balance(ctx: JobContext, org_id: str, credits_cents: int) -
             f"Hello,\n\n{org} has {money(credits_cents)} of prepaid credits left. When they run out, "
             f"answers that are charged to credits stop.\n\nPrepaid packages: {packages}\n",
         ),
+        chat=f"Your prepaid credits are running low: {money(credits_cents)} left.",
     )
 
 
@@ -73,4 +76,26 @@ async def notify_payment_failed(
             "try again; update the card in the billing portal (POST /api/v1/billing/portal) to keep the "
             "plan.\n" + pay,
         ),
+        chat=f"A payment of {money(amount_cents)} for your subscription failed; please update your card.",
+    )
+
+
+@job(QUOTA_NOTICE_JOB, queue="email")
+async def notify_quota(ctx: JobContext, org_id: str, percent: int) -> int:
+    """Tell the org's owners their plan's monthly messages are 80% used, or all used."""
+    plan = await Quotas(ctx.uow.session, ctx.resources.plans).plan_of(org_id)
+    limit = plan.limits.messages_per_month
+    upgrade = f"{ctx.settings.base_url}/api/v1/billing/plans"
+    if percent >= 100:
+        headline = f"all {limit} messages of the {plan.name} plan are used this month"
+        advice = "Agents answer again next month, or now with a bigger plan"
+    else:
+        headline = f"{percent}% of the {plan.name} plan's {limit} messages are used this month"
+        advice = "When they are all used, agents stop answering until next month; a bigger plan avoids it"
+    return await email_owners(
+        ctx,
+        org_id,
+        f"quota_{percent}",
+        lambda org: (f"{org}: {headline}", f"Hello,\n\nFor {org}, {headline}. {advice}: {upgrade}\n"),
+        chat=f"Heads up: {headline}.",
     )

@@ -93,6 +93,7 @@ class Quotas:
         self.plans = plans
         self.limiter = limiter
         self._plan_of: dict[str, Plan] = {}  # read once per unit of work
+        self.month_count: int | None = None  # the org's messages this month after the last reservation
 
     async def plan_of(self, org_id: str) -> Plan:
         plan = self._plan_of.get(org_id)
@@ -157,6 +158,7 @@ class Quotas:
         if reserved.month is None:
             assert month_limit is not None
             raise MessageQuotaExceeded(plan, month_limit)
+        self.month_count = int(reserved.month)
         if plan.pay_per_use and await self.credits(org_id) <= 0:
             raise NoCreditsLeft()
         return plan
@@ -242,3 +244,16 @@ class Quotas:
             "cost_micro_usd_this_month": int(totals[2]),
             "voice_seconds_this_month": int(totals[3]),
         }
+
+
+QUOTA_NOTICE_JOB = "billing.quota_notice"
+QUOTA_NOTICES = (80, 100)  # percent of the month's messages at which owners hear about it
+
+
+def quota_notice_due(plan: Plan, month_count: int | None) -> int | None:
+    """The percentage just reached by this message (80 or 100), if any: reservations count one by one,
+    so exactly one message reaches each mark."""
+    limit = plan.limits.messages_per_month
+    if not limit or month_count is None:
+        return None
+    return next((p for p in QUOTA_NOTICES if month_count == -(-limit * p // 100)), None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from sqlalchemy import select, text
 
-from hutch.accounts.models import Membership, OrgRole
 from hutch.channels.models import ChannelLink, LinkStatus
 from hutch.channels.telegram.gateway import BotBlocked, TelegramGateway
 from hutch.channels.telegram.platform import platform_token
@@ -13,6 +12,7 @@ from hutch.channels.telegram.service import UPDATE_JOB
 from hutch.channels.whatsapp.gateway import WhatsAppGateway, whatsapp_configured
 from hutch.channels.whatsapp.service import EVENT_SOURCE as WHATSAPP_SOURCE
 from hutch.channels.whatsapp.service import INBOUND_JOB
+from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
 from hutch.worker import HOUSEKEEPING_QUEUE, JobContext, job
 
 GRACE = "2 minutes"  # longer than storing an event and queueing its job ever takes
@@ -50,21 +50,21 @@ async def requeue_lost_events(ctx: JobContext, timestamp: int = 0) -> int:
     return len(rows)
 
 
-NOTIFY_JOB = "channels.notify_owners"
+NOTIFY_JOB = NOTIFY_CHATS_JOB
 
 
 @job(NOTIFY_JOB, queue="channels", retry=3)
-async def notify_owners(ctx: JobContext, org_id: str, text: str) -> int:
+async def notify_owners(ctx: JobContext, org_id: str, text: str, kind: str = "notice") -> int:
     """Tell the organisation's owners something in the chats they linked (Telegram through the platform
-    bot, WhatsApp, with the approved template outside the 24-hour window); how many chats were told."""
+    bot, WhatsApp, with the approved template outside the 24-hour window), unless they chose email only;
+    each message sent is recorded. How many chats were told."""
+    chatty = {owner.user_id for owner in await owners(ctx.uow, org_id) if owner.wants_chat}
     links = (
         await ctx.uow.session.scalars(
-            select(ChannelLink)
-            .join(Membership, (Membership.user_id == ChannelLink.user_id) & (Membership.org_id == org_id))
-            .where(
+            select(ChannelLink).where(
                 ChannelLink.org_id == org_id,
                 ChannelLink.status == LinkStatus.ACTIVE,
-                Membership.role == OrgRole.OWNER,
+                ChannelLink.user_id.in_(chatty),
             )
         )
     ).all()
@@ -75,12 +75,14 @@ async def notify_owners(ctx: JobContext, org_id: str, text: str) -> int:
                 await TelegramGateway(ctx.settings.telegram_api_base).send(token, link.address, text)
             except BotBlocked:
                 continue
-            told += 1
         elif link.channel == "whatsapp" and whatsapp_configured(ctx.settings):
             gateway = WhatsAppGateway(ctx.settings)
             try:
                 await gateway.notify(link.address, text, link.last_inbound_at)
             finally:
                 await gateway.close()
-            told += 1
+        else:
+            continue
+        record(ctx.uow, org_id, link.user_id, kind, link.channel, text)
+        told += 1
     return told

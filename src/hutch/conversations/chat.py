@@ -21,7 +21,13 @@ from hutch.agents.models import Agent, AgentStatus, Placement
 from hutch.agents.service import org_credentials
 from hutch.apikeys.budget import charge_key
 from hutch.billing.ledger import Ledger
-from hutch.billing.quotas import MICRO_USD_PER_CENT, Quotas, TurnUsage
+from hutch.billing.quotas import (
+    MICRO_USD_PER_CENT,
+    QUOTA_NOTICE_JOB,
+    Quotas,
+    TurnUsage,
+    quota_notice_due,
+)
 from hutch.conversations.facts import StoredFacts
 from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
 from hutch.conversations.repository import MemoryRepository, MessageRepository, UsageRepository
@@ -112,7 +118,10 @@ class ChatFlow:
         if agent.status is not AgentStatus.ACTIVE:
             raise AgentPaused()
         await self.models_for(agent)  # refuse before storing anything when no model can answer
-        await self.quotas.reserve_message(agent.org_id)
+        plan = await self.quotas.reserve_message(agent.org_id)
+        percent = quota_notice_due(plan, self.quotas.month_count)
+        if percent is not None:
+            self.uow.defer(QUOTA_NOTICE_JOB, org_id=agent.org_id, percent=percent)
         conversation = await self.conversations.open(agent, channel, end_user, conversation_id)
         message = await self.conversations.add(conversation, MessageRole.USER, text)
         return Turn(agent, conversation, message, channel, end_user)

@@ -1,10 +1,11 @@
-"""The email outbox: every email is stored (body encrypted) before a job sends it, so none is lost."""
+"""The email outbox (every email stored, body encrypted, before a job sends it), people's notification
+preferences, and the record of notifications sent."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hutch.db.base import Base, TimestampMixin
@@ -20,3 +21,28 @@ class OutboundEmail(TimestampMixin, Base):
     body_encrypted: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(64), index=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class NotificationPreference(Base):
+    """How a person wants to hear from Hutch about their organisation; no row means both ways."""
+
+    __tablename__ = "notification_preferences"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    email: Mapped[bool] = mapped_column(Boolean, default=True)
+    chat: Mapped[bool] = mapped_column(Boolean, default=True)  # their linked Telegram or WhatsApp chat
+
+
+class SentNotification(Base):
+    """What was sent to whom, by which way: the record customers and support can read."""
+
+    __tablename__ = "sent_notifications"
+    __table_args__ = (Index("ix_sent_notifications_user_sent", "user_id", "sent_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64))  # runtime_ready, low_balance, payment_failed, quota_80, ...
+    channel: Mapped[str] = mapped_column(String(16))  # email | telegram | whatsapp
+    summary: Mapped[str] = mapped_column(String(300))
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -20,7 +20,6 @@ from hutch.admin.alerts import raise_alert
 from hutch.admin.models import Severity
 from hutch.agents.models import Agent, Placement
 from hutch.billing.jobs import email_owners
-from hutch.channels.jobs import NOTIFY_JOB
 from hutch.runtimes.drivers.base import RuntimeDriver
 from hutch.runtimes.models import Runtime, RuntimeStatus
 from hutch.runtimes.service import (
@@ -118,7 +117,6 @@ async def provision(ctx: JobContext, runtime_id: str, agent_id: str) -> str:
     runtime.ready_at, runtime.config_hash = datetime.now(UTC), config_hash(spec)
     if first:
         name = spec.config.agent.name
-        ctx.uow.defer(NOTIFY_JOB, org_id=runtime.org_id, text=f"Your assistant {name} is ready.")
         await email_owners(
             ctx,
             runtime.org_id,
@@ -127,6 +125,7 @@ async def provision(ctx: JobContext, runtime_id: str, agent_id: str) -> str:
                 f"{name} is ready",
                 f"The dedicated runtime of {name} ({org}) is ready; its messages are answered there now.",
             ),
+            chat=f"Your assistant {name} is ready.",
         )
     return "ready"
 
