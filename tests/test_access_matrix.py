@@ -127,6 +127,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/admin/alerts"): Access(Guard.PLATFORM_ADMIN),
     ("GET", "/api/v1/admin/analytics/revenue"): Access(Guard.PLATFORM_ADMIN),
     ("GET", "/api/v1/admin/analytics/usage"): Access(Guard.PLATFORM_ADMIN),
+    ("GET", "/api/v1/admin/analytics/margin"): Access(Guard.PLATFORM_ADMIN),
     ("GET", "/api/v1/usage"): Access(Guard.READ),
     ("GET", "/api/v1/users/me/notifications"): Access(Guard.MEMBER),
     ("PUT", "/api/v1/users/me/notifications"): Access(Guard.MEMBER, {"email": False, "chat": True}),

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     widget_agent_per_minute: int = Field(default=120, ge=1)
     runtime_local_capacity: int = Field(default=20, ge=0)  # dedicated runtimes this machine runs (process)
     runtime_ready_timeout: float = Field(default=300.0, gt=0)  # seconds a runtime may take to become ready
+    runtime_local_hourly_cost_cents: int = Field(default=0, ge=0)  # what a local runtime hour costs (margins)
+    # What one outgoing message costs the operator, for margins (Twilio's WhatsApp price, for instance).
+    whatsapp_message_cost_micro_usd: int = Field(default=0, ge=0)
+    telegram_message_cost_micro_usd: int = Field(default=0, ge=0)
     runtime_image: str = "hutch-runtime:latest"  # the Docker image of runtimes (deploy/runtime.Dockerfile)
     runtime_pip_spec: str = "hutch"  # what machines install to run a runtime (a version, a wheel URL)
     runtime_ec2_ami: str | None = None  # EC2 hosts: an Ubuntu image

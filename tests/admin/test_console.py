@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from httpx import AsyncClient
 from sqlalchemy import update
@@ -12,9 +13,12 @@ from hutch.accounts.models import Org, OrgRole, User
 from hutch.admin.alerts import raise_alert
 from hutch.admin.models import Severity
 from hutch.billing.models import BillingAccount, RevenueEvent, SubscriptionStatus
+from hutch.channels.models import ChannelUsageDaily
 from hutch.channels.voice.models import VoiceSession, VoiceStatus
+from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
 from hutch.core.ids import new_id
 from hutch.db.engine import UnitOfWork
+from hutch.runtimes.models import Runtime, RuntimeHost, RuntimeStatus
 from hutch.settings import Settings
 from tests.factories import create_account
 
@@ -176,3 +180,114 @@ async def test_revenue_and_usage_over_a_range_in_a_time_zone(
     [today] = mine["daily"]
     assert today["messages"] == 1 and today["input_tokens"] > 0
     assert (await client.get("/api/v1/usage?days=0", headers=a.headers)).status_code == 422
+
+
+async def test_margins_per_org_with_an_alert_for_orgs_losing_money(
+    client: AsyncClient, session: AsyncSession, settings: Settings, resources: Any
+) -> None:
+    admin = await create_account(session, settings, email="root@example.com", platform_admin=True)
+    a = await create_account(session, settings, org_name="Profitable")
+    b = await create_account(session, settings, org_name="Costly")
+    now = datetime.now(UTC)
+    host = RuntimeHost(
+        id=new_id("rh"),
+        name="paid-host",
+        driver="docker",
+        address="tcp://x",
+        max_runtimes=5,
+        hourly_cost_cents=5,
+    )
+    session.add(host)
+    for account in (a, b):
+        await client.post("/api/v1/agents", json={"name": "Worker"}, headers=account.headers)
+    agents = {
+        acc.org.id: (await client.get("/api/v1/agents", headers=acc.headers)).json()["items"][0]["id"]
+        for acc in (a, b)
+    }
+
+    def answer(org_id: str, channel: str, cost: int, byok: bool = False) -> list[Any]:
+        conversation = Conversation(
+            id=new_id("cnv"),
+            org_id=org_id,
+            agent_id=agents[org_id],
+            channel=channel,
+            end_user=new_id("u"),
+            message_count=1,
+            closed_at=now,
+        )
+        message = Message(
+            id=new_id("msg"),
+            org_id=org_id,
+            conversation_id=conversation.id,
+            channel=channel,
+            seq=0,
+            role=MessageRole.ASSISTANT,
+            content="x",
+            model="openai/gpt-4o-mini",
+            cost_micro_usd=cost,
+            byok=byok,
+            status=MessageStatus.OK,
+        )
+        return [conversation, message]
+
+    await session.flush()
+    session.add_all(
+        [
+            RevenueEvent(
+                id=new_id("rev"),
+                org_id=a.org.id,
+                source=new_id("s"),
+                kind="subscription",
+                amount_cents=1900,
+                currency="usd",
+                plan="starter",
+                occurred_at=now,
+            ),
+            *answer(a.org.id, "whatsapp", 2_500_000),
+            *answer(a.org.id, "api", 9_000_000, byok=True),  # the org's own key: not the operator's cost
+            *answer(b.org.id, "api", 3_000_000),
+            Runtime(
+                id=new_id("rt"),
+                org_id=a.org.id,
+                agent_id=agents[a.org.id],
+                host_id=host.id,
+                driver="docker",
+                status=RuntimeStatus.READY,
+                gateway_token_encrypted="x",
+                ready_at=now - timedelta(hours=10),
+            ),
+            ChannelUsageDaily(
+                agent_id=agents[a.org.id],
+                channel="whatsapp",
+                day=now.date(),
+                org_id=a.org.id,
+                inbound=100,
+                outbound=100,
+            ),
+        ]
+    )
+    await session.commit()
+
+    resources.settings.whatsapp_message_cost_micro_usd = 5_000  # half a cent per message sent
+    report = (await client.get("/api/v1/admin/analytics/margin?days=1", headers=admin.headers)).json()
+    costly, profitable = report["orgs"]
+    assert (costly["name"], costly["margin_cents"], costly["model_cost_cents"]) == ("Costly", -300, 300)
+    assert profitable == {
+        "org_id": a.org.id,
+        "name": "Profitable",
+        "revenue_cents": 1900,
+        "model_cost_cents": 250,
+        "runtime_cost_cents": 50,  # 10 hours at 5 cents
+        "messaging_cost_cents": 50,  # 100 WhatsApp messages at half a cent
+        "margin_cents": 1900 - 250 - 50 - 50,
+    }
+    assert report["cost_by_channel_cents"] == {"api": 300, "whatsapp": 300}
+
+    jobs = resources.jobs
+    for _ in range(2):
+        losing = await jobs.execute(
+            "admin.check_margins", {"timestamp": 0}, job_id=0, attempt=0, resources=jobs.worker_resources
+        )
+        assert losing == 1
+    [alert] = (await client.get("/api/v1/admin/alerts", headers=admin.headers)).json()["items"]
+    assert alert["kind"] == "negative_margin" and alert["org_id"] == b.org.id and alert["occurrences"] == 2

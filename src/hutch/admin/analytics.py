@@ -10,12 +10,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hutch.accounts.models import User
+from hutch.accounts.models import Org, User
 from hutch.billing.models import BillingAccount, RevenueEvent, SubscriptionStatus, UsageDaily
 from hutch.billing.plans import PlanCatalog
 from hutch.channels.models import ChannelUsageDaily
 from hutch.channels.voice.models import VoiceSession
 from hutch.conversations.models import Conversation, Message, MessageRole
+from hutch.runtimes.models import Runtime, RuntimeHost, RuntimeStatus
+from hutch.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -244,4 +246,122 @@ async def org_usage(session: AsyncSession, org_id: str, days: int) -> dict[str, 
             }
             for d, m, i, o, v in daily
         ],
+    }
+
+
+MICRO_USD_PER_CENT = 10_000
+
+
+def _cents(micro_usd: int) -> int:
+    return round(micro_usd / MICRO_USD_PER_CENT)
+
+
+async def margin(session: AsyncSession, settings: Settings, span: Range, limit: int = 100) -> dict[str, Any]:
+    """Revenue against what serving it cost, per organisation (worst first), and the costs per agent and
+    channel: model tokens on the platform's keys at catalog prices, runtime hours at their host's hourly
+    cost, outgoing WhatsApp and Telegram messages at their configured price."""
+    answered = (
+        (Message.role == MessageRole.ASSISTANT) & Message.byok.is_(False) & span.covers(Message.created_at)
+    )
+    revenue_by_org = dict(
+        (
+            await session.execute(
+                select(RevenueEvent.org_id, func.sum(RevenueEvent.amount_cents))
+                .where(span.covers(RevenueEvent.occurred_at))
+                .group_by(RevenueEvent.org_id)
+            )
+        ).all()
+    )
+    model_by_org = dict(
+        (
+            await session.execute(
+                select(Message.org_id, func.sum(Message.cost_micro_usd))
+                .where(answered)
+                .group_by(Message.org_id)
+            )
+        ).all()
+    )
+    # Runtime hours inside the range, from when each became ready (a running runtime counts until now).
+    until = func.least(func.now(), span.end)
+    hours = func.greatest(
+        0.0, func.extract("epoch", until - func.greatest(Runtime.ready_at, span.start)) / 3600.0
+    )
+    runtime_by_org = dict(
+        (
+            await session.execute(
+                select(Runtime.org_id, func.sum(hours * RuntimeHost.hourly_cost_cents))
+                .join(RuntimeHost, RuntimeHost.id == Runtime.host_id)
+                .where(Runtime.status == RuntimeStatus.READY, Runtime.ready_at.is_not(None))
+                .group_by(Runtime.org_id)
+            )
+        ).all()
+    )
+    message_price = {
+        "whatsapp": settings.whatsapp_message_cost_micro_usd,
+        "telegram": settings.telegram_message_cost_micro_usd,
+    }
+    since, before = span.start.date(), span.end.date()
+    outbound = (
+        await session.execute(
+            select(ChannelUsageDaily.org_id, ChannelUsageDaily.channel, func.sum(ChannelUsageDaily.outbound))
+            .where(ChannelUsageDaily.day >= since, ChannelUsageDaily.day < before)
+            .group_by(ChannelUsageDaily.org_id, ChannelUsageDaily.channel)
+        )
+    ).all()
+    messaging_by_org: dict[str, int] = {}
+    messaging_by_channel: dict[str, int] = {}
+    for org_id, channel, count in outbound:
+        cost = int(count) * message_price.get(channel, 0)
+        messaging_by_org[org_id] = messaging_by_org.get(org_id, 0) + cost
+        messaging_by_channel[channel] = messaging_by_channel.get(channel, 0) + cost
+    orgs = set(revenue_by_org) | set(model_by_org) | set(runtime_by_org) | set(messaging_by_org)
+    names = (
+        dict((await session.execute(select(Org.id, Org.name).where(Org.id.in_(orgs)))).all()) if orgs else {}
+    )
+    rows = []
+    for org_id in orgs:
+        revenue_cents = int(revenue_by_org.get(org_id) or 0)
+        model_cents = _cents(int(model_by_org.get(org_id) or 0))
+        runtime_cents = round(float(runtime_by_org.get(org_id) or 0))
+        messaging_cents = _cents(messaging_by_org.get(org_id, 0))
+        cost = model_cents + runtime_cents + messaging_cents
+        rows.append(
+            {
+                "org_id": org_id,
+                "name": names.get(org_id, ""),
+                "revenue_cents": revenue_cents,
+                "model_cost_cents": model_cents,
+                "runtime_cost_cents": runtime_cents,
+                "messaging_cost_cents": messaging_cents,
+                "margin_cents": revenue_cents - cost,
+            }
+        )
+    rows.sort(key=lambda r: (r["margin_cents"], r["org_id"]))
+    model_by_channel = (
+        await session.execute(
+            select(Message.channel, func.sum(Message.cost_micro_usd))
+            .where(answered)
+            .group_by(Message.channel)
+        )
+    ).all()
+    channels: dict[str, int] = {str(c or "unknown"): _cents(int(v or 0)) for c, v in model_by_channel}
+    for channel, cost in messaging_by_channel.items():
+        channels[channel] = channels.get(channel, 0) + _cents(cost)
+    by_agent = (
+        await session.execute(
+            select(Conversation.agent_id, func.sum(Message.cost_micro_usd))
+            .select_from(Message)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(answered)
+            .group_by(Conversation.agent_id)
+            .order_by(func.sum(Message.cost_micro_usd).desc())
+            .limit(limit)
+        )
+    ).all()
+    return {
+        "from": span.start,
+        "to": span.end,
+        "orgs": rows[:limit],
+        "cost_by_channel_cents": dict(sorted(channels.items())),
+        "model_cost_by_agent": [{"agent_id": a, "cost_cents": _cents(int(c or 0))} for a, c in by_agent],
     }

@@ -5,15 +5,17 @@ from __future__ import annotations
 import httpx
 import structlog
 
-from hutch.admin.alerts import DELIVER_JOB, admin_emails, signed_headers, webhook_body
-from hutch.admin.models import Alert
+from hutch.admin.alerts import DELIVER_JOB, admin_emails, raise_alert, signed_headers, webhook_body
+from hutch.admin.analytics import Range, margin
+from hutch.admin.models import Alert, Severity
 from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.telegram.platform import platform_token
 from hutch.notifications.service import queue_email
-from hutch.worker import JobContext, job
+from hutch.worker import HOUSEKEEPING_QUEUE, JobContext, job
 
 log = structlog.get_logger(__name__)
 WEBHOOK_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+MARGIN_DAYS = 7
 
 
 @job(DELIVER_JOB, queue="notifications", retry=5)
@@ -47,3 +49,23 @@ async def deliver_alert(ctx: JobContext, alert_id: str) -> list[str]:
     if not used:
         log.warning("alert delivered nowhere: no platform admin and no admin channel", alert_id=alert.id)
     return used
+
+
+@job("admin.check_margins", cron="30 3 * * *", queue=HOUSEKEEPING_QUEUE, retry=False)
+async def check_margins(ctx: JobContext, timestamp: int = 0) -> int:
+    """Every night: an alert for each organisation that cost more than it paid over the last 7 days."""
+    span = Range.of(MARGIN_DAYS, None, None, "UTC")
+    report = await margin(ctx.uow.session, ctx.settings, span, limit=10_000)
+    losing = [row for row in report["orgs"] if row["margin_cents"] < 0]
+    for row in losing:
+        await raise_alert(
+            ctx.uow,
+            "negative_margin",
+            Severity.WARNING,
+            f"{row['name'] or row['org_id']} cost more than it paid over {MARGIN_DAYS} days",
+            f"Revenue {row['revenue_cents']} cents; costs: models {row['model_cost_cents']}, runtimes "
+            f"{row['runtime_cost_cents']}, messaging {row['messaging_cost_cents']} (cents).",
+            dedup_key=f"negative_margin:{row['org_id']}",
+            org_id=row["org_id"],
+        )
+    return len(losing)

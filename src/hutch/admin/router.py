@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from hutch.admin.analytics import Range, org_usage, revenue, usage
+from hutch.admin.analytics import Range, margin, org_usage, revenue, usage
 from hutch.admin.console import AdminConsole, Page
 from hutch.core.authz import PlatformAdmin, Reader
 from hutch.core.dependencies import ResourcesDep, UoWDep
@@ -155,6 +155,22 @@ async def usage_analytics(
     """Active users, sessions, messages by channel and per day, tokens and model cost by provider, voice
     hours and average session minutes."""
     return await usage(uow.session, _span(days, start, end, tz))
+
+
+@router.get("/analytics/margin", responses=error_responses(BadRequest, Unauthorized, Forbidden))
+async def margin_analytics(
+    _: PlatformAdmin,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    days: Days = 30,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+    tz: Timezone = "UTC",
+) -> dict[str, Any]:
+    """Revenue against cost per organisation, worst margin first (model tokens on platform keys, runtime
+    hours at their host's hourly cost, outgoing WhatsApp and Telegram messages at their configured price),
+    and costs per channel and per agent."""
+    return await margin(uow.session, resources.settings, _span(days, start, end, tz))
 
 
 usage_router = APIRouter(prefix="/api/v1", tags=["usage"])

@@ -29,6 +29,7 @@ class RuntimeHost(TimestampMixin, Base):
     address: Mapped[str] = mapped_column(String(255), default="")  # docker: socket or ssh://; ec2: region
     max_runtimes: Mapped[int] = mapped_column(Integer)
     enabled: Mapped[bool] = mapped_column(default=True)
+    hourly_cost_cents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # for margins
 
 
 class Runtime(TimestampMixin, Base):

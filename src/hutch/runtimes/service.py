@@ -182,8 +182,9 @@ class RuntimeService:
     async def ensure_local_host(self) -> None:
         """This machine, for the process driver, sized by HUTCH_RUNTIME_LOCAL_CAPACITY."""
         local = await self.session.scalar(select(RuntimeHost).where(RuntimeHost.name == LOCAL_HOST))
-        if local is not None:
-            local.max_runtimes = self.settings.runtime_local_capacity  # the setting may have changed
+        if local is not None:  # the settings may have changed
+            local.max_runtimes = self.settings.runtime_local_capacity
+            local.hourly_cost_cents = self.settings.runtime_local_hourly_cost_cents
         else:
             self.session.add(
                 RuntimeHost(
@@ -192,6 +193,7 @@ class RuntimeService:
                     driver="process",
                     address="",
                     max_runtimes=self.settings.runtime_local_capacity,
+                    hourly_cost_cents=self.settings.runtime_local_hourly_cost_cents,
                     enabled=True,
                 )
             )
