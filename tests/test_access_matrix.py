@@ -123,6 +123,8 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/admin/stats"): Access(Guard.PLATFORM_ADMIN),
     ("GET", "/api/v1/admin/users"): Access(Guard.PLATFORM_ADMIN),
     ("GET", "/api/v1/admin/orgs"): Access(Guard.PLATFORM_ADMIN),
+    ("GET", "/api/v1/admin/orgs/{org_id}"): Access(Guard.PLATFORM_ADMIN),
+    ("GET", "/api/v1/admin/users/{user_id}"): Access(Guard.PLATFORM_ADMIN),
     ("GET", "/api/v1/admin/agents"): Access(Guard.PLATFORM_ADMIN),
     ("GET", "/api/v1/admin/alerts"): Access(Guard.PLATFORM_ADMIN),
     ("GET", "/api/v1/admin/analytics/revenue"): Access(Guard.PLATFORM_ADMIN),

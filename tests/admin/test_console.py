@@ -291,3 +291,30 @@ async def test_margins_per_org_with_an_alert_for_orgs_losing_money(
         assert losing == 1
     [alert] = (await client.get("/api/v1/admin/alerts", headers=admin.headers)).json()["items"]
     assert alert["kind"] == "negative_margin" and alert["org_id"] == b.org.id and alert["occurrences"] == 2
+
+
+async def test_sorting_and_the_reports_of_one_org_and_one_user(
+    client: AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    admin = await create_account(session, settings, email="root@example.com", platform_admin=True)
+    zed = await create_account(session, settings, email="zed@example.com", org_name="Zed Org")
+    amy = await create_account(session, settings, email="amy@example.com", org_name="Amy Org")
+    await create_account(session, settings, email="pat@example.com", org=zed.org, role=OrgRole.MEMBER)
+    await client.post("/api/v1/agents", json={"name": "Zed's agent"}, headers=zed.headers)
+
+    by_email = (await client.get("/api/v1/admin/users?sort=email", headers=admin.headers)).json()["items"]
+    assert [u["email"] for u in by_email] == sorted(u["email"] for u in by_email)
+    by_members = (await client.get("/api/v1/admin/orgs?sort=members", headers=admin.headers)).json()["items"]
+    assert by_members[0]["name"] == "Zed Org"
+    bad = await client.get("/api/v1/admin/orgs?sort=favourite", headers=admin.headers)
+    assert bad.status_code == 422
+
+    report = (await client.get(f"/api/v1/admin/orgs/{zed.org.id}", headers=admin.headers)).json()
+    assert [m["email"] for m in report["members"]] == ["pat@example.com", "zed@example.com"]
+    assert [a["name"] for a in report["agents"]] == ["Zed's agent"]
+    assert "messages_this_month" in report["usage_this_month"]
+    person = (await client.get(f"/api/v1/admin/users/{amy.user.id}", headers=admin.headers)).json()
+    assert person["email"] == "amy@example.com"
+    assert [(m["name"], m["role"]) for m in person["memberships"]] == [("Amy Org", "owner")]
+    assert (await client.get("/api/v1/admin/orgs/org_nope", headers=admin.headers)).status_code == 404
+    assert (await client.get("/api/v1/admin/users/usr_nope", headers=admin.headers)).status_code == 404

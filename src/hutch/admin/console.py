@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hutch.accounts.models import Membership, Org, User
 from hutch.admin.models import Alert
 from hutch.agents.models import Agent
-from hutch.billing.models import Balance, BillingAccount, SubscriptionStatus, UsageMonthly
+from hutch.billing.models import Balance, BillingAccount, RevenueEvent, SubscriptionStatus, UsageMonthly
 from hutch.billing.plans import PlanCatalog
+from hutch.billing.quotas import Quotas
 from hutch.channels.models import Channel
 from hutch.conversations.models import Conversation, Memory, Message
 from hutch.core.errors import NotFound
@@ -46,10 +47,10 @@ class AdminConsole:
     async def _scalar(self, stmt: Any) -> int:
         return int(await self.session.scalar(stmt) or 0)
 
-    async def _rows(
+    async def _page(
         self, stmt: Select[Any], order: tuple[Any, ...], skip: int, limit: int
     ) -> tuple[list[Any], int]:
-        """One page of ``stmt`` in ``order``, and how many rows there are in all."""
+        """One page of ``stmt`` in ``order`` (ids break ties), and how many rows there are in all."""
         total = await self._scalar(_count(stmt))
         rows = await self.session.execute(stmt.order_by(*order).offset(skip).limit(limit))
         return list(rows.all()), total
@@ -107,7 +108,9 @@ class AdminConsole:
             "runtimes_by_status": {str(k.value): int(v) for k, v in runtimes.items()},
         }
 
-    async def users(self, q: str | None, skip: int, limit: int, now: datetime | None = None) -> Page:
+    async def users(
+        self, q: str | None, skip: int, limit: int, sort: str = "newest", now: datetime | None = None
+    ) -> Page:
         month = month_start(now or datetime.now(UTC))
         orgs = (
             select(func.count(Membership.org_id))
@@ -141,10 +144,13 @@ class AdminConsole:
         stmt = select(User, orgs, agents, messages, plan)
         if q:
             stmt = stmt.where(or_(User.email.ilike(f"%{q}%"), User.name.ilike(f"%{q}%")))
-        total = await self._scalar(_count(stmt))
-        rows = await self.session.execute(
-            stmt.order_by(User.created_at.desc(), User.id).offset(skip).limit(limit)
-        )
+        order = {
+            "newest": (User.created_at.desc(),),
+            "email": (User.email,),
+            "last_active": (User.last_active_at.desc().nulls_last(),),
+            "messages": (messages.desc(),),
+        }[sort]
+        rows, total = await self._page(stmt, (*order, User.id), skip, limit)
         return Page(
             [
                 {
@@ -164,7 +170,9 @@ class AdminConsole:
             total,
         )
 
-    async def orgs(self, q: str | None, skip: int, limit: int, now: datetime | None = None) -> Page:
+    async def orgs(
+        self, q: str | None, skip: int, limit: int, sort: str = "newest", now: datetime | None = None
+    ) -> Page:
         month = month_start(now or datetime.now(UTC))
         members = select(func.count()).where(Membership.org_id == Org.id).correlate(Org).scalar_subquery()
         agents = select(func.count()).where(Agent.org_id == Org.id).correlate(Org).scalar_subquery()
@@ -183,10 +191,13 @@ class AdminConsole:
         )
         if q:
             stmt = stmt.where(or_(Org.name.ilike(f"%{q}%"), Org.id == q))
-        total = await self._scalar(_count(stmt))
-        rows = await self.session.execute(
-            stmt.order_by(Org.created_at.desc(), Org.id).offset(skip).limit(limit)
-        )
+        order = {
+            "newest": (Org.created_at.desc(),),
+            "name": (Org.name,),
+            "members": (members.desc(),),
+            "messages": (messages.desc(),),
+        }[sort]
+        rows, total = await self._page(stmt, (*order, Org.id), skip, limit)
         return Page(
             [
                 {
@@ -206,7 +217,7 @@ class AdminConsole:
             total,
         )
 
-    async def agents(self, q: str | None, skip: int, limit: int) -> Page:
+    async def agents(self, q: str | None, skip: int, limit: int, sort: str = "newest") -> Page:
         def per_agent(model: Any) -> Any:
             return select(func.count()).where(model.agent_id == Agent.id).correlate(Agent).scalar_subquery()
 
@@ -222,10 +233,13 @@ class AdminConsole:
             stmt = stmt.where(
                 or_(Agent.name.ilike(f"%{q}%"), Agent.slug == q.lower(), Org.name.ilike(f"%{q}%"))
             )
-        total = await self._scalar(_count(stmt))
-        rows = await self.session.execute(
-            stmt.order_by(Agent.created_at.desc(), Agent.id).offset(skip).limit(limit)
-        )
+        conversations = per_agent(Conversation)
+        order = {
+            "newest": (Agent.created_at.desc(),),
+            "name": (Agent.name,),
+            "conversations": (conversations.desc(),),
+        }[sort]
+        rows, total = await self._page(stmt, (*order, Agent.id), skip, limit)
         return Page(
             [
                 {
@@ -248,15 +262,64 @@ class AdminConsole:
             total,
         )
 
+    async def org_report(self, org_id: str) -> dict[str, Any]:
+        """One organisation: its list row, members, agents, this month's usage and a year of revenue."""
+        page = await self.orgs(org_id, 0, 1)
+        if not page.items or page.items[0]["id"] != org_id:
+            raise NotFound("Organisation")
+        members = await self.session.execute(
+            select(User.id, User.email, Membership.role)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.org_id == org_id)
+            .order_by(User.email)
+        )
+        agents = await self.session.execute(
+            select(Agent.id, Agent.name, Agent.status, Agent.placement)
+            .where(Agent.org_id == org_id)
+            .order_by(Agent.created_at)
+        )
+        year = datetime.now(UTC) - timedelta(days=365)
+        revenue = await self._scalar(
+            select(func.coalesce(func.sum(RevenueEvent.amount_cents), 0)).where(
+                RevenueEvent.org_id == org_id, RevenueEvent.occurred_at >= year
+            )
+        )
+        return {
+            **page.items[0],
+            "members": [{"user_id": u, "email": e, "role": r.value} for u, e, r in members.all()],
+            "agents": [
+                {"id": i, "name": n, "status": st.value, "placement": pl.value}
+                for i, n, st, pl in agents.all()
+            ],
+            "usage_this_month": await Quotas(self.session, self.plans).usage(org_id),
+            "revenue_cents_last_365_days": revenue,
+        }
+
+    async def user_report(self, user_id: str) -> dict[str, Any]:
+        """One user: their list row and every organisation they belong to, with their role there."""
+        found = await self.session.get(User, user_id)
+        if found is None:
+            raise NotFound("User")
+        page = await self.users(found.email, 0, 1)
+        orgs = await self.session.execute(
+            select(Org.id, Org.name, Org.plan, Membership.role)
+            .join(Membership, Membership.org_id == Org.id)
+            .where(Membership.user_id == user_id)
+            .order_by(Membership.created_at)
+        )
+        return {
+            **page.items[0],
+            "memberships": [
+                {"org_id": i, "name": n, "plan": p, "role": r.value} for i, n, p, r in orgs.all()
+            ],
+        }
+
     async def alerts(self, open_only: bool, skip: int, limit: int) -> Page:
         stmt = select(Alert)
         if open_only:
             stmt = stmt.where(Alert.acknowledged_at.is_(None))
-        total = await self._scalar(_count(stmt))
-        rows = await self.session.scalars(
-            stmt.order_by(Alert.last_seen_at.desc(), Alert.id).offset(skip).limit(limit)
-        )
-        return Page([alert_out(a) for a in rows.all()], total)
+        rows, total = await self._page(stmt, (Alert.last_seen_at.desc(), Alert.id), skip, limit)
+        return Page([alert_out(row[0]) for row in rows], total)
 
     async def acknowledge(self, alert_id: str) -> dict[str, Any]:
         alert = await self.session.get(Alert, alert_id, with_for_update=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query
@@ -59,9 +59,16 @@ async def users(
     q: Search = None,
     skip: Skip = 0,
     limit: Limit = 50,
+    sort: Literal["newest", "email", "last_active", "messages"] = "newest",
 ) -> Listing:
-    """Users, newest first: plan, organisations, agents, messages this month, last active."""
-    return _listing(await AdminConsole(uow.session, resources.plans).users(q, skip, limit))
+    """Users: plan, organisations, agents, messages this month, last active."""
+    return _listing(await AdminConsole(uow.session, resources.plans).users(q, skip, limit, sort))
+
+
+@router.get("/users/{user_id}", responses=error_responses(Unauthorized, Forbidden, NotFound))
+async def user_report(user_id: str, _: PlatformAdmin, uow: UoWDep, resources: ResourcesDep) -> dict[str, Any]:
+    """One user and the organisations they belong to."""
+    return await AdminConsole(uow.session, resources.plans).user_report(user_id)
 
 
 @router.get("/orgs", response_model=Listing, responses=ADMIN_ONLY)
@@ -72,9 +79,16 @@ async def orgs(
     q: Search = None,
     skip: Skip = 0,
     limit: Limit = 50,
+    sort: Literal["newest", "name", "members", "messages"] = "newest",
 ) -> Listing:
-    """Organisations, newest first: plan, subscription, members, agents, messages this month, balance."""
-    return _listing(await AdminConsole(uow.session, resources.plans).orgs(q, skip, limit))
+    """Organisations: plan, subscription, members, agents, messages this month, balance."""
+    return _listing(await AdminConsole(uow.session, resources.plans).orgs(q, skip, limit, sort))
+
+
+@router.get("/orgs/{org_id}", responses=error_responses(Unauthorized, Forbidden, NotFound))
+async def org_report(org_id: str, _: PlatformAdmin, uow: UoWDep, resources: ResourcesDep) -> dict[str, Any]:
+    """One organisation: members, agents, this month's usage, a year of revenue."""
+    return await AdminConsole(uow.session, resources.plans).org_report(org_id)
 
 
 @router.get("/agents", response_model=Listing, responses=ADMIN_ONLY)
@@ -85,9 +99,10 @@ async def agents(
     q: Search = None,
     skip: Skip = 0,
     limit: Limit = 50,
+    sort: Literal["newest", "name", "conversations"] = "newest",
 ) -> Listing:
-    """Agents, newest first: organisation, status, conversations, memories, documents, channels."""
-    return _listing(await AdminConsole(uow.session, resources.plans).agents(q, skip, limit))
+    """Agents: organisation, status, conversations, memories, documents, channels."""
+    return _listing(await AdminConsole(uow.session, resources.plans).agents(q, skip, limit, sort))
 
 
 @router.get("/alerts", response_model=Listing, responses=ADMIN_ONLY)
