@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
 from hutch.app import create_app
-from hutch.billing.models import BillingAccount, LedgerEntry, RevenueEvent, StripeEvent
+from hutch.billing.models import BillingAccount, LedgerEntry, RevenueEvent, StripeEvent, SubscriptionStatus
 from hutch.db.engine import Database
 from hutch.resources import Resources
 from hutch.settings import Settings
@@ -306,3 +306,40 @@ async def test_without_stripe_paid_things_say_how_to_get_them(
     assert refused.status_code == 503 and "HUTCH_STRIPE_SECRET_KEY" in refused.json()["detail"]
     webhook = await client.post("/webhooks/stripe", content=b"{}", headers={"Stripe-Signature": "t=1,v1=x"})
     assert webhook.status_code == 400 and "HUTCH_STRIPE_WEBHOOK_SECRET" in webhook.json()["detail"]
+
+
+async def test_refunds_show_in_revenue_as_they_happen(paying: Paying, settings: Settings) -> None:
+    owner = await create_account(paying.session, settings)
+    paying.session.add(
+        BillingAccount(org_id=owner.org.id, status=SubscriptionStatus.NONE, stripe_customer_id="cus_refunded")
+    )
+    await paying.session.commit()
+
+    def refunded(event_id: str, amount: int) -> JSON:
+        charge = {
+            "id": "ch_1",
+            "object": "charge",
+            "customer": "cus_refunded",
+            "amount": 1000,
+            "amount_refunded": amount,
+            "metadata": {},
+        }
+        return {
+            "id": event_id,
+            "object": "event",
+            "type": "charge.refunded",
+            "created": 1_800_000_000,
+            "data": {"object": charge},
+        }
+
+    partial, full = refunded("evt_refund_1", 400), refunded("evt_refund_2", 1000)
+    answers = await paying.deliver([partial, partial, full])
+    assert [body["status"] for _, body in answers] == ["processed", "duplicate", "processed"]
+    amounts = (
+        await paying.session.scalars(
+            select(RevenueEvent.amount_cents)
+            .where(RevenueEvent.org_id == owner.org.id)
+            .order_by(RevenueEvent.amount_cents)
+        )
+    ).all()
+    assert amounts == [-600, -400]  # 1,000 refunded in all, in two steps

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from hutch.billing.ledger import Ledger
@@ -70,6 +71,8 @@ class WebhookProcessor:
             org_id = await self._invoice_failed(obj, created)
         elif kind == "payment_intent.succeeded":
             org_id = await self._payment_succeeded(obj)
+        elif kind == "charge.refunded":
+            org_id = await self._refunded(obj)
         else:
             await self._mark(event["id"], handled=False, org_id=None)
             return "ignored"
@@ -126,6 +129,25 @@ class WebhookProcessor:
             await self._credit_package(
                 account, metadata.get("package_id"), str(reference), checkout.get("amount_total")
             )
+        return account.org_id
+
+    async def _refunded(self, charge: dict[str, Any]) -> str | None:
+        """A refund shows in revenue as a negative amount: what was refunded since the last event about this
+        charge (``amount_refunded`` is cumulative). Prepaid credits already granted stay; an admin can take
+        them back with a negative grant."""
+        account = await self._account_of(charge)
+        refunded = int(charge.get("amount_refunded") or 0)
+        if account is None or refunded <= 0:
+            return account.org_id if account else None
+        prefix = f"refund:{charge['id']}:"
+        already = await self.session.scalar(
+            select(func.coalesce(func.sum(RevenueEvent.amount_cents), 0)).where(
+                RevenueEvent.source.startswith(prefix)
+            )
+        )
+        delta = refunded + int(already or 0)  # refunds so far are stored negative
+        if delta > 0:
+            await self._revenue(account.org_id, f"{prefix}{refunded}", "refund", -delta, None)
         return account.org_id
 
     async def _payment_succeeded(self, intent: dict[str, Any]) -> str | None:
