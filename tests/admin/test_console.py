@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from httpx import AsyncClient
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,12 +16,14 @@ from hutch.admin.models import Severity
 from hutch.billing.models import BillingAccount, RevenueEvent, SubscriptionStatus
 from hutch.channels.models import ChannelUsageDaily
 from hutch.channels.voice.models import VoiceSession, VoiceStatus
+from hutch.conversations import chat as chat_module
 from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
 from hutch.core.ids import new_id
 from hutch.db.engine import UnitOfWork
 from hutch.runtimes.models import Runtime, RuntimeHost, RuntimeStatus
 from hutch.settings import Settings
 from tests.factories import create_account
+from tests.fakes.llm import FakeLLMServer, ScriptedReply
 
 
 async def test_stats_lists_and_alerts(client: AsyncClient, session: AsyncSession, settings: Settings) -> None:
@@ -318,3 +321,25 @@ async def test_sorting_and_the_reports_of_one_org_and_one_user(
     assert [(m["name"], m["role"]) for m in person["memberships"]] == [("Amy Org", "owner")]
     assert (await client.get("/api/v1/admin/orgs/org_nope", headers=admin.headers)).status_code == 404
     assert (await client.get("/api/v1/admin/users/usr_nope", headers=admin.headers)).status_code == 404
+
+
+async def test_a_provider_failing_often_raises_an_alert(
+    client: AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    fake_llm: FakeLLMServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(chat_module, "PROVIDER_FAILURES_ALERT", 1)
+    admin = await create_account(session, settings, email="root@example.com", platform_admin=True)
+    owner = await create_account(session, settings)
+    body = {"name": "Fragile", "model": "openai/gpt-4o-mini"}
+    agent = (await client.post("/api/v1/agents", json=body, headers=owner.headers)).json()
+    for _ in range(2):
+        fake_llm.script(ScriptedReply(status=500, error="upstream down"))
+        answer = await client.post(
+            f"/api/v1/agents/{agent['id']}/chat", json={"message": "hi"}, headers=owner.headers
+        )
+        assert answer.json()["message"]["status"] == "failed"
+    alerts = (await client.get("/api/v1/admin/alerts", headers=admin.headers)).json()["items"]
+    assert [a["kind"] for a in alerts] == ["provider_failures"] and "openai" in alerts[0]["subject"]

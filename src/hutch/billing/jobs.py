@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hutch.accounts.models import Org
+from hutch.admin.alerts import raise_alert
+from hutch.admin.models import Severity
 from hutch.billing.ledger import LOW_BALANCE_JOB
 from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas
 from hutch.billing.webhooks import PAYMENT_FAILED_JOB
@@ -64,7 +66,17 @@ async def notify_low_balance(ctx: JobContext, org_id: str, credits_cents: int) -
 async def notify_payment_failed(
     ctx: JobContext, org_id: str, amount_cents: int, invoice_url: str | None = None
 ) -> int:
-    """Tell the org's owners a subscription payment failed, and how to fix it."""
+    """Tell the org's owners a subscription payment failed, and how to fix it (and the admins, once per org
+    until they acknowledge it)."""
+    await raise_alert(
+        ctx.uow,
+        "payment_failed",
+        Severity.WARNING,
+        "A subscription payment failed",
+        f"Organisation {org_id}: a payment of {money(amount_cents)} failed; Stripe retries it.",
+        dedup_key=f"payment_failed:{org_id}",
+        org_id=org_id,
+    )
     pay = f"Pay the invoice: {invoice_url}\n" if invoice_url else ""
     return await email_owners(
         ctx,

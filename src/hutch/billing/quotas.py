@@ -20,7 +20,7 @@ from hutch.billing.models import Balance, LedgerKind, LedgerUnit, UsageDaily, Us
 from hutch.billing.plans import LimitName, Plan, PlanCatalog
 from hutch.core.errors import PaymentRequired, QuotaExceeded, RateLimited
 from hutch.core.quota import lock_org, month_start, reserve_statement, seconds_until_next_day, utc_day
-from hutch.core.ratelimit import RateLimiter
+from hutch.core.ratelimit import RateDecision, RateLimiter
 
 MICRO_USD_PER_CENT = 10_000
 # Both reservations in one round trip. Each CTE runs whatever the other does; when either is refused the
@@ -122,6 +122,10 @@ class Quotas:
                 "upgrade the plan to add more.",
             )
         return plan
+
+    async def limiter_hit(self, key: str, limit: int, window_seconds: int) -> RateDecision | None:
+        """Count one event on the shared limiter (None without one)."""
+        return await self.limiter.hit(key, limit, window_seconds) if self.limiter is not None else None
 
     async def reserve_message(self, org_id: str, now: datetime | None = None) -> Plan:
         """Count one message against the org's rates and quotas, or refuse it (429 or 402)."""

@@ -16,6 +16,8 @@ from pydantic_ai.messages import ModelMessage
 from pydantic_ai.tools import ToolDefinition
 
 from hutch.accounts.repository import OrgRepository
+from hutch.admin.alerts import raise_alert
+from hutch.admin.models import Severity
 from hutch.agents.catalog import Credentials
 from hutch.agents.models import Agent, AgentStatus, Placement
 from hutch.agents.service import org_credentials
@@ -48,6 +50,7 @@ from hutch.worker import WorkerResources
 
 COMPACT_JOB = "conversations.compact"
 MANAGER_ROLE = "manager"
+PROVIDER_FAILURES_ALERT = 20  # failed answers per provider in 5 minutes that make an admin alert
 TimeLeft = Callable[[str], Awaitable[int | None]]  # org id → seconds of voice time left, None if untracked
 KNOWLEDGE_TOP_K = 5
 
@@ -328,6 +331,21 @@ class ChatFlow:
             return "Nothing in the documents matches that."
         return "\n\n".join(f"From [{title}]:\n{text}" for title, text in passages)
 
+    async def _count_failure(self, outcome: TurnOutcome) -> None:
+        """A provider failing often (after retries and fallbacks) raises an admin alert; one failure not."""
+        provider = (outcome.model or "unknown").split("/")[0]
+        decision = await self.quotas.limiter_hit(f"llm-failures:{provider}", PROVIDER_FAILURES_ALERT, 300)
+        if decision is not None and not decision.allowed:
+            await raise_alert(
+                self.uow,
+                "provider_failures",
+                Severity.CRITICAL,
+                f"{provider} keeps failing",
+                f"More than {PROVIDER_FAILURES_ALERT} answers failed on {provider} within 5 minutes; "
+                f"the last error: {outcome.error}",
+                dedup_key=f"provider_failures:{provider}",
+            )
+
     async def balance_and_usage_words(self, org_id: str, now: datetime) -> str:
         usage = await UsageRepository(self.session).messages_this_month(org_id, now)
         return f"{await self.balance_words(org_id)} {usage} messages answered this month."
@@ -363,6 +381,8 @@ class ChatFlow:
             tool_calls=outcome.tool_calls,
         )
         await self.meter(turn.agent.org_id, outcome, message.id)
+        if not outcome.ok:
+            await self._count_failure(outcome)
         window = self.settings.history_messages
         count = turn.conversation.message_count
         if count > 2 * window and count % window == 0:  # every `window` messages once the thread is long
