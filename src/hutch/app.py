@@ -13,6 +13,7 @@ from hutch import __version__, health
 from hutch.accounts import org_router
 from hutch.accounts import router as accounts_router
 from hutch.admin import router as admin_router
+from hutch.admin.webhook_watch import WebhookWatch
 from hutch.agents import router as agents_router
 from hutch.agents.catalog import Catalog, CatalogError, load_catalog
 from hutch.apikeys import router as apikeys_router
@@ -159,6 +160,7 @@ def create_app(
             expose_headers=["X-Request-ID", "Retry-After"],
         )
     app.add_middleware(WidgetCORSMiddleware)
+    app.add_middleware(WebhookWatch)
     # Outermost, so every answer (CORS preflights and errors included) carries the request id.
     app.add_middleware(RequestMiddleware, metrics=metrics)
     for router in (

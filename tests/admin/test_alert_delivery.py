@@ -5,20 +5,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from httpx import AsyncClient
 from pydantic import SecretStr
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from hutch.admin import webhook_watch
 from hutch.admin.alerts import SIGNATURE_HEADER, raise_alert
-from hutch.admin.models import Severity
+from hutch.admin.models import Alert, Severity
 from hutch.db.engine import Database, UnitOfWork
 from hutch.settings import Settings
 from tests.conftest import RecordingJobQueue, build_test_resources
@@ -100,3 +104,24 @@ async def test_a_new_alert_reaches_every_admin_channel_once(
     [posted] = receiver.accepted
     assert posted["kind"] == "runtime_capacity" and posted["severity"] == "critical"
     assert receiver.refused == 0
+
+
+async def test_a_spike_of_refused_webhooks_raises_one_alert(
+    client: AsyncClient, session: AsyncSession, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(webhook_watch, "SPIKE", 2)
+    source = "telegram"
+    for _ in range(4):
+        refused = await client.post(
+            f"/webhooks/{source}/chn_{secrets.token_hex(4)}",
+            json={"update_id": 1},
+            headers={"X-Telegram-Bot-Api-Secret-Token": "forged"},
+        )
+        assert refused.status_code == 403
+    open_alerts = (
+        await session.scalars(
+            select(Alert).where(Alert.kind == "webhook_refusals", Alert.acknowledged_at.is_(None))
+        )
+    ).all()
+    assert len(open_alerts) == 1 and open_alerts[0].occurrences >= 1
+    assert "telegram" in open_alerts[0].subject
