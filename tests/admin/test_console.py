@@ -116,7 +116,7 @@ async def test_revenue_and_usage_over_a_range_in_a_time_zone(
     def paid(org: Org, kind: str, cents: int, plan: str | None, at: datetime) -> RevenueEvent:
         return RevenueEvent(
             id=new_id("rev"), org_id=org.id, source=new_id("src"), kind=kind, amount_cents=cents,
-            currency="usd", plan=plan, occurred_at=at,
+            currency="usd", plan=plan, package="credits-10" if kind == "purchase" else None, occurred_at=at,
         )  # fmt: skip
 
     session.add_all(
@@ -138,6 +138,10 @@ async def test_revenue_and_usage_over_a_range_in_a_time_zone(
     paris = (await client.get(url + "&tz=Europe/Paris", headers=admin.headers)).json()
     assert paris["revenue_cents"] == 1900 + 1000 + 4900 and paris["transactions"] == 3
     assert paris["average_transaction_cents"] == 2600
+    purchases = [k for k in paris["by_kind"] if k["kind"] == "purchase"]
+    assert purchases == [
+        {"kind": "purchase", "plan": None, "package": "credits-10", "revenue_cents": 1000, "transactions": 1}
+    ]
     assert [(d["day"], d["revenue_cents"]) for d in paris["daily"]] == [
         ("2026-11-11", 1900),
         ("2026-11-12", 1000),

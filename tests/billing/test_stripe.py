@@ -216,11 +216,11 @@ async def test_purchases_credit_the_ledger_once_with_a_first_purchase_bonus(
     ).all()
     assert [k.value for k in kinds] == ["purchase", "bonus", "purchase"]
     sources = (
-        await paying.session.scalars(
-            select(RevenueEvent.amount_cents).where(RevenueEvent.org_id == owner.org.id)
+        await paying.session.execute(
+            select(RevenueEvent.amount_cents, RevenueEvent.package).where(RevenueEvent.org_id == owner.org.id)
         )
     ).all()
-    assert sorted(sources) == [900, 1000]
+    assert sorted(sources) == [(900, "time-1h"), (1000, "credits-10")]
 
 
 async def test_bad_signatures_change_nothing(paying: Paying, settings: Settings) -> None:

@@ -65,10 +65,16 @@ async def revenue(session: AsyncSession, plans: PlanCatalog, span: Range) -> dic
     ).all()
     by_kind = (
         await session.execute(
-            select(RevenueEvent.kind, RevenueEvent.plan, func.sum(RevenueEvent.amount_cents), func.count())
+            select(
+                RevenueEvent.kind,
+                RevenueEvent.plan,
+                RevenueEvent.package,
+                func.sum(RevenueEvent.amount_cents),
+                func.count(),
+            )
             .where(in_range)
-            .group_by(RevenueEvent.kind, RevenueEvent.plan)
-            .order_by(RevenueEvent.kind, RevenueEvent.plan)
+            .group_by(RevenueEvent.kind, RevenueEvent.plan, RevenueEvent.package)
+            .order_by(RevenueEvent.kind, RevenueEvent.plan, RevenueEvent.package)
         )
     ).all()
     total = sum(int(r[1]) for r in daily)
@@ -129,7 +135,8 @@ async def revenue(session: AsyncSession, plans: PlanCatalog, span: Range) -> dic
         "average_transaction_cents": round(total / transactions) if transactions else 0,
         "daily": [{"day": d, "revenue_cents": int(s), "transactions": int(n)} for d, s, n in daily],
         "by_kind": [
-            {"kind": k, "plan": p, "revenue_cents": int(s), "transactions": int(n)} for k, p, s, n in by_kind
+            {"kind": k, "plan": p, "package": pk, "revenue_cents": int(s), "transactions": int(n)}
+            for k, p, pk, s, n in by_kind
         ],
         "mrr_movement_cents": {
             "new": new,

@@ -156,4 +156,5 @@ class RevenueEvent(Base):
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     plan: Mapped[str | None] = mapped_column(String(64))
+    package: Mapped[str | None] = mapped_column(String(64))  # the prepaid package a purchase bought
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -195,10 +195,17 @@ class WebhookProcessor:
             )
         account.first_purchase_done = True
         await self._revenue(
-            account.org_id, f"purchase:{reference}", "purchase", paid_cents or package.price_cents, None
+            account.org_id,
+            f"purchase:{reference}",
+            "purchase",
+            paid_cents or package.price_cents,
+            None,
+            package=package.id,
         )
 
-    async def _revenue(self, org_id: str, source: str, kind: str, amount: Any, plan: str | None) -> None:
+    async def _revenue(
+        self, org_id: str, source: str, kind: str, amount: Any, plan: str | None, package: str | None = None
+    ) -> None:
         await self.session.execute(
             insert(RevenueEvent)
             .values(
@@ -209,6 +216,7 @@ class WebhookProcessor:
                 amount_cents=int(amount or 0),
                 currency=self.plans.billing.currency,
                 plan=plan,
+                package=package,
                 occurred_at=datetime.now(UTC),
             )
             .on_conflict_do_nothing(index_elements=[RevenueEvent.source])
