@@ -67,7 +67,7 @@ async def test_stats_lists_and_alerts(client: AsyncClient, session: AsyncSession
     stats = (await client.get("/api/v1/admin/stats", headers=admin.headers)).json()
     assert (stats["users"], stats["orgs"], stats["agents"]) == (4, 3, 2)
     assert (stats["conversations"], stats["messages"], stats["documents"]) == (1, 4, 1)
-    assert (stats["active_users_7d"], stats["active_users_30d"]) == (1, 2)
+    assert (stats["active_users_7d"], stats["active_users_30d"]) == (2, 3)  # the admin asking, too
     assert stats["mrr_cents"] == 1900  # the trial pays nothing yet
     assert stats["subscriptions"]["active"] == 1 and stats["subscriptions"]["trialing"] == 1
     assert stats["users_by_plan"] == {"free": 2, "starter": 2}
@@ -347,3 +347,12 @@ async def test_a_provider_failing_often_raises_an_alert(
         assert answer.json()["message"]["status"] == "failed"
     alerts = (await client.get("/api/v1/admin/alerts", headers=admin.headers)).json()["items"]
     assert [a["kind"] for a in alerts] == ["provider_failures"] and "openai" in alerts[0]["subject"]
+
+
+async def test_signed_in_use_counts_as_activity(
+    client: AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    admin = await create_account(session, settings, email="root@example.com", platform_admin=True)
+    await client.get("/api/v1/agents", headers=admin.headers)
+    stats = (await client.get("/api/v1/admin/stats", headers=admin.headers)).json()
+    assert stats["active_users_7d"] == 1

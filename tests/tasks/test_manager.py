@@ -144,3 +144,16 @@ async def test_without_its_model_the_manager_still_understands_simple_requests(
         await m.client.get(f"/api/v1/agents/{m.agent_id}/conversations", headers=m.owner.headers)
     ).json()
     assert messages["total"] == 1
+
+
+async def test_with_the_demo_model_the_manager_follows_simple_commands(
+    client: AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    owner = await create_account(session, settings)
+    created = await client.post(
+        "/api/v1/agents", json={"name": "Max", "role": "manager", "model": "demo/echo"}, headers=owner.headers
+    )
+    demo = Manager(client, session, owner, created.json()["id"])
+    reply = await demo.say("Hire a researcher to watch our competitors")
+    assert "Deployed Researcher" in reply and "Demo — no AI" in reply
+    assert [e["role"] for e in await demo.employees()] == ["researcher"]

@@ -35,6 +35,9 @@ def credential_from(request: Request) -> str | None:
     return api_key.strip() if api_key else None
 
 
+ACTIVITY_GRANULARITY = 300  # seconds: a user's activity is recorded at most this often
+
+
 async def get_principal(request: Request, uow: UoWDep, resources: ResourcesDep) -> Principal:
     """The authenticated caller, or 401. Cached per request so several dependencies share it."""
     cached: Principal | None = getattr(request.state, "principal", None)
@@ -100,6 +103,9 @@ async def _user_from_access_token(session: AsyncSession, resources: Resources, t
     issued_at = datetime.fromtimestamp(int(claims["iat"]), UTC)
     if user.sessions_valid_after is not None and issued_at < user.sessions_valid_after:
         raise Unauthorized(EXPIRED_SESSION)  # issued before a password change
+    now = datetime.now(UTC)
+    if user.last_active_at is None or (now - user.last_active_at).total_seconds() >= ACTIVITY_GRANULARITY:
+        user.last_active_at = now  # written with the request's transaction; active users count it
     return user
 
 

@@ -18,7 +18,7 @@ from pydantic_ai.tools import ToolDefinition
 from hutch.accounts.repository import OrgRepository
 from hutch.admin.alerts import raise_alert
 from hutch.admin.models import Severity
-from hutch.agents.catalog import Credentials
+from hutch.agents.catalog import DEMO_MODEL, Credentials
 from hutch.agents.models import Agent, AgentStatus, Placement
 from hutch.agents.service import org_credentials
 from hutch.apikeys.budget import charge_key
@@ -156,12 +156,14 @@ class ChatFlow:
 
     async def answer(self, turn: Turn) -> Answer:
         outcome = await self._on_runtime(turn) or await self.engine.run(await self._request(turn))
-        if not outcome.ok and turn.agent.role == MANAGER_ROLE:
+        demo = outcome.model == DEMO_MODEL
+        if turn.agent.role == MANAGER_ROLE and (demo or not outcome.ok):
             from hutch.tasks.manager import Team, rule_based_reply  # tasks build on conversations
 
-            # The customer is never stuck: simple requests are still understood without the model.
+            # The customer is never stuck: simple requests are still understood without a model (down,
+            # or the demo model, which cannot call tools).
             outcome.text = await rule_based_reply(
-                Team(self.uow, self.resources, turn.agent), turn.user_message.content
+                Team(self.uow, self.resources, turn.agent), turn.user_message.content, demo=demo
             )
         return await self.finish(turn, outcome)
 
