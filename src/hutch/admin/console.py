@@ -25,6 +25,7 @@ from hutch.core.errors import NotFound
 from hutch.core.quota import month_start
 from hutch.knowledge.models import Document
 from hutch.runtimes.models import Runtime
+from hutch.settings import Settings
 
 BILLED = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)  # what MRR counts (trials pay nothing yet)
 
@@ -40,9 +41,10 @@ class Page:
 
 
 class AdminConsole:
-    def __init__(self, session: AsyncSession, plans: PlanCatalog) -> None:
+    def __init__(self, session: AsyncSession, plans: PlanCatalog, settings: Settings) -> None:
         self.session = session
         self.plans = plans
+        self.settings = settings
 
     async def _scalar(self, stmt: Any) -> int:
         return int(await self.session.scalar(stmt) or 0)

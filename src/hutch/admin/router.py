@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from hutch.admin.analytics import Range, margin, org_usage, revenue, usage
@@ -44,96 +44,23 @@ def _listing(page: Page) -> Listing:
     return Listing(items=page.items, total=page.total)
 
 
-@router.get("/stats", responses=ADMIN_ONLY)
-async def stats(_: PlatformAdmin, uow: UoWDep, resources: ResourcesDep) -> dict[str, Any]:
-    """Platform totals: users, orgs, agents, conversations, messages, documents, active users (7 and 30
-    days), MRR, subscriptions by status, users by plan, dedicated runtimes by status."""
-    return await AdminConsole(uow.session, resources.plans).stats()
+async def admin_console(_: PlatformAdmin, uow: UoWDep, resources: ResourcesDep) -> AdminConsole:
+    """The console, for platform admins only."""
+    return AdminConsole(uow.session, resources.plans, resources.settings)
 
 
-@router.get("/users", response_model=Listing, responses=ADMIN_ONLY)
-async def users(
-    _: PlatformAdmin,
-    uow: UoWDep,
-    resources: ResourcesDep,
-    q: Search = None,
-    skip: Skip = 0,
-    limit: Limit = 50,
-    sort: Literal["newest", "email", "last_active", "messages"] = "newest",
-) -> Listing:
-    """Users: plan, organisations, agents, messages this month, last active."""
-    return _listing(await AdminConsole(uow.session, resources.plans).users(q, skip, limit, sort))
-
-
-@router.get("/users/{user_id}", responses=error_responses(Unauthorized, Forbidden, NotFound))
-async def user_report(user_id: str, _: PlatformAdmin, uow: UoWDep, resources: ResourcesDep) -> dict[str, Any]:
-    """One user and the organisations they belong to."""
-    return await AdminConsole(uow.session, resources.plans).user_report(user_id)
-
-
-@router.get("/orgs", response_model=Listing, responses=ADMIN_ONLY)
-async def orgs(
-    _: PlatformAdmin,
-    uow: UoWDep,
-    resources: ResourcesDep,
-    q: Search = None,
-    skip: Skip = 0,
-    limit: Limit = 50,
-    sort: Literal["newest", "name", "members", "messages"] = "newest",
-) -> Listing:
-    """Organisations: plan, subscription, members, agents, messages this month, balance."""
-    return _listing(await AdminConsole(uow.session, resources.plans).orgs(q, skip, limit, sort))
-
-
-@router.get("/orgs/{org_id}", responses=error_responses(Unauthorized, Forbidden, NotFound))
-async def org_report(org_id: str, _: PlatformAdmin, uow: UoWDep, resources: ResourcesDep) -> dict[str, Any]:
-    """One organisation: members, agents, this month's usage, a year of revenue."""
-    return await AdminConsole(uow.session, resources.plans).org_report(org_id)
-
-
-@router.get("/agents", response_model=Listing, responses=ADMIN_ONLY)
-async def agents(
-    _: PlatformAdmin,
-    uow: UoWDep,
-    resources: ResourcesDep,
-    q: Search = None,
-    skip: Skip = 0,
-    limit: Limit = 50,
-    sort: Literal["newest", "name", "conversations"] = "newest",
-) -> Listing:
-    """Agents: organisation, status, conversations, memories, documents, channels."""
-    return _listing(await AdminConsole(uow.session, resources.plans).agents(q, skip, limit, sort))
-
-
-@router.get("/alerts", response_model=Listing, responses=ADMIN_ONLY)
-async def alerts(
-    _: PlatformAdmin,
-    uow: UoWDep,
-    resources: ResourcesDep,
-    open_only: Annotated[bool, Query(alias="open")] = True,
-    skip: Skip = 0,
-    limit: Limit = 50,
-) -> Listing:
-    """Alerts raised by Hutch (no runtime capacity, runtime failures…), latest first; `open=false` also
-    lists acknowledged ones."""
-    return _listing(await AdminConsole(uow.session, resources.plans).alerts(open_only, skip, limit))
-
-
-@router.post(
-    "/alerts/{alert_id}/acknowledge",
-    response_model=AlertOut,
-    responses=error_responses(Unauthorized, Forbidden, NotFound),
-)
-async def acknowledge(alert_id: str, _: PlatformAdmin, uow: UoWDep, resources: ResourcesDep) -> AlertOut:
-    """Mark an alert seen; the same situation raises a new alert from then on."""
-    return AlertOut(**await AdminConsole(uow.session, resources.plans).acknowledge(alert_id))
-
-
+Console = Annotated[AdminConsole, Depends(admin_console)]
 Days = Annotated[int, Query(ge=1, le=730)]
 Timezone = Annotated[str, Query(max_length=64, description="IANA time zone the days are read in.")]
 
 
-def _span(days: int, start: date | None, end: date | None, tz: str) -> Range:
+async def analytics_range(
+    days: Days = 30,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+    tz: Timezone = "UTC",
+) -> Range:
+    """The last `days` days, or `from`..`to` (both included), with days read in `tz`."""
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
@@ -143,49 +70,109 @@ def _span(days: int, start: date | None, end: date | None, tz: str) -> Range:
     return Range.of(days, start, end, tz)
 
 
-@router.get("/analytics/revenue", responses=error_responses(BadRequest, Unauthorized, Forbidden))
-async def revenue_analytics(
-    _: PlatformAdmin,
-    uow: UoWDep,
-    resources: ResourcesDep,
-    days: Days = 30,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
-    tz: Timezone = "UTC",
-) -> dict[str, Any]:
-    """Revenue per day, transactions and their average, by kind and plan, and the MRR movement (new,
-    expansion, contraction, churn), over the last `days` days or `from`..`to`, days read in `tz`."""
-    return await revenue(uow.session, resources.plans, _span(days, start, end, tz))
+Span = Annotated[Range, Depends(analytics_range)]
 
 
-@router.get("/analytics/usage", responses=error_responses(BadRequest, Unauthorized, Forbidden))
-async def usage_analytics(
-    _: PlatformAdmin,
-    uow: UoWDep,
-    days: Days = 30,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
-    tz: Timezone = "UTC",
-) -> dict[str, Any]:
+@router.get("/stats", responses=ADMIN_ONLY)
+async def stats(console: Console) -> dict[str, Any]:
+    """Platform totals: users, orgs, agents, conversations, messages, documents, active users (7 and 30
+    days), MRR, subscriptions by status, users by plan, dedicated runtimes by status."""
+    return await console.stats()
+
+
+@router.get("/users", response_model=Listing, responses=ADMIN_ONLY)
+async def users(
+    console: Console,
+    q: Search = None,
+    skip: Skip = 0,
+    limit: Limit = 50,
+    sort: Literal["newest", "email", "last_active", "messages"] = "newest",
+) -> Listing:
+    """Users: plan, organisations, agents, messages this month, last active."""
+    return _listing(await console.users(q, skip, limit, sort))
+
+
+@router.get("/users/{user_id}", responses=error_responses(Unauthorized, Forbidden, NotFound))
+async def user_report(user_id: str, console: Console) -> dict[str, Any]:
+    """One user and the organisations they belong to."""
+    return await console.user_report(user_id)
+
+
+@router.get("/orgs", response_model=Listing, responses=ADMIN_ONLY)
+async def orgs(
+    console: Console,
+    q: Search = None,
+    skip: Skip = 0,
+    limit: Limit = 50,
+    sort: Literal["newest", "name", "members", "messages"] = "newest",
+) -> Listing:
+    """Organisations: plan, subscription, members, agents, messages this month, balance."""
+    return _listing(await console.orgs(q, skip, limit, sort))
+
+
+@router.get("/orgs/{org_id}", responses=error_responses(Unauthorized, Forbidden, NotFound))
+async def org_report(org_id: str, console: Console) -> dict[str, Any]:
+    """One organisation: members, agents, this month's usage, a year of revenue."""
+    return await console.org_report(org_id)
+
+
+@router.get("/agents", response_model=Listing, responses=ADMIN_ONLY)
+async def agents(
+    console: Console,
+    q: Search = None,
+    skip: Skip = 0,
+    limit: Limit = 50,
+    sort: Literal["newest", "name", "conversations"] = "newest",
+) -> Listing:
+    """Agents: organisation, status, conversations, memories, documents, channels."""
+    return _listing(await console.agents(q, skip, limit, sort))
+
+
+@router.get("/alerts", response_model=Listing, responses=ADMIN_ONLY)
+async def alerts(
+    console: Console,
+    open_only: Annotated[bool, Query(alias="open")] = True,
+    skip: Skip = 0,
+    limit: Limit = 50,
+) -> Listing:
+    """Alerts raised by Hutch (no runtime capacity, runtime failures…), latest first; `open=false` also
+    lists acknowledged ones."""
+    return _listing(await console.alerts(open_only, skip, limit))
+
+
+@router.post(
+    "/alerts/{alert_id}/acknowledge",
+    response_model=AlertOut,
+    responses=error_responses(Unauthorized, Forbidden, NotFound),
+)
+async def acknowledge(alert_id: str, console: Console) -> AlertOut:
+    """Mark an alert seen; the same situation raises a new alert from then on."""
+    return AlertOut(**await console.acknowledge(alert_id))
+
+
+ANALYTICS = error_responses(BadRequest, Unauthorized, Forbidden)
+
+
+@router.get("/analytics/revenue", responses=ANALYTICS)
+async def revenue_analytics(console: Console, span: Span) -> dict[str, Any]:
+    """Revenue per day, transactions and their average, by kind, plan and package, and the MRR movement
+    (new, expansion, contraction, churn), over the last `days` days or `from`..`to`, days read in `tz`."""
+    return await revenue(console.session, console.plans, span)
+
+
+@router.get("/analytics/usage", responses=ANALYTICS)
+async def usage_analytics(console: Console, span: Span) -> dict[str, Any]:
     """Active users, sessions, messages by channel and per day, tokens and model cost by provider, voice
     hours and average session minutes."""
-    return await usage(uow.session, _span(days, start, end, tz))
+    return await usage(console.session, span)
 
 
-@router.get("/analytics/margin", responses=error_responses(BadRequest, Unauthorized, Forbidden))
-async def margin_analytics(
-    _: PlatformAdmin,
-    uow: UoWDep,
-    resources: ResourcesDep,
-    days: Days = 30,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
-    tz: Timezone = "UTC",
-) -> dict[str, Any]:
+@router.get("/analytics/margin", responses=ANALYTICS)
+async def margin_analytics(console: Console, span: Span) -> dict[str, Any]:
     """Revenue against cost per organisation, worst margin first (model tokens on platform keys, runtime
     hours at their host's hourly cost, outgoing WhatsApp and Telegram messages at their configured price),
     and costs per channel and per agent."""
-    return await margin(uow.session, resources.settings, _span(days, start, end, tz))
+    return await margin(console.session, console.settings, span)
 
 
 usage_router = APIRouter(prefix="/api/v1", tags=["usage"])
