@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.app import create_app
 from hutch.core.ids import new_id
-from hutch.runtimes.config import read_config
+from hutch.runtimes.config import config_json
 from hutch.runtimes.drivers.base import RuntimeSpec
 from hutch.runtimes.drivers.docker import DockerDriver
 from hutch.runtimes.models import RuntimeHost
@@ -21,6 +25,7 @@ from hutch.settings import Settings
 from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
 from tests.factories import create_account
 from tests.fakes.docker import FakeDockerEngine
+from tests.fakes.server import free_port, wait_until
 from tests.runtimes.test_runtime_server import runtime_config
 
 
@@ -110,9 +115,40 @@ async def test_the_platform_provisions_on_a_docker_host(
 
 def test_the_runtime_reads_its_config_from_the_environment(tmp_path: Path) -> None:
     """What containers and machines get: HUTCH_RUNTIME_CONFIG instead of a file."""
-    from hutch.runtimes.config import config_json, write_config
+    port = free_port()
+    env = {
+        **os.environ,
+        "HUTCH_RUNTIME_CONFIG": config_json(runtime_config("http://127.0.0.1:9/v1")),
+        "HUTCH_DATA_DIR": str(tmp_path / "data"),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "hutch.runtimes",
+        "--port",
+        str(port),
+        "--workspace",
+        str(tmp_path / "ws"),
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(f"{base}/healthz"), timeout=30)
+        assert httpx.get(f"{base}/healthz", timeout=5).json() == {"status": "ok", "agent": "jarvis"}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+    without = subprocess.run(
+        [sys.executable, "-m", "hutch.runtimes", "--port", "1"],
+        env={k: v for k, v in env.items() if k != "HUTCH_RUNTIME_CONFIG"},
+        capture_output=True,
+        text=True,
+    )
+    assert without.returncode == 2 and "HUTCH_RUNTIME_CONFIG" in without.stderr
 
-    config = runtime_config("http://127.0.0.1:9/v1")
-    write_config(tmp_path / "a.json", config)
-    assert json.loads(config_json(config)) == json.loads((tmp_path / "a.json").read_text())
-    assert read_config(tmp_path / "a.json").agent.slug == "jarvis"
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
