@@ -14,6 +14,7 @@ from hutch.accounts import org_router
 from hutch.accounts import router as accounts_router
 from hutch.admin import router as admin_router
 from hutch.admin.webhook_watch import WebhookWatch
+from hutch.agents import avatar_router
 from hutch.agents import router as agents_router
 from hutch.agents.catalog import Catalog, CatalogError, load_catalog
 from hutch.apikeys import router as apikeys_router
@@ -24,6 +25,7 @@ from hutch.billing import webhook_router as billing_webhook_router
 from hutch.billing.plans import PlanCatalog, PlanFileError, load_plans
 from hutch.billing.service import mirror_plans
 from hutch.bootstrap import StartupError
+from hutch.botfactory import router as botfactory_router
 from hutch.channels import links_router
 from hutch.channels import router as channels_router
 from hutch.channels.openai_api import router as openai_router
@@ -170,6 +172,7 @@ def create_app(
         apikeys_router.router,
         audit_router.router,
         agents_router.router,
+        avatar_router.router,
         conversations_router.router,
         openai_router.router,
         billing_router.router,
@@ -177,6 +180,8 @@ def create_app(
         billing_webhook_router.router,
         knowledge_router.router,
         telegram_router.router,
+        botfactory_router.router,
+        botfactory_router.admin_router,
         whatsapp_router.router,
         links_router.router,
         channels_router.router,

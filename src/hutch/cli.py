@@ -51,7 +51,9 @@ keys_app = typer.Typer(help="Secrets for settings.", no_args_is_help=True)
 admin_app = typer.Typer(help="Operator tasks: users and platform admins.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+botfactory_app = typer.Typer(help="The bot factory's Telegram creator accounts.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+app.add_typer(botfactory_app, name="botfactory")
 
 console = Console(stderr=True)
 
@@ -550,6 +552,56 @@ def admin_rotate_keys() -> None:
 
         rotated = asyncio.run(run())
     console.print(f"Done: {sum(rotated.values())} secret(s) now use the newest key.", highlight=False)
+
+
+@botfactory_app.command("add-account")
+def botfactory_add_account(
+    phone: Annotated[str, typer.Option(help="The account's phone number, E.164 (+14155550100).")],
+    api_id: Annotated[int, typer.Option(help="From my.telegram.org (API development tools).")],
+    api_hash: Annotated[
+        str | None, typer.Option(help="From my.telegram.org; asked for when left out.")
+    ] = None,
+    priority: Annotated[int, typer.Option(min=-100, max=100, help="Higher is used first.")] = 0,
+    daily_cap: Annotated[int, typer.Option(min=1, max=50, help="Bots it may make a day.")] = 5,
+    session: Annotated[
+        str | None, typer.Option(help="A Telethon StringSession from elsewhere, instead of logging in here.")
+    ] = None,
+) -> None:
+    """Log a Telegram account in (Telegram sends a code to its app) and add it to the bot factory's pool.
+    Its api_hash and session are stored encrypted."""
+    import re
+
+    from hutch.botfactory.gateway import log_in
+    from hutch.botfactory.service import CreatorAccounts, NewAccount
+
+    if not re.fullmatch(r"\+[1-9]\d{6,14}", phone):
+        raise fail("Give the phone number in E.164 form, like +14155550100.", 2)
+    secret_hash = api_hash or typer.prompt("api_hash", hide_input=True)
+    if not re.fullmatch(r"[0-9a-fA-F]{16,64}", secret_hash):
+        raise fail("The api_hash is the hexadecimal string my.telegram.org shows.", 2)
+    if session is None:
+        console.print(f"Logging in {phone}: Telegram sends a code to the account's Telegram app.")
+
+        async def ask_code() -> str:
+            return str(typer.prompt("Code"))
+
+        async def ask_password() -> str:
+            return str(typer.prompt("Two-step verification password", hide_input=True))
+
+        try:
+            session = asyncio.run(log_in(phone, api_id, secret_hash, ask_code, ask_password))
+        except Exception as exc:  # noqa: BLE001 - Telethon raises many kinds; the user needs the words
+            raise fail(f"Telegram refused the login: {exc}") from None
+    new = NewAccount(phone, api_id, secret_hash, session, priority, daily_cap)
+
+    async def work(uow: UnitOfWork, settings: Settings) -> str:
+        box = SecretBox([k.get_secret_value() for k in settings.encryption_keys])
+        return (await CreatorAccounts(uow.session, box).add(new)).id
+
+    account_id = in_transaction(work)
+    console.print(
+        f"Creator account {phone} ({account_id}) added; the health check confirms it within 15 minutes."
+    )
 
 
 def main() -> None:

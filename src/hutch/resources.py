@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from hutch.agents.catalog import Catalog, load_catalog
 from hutch.billing.plans import PlanCatalog, load_plans
 from hutch.billing.stripe_gateway import StripeGateway
+from hutch.botfactory.gateway import TelethonClients
 from hutch.core.metrics import Metrics
 from hutch.core.ratelimit import RateLimiter
 from hutch.core.security import SecretBox
@@ -54,6 +55,7 @@ def build_worker_resources(
         stripe=StripeGateway(settings, plans) if settings.stripe_secret_key is not None else None,
         embedder=build_embedder(settings),
         runtime_drivers={"process": ProcessDriver()},
+        creator_clients=TelethonClients(),
     )
 
 
@@ -72,6 +74,7 @@ def build_resources(
         stripe=shared.stripe,
         embedder=shared.embedder,
         runtime_drivers=shared.runtime_drivers,
+        creator_clients=shared.creator_clients,
         jobs=jobs,
         rate_limiter=rate_limiter,
         migration_heads=migration_heads,

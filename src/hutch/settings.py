@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     telegram_api_base: str = "https://api.telegram.org"
     # The operator's bot, through which users reach their personal agents (deep-link linking).
     telegram_bot_token: SecretStr | None = None
+    # The bot factory: creator accounts below this many active ones raise an admin alert; a BotFather
+    # answer waited this long counts as no answer; verification codes of new bots last this long.
+    botfactory_min_active_accounts: int = Field(default=2, ge=0)
+    botfactory_step_timeout: float = Field(default=30.0, gt=0)
+    botfactory_verification_hours: int = Field(default=48, ge=1, le=24 * 30)
     twilio_api_base: str | None = None
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None

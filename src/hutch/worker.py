@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from hutch.agents.catalog import Catalog
     from hutch.billing.plans import PlanCatalog
     from hutch.billing.stripe_gateway import StripeGateway
+    from hutch.botfactory.gateway import CreatorClients
     from hutch.engine.gateway import LLMGateway
     from hutch.knowledge.embeddings import EmbeddingProvider
     from hutch.runtimes.drivers.base import RuntimeDriver
@@ -57,6 +58,7 @@ JOB_MODULES: list[str] = [
     "hutch.runtimes.jobs",
     "hutch.tasks.jobs",
     "hutch.admin.jobs",
+    "hutch.botfactory.jobs",
 ]
 
 DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)
@@ -132,6 +134,7 @@ class WorkerResources:
     stripe: StripeGateway | None  # None when HUTCH_STRIPE_SECRET_KEY is not set
     embedder: EmbeddingProvider | None  # None: knowledge search is full-text only
     runtime_drivers: dict[str, RuntimeDriver]  # by name; drivers keep state (the process driver's children)
+    creator_clients: CreatorClients  # the bot factory's Telegram accounts
 
     async def close(self) -> None:
         await self.llm.close()

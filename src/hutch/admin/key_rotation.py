@@ -14,9 +14,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import InstrumentedAttribute
 
 from hutch.agents.models import ProviderKey
+from hutch.botfactory.models import BotRequest, BotVerification, CreatorAccount
+from hutch.channels.models import Channel
 from hutch.core.security import SecretBox
 from hutch.db.engine import Database
 from hutch.notifications.models import OutboundEmail
+from hutch.runtimes.models import Runtime
 
 BATCH = 500
 
@@ -24,6 +27,12 @@ BATCH = 500
 ENCRYPTED_COLUMNS: list[tuple[InstrumentedAttribute[str], InstrumentedAttribute[str]]] = [
     (ProviderKey.id, ProviderKey.api_key_encrypted),
     (OutboundEmail.id, OutboundEmail.body_encrypted),
+    (Channel.id, Channel.token_encrypted),  # type: ignore[list-item]  # NULL for the web widget
+    (Runtime.id, Runtime.gateway_token_encrypted),
+    (CreatorAccount.id, CreatorAccount.api_hash_encrypted),
+    (CreatorAccount.id, CreatorAccount.session_encrypted),
+    (BotRequest.id, BotRequest.token_encrypted),  # type: ignore[list-item]  # set once BotFather answered
+    (BotVerification.channel_id, BotVerification.code_encrypted),
 ]
 
 
@@ -39,14 +48,14 @@ async def rotate_secrets(
     report = RotationReport()
     for id_column, secret_column in ENCRYPTED_COLUMNS:
         table = secret_column.class_.__tablename__
-        report.rotated[table] = 0
+        report.rotated.setdefault(table, 0)
         after = ""
         while True:
             async with database.sessionmaker() as session, session.begin():
                 rows = (
                     await session.execute(
                         select(id_column, secret_column)
-                        .where(id_column > after)
+                        .where(id_column > after, secret_column.is_not(None))
                         .order_by(id_column)
                         .limit(BATCH)
                         .with_for_update(skip_locked=True)

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -72,3 +73,20 @@ class ProviderKey(TimestampMixin, Base):
     api_key_encrypted: Mapped[str] = mapped_column(Text)
     last4: Mapped[str] = mapped_column(String(4))
     base_url: Mapped[str | None] = mapped_column(String(500))
+
+
+class AgentAvatar(Base):
+    """An agent's picture, re-encoded from the upload (PNG, at most 512 px a side); kept in the database so
+    every API process and worker can serve it."""
+
+    __tablename__ = "agent_avatars"
+
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    content_type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

@@ -21,6 +21,7 @@ class ChannelType(StrEnum):
 class ChannelStatus(StrEnum):
     ACTIVE = "active"
     ERROR = "error"  # the last delivery failed for a reason the customer must fix (token revoked)
+    UNVERIFIED = "unverified"  # a bot the factory made: it waits for its owner's verification code
 
 
 class Channel(TimestampMixin, Base):
@@ -48,6 +49,8 @@ class Channel(TimestampMixin, Base):
         ARRAY(String(255)), default=list, server_default=text("'{}'")
     )
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Telegram: the user id of a factory-made bot's verified owner; a personal agent answers only them.
+    owner_external_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class LinkStatus(StrEnum):

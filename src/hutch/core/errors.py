@@ -80,6 +80,10 @@ class InvalidField(HutchError):
         return [{"loc": ["body", self.field], "msg": self.message, "type": "value_error"}]
 
 
+class PayloadTooLarge(HutchError):
+    status_code = 413
+
+
 class UnsupportedMediaType(HutchError):
     status_code = 415
 

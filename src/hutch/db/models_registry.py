@@ -8,6 +8,7 @@ from hutch.agents import models as agents_models
 from hutch.apikeys import models as apikeys_models
 from hutch.audit import models as audit_models
 from hutch.billing import models as billing_models
+from hutch.botfactory import models as botfactory_models
 from hutch.channels import models as channels_models
 from hutch.channels.voice import models as voice_models
 from hutch.conversations import models as conversations_models
@@ -26,6 +27,7 @@ DOMAIN_MODELS = (
     apikeys_models,
     audit_models,
     billing_models,
+    botfactory_models,
     channels_models,
     conversations_models,
     core_models,

@@ -19,6 +19,7 @@ from telegram.error import InvalidToken
 from hutch.accounts.models import Membership, OrgRole
 from hutch.agents.models import Agent
 from hutch.billing.subscriptions import Subscriptions
+from hutch.botfactory.verification import PRIVATE, Verifications, may_talk
 from hutch.channels.inbound import PLAN_LIMIT_NOTICE, TEXT_ONLY, converse, finish_event
 from hutch.channels.models import Channel, ChannelLink, ChannelStatus, ExternalEvent
 from hutch.channels.telegram.gateway import BotBlocked, TelegramGateway
@@ -72,6 +73,8 @@ class Chat:
     agent: Agent | None = None
     link: ChannelLink | None = None
     counted: tuple[str, str] | None = None  # (org id, agent id) whose channel counts this chat adds to
+    channel_id: str | None = None  # the agent's own bot
+    unverified: bool = False  # a factory-made bot still waiting for its owner's code
     member: tuple[str, str] | None = None  # (org id, user id) of the linked user, on the platform bot
 
     def use(self, agent: Agent | None) -> None:
@@ -99,7 +102,8 @@ async def _chat(ctx: JobContext, channel_id: str, chat_id: int | str) -> Chat | 
     if channel is None or channel.token_encrypted is None:
         return None
     token = ctx.resources.secret_box.decrypt(channel.token_encrypted)
-    chat = Chat(token, False, chat_id)
+    chat = Chat(token, False, chat_id, channel_id=channel.id)
+    chat.unverified = channel.status is ChannelStatus.UNVERIFIED
     chat.use(await session.get(Agent, channel.agent_id))
     return chat
 
@@ -185,6 +189,15 @@ async def _reply(
     agent = chat.agent
     if agent is None:
         return UNLINKED
+    if chat.channel_id is not None:  # an own bot: a factory-made one may wait for, or belong to, an owner
+        sender = message.get("from") or {}
+        sender_id = str(sender.get("id", ""))
+        channel = await ctx.uow.session.get(Channel, chat.channel_id)
+        if channel is not None and chat.unverified:
+            verifications = Verifications(ctx.uow.session, ctx.resources.secret_box)
+            return await verifications.answer(channel, text, sender_id, sender.get("username"))
+        if channel is not None and not may_talk(channel, agent, sender_id):
+            return PRIVATE
     if command == "/start":
         return f"Hello! I am {agent.name}. {HELP}"
     if command == "/help":

@@ -52,7 +52,12 @@ class TelegramChannels:
 
     async def connect(self, principal: Principal, agent_id: str, bot_token: str) -> Channel:
         """Check the token with getMe, store it encrypted, and point the bot's webhook at Hutch."""
-        agent = await self._agent(principal, agent_id)
+        return await self.bind(await self._agent(principal, agent_id), bot_token)
+
+    async def bind(
+        self, agent: Agent, bot_token: str, status: ChannelStatus = ChannelStatus.ACTIVE
+    ) -> Channel:
+        """The bot as a channel of ``agent``: for a token the customer brought, or one the factory made."""
         identity = await self.gateway.identify(bot_token)
         taken = await self.session.scalar(
             select(Channel).where(
@@ -67,7 +72,7 @@ class TelegramChannels:
             org_id=agent.org_id,
             agent_id=agent.id,
             type=ChannelType.TELEGRAM,
-            status=ChannelStatus.ACTIVE,
+            status=status,
             external_id=str(identity.id),
             username=identity.username,
             token_encrypted=self.secret_box.encrypt(bot_token),

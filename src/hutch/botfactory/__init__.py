@@ -1,0 +1,1 @@
+"""Telegram bots made for customers: creator accounts, BotFather automation, ownership checks."""

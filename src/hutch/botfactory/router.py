@@ -1,0 +1,270 @@
+"""The bot factory's API: the creator-account pool (platform admins) and automatic bots (customers)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from pydantic import BaseModel, Field
+
+from hutch.botfactory.models import AccountStatus, BotRequest, CreatorAccount, RequestStatus
+from hutch.botfactory.service import BotRequests, CreatorAccounts, NewAccount
+from hutch.botfactory.verification import Verifications
+from hutch.channels.models import Channel
+from hutch.core.authz import PlatformAdmin, Writer
+from hutch.core.dependencies import ResourcesDep, UoWDep
+from hutch.core.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    error_responses,
+)
+
+admin_router = APIRouter(prefix="/api/v1/admin/creator-accounts", tags=["bot factory"])
+router = APIRouter(prefix="/api/v1/agents/{agent_id}/channels/telegram/auto", tags=["bot factory"])
+ADMIN_ONLY = error_responses(Unauthorized, Forbidden)
+ACCOUNT_ERRORS = error_responses(Unauthorized, Forbidden, NotFound)
+PHONE = r"^\+[1-9]\d{6,14}$"
+
+
+class CreatorAccountCreate(BaseModel):
+    phone: str = Field(pattern=PHONE, description="E.164, e.g. +14155550100.")
+    api_id: int = Field(ge=1, description="From my.telegram.org, with the api_hash.")
+    api_hash: str = Field(min_length=16, max_length=64, pattern=r"^[0-9a-fA-F]+$")
+    session: str = Field(
+        min_length=20, max_length=2000, description="A Telethon StringSession of the logged-in account."
+    )
+    priority: int = Field(default=0, ge=-100, le=100)
+    daily_cap: int = Field(default=5, ge=1, le=50)
+
+
+class CreatorAccountUpdate(BaseModel):
+    priority: int | None = Field(default=None, ge=-100, le=100)
+    daily_cap: int | None = Field(default=None, ge=1, le=50)
+    status: AccountStatus | None = Field(
+        default=None, description="Set active to use a locked account again, or locked to set one aside."
+    )
+    session: str | None = Field(default=None, min_length=20, max_length=2000)
+
+
+class CreatorAccountOut(BaseModel):
+    """An account of the pool; its api_hash and session are never shown."""
+
+    id: str
+    phone: str
+    api_id: int
+    status: AccountStatus
+    priority: int
+    daily_cap: int
+    created_today: int
+    created_bots: int
+    last_used_at: datetime | None
+    last_checked_at: datetime | None
+    last_error: str | None
+    resting_until: datetime | None
+    created_at: datetime
+
+
+class CreatorAccountList(BaseModel):
+    items: list[CreatorAccountOut]
+    total: int
+
+
+def _account_out(account: CreatorAccount, made_today: dict[str, int]) -> CreatorAccountOut:
+    return CreatorAccountOut(
+        id=account.id,
+        phone=account.phone,
+        api_id=account.api_id,
+        status=account.status,
+        priority=account.priority,
+        daily_cap=account.daily_cap,
+        created_today=made_today.get(account.id, 0),
+        created_bots=account.created_bots,
+        last_used_at=account.last_used_at,
+        last_checked_at=account.last_checked_at,
+        last_error=account.last_error,
+        resting_until=account.resting_until,
+        created_at=account.created_at,
+    )
+
+
+async def creator_accounts(_: PlatformAdmin, uow: UoWDep, resources: ResourcesDep) -> CreatorAccounts:
+    """The pool, for platform admins only."""
+    return CreatorAccounts(uow.session, resources.secret_box)
+
+
+Pool = Annotated[CreatorAccounts, Depends(creator_accounts)]
+
+
+@admin_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CreatorAccountOut,
+    responses=error_responses(Unauthorized, Forbidden, Conflict),
+)
+async def add_account(body: CreatorAccountCreate, pool: Pool) -> CreatorAccountOut:
+    """Add a logged-in Telegram account to the pool (`hutch botfactory add-account` logs one in and adds
+    it). The api_hash and session are stored encrypted and never shown again."""
+    account = await pool.add(NewAccount(**body.model_dump()))
+    return _account_out(account, {})
+
+
+@admin_router.get("", response_model=CreatorAccountList, responses=ADMIN_ONLY)
+async def list_accounts(pool: Pool) -> CreatorAccountList:
+    """The pool, best first: status, usage today against the daily cap, the last error."""
+    accounts, made = await pool.list(), await pool.made_today()
+    return CreatorAccountList(items=[_account_out(a, made) for a in accounts], total=len(accounts))
+
+
+@admin_router.get(
+    "/{account_id}",
+    response_model=CreatorAccountOut,
+    responses=ACCOUNT_ERRORS,
+)
+async def get_account(account_id: str, pool: Pool) -> CreatorAccountOut:
+    return _account_out(await pool.get(account_id), await pool.made_today())
+
+
+@admin_router.patch(
+    "/{account_id}",
+    response_model=CreatorAccountOut,
+    responses=ACCOUNT_ERRORS,
+)
+async def update_account(account_id: str, body: CreatorAccountUpdate, pool: Pool) -> CreatorAccountOut:
+    """Change priority or daily cap, set an account active again (or aside), or give it a new session."""
+    account = await pool.update(account_id, **body.model_dump(exclude_unset=True))
+    return _account_out(account, await pool.made_today())
+
+
+@admin_router.post(
+    "/{account_id}/check",
+    response_model=CreatorAccountOut,
+    responses=ACCOUNT_ERRORS,
+)
+async def check_account(account_id: str, pool: Pool, resources: ResourcesDep) -> CreatorAccountOut:
+    """Ask Telegram about the account now (as the periodic health check does) and record the answer."""
+    account = await pool.get(account_id, for_update=True)
+    report = await resources.creator_clients.check(pool.credentials(account))
+    account.status, account.last_error = report.status, report.detail
+    return _account_out(account, await pool.made_today())
+
+
+@admin_router.delete(
+    "/{account_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=ACCOUNT_ERRORS,
+)
+async def delete_account(account_id: str, pool: Pool) -> Response:
+    """Remove an account from the pool (its bots keep working: they belong to their agents now)."""
+    await pool.delete(account_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- customers ----------------------------------------------------------------------------------------
+
+
+class AutoBotCreate(BaseModel):
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The bot's shown name (and the base of its username); the agent's name by default.",
+    )
+
+
+class VerificationOut(BaseModel):
+    verified: bool
+    owner_username: str | None = None
+    code: str | None = Field(
+        default=None, description="Send it to the bot (or open deep_link) to become its owner; single use."
+    )
+    deep_link: str | None = None
+    expires_at: datetime | None = None
+
+
+class BotRequestOut(BaseModel):
+    id: str
+    agent_id: str
+    status: RequestStatus
+    bot_name: str
+    bot_username: str | None
+    channel_id: str | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    verification: VerificationOut | None
+
+
+async def _request_out(requests: BotRequests, request: BotRequest) -> BotRequestOut:
+    out = BotRequestOut(
+        id=request.id,
+        agent_id=request.agent_id,
+        status=request.status,
+        bot_name=request.bot_name,
+        bot_username=request.bot_username if request.status is RequestStatus.SUCCEEDED else None,
+        channel_id=request.channel_id,
+        error=request.error,
+        created_at=request.created_at,
+        finished_at=request.finished_at,
+        verification=None,
+    )
+    verification = await requests.verification(request)
+    channel = await requests.session.get(Channel, request.channel_id) if request.channel_id else None
+    if verification is not None and channel is not None:
+        shown = Verifications(requests.session, requests.secret_box).shown(verification, channel)
+        out.verification = VerificationOut(
+            verified=verification.verified_at is not None,
+            owner_username=verification.owner_username,
+            code=shown.code if shown else None,
+            deep_link=shown.deep_link if shown else None,
+            expires_at=verification.expires_at if verification.verified_at is None else None,
+        )
+    return out
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BotRequestOut,
+    responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, ServiceUnavailable),
+)
+async def request_bot(
+    agent_id: str, body: AutoBotCreate, principal: Writer, uow: UoWDep, resources: ResourcesDep
+) -> BotRequestOut:
+    """Have Hutch create a Telegram bot for the agent (no @BotFather needed). It takes up to a minute: read
+    the outcome with GET; when it succeeded, send the verification code to the bot to become its owner."""
+    requests = BotRequests(uow, resources.secret_box)
+    request = await requests.request(principal, agent_id, body.name)
+    return await _request_out(requests, request)
+
+
+@router.get("", response_model=BotRequestOut, responses=error_responses(Unauthorized, Forbidden, NotFound))
+async def latest_bot_request(
+    agent_id: str, principal: Writer, uow: UoWDep, resources: ResourcesDep
+) -> BotRequestOut:
+    """The agent's latest bot request: queued, creating, succeeded (with the bot and its verification code
+    while unverified) or failed (with the reason)."""
+    requests = BotRequests(uow, resources.secret_box)
+    return await _request_out(requests, await requests.latest(principal, agent_id))
+
+
+@router.post(
+    "/code",
+    response_model=BotRequestOut,
+    responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict),
+)
+async def new_verification_code(
+    agent_id: str, principal: Writer, uow: UoWDep, resources: ResourcesDep
+) -> BotRequestOut:
+    """A new verification code for the agent's new bot (the old one stops working); 409 once verified."""
+    requests = BotRequests(uow, resources.secret_box)
+    request = await requests.latest(principal, agent_id)
+    channel = await uow.session.get(Channel, request.channel_id) if request.channel_id else None
+    if channel is None:
+        raise Conflict("The bot is not ready yet; a code is issued when it is created.")
+    lifetime = timedelta(hours=resources.settings.botfactory_verification_hours)
+    await Verifications(uow.session, resources.secret_box).issue(channel, lifetime)
+    return await _request_out(requests, request)

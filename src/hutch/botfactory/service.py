@@ -1,0 +1,244 @@
+"""The bot factory's rules: the pool of creator accounts, customers' bot requests, and which account serves.
+
+An account is "available" when it is active, not resting after BotFather's "try again in N seconds", not
+busy with another conversation, and under its daily cap. Among those, the highest priority wins, then the
+one used least recently, so work spreads over the pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.agents.models import Agent
+from hutch.agents.repository import AgentRepository
+from hutch.botfactory.gateway import AccountCredentials
+from hutch.botfactory.models import (
+    AccountStatus,
+    BotRequest,
+    BotVerification,
+    CreatorAccount,
+    RequestStatus,
+)
+from hutch.botfactory.usernames import display_name
+from hutch.channels.models import Channel, ChannelType
+from hutch.core.errors import Conflict, NotFound, ServiceUnavailable
+from hutch.core.ids import new_id
+from hutch.core.principal import Principal
+from hutch.core.security import SecretBox
+from hutch.db.engine import UnitOfWork
+
+CREATE_JOB = "botfactory.create_bot"
+BUSY_LEASE = timedelta(minutes=10)  # longer than any conversation: the job gives the account back sooner
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def start_of_day(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    phone: str
+    api_id: int
+    api_hash: str
+    session: str
+    priority: int = 0
+    daily_cap: int = 5
+
+
+class CreatorAccounts:
+    """The operator's pool (platform admins only; the router checks that)."""
+
+    def __init__(self, session: AsyncSession, secret_box: SecretBox) -> None:
+        self.session = session
+        self.secret_box = secret_box
+
+    async def add(self, new: NewAccount) -> CreatorAccount:
+        if await self.session.scalar(select(CreatorAccount.id).where(CreatorAccount.phone == new.phone)):
+            raise Conflict(f"The account {new.phone} is already in the pool.")
+        account = CreatorAccount(
+            id=new_id("cra"),
+            phone=new.phone,
+            api_id=new.api_id,
+            api_hash_encrypted=self.secret_box.encrypt(new.api_hash),
+            session_encrypted=self.secret_box.encrypt(new.session),
+            status=AccountStatus.UNKNOWN,  # the health check (or the first use) says more
+            priority=new.priority,
+            daily_cap=new.daily_cap,
+            created_bots=0,
+        )
+        self.session.add(account)
+        await self.session.flush()
+        return account
+
+    async def list(self) -> list[CreatorAccount]:
+        stmt = select(CreatorAccount).order_by(CreatorAccount.priority.desc(), CreatorAccount.created_at)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def get(self, account_id: str, *, for_update: bool = False) -> CreatorAccount:
+        account = await self.session.get(CreatorAccount, account_id, with_for_update=for_update)
+        if account is None:
+            raise NotFound("Creator account")
+        return account
+
+    async def update(
+        self,
+        account_id: str,
+        *,
+        priority: int | None = None,
+        daily_cap: int | None = None,
+        status: AccountStatus | None = None,
+        session: str | None = None,
+    ) -> CreatorAccount:
+        account = await self.get(account_id, for_update=True)
+        if priority is not None:
+            account.priority = priority
+        if daily_cap is not None:
+            account.daily_cap = daily_cap
+        if session is not None:
+            account.session_encrypted = self.secret_box.encrypt(session)
+        if status is not None and status is not account.status:
+            account.status = status
+            if status is AccountStatus.ACTIVE:  # an admin vouches for it again
+                account.last_error, account.resting_until = None, None
+        await self.session.flush()
+        return account
+
+    async def delete(self, account_id: str) -> None:
+        await self.session.delete(await self.get(account_id))
+
+    async def made_today(self) -> dict[str, int]:
+        """Bots each account made since midnight UTC."""
+        stmt = (
+            select(BotRequest.account_id, func.count())
+            .where(
+                BotRequest.status == RequestStatus.SUCCEEDED,
+                BotRequest.finished_at >= start_of_day(utcnow()),
+                BotRequest.account_id.is_not(None),
+            )
+            .group_by(BotRequest.account_id)
+        )
+        return {str(account_id): int(n) for account_id, n in (await self.session.execute(stmt)).all()}
+
+    def credentials(self, account: CreatorAccount) -> AccountCredentials:
+        return AccountCredentials(
+            phone=account.phone,
+            api_id=account.api_id,
+            api_hash=self.secret_box.decrypt(account.api_hash_encrypted),
+            session=self.secret_box.decrypt(account.session_encrypted),
+        )
+
+    async def take_available(self, exclude: set[str]) -> CreatorAccount | None:
+        """Reserve the best available account for one conversation (the caller commits the reservation)."""
+        now = utcnow()
+        made = (
+            select(func.count())
+            .where(
+                BotRequest.account_id == CreatorAccount.id,
+                BotRequest.status == RequestStatus.SUCCEEDED,
+                BotRequest.finished_at >= start_of_day(now),
+            )
+            .correlate(CreatorAccount)
+            .scalar_subquery()
+        )
+        # UNKNOWN accounts were just added or could not be checked: they are tried after the active ones.
+        stmt = (
+            select(CreatorAccount)
+            .where(
+                CreatorAccount.status.in_([AccountStatus.ACTIVE, AccountStatus.UNKNOWN]),
+                or_(CreatorAccount.resting_until.is_(None), CreatorAccount.resting_until <= now),
+                or_(CreatorAccount.busy_until.is_(None), CreatorAccount.busy_until <= now),
+                made < CreatorAccount.daily_cap,
+                CreatorAccount.id.not_in(exclude) if exclude else CreatorAccount.id.is_not(None),
+            )
+            .order_by(
+                (CreatorAccount.status == AccountStatus.ACTIVE).desc(),
+                CreatorAccount.priority.desc(),
+                CreatorAccount.last_used_at.asc().nulls_first(),
+                CreatorAccount.id,
+            )
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        account = await self.session.scalar(stmt)
+        if account is not None:
+            account.busy_until, account.last_used_at = now + BUSY_LEASE, now
+        return account
+
+    async def usable_count(self) -> int:
+        stmt = select(func.count()).where(
+            CreatorAccount.status.in_([AccountStatus.ACTIVE, AccountStatus.UNKNOWN])
+        )
+        return int(await self.session.scalar(stmt) or 0)
+
+
+class BotRequests:
+    """Customers' side: ask for a bot for an agent, and read how it went."""
+
+    def __init__(self, uow: UnitOfWork, secret_box: SecretBox) -> None:
+        self.uow = uow
+        self.session = uow.session
+        self.secret_box = secret_box
+
+    async def _agent(self, principal: Principal, agent_id: str) -> Agent:
+        agent = await AgentRepository(self.session).get(principal, agent_id)
+        if agent is None:
+            raise NotFound("Agent")
+        return agent
+
+    async def request(self, principal: Principal, agent_id: str, name: str | None) -> BotRequest:
+        agent = await self._agent(principal, agent_id)
+        has_bot = await self.session.scalar(
+            select(Channel.id).where(Channel.agent_id == agent.id, Channel.type == ChannelType.TELEGRAM)
+        )
+        if has_bot is not None:
+            raise Conflict("This agent already has a Telegram bot; remove it before asking for a new one.")
+        if await CreatorAccounts(self.session, self.secret_box).usable_count() == 0:
+            raise ServiceUnavailable(
+                "Automatic bot creation is not available on this deployment; create a bot with @BotFather "
+                "and connect it with its token (POST /api/v1/agents/{id}/channels/telegram)."
+            )
+        open_request = await self.session.scalar(
+            select(BotRequest.id).where(
+                BotRequest.agent_id == agent.id,
+                BotRequest.status.in_([RequestStatus.QUEUED, RequestStatus.CREATING]),
+            )
+        )
+        if open_request is not None:
+            raise Conflict("A bot is already being created for this agent; wait for it to finish.")
+        request = BotRequest(
+            id=new_id("btr"),
+            org_id=agent.org_id,
+            agent_id=agent.id,
+            status=RequestStatus.QUEUED,
+            bot_name=display_name(name or agent.name),
+            username_base=(name or agent.name)[:64],
+        )
+        self.session.add(request)
+        await self.session.flush()
+        self.uow.defer(CREATE_JOB, request_id=request.id)
+        return request
+
+    async def latest(self, principal: Principal, agent_id: str) -> BotRequest:
+        agent = await self._agent(principal, agent_id)
+        request = await self.session.scalar(
+            select(BotRequest)
+            .where(BotRequest.agent_id == agent.id)
+            .order_by(BotRequest.created_at.desc(), BotRequest.id.desc())
+            .limit(1)
+        )
+        if request is None:
+            raise NotFound("Bot request", "No bot was requested for this agent yet.")
+        return request
+
+    async def verification(self, request: BotRequest) -> BotVerification | None:
+        if request.channel_id is None:
+            return None
+        return await self.session.get(BotVerification, request.channel_id)
