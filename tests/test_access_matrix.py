@@ -37,6 +37,8 @@ class Guard(StrEnum):
     WRITE = "write"
     CHAT = "chat"
     PLATFORM_ADMIN = "platform_admin"
+    WEB = "web"  # a dashboard page: a browser session of a member (tests/web/test_web_access.py)
+    WEB_ADMIN = "web_admin"  # an admin console page: a browser session of a platform admin
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,75 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/widget/{token}/messages"): Access(Guard.PUBLIC),
     ("POST", "/api/v1/widget/{token}/messages"): Access(Guard.PUBLIC),
     ("POST", "/api/v1/widget/{token}/reset"): Access(Guard.PUBLIC),
+    ("GET", "/"): Access(Guard.PUBLIC),
+    ("GET", "/pricing"): Access(Guard.PUBLIC),
+    ("GET", "/login"): Access(Guard.PUBLIC),
+    ("POST", "/login"): Access(Guard.PUBLIC),
+    ("GET", "/signup"): Access(Guard.PUBLIC),
+    ("POST", "/signup"): Access(Guard.PUBLIC),
+    ("POST", "/logout"): Access(Guard.PUBLIC),
+    ("GET", "/forgot-password"): Access(Guard.PUBLIC),
+    ("POST", "/forgot-password"): Access(Guard.PUBLIC),
+    ("GET", "/app"): Access(Guard.WEB),
+    ("GET", "/app/onboarding"): Access(Guard.WEB),
+    ("POST", "/app/onboarding"): Access(Guard.WEB, form={"name": "Matrix"}),
+    ("GET", "/app/agents"): Access(Guard.WEB),
+    ("POST", "/app/agents"): Access(Guard.WEB, form={"name": "Matrix"}),
+    ("GET", "/app/agents/{agent_id}"): Access(Guard.WEB),
+    ("GET", "/app/agents/{agent_id}/chat"): Access(Guard.WEB),
+    ("POST", "/app/agents/{agent_id}/chat"): Access(Guard.WEB, form={"message": "hi"}),
+    ("POST", "/app/agents/{agent_id}/chat/reset"): Access(Guard.WEB),
+    ("GET", "/app/agents/{agent_id}/settings"): Access(Guard.WEB),
+    ("POST", "/app/agents/{agent_id}/settings"): Access(Guard.WEB, form={"name": "Renamed"}),
+    ("POST", "/app/agents/{agent_id}/avatar"): Access(Guard.WEB),
+    ("GET", "/app/agents/{agent_id}/avatar.png"): Access(Guard.WEB),
+    ("POST", "/app/agents/{agent_id}/delete"): Access(Guard.WEB, form={"confirm": "x"}),
+    ("GET", "/app/agents/{agent_id}/knowledge"): Access(Guard.WEB),
+    ("POST", "/app/agents/{agent_id}/knowledge"): Access(Guard.WEB),
+    ("POST", "/app/agents/{agent_id}/knowledge/{document_id}/delete"): Access(Guard.WEB),
+    ("GET", "/app/agents/{agent_id}/channels"): Access(Guard.WEB),
+    ("POST", "/app/agents/{agent_id}/channels/telegram"): Access(Guard.WEB, form={"bot_token": "1:x"}),
+    ("POST", "/app/agents/{agent_id}/channels/telegram/auto"): Access(Guard.WEB),
+    ("POST", "/app/agents/{agent_id}/channels/telegram/auto/code"): Access(Guard.WEB),
+    ("POST", "/app/agents/{agent_id}/channels/webchat"): Access(
+        Guard.WEB, form={"origins": "https://a.example"}
+    ),
+    ("POST", "/app/agents/{agent_id}/channels/{channel_id}/delete"): Access(Guard.WEB),
+    ("GET", "/app/agents/{agent_id}/runtime"): Access(Guard.WEB),
+    ("POST", "/app/agents/{agent_id}/runtime/{action}"): Access(Guard.WEB),
+    ("GET", "/app/agents/{agent_id}/tasks"): Access(Guard.WEB),
+    ("POST", "/app/agents/{agent_id}/tasks"): Access(Guard.WEB, form={"description": "x"}),
+    ("POST", "/app/agents/{agent_id}/tasks/{task_id}/cancel"): Access(Guard.WEB),
+    ("GET", "/app/api-keys"): Access(Guard.WEB),
+    ("POST", "/app/api-keys"): Access(Guard.WEB, form={"label": "x"}),
+    ("POST", "/app/api-keys/{key_id}/revoke"): Access(Guard.WEB),
+    ("POST", "/app/provider-keys"): Access(Guard.WEB, form={"provider": "openai", "api_key": "sk-x"}),
+    ("POST", "/app/provider-keys/{key_id}/delete"): Access(Guard.WEB),
+    ("GET", "/app/billing"): Access(Guard.WEB),
+    ("POST", "/app/billing/checkout"): Access(Guard.WEB, form={"plan": "starter"}),
+    ("POST", "/app/billing/change"): Access(Guard.WEB, form={"plan": "pro"}),
+    ("POST", "/app/billing/buy"): Access(Guard.WEB, form={"package": "credits-10"}),
+    ("POST", "/app/billing/portal"): Access(Guard.WEB),
+    ("POST", "/app/billing/cancel"): Access(Guard.WEB),
+    ("GET", "/app/usage"): Access(Guard.WEB),
+    ("GET", "/app/team"): Access(Guard.WEB),
+    ("POST", "/app/team/invitations"): Access(Guard.WEB, form={"email": "x@example.com"}),
+    ("POST", "/app/team/invitations/{invitation_id}/revoke"): Access(Guard.WEB),
+    ("POST", "/app/team/members/{user_id}/role"): Access(Guard.WEB, form={"role": "member"}),
+    ("POST", "/app/team/members/{user_id}/remove"): Access(Guard.WEB),
+    ("GET", "/app/manager"): Access(Guard.WEB),
+    ("POST", "/app/manager"): Access(Guard.WEB),
+    ("GET", "/admin"): Access(Guard.WEB_ADMIN),
+    ("GET", "/admin/users"): Access(Guard.WEB_ADMIN),
+    ("GET", "/admin/orgs"): Access(Guard.WEB_ADMIN),
+    ("GET", "/admin/agents"): Access(Guard.WEB_ADMIN),
+    ("GET", "/admin/alerts"): Access(Guard.WEB_ADMIN),
+    ("POST", "/admin/alerts/{alert_id}/acknowledge"): Access(Guard.WEB_ADMIN),
+    ("GET", "/admin/creator-accounts"): Access(Guard.WEB_ADMIN),
+    ("POST", "/admin/creator-accounts/{account_id}/status"): Access(
+        Guard.WEB_ADMIN, form={"status": "active"}
+    ),
+    ("GET", "/admin/runtime-hosts"): Access(Guard.WEB_ADMIN),
     ("GET", "/verify-email"): Access(Guard.PUBLIC),
     ("GET", "/reset-password"): Access(Guard.PUBLIC),
     ("POST", "/reset-password"): Access(Guard.PUBLIC),
@@ -357,7 +428,10 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.mark.parametrize(("method", "path"), sorted(k for k, v in ROUTES.items() if v.guard != Guard.PUBLIC))
+@pytest.mark.parametrize(
+    ("method", "path"),
+    sorted(k for k, v in ROUTES.items() if v.guard not in (Guard.PUBLIC, Guard.WEB, Guard.WEB_ADMIN)),
+)
 async def test_nobody_else_gets_in(client: AsyncClient, world: World, method: str, path: str) -> None:
     access = ROUTES[(method, path)]
     own_ids = {"key_id": "key_x", "user_id": world.a.user.id, "invitation_id": "inv_x", "agent_id": "agt_x"}

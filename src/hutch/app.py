@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import structlog
 from fastapi import APIRouter, FastAPI
@@ -52,7 +53,7 @@ from hutch.resources import Resources, build_resources, build_worker_resources
 from hutch.runtimes import router as runtimes_router
 from hutch.settings import Settings, ensure_generated_secrets, load_settings
 from hutch.tasks import router as tasks_router
-from hutch.web import account_pages
+from hutch.web import account_pages, admin_pages, agent_pages, agent_tabs, app_pages, org_pages, public_pages
 from hutch.web.templating import static_files
 from hutch.worker import JobQueue, wait_cancelled
 
@@ -164,7 +165,7 @@ def create_app(
     app.add_middleware(WidgetCORSMiddleware)
     app.add_middleware(WebhookWatch)
     # Outermost, so every answer (CORS preflights and errors included) carries the request id.
-    app.add_middleware(RequestMiddleware, metrics=metrics)
+    app.add_middleware(RequestMiddleware, metrics=metrics, form_targets=stripe_origins(settings))
     for router in (
         health.router,
         accounts_router.router,
@@ -193,10 +194,25 @@ def create_app(
         admin_router.usage_router,
         notifications_router.router,
         account_pages.router,
+        public_pages.router,
+        app_pages.router,
+        agent_pages.router,
+        agent_tabs.router,
+        org_pages.router,
+        admin_pages.router,
     ):
         add_routes(app, router)
     app.mount("/static", static_files(), name="static")
     return app
+
+
+def stripe_origins(settings: Settings) -> str:
+    """Where the dashboard's payment forms lead: Stripe's Checkout and portal (or the Stripe API stand-in)."""
+    origins = ["https://checkout.stripe.com", "https://billing.stripe.com"]
+    if settings.stripe_api_base:
+        parts = urlsplit(settings.stripe_api_base)
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return " ".join(origins)
 
 
 def add_routes(app: FastAPI, router: APIRouter) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -137,24 +138,43 @@ def _is_openai(request: Request) -> bool:
     return request.url.path.startswith(OPENAI_PATH_PREFIX)
 
 
-async def _handle_hutch_error(request: Request, exc: Exception) -> JSONResponse:
+def _page(request: Request, status: int, detail: Any) -> Response | None:
+    """The web pages' own rendering of an error (they set ``request.state.error_page``), else None."""
+    renderer: Callable[[Request, int, str], Response] | None = getattr(request.state, "error_page", None)
+    if renderer is None:
+        return None
+    return renderer(request, status, detail if isinstance(detail, str) else "Some fields are not valid.")
+
+
+async def _handle_hutch_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HutchError)
+    page = _page(request, exc.status_code, exc.detail)
+    if page is not None:
+        return page
     if _is_openai(request):
         body = openai_error(exc.status_code, str(exc.detail), getattr(exc, "code", None))
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
     return _json(exc.status_code, exc.body(), exc.headers)
 
 
-async def _handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
+async def _handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     headers = getattr(exc, "headers", None)
+    if 300 <= exc.status_code < 400 and headers and "Location" in headers:
+        return RedirectResponse(headers["Location"], status_code=exc.status_code)
+    page = _page(request, exc.status_code, exc.detail)
+    if page is not None:
+        return page
     if _is_openai(request):
         return JSONResponse(openai_error(exc.status_code, str(exc.detail)), exc.status_code, headers=headers)
     return _json(exc.status_code, exc.detail, headers)
 
 
-async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
+async def _handle_validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    page = _page(request, 422, None)
+    if page is not None:
+        return page
     # FastAPI's list form, minus the submitted values: they may hold passwords or tokens.
     errors = [{k: v for k, v in err.items() if k not in ("input", "ctx", "url")} for err in exc.errors()]
     if _is_openai(request):

@@ -22,7 +22,7 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _UNTRACKED_PATHS = frozenset({"/metrics"})
 
 _HTML_CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
     "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 )
 # The interactive API docs load Swagger UI / ReDoc from their CDN.
@@ -44,9 +44,11 @@ def _request_id_from(scope: Scope) -> str:
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, form_targets: str = "") -> None:
         self.app = app
         self.metrics = metrics
+        # Forms may also lead to these origins (a checkout form answers with a redirect to Stripe).
+        self.html_csp = f"{_HTML_CSP} {form_targets}".rstrip()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,7 +70,7 @@ class RequestMiddleware:
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 if headers.get("content-type", "").startswith("text/html"):
                     is_docs = path in ("/docs", "/redoc")
-                    headers.setdefault("Content-Security-Policy", _DOCS_CSP if is_docs else _HTML_CSP)
+                    headers.setdefault("Content-Security-Policy", _DOCS_CSP if is_docs else self.html_csp)
                     headers.setdefault("X-Frame-Options", "DENY")
                     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
                     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")

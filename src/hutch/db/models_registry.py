@@ -18,6 +18,7 @@ from hutch.knowledge import models as knowledge_models
 from hutch.notifications import models as notifications_models
 from hutch.runtimes import models as runtimes_models
 from hutch.tasks import models as tasks_models
+from hutch.web import models as web_models
 
 metadata = Base.metadata
 DOMAIN_MODELS = (
@@ -36,4 +37,5 @@ DOMAIN_MODELS = (
     runtimes_models,
     tasks_models,
     voice_models,
+    web_models,
 )

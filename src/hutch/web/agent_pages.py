@@ -1,0 +1,259 @@
+"""One agent in the dashboard: chat, settings and avatar (the other tabs are in ``agent_tabs.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import ValidationError
+from sqlalchemy import select
+from starlette.datastructures import UploadFile
+
+from hutch.agents.avatars import Avatars
+from hutch.agents.models import Agent, AgentAvatar
+from hutch.agents.roles import ROLE_TEMPLATES
+from hutch.agents.schemas import AgentUpdate
+from hutch.agents.service import org_credentials
+from hutch.conversations.chat import ChatFlow
+from hutch.conversations.models import Message
+from hutch.conversations.repository import ConversationRepository
+from hutch.conversations.router import API_CHANNEL, chat_response, end_user_of, sse
+from hutch.conversations.service import ConversationService
+from hutch.core.dependencies import ResourcesDep, UoWDep
+from hutch.core.errors import HutchError
+from hutch.db.engine import UnitOfWork
+from hutch.engine.runner import TextDelta
+from hutch.engine.tools import TOOLS
+from hutch.resources import Resources
+from hutch.web.app_pages import agents_service
+from hutch.web.deps import Viewer, ViewerDep, page
+
+router = APIRouter(prefix="/app/agents/{agent_id}", include_in_schema=False)
+TABS = [
+    ("chat", "Chat"),
+    ("settings", "Settings"),
+    ("knowledge", "Knowledge"),
+    ("channels", "Channels"),
+    ("runtime", "Runtime"),
+    ("tasks", "Tasks"),
+]
+Message_ = Annotated[str, Form(min_length=1, max_length=20_000)]
+
+
+async def load_agent(found: Viewer, uow: UnitOfWork, resources: Resources, agent_id: str) -> Agent:
+    """The agent, in the viewer's org (404 otherwise, as in the API)."""
+    return await agents_service(uow, resources).get(found.principal, agent_id)
+
+
+def agent_page(
+    request: Request, found: Viewer, agent: Agent, tab: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    return page(
+        request,
+        "app/agent.html",
+        found,
+        status_code=status_code,
+        section="agents",
+        agent=agent,
+        tab=tab,
+        tabs=TABS,
+        welcome=request.query_params.get("welcome") == "1",
+        **context,
+    )
+
+
+@router.get("", response_class=HTMLResponse)
+async def agent_home(agent_id: str, found: ViewerDep, uow: UoWDep, resources: ResourcesDep) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    return RedirectResponse(f"/app/agents/{agent.id}/chat", status_code=303)
+
+
+async def _chat_messages(uow: UnitOfWork, agent: Agent, end_user: str) -> list[Message]:
+    conversation = await ConversationRepository(uow.session).open_for(agent.id, API_CHANNEL, end_user)
+    if conversation is None:
+        return []
+    rows = await uow.session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conversation.id)
+        .order_by(Message.seq.desc())
+        .limit(50)
+    )
+    return list(reversed(rows.all()))
+
+
+@router.get("/chat", response_class=HTMLResponse)
+async def chat_tab(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> HTMLResponse:
+    agent = await load_agent(found, uow, resources, agent_id)
+    messages = await _chat_messages(uow, agent, end_user_of(found.principal))
+    spec = resources.catalog.find(agent.model)
+    return agent_page(
+        request,
+        found,
+        agent,
+        "chat",
+        messages=messages,
+        model_name=spec.display_name if spec else agent.model,
+    )
+
+
+@router.post("/chat", response_model=None)
+async def chat_send(
+    agent_id: str, request: Request, message: Message_, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> Response:
+    """The playground: a streamed reply for the page's script, or a plain form post that reloads the page."""
+    agent = await load_agent(found, uow, resources, agent_id)
+    flow = ChatFlow(uow, resources)
+    turn = await flow.begin(agent, API_CHANNEL, end_user_of(found.principal), message)
+    await uow.commit(resources.jobs.defer_named)  # the user's message is kept before the model is called
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        await flow.answer(turn)
+        return RedirectResponse(f"/app/agents/{agent.id}/chat#end", status_code=303)
+    ids = (agent.id, turn.conversation.id, turn.user_message.id)
+
+    async def events() -> AsyncIterator[str]:
+        async with resources.database.sessionmaker() as session:
+            stream_uow = UnitOfWork(session)
+            stream_flow = ChatFlow(stream_uow, resources)
+            resumed = await stream_flow.resume(*ids, API_CHANNEL)
+            async for event in stream_flow.stream(resumed):
+                if isinstance(event, TextDelta):
+                    yield sse("delta", {"content": event.text})
+                else:
+                    await stream_uow.commit(resources.jobs.defer_named)
+                    yield sse("done", chat_response(event).model_dump(mode="json"))
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.post("/chat/reset")
+async def chat_reset(agent_id: str, found: ViewerDep, uow: UoWDep, resources: ResourcesDep) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    await ConversationService(uow.session).reset_open(agent, API_CHANNEL, end_user_of(found.principal))
+    return RedirectResponse(f"/app/agents/{agent.id}/chat", status_code=303)
+
+
+async def _settings_context(uow: UnitOfWork, resources: Resources, agent: Agent) -> dict[str, Any]:
+    keys = await org_credentials(uow.session, resources.secret_box, agent.org_id)
+    models = [
+        (spec, resources.llm.available(spec.provider, keys)) for spec in resources.catalog.models.values()
+    ]
+    avatar = await uow.session.get(AgentAvatar, agent.id)
+    return {
+        "models": models,
+        "roles": list(ROLE_TEMPLATES.values()),
+        "tools": TOOLS.specs(),
+        "has_avatar": avatar is not None,
+    }
+
+
+@router.get("/settings", response_class=HTMLResponse)
+async def settings_tab(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> HTMLResponse:
+    agent = await load_agent(found, uow, resources, agent_id)
+    context = await _settings_context(uow, resources, agent)
+    saved = request.query_params.get("saved") == "1"
+    return agent_page(
+        request, found, agent, "settings", errors={}, flash="Saved." if saved else None, **context
+    )
+
+
+@router.post("/settings", response_class=HTMLResponse)
+async def settings_save(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    form = await request.form()
+    fields = {
+        key: str(form[key])
+        for key in (
+            "name",
+            "role",
+            "system_prompt",
+            "model",
+            "fallback_model",
+            "temperature",
+            "max_tokens",
+            "audience",
+            "placement",
+            "status",
+        )
+        if key in form
+    }
+    data: dict[str, Any] = {k: v for k, v in fields.items() if v != ""}
+    if "fallback_model" in fields and fields["fallback_model"] == "":
+        data["fallback_model"] = None
+    data["tools"] = [str(t) for t in form.getlist("tools")]
+    errors: dict[str, str] = {}
+    try:
+        update = AgentUpdate.model_validate(data)
+        agent = await agents_service(uow, resources).update(found.principal, agent.id, update)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "form"
+            errors.setdefault(field, str(error["msg"]).removeprefix("Value error, "))
+    except HutchError as exc:
+        await uow.rollback()
+        field = getattr(exc, "field", "form")
+        errors[field] = getattr(exc, "message", str(exc.detail))
+    if errors:
+        agent = await load_agent(found, uow, resources, agent_id)
+        context = await _settings_context(uow, resources, agent)
+        return agent_page(
+            request, found, agent, "settings", status_code=422, errors=errors, values=fields, **context
+        )
+    return RedirectResponse(f"/app/agents/{agent.id}/settings?saved=1", status_code=303)
+
+
+@router.post("/avatar", response_class=HTMLResponse)
+async def avatar_upload(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    upload = (await request.form()).get("file")
+    error = None
+    if not isinstance(upload, UploadFile):
+        error = "Choose a picture to upload."
+    else:
+        try:
+            await Avatars(uow.session).put(agent, await upload.read())
+        except HutchError as exc:
+            await uow.rollback()
+            error = getattr(exc, "message", str(exc.detail))
+    if error is not None:
+        agent = await load_agent(found, uow, resources, agent_id)
+        context = await _settings_context(uow, resources, agent)
+        return agent_page(
+            request, found, agent, "settings", status_code=422, errors={"avatar": error}, **context
+        )
+    return RedirectResponse(f"/app/agents/{agent.id}/settings?saved=1", status_code=303)
+
+
+@router.get("/avatar.png")
+async def avatar_image(agent_id: str, found: ViewerDep, uow: UoWDep, resources: ResourcesDep) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    avatar = await Avatars(uow.session).get(agent)
+    if avatar is None:
+        return Response(status_code=404)
+    return Response(
+        avatar.data, media_type=avatar.content_type, headers={"Cache-Control": "private, max-age=60"}
+    )
+
+
+@router.post("/delete")
+async def delete_agent(
+    agent_id: str,
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    confirm: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    if confirm != agent.name:
+        return RedirectResponse(f"/app/agents/{agent.id}/settings?confirm=1", status_code=303)
+    await agents_service(uow, resources).delete(found.principal, agent.id)
+    return RedirectResponse("/app/agents", status_code=303)

@@ -1,0 +1,404 @@
+"""An agent's knowledge, channels, runtime and tasks tabs in the dashboard."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
+
+from hutch.botfactory.models import BotRequest
+from hutch.botfactory.service import BotRequests, CreatorAccounts
+from hutch.botfactory.verification import Verifications
+from hutch.channels.models import Channel, ChannelType
+from hutch.channels.router import telegram_channels, widget_snippet
+from hutch.channels.webchat.service import Widgets
+from hutch.core.dependencies import ResourcesDep, UoWDep
+from hutch.core.errors import HutchError, NotFound
+from hutch.knowledge.parsing import kind_of
+from hutch.knowledge.router import knowledge
+from hutch.runtimes.service import RuntimeService
+from hutch.tasks.service import Tasks
+from hutch.web.agent_pages import agent_page, load_agent
+from hutch.web.deps import ViewerDep
+
+router = APIRouter(prefix="/app/agents/{agent_id}", include_in_schema=False)
+Field = Annotated[str, Form(max_length=2000)]
+
+
+def back(agent_id: str, tab: str, note: str | None = None) -> RedirectResponse:
+    suffix = f"?note={note}" if note else ""
+    return RedirectResponse(f"/app/agents/{agent_id}/{tab}{suffix}", status_code=303)
+
+
+NOTES = {
+    "uploaded": "Uploaded: the document is being read and will be searchable in a moment.",
+    "deleted": "Deleted.",
+    "connected": "Connected.",
+    "requested": "Hutch is creating your bot; this page shows it when it is ready (about a minute).",
+    "code": "A new verification code is shown below.",
+    "removed": "Removed.",
+    "runtime": "Done: the runtime's status below follows the change.",
+    "task": "Task created: the agent plans it, then works through the steps.",
+    "canceled": "Task canceled.",
+}
+
+
+def flash(request: Request) -> str | None:
+    return NOTES.get(request.query_params.get("note", ""))
+
+
+# --- knowledge ----------------------------------------------------------------------------------------
+
+
+@router.get("/knowledge", response_class=HTMLResponse)
+async def knowledge_tab(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep, q: str = ""
+) -> HTMLResponse:
+    agent = await load_agent(found, uow, resources, agent_id)
+    service = knowledge(uow, resources)
+    documents = await service.documents(found.principal, agent.id)
+    results = await service.search(found.principal, agent.id, q[:500], 5) if q.strip() else None
+    return agent_page(
+        request,
+        found,
+        agent,
+        "knowledge",
+        documents=documents,
+        q=q,
+        results=results,
+        flash=flash(request),
+        max_mb=resources.settings.knowledge_max_upload_mb,
+        error=None,
+    )
+
+
+@router.post("/knowledge", response_class=HTMLResponse)
+async def knowledge_upload(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    form = await request.form()
+    upload, title = form.get("file"), form.get("title")
+    service = knowledge(uow, resources)
+    error = None
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        error = "Choose a file to upload."
+    else:
+        kind = kind_of(upload.filename, upload.content_type)
+        if kind is None:
+            error = (
+                f"'{upload.filename}' is not a kind of document Hutch reads (PDF, text, Markdown or HTML)."
+            )
+        else:
+            name = title if isinstance(title, str) and title.strip() else upload.filename
+            try:
+                await service.upload(found.principal, agent.id, name.strip()[:300], await upload.read(), kind)
+            except HutchError as exc:
+                await uow.rollback()
+                error = str(exc.detail)
+    if error is not None:
+        agent = await load_agent(found, uow, resources, agent_id)
+        documents = await service.documents(found.principal, agent.id)
+        return agent_page(
+            request,
+            found,
+            agent,
+            "knowledge",
+            status_code=422,
+            documents=documents,
+            q="",
+            results=None,
+            max_mb=resources.settings.knowledge_max_upload_mb,
+            error=error,
+        )
+    return back(agent.id, "knowledge", "uploaded")
+
+
+@router.post("/knowledge/{document_id}/delete")
+async def knowledge_delete(
+    agent_id: str, document_id: str, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> Response:
+    await knowledge(uow, resources).delete(found.principal, agent_id, document_id)
+    return back(agent_id, "knowledge", "deleted")
+
+
+# --- channels -----------------------------------------------------------------------------------------
+
+
+async def _channels_context(
+    found: ViewerDep, uow: UoWDep, resources: ResourcesDep, agent_id: str
+) -> dict[str, Any]:
+    channels = await telegram_channels(uow, resources).list(found.principal, agent_id)
+    requests = BotRequests(uow, resources.secret_box)
+    bot_request: BotRequest | None
+    try:
+        bot_request = await requests.latest(found.principal, agent_id)
+    except NotFound:
+        bot_request = None
+    verification = None
+    if bot_request is not None and bot_request.channel_id is not None:
+        stored = await requests.verification(bot_request)
+        channel = await uow.session.get(Channel, bot_request.channel_id)
+        if stored is not None and channel is not None:
+            verification = {
+                "verified": stored.verified_at is not None,
+                "owner": stored.owner_username,
+                "shown": Verifications(uow.session, resources.secret_box).shown(stored, channel),
+            }
+    snippets = {
+        c.id: widget_snippet(resources.settings.base_url, c.external_id)
+        for c in channels
+        if c.type is ChannelType.WEBCHAT
+    }
+    return {
+        "channels": channels,
+        "snippets": snippets,
+        "bot_request": bot_request,
+        "verification": verification,
+        "factory": await CreatorAccounts(uow.session, resources.secret_box).usable_count() > 0,
+        "whatsapp": resources.settings.twilio_account_sid is not None,
+        "errors": {},
+    }
+
+
+@router.get("/channels", response_class=HTMLResponse)
+async def channels_tab(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> HTMLResponse:
+    agent = await load_agent(found, uow, resources, agent_id)
+    context = await _channels_context(found, uow, resources, agent.id)
+    return agent_page(request, found, agent, "channels", flash=flash(request), **context)
+
+
+async def _channel_error(
+    request: Request,
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    agent_id: str,
+    field: str,
+    text: str,
+    status_code: int,
+) -> HTMLResponse:
+    await uow.rollback()
+    agent = await load_agent(found, uow, resources, agent_id)
+    context = await _channels_context(found, uow, resources, agent.id)
+    context["errors"] = {field: text}
+    return agent_page(request, found, agent, "channels", status_code=status_code, **context)
+
+
+@router.post("/channels/telegram", response_class=HTMLResponse)
+async def connect_telegram(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep, bot_token: Field
+) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    token = bot_token.strip()
+    if not token or ":" not in token:
+        return await _channel_error(
+            request,
+            found,
+            uow,
+            resources,
+            agent.id,
+            "bot_token",
+            "Paste the token @BotFather gave you (it looks like 123456789:AAE...).",
+            422,
+        )
+    try:
+        await telegram_channels(uow, resources).connect(found.principal, agent.id, token)
+    except HutchError as exc:
+        return await _channel_error(
+            request, found, uow, resources, agent.id, "bot_token", str(exc.detail), exc.status_code
+        )
+    return back(agent.id, "channels", "connected")
+
+
+@router.post("/channels/telegram/auto", response_class=HTMLResponse)
+async def request_bot(
+    agent_id: str,
+    request: Request,
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    name: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    try:
+        await BotRequests(uow, resources.secret_box).request(found.principal, agent.id, name.strip() or None)
+    except HutchError as exc:
+        return await _channel_error(
+            request, found, uow, resources, agent.id, "auto", str(exc.detail), exc.status_code
+        )
+    return back(agent.id, "channels", "requested")
+
+
+@router.post("/channels/telegram/auto/code", response_class=HTMLResponse)
+async def new_code(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    bot_request = await BotRequests(uow, resources.secret_box).latest(found.principal, agent.id)
+    channel = await uow.session.get(Channel, bot_request.channel_id) if bot_request.channel_id else None
+    if channel is None:
+        return await _channel_error(
+            request, found, uow, resources, agent.id, "auto", "The bot is not ready yet.", 409
+        )
+    lifetime = timedelta(hours=resources.settings.botfactory_verification_hours)
+    try:
+        await Verifications(uow.session, resources.secret_box).issue(channel, lifetime)
+    except HutchError as exc:
+        return await _channel_error(
+            request, found, uow, resources, agent.id, "auto", str(exc.detail), exc.status_code
+        )
+    return back(agent.id, "channels", "code")
+
+
+@router.post("/channels/webchat", response_class=HTMLResponse)
+async def add_widget(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep, origins: Field
+) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    sites = [o.strip() for o in origins.replace(",", "\n").splitlines() if o.strip()]
+    try:
+        await Widgets(uow).create(found.principal, agent.id, sites)
+    except HutchError as exc:
+        text = exc.body()[0]["msg"] if isinstance(exc.body(), list) else str(exc.detail)
+        return await _channel_error(
+            request, found, uow, resources, agent.id, "origins", text, exc.status_code
+        )
+    return back(agent.id, "channels", "connected")
+
+
+@router.post("/channels/{channel_id}/delete")
+async def remove_channel(
+    agent_id: str, channel_id: str, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> Response:
+    await telegram_channels(uow, resources).remove(found.principal, agent_id, channel_id)
+    return back(agent_id, "channels", "removed")
+
+
+# --- runtime ------------------------------------------------------------------------------------------
+
+
+def _runtimes(uow: UoWDep, resources: ResourcesDep) -> RuntimeService:
+    return RuntimeService(uow, resources.settings, resources.plans, resources.secret_box)
+
+
+@router.get("/runtime", response_class=HTMLResponse)
+async def runtime_tab(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> HTMLResponse:
+    agent = await load_agent(found, uow, resources, agent_id)
+    service = _runtimes(uow, resources)
+    runtime = await service.of_agent(found.principal, agent.id)
+    logs = ""
+    if runtime is not None:
+        try:
+            logs = await service.logs(found.principal, agent.id, resources, 100)
+        except HutchError as exc:
+            logs = str(exc.detail)
+    return agent_page(
+        request, found, agent, "runtime", runtime=runtime, logs=logs, flash=flash(request), error=None
+    )
+
+
+@router.post("/runtime/{action}", response_class=HTMLResponse)
+async def runtime_action(
+    agent_id: str, action: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    service = _runtimes(uow, resources)
+    try:
+        if action == "start":
+            await service.request(found.principal, agent.id)
+        elif action == "restart":
+            await service.restart(found.principal, agent.id)
+        elif action == "stop":
+            await service.remove(found.principal, agent.id)
+        else:
+            raise NotFound("Action")
+    except HutchError as exc:
+        if isinstance(exc, NotFound) and action not in ("start", "restart", "stop"):
+            raise
+        await uow.rollback()
+        agent = await load_agent(found, uow, resources, agent_id)
+        runtime = await _runtimes(uow, resources).of_agent(found.principal, agent.id)
+        return agent_page(
+            request,
+            found,
+            agent,
+            "runtime",
+            status_code=exc.status_code,
+            runtime=runtime,
+            logs="",
+            error=str(exc.detail),
+        )
+    return back(agent.id, "runtime", "runtime")
+
+
+# --- tasks --------------------------------------------------------------------------------------------
+
+
+@router.get("/tasks", response_class=HTMLResponse)
+async def tasks_tab(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> HTMLResponse:
+    agent = await load_agent(found, uow, resources, agent_id)
+    tasks, total = await Tasks(uow).page(found.principal, agent.id, 0, 50)
+    return agent_page(
+        request, found, agent, "tasks", tasks=tasks, total=total, flash=flash(request), errors={}, values={}
+    )
+
+
+@router.post("/tasks", response_class=HTMLResponse)
+async def create_task(
+    agent_id: str,
+    request: Request,
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    description: Annotated[str, Form(max_length=20_000)] = "",
+    schedule: Annotated[str, Form(max_length=100)] = "",
+    timezone: Annotated[str, Form(max_length=64)] = "UTC",
+) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    values = {"description": description, "schedule": schedule, "timezone": timezone}
+    error = "Describe the task." if not description.strip() else None
+    if error is None:
+        try:
+            await Tasks(uow).create(
+                found.principal, agent.id, description.strip(), schedule.strip() or None, timezone or "UTC"
+            )
+        except HutchError as exc:
+            await uow.rollback()
+            error = str(exc.detail)
+    if error is not None:
+        agent = await load_agent(found, uow, resources, agent_id)
+        tasks, total = await Tasks(uow).page(found.principal, agent.id, 0, 50)
+        return agent_page(
+            request,
+            found,
+            agent,
+            "tasks",
+            status_code=422,
+            tasks=tasks,
+            total=total,
+            values=values,
+            errors={"description": error},
+        )
+    return back(agent.id, "tasks", "task")
+
+
+@router.post("/tasks/{task_id}/cancel")
+async def cancel_task(
+    agent_id: str, task_id: str, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    task = await Tasks(uow).get(found.principal, task_id)
+    if task.agent_id != agent.id:
+        raise NotFound("Task")
+    await Tasks(uow).cancel(found.principal, task_id)
+    return back(agent.id, "tasks", "canceled")

@@ -1,0 +1,152 @@
+"""What every dashboard page needs: who is signed in (or a redirect to the login), the org shown, the CSRF
+check for changes, and errors rendered as pages instead of JSON."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+
+from hutch.accounts.models import OrgRole
+from hutch.accounts.repository import MembershipRepository
+from hutch.core.dependencies import ResourcesDep, UoWDep
+from hutch.core.errors import Forbidden
+from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind, Scope
+from hutch.web.sessions import COOKIE, CSRF_COOKIE, WebSessions, same_token
+from hutch.web.templating import render
+
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FAILED = "This form has expired or did not come from Hutch. Reload the page and try again."
+
+
+def error_page(request: Request, status: int, detail: str) -> Response:
+    viewer = getattr(request.state, "viewer", None)
+    headings = {401: "Please sign in", 402: "Plan limit reached", 403: "Not allowed", 404: "Not found"}
+    return render(
+        request,
+        "error.html",
+        status_code=status,
+        viewer=viewer,
+        heading=headings.get(status, "Something went wrong" if status >= 500 else "That did not work"),
+        detail=detail,
+    )
+
+
+async def html_errors(request: Request) -> None:
+    """Errors of the dashboard's routes answer as pages."""
+    request.state.error_page = error_page
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking, as plain values: they stay readable after a failed change is rolled back."""
+
+    user_id: str
+    email: str
+    is_admin: bool
+    csrf: str
+    org_id: str
+    org_name: str
+    org_plan: str
+    principal: Principal
+    orgs: list[tuple[str, str, str]]  # every org of the user: (id, name, role)
+
+    @property
+    def can_manage(self) -> bool:
+        """Owners and admins of the org: billing, keys, team."""
+        role = self.principal.org_role
+        return role is not None and OrgRole(role).rank >= OrgRole.ADMIN.rank
+
+
+async def _sent_csrf(request: Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        value = (await request.form()).get("csrf")
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def viewer(request: Request, uow: UoWDep, resources: ResourcesDep) -> Viewer:
+    await html_errors(request)
+    token = request.cookies.get(COOKIE)
+    signed_in = await WebSessions(uow.session).find(token) if token else None
+    if signed_in is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(303, headers={"Location": f"/login?next={quote(target)}"})
+    user, web_session = signed_in.user, signed_in.web_session
+    if request.method not in ("GET", "HEAD") and not same_token(
+        await _sent_csrf(request), web_session.csrf_token
+    ):
+        raise Forbidden(CSRF_FAILED)
+    memberships = await MembershipRepository(uow.session).orgs_of(user.id)
+    if not memberships:
+        raise Forbidden("You are not in any organisation; ask for an invitation or sign up again.")
+    current = next(((o, m) for o, m in memberships if o.id == web_session.org_id), memberships[0])
+    org, membership = current
+    scopes = USER_SCOPES | ({Scope.ADMIN} if user.is_platform_admin else set())
+    principal = Principal(
+        kind=PrincipalKind.USER,
+        org_id=org.id,
+        scopes=frozenset(scopes),
+        user_id=user.id,
+        org_role=membership.role.value,
+        is_platform_admin=user.is_platform_admin,
+    )
+    request.state.principal = principal
+    found = Viewer(
+        user_id=user.id,
+        email=user.email,
+        is_admin=user.is_platform_admin,
+        csrf=web_session.csrf_token,
+        org_id=org.id,
+        org_name=org.name,
+        org_plan=org.plan,
+        principal=principal,
+        orgs=[(o.id, o.name, m.role.value) for o, m in memberships],
+    )
+    request.state.viewer = found
+    return found
+
+
+ViewerDep = Annotated[Viewer, Depends(viewer)]
+
+
+async def admin_viewer(found: ViewerDep) -> Viewer:
+    if not found.is_admin:
+        raise Forbidden("Only platform admins see the admin console.")
+    return found
+
+
+AdminViewerDep = Annotated[Viewer, Depends(admin_viewer)]
+
+
+async def form_csrf(request: Request) -> str:
+    """The double-submit token of a form shown before signing in: set as a cookie, echoed by the form."""
+    await html_errors(request)
+    return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+
+
+async def check_form_csrf(request: Request) -> None:
+    await html_errors(request)
+    sent = (await request.form()).get("csrf")
+    expected = request.cookies.get(CSRF_COOKIE)
+    if not expected or not isinstance(sent, str) or not same_token(sent, expected):
+        raise Forbidden(CSRF_FAILED)
+
+
+def with_csrf_cookie(response: HTMLResponse, token: str, secure: bool) -> HTMLResponse:
+    response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax", secure=secure, path="/")
+    return response
+
+
+def page(
+    request: Request, template: str, found: Viewer | None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    return render(request, template, status_code=status_code, viewer=found, **context)

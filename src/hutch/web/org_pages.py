@@ -1,0 +1,444 @@
+"""The organisation's pages: API and provider keys, billing, usage, team, and the manager agent."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from hutch.accounts.models import OrgRole
+from hutch.accounts.orgs import OrgService
+from hutch.admin.analytics import org_usage
+from hutch.agents.models import Agent
+from hutch.agents.schemas import AgentCreate, ProviderKeyCreate
+from hutch.agents.service import ProviderKeyService
+from hutch.apikeys.schemas import ApiKeyCreate
+from hutch.apikeys.service import create_api_key, list_api_keys, revoke_api_key
+from hutch.billing.models import RevenueEvent
+from hutch.billing.router import billing
+from hutch.billing.subscriptions import Subscriptions
+from hutch.core.dependencies import ResourcesDep, UoWDep
+from hutch.core.errors import Forbidden, HutchError, ServiceUnavailable
+from hutch.core.principal import Scope
+from hutch.core.request_context import client_ip
+from hutch.resources import Resources
+from hutch.tasks.manager import MANAGER_ROLE
+from hutch.web import charts
+from hutch.web.app_pages import agents_service, first_error
+from hutch.web.deps import Viewer, ViewerDep, page
+
+router = APIRouter(prefix="/app", include_in_schema=False)
+SCOPES = [("read", "Read"), ("write", "Write"), ("chat", "Chat")]
+NOTES = {
+    "revoked": "The key is revoked: requests with it are refused from now on.",
+    "provider": "Provider key saved; models of that provider can answer now.",
+    "provider-deleted": "Provider key deleted.",
+    "canceled": "Your subscription ends at the end of the paid period.",
+    "changed": "Plan changed.",
+    "invited": "Invitation sent.",
+    "paid": "Thank you! Your payment is being confirmed; this page shows it in a moment.",
+}
+
+
+def _manager_only(found: Viewer) -> None:
+    if not found.can_manage:
+        raise Forbidden("Only the organisation's owners and admins can do this.")
+
+
+def _note(request: Request) -> str | None:
+    return NOTES.get(request.query_params.get("note", ""))
+
+
+# --- API keys -----------------------------------------------------------------------------------------
+
+
+async def _keys_page(
+    request: Request, found: Viewer, uow: UoWDep, resources: Resources, status_code: int = 200, **extra: Any
+) -> HTMLResponse:
+    keys = await list_api_keys(uow.session, found.principal)
+    providers = await ProviderKeyService(
+        uow.session, resources.settings, resources.llm, resources.secret_box
+    ).list(found.principal)
+    provider_names = {k: p.display_name for k, p in resources.catalog.providers.items() if k != "demo"}
+    context: dict[str, Any] = {"created": None, "errors": {}, "values": {}, **extra}
+    return page(
+        request,
+        "app/keys.html",
+        found,
+        status_code=status_code,
+        section="keys",
+        keys=keys,
+        providers=providers,
+        provider_names=provider_names,
+        scopes=SCOPES,
+        flash=_note(request),
+        **context,
+    )
+
+
+@router.get("/api-keys", response_class=HTMLResponse)
+async def keys_page(request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep) -> HTMLResponse:
+    _manager_only(found)
+    return await _keys_page(request, found, uow, resources)
+
+
+@router.post("/api-keys", response_class=HTMLResponse)
+async def create_key(
+    request: Request,
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    label: Annotated[str, Form(max_length=200)] = "",
+    expires: Annotated[str, Form(max_length=20)] = "",
+) -> HTMLResponse:
+    _manager_only(found)
+    form = await request.form()
+    scopes = [str(s) for s in form.getlist("scopes")]
+    values = {"label": label, "expires": expires, "scopes": scopes}
+    try:
+        expires_at = datetime.combine(date.fromisoformat(expires), time.max, UTC) if expires else None
+        body = ApiKeyCreate(label=label, scopes=[Scope(s) for s in scopes], expires_at=expires_at)
+    except (ValueError, ValidationError) as exc:
+        field, text = first_error(exc) if isinstance(exc, ValidationError) else ("expires", "Use a date.")
+        field = {"expires_at": "expires"}.get(field, field)
+        return await _keys_page(request, found, uow, resources, 422, errors={field: text}, values=values)
+    key, plaintext = await create_api_key(uow.session, found.principal, body, client_ip(request))
+    return await _keys_page(request, found, uow, resources, created={"key": key, "plaintext": plaintext})
+
+
+@router.post("/api-keys/{key_id}/revoke")
+async def revoke_key(key_id: str, request: Request, found: ViewerDep, uow: UoWDep) -> Response:
+    _manager_only(found)
+    await revoke_api_key(uow.session, found.principal, key_id, client_ip(request))
+    return RedirectResponse("/app/api-keys?note=revoked", status_code=303)
+
+
+@router.post("/provider-keys", response_class=HTMLResponse)
+async def add_provider_key(
+    request: Request,
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    provider: Annotated[str, Form(max_length=64)] = "",
+    api_key: Annotated[str, Form(max_length=500)] = "",
+    base_url: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    _manager_only(found)
+    values = {"provider": provider, "base_url": base_url}
+    try:
+        body = ProviderKeyCreate(provider=provider, api_key=api_key, base_url=base_url or None)
+        await ProviderKeyService(uow.session, resources.settings, resources.llm, resources.secret_box).add(
+            found.principal, body
+        )
+    except ValidationError as exc:
+        field, text = first_error(exc)
+        return await _keys_page(request, found, uow, resources, 422, errors={field: text}, values=values)
+    except HutchError as exc:
+        await uow.rollback()
+        errors = {getattr(exc, "field", "provider"): getattr(exc, "message", str(exc.detail))}
+        return await _keys_page(request, found, uow, resources, exc.status_code, errors=errors, values=values)
+    return RedirectResponse("/app/api-keys?note=provider", status_code=303)
+
+
+@router.post("/provider-keys/{key_id}/delete")
+async def delete_provider_key(
+    key_id: str, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> Response:
+    _manager_only(found)
+    await ProviderKeyService(uow.session, resources.settings, resources.llm, resources.secret_box).remove(
+        found.principal, key_id
+    )
+    return RedirectResponse("/app/api-keys?note=provider-deleted", status_code=303)
+
+
+# --- billing ------------------------------------------------------------------------------------------
+
+
+def _bars(limits: dict[str, Any], usage: dict[str, Any]) -> list[dict[str, Any]]:
+    """Usage against each limit the plan sets, with how close it is."""
+    rows = []
+    for name, limit in limits.items():
+        used = usage.get(name)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not isinstance(used, int | float):
+            continue
+        percent = 100 if limit == 0 else min(100, round(100 * used / limit))
+        level = "over" if used >= limit else "near" if percent >= 80 else ""
+        rows.append(
+            {"name": name.replace("_", " "), "used": used, "limit": limit, "percent": percent, "level": level}
+        )
+    return rows
+
+
+@router.get("/billing", response_class=HTMLResponse)
+async def billing_page(
+    request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> HTMLResponse:
+    service = billing(uow, resources)
+    usage = await service.usage(found.principal)
+    entries, _ = await service.ledger.entries(found.org_id, 0, 20)
+    payments = (
+        await uow.session.scalars(
+            select(RevenueEvent)
+            .where(RevenueEvent.org_id == found.org_id)
+            .order_by(RevenueEvent.occurred_at.desc())
+            .limit(20)
+        )
+    ).all()
+    return page(
+        request,
+        "app/billing.html",
+        found,
+        section="billing",
+        usage=usage,
+        bars=_bars(usage.limits, usage.usage),
+        subscription=await service.subscription(found.org_id),
+        balance=await service.balance(found.org_id),
+        plan=resources.plans.plan_or_free(found.org_plan),
+        plans=resources.plans.plans,
+        packages=resources.plans.packages,
+        entries=entries,
+        payments=payments,
+        stripe=resources.stripe is not None,
+        flash=_note(request),
+        error=request.query_params.get("error"),
+    )
+
+
+def _subscriptions(uow: UoWDep, resources: Resources) -> Subscriptions:
+    if resources.stripe is None:
+        raise ServiceUnavailable(
+            "Payments are not set up on this deployment; ask the operator to change your plan."
+        )
+    return Subscriptions(uow, resources.plans, resources.settings, resources.stripe)
+
+
+async def _to_stripe(action: Any) -> Response:
+    try:
+        url = await action
+    except HutchError as exc:
+        return RedirectResponse(f"/app/billing?error={exc.detail}", status_code=303)
+    return RedirectResponse(url if isinstance(url, str) else url[0], status_code=303)
+
+
+@router.post("/billing/checkout")
+async def billing_checkout(
+    found: ViewerDep, uow: UoWDep, resources: ResourcesDep, plan: Annotated[str, Form(max_length=64)]
+) -> Response:
+    _manager_only(found)
+    base = resources.settings.base_url
+    subscriptions = _subscriptions(uow, resources)
+    action = subscriptions.checkout_plan(
+        found.principal, plan, f"{base}/app/billing?note=paid", f"{base}/app/billing"
+    )
+    return await _to_stripe(action)
+
+
+@router.post("/billing/change")
+async def billing_change(
+    found: ViewerDep, uow: UoWDep, resources: ResourcesDep, plan: Annotated[str, Form(max_length=64)]
+) -> Response:
+    _manager_only(found)
+    try:
+        await _subscriptions(uow, resources).change_plan(found.principal, plan)
+    except HutchError as exc:
+        await uow.rollback()
+        return RedirectResponse(f"/app/billing?error={exc.detail}", status_code=303)
+    return RedirectResponse("/app/billing?note=changed", status_code=303)
+
+
+@router.post("/billing/buy")
+async def billing_buy(
+    found: ViewerDep, uow: UoWDep, resources: ResourcesDep, package: Annotated[str, Form(max_length=64)]
+) -> Response:
+    _manager_only(found)
+    base = resources.settings.base_url
+    action = _subscriptions(uow, resources).checkout_package(
+        found.principal, package, f"{base}/app/billing?note=paid", f"{base}/app/billing"
+    )
+    return await _to_stripe(action)
+
+
+@router.post("/billing/portal")
+async def billing_portal(found: ViewerDep, uow: UoWDep, resources: ResourcesDep) -> Response:
+    _manager_only(found)
+    action = _subscriptions(uow, resources).portal(
+        found.principal, f"{resources.settings.base_url}/app/billing"
+    )
+    return await _to_stripe(action)
+
+
+@router.post("/billing/cancel")
+async def billing_cancel(found: ViewerDep, uow: UoWDep, resources: ResourcesDep) -> Response:
+    _manager_only(found)
+    try:
+        await _subscriptions(uow, resources).cancel(found.principal)
+    except HutchError as exc:
+        await uow.rollback()
+        return RedirectResponse(f"/app/billing?error={exc.detail}", status_code=303)
+    return RedirectResponse("/app/billing?note=canceled", status_code=303)
+
+
+# --- usage --------------------------------------------------------------------------------------------
+
+
+@router.get("/usage", response_class=HTMLResponse)
+async def usage_page(request: Request, found: ViewerDep, uow: UoWDep, days: int = 30) -> HTMLResponse:
+    days = min(max(days, 7), 365)
+    report = await org_usage(uow.session, found.org_id, days)
+    start = datetime.now(UTC).date() - timedelta(days=days - 1)
+    labels = [(start + timedelta(days=i)).isoformat() for i in range(days)]
+    index = {label: i for i, label in enumerate(labels)}
+    by_channel: dict[str, list[float]] = {}
+    for row in report["channels"]:
+        values = by_channel.setdefault(row["channel"], [0.0] * days)
+        values[index[row["day"].isoformat()]] += row["inbound"] + row["outbound"]
+    messages, tokens, voice = [0.0] * days, {"Input": [0.0] * days, "Output": [0.0] * days}, [0.0] * days
+    for row in report["daily"]:
+        i = index.get(row["day"].isoformat())
+        if i is not None:
+            messages[i] = row["messages"]
+            tokens["Input"][i], tokens["Output"][i] = row["input_tokens"], row["output_tokens"]
+            voice[i] = row["voice_minutes"]
+    total_messages = sum(messages)
+    graphs = {
+        "channels": charts.bars(
+            "Messages by channel",
+            labels,
+            by_channel or {"No messages": [0.0] * days},
+            "Messages by channel per day: "
+            + (", ".join(f"{k} {sum(v):,.0f}" for k, v in by_channel.items()) or "none"),
+        ),
+        "messages": charts.line(
+            "Messages", labels, {"Messages": messages}, charts.describe(total_messages, "messages", days)
+        ),
+        "tokens": charts.bars(
+            "Tokens",
+            labels,
+            tokens,
+            charts.describe(sum(tokens["Input"]) + sum(tokens["Output"]), "tokens", days),
+        ),
+        "voice": charts.line(
+            "Voice minutes", labels, {"Minutes": voice}, charts.describe(sum(voice), "voice minutes", days)
+        ),
+    }
+    return page(
+        request,
+        "app/usage.html",
+        found,
+        section="usage",
+        graphs=graphs,
+        days=days,
+        empty=total_messages == 0 and not by_channel,
+    )
+
+
+# --- team ---------------------------------------------------------------------------------------------
+
+
+def _orgs(uow: UoWDep, resources: Resources) -> OrgService:
+    return OrgService(uow, resources.settings, resources.secret_box)
+
+
+async def _team_page(
+    request: Request, found: Viewer, uow: UoWDep, resources: Resources, status_code: int = 200, **extra: Any
+) -> HTMLResponse:
+    service = _orgs(uow, resources)
+    members = await service.members(found.principal)
+    invitations = await service.pending_invitations(found.principal) if found.can_manage else []
+    context: dict[str, Any] = {"errors": {}, "values": {}, **extra}
+    return page(
+        request,
+        "app/team.html",
+        found,
+        status_code=status_code,
+        section="team",
+        members=members,
+        invitations=invitations,
+        roles=[r.value for r in OrgRole],
+        flash=_note(request),
+        **context,
+    )
+
+
+@router.get("/team", response_class=HTMLResponse)
+async def team_page(request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep) -> HTMLResponse:
+    return await _team_page(request, found, uow, resources)
+
+
+@router.post("/team/invitations", response_class=HTMLResponse)
+async def invite(
+    request: Request,
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    email: Annotated[str, Form(max_length=320)] = "",
+    role: Annotated[str, Form(max_length=16)] = "member",
+) -> Response:
+    _manager_only(found)
+    values = {"email": email, "role": role}
+    try:
+        await _orgs(uow, resources).invite(found.principal, email.strip().lower(), OrgRole(role))
+    except (ValueError, HutchError) as exc:
+        await uow.rollback()
+        text = exc.detail if isinstance(exc, HutchError) else "Choose a role."
+        return await _team_page(request, found, uow, resources, 422, errors={"email": text}, values=values)
+    return RedirectResponse("/app/team?note=invited", status_code=303)
+
+
+@router.post("/team/members/{user_id}/role")
+async def change_role(
+    user_id: str,
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    role: Annotated[str, Form(max_length=16)],
+) -> Response:
+    _manager_only(found)
+    try:
+        new_role = OrgRole(role)
+    except ValueError:
+        raise Forbidden("Unknown role.") from None
+    await _orgs(uow, resources).change_role(found.principal, user_id, new_role)
+    return RedirectResponse("/app/team", status_code=303)
+
+
+@router.post("/team/members/{user_id}/remove")
+async def remove_member(user_id: str, found: ViewerDep, uow: UoWDep, resources: ResourcesDep) -> Response:
+    _manager_only(found)
+    await _orgs(uow, resources).remove_member(found.principal, user_id)
+    return RedirectResponse("/app/team", status_code=303)
+
+
+@router.post("/team/invitations/{invitation_id}/revoke")
+async def revoke_invitation(
+    invitation_id: str, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> Response:
+    _manager_only(found)
+    await _orgs(uow, resources).revoke_invitation(found.principal, invitation_id)
+    return RedirectResponse("/app/team", status_code=303)
+
+
+# --- the manager (AI employees) -----------------------------------------------------------------------
+
+
+@router.get("/manager", response_class=HTMLResponse)
+async def manager(request: Request, found: ViewerDep, uow: UoWDep) -> Response:
+    existing = await uow.session.scalar(
+        select(Agent.id)
+        .where(Agent.org_id == found.org_id, Agent.role == MANAGER_ROLE)
+        .order_by(Agent.created_at)
+    )
+    if existing is not None:
+        return RedirectResponse(f"/app/agents/{existing}/chat", status_code=303)
+    return page(request, "app/manager.html", found, section="manager")
+
+
+@router.post("/manager")
+async def create_manager(found: ViewerDep, uow: UoWDep, resources: ResourcesDep) -> Response:
+    data = AgentCreate(name="Manager", role=MANAGER_ROLE)
+    agent = await agents_service(uow, resources).create(found.principal, data)
+    return RedirectResponse(f"/app/agents/{agent.id}/chat?welcome=1", status_code=303)

@@ -1,0 +1,138 @@
+// Hutch dashboard: small enhancements; every form also works without this script.
+(function () {
+  "use strict";
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = csrfMeta ? csrfMeta.content : "";
+
+  // Ask before destructive actions.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) { event.preventDefault(); }
+  });
+
+  // Copy buttons: data-copy names the element whose text (or value) is copied.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) { return; }
+    var source = document.getElementById(button.getAttribute("data-copy"));
+    var text = source ? (source.value !== undefined && source.tagName !== "P" ? source.value : source.textContent) : "";
+    navigator.clipboard.writeText(text.trim()).then(function () {
+      var label = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = label; }, 1500);
+    });
+  });
+
+  // The temperature slider shows its value.
+  var slider = document.getElementById("temperature");
+  var shown = document.getElementById("temperature-value");
+  if (slider && shown) { slider.addEventListener("input", function () { shown.textContent = slider.value; }); }
+
+  // Avatar preview before upload.
+  document.querySelectorAll("input[type=file][data-preview]").forEach(function (input) {
+    input.addEventListener("change", function () {
+      var img = document.getElementById(input.getAttribute("data-preview"));
+      if (img && input.files && input.files[0]) { img.src = URL.createObjectURL(input.files[0]); }
+    });
+  });
+
+  // Uploads with a progress bar.
+  document.querySelectorAll("form[data-progress]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var bar = document.getElementById(form.getAttribute("data-progress"));
+      var request = new XMLHttpRequest();
+      request.open("POST", form.action);
+      request.setRequestHeader("X-CSRF-Token", csrf);
+      bar.hidden = false;
+      request.upload.addEventListener("progress", function (e) {
+        if (e.lengthComputable) { bar.value = Math.round((100 * e.loaded) / e.total); }
+      });
+      request.addEventListener("load", function () {
+        if (request.responseURL && request.status < 400) { window.location = request.responseURL; return; }
+        document.open(); document.write(request.responseText); document.close();
+      });
+      request.send(new FormData(form));
+    });
+  });
+
+  // The chat playground streams replies.
+  var chat = document.getElementById("chat");
+  var chatForm = document.getElementById("chat-form");
+  if (chat && chatForm) {
+    chat.scrollTop = chat.scrollHeight;
+    chatForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var input = chatForm.querySelector("input[name=message]");
+      var text = input.value.trim();
+      if (!text) { return; }
+      var empty = document.getElementById("chat-empty");
+      if (empty) { empty.remove(); }
+      bubble("user", text);
+      var reply = bubble("assistant", "");
+      reply.setAttribute("aria-busy", "true");
+      input.value = "";
+      var body = new URLSearchParams({ message: text, csrf: csrf });
+      fetch(chatForm.action, {
+        method: "POST", body: body, credentials: "same-origin",
+        headers: { "Accept": "text/event-stream", "X-CSRF-Token": csrf },
+      }).then(function (response) {
+        if (!response.ok) {
+          return response.text().then(function (html) {
+            var doc = new DOMParser().parseFromString(html, "text/html");
+            var alert = doc.querySelector("[role=alert]");
+            reply.textContent = alert ? alert.textContent.trim() : "The message could not be sent.";
+            reply.classList.add("error");
+          });
+        }
+        return readEvents(response.body.getReader(), reply);
+      }).catch(function () {
+        reply.textContent = "The connection was lost; check your network and try again.";
+      }).finally(function () { reply.removeAttribute("aria-busy"); });
+    });
+  }
+
+  function bubble(role, text) {
+    var div = document.createElement("div");
+    div.className = "msg " + role;
+    div.textContent = text;
+    chat.insertBefore(div, document.getElementById("end"));
+    chat.scrollTop = chat.scrollHeight;
+    return div;
+  }
+
+  function readEvents(reader, reply) {
+    var decoder = new TextDecoder();
+    var buffer = "";
+    var content = document.createTextNode("");
+    reply.appendChild(content);
+    function pump() {
+      return reader.read().then(function (chunk) {
+        if (chunk.done) { return; }
+        buffer += decoder.decode(chunk.value, { stream: true });
+        var parts = buffer.split("\n\n");
+        buffer = parts.pop();
+        parts.forEach(function (part) {
+          var name = (part.match(/^event: (.*)$/m) || [])[1];
+          var data = (part.match(/^data: (.*)$/m) || [])[1];
+          if (!data) { return; }
+          var payload = JSON.parse(data);
+          if (name === "delta") { content.textContent += payload.content; }
+          if (name === "done") {
+            content.textContent = payload.message.content;
+            var usage = payload.usage;
+            var meta = document.createElement("span");
+            meta.className = "meta";
+            meta.textContent = usage.input_tokens + " in · " + usage.output_tokens + " out · $" +
+              (usage.cost_micro_usd / 1e6).toFixed(4) + (payload.message.status === "failed" ? " · failed" : "");
+            reply.appendChild(meta);
+          }
+          chat.scrollTop = chat.scrollHeight;
+        });
+        return pump();
+      });
+    }
+    return pump();
+  }
+})();

@@ -1,0 +1,216 @@
+"""The dashboard over HTTP as a browser without JavaScript uses it: forms, redirects, cookies, CSRF."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from httpx import AsyncClient, Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.agents.models import Agent
+from hutch.settings import Settings
+from hutch.web.models import WebSession
+from tests.factories import DEFAULT_PASSWORD, create_account
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(page: Response) -> str:
+    found = CSRF.search(page.text) or re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert found, page.text[:500]
+    return found.group(1)
+
+
+async def sign_up(client: AsyncClient, email: str = "new@example.com") -> str:
+    form = await client.get("/signup")
+    response = await client.post(
+        "/signup",
+        data={"csrf": csrf_of(form), "email": email, "password": "long-enough-pw", "org_name": "Acme"},
+    )
+    assert response.status_code == 303, response.text
+    return str(response.headers["location"])
+
+
+async def log_in(client: AsyncClient, email: str, password: str = DEFAULT_PASSWORD) -> None:
+    form = await client.get("/login")
+    response = await client.post("/login", data={"csrf": csrf_of(form), "email": email, "password": password})
+    assert response.status_code == 303, response.text
+
+
+async def test_public_pages_explain_the_product_and_its_prices(client: AsyncClient) -> None:
+    landing = await client.get("/")
+    assert landing.status_code == 200 and "Sign up" in landing.text and "Telegram" in landing.text
+    pricing = await client.get("/pricing")
+    assert pricing.status_code == 200 and "Starter" in pricing.text and "/signup?plan=" in pricing.text
+
+
+async def test_signup_onboarding_agent_and_a_reply(client: AsyncClient, session: AsyncSession) -> None:
+    assert await sign_up(client) == "/app/onboarding"
+    assert "hutch_session" in client.cookies
+    onboarding = await client.get("/app/onboarding")
+    assert onboarding.status_code == 200 and "Create my assistant" in onboarding.text
+    created = await client.post(
+        "/app/onboarding",
+        data={
+            "csrf": csrf_of(onboarding),
+            "name": "Ada",
+            "role": "support",
+            "plan": "free",
+            "channel": "chat",
+        },
+    )
+    assert created.status_code == 303
+    target = created.headers["location"]
+    assert re.fullmatch(r"/app/agents/agt_\w+/chat\?welcome=1", target)
+    chat = await client.get(target)
+    assert chat.status_code == 200 and "Your assistant is ready" in chat.text
+    agent_id = target.split("/")[3]
+    sent = await client.post(f"/app/agents/{agent_id}/chat", data={"csrf": csrf_of(chat), "message": "Hello"})
+    assert sent.status_code == 303
+    page = await client.get(f"/app/agents/{agent_id}/chat")
+    assert "Echo: Hello" in page.text and "in · 3 out" in page.text  # the reply, with its tokens and cost
+    streamed = await client.post(
+        f"/app/agents/{agent_id}/chat",
+        data={"message": "Stream please"},
+        headers={"Accept": "text/event-stream", "X-CSRF-Token": csrf_of(chat)},
+    )
+    assert streamed.status_code == 200 and "event: delta" in streamed.text and "event: done" in streamed.text
+    for tab in ("settings", "knowledge", "channels", "runtime", "tasks"):
+        response = await client.get(f"/app/agents/{agent_id}/{tab}")
+        assert response.status_code == 200, (tab, response.text[:300])
+    for path in (
+        "/app",
+        "/app/agents",
+        "/app/api-keys",
+        "/app/billing",
+        "/app/usage",
+        "/app/team",
+        "/app/manager",
+    ):
+        response = await client.get(path, follow_redirects=True)
+        assert response.status_code == 200, (path, response.text[:300])
+    agent = (await session.scalars(select(Agent).where(Agent.id == agent_id))).one()
+    assert agent.role == "support" and agent.name == "Ada"
+
+
+async def test_settings_errors_show_next_to_the_field_and_change_nothing(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    await sign_up(client)
+    agents = await client.get("/app/agents")
+    created = await client.post("/app/agents", data={"csrf": csrf_of(agents), "name": "Bo"})
+    agent_id = created.headers["location"].split("/")[3]
+    settings = await client.get(f"/app/agents/{agent_id}/settings")
+    form = {
+        "csrf": csrf_of(settings),
+        "name": "",
+        "temperature": "3",
+        "max_tokens": "10",
+        "model": "demo/echo",
+    }
+    refused = await client.post(f"/app/agents/{agent_id}/settings", data=form)
+    assert refused.status_code == 422 and 'id="temperature-error"' in refused.text
+    agent = (await session.scalars(select(Agent).where(Agent.id == agent_id))).one()
+    await session.refresh(agent)
+    assert float(agent.temperature) == 0.7
+    form.update(temperature="1.2", name="Bo the Second", tools=["current_time"])
+    saved = await client.post(f"/app/agents/{agent_id}/settings", data=form)
+    assert saved.status_code == 303 and saved.headers["location"].endswith("?saved=1")
+    await session.refresh(agent)
+    assert (
+        agent.name == "Bo the Second" and float(agent.temperature) == 1.2 and agent.tools == ["current_time"]
+    )
+
+
+async def test_api_key_is_shown_once(client: AsyncClient) -> None:
+    await sign_up(client)
+    keys = await client.get("/app/api-keys")
+    created = await client.post(
+        "/app/api-keys", data={"csrf": csrf_of(keys), "label": "ci", "scopes": ["chat"]}
+    )
+    assert created.status_code == 200 and "shown only this once" in created.text
+    plaintext = re.search(r'id="new-key">([^<]+)<', created.text)
+    assert plaintext is not None
+    listed = await client.get("/app/api-keys")
+    assert plaintext.group(1) not in listed.text and "ci" in listed.text
+    answer = await client.get("/v1/models", headers={"Authorization": f"Bearer {plaintext.group(1)}"})
+    assert answer.status_code == 403  # a chat-only key; but it is a real key
+
+
+async def test_without_a_session_pages_send_to_login_and_forms_need_their_token(
+    client: AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    away = await client.get("/app/billing")
+    assert away.status_code == 303 and away.headers["location"] == "/login?next=/app/billing"
+    account = await create_account(session, settings, email="ada@example.com")
+    form = await client.get("/login")
+    wrong = await client.post(
+        "/login", data={"csrf": csrf_of(form), "email": "ada@example.com", "password": "nope-nope"}
+    )
+    assert wrong.status_code == 401 and "Incorrect email or password" in wrong.text
+    assert (
+        await client.post("/login", data={"email": "ada@example.com", "password": DEFAULT_PASSWORD})
+    ).status_code == 403
+    evil = await client.post(
+        "/login",
+        data={
+            "csrf": csrf_of(form),
+            "email": "ada@example.com",
+            "password": DEFAULT_PASSWORD,
+            "next": "https://evil.example/",
+        },
+    )
+    assert evil.status_code == 303 and evil.headers["location"] == "/app"
+    forged = await client.post("/app/agents", data={"name": "Forged"})
+    assert forged.status_code == 403 and "did not come from Hutch" in forged.text
+    forged_token = await client.post("/app/agents", data={"name": "Forged", "csrf": "guess"})
+    assert forged_token.status_code == 403
+    assert (await session.scalars(select(Agent).where(Agent.org_id == account.org.id))).all() == []
+    logout = await client.post("/logout")
+    assert logout.status_code == 303
+    assert (await session.scalars(select(WebSession))).all() == []
+    assert (await client.get("/app/agents")).status_code == 303
+
+
+async def test_another_orgs_agent_is_not_found_and_admin_pages_are_for_admins(
+    client: AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    other = await create_account(session, settings, email="other@example.com")
+    foreign = await client.post("/api/v1/agents", json={"name": "Secret agent"}, headers=other.headers)
+    foreign_id = foreign.json()["id"]
+    await create_account(session, settings, email="me@example.com")
+    await log_in(client, "me@example.com")
+    for tab in ("chat", "settings", "knowledge", "channels", "runtime", "tasks"):
+        response = await client.get(f"/app/agents/{foreign_id}/{tab}")
+        assert response.status_code == 404 and "Secret agent" not in response.text
+        assert response.headers["content-type"].startswith("text/html")
+    page = await client.get("/app/agents")
+    posted = await client.post(
+        f"/app/agents/{foreign_id}/chat", data={"csrf": csrf_of(page), "message": "hi"}
+    )
+    assert posted.status_code == 404
+    assert (await client.get("/admin")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin",
+        "/admin/users",
+        "/admin/orgs",
+        "/admin/agents",
+        "/admin/alerts",
+        "/admin/creator-accounts",
+        "/admin/runtime-hosts",
+        "/admin/users?q=admin",
+    ],
+)
+async def test_admin_console_pages(
+    client: AsyncClient, session: AsyncSession, settings: Settings, path: str
+) -> None:
+    await create_account(session, settings, email="admin@example.com", platform_admin=True)
+    await log_in(client, "admin@example.com")
+    response = await client.get(path)
+    assert response.status_code == 200, response.text[:500]
