@@ -40,6 +40,7 @@ class WebSessions:
     async def start(self, user: User, org_id: str | None) -> str:
         token = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
+        user.last_active_at = now  # signing in is activity
         self.session.add(
             WebSession(
                 id=sha256_hex(token),
@@ -65,8 +66,8 @@ class WebSessions:
             return None
         if now - web_session.last_seen_at >= TOUCH_EVERY:
             web_session.last_seen_at, web_session.expires_at = now, now + LIFETIME
-            if user.last_active_at is None or now - user.last_active_at >= TOUCH_EVERY:
-                user.last_active_at = now
+        if user.last_active_at is None or now - user.last_active_at >= TOUCH_EVERY:
+            user.last_active_at = now
         return SignedIn(web_session, user)
 
     async def end(self, token: str) -> None:
