@@ -16,8 +16,9 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, LiveHutch
 
 PHONE = {"width": 390, "height": 844}
 # The element reaching furthest right, to name what overflows a narrow screen.
-WIDEST = """[...document.querySelectorAll('body *')].map(e => [e.getBoundingClientRect().right, e.tagName + '.' +
-  e.className + '#' + e.id]).sort((a, b) => b[0] - a[0]).slice(0, 3)"""
+WIDEST = """[...document.querySelectorAll('body *')]
+  .map(e => [e.getBoundingClientRect().right, e.tagName + '.' + e.className + '#' + e.id])
+  .sort((a, b) => b[0] - a[0]).slice(0, 3)"""
 axe = Axe()
 
 
