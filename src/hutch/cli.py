@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 import uvicorn
@@ -38,6 +38,9 @@ from hutch.db import migrations
 from hutch.db.engine import Database, UnitOfWork
 from hutch.db.urls import describe
 from hutch.settings import Settings, SettingsError, export_to_environment, load_settings
+
+if TYPE_CHECKING:
+    from hutch.admin.demo import DemoReport
 
 app = typer.Typer(
     name="hutch",
@@ -602,6 +605,60 @@ def botfactory_add_account(
     console.print(
         f"Creator account {phone} ({account_id}) added; the health check confirms it within 15 minutes."
     )
+
+
+@app.command()
+def demo(
+    orgs: Annotated[int, typer.Option(min=1, max=12, help="How many demo organisations to create.")] = 12,
+) -> None:
+    """Fill this deployment with demo data (organisations on several plans, agents with documents and
+    conversations, payments, voice sessions, alerts over 90 days) so every page and chart shows something."""
+    from hutch.admin.demo import DEMO_PASSWORD
+
+    settings = settings_or_exit()
+    with database_or_exit(settings, apply_migrations=settings.uses_embedded_database) as handle:
+        try:
+            report = asyncio.run(_fill_demo(handle, orgs))
+        except HutchError as exc:
+            raise fail(f"{exc.detail} (Is the demo data loaded already?)") from None
+    console.print(
+        f"Demo data loaded: {report.orgs} organisations, {report.agents} agents, "
+        f"{report.documents} documents, "
+        f"{report.messages:,} messages, {report.voice_sessions} voice sessions, {report.payments} payments, "
+        f"{report.alerts} alerts."
+    )
+    console.print(f"Log in at {settings.base_url}/login with any of these (password: {DEMO_PASSWORD}):")
+    for email in report.logins:
+        console.print(f"  {email}")
+
+
+async def _fill_demo(handle: DatabaseHandle, orgs: int) -> DemoReport:
+    from hutch.admin.demo import DemoFiller
+    from hutch.core.metrics import Metrics
+    from hutch.resources import build_worker_resources
+    from hutch.worker import JobQueue
+
+    database = Database(handle.url, pool_size=2, max_overflow=0)
+    jobs = JobQueue(handle.settings, handle.url, pool_max_size=2)
+    await jobs.open()
+    resources = build_worker_resources(handle.settings, database, Metrics())
+    try:
+        async with database.sessionmaker() as session:
+            uow = UnitOfWork(session)
+            try:
+                with console.status("Creating demo data…") as status:
+                    report = await DemoFiller(uow, resources).fill(
+                        orgs, lambda step: status.update(f"Demo: {step}…")
+                    )
+            except BaseException:
+                await uow.rollback()
+                raise
+            await uow.commit(jobs.defer_named)  # document ingestion and alert delivery run in the worker
+        return report
+    finally:
+        await resources.close()
+        await jobs.close()
+        await database.dispose()
 
 
 def main() -> None:
