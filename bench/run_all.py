@@ -15,6 +15,8 @@ BENCHES = [
     "bench_knowledge.py",
     "bench_telegram.py",
     "bench_runtimes.py",
+    "bench_analytics.py",
+    "bench_dashboard.py",
 ]
 
 if __name__ == "__main__":

@@ -58,17 +58,18 @@ async def overview(
         if (i := index.get(_day(row["day"]))) is not None:
             daily_messages[i] = row["messages"]
     channels = traffic["messages_by_channel"]
+    x, daily = charts.weekly_when_long(labels, {"Revenue": daily_revenue, "Messages": daily_messages}, days)
     graphs = {
         "revenue": charts.bars(
-            "Revenue per day ($)",
-            labels,
-            {"Revenue": daily_revenue},
+            "Revenue per day ($)" if days <= 90 else "Revenue per week ($)",
+            x,
+            {"Revenue": daily["Revenue"]},
             f"Revenue per day: {_money(money['revenue_cents'])} over {days} days",
         ),
         "messages": charts.line(
-            "Messages per day",
-            labels,
-            {"Messages": daily_messages},
+            "Messages per day" if days <= 90 else "Messages per week",
+            x,
+            {"Messages": daily["Messages"]},
             charts.describe(sum(daily_messages), "messages", days),
         ),
         "channels": charts.bars(

@@ -50,6 +50,18 @@ def _config(kind: type[pygal.Graph], title: str, labels: Sequence[str]) -> pygal
     return chart
 
 
+def weekly_when_long(
+    labels: Sequence[str], series: Mapping[str, Sequence[float]], days: int
+) -> tuple[list[str], dict[str, list[float]]]:
+    """Past 90 days, one point a week (labelled by its first day): readable, and quick to draw."""
+    if days <= 90:
+        return list(labels), {name: list(values) for name, values in series.items()}
+    starts = list(range(0, len(labels), 7))
+    return [labels[i] for i in starts], {
+        name: [float(sum(values[i : i + 7])) for i in starts] for name, values in series.items()
+    }
+
+
 def line(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]], alt: str) -> Markup:
     chart = _config(pygal.Line, title, labels)
     for name, values in series.items():

@@ -304,25 +304,25 @@ async def usage_page(request: Request, found: ViewerDep, uow: UoWDep, days: int 
             tokens["Input"][i], tokens["Output"][i] = row["input_tokens"], row["output_tokens"]
             voice[i] = row["voice_minutes"]
     total_messages = sum(messages)
+    summary = ", ".join(f"{k} {sum(v):,.0f}" for k, v in by_channel.items()) or "none"
+    x, per_channel = charts.weekly_when_long(labels, by_channel or {"No messages": [0.0] * days}, days)
+    _, daily = charts.weekly_when_long(labels, {"Messages": messages, "Minutes": voice, **tokens}, days)
     graphs = {
-        "channels": charts.bars(
-            "Messages by channel",
-            labels,
-            by_channel or {"No messages": [0.0] * days},
-            "Messages by channel per day: "
-            + (", ".join(f"{k} {sum(v):,.0f}" for k, v in by_channel.items()) or "none"),
-        ),
+        "channels": charts.bars("Messages by channel", x, per_channel, f"Messages by channel: {summary}"),
         "messages": charts.line(
-            "Messages", labels, {"Messages": messages}, charts.describe(total_messages, "messages", days)
+            "Messages", x, {"Messages": daily["Messages"]}, charts.describe(total_messages, "messages", days)
         ),
         "tokens": charts.bars(
             "Tokens",
-            labels,
-            tokens,
-            charts.describe(sum(tokens["Input"]) + sum(tokens["Output"]), "tokens", days),
+            x,
+            {"Input": daily["Input"], "Output": daily["Output"]},
+            charts.describe(sum(daily["Input"]) + sum(daily["Output"]), "tokens", days),
         ),
         "voice": charts.line(
-            "Voice minutes", labels, {"Minutes": voice}, charts.describe(sum(voice), "voice minutes", days)
+            "Voice minutes",
+            x,
+            {"Minutes": daily["Minutes"]},
+            charts.describe(sum(voice), "voice minutes", days),
         ),
     }
     return page(
