@@ -227,6 +227,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/app/agents/{agent_id}/channels/webchat"): Access(
         Guard.WEB, form={"origins": "https://a.example"}
     ),
+    ("POST", "/app/agents/{agent_id}/channels/whatsapp"): Access(Guard.WEB, form={"phone": "+15550001111"}),
     ("POST", "/app/agents/{agent_id}/channels/{channel_id}/delete"): Access(Guard.WEB),
     ("GET", "/app/agents/{agent_id}/runtime"): Access(Guard.WEB),
     ("POST", "/app/agents/{agent_id}/runtime/{action}"): Access(Guard.WEB),

@@ -6,12 +6,17 @@ import re
 
 import pytest
 from httpx import AsyncClient, Response
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.agents.models import Agent
+from hutch.app import create_app
+from hutch.channels.models import ChannelLink
+from hutch.db.engine import Database
 from hutch.settings import Settings
 from hutch.web.models import WebSession
+from tests.conftest import asgi_client, build_test_resources
 from tests.factories import DEFAULT_PASSWORD, create_account
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -214,3 +219,40 @@ async def test_admin_console_pages(
     await log_in(client, "admin@example.com")
     response = await client.get(path)
     assert response.status_code == 200, response.text[:500]
+
+
+async def test_whatsapp_linking_from_the_channels_tab(
+    settings: Settings, database: Database, database_url: str, session: AsyncSession
+) -> None:
+    configured = settings.model_copy(
+        update={
+            "twilio_account_sid": "AC" + "0" * 32,
+            "twilio_auth_token": SecretStr("token"),
+            "twilio_whatsapp_from": "whatsapp:+15550009999",
+        }
+    )
+    async with asgi_client(
+        create_app(resources=build_test_resources(configured, database, database_url))
+    ) as client:
+        await sign_up(client)
+        agents = await client.post(
+            "/app/agents", data={"csrf": csrf_of(await client.get("/app/agents")), "name": "Mine"}
+        )
+        agent_id = agents.headers["location"].split("/")[3]
+        page = await client.get(f"/app/agents/{agent_id}/channels")
+        assert "link to personal agents" in page.text
+        token = csrf_of(page)
+        settings_form = {"csrf": token, "name": "Mine", "audience": "personal", "model": "demo/echo"}
+        assert (await client.post(f"/app/agents/{agent_id}/settings", data=settings_form)).status_code == 303
+        bad = await client.post(
+            f"/app/agents/{agent_id}/channels/whatsapp", data={"csrf": token, "phone": "12"}
+        )
+        assert bad.status_code == 422 and 'id="phone-error"' in bad.text
+        linked = await client.post(
+            f"/app/agents/{agent_id}/channels/whatsapp", data={"csrf": token, "phone": "+14155550100"}
+        )
+        assert (
+            linked.status_code == 200 and "send &#34;LINK " in linked.text and "+15550009999" in linked.text
+        )
+        link = await session.scalar(select(ChannelLink).where(ChannelLink.agent_id == agent_id))
+        assert link is not None and link.address == "+14155550100" and link.status.value == "pending"

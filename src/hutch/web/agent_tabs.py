@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -15,6 +16,8 @@ from hutch.botfactory.verification import Verifications
 from hutch.channels.models import Channel, ChannelType
 from hutch.channels.router import telegram_channels, widget_snippet
 from hutch.channels.webchat.service import Widgets
+from hutch.channels.whatsapp.gateway import WhatsAppNotConfigured, whatsapp_configured
+from hutch.channels.whatsapp.service import LINK_CODE_MINUTES, start_link
 from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import HutchError, NotFound
 from hutch.knowledge.parsing import kind_of
@@ -26,6 +29,7 @@ from hutch.web.deps import ViewerDep
 
 router = APIRouter(prefix="/app/agents/{agent_id}", include_in_schema=False)
 Field = Annotated[str, Form(max_length=2000)]
+E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
 def back(agent_id: str, tab: str, note: str | None = None) -> RedirectResponse:
@@ -159,7 +163,7 @@ async def _channels_context(
         "bot_request": bot_request,
         "verification": verification,
         "factory": await CreatorAccounts(uow.session, resources.secret_box).usable_count() > 0,
-        "whatsapp": resources.settings.twilio_account_sid is not None,
+        "whatsapp": whatsapp_configured(resources.settings),
         "errors": {},
     }
 
@@ -270,6 +274,34 @@ async def add_widget(
             request, found, uow, resources, agent.id, "origins", text, exc.status_code
         )
     return back(agent.id, "channels", "connected")
+
+
+@router.post("/channels/whatsapp", response_class=HTMLResponse)
+async def link_whatsapp(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep, phone: Field
+) -> Response:
+    """Link the viewer's own WhatsApp number to this (personal) agent: they send the code from it."""
+    agent = await load_agent(found, uow, resources, agent_id)
+    settings = resources.settings
+    if not whatsapp_configured(settings) or settings.twilio_whatsapp_from is None:
+        return await _channel_error(
+            request, found, uow, resources, agent.id, "phone", str(WhatsAppNotConfigured().detail), 503
+        )
+    number = phone.strip().replace(" ", "")
+    if not E164.fullmatch(number):
+        text = "Give the number in international form, with + and the country code, like +14155550100."
+        return await _channel_error(request, found, uow, resources, agent.id, "phone", text, 422)
+    try:
+        link, code = await start_link(uow, settings, found.principal, number, agent.id)
+    except HutchError as exc:
+        text = exc.body()[0]["msg"] if isinstance(exc.body(), list) else str(exc.detail)
+        return await _channel_error(request, found, uow, resources, agent.id, "phone", text, exc.status_code)
+    sender = settings.twilio_whatsapp_from.removeprefix("whatsapp:")
+    context = await _channels_context(found, uow, resources, agent.id)
+    note = (
+        f'From {link.address}, send "LINK {code}" on WhatsApp to {sender} within {LINK_CODE_MINUTES} minutes.'
+    )
+    return agent_page(request, found, agent, "channels", flash=note, **context)
 
 
 @router.post("/channels/{channel_id}/delete")
