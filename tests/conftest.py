@@ -40,6 +40,8 @@ from tests.fakes.smtp import SmtpServer
 from tests.fakes.stripe_api import FakeStripe
 from tests.fakes.telegram import FakeTelegramServer
 
+pytest_plugins = ["tests.log_scan"]  # the whole suite's logs are searched for secrets
+
 TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
 
 

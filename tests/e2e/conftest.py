@@ -22,6 +22,7 @@ from tests.conftest import TEST_PLANS, TEST_SECRET_KEY, PostgresServer
 from tests.fakes.server import free_port, wait_until
 from tests.fakes.stripe_api import TEST_API_KEY, FakeStripe
 from tests.fakes.stripe_signing import new_webhook_secret, sign_event
+from tests.log_scan import scan
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
@@ -98,6 +99,7 @@ def live_hutch(
         except subprocess.TimeoutExpired:
             process.kill()
         postgres.drop_database(url)
+        scan("hutch serve of the browser tests", log.read_text())
 
 
 @pytest.fixture(scope="module")
