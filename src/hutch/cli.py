@@ -576,7 +576,7 @@ def botfactory_add_account(
     Its api_hash and session are stored encrypted."""
     import re
 
-    from hutch.botfactory.gateway import log_in
+    from hutch.botfactory.gateway import is_session, log_in
     from hutch.botfactory.service import CreatorAccounts, NewAccount
 
     if not re.fullmatch(r"\+[1-9]\d{6,14}", phone):
@@ -584,6 +584,8 @@ def botfactory_add_account(
     secret_hash = api_hash or typer.prompt("api_hash", hide_input=True)
     if not re.fullmatch(r"[0-9a-fA-F]{16,64}", secret_hash):
         raise fail("The api_hash is the hexadecimal string my.telegram.org shows.", 2)
+    if session is not None and not is_session(session):
+        raise fail("--session is not a Telethon StringSession; leave it out to log the account in here.", 2)
     if session is None:
         console.print(f"Logging in {phone}: Telegram sends a code to the account's Telegram app.")
 

@@ -519,3 +519,21 @@ async def test_another_orgs_agent_is_not_found(
     assert (await client.get(url, headers=alice.headers)).json() == secret
     # The slug is per org: Bob may use Alice's.
     assert (await create_agent(client, bob, name="Secret Project"))["slug"] == secret["slug"]
+
+
+async def test_nul_characters_are_refused_as_bad_input(
+    client: AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    owner = await create_account(session, settings)
+    agent = (await client.post("/api/v1/agents", json={"name": "Ada"}, headers=owner.headers)).json()
+    memories = await client.get(
+        f"/api/v1/agents/{agent['id']}/memories?end_user=a%00b", headers=owner.headers
+    )
+    assert memories.status_code == 400 and "NUL" in memories.json()["detail"]
+    renamed = await client.patch(
+        f"/api/v1/agents/{agent['id']}", json={"system_prompt": "a\u0000b"}, headers=owner.headers
+    )
+    assert renamed.status_code == 400
+    assert (await client.get(f"/api/v1/agents/{agent['id']}", headers=owner.headers)).json()[
+        "system_prompt"
+    ] != "a\u0000b"

@@ -23,10 +23,10 @@ from hutch.resources import Resources
 from hutch.settings import Settings
 from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
 from tests.factories import Account, create_account
-from tests.fakes.botfather import FakeBotFather, FakeCreatorClients
+from tests.fakes.botfather import FakeBotFather, FakeCreatorClients, fake_session
 from tests.fakes.telegram import FakeTelegramServer, Sender, text_update, webhook_headers
 
-SESSION = "1BVtsOKABu" + "x" * 40  # the shape of a Telethon StringSession
+SESSION = fake_session()
 API_HASH = "0123456789abcdef0123456789abcdef"
 
 
@@ -136,7 +136,12 @@ async def test_the_pool_is_for_platform_admins_and_never_shows_its_secrets(facto
     body = {"phone": "+15550000001", "api_id": 1, "api_hash": API_HASH, "session": SESSION}
     again = await f.client.post("/api/v1/admin/creator-accounts", json=body, headers=f.admin.headers)
     assert again.status_code == 409
-    for bad in ({**body, "phone": "5550000002"}, {**body, "phone": "+15550000003", "api_hash": "nothex!"}):
+    for bad in (
+        {**body, "phone": "5550000002"},
+        {**body, "phone": "+15550000003", "api_hash": "nothex!"},
+        {**body, "phone": "+15550000004", "session": "x" * 40},  # not a session: no job would ever log in
+        {**body, "phone": "+15550000005", "api_id": 2**37},
+    ):
         assert (
             await f.client.post("/api/v1/admin/creator-accounts", json=bad, headers=f.admin.headers)
         ).status_code == 422

@@ -7,9 +7,10 @@ import psycopg
 
 from hutch.db.urls import libpq_conninfo
 from tests.accounts.test_admin_cli import hutch, operator_db  # noqa: F401 - the fixture
+from tests.fakes.botfather import fake_session
 
 API_HASH = "0123456789abcdef0123456789abcdef"
-SESSION = "1BVtsOKABu" + "q" * 40
+SESSION = fake_session(1)
 
 
 def test_add_account_stores_it_encrypted_and_refuses_bad_input(operator_db: str) -> None:  # noqa: F811

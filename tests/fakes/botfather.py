@@ -191,6 +191,17 @@ class FakeChat:
         )
 
 
+def fake_session(seed: int = 0) -> str:
+    """A well-formed Telethon StringSession (data centre 2, a made-up key): what a logged-in account saves."""
+    from telethon.crypto import AuthKey
+    from telethon.sessions import StringSession
+
+    session = StringSession()
+    session.set_dc(2, "149.154.167.51", 443)
+    session.auth_key = AuthKey(bytes((seed + i) % 256 for i in range(256)))
+    return str(session.save())
+
+
 class FakeCreatorClients:
     """The CreatorClients the worker uses, answered by the fake BotFather."""
 

@@ -61,11 +61,28 @@ class TelethonConversation:
         return str(message.raw_text or "")
 
 
+def is_session(value: str) -> bool:
+    """Whether ``value`` is a saved Telethon StringSession (what logging an account in produces)."""
+    from telethon.sessions import StringSession  # imported on use: only the factory needs Telethon
+
+    try:
+        StringSession(value)
+    except ValueError:
+        return False
+    return value.startswith("1")
+
+
 def _client(account: AccountCredentials) -> Any:
-    from telethon import TelegramClient  # imported on use: only factory jobs and the CLI need it
+    from telethon import TelegramClient
     from telethon.sessions import StringSession
 
-    return TelegramClient(StringSession(account.session), account.api_id, account.api_hash)
+    try:
+        session = StringSession(account.session)
+    except ValueError:
+        raise AccountProblem(
+            "the stored session is not a valid Telethon session; add the account again"
+        ) from None
+    return TelegramClient(session, account.api_id, account.api_hash)
 
 
 class TelethonClients:
@@ -84,7 +101,10 @@ class TelethonClients:
     async def check(self, account: AccountCredentials) -> HealthReport:
         from telethon import errors
 
-        client = _client(account)
+        try:
+            client = _client(account)
+        except AccountProblem as problem:
+            return HealthReport(AccountStatus.LOCKED, str(problem))
         try:
             await client.connect()
             if not await client.is_user_authorized():

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -189,7 +190,20 @@ def internal_error_body(request_id: str) -> dict[str, str]:
     return {"detail": f"Internal server error. Quote request id {request_id} when reporting it."}
 
 
+def _is_nul_text(exc: DBAPIError) -> bool:
+    """PostgreSQL refuses NUL characters in text: a client's input, not a server fault."""
+    return "0x00" in str(exc.orig) and "byte sequence" in str(exc.orig)
+
+
+async def _handle_database_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DBAPIError)
+    if not _is_nul_text(exc):
+        raise exc  # an unexpected failure: the 500 path logs it with the request id
+    return await _handle_hutch_error(request, BadRequest("Text cannot contain NUL (\\x00) characters."))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HutchError, _handle_hutch_error)
+    app.add_exception_handler(DBAPIError, _handle_database_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation)
