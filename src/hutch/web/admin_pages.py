@@ -224,10 +224,7 @@ async def set_account_status(
 
 @router.get("/runtime-hosts", response_class=HTMLResponse)
 async def runtime_hosts(request: Request, found: AdminViewerDep, uow: UoWDep) -> HTMLResponse:
-    counts = dict(
-        (await uow.session.execute(select(Runtime.host_id, func.count()).group_by(Runtime.host_id)))
-        .tuples()
-        .all()
-    )
+    rows = (await uow.session.execute(select(Runtime.host_id, func.count()).group_by(Runtime.host_id))).all()
+    counts = {host_id: count for host_id, count in rows}
     hosts = (await uow.session.scalars(select(RuntimeHost).order_by(RuntimeHost.name))).all()
     return page(request, "admin/hosts.html", found, section="admin", hosts=hosts, counts=counts)
