@@ -49,13 +49,17 @@ def wait_for(url: str, timeout: float = 120) -> float:
 
 
 @contextmanager
-def process(args: Sequence[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    args: Sequence[str], env: dict[str, str], log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A process for the bench, stopped at the end; its output goes to ``log`` (or nowhere)."""
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen(
         list(args),
         env=env,
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
         start_new_session=True,
     )
     try:

@@ -17,6 +17,7 @@ BENCHES = [
     "bench_runtimes.py",
     "bench_analytics.py",
     "bench_dashboard.py",
+    "bench_soak.py",
 ]
 
 if __name__ == "__main__":

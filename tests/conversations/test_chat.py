@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -14,7 +15,7 @@ from hutch.conversations.models import Conversation, Memory, MemoryKind, Message
 from hutch.engine.gateway import LLMGateway
 from hutch.resources import Resources
 from hutch.settings import Settings
-from tests.conftest import RecordingJobQueue
+from tests.conftest import LiveDeployment, RecordingJobQueue
 from tests.factories import Account, create_account
 from tests.fakes.anthropic import AnthropicReply, FakeAnthropicServer, ToolUse
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
@@ -345,3 +346,27 @@ async def test_the_demo_model_answers_without_any_provider_key(
     answer = await say(client, owner, agent, "hello demo")
     assert answer["message"]["content"] == "[Demo — no AI] You said: hello demo"
     assert answer["usage"]["cost_micro_usd"] == 0
+
+
+async def test_many_turns_of_one_conversation_at_once_all_answer(
+    live: LiveDeployment, settings: Settings
+) -> None:
+    """Turns of one conversation lock the conversation, then the usage counters, always in that order: in
+    opposite orders, two of them waited on each other until PostgreSQL broke the deadlock with a 500."""
+    owner = await create_account(live.session, settings)
+    agent = (await live.client.post("/api/v1/agents", json={"name": "Busy"}, headers=owner.headers)).json()
+    answers = await asyncio.gather(
+        *(
+            live.client.post(
+                f"/api/v1/agents/{agent['id']}/chat", json={"message": f"n{i}"}, headers=owner.headers
+            )
+            for i in range(16)
+        )
+    )
+    assert [a.status_code for a in answers] == [200] * 16, [a.text for a in answers if a.status_code != 200]
+    conversations = {a.json()["conversation_id"] for a in answers}
+    assert len(conversations) == 1
+    stored = await live.session.scalar(
+        select(func.count()).select_from(Message).where(Message.conversation_id == conversations.pop())
+    )
+    assert stored == 32

@@ -121,11 +121,14 @@ class ChatFlow:
         if agent.status is not AgentStatus.ACTIVE:
             raise AgentPaused()
         await self.models_for(agent)  # refuse before storing anything when no model can answer
+        # The conversation is locked before the usage counters, in the order ``finish`` takes them: two
+        # turns of one conversation taking them in opposite orders would deadlock. A refusal below rolls
+        # the new conversation back with everything else.
+        conversation = await self.conversations.open(agent, channel, end_user, conversation_id)
         plan = await self.quotas.reserve_message(agent.org_id)
         percent = quota_notice_due(plan, self.quotas.month_count)
         if percent is not None:
             self.uow.defer(QUOTA_NOTICE_JOB, org_id=agent.org_id, percent=percent)
-        conversation = await self.conversations.open(agent, channel, end_user, conversation_id)
         message = await self.conversations.add(conversation, MessageRole.USER, text)
         return Turn(agent, conversation, message, channel, end_user)
 
