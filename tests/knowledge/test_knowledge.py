@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
+import zlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -19,7 +21,7 @@ from hutch.db.engine import Database
 from hutch.knowledge.chunking import chunk_sections, count_tokens
 from hutch.knowledge.embeddings import LocalEmbeddings
 from hutch.knowledge.models import Chunk, Document
-from hutch.knowledge.parsing import Section
+from hutch.knowledge.parsing import Section, UnreadableDocument, parse
 from hutch.resources import Resources
 from hutch.settings import Settings
 from tests.conftest import LiveDeployment, RecordingJobQueue, asgi_client, build_test_resources
@@ -440,3 +442,32 @@ async def test_a_document_stored_without_its_job_is_ingested_later(
         "knowledge.requeue_lost_ingestions", {"timestamp": 0}, job_id=0, attempt=0, resources=resources
     )
     assert swept == 1 and await ingest(resources) == ["ready"]
+
+
+def bomb_pdf(inflated_bytes: int) -> bytes:
+    """A small PDF whose one page's content stream inflates to ``inflated_bytes``."""
+    content = zlib.compress(b" " * inflated_bytes, 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream",
+    ]
+    out = io.BytesIO(b"%PDF-1.4\n")
+    out.seek(0, io.SEEK_END)
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    out.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def test_a_decompression_bomb_pdf_is_refused_with_a_reason() -> None:
+    bomb = bomb_pdf(200_000_000)
+    assert len(bomb) < 300_000  # 200 MB of content in a 0.2 MB file
+    with pytest.raises(UnreadableDocument, match="decompression bomb"):
+        parse(bomb, "pdf")

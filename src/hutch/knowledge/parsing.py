@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
-from pypdf import PdfReader
-from pypdf.errors import PdfReadError
+from pypdf import PageObject, PdfReader
+from pypdf.errors import LimitReachedError, PdfReadError
 
 ACCEPTED = {
     ".txt": "txt",
@@ -30,6 +30,9 @@ MEDIA_TYPES = {
     "application/pdf": "pdf",
 }
 MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+
+
+MAX_PDF_PAGES = 5000
 
 
 class UnreadableDocument(Exception):
@@ -105,14 +108,30 @@ def _markdown(text: str) -> list[Section]:
     return sections
 
 
+def _page_text(page: PageObject) -> str:
+    # Decompressing the content first makes pypdf's size limit an error here: text extraction alone would
+    # skip an oversized stream quietly, and the document would look merely empty.
+    contents = page.get_contents()
+    if contents is not None:
+        contents.get_data()
+    return (page.extract_text() or "").strip()
+
+
 def _pdf(data: bytes) -> list[Section]:
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise UnreadableDocument("The PDF is password-protected; upload an unprotected copy.")
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        if len(reader.pages) > MAX_PDF_PAGES:
+            raise UnreadableDocument(f"The PDF has more than {MAX_PDF_PAGES:,} pages; split it into parts.")
+        pages = [_page_text(page) for page in reader.pages]
     except UnreadableDocument:
         raise
+    except LimitReachedError:
+        raise UnreadableDocument(
+            "Part of the PDF expands to far more than its size when decompressed (a decompression bomb?); "
+            "it was not read. Save the PDF again from its source and upload that copy."
+        ) from None
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise UnreadableDocument(
             f"The PDF cannot be read ({exc}); check that the file is a complete PDF."
