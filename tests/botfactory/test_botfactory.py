@@ -22,9 +22,10 @@ from hutch.db.engine import Database
 from hutch.resources import Resources
 from hutch.settings import Settings
 from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
-from tests.factories import Account, create_account
+from tests.factories import DEFAULT_PASSWORD, Account, create_account
 from tests.fakes.botfather import FakeBotFather, FakeCreatorClients, fake_session
 from tests.fakes.telegram import FakeTelegramServer, Sender, text_update, webhook_headers
+from tests.web.test_dashboard import csrf_of
 
 SESSION = fake_session()
 API_HASH = "0123456789abcdef0123456789abcdef"
@@ -440,3 +441,27 @@ def _png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (800, 600), (200, 120, 40)).save(out, format="PNG")
     return out.getvalue()
+
+
+async def test_the_dashboard_shows_the_new_bot_and_its_code(factory: Factory) -> None:
+    f = factory
+    await f.add_account("+15550000001")
+    form = await f.client.get("/login")
+    signed_in = await f.client.post(
+        "/login", data={"csrf": csrf_of(form), "email": f.customer.user.email, "password": DEFAULT_PASSWORD}
+    )
+    assert signed_in.status_code == 303
+    tab = f"/app/agents/{f.agent_id}/channels"
+    page = await f.client.get(tab)
+    assert "Create a bot for me" in page.text
+    asked = await f.client.post(f"{tab}/telegram/auto", data={"csrf": csrf_of(page), "name": "Ada Bot"})
+    assert asked.status_code == 303
+    assert "creating" in (await f.client.get(tab)).text or "queued" in (await f.client.get(tab)).text
+    await f.run_jobs()
+    shown = await f.client.get(tab)
+    code = (await f.client.get(f.auto, headers=f.customer.headers)).json()["verification"]["code"]
+    assert code in shown.text and f"https://t.me/acme_ada_bot?start={code}" in shown.text
+    renewed = await f.client.post(f"{tab}/telegram/auto/code", data={"csrf": csrf_of(shown)})
+    assert renewed.status_code == 303
+    new = (await f.client.get(f.auto, headers=f.customer.headers)).json()["verification"]["code"]
+    assert new != code and new in (await f.client.get(tab)).text

@@ -11,8 +11,6 @@ from pydantic import BaseModel, Field, field_validator
 from hutch.botfactory.gateway import is_session
 from hutch.botfactory.models import AccountStatus, BotRequest, CreatorAccount, RequestStatus
 from hutch.botfactory.service import BotRequests, CreatorAccounts, NewAccount
-from hutch.botfactory.verification import Verifications
-from hutch.channels.models import Channel
 from hutch.core.authz import PlatformAdmin, Writer
 from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import (
@@ -229,10 +227,9 @@ async def _request_out(requests: BotRequests, request: BotRequest) -> BotRequest
         finished_at=request.finished_at,
         verification=None,
     )
-    verification = await requests.verification(request)
-    channel = await requests.session.get(Channel, request.channel_id) if request.channel_id else None
-    if verification is not None and channel is not None:
-        shown = Verifications(requests.session, requests.secret_box).shown(verification, channel)
+    found = await requests.verification(request)
+    if found is not None:
+        verification, shown = found
         out.verification = VerificationOut(
             verified=verification.verified_at is not None,
             owner_username=verification.owner_username,
@@ -279,10 +276,6 @@ async def new_verification_code(
 ) -> BotRequestOut:
     """A new verification code for the agent's new bot (the old one stops working); 409 once verified."""
     requests = BotRequests(uow, resources.secret_box)
-    request = await requests.latest(principal, agent_id)
-    channel = await uow.session.get(Channel, request.channel_id) if request.channel_id else None
-    if channel is None:
-        raise Conflict("The bot is not ready yet; a code is issued when it is created.")
     lifetime = timedelta(hours=resources.settings.botfactory_verification_hours)
-    await Verifications(uow.session, resources.secret_box).issue(channel, lifetime)
+    request = await requests.renew_code(principal, agent_id, lifetime)
     return await _request_out(requests, request)

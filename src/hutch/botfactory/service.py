@@ -24,6 +24,7 @@ from hutch.botfactory.models import (
     RequestStatus,
 )
 from hutch.botfactory.usernames import display_name
+from hutch.botfactory.verification import IssuedCode, Verifications
 from hutch.channels.models import Channel, ChannelType
 from hutch.core.errors import Conflict, NotFound, ServiceUnavailable
 from hutch.core.ids import new_id
@@ -238,7 +239,21 @@ class BotRequests:
             raise NotFound("Bot request", "No bot was requested for this agent yet.")
         return request
 
-    async def verification(self, request: BotRequest) -> BotVerification | None:
+    async def verification(self, request: BotRequest) -> tuple[BotVerification, IssuedCode | None] | None:
+        """The new bot's ownership check, and its code while it can still be used."""
         if request.channel_id is None:
             return None
-        return await self.session.get(BotVerification, request.channel_id)
+        verification = await self.session.get(BotVerification, request.channel_id)
+        channel = await self.session.get(Channel, request.channel_id)
+        if verification is None or channel is None:
+            return None
+        return verification, Verifications(self.session, self.secret_box).shown(verification, channel)
+
+    async def renew_code(self, principal: Principal, agent_id: str, lifetime: timedelta) -> BotRequest:
+        """A new verification code for the agent's new bot (the old one stops working)."""
+        request = await self.latest(principal, agent_id)
+        channel = await self.session.get(Channel, request.channel_id) if request.channel_id else None
+        if channel is None:
+            raise Conflict("The bot is not ready yet; a code is issued when it is created.")
+        await Verifications(self.session, self.secret_box).issue(channel, lifetime)
+        return request

@@ -12,8 +12,7 @@ from starlette.datastructures import UploadFile
 
 from hutch.botfactory.models import BotRequest
 from hutch.botfactory.service import BotRequests, CreatorAccounts
-from hutch.botfactory.verification import Verifications
-from hutch.channels.models import Channel, ChannelType
+from hutch.channels.models import ChannelType
 from hutch.channels.router import telegram_channels, widget_snippet
 from hutch.channels.webchat.service import Widgets
 from hutch.channels.whatsapp.gateway import WhatsAppNotConfigured, whatsapp_configured
@@ -143,15 +142,14 @@ async def _channels_context(
     except NotFound:
         bot_request = None
     verification = None
-    if bot_request is not None and bot_request.channel_id is not None:
-        stored = await requests.verification(bot_request)
-        channel = await uow.session.get(Channel, bot_request.channel_id)
-        if stored is not None and channel is not None:
-            verification = {
-                "verified": stored.verified_at is not None,
-                "owner": stored.owner_username,
-                "shown": Verifications(uow.session, resources.secret_box).shown(stored, channel),
-            }
+    ownership = await requests.verification(bot_request) if bot_request is not None else None
+    if ownership is not None:
+        stored, shown = ownership
+        verification = {
+            "verified": stored.verified_at is not None,
+            "owner": stored.owner_username,
+            "shown": shown,
+        }
     snippets = {
         c.id: widget_snippet(resources.settings.base_url, c.external_id)
         for c in channels
@@ -244,15 +242,9 @@ async def new_code(
     agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
 ) -> Response:
     agent = await load_agent(found, uow, resources, agent_id)
-    bot_request = await BotRequests(uow, resources.secret_box).latest(found.principal, agent.id)
-    channel = await uow.session.get(Channel, bot_request.channel_id) if bot_request.channel_id else None
-    if channel is None:
-        return await _channel_error(
-            request, found, uow, resources, agent.id, "auto", "The bot is not ready yet.", 409
-        )
     lifetime = timedelta(hours=resources.settings.botfactory_verification_hours)
     try:
-        await Verifications(uow.session, resources.secret_box).issue(channel, lifetime)
+        await BotRequests(uow, resources.secret_box).renew_code(found.principal, agent.id, lifetime)
     except HutchError as exc:
         return await _channel_error(
             request, found, uow, resources, agent.id, "auto", str(exc.detail), exc.status_code
