@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
@@ -27,13 +25,13 @@ from hutch.conversations.schemas import (
     Usage,
 )
 from hutch.conversations.service import ConversationService
+from hutch.conversations.streaming import stream_turn
 from hutch.core.authz import Chatter, Reader, Writer
 from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import Forbidden, NotFound, Unauthorized, error_responses
 from hutch.core.principal import Principal
 from hutch.db.engine import UnitOfWork
 from hutch.engine.gateway import ModelUnavailable
-from hutch.engine.runner import TextDelta
 from hutch.resources import Resources
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
@@ -69,10 +67,6 @@ def chat_response(answer: Answer) -> ChatResponse:
     )
 
 
-def sse(event: str, data: object) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
-
-
 @router.post(
     "/agents/{agent_id}/chat",
     response_model=ChatResponse,
@@ -102,21 +96,12 @@ async def chat(
     await uow.commit(resources.jobs.defer_named)  # the user's message is safe before the model is called
     if "text/event-stream" not in request.headers.get("accept", ""):
         return chat_response(await flow.answer(turn))
-    ids = (agent.id, turn.conversation.id, turn.user_message.id)
 
-    async def events() -> AsyncIterator[str]:
-        async with resources.database.sessionmaker() as session:
-            stream_uow = UnitOfWork(session)
-            stream_flow = ChatFlow(stream_uow, resources, api_key_id=principal.api_key_id)
-            resumed = await stream_flow.resume(*ids, API_CHANNEL)
-            async for event in stream_flow.stream(resumed):
-                if isinstance(event, TextDelta):
-                    yield sse("delta", {"content": event.text})
-                else:
-                    await stream_uow.commit(resources.jobs.defer_named)
-                    yield sse("done", chat_response(event).model_dump(mode="json"))
+    async def done(answer: Answer, _: UnitOfWork) -> dict[str, Any]:
+        return chat_response(answer).model_dump(mode="json")
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    events = stream_turn(resources, resources.jobs.defer_named, turn, done, api_key_id=principal.api_key_id)
+    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 def _conversation_out(c: Conversation) -> ConversationOut:

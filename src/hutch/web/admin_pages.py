@@ -98,26 +98,31 @@ def _columns(items: list[dict[str, Any]]) -> list[str]:
     return [k for k, v in items[0].items() if k not in HIDDEN_COLUMNS and not isinstance(v, dict | list)][:8]
 
 
+LISTINGS = {"users": "Users", "orgs": "Organisations", "agents": "Agents"}
+
+
 async def _listing(
     request: Request,
     found: AdminViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
     kind: str,
-    title: str,
-    items: list[dict[str, Any]],
-    total: int,
     q: str,
     skip: int,
 ) -> HTMLResponse:
+    """One of the console's tables (users, organisations, agents), searched and a page at a time."""
+    console = AdminConsole(uow.session, resources.plans, resources.settings)
+    listed = await getattr(console, kind)(q or None, skip, PAGE)
     return page(
         request,
         "admin/listing.html",
         found,
         section="admin",
         kind=kind,
-        title=title,
-        items=items,
-        columns=_columns(items),
-        total=total,
+        title=LISTINGS[kind],
+        items=listed.items,
+        columns=_columns(listed.items),
+        total=listed.total,
         q=q,
         skip=skip,
         size=PAGE,
@@ -133,8 +138,7 @@ async def users(
     q: Search = "",
     skip: Skip = 0,
 ) -> HTMLResponse:
-    listed = await AdminConsole(uow.session, resources.plans, resources.settings).users(q or None, skip, PAGE)
-    return await _listing(request, found, "users", "Users", listed.items, listed.total, q, skip)
+    return await _listing(request, found, uow, resources, "users", q, skip)
 
 
 @router.get("/orgs", response_class=HTMLResponse)
@@ -146,8 +150,7 @@ async def orgs(
     q: Search = "",
     skip: Skip = 0,
 ) -> HTMLResponse:
-    listed = await AdminConsole(uow.session, resources.plans, resources.settings).orgs(q or None, skip, PAGE)
-    return await _listing(request, found, "orgs", "Organisations", listed.items, listed.total, q, skip)
+    return await _listing(request, found, uow, resources, "orgs", q, skip)
 
 
 @router.get("/agents", response_class=HTMLResponse)
@@ -159,10 +162,7 @@ async def agents(
     q: Search = "",
     skip: Skip = 0,
 ) -> HTMLResponse:
-    listed = await AdminConsole(uow.session, resources.plans, resources.settings).agents(
-        q or None, skip, PAGE
-    )
-    return await _listing(request, found, "agents", "Agents", listed.items, listed.total, q, skip)
+    return await _listing(request, found, uow, resources, "agents", q, skip)
 
 
 @router.get("/alerts", response_class=HTMLResponse)

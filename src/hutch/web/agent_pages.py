@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -16,15 +15,15 @@ from hutch.agents.models import Agent, AgentAvatar
 from hutch.agents.roles import ROLE_TEMPLATES
 from hutch.agents.schemas import AgentUpdate
 from hutch.agents.service import org_credentials
-from hutch.conversations.chat import ChatFlow
+from hutch.conversations.chat import Answer, ChatFlow
 from hutch.conversations.models import Message
 from hutch.conversations.repository import ConversationRepository
-from hutch.conversations.router import API_CHANNEL, chat_response, end_user_of, sse
+from hutch.conversations.router import API_CHANNEL, chat_response, end_user_of
 from hutch.conversations.service import ConversationService
+from hutch.conversations.streaming import stream_turn
 from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import HutchError
 from hutch.db.engine import UnitOfWork
-from hutch.engine.runner import TextDelta
 from hutch.engine.tools import TOOLS
 from hutch.resources import Resources
 from hutch.web.app_pages import agents_service
@@ -112,21 +111,12 @@ async def chat_send(
     if "text/event-stream" not in request.headers.get("accept", ""):
         await flow.answer(turn)
         return RedirectResponse(f"/app/agents/{agent.id}/chat#end", status_code=303)
-    ids = (agent.id, turn.conversation.id, turn.user_message.id)
 
-    async def events() -> AsyncIterator[str]:
-        async with resources.database.sessionmaker() as session:
-            stream_uow = UnitOfWork(session)
-            stream_flow = ChatFlow(stream_uow, resources)
-            resumed = await stream_flow.resume(*ids, API_CHANNEL)
-            async for event in stream_flow.stream(resumed):
-                if isinstance(event, TextDelta):
-                    yield sse("delta", {"content": event.text})
-                else:
-                    await stream_uow.commit(resources.jobs.defer_named)
-                    yield sse("done", chat_response(event).model_dump(mode="json"))
+    async def done(answer: Answer, _: UnitOfWork) -> dict[str, Any]:
+        return chat_response(answer).model_dump(mode="json")
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    events = stream_turn(resources, resources.jobs.defer_named, turn, done)
+    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 @router.post("/chat/reset")

@@ -6,8 +6,7 @@ their preflights, and each route checks the page's origin against the widget's a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import FileResponse, StreamingResponse
@@ -28,11 +27,11 @@ from hutch.channels.webchat.service import (
     check_rates,
     visitor_end_user,
 )
-from hutch.conversations.chat import ChatFlow
+from hutch.conversations.chat import Answer, ChatFlow
 from hutch.conversations.models import MessageRole
 from hutch.conversations.repository import ConversationRepository, MessageRepository
-from hutch.conversations.router import sse
 from hutch.conversations.service import ConversationService
+from hutch.conversations.streaming import stream_turn
 from hutch.core.authz import Writer
 from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import (
@@ -48,7 +47,6 @@ from hutch.core.errors import (
 )
 from hutch.core.request_context import client_ip
 from hutch.db.engine import UnitOfWork
-from hutch.engine.runner import TextDelta
 from hutch.web.templating import WEB_DIR
 
 router = APIRouter(tags=["channels"])
@@ -169,22 +167,13 @@ async def widget_message(
         raise
     await count_messages(uow.session, agent.org_id, agent.id, CHANNEL, inbound=1)
     await uow.commit(resources.jobs.defer_named)  # the visitor's message is safe before the model runs
-    ids = (agent.id, turn.conversation.id, turn.user_message.id)
 
-    async def events() -> AsyncIterator[str]:
-        async with resources.database.sessionmaker() as session:
-            stream_uow = UnitOfWork(session)
-            stream_flow = ChatFlow(stream_uow, resources)
-            resumed = await stream_flow.resume(*ids, CHANNEL)
-            async for event in stream_flow.stream(resumed):
-                if isinstance(event, TextDelta):
-                    yield sse("delta", {"content": event.text})
-                else:
-                    await count_messages(session, agent.org_id, agent.id, CHANNEL, outbound=1)
-                    await stream_uow.commit(resources.jobs.defer_named)
-                    yield sse("done", {"content": event.message.content, "status": event.message.status})
+    async def done(answer: Answer, stream_uow: UnitOfWork) -> dict[str, Any]:
+        await count_messages(stream_uow.session, agent.org_id, agent.id, CHANNEL, outbound=1)
+        return {"content": answer.message.content, "status": answer.message.status}
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    events = stream_turn(resources, resources.jobs.defer_named, turn, done)
+    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 @router.post(
