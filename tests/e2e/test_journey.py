@@ -20,6 +20,20 @@ WIDEST = """[...document.querySelectorAll('body *')]
   .map(e => [e.getBoundingClientRect().right, e.tagName + '.' + e.className + '#' + e.id])
   .sort((a, b) => b[0] - a[0]).slice(0, 3)"""
 axe = Axe()
+PUBLIC_PAGES = [
+    ("/pricing", "00-pricing"),
+    ("/login", "00-login"),
+    ("/forgot-password", "00-forgot"),
+    ("/reset-password?token=x", "00-reset"),
+    ("/verify-email?token=x", "00-verify"),
+]
+ACCOUNT_PAGES = [
+    ("/app/usage", "09-usage"),
+    ("/app/team", "10-team"),
+    ("/app/manager", "11-manager"),
+    ("/app/agents", "11-agents"),
+    ("/app/agents/agt_none/chat", "11-not-found"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +60,9 @@ def test_sign_up_to_a_reply_a_key_an_upgrade_and_the_admin_console(
     browser: Browser, live_hutch: LiveHutch, artifacts: Path
 ) -> None:
     page = browser.new_page(base_url=live_hutch.base_url)
+    for path, name in PUBLIC_PAGES:
+        page.goto(path)
+        check(page, artifacts, name)
     page.goto("/")
     check(page, artifacts, "01-landing")
     page.keyboard.press("Tab")
@@ -99,7 +116,7 @@ def test_sign_up_to_a_reply_a_key_an_upgrade_and_the_admin_console(
     expect(page.locator(".stat").first).to_contain_text("Starter")
     check(page, artifacts, "08-billing-upgraded")
 
-    for path, name in (("/app/usage", "09-usage"), ("/app/team", "10-team"), ("/app/manager", "11-manager")):
+    for path, name in ACCOUNT_PAGES:
         page.goto(path)
         check(page, artifacts, name)
     page.get_by_role("link", name="Admin console").click()  # the first user of a deployment is its admin
