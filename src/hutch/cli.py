@@ -196,11 +196,12 @@ def _print_welcome(settings: Settings, handle: DatabaseHandle, run_worker: bool)
         f"[bold]Hutch {__version__}[/] is starting at [link={base}]{base}[/]",
         f"Database: {where}; job worker: {'in this process' if run_worker else 'separate (hutch worker)'}",
         "",
-        f"  Dashboard     {base}/  (the first account you sign up is the platform admin)",
+        f"  Dashboard     {base}/",
         f"  API docs      {base}/docs",
         f"  Ready check   {base}/readyz",
         f"  Metrics       {base}/metrics",
         "",
+        "The first account signed up is the platform admin.",
         "Demo data for every page and chart: .venv/bin/hutch demo (in another terminal).",
         "Press Ctrl-C to stop.",
     ]
