@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import importlib
 import json
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -290,18 +291,59 @@ class JobQueue:
         install_signal_handlers: bool = False,
         name: str = "hutch-worker",
     ) -> None:
-        """Run a worker until cancelled; jobs get a fresh transaction each."""
+        """Run a worker until stopped (SIGTERM or SIGINT with ``install_signal_handlers``) or cancelled; jobs
+        get a fresh transaction each.
+
+        When the database goes away (a restart, a failover), procrastinate's worker stops; this starts it
+        again once the database answers, waiting a little longer each time (up to 30 s). Jobs it was running
+        are retried as stalled ones.
+        """
         self._resources = resources
-        await self.retry_stalled_jobs()
-        log.info("worker started", concurrency=concurrency, tasks=len(registry.specs))
-        await self.app.run_worker_async(
-            concurrency=concurrency,
-            name=name,
-            install_signal_handlers=install_signal_handlers,
-            update_heartbeat_interval=resources.settings.worker_heartbeat_interval,
-            stalled_worker_timeout=resources.settings.worker_stalled_timeout,
-            shutdown_graceful_timeout=10,
+        stop = asyncio.Event()
+        if install_signal_handlers:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                await self.retry_stalled_jobs()
+                log.info("worker started", concurrency=concurrency, tasks=len(registry.specs))
+                await self._run_until(stop, concurrency, name, resources.settings)
+                problem = "the worker stopped on its own (its database connection failed)"
+            except (procrastinate.exceptions.ConnectorException, OSError) as exc:
+                problem = f"the job queue's database is unreachable ({exc.__class__.__name__})"
+            if stop.is_set():
+                break
+            log.warning(f"{problem}; starting the worker again", retry_in_seconds=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _run_until(self, stop: asyncio.Event, concurrency: int, name: str, settings: Settings) -> None:
+        """One run of procrastinate's worker, stopped gracefully when ``stop`` is set."""
+        run = asyncio.create_task(
+            self.app.run_worker_async(
+                concurrency=concurrency,
+                name=name,
+                install_signal_handlers=False,
+                update_heartbeat_interval=settings.worker_heartbeat_interval,
+                stalled_worker_timeout=settings.worker_stalled_timeout,
+                shutdown_graceful_timeout=10,
+            )
         )
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not run.done():  # stopped, or this coroutine cancelled: procrastinate shuts down gracefully
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run
+        failure = run.exception() if run.done() and not run.cancelled() else None
+        if failure is not None:
+            raise failure
 
 
 # --- housekeeping -------------------------------------------------------------------------------------

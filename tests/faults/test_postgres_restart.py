@@ -1,0 +1,166 @@
+"""PostgreSQL restarted while Telegram updates stream in: every update is answered exactly once.
+
+Hutch (`hutch serve` and `hutch worker`, each its own process) runs on a PostgreSQL of its own, which the test
+stops and starts again in the middle of the traffic. Updates Telegram could not deliver while the database was
+down are sent again, as Telegram does with any answer but 200; afterwards every update has exactly one reply.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from hutch.db.embedded import EmbeddedPostgres
+from tests.conftest import TEST_PLANS, TEST_SECRET_KEY
+from tests.fakes.server import free_port, wait_until
+from tests.fakes.telegram import FakeTelegramServer, Sender, text_update, webhook_headers
+from tests.log_scan import scan
+
+TOKEN = "515151515:AAE_restart_token_for_the_restart_bot"
+UPDATES = 60
+RESTART_AFTER = 20
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[tuple[EmbeddedPostgres, str]]:
+    os.chmod(tmp_path, 0o755)  # as root, PostgreSQL runs as 'pgserver' and must reach the data dir
+    postgres = EmbeddedPostgres(tmp_path / "pg")
+    url = postgres.start()
+    try:
+        yield postgres, url
+    finally:
+        postgres.stop()
+
+
+def test_updates_during_a_database_restart_are_answered_once(
+    own_postgres: tuple[EmbeddedPostgres, str], telegram_server: FakeTelegramServer, tmp_path: Path
+) -> None:
+    postgres, url = own_postgres
+    telegram_server.reset()
+    telegram_server.add_bot(TOKEN, "restart_bot")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUTCH_")}
+    env.update(
+        HUTCH_DATABASE_URL=url,
+        HUTCH_DATA_DIR=str(tmp_path / "data"),
+        HUTCH_SECRET_KEY=TEST_SECRET_KEY,
+        HUTCH_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        HUTCH_PLANS_FILE=str(TEST_PLANS),
+        HUTCH_EMBEDDING_PROVIDER="none",
+        HUTCH_TELEGRAM_API_BASE=telegram_server.base_url,
+        HUTCH_PUBLIC_URL="https://hutch.example",
+        HUTCH_WORKER_STALLED_TIMEOUT="5",
+    )
+    hutch = [sys.executable, "-m", "hutch.cli"]
+    subprocess.run([*hutch, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    logs = tmp_path / "api.log", tmp_path / "worker.log"
+    with logs[0].open("w") as api_out, logs[1].open("w") as worker_out:
+        api = subprocess.Popen(
+            [*hutch, "serve", "--no-worker", "--port", str(port)],
+            env=env,
+            stdout=api_out,
+            stderr=subprocess.STDOUT,
+        )
+        worker = subprocess.Popen(
+            [*hutch, "worker", "--concurrency", "2"], env=env, stdout=worker_out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until(lambda: _ready(base), timeout=60)
+        channel_id = _connect_bot(base)
+        webhook = telegram_server.webhook(TOKEN)
+        assert webhook is not None
+        sent = threading.Event()
+        halfway = threading.Event()
+        refused: list[int] = []
+
+        def telegram() -> None:
+            with httpx.Client(timeout=10) as client:
+                for n in range(UPDATES):
+                    body = text_update(
+                        f"question {n}", sender=Sender(id=8_880_000 + n % 5), update_id=70_000 + n
+                    )
+                    deadline = time.monotonic() + 90
+                    while True:  # Telegram resends an update until it gets a 200
+                        try:
+                            status = client.post(
+                                f"{base}/webhooks/telegram/{channel_id}",
+                                json=body,
+                                headers=webhook_headers(webhook.secret_token),
+                            ).status_code
+                        except httpx.HTTPError:
+                            status = 0
+                        if status == 200:
+                            break
+                        refused.append(status)
+                        assert time.monotonic() < deadline, "an update was refused for 90 s"
+                        time.sleep(0.3)
+                    if n == RESTART_AFTER:
+                        halfway.set()
+                    time.sleep(0.05)
+            sent.set()
+
+        sender = threading.Thread(target=telegram, daemon=True)
+        sender.start()
+        assert halfway.wait(60)
+        postgres.stop()  # the database goes away mid-traffic...
+        time.sleep(2)
+        postgres.start()  # ...and comes back at the same address
+        sender.join(150)
+        assert sent.is_set(), "the updates were not all accepted"
+
+        def answered() -> bool:
+            return len(_replies(telegram_server)) >= UPDATES
+
+        wait_until(answered, timeout=120, interval=0.5)
+        time.sleep(3)  # anything sent twice would show up now
+        replies = Counter(_replies(telegram_server))
+        assert sorted(replies) == sorted(f"[Demo — no AI] You said: question {n}" for n in range(UPDATES))
+        assert set(replies.values()) == {1}, [text for text, count in replies.items() if count > 1]
+        assert api.poll() is None and worker.poll() is None, "a process died with the database"
+    finally:
+        for process in (api, worker):
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in logs:
+            scan(f"{log.name} of the restart test", log.read_text())
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _connect_bot(base: str) -> str:
+    with httpx.Client(base_url=base, timeout=30) as client:
+        signup = client.post(
+            "/api/v1/auth/signup", json={"email": "pg@example.com", "password": "restart-pw-1"}
+        )
+        auth = {"Authorization": f"Bearer {signup.json()['access_token']}"}
+        agent = client.post(
+            "/api/v1/agents", json={"name": "Steady", "model": "demo/echo"}, headers=auth
+        ).json()
+        channel = client.post(
+            f"/api/v1/agents/{agent['id']}/channels/telegram", json={"bot_token": TOKEN}, headers=auth
+        )
+        assert channel.status_code == 201, channel.text
+        return str(channel.json()["id"])
+
+
+def _replies(telegram: FakeTelegramServer) -> list[str]:
+    return [text for text in telegram.sent_texts(token=TOKEN) if text.startswith("[Demo")]
