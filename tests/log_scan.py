@@ -52,6 +52,8 @@ def scan(source: str, text: str) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "secrets_in_logs" in report.keywords:  # a redaction test, fed secrets on purpose
+        return
     text = "\n".join(content for _, content in report.sections)
     if text:
         _scanned["tests"] += 1

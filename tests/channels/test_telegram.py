@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
 from hutch.app import create_app
+from hutch.channels.inbound import NOT_SENT_AGAIN
 from hutch.channels.models import Channel, ExternalEvent
 from hutch.conversations.models import Message
 from hutch.db.engine import Database
@@ -292,3 +293,17 @@ async def test_a_revoked_token_marks_the_channel_for_its_owner(on_telegram: OnTe
         .where(Message.org_id == t.owner.org.id, Message.role == "user")
     )
     assert stored == 1  # what the person wrote is kept, with the answer, for the owner to read
+
+
+async def test_an_answer_interrupted_mid_send_is_not_sent_twice(on_telegram: OnTelegram) -> None:
+    t = on_telegram
+    assert await t.post(text_update("once only", update_id=4242)) == 200
+    event = await t.session.get(ExternalEvent, (f"telegram:{t.channel_id}", "4242"))
+    assert event is not None
+    # As a worker leaves it when it stops between sending and recording: the reply may have arrived.
+    event.reply, event.outcome = "[Demo — no AI] You said: once only", "sending"
+    await t.session.commit()
+    assert await t.run_jobs() == [NOT_SENT_AGAIN]
+    assert t.telegram.sent_texts(Sender().id) == []
+    await t.session.refresh(event)
+    assert event.handled_at is not None and event.outcome == NOT_SENT_AGAIN

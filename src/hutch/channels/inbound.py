@@ -6,7 +6,8 @@ out of credits); the details, plans and upgrades, are for the agent's owner and 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -67,6 +68,33 @@ def notice(refused: HutchError) -> str:
     if refused.status_code == 402:
         return PLAN_LIMIT_NOTICE
     return "I cannot answer right now. Please try again later."
+
+
+SENDING = "sending"
+NOT_SENT_AGAIN = (
+    "not sent again: the worker stopped while sending this answer, and the messenger cannot say whether it "
+    "arrived (sending it again could send it twice)"
+)
+
+
+def interrupted_while_sending(event: ExternalEvent) -> bool:
+    """A retry of a job that stopped mid-send (a crash, the database gone): the answer may have arrived."""
+    return event.handled_at is None and event.outcome == SENDING
+
+
+@asynccontextmanager
+async def sending(session: AsyncSession, event: ExternalEvent) -> AsyncIterator[None]:
+    """Around sending an answer: the event is marked as being sent first (committed). A send that fails with
+    an error clears the mark, so the retry sends again; a worker that stops mid-send leaves it, and the retry
+    records that instead of risking a second copy."""
+    event.outcome = SENDING
+    await session.commit()
+    try:
+        yield
+    except Exception:
+        event.outcome = None
+        await session.commit()
+        raise
 
 
 def finish_event(event: ExternalEvent, outcome: str) -> str:

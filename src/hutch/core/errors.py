@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
 
 
 class HutchError(Exception):
@@ -197,13 +200,29 @@ def _is_nul_text(exc: DBAPIError) -> bool:
 
 async def _handle_database_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DBAPIError)
-    if not _is_nul_text(exc):
-        raise exc  # an unexpected failure: the 500 path logs it with the request id
-    return await _handle_hutch_error(request, BadRequest("Text cannot contain NUL (\\x00) characters."))
+    if _is_nul_text(exc):
+        return await _handle_hutch_error(request, BadRequest("Text cannot contain NUL (\\x00) characters."))
+    if exc.connection_invalidated:  # the database went away (restart, failover): worth a retry
+        unavailable = ServiceUnavailable("The database is unavailable for a moment; retry shortly.")
+        unavailable.headers = {"Retry-After": "5"}
+        return await _handle_hutch_error(request, unavailable)
+    raise exc  # an unexpected failure: the 500 path logs it with the request id
+
+
+async def _handle_unreachable(request: Request, exc: Exception) -> Response:
+    """The database's socket is gone or refuses connections (a restart, a failover): a 503 worth a retry,
+    not an unexplained 500. Other OS errors stay unexpected failures."""
+    if not isinstance(exc, ConnectionError | FileNotFoundError):
+        raise exc
+    log.warning("a service is unreachable", error=f"{exc.__class__.__name__}: {exc}", path=request.url.path)
+    unavailable = ServiceUnavailable("A service Hutch depends on is unavailable for a moment; retry shortly.")
+    unavailable.headers = {"Retry-After": "5"}
+    return await _handle_hutch_error(request, unavailable)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HutchError, _handle_hutch_error)
     app.add_exception_handler(DBAPIError, _handle_database_error)
+    app.add_exception_handler(OSError, _handle_unreachable)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation)

@@ -20,7 +20,15 @@ from hutch.accounts.models import Membership, OrgRole
 from hutch.agents.models import Agent
 from hutch.billing.subscriptions import Subscriptions
 from hutch.botfactory.verification import PRIVATE, Verifications, may_talk
-from hutch.channels.inbound import PLAN_LIMIT_NOTICE, TEXT_ONLY, converse, finish_event
+from hutch.channels.inbound import (
+    NOT_SENT_AGAIN,
+    PLAN_LIMIT_NOTICE,
+    TEXT_ONLY,
+    converse,
+    finish_event,
+    interrupted_while_sending,
+    sending,
+)
 from hutch.channels.models import Channel, ChannelLink, ChannelStatus, ExternalEvent
 from hutch.channels.telegram.gateway import BotBlocked, TelegramGateway
 from hutch.channels.telegram.platform import (
@@ -119,6 +127,8 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
     event = await session.get(ExternalEvent, (event_source(channel_id), str(update_id)), with_for_update=True)
     if event is None or event.handled_at is not None:
         return "done"
+    if interrupted_while_sending(event):
+        return finish_event(event, NOT_SENT_AGAIN)
     update = event.payload
     gateway = TelegramGateway(ctx.settings.telegram_api_base)
     query = update.get("callback_query")
@@ -141,14 +151,15 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
     text = message.get("text")
     command = _command(text)[0] if isinstance(text, str) else None
     buttons = await _buttons(ctx, chat, event.reply, command)
-    try:
-        sent = await gateway.send(chat.token, chat.chat_id, event.reply, buttons)
-    except BotBlocked:
-        return finish_event(event, "not delivered: the user blocked the bot")
-    except InvalidToken:
-        # The bot's token was revoked in @BotFather: retrying cannot help; the owner sees why.
-        await _mark_broken(ctx, channel_id, TOKEN_REVOKED)
-        return finish_event(event, f"not delivered: {TOKEN_REVOKED}")
+    async with sending(session, event):
+        try:
+            sent = await gateway.send(chat.token, chat.chat_id, event.reply, buttons)
+        except BotBlocked:
+            return finish_event(event, "not delivered: the user blocked the bot")
+        except InvalidToken:
+            # The bot's token was revoked in @BotFather: retrying cannot help; the owner sees why.
+            await _mark_broken(ctx, channel_id, TOKEN_REVOKED)
+            return finish_event(event, f"not delivered: {TOKEN_REVOKED}")
     if chat.counted is not None:
         await count_messages(session, *chat.counted, CHANNEL, outbound=sent)
     return finish_event(event, "answered")

@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 
 from hutch.agents.models import Agent
-from hutch.channels.inbound import TEXT_ONLY, converse, finish_event
+from hutch.channels.inbound import (
+    NOT_SENT_AGAIN,
+    TEXT_ONLY,
+    converse,
+    finish_event,
+    interrupted_while_sending,
+    sending,
+)
 from hutch.channels.models import ChannelLink, ExternalEvent, LinkStatus
 from hutch.channels.whatsapp.gateway import WhatsAppGateway
 from hutch.channels.whatsapp.service import EVENT_SOURCE, INBOUND_JOB, LINK_COMMAND
@@ -27,6 +34,8 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
     event = await session.get(ExternalEvent, (EVENT_SOURCE, message_sid), with_for_update=True)
     if event is None or event.handled_at is not None:
         return "done"
+    if interrupted_while_sending(event):
+        return finish_event(event, NOT_SENT_AGAIN)
     sender = str(event.payload.get("From", "")).removeprefix("whatsapp:")
     if not sender:
         return finish_event(event, "nothing to answer")
@@ -35,7 +44,8 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
         if event.reply is None:
             event.reply = await _reply(ctx, sender, event.payload)
             await session.commit()  # the answer is kept even if sending fails below
-        await gateway.send(sender, event.reply)
+        async with sending(session, event):
+            await gateway.send(sender, event.reply)
     finally:
         await gateway.close()
     return finish_event(event, "answered")
