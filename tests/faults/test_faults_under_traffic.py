@@ -1,10 +1,11 @@
-"""PostgreSQL restarted while Telegram updates stream in: no update is answered twice or lost silently.
+"""Faults under Telegram traffic: PostgreSQL restarted, the job queue flooded. No update is answered twice
+or lost silently.
 
-Hutch (`hutch serve` and `hutch worker`, each its own process) runs on a PostgreSQL of its own, which the test
-stops and starts again in the middle of the traffic. Updates Telegram could not deliver while the database was
-down are sent again, as Telegram does with any answer but 200. Afterwards every update has exactly one reply,
-or (when the database went away just as its answer was being sent) a recorded reason why it was not sent
-again.
+Hutch (`hutch serve` and `hutch worker`, each its own process) runs on a PostgreSQL of its own. In the first
+test the database is stopped and started again in the middle of the traffic; updates Telegram could not
+deliver meanwhile are sent again, as Telegram does with any answer but 200. Afterwards every update has
+exactly one reply, or (when the database went away just as its answer was being sent) a recorded reason why
+it was not sent again. In the second, thousands of jobs wait ahead of the replies.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -34,6 +37,8 @@ from tests.log_scan import scan
 TOKEN = "515151515:AAE_restart_token_for_the_restart_bot"
 UPDATES = 60
 RESTART_AFTER = 20
+FLOOD = 3000
+FLOOD_UPDATES = 20
 
 
 @pytest.fixture
@@ -47,21 +52,40 @@ def own_postgres(tmp_path: Path) -> Iterator[tuple[EmbeddedPostgres, str]]:
         postgres.stop()
 
 
-def test_updates_during_a_database_restart_are_answered_once_or_visibly_not(
-    own_postgres: tuple[EmbeddedPostgres, str], telegram_server: FakeTelegramServer, tmp_path: Path
-) -> None:
-    postgres, url = own_postgres
-    telegram_server.reset()
-    telegram_server.add_bot(TOKEN, "restart_bot")
+@dataclass
+class Running:
+    base: str
+    url: str
+    channel_id: str
+    secret: str
+    api: subprocess.Popen[bytes]
+    worker: subprocess.Popen[bytes]
+
+    def post(self, client: httpx.Client, body: dict[str, object]) -> int:
+        try:
+            return client.post(
+                f"{self.base}/webhooks/telegram/{self.channel_id}",
+                json=body,
+                headers=webhook_headers(self.secret),
+            ).status_code
+        except httpx.HTTPError:
+            return 0
+
+
+@contextmanager
+def running_hutch(url: str, telegram: FakeTelegramServer, home: Path) -> Iterator[Running]:
+    """`hutch serve` and `hutch worker` on ``url``, with an agent on a Telegram bot of the fake server."""
+    telegram.reset()
+    telegram.add_bot(TOKEN, "restart_bot")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUTCH_")}
     env.update(
         HUTCH_DATABASE_URL=url,
-        HUTCH_DATA_DIR=str(tmp_path / "data"),
+        HUTCH_DATA_DIR=str(home / "data"),
         HUTCH_SECRET_KEY=TEST_SECRET_KEY,
         HUTCH_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         HUTCH_PLANS_FILE=str(TEST_PLANS),
         HUTCH_EMBEDDING_PROVIDER="none",
-        HUTCH_TELEGRAM_API_BASE=telegram_server.base_url,
+        HUTCH_TELEGRAM_API_BASE=telegram.base_url,
         HUTCH_PUBLIC_URL="https://hutch.example",
         HUTCH_WORKER_STALLED_TIMEOUT="5",
     )
@@ -69,7 +93,7 @@ def test_updates_during_a_database_restart_are_answered_once_or_visibly_not(
     subprocess.run([*hutch, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    logs = tmp_path / "api.log", tmp_path / "worker.log"
+    logs = home / "api.log", home / "worker.log"
     with logs[0].open("w") as api_out, logs[1].open("w") as worker_out:
         api = subprocess.Popen(
             [*hutch, "serve", "--no-worker", "--port", str(port)],
@@ -83,31 +107,37 @@ def test_updates_during_a_database_restart_are_answered_once_or_visibly_not(
     try:
         wait_until(lambda: _ready(base), timeout=60)
         channel_id = _connect_bot(base)
-        webhook = telegram_server.webhook(TOKEN)
+        webhook = telegram.webhook(TOKEN)
         assert webhook is not None
+        yield Running(base, url, channel_id, webhook.secret_token or "", api, worker)
+    finally:
+        for process in (api, worker):
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in logs:
+            scan(f"{log.name} of a fault test", log.read_text())
+
+
+def update(n: int) -> dict[str, object]:
+    return text_update(f"question {n}", sender=Sender(id=8_880_000 + n % 5), update_id=70_000 + n)
+
+
+def test_updates_during_a_database_restart_are_answered_once_or_visibly_not(
+    own_postgres: tuple[EmbeddedPostgres, str], telegram_server: FakeTelegramServer, tmp_path: Path
+) -> None:
+    postgres, url = own_postgres
+    with running_hutch(url, telegram_server, tmp_path) as hutch:
         sent = threading.Event()
         halfway = threading.Event()
-        refused: list[int] = []
 
         def telegram() -> None:
             with httpx.Client(timeout=10) as client:
                 for n in range(UPDATES):
-                    body = text_update(
-                        f"question {n}", sender=Sender(id=8_880_000 + n % 5), update_id=70_000 + n
-                    )
                     deadline = time.monotonic() + 90
-                    while True:  # Telegram resends an update until it gets a 200
-                        try:
-                            status = client.post(
-                                f"{base}/webhooks/telegram/{channel_id}",
-                                json=body,
-                                headers=webhook_headers(webhook.secret_token),
-                            ).status_code
-                        except httpx.HTTPError:
-                            status = 0
-                        if status == 200:
-                            break
-                        refused.append(status)
+                    while hutch.post(client, update(n)) != 200:  # Telegram resends until it gets a 200
                         assert time.monotonic() < deadline, "an update was refused for 90 s"
                         time.sleep(0.3)
                     if n == RESTART_AFTER:
@@ -137,16 +167,39 @@ def test_updates_during_a_database_restart_are_answered_once_or_visibly_not(
         answered_ids = {int(text.rsplit(" ", 1)[1]) for text in replies}
         assert answered_ids | {n - 70_000 for n in given_up} == set(range(UPDATES))
         assert len(given_up) <= 3, given_up
-        assert api.poll() is None and worker.poll() is None, "a process died with the database"
-    finally:
-        for process in (api, worker):
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for log in logs:
-            scan(f"{log.name} of the restart test", log.read_text())
+        assert hutch.api.poll() is None and hutch.worker.poll() is None, "a process died with the database"
+
+
+def test_a_flooded_queue_delays_answers_but_loses_none(
+    own_postgres: tuple[EmbeddedPostgres, str], telegram_server: FakeTelegramServer, tmp_path: Path
+) -> None:
+    _, url = own_postgres
+    with running_hutch(url, telegram_server, tmp_path) as hutch:
+        # Thousands of jobs ahead of the replies (alerts to deliver that no longer exist: each a no-op).
+        with psycopg.connect(libpq_conninfo(url), autocommit=True) as conn:
+            conn.execute(
+                "SELECT procrastinate_defer_jobs_v1(array_agg(ROW('notifications', 'admin.deliver_alert', 0,"
+                " NULL, NULL, jsonb_build_object('alert_id', 'alr_gone_' || n), NULL)"
+                "::procrastinate_job_to_defer_v1)) FROM generate_series(1, %s) n",
+                (FLOOD,),
+            )
+        started = time.monotonic()
+        with httpx.Client(timeout=10) as client:
+            acknowledged = [hutch.post(client, update(n)) for n in range(FLOOD_UPDATES)]
+        assert acknowledged == [200] * FLOOD_UPDATES  # a full queue does not slow the webhook down to failure
+        assert time.monotonic() - started < 20
+        wait_until(lambda: len(_replies(telegram_server)) >= FLOOD_UPDATES, timeout=180, interval=0.5)
+        replies = Counter(_replies(telegram_server))
+        assert sorted(replies) == sorted(
+            f"[Demo — no AI] You said: question {n}" for n in range(FLOOD_UPDATES)
+        )
+        assert set(replies.values()) == {1}
+        with psycopg.connect(libpq_conninfo(url)) as conn:
+            left = conn.execute(
+                "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing', 'failed')"
+                " AND task_name = 'channels.telegram_update'"
+            ).fetchone()
+        assert left == (0,)
 
 
 def _ready(base: str) -> bool:
