@@ -8,6 +8,7 @@ and the memory (RSS) of the API and worker processes sampled every 10 s: growth 
 the first minute (warm caches) to the end. Target: growth under 10%, no errors.
 
     python bench/bench_soak.py [SECONDS]        # default 600 (ten minutes)
+    BENCH_PROFILE=1 python bench/bench_soak.py 60   # py-spy samples of the API: $BENCH_LOGS/api.profile
 """
 
 from __future__ import annotations
@@ -213,6 +214,13 @@ def main() -> None:
                 process([*HUTCH, "worker", "--concurrency", "4"], env, LOGS / "worker.log") as worker,
             ):
                 wait_for(f"{base}/readyz")
+                if os.environ.get("BENCH_PROFILE"):  # py-spy samples the API (`pip install py-spy`)
+                    subprocess.Popen(
+                        [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "-p",
+                         str(api.pid), "-d", str(int(seconds)), "-f", "raw", "-o", str(LOGS / "api.profile")],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )  # fmt: skip
                 print(f"Soaking for {seconds:.0f} s…", flush=True)
                 kinds, memory, elapsed = asyncio.run(soak(base, seconds, telegram, [api.pid, worker.pid]))
                 answered = len(telegram.sent_messages())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pygal
 from markupsafe import Markup, escape
@@ -74,6 +76,27 @@ def bars(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]
     for name, values in series.items():
         chart.add(name, list(values))
     return _image(chart, alt)
+
+
+class RecentCharts:
+    """Drawn charts kept for a short while: drawing is the costliest part of a usage page (a fifth of the
+    API's time under the soak's mix), and the numbers behind them move by the minute at most."""
+
+    def __init__(self, seconds: float = 60.0, size: int = 1000) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._kept: dict[tuple[str, ...], tuple[float, Any]] = {}
+
+    def get(self, key: tuple[str, ...]) -> Any | None:
+        kept = self._kept.get(key)
+        if kept is None or time.monotonic() - kept[0] > self.seconds:
+            return None
+        return kept[1]
+
+    def put(self, key: tuple[str, ...], value: Any) -> None:
+        if len(self._kept) >= self.size:
+            self._kept.clear()  # rare, and cheaper than tracking ages: everything is redrawn once
+        self._kept[key] = (time.monotonic(), value)
 
 
 def describe(total: float, unit: str, days: int) -> str:

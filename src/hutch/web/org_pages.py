@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -285,10 +286,24 @@ async def billing_cancel(found: ViewerDep, uow: UoWDep, resources: ResourcesDep)
 # --- usage --------------------------------------------------------------------------------------------
 
 
+USAGE_CHARTS = charts.RecentCharts()
+
+
 @router.get("/usage", response_class=HTMLResponse)
 async def usage_page(request: Request, found: ViewerDep, uow: UoWDep, days: int = 30) -> HTMLResponse:
     days = min(max(days, 7), 365)
-    report = await org_usage(uow.session, found.org_id, days)
+    key = (found.org_id, str(days))
+    drawn = USAGE_CHARTS.get(key)
+    if drawn is None:
+        drawn = await _usage_charts(uow, found.org_id, days)
+        USAGE_CHARTS.put(key, drawn)
+    graphs, empty = drawn
+    return page(request, "app/usage.html", found, section="usage", graphs=graphs, days=days, empty=empty)
+
+
+async def _usage_charts(uow: UoWDep, org_id: str, days: int) -> tuple[dict[str, Markup], bool]:
+    """The usage page's charts, and whether there is nothing to show yet."""
+    report = await org_usage(uow.session, org_id, days)
     start = datetime.now(UTC).date() - timedelta(days=days - 1)
     labels = [(start + timedelta(days=i)).isoformat() for i in range(days)]
     index = {label: i for i, label in enumerate(labels)}
@@ -325,15 +340,7 @@ async def usage_page(request: Request, found: ViewerDep, uow: UoWDep, days: int 
             charts.describe(sum(voice), "voice minutes", days),
         ),
     }
-    return page(
-        request,
-        "app/usage.html",
-        found,
-        section="usage",
-        graphs=graphs,
-        days=days,
-        empty=total_messages == 0 and not by_channel,
-    )
+    return graphs, total_messages == 0 and not by_channel
 
 
 # --- team ---------------------------------------------------------------------------------------------
