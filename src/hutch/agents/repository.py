@@ -20,6 +20,16 @@ class AgentRepository:
             stmt = stmt.where(Agent.id.in_(principal.agent_ids))
         return stmt
 
+    async def first_with_role(self, principal: Principal, role: str) -> Agent | None:
+        """The organisation's oldest agent with this role (its manager, say)."""
+        stmt = (
+            select(Agent)
+            .where(Agent.org_id == principal.org_id, Agent.role == role)
+            .order_by(Agent.created_at, Agent.id)
+            .limit(1)
+        )
+        return await self.session.scalar(stmt)
+
     async def page(self, principal: Principal, skip: int, limit: int) -> tuple[list[Agent], int]:
         stmt = self.readable(principal)
         total = int(await self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)

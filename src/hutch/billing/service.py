@@ -12,7 +12,7 @@ from hutch.accounts.models import Membership, Org, User
 from hutch.agents.models import Agent
 from hutch.audit.service import record_audit
 from hutch.billing.ledger import Ledger
-from hutch.billing.models import BillingAccount, LedgerEntry, LedgerKind, LedgerUnit, PlanRecord
+from hutch.billing.models import BillingAccount, LedgerEntry, LedgerKind, LedgerUnit, PlanRecord, RevenueEvent
 from hutch.billing.plans import Package, Plan, PlanCatalog
 from hutch.billing.quotas import Quotas
 from hutch.billing.schemas import (
@@ -147,6 +147,16 @@ class BillingService:
                 "storage_mb": round(sum(int(row[2]) for row in per_agent) / (1024 * 1024), 3),
             },
         )
+
+    async def payments(self, org_id: str, limit: int) -> list[RevenueEvent]:
+        """What the organisation paid (subscriptions and purchases), newest first."""
+        stmt = (
+            select(RevenueEvent)
+            .where(RevenueEvent.org_id == org_id)
+            .order_by(RevenueEvent.occurred_at.desc())
+            .limit(limit)
+        )
+        return list((await self.session.scalars(stmt)).all())
 
     async def balance(self, org_id: str) -> BalanceOut:
         balance = await self.ledger.balance(org_id)

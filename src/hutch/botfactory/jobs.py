@@ -189,17 +189,9 @@ async def check_accounts(ctx: JobContext, timestamp: int = 0) -> dict[str, str]:
         if account.status is AccountStatus.BANNED:
             seen[account.id] = account.status.value
             continue
-        report = await ctx.resources.creator_clients.check(accounts.credentials(account))
-        account.last_checked_at = utcnow()
-        new = report.status
-        if account.status is AccountStatus.LOCKED and new is not AccountStatus.BANNED:
-            new = AccountStatus.LOCKED  # only an admin unlocks
-        if new is not account.status:
-            if new in (AccountStatus.LOCKED, AccountStatus.BANNED):
-                await _alert_account(ctx.uow, account, new, report.detail or "Telegram says so")
-            account.status = new
-        if report.detail:
-            account.last_error = report.detail
+        newly = await accounts.check(account, ctx.resources.creator_clients)
+        if newly is not None:
+            await _alert_account(ctx.uow, account, newly, account.last_error or "Telegram says so")
         seen[account.id] = account.status.value
     await _check_pool(ctx)
     return seen

@@ -163,8 +163,7 @@ async def update_account(account_id: str, body: CreatorAccountUpdate, pool: Pool
 async def check_account(account_id: str, pool: Pool, resources: ResourcesDep) -> CreatorAccountOut:
     """Ask Telegram about the account now (as the periodic health check does) and record the answer."""
     account = await pool.get(account_id, for_update=True)
-    report = await resources.creator_clients.check(pool.credentials(account))
-    account.status, account.last_error = report.status, report.detail
+    await pool.check(account, resources.creator_clients, by_admin=True)
     return _account_out(account, await pool.made_today())
 
 

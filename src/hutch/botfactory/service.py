@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.agents.models import Agent
 from hutch.agents.repository import AgentRepository
-from hutch.botfactory.gateway import AccountCredentials
+from hutch.botfactory.gateway import AccountCredentials, CreatorClients
 from hutch.botfactory.models import (
     AccountStatus,
     BotRequest,
@@ -136,6 +136,22 @@ class CreatorAccounts:
             session=self.secret_box.decrypt(account.session_encrypted),
         )
 
+    async def check(
+        self, account: CreatorAccount, clients: CreatorClients, *, by_admin: bool = False
+    ) -> AccountStatus | None:
+        """Ask Telegram about the account and record the answer; the status when it just became locked or
+        banned. The periodic check never unlocks an account; an admin's check records the answer as is."""
+        report = await clients.check(self.credentials(account))
+        account.last_checked_at = utcnow()
+        new = report.status
+        if not by_admin and account.status is AccountStatus.LOCKED and new is not AccountStatus.BANNED:
+            new = AccountStatus.LOCKED
+        changed = new is not account.status
+        account.status = new
+        if report.detail or by_admin:
+            account.last_error = report.detail
+        return new if changed and new in (AccountStatus.LOCKED, AccountStatus.BANNED) else None
+
     async def take_available(self, exclude: set[str]) -> CreatorAccount | None:
         """Reserve the best available account for one conversation (the caller commits the reservation)."""
         now = utcnow()
@@ -157,7 +173,7 @@ class CreatorAccounts:
                 or_(CreatorAccount.resting_until.is_(None), CreatorAccount.resting_until <= now),
                 or_(CreatorAccount.busy_until.is_(None), CreatorAccount.busy_until <= now),
                 made < CreatorAccount.daily_cap,
-                CreatorAccount.id.not_in(exclude) if exclude else CreatorAccount.id.is_not(None),
+                CreatorAccount.id.not_in(exclude),
             )
             .order_by(
                 (CreatorAccount.status == AccountStatus.ACTIVE).desc(),

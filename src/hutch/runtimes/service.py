@@ -179,6 +179,17 @@ class RuntimeService:
             raise NoCapacity()
         return host
 
+    async def hosts(self) -> list[tuple[RuntimeHost, int]]:
+        """Every runtime host, by name, with how many runtimes it holds (platform admins)."""
+        held = (
+            select(func.count())
+            .where(Runtime.host_id == RuntimeHost.id)
+            .correlate(RuntimeHost)
+            .scalar_subquery()
+        )
+        rows = await self.session.execute(select(RuntimeHost, held).order_by(RuntimeHost.name))
+        return [(host, int(count)) for host, count in rows.all()]
+
     async def ensure_local_host(self) -> None:
         """This machine, for the process driver, sized by HUTCH_RUNTIME_LOCAL_CAPACITY."""
         local = await self.session.scalar(select(RuntimeHost).where(RuntimeHost.name == LOCAL_HOST))

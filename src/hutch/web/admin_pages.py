@@ -8,14 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import func, select
 
 from hutch.admin.analytics import Range, revenue, usage
 from hutch.admin.console import AdminConsole
 from hutch.botfactory.models import AccountStatus
 from hutch.botfactory.service import CreatorAccounts
 from hutch.core.dependencies import ResourcesDep, UoWDep
-from hutch.runtimes.models import Runtime, RuntimeHost
+from hutch.runtimes.service import RuntimeService
 from hutch.web import charts
 from hutch.web.deps import AdminViewerDep, page
 
@@ -223,8 +222,8 @@ async def set_account_status(
 
 
 @router.get("/runtime-hosts", response_class=HTMLResponse)
-async def runtime_hosts(request: Request, found: AdminViewerDep, uow: UoWDep) -> HTMLResponse:
-    rows = (await uow.session.execute(select(Runtime.host_id, func.count()).group_by(Runtime.host_id))).all()
-    counts = {host_id: count for host_id, count in rows}
-    hosts = (await uow.session.scalars(select(RuntimeHost).order_by(RuntimeHost.name))).all()
-    return page(request, "admin/hosts.html", found, section="admin", hosts=hosts, counts=counts)
+async def runtime_hosts(
+    request: Request, found: AdminViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> HTMLResponse:
+    hosts = await RuntimeService(uow, resources.settings, resources.plans, resources.secret_box).hosts()
+    return page(request, "admin/hosts.html", found, section="admin", hosts=hosts)

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
-from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
 from hutch.agents.avatars import Avatars
@@ -17,7 +16,7 @@ from hutch.agents.schemas import AgentUpdate
 from hutch.agents.service import org_credentials
 from hutch.conversations.chat import Answer, ChatFlow
 from hutch.conversations.models import Message
-from hutch.conversations.repository import ConversationRepository
+from hutch.conversations.repository import ConversationRepository, MessageRepository
 from hutch.conversations.router import API_CHANNEL, chat_response, end_user_of
 from hutch.conversations.service import ConversationService
 from hutch.conversations.streaming import stream_turn
@@ -73,13 +72,7 @@ async def _chat_messages(uow: UnitOfWork, agent: Agent, end_user: str) -> list[M
     conversation = await ConversationRepository(uow.session).open_for(agent.id, API_CHANNEL, end_user)
     if conversation is None:
         return []
-    rows = await uow.session.scalars(
-        select(Message)
-        .where(Message.conversation_id == conversation.id)
-        .order_by(Message.seq.desc())
-        .limit(50)
-    )
-    return list(reversed(rows.all()))
+    return await MessageRepository(uow.session).recent(conversation.id, 50)
 
 
 @router.get("/chat", response_class=HTMLResponse)

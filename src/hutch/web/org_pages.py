@@ -9,17 +9,15 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from hutch.accounts.models import OrgRole
 from hutch.accounts.orgs import OrgService
 from hutch.admin.analytics import org_usage
-from hutch.agents.models import Agent
+from hutch.agents.repository import AgentRepository
 from hutch.agents.schemas import AgentCreate, ProviderKeyCreate
 from hutch.agents.service import ProviderKeyService
 from hutch.apikeys.schemas import ApiKeyCreate
 from hutch.apikeys.service import create_api_key, list_api_keys, revoke_api_key
-from hutch.billing.models import RevenueEvent
 from hutch.billing.router import billing
 from hutch.billing.subscriptions import Subscriptions
 from hutch.core.dependencies import ResourcesDep, UoWDep
@@ -181,14 +179,7 @@ async def billing_page(
     service = billing(uow, resources)
     usage = await service.usage(found.principal)
     entries, _ = await service.ledger.entries(found.org_id, 0, 20)
-    payments = (
-        await uow.session.scalars(
-            select(RevenueEvent)
-            .where(RevenueEvent.org_id == found.org_id)
-            .order_by(RevenueEvent.occurred_at.desc())
-            .limit(20)
-        )
-    ).all()
+    payments = await service.payments(found.org_id, 20)
     return page(
         request,
         "app/billing.html",
@@ -434,13 +425,9 @@ async def revoke_invitation(
 
 @router.get("/manager", response_class=HTMLResponse)
 async def manager(request: Request, found: ViewerDep, uow: UoWDep) -> Response:
-    existing = await uow.session.scalar(
-        select(Agent.id)
-        .where(Agent.org_id == found.org_id, Agent.role == MANAGER_ROLE)
-        .order_by(Agent.created_at)
-    )
+    existing = await AgentRepository(uow.session).first_with_role(found.principal, MANAGER_ROLE)
     if existing is not None:
-        return RedirectResponse(f"/app/agents/{existing}/chat", status_code=303)
+        return RedirectResponse(f"/app/agents/{existing.id}/chat", status_code=303)
     return page(request, "app/manager.html", found, section="manager")
 
 
