@@ -15,7 +15,7 @@ from hutch.channels.telegram.platform import LINK_CODE_MINUTES as TELEGRAM_CODE_
 from hutch.channels.telegram.platform import platform_username, start_telegram_link
 from hutch.channels.whatsapp.gateway import WhatsAppNotConfigured, whatsapp_configured
 from hutch.channels.whatsapp.service import LINK_CODE_MINUTES as WHATSAPP_CODE_MINUTES
-from hutch.channels.whatsapp.service import start_link
+from hutch.channels.whatsapp.service import link_instructions, start_link
 from hutch.core.authz import CurrentUser
 from hutch.core.dependencies import SettingsDep, UoWDep
 from hutch.core.errors import (
@@ -105,14 +105,12 @@ async def link_channel(
         raise WhatsAppNotConfigured()
     assert body.phone_e164 is not None and settings.twilio_whatsapp_from is not None
     link, code = await start_link(uow, settings, principal, body.phone_e164, body.agent_id)
-    number = settings.twilio_whatsapp_from.removeprefix("whatsapp:")
     return ChannelLinkStarted(
         **_out(link),
         code=code,
         link_url=None,
         expires_in_minutes=WHATSAPP_CODE_MINUTES,
-        instructions=f'From {link.address}, send "LINK {code}" on WhatsApp to {number} within '
-        f"{WHATSAPP_CODE_MINUTES} minutes.",
+        instructions=link_instructions(settings, link, code),
     )
 
 

@@ -5,8 +5,7 @@ They work without JavaScript and without a session: the single-use token in the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
@@ -19,24 +18,13 @@ from hutch.accounts.service import AuthService
 from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import HutchError
 from hutch.core.request_context import client_ip
-from hutch.db.engine import UnitOfWork
+from hutch.web.deps import attempt
 from hutch.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
-T = TypeVar("T")
 TokenParam = Annotated[str, Form(max_length=200)]
 PasswordParam = Annotated[str, Form(max_length=256)]
-
-
-async def attempt(uow: UnitOfWork, action: Awaitable[T]) -> T | HutchError:
-    """Run a service call; on a domain error undo what it wrote (unless it must persist) and return it."""
-    try:
-        return await action
-    except HutchError as exc:
-        if not exc.keeps_changes:
-            await uow.rollback()
-        return exc
 
 
 def message(

@@ -26,7 +26,7 @@ from hutch.db.engine import UnitOfWork
 from hutch.engine.tools import TOOLS
 from hutch.resources import Resources
 from hutch.web.app_pages import agents_service
-from hutch.web.deps import Viewer, ViewerDep, page
+from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, field_errors, page
 
 router = APIRouter(prefix="/app/agents/{agent_id}", include_in_schema=False)
 TABS = [
@@ -174,15 +174,12 @@ async def settings_save(
     errors: dict[str, str] = {}
     try:
         update = AgentUpdate.model_validate(data)
-        agent = await agents_service(uow, resources).update(found.principal, agent.id, update)
     except ValidationError as exc:
-        for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "form"
-            errors.setdefault(field, str(error["msg"]).removeprefix("Value error, "))
-    except HutchError as exc:
-        await uow.rollback()
-        field = getattr(exc, "field", "form")
-        errors[field] = getattr(exc, "message", str(exc.detail))
+        errors = field_errors(exc)
+    else:
+        saved = await attempt(uow, agents_service(uow, resources).update(found.principal, agent.id, update))
+        if isinstance(saved, HutchError):
+            errors = {getattr(saved, "field", "form"): error_text(saved)}
     if errors:
         agent = await load_agent(found, uow, resources, agent_id)
         context = await _settings_context(uow, resources, agent)
@@ -202,11 +199,9 @@ async def avatar_upload(
     if not isinstance(upload, UploadFile):
         error = "Choose a picture to upload."
     else:
-        try:
-            await Avatars(uow.session).put(agent, await upload.read())
-        except HutchError as exc:
-            await uow.rollback()
-            error = getattr(exc, "message", str(exc.detail))
+        stored = await attempt(uow, Avatars(uow.session).put(agent, await upload.read()))
+        if isinstance(stored, HutchError):
+            error = error_text(stored)
     if error is not None:
         agent = await load_agent(found, uow, resources, agent_id)
         context = await _settings_context(uow, resources, agent)

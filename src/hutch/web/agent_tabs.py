@@ -16,7 +16,7 @@ from hutch.channels.models import ChannelType
 from hutch.channels.router import telegram_channels, widget_snippet
 from hutch.channels.webchat.service import Widgets
 from hutch.channels.whatsapp.gateway import WhatsAppNotConfigured, whatsapp_configured
-from hutch.channels.whatsapp.service import LINK_CODE_MINUTES, start_link
+from hutch.channels.whatsapp.service import link_instructions, start_link
 from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import HutchError, NotFound
 from hutch.knowledge.parsing import kind_of
@@ -24,7 +24,7 @@ from hutch.knowledge.router import knowledge
 from hutch.runtimes.service import RuntimeService
 from hutch.tasks.service import Tasks
 from hutch.web.agent_pages import agent_page, load_agent
-from hutch.web.deps import ViewerDep
+from hutch.web.deps import ViewerDep, attempt, error_text
 
 router = APIRouter(prefix="/app/agents/{agent_id}", include_in_schema=False)
 Field = Annotated[str, Form(max_length=2000)]
@@ -97,11 +97,12 @@ async def knowledge_upload(
             )
         else:
             name = title if isinstance(title, str) and title.strip() else upload.filename
-            try:
-                await service.upload(found.principal, agent.id, name.strip()[:300], await upload.read(), kind)
-            except HutchError as exc:
-                await uow.rollback()
-                error = str(exc.detail)
+            data = await upload.read()
+            stored = await attempt(
+                uow, service.upload(found.principal, agent.id, name.strip()[:300], data, kind)
+            )
+            if isinstance(stored, HutchError):
+                error = error_text(stored)
     if error is not None:
         agent = await load_agent(found, uow, resources, agent_id)
         documents = await service.documents(found.principal, agent.id)
@@ -182,10 +183,11 @@ async def _channel_error(
     resources: ResourcesDep,
     agent_id: str,
     field: str,
-    text: str,
-    status_code: int,
+    problem: HutchError | str,
 ) -> HTMLResponse:
-    await uow.rollback()
+    """The channels tab again, with what went wrong next to ``field`` (a refusal, or a form's own check)."""
+    text = error_text(problem) if isinstance(problem, HutchError) else problem
+    status_code = problem.status_code if isinstance(problem, HutchError) else 422
     agent = await load_agent(found, uow, resources, agent_id)
     context = await _channels_context(found, uow, resources, agent.id)
     context["errors"] = {field: text}
@@ -199,22 +201,13 @@ async def connect_telegram(
     agent = await load_agent(found, uow, resources, agent_id)
     token = bot_token.strip()
     if not token or ":" not in token:
-        return await _channel_error(
-            request,
-            found,
-            uow,
-            resources,
-            agent.id,
-            "bot_token",
-            "Paste the token @BotFather gave you (it looks like 123456789:AAE...).",
-            422,
-        )
-    try:
-        await telegram_channels(uow, resources).connect(found.principal, agent.id, token)
-    except HutchError as exc:
-        return await _channel_error(
-            request, found, uow, resources, agent.id, "bot_token", str(exc.detail), exc.status_code
-        )
+        text = "Paste the token @BotFather gave you (it looks like 123456789:AAE...)."
+        return await _channel_error(request, found, uow, resources, agent.id, "bot_token", text)
+    connected = await attempt(
+        uow, telegram_channels(uow, resources).connect(found.principal, agent.id, token)
+    )
+    if isinstance(connected, HutchError):
+        return await _channel_error(request, found, uow, resources, agent.id, "bot_token", connected)
     return back(agent.id, "channels", "connected")
 
 
@@ -228,12 +221,10 @@ async def request_bot(
     name: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     agent = await load_agent(found, uow, resources, agent_id)
-    try:
-        await BotRequests(uow, resources.secret_box).request(found.principal, agent.id, name.strip() or None)
-    except HutchError as exc:
-        return await _channel_error(
-            request, found, uow, resources, agent.id, "auto", str(exc.detail), exc.status_code
-        )
+    requests = BotRequests(uow, resources.secret_box)
+    asked = await attempt(uow, requests.request(found.principal, agent.id, name.strip() or None))
+    if isinstance(asked, HutchError):
+        return await _channel_error(request, found, uow, resources, agent.id, "auto", asked)
     return back(agent.id, "channels", "requested")
 
 
@@ -243,12 +234,10 @@ async def new_code(
 ) -> Response:
     agent = await load_agent(found, uow, resources, agent_id)
     lifetime = timedelta(hours=resources.settings.botfactory_verification_hours)
-    try:
-        await BotRequests(uow, resources.secret_box).renew_code(found.principal, agent.id, lifetime)
-    except HutchError as exc:
-        return await _channel_error(
-            request, found, uow, resources, agent.id, "auto", str(exc.detail), exc.status_code
-        )
+    requests = BotRequests(uow, resources.secret_box)
+    renewed = await attempt(uow, requests.renew_code(found.principal, agent.id, lifetime))
+    if isinstance(renewed, HutchError):
+        return await _channel_error(request, found, uow, resources, agent.id, "auto", renewed)
     return back(agent.id, "channels", "code")
 
 
@@ -258,13 +247,9 @@ async def add_widget(
 ) -> Response:
     agent = await load_agent(found, uow, resources, agent_id)
     sites = [o.strip() for o in origins.replace(",", "\n").splitlines() if o.strip()]
-    try:
-        await Widgets(uow).create(found.principal, agent.id, sites)
-    except HutchError as exc:
-        text = exc.body()[0]["msg"] if isinstance(exc.body(), list) else str(exc.detail)
-        return await _channel_error(
-            request, found, uow, resources, agent.id, "origins", text, exc.status_code
-        )
+    created = await attempt(uow, Widgets(uow).create(found.principal, agent.id, sites))
+    if isinstance(created, HutchError):
+        return await _channel_error(request, found, uow, resources, agent.id, "origins", created)
     return back(agent.id, "channels", "connected")
 
 
@@ -275,24 +260,20 @@ async def link_whatsapp(
     """Link the viewer's own WhatsApp number to this (personal) agent: they send the code from it."""
     agent = await load_agent(found, uow, resources, agent_id)
     settings = resources.settings
-    if not whatsapp_configured(settings) or settings.twilio_whatsapp_from is None:
+    if not whatsapp_configured(settings):
         return await _channel_error(
-            request, found, uow, resources, agent.id, "phone", str(WhatsAppNotConfigured().detail), 503
+            request, found, uow, resources, agent.id, "phone", WhatsAppNotConfigured()
         )
     number = phone.strip().replace(" ", "")
     if not E164.fullmatch(number):
         text = "Give the number in international form, with + and the country code, like +14155550100."
-        return await _channel_error(request, found, uow, resources, agent.id, "phone", text, 422)
-    try:
-        link, code = await start_link(uow, settings, found.principal, number, agent.id)
-    except HutchError as exc:
-        text = exc.body()[0]["msg"] if isinstance(exc.body(), list) else str(exc.detail)
-        return await _channel_error(request, found, uow, resources, agent.id, "phone", text, exc.status_code)
-    sender = settings.twilio_whatsapp_from.removeprefix("whatsapp:")
+        return await _channel_error(request, found, uow, resources, agent.id, "phone", text)
+    started = await attempt(uow, start_link(uow, settings, found.principal, number, agent.id))
+    if isinstance(started, HutchError):
+        return await _channel_error(request, found, uow, resources, agent.id, "phone", started)
+    link, code = started
     context = await _channels_context(found, uow, resources, agent.id)
-    note = (
-        f'From {link.address}, send "LINK {code}" on WhatsApp to {sender} within {LINK_CODE_MINUTES} minutes.'
-    )
+    note = link_instructions(settings, link, code)
     return agent_page(request, found, agent, "channels", flash=note, **context)
 
 

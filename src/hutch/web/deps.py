@@ -4,23 +4,57 @@ check for changes, and errors rendered as pages instead of JSON."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 
 from hutch.accounts.models import OrgRole
 from hutch.accounts.repository import MembershipRepository
 from hutch.core.dependencies import ResourcesDep, UoWDep
-from hutch.core.errors import Forbidden
+from hutch.core.errors import Forbidden, HutchError
 from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind, Scope
+from hutch.db.engine import UnitOfWork
 from hutch.web.sessions import COOKIE, CSRF_COOKIE, WebSessions, same_token
 from hutch.web.templating import render
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FAILED = "This form has expired or did not come from Hutch. Reload the page and try again."
+
+
+T = TypeVar("T")
+
+
+async def attempt(uow: UnitOfWork, action: Awaitable[T]) -> T | HutchError:
+    """Run a service call; on a domain error undo what it wrote (unless it must persist) and return it, for
+    the page to show next to its field."""
+    try:
+        return await action
+    except HutchError as exc:
+        if not exc.keeps_changes:
+            await uow.rollback()
+        return exc
+
+
+def error_text(exc: HutchError) -> str:
+    """What to show next to the field: a rule's own words, not the field's name in front of them."""
+    body = exc.body()
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        return str(body[0].get("msg", exc.detail))
+    return str(exc.detail)
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """A form's invalid fields and what is wrong with each (the first problem per field)."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "form"
+        errors.setdefault(field, str(error["msg"]).removeprefix("Value error, "))
+    return errors
 
 
 def error_page(request: Request, status: int, detail: str) -> Response:

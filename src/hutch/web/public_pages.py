@@ -15,7 +15,15 @@ from hutch.accounts.service import AuthService
 from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import HutchError
 from hutch.core.request_context import client_ip
-from hutch.web.deps import check_form_csrf, form_csrf, html_errors, page, with_csrf_cookie
+from hutch.web.deps import (
+    attempt,
+    check_form_csrf,
+    field_errors,
+    form_csrf,
+    html_errors,
+    page,
+    with_csrf_cookie,
+)
 from hutch.web.sessions import COOKIE, WebSessions, clear_session_cookie, set_session_cookie
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(html_errors)])
@@ -66,15 +74,10 @@ async def login(
     next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     auth = AuthService(uow, resources.settings, resources.rate_limiter, resources.secret_box)
-    try:
-        user = await auth.authenticate(email, password, client_ip(request))
-    except HutchError as exc:
-        if not exc.keeps_changes:
-            await uow.rollback()
-        else:
-            await uow.commit(resources.jobs.defer_named)  # the failed attempt counts
-        context = {"csrf": csrf, "next": safe_next(next), "email": email, "error": exc.detail}
-        return page(request, "public/login.html", None, status_code=exc.status_code, **context)
+    user = await attempt(uow, auth.authenticate(email, password, client_ip(request)))
+    if isinstance(user, HutchError):  # a failed attempt is kept: it counts towards the lockout
+        context = {"csrf": csrf, "next": safe_next(next), "email": email, "error": user.detail}
+        return page(request, "public/login.html", None, status_code=user.status_code, **context)
     token = await WebSessions(uow.session).start(
         user, await MembershipRepository(uow.session).first_org_id(user.id)
     )
@@ -104,27 +107,22 @@ async def signup(
     plan: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     values = {"email": email, "name": name, "org_name": org_name, "plan": plan}
-    errors: dict[str, str] = {}
     try:
         body = SignupRequest(email=email, password=password, name=name or None, org_name=org_name or None)
     except ValidationError as exc:
-        for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "email"
-            errors.setdefault(field, str(error["msg"]).removeprefix("Value error, "))
+        errors = field_errors(exc)
         return page(
             request, "public/signup.html", None, status_code=422, csrf=csrf, values=values, errors=errors
         )
     auth = AuthService(uow, resources.settings, resources.rate_limiter, resources.secret_box)
-    try:
-        result = await auth.signup(body, client_ip(request))
-    except HutchError as exc:
-        await uow.rollback()
-        errors["email"] = exc.detail
+    result = await attempt(uow, auth.signup(body, client_ip(request)))
+    if isinstance(result, HutchError):
+        errors = {"email": result.detail}
         return page(
             request,
             "public/signup.html",
             None,
-            status_code=exc.status_code,
+            status_code=result.status_code,
             csrf=csrf,
             values=values,
             errors=errors,
@@ -158,18 +156,16 @@ async def forgot(
     request: Request, uow: UoWDep, resources: ResourcesDep, csrf: FormCsrf, email: Text
 ) -> HTMLResponse:
     links = EmailLinks(uow, resources.settings, resources.secret_box, resources.rate_limiter)
-    try:
-        await links.request_password_reset(email, client_ip(request))
-    except HutchError as exc:
-        await uow.rollback()
+    refused = await attempt(uow, links.request_password_reset(email, client_ip(request)))
+    if isinstance(refused, HutchError):
         return page(
             request,
             "public/forgot.html",
             None,
-            status_code=exc.status_code,
+            status_code=refused.status_code,
             csrf=csrf,
             sent=False,
-            error=exc.detail,
+            error=refused.detail,
         )
     # The same answer whether or not the address has an account: nothing to learn by probing.
     return page(request, "public/forgot.html", None, csrf=csrf, sent=True)

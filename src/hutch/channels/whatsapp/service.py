@@ -26,6 +26,14 @@ def new_link_code() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
 
 
+def link_instructions(settings: Settings, link: ChannelLink, code: str) -> str:
+    """What the person does next: send the code from the number being linked."""
+    number = (settings.twilio_whatsapp_from or "").removeprefix("whatsapp:")
+    return (
+        f'From {link.address}, send "LINK {code}" on WhatsApp to {number} within {LINK_CODE_MINUTES} minutes.'
+    )
+
+
 async def start_link(
     uow: UnitOfWork, settings: Settings, principal: Principal, phone_e164: str, agent_id: str | None
 ) -> tuple[ChannelLink, str]:
