@@ -25,7 +25,7 @@ import httpx
 import psycopg
 from sqlalchemy import text
 
-from common import HUTCH, clean_env, free_port, print_table, process, wait_for
+from common import HUTCH, clean_env, free_port, print_table, process, unlimited_plans, wait_for
 from hutch.db import migrations
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database
@@ -133,12 +133,6 @@ def ingestion_rate(url: str, provider: str, tmp: Path) -> tuple[int, float]:
             if state["status"] != "ready":
                 raise RuntimeError(f"ingestion failed: {state['error']}")
             return int(state["chunk_count"]), seconds
-
-
-def unlimited_plans(tmp: Path) -> Path:
-    path = tmp / "plans.toml"
-    path.write_text('[[plans]]\nid = "free"\nname = "Bench"\nprice_cents = 0\n')
-    return path
 
 
 def load_corpus(url: str, org_id: str, agent_ids: list[str], chunks: int) -> None:

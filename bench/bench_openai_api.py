@@ -29,7 +29,19 @@ from typing import Any
 
 import httpx
 
-from common import HUTCH, ROOT, Body, LoadResult, clean_env, free_port, load, print_table, process, wait_for
+from common import (
+    HUTCH,
+    ROOT,
+    Body,
+    LoadResult,
+    clean_env,
+    free_port,
+    load,
+    print_table,
+    process,
+    unlimited_plans,
+    wait_for,
+)
 
 THROUGHPUT_REQUESTS = 2000
 LATENCY_REQUESTS = 600
@@ -164,8 +176,7 @@ def main() -> None:
             rows.append(("upstream, direct", *measure(f"{upstream}/chat/completions", auth, direct)))
             streams.append(("upstream, direct", stream_latency(f"{upstream}/chat/completions", auth, direct)))
 
-            plans = Path(tmp) / "plans.toml"  # one plan without message limits: the bench sends thousands
-            plans.write_text('[[plans]]\nid = "free"\nname = "Bench"\nprice_cents = 0\n')
+            plans = unlimited_plans(Path(tmp))
             env = clean_env(
                 HUTCH_PLANS_FILE=str(plans),
                 HUTCH_DATA_DIR=str(Path(tmp) / "data"),

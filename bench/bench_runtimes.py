@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from common import HUTCH, clean_env, free_port, print_table, process, wait_for
+from common import HUTCH, clean_env, free_port, print_table, process, unlimited_plans, wait_for
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.runtimes.drivers.process import ProcessDriver
 
@@ -58,8 +58,7 @@ def main() -> None:
         postgres = EmbeddedPostgres(Path(tmp) / "pg")
         url = postgres.start()
         try:
-            plans = Path(tmp) / "plans.toml"  # no runtime limit: the bench starts twenty
-            plans.write_text('[[plans]]\nid = "free"\nname = "Bench"\nprice_cents = 0\n')
+            plans = unlimited_plans(Path(tmp))
             env = clean_env(
                 HUTCH_DATABASE_URL=url,
                 HUTCH_DATA_DIR=str(Path(tmp) / "data"),

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from common import HUTCH, ROOT, clean_env, free_port, print_table, process, wait_for
+from common import HUTCH, ROOT, clean_env, free_port, print_table, process, unlimited_plans, wait_for
 from hutch.db.embedded import EmbeddedPostgres
 
 sys.path.insert(0, str(ROOT))  # `tests` is a package at the repository root, not an installed one
@@ -189,8 +189,7 @@ def main() -> None:
         url = postgres.start()
         upstream_port = free_port()
         try:
-            plans = Path(tmp) / "plans.toml"  # no message limits: the soak sends thousands
-            plans.write_text('[[plans]]\nid = "free"\nname = "Soak"\nprice_cents = 0\n')
+            plans = unlimited_plans(Path(tmp))
             env = clean_env(
                 HUTCH_DATABASE_URL=url,
                 HUTCH_DATA_DIR=str(Path(tmp) / "data"),

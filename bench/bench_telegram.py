@@ -24,7 +24,18 @@ from typing import Any
 
 import httpx
 
-from common import HUTCH, ROOT, LoadResult, clean_env, free_port, post_each, print_table, process, wait_for
+from common import (
+    HUTCH,
+    ROOT,
+    LoadResult,
+    clean_env,
+    free_port,
+    post_each,
+    print_table,
+    process,
+    unlimited_plans,
+    wait_for,
+)
 from hutch.db.embedded import EmbeddedPostgres
 
 sys.path.insert(0, str(ROOT))  # `tests` is a package at the repository root, not an installed one
@@ -136,8 +147,7 @@ def main() -> None:
         postgres = EmbeddedPostgres(Path(tmp) / "data")
         url = postgres.start()
         try:
-            plans = Path(tmp) / "plans.toml"  # no message limits: the bench sends thousands
-            plans.write_text('[[plans]]\nid = "free"\nname = "Bench"\nprice_cents = 0\n')
+            plans = unlimited_plans(Path(tmp))
             env = clean_env(
                 HUTCH_DATABASE_URL=url,
                 HUTCH_DATA_DIR=str(Path(tmp) / "data"),

@@ -28,6 +28,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def unlimited_plans(directory: Path) -> Path:
+    """A plans file with one free plan and no limits: benches send thousands of messages and start many
+    runtimes."""
+    path = directory / "plans.toml"
+    path.write_text('[[plans]]\nid = "free"\nname = "Bench"\nprice_cents = 0\n')
+    return path
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUTCH_")}
     env.update(extra)
