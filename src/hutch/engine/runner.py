@@ -18,6 +18,7 @@ from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import AgentRunError, DeferredToolRequests
 from pydantic_ai.messages import (
     ModelMessage,
+    ModelRequest,
     ModelResponse,
     PartDeltaEvent,
     PartStartEvent,
@@ -25,11 +26,12 @@ from pydantic_ai.messages import (
     TextPartDelta,
     ToolCallPart,
     ToolReturnPart,
+    UserPromptPart,
 )
-from pydantic_ai.models import Model
+from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.fallback import FallbackModel
-from pydantic_ai.run import AgentRunResult, AgentRunResultEvent
-from pydantic_ai.tools import ToolDefinition
+from pydantic_ai.run import AgentRunResultEvent
+from pydantic_ai.tools import Tool, ToolDefinition
 from pydantic_ai.toolsets import ExternalToolset
 from pydantic_ai.usage import UsageLimits
 
@@ -92,6 +94,8 @@ class TextDelta:
 
 StreamEvent = TextDelta | TurnOutcome
 
+FirstRequest = tuple[list[ModelMessage], ModelRequestParameters]  # the messages and the tools offered
+
 RECOVERABLE = (AgentRunError, ExceptionGroup, httpx.HTTPError, TimeoutError, OSError)
 
 
@@ -112,61 +116,110 @@ class Engine:
         )
         return FallbackModel(primary, fallback)
 
-    def _agent(self, request: TurnRequest) -> PydanticAgent[EngineDeps, Any]:
-        strict = request.primary.strict_tools and (request.fallback is None or request.fallback.strict_tools)
+    def _agent(self, request: TurnRequest, model: Model) -> PydanticAgent[EngineDeps, Any]:
         output_type: Any = [str, DeferredToolRequests] if request.external_tools else str
         return PydanticAgent(
-            self._model(request),
+            model,
             instructions=request.instructions,
             deps_type=EngineDeps,
-            tools=TOOLS.build(request.tools, self.settings, strict=strict),
+            tools=self._tools(request),
             toolsets=[ExternalToolset(request.external_tools)] if request.external_tools else None,
             output_type=output_type,
             retries=2,
         )
 
+    def _tools(self, request: TurnRequest) -> list[Tool[EngineDeps]]:
+        strict = request.primary.strict_tools and (request.fallback is None or request.fallback.strict_tools)
+        return TOOLS.build(request.tools, self.settings, strict=strict)
+
+    def _first_request(self, request: TurnRequest) -> FirstRequest | None:
+        """The turn's first model request, made directly: most turns end with its answer, and the agent
+        graph costs more CPU than the call itself. None when the turn resumes after tool results."""
+        if request.prompt is None:
+            return None
+        prompt = ModelRequest(parts=[UserPromptPart(request.prompt)], instructions=request.instructions)
+        parameters = ModelRequestParameters(
+            function_tools=[tool.tool_def for tool in self._tools(request)] + request.external_tools,
+            output_mode="text",
+            allow_text_output=True,
+        )
+        return [*request.history, prompt], parameters
+
+    @staticmethod
+    def _settled(request: TurnRequest, response: ModelResponse) -> bool:
+        """Whether the first answer ends the turn: text, or calls only to the caller's own tools.
+
+        Calls to built-in tools, and empty answers (which the agent asks again for), go on in the agent.
+        """
+        calls = [part for part in response.parts if isinstance(part, ToolCallPart)]
+        if calls:
+            external = {tool.name for tool in request.external_tools}
+            return all(call.tool_name in external for call in calls)
+        return bool(response.text)
+
     async def run(self, request: TurnRequest) -> TurnOutcome:
         try:
-            result = await self._agent(request).run(
-                request.prompt,
-                message_history=request.history,
+            model = self._model(request)
+            history, prompt, earlier = request.history, request.prompt, []
+            first = self._first_request(request)
+            if first is not None:
+                messages, parameters = first
+                response = await model.request(messages, None, parameters)
+                if self._settled(request, response):
+                    return self._succeeded(request, [response])
+                history, prompt, earlier = [*messages, response], None, [response]
+            result = await self._agent(request, model).run(
+                prompt,
+                message_history=history,
                 deps=request.deps,
-                usage_limits=UsageLimits(request_limit=MAX_MODEL_REQUESTS_PER_TURN),
+                usage_limits=UsageLimits(request_limit=MAX_MODEL_REQUESTS_PER_TURN - len(earlier)),
             )
         except RECOVERABLE as exc:
             return self._failed(request, exc)
-        return self._succeeded(request, result)
+        return self._succeeded(request, [*earlier, *result.new_messages()], result.output)
 
     async def stream(self, request: TurnRequest) -> AsyncIterator[StreamEvent]:
         """Text as it arrives, then the outcome (always last, also after a failure)."""
         streamed = False
         try:
-            async with self._agent(request).run_stream_events(
-                request.prompt,
-                message_history=request.history,
+            model = self._model(request)
+            history, prompt, earlier = request.history, request.prompt, []
+            first = self._first_request(request)
+            if first is not None:
+                messages, parameters = first
+                async with model.request_stream(messages, None, parameters) as response_stream:
+                    async for event in response_stream:
+                        if text := text_of_event(event):
+                            streamed = True
+                            yield TextDelta(text)
+                response = response_stream.get()
+                if self._settled(request, response):
+                    yield self._succeeded(request, [response])
+                    return
+                history, prompt, earlier = [*messages, response], None, [response]
+            async with self._agent(request, model).run_stream_events(
+                prompt,
+                message_history=history,
                 deps=request.deps,
-                usage_limits=UsageLimits(request_limit=MAX_MODEL_REQUESTS_PER_TURN),
+                usage_limits=UsageLimits(request_limit=MAX_MODEL_REQUESTS_PER_TURN - len(earlier)),
             ) as events:
-                async for event in events:
-                    if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
-                        if event.part.content:
-                            streamed = True
-                            yield TextDelta(event.part.content)
-                    elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
-                        if event.delta.content_delta:
-                            streamed = True
-                            yield TextDelta(event.delta.content_delta)
-                    elif isinstance(event, AgentRunResultEvent):
-                        yield self._succeeded(request, event.result)
+                async for agent_event in events:
+                    if isinstance(agent_event, AgentRunResultEvent):
+                        result = agent_event.result
+                        yield self._succeeded(request, [*earlier, *result.new_messages()], result.output)
                         return
+                    if text := text_of_event(agent_event):
+                        streamed = True
+                        yield TextDelta(text)
         except RECOVERABLE as exc:
             outcome = self._failed(request, exc)
             if not streamed:
                 yield TextDelta(outcome.text)
             yield outcome
 
-    def _succeeded(self, request: TurnRequest, result: AgentRunResult[Any]) -> TurnOutcome:
-        new = result.new_messages()
+    def _succeeded(self, request: TurnRequest, new: list[ModelMessage], output: Any = None) -> TurnOutcome:
+        """The outcome of the turn's new messages; ``output`` is the agent's, None when the first answer
+        settled the turn."""
         outcome = TurnOutcome(text="", ok=True)
         answered_by = request.primary
         for message in new:
@@ -180,14 +233,14 @@ class Engine:
                     usage.input_tokens, usage.output_tokens
                 )
         outcome.tool_calls = tool_calls_of(new)
-        if isinstance(result.output, DeferredToolRequests):
+        if output is None or isinstance(output, DeferredToolRequests):
+            calls = output.calls if output is not None else last_response_calls(new)
             outcome.external_calls = [
-                ExternalCall(call.tool_call_id, call.tool_name, call.args_as_json_str())
-                for call in result.output.calls
+                ExternalCall(call.tool_call_id, call.tool_name, call.args_as_json_str()) for call in calls
             ]
             outcome.text = text_of_last_response(new)
         else:
-            outcome.text = str(result.output)
+            outcome.text = str(output)
         outcome.model = answered_by.spec.id
         outcome.byok = answered_by.byok
         provider = answered_by.spec.provider
@@ -243,6 +296,22 @@ def tool_calls_of(messages: list[ModelMessage]) -> list[dict[str, Any]]:
                 )
                 calls[part.tool_call_id]["result"] = content[:2000]
     return [c for c in calls.values() if c["result"] is not None]
+
+
+def text_of_event(event: object) -> str:
+    """The text a streamed event adds (empty for tool calls and other parts)."""
+    if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+        return event.part.content
+    if isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+        return event.delta.content_delta
+    return ""
+
+
+def last_response_calls(messages: list[ModelMessage]) -> list[ToolCallPart]:
+    for message in reversed(messages):
+        if isinstance(message, ModelResponse):
+            return [part for part in message.parts if isinstance(part, ToolCallPart)]
+    return []
 
 
 def text_of_last_response(messages: list[ModelMessage]) -> str:
