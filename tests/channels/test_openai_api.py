@@ -13,7 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.conversations.models import Conversation, Memory, Message
+from hutch.resources import Resources
 from hutch.settings import Settings
+from tests.conftest import RecordingJobQueue
 from tests.factories import Account, create_account
 from tests.fakes.anthropic import AnthropicReply, FakeAnthropicServer, ToolUse
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
@@ -253,6 +255,27 @@ async def test_with_user_the_exchange_is_stored_and_memories_apply(
         model=agent["slug"], messages=[{"role": "user", "content": "Where do I live?"}], user="someone-else"
     )
     assert "Lives in Lyon." not in json.dumps(fake_anthropic.requests[-1].body["system"])
+
+
+async def test_stored_exchanges_are_not_compacted_since_callers_send_the_history(
+    sdk: openai.AsyncOpenAI,
+    client: httpx.AsyncClient,
+    owner: Account,
+    jobs: RecordingJobQueue,
+    resources: Resources,
+    session: AsyncSession,
+) -> None:
+    resources.settings = resources.settings.model_copy(update={"history_messages": 2})
+    agent = await make_agent(client, owner)
+    for n in range(1, 7):
+        await sdk.chat.completions.create(
+            model=agent["slug"], messages=[{"role": "user", "content": f"message {n}"}], user="customer-7"
+        )
+    stored = await session.scalar(
+        select(Conversation.message_count).where(Conversation.agent_id == agent["id"])
+    )
+    assert stored == 12  # well past the window that compacts a channel's conversation
+    assert [name for name, _ in jobs.deferred if name == "conversations.compact"] == []
 
 
 async def test_without_user_nothing_is_stored(

@@ -67,6 +67,9 @@ class Turn:
     user_message: Message
     channel: str
     end_user: str
+    # False when the caller sends the history with each message (OpenAI clients): the stored conversation
+    # is then a record, never a prompt, so it is not compacted.
+    stored_history: bool = True
 
 
 @dataclass
@@ -116,7 +119,14 @@ class ChatFlow:
         return primary, fallback
 
     async def begin(
-        self, agent: Agent, channel: str, end_user: str, text: str, conversation_id: str | None = None
+        self,
+        agent: Agent,
+        channel: str,
+        end_user: str,
+        text: str,
+        conversation_id: str | None = None,
+        *,
+        stored_history: bool = True,
     ) -> Turn:
         if agent.status is not AgentStatus.ACTIVE:
             raise AgentPaused()
@@ -130,7 +140,7 @@ class ChatFlow:
         if percent is not None:
             self.uow.defer(QUOTA_NOTICE_JOB, org_id=agent.org_id, percent=percent)
         message = await self.conversations.add(conversation, MessageRole.USER, text)
-        return Turn(agent, conversation, message, channel, end_user)
+        return Turn(agent, conversation, message, channel, end_user, stored_history)
 
     async def meter(self, org_id: str, outcome: TurnOutcome, reference: str) -> None:
         """Count the answer's tokens and cost, and charge it to the credits on pay-per-use plans."""
@@ -144,14 +154,22 @@ class ChatFlow:
             cents = -(-outcome.cost_micro_usd // MICRO_USD_PER_CENT)
             await charge_key(self.session, self.api_key_id, cents)
 
-    async def resume(self, agent_id: str, conversation_id: str, message_id: str, channel: str) -> Turn:
+    async def resume(
+        self,
+        agent_id: str,
+        conversation_id: str,
+        message_id: str,
+        channel: str,
+        *,
+        stored_history: bool = True,
+    ) -> Turn:
         """The turn whose user message an earlier transaction stored (streams and jobs run in their own)."""
         agent = await self.session.get(Agent, agent_id)
         conversation = await self.session.get(Conversation, conversation_id)
         message = await self.session.get(Message, message_id)
         if agent is None or conversation is None or message is None:
             raise NotFound("Conversation")
-        return Turn(agent, conversation, message, channel, conversation.end_user)
+        return Turn(agent, conversation, message, channel, conversation.end_user, stored_history)
 
     @property
     def engine(self) -> Engine:
@@ -390,6 +408,7 @@ class ChatFlow:
             await self._count_failure(outcome)
         window = self.settings.history_messages
         count = turn.conversation.message_count
-        if count > 2 * window and count % window == 0:  # every `window` messages once the thread is long
+        # Every `window` messages once the thread is long.
+        if turn.stored_history and count > 2 * window and count % window == 0:
             self.uow.defer(COMPACT_JOB, conversation_id=turn.conversation.id)
         return Answer(turn, message, outcome)

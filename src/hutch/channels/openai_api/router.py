@@ -74,7 +74,7 @@ class CompletionCall:
             await flow.models_for(agent)  # a missing provider key answers before anything runs
             await flow.quotas.reserve_message(agent.org_id)
             return None
-        return await flow.begin(agent, CHANNEL, self.end_user, self.prompt)
+        return await flow.begin(agent, CHANNEL, self.end_user, self.prompt, stored_history=False)
 
     async def request(self, flow: ChatFlow, agent: Agent, turn: Turn | None) -> TurnRequest:
         caller = [s for s in self.system if s.strip()]
@@ -137,7 +137,9 @@ async def stream_completion(
         agent = await session.get(Agent, agent_id)
         assert agent is not None
         if turn is not None:
-            turn = await flow.resume(agent.id, turn.conversation.id, turn.user_message.id, CHANNEL)
+            turn = await flow.resume(
+                agent.id, turn.conversation.id, turn.user_message.id, CHANNEL, stored_history=False
+            )
         yield chunk(*ids, {"role": "assistant", "content": ""})
         outcome: TurnOutcome | None = None
         async for event in flow.engine.stream(await call.request(flow, agent, turn)):
