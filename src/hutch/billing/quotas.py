@@ -98,8 +98,9 @@ class Quotas:
     async def plan_of(self, org_id: str) -> Plan:
         plan = self._plan_of.get(org_id)
         if plan is None:
-            plan_id = await self.session.scalar(select(Org.plan).where(Org.id == org_id))
-            plan = self._plan_of[org_id] = self.plans.plan_or_free(plan_id or "")
+            # The whole row, so the prompt's organisation name comes from the session without a query.
+            org = await self.session.get(Org, org_id)
+            plan = self._plan_of[org_id] = self.plans.plan_or_free(org.plan if org else "")
         return plan
 
     async def check_count(

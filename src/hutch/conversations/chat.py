@@ -388,8 +388,7 @@ class ChatFlow:
         return f"The organisation is on the {plan.name} plan, with {credits} of prepaid credits and {time}."
 
     async def finish(self, turn: Turn, outcome: TurnOutcome) -> Answer:
-        # Other messages may have arrived while the model answered: lock and re-read the count.
-        await self.session.refresh(turn.conversation, with_for_update=True)
+        # Other messages may have arrived while the model answered: ``add`` counts from the locked row.
         message = await self.conversations.add(
             turn.conversation,
             MessageRole.ASSISTANT,

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hutch.agents.models import Agent
 from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
@@ -15,6 +18,40 @@ from hutch.core.errors import NotFound
 from hutch.core.ids import new_id
 
 TITLE_CHARS = 80
+CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
+MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+# Counts the message on its conversation (locking the row) and inserts it with the new count as its seq.
+_COUNTED = (
+    update(CONVERSATIONS)
+    .where(CONVERSATIONS.c.id == bindparam("value_conversation_id"))
+    .values(
+        message_count=CONVERSATIONS.c.message_count + 1,
+        last_message_at=bindparam("value_created_at"),
+        title=func.coalesce(func.nullif(CONVERSATIONS.c.title, ""), bindparam("value_title_if_none")),
+    )
+    .returning(CONVERSATIONS.c.message_count.label("seq"))
+    .cte("counted")
+)
+_NEW_MESSAGE_COLUMNS = [c for c in MESSAGES.columns if c.key != "seq"]
+APPEND_MESSAGE = (
+    insert(MESSAGES)
+    .from_select(
+        [*(c.key for c in _NEW_MESSAGE_COLUMNS), "seq"],
+        # Named apart from the columns: an insert would take parameters named like its columns as values.
+        select(*(bindparam(f"value_{c.key}", type_=c.type) for c in _NEW_MESSAGE_COLUMNS), _COUNTED.c.seq),
+    )
+    .returning(MESSAGES.c.seq)
+)
+# Every column a new message has, so the session never needs to load one back.
+MESSAGE_DEFAULTS: dict[str, Any] = {
+    "tool_calls": [],
+    "model": None,
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "cost_micro_usd": 0,
+    "byok": False,
+    "error": None,
+}
 
 
 class ConversationService:
@@ -74,26 +111,31 @@ class ConversationService:
         status: MessageStatus = MessageStatus.OK,
         **fields: Any,
     ) -> Message:
-        """Append a message; the conversation row is locked by ``open``, so ``seq`` never collides."""
-        conversation.message_count += 1
+        """Append a message in one statement: counting it locks the conversation's row until the transaction
+        ends, so ``seq`` never collides, even with messages that arrived since ``conversation`` was read."""
         now = datetime.now(UTC)
-        conversation.last_message_at = now
-        if not conversation.title and role is MessageRole.USER:
-            conversation.title = " ".join(content.split())[:TITLE_CHARS]
+        title = " ".join(content.split())[:TITLE_CHARS] if role is MessageRole.USER else ""
         message = Message(
             id=new_id("msg"),
             org_id=conversation.org_id,
             conversation_id=conversation.id,
             channel=conversation.channel,
-            seq=conversation.message_count,
             role=role,
             content=content,
             status=status,
             created_at=now,
-            **fields,
+            **{**MESSAGE_DEFAULTS, **fields},
         )
+        values = {f"value_{c.key}": getattr(message, c.key) for c in _NEW_MESSAGE_COLUMNS}
+        values["value_title_if_none"] = title
+        seq = (await self.session.execute(APPEND_MESSAGE, values)).scalar_one()
+        message.seq = seq
+        # Stored already: the session tracks the message from here as if it had loaded it.
+        make_transient_to_detached(message)
         self.session.add(message)
-        await self.session.flush()
+        counts = {"message_count": seq, "last_message_at": now, "title": conversation.title or title}
+        for key, value in counts.items():
+            set_committed_value(conversation, key, value)
         return message
 
     async def get(self, org_id: str, agent_id: str, conversation_id: str) -> Conversation:
