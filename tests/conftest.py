@@ -252,8 +252,12 @@ def build_test_resources(settings: Settings, database: Database, database_url: s
 
 
 @pytest.fixture
-def resources(settings: Settings, database: Database, database_url: str) -> Resources:
-    return build_test_resources(settings, database, database_url)
+async def resources(settings: Settings, database: Database, database_url: str) -> AsyncIterator[Resources]:
+    built = build_test_resources(settings, database, database_url)
+    gateway = built.llm
+    yield built
+    for llm in {gateway, built.llm}:  # a test may have swapped in a gateway of its own
+        await llm.close()
 
 
 @pytest.fixture

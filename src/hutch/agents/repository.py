@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.agents.models import Agent, ProviderKey
 from hutch.core.principal import Principal
+
+# The chat path's lookups, built once: building a statement costs more than running it.
+_BY_REF = (
+    select(Agent)
+    .where(
+        Agent.org_id == bindparam("org_id"), (Agent.id == bindparam("ref")) | (Agent.slug == bindparam("ref"))
+    )
+    .limit(1)
+)
+_KEYS_OF_ORG = (
+    select(ProviderKey).where(ProviderKey.org_id == bindparam("org_id")).order_by(ProviderKey.provider)
+)
 
 
 class AgentRepository:
@@ -43,8 +55,12 @@ class AgentRepository:
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def by_id_or_slug(self, principal: Principal, ref: str) -> Agent | None:
-        stmt = self.readable(principal).where((Agent.id == ref) | (Agent.slug == ref))
-        return (await self.session.execute(stmt.limit(1))).scalar_one_or_none()
+        stmt = _BY_REF
+        if principal.agent_ids is not None:
+            stmt = stmt.where(Agent.id.in_(principal.agent_ids))
+        return (
+            await self.session.execute(stmt, {"org_id": principal.org_id, "ref": ref})
+        ).scalar_one_or_none()
 
     async def count_in_org(self, org_id: str) -> int:
         stmt = select(func.count()).select_from(Agent).where(Agent.org_id == org_id)
@@ -66,8 +82,7 @@ class ProviderKeyRepository:
         self.session = session
 
     async def of_org(self, org_id: str) -> list[ProviderKey]:
-        stmt = select(ProviderKey).where(ProviderKey.org_id == org_id).order_by(ProviderKey.provider)
-        return list((await self.session.scalars(stmt)).all())
+        return list((await self.session.scalars(_KEYS_OF_ORG, {"org_id": org_id})).all())
 
     async def get(self, org_id: str, key_id: str) -> ProviderKey | None:
         stmt = select(ProviderKey).where(ProviderKey.org_id == org_id, ProviderKey.id == key_id)

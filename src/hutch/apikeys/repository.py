@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import and_, select, text, update
+from sqlalchemy import and_, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.apikeys.models import ApiKey, ApiKeySpend
@@ -17,18 +17,23 @@ class KeyWithSpend:
     spent_this_month_cents: int
 
 
+# Built once: authentication runs it on every request, and building a statement costs more than running it.
+_KEY_WITH_SPEND = (
+    select(ApiKey, ApiKeySpend.spent_cents)
+    .outerjoin(
+        ApiKeySpend, and_(ApiKeySpend.api_key_id == ApiKey.id, ApiKeySpend.month == bindparam("month"))
+    )
+    .where(ApiKey.key_hash == bindparam("key_hash"))
+)
+
+
 class ApiKeyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def by_hash_with_spend(self, key_hash: str, month: date) -> KeyWithSpend | None:
         """The key and this month's spend in one query (authentication runs it on every request)."""
-        stmt = (
-            select(ApiKey, ApiKeySpend.spent_cents)
-            .outerjoin(ApiKeySpend, and_(ApiKeySpend.api_key_id == ApiKey.id, ApiKeySpend.month == month))
-            .where(ApiKey.key_hash == key_hash)
-        )
-        row = (await self.session.execute(stmt)).first()
+        row = (await self.session.execute(_KEY_WITH_SPEND, {"key_hash": key_hash, "month": month})).first()
         if row is None:
             return None
         return KeyWithSpend(row[0], int(row[1] or 0))

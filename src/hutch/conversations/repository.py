@@ -4,11 +4,33 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.conversations.models import Conversation, Memory, MemoryKind, Message, MessageRole
 from hutch.core.ids import new_id
+
+# Every turn runs these; they are built once (building a statement costs more than running it).
+_OPEN_FOR = (
+    select(Conversation)
+    .where(
+        Conversation.agent_id == bindparam("agent_id"),
+        Conversation.channel == bindparam("channel"),
+        Conversation.end_user == bindparam("end_user"),
+        Conversation.closed_at.is_(None),
+    )
+    .with_for_update()
+)
+_FACTS = (
+    select(Memory)
+    .where(
+        Memory.agent_id == bindparam("agent_id"),
+        Memory.end_user == bindparam("end_user"),
+        Memory.kind == MemoryKind.FACT,
+    )
+    .order_by(Memory.created_at.desc(), Memory.id.desc())
+    .limit(bindparam("limit"))
+)
 
 
 class ConversationRepository:
@@ -24,13 +46,8 @@ class ConversationRepository:
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def open_for(self, agent_id: str, channel: str, end_user: str) -> Conversation | None:
-        stmt = select(Conversation).where(
-            Conversation.agent_id == agent_id,
-            Conversation.channel == channel,
-            Conversation.end_user == end_user,
-            Conversation.closed_at.is_(None),
-        )
-        return (await self.session.execute(stmt.with_for_update())).scalar_one_or_none()
+        params = {"agent_id": agent_id, "channel": channel, "end_user": end_user}
+        return (await self.session.execute(_OPEN_FOR, params)).scalar_one_or_none()
 
     def of_agent(self, org_id: str, agent_id: str) -> Select[Conversation]:
         return select(Conversation).where(Conversation.org_id == org_id, Conversation.agent_id == agent_id)
@@ -97,13 +114,8 @@ class MemoryRepository:
 
     async def facts(self, agent_id: str, end_user: str, limit: int) -> list[Memory]:
         """The newest ``limit`` facts, oldest first."""
-        stmt = (
-            select(Memory)
-            .where(Memory.agent_id == agent_id, Memory.end_user == end_user, Memory.kind == MemoryKind.FACT)
-            .order_by(Memory.created_at.desc(), Memory.id.desc())
-            .limit(limit)
-        )
-        return list(reversed((await self.session.scalars(stmt)).all()))
+        params = {"agent_id": agent_id, "end_user": end_user, "limit": limit}
+        return list(reversed((await self.session.scalars(_FACTS, params)).all()))
 
     async def count_facts(self, agent_id: str, end_user: str) -> int:
         stmt = (

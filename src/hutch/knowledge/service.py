@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import bindparam, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.agents.models import Agent
@@ -135,8 +135,11 @@ class KnowledgeService:
         return await retrieve(self.session, self.embedder, self.secret_box, agent, query, top_k)
 
 
+_HAS_KNOWLEDGE = select(exists().where(Chunk.agent_id == bindparam("agent_id")))  # asked on every turn
+
+
 async def has_knowledge(session: AsyncSession, agent_id: str) -> bool:
-    return bool(await session.scalar(select(exists().where(Chunk.agent_id == agent_id))))
+    return bool(await session.scalar(_HAS_KNOWLEDGE, {"agent_id": agent_id}))
 
 
 async def retrieve(

@@ -11,6 +11,7 @@ import hmac
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -101,7 +102,13 @@ class Runtime:
 
 def create_runtime_app(config: RuntimeConfig, workspace_dir: Path, settings: Settings) -> FastAPI:
     runtime = Runtime(config, Workspace(workspace_dir), settings)
-    app = FastAPI(title=f"Hutch runtime: {config.agent.name}", version=__version__)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await runtime.llm.close()  # the model clients' connections
+
+    app = FastAPI(title=f"Hutch runtime: {config.agent.name}", version=__version__, lifespan=lifespan)
     install_error_handlers(app)
 
     async def platform_only(authorization: Annotated[str | None, Header()] = None) -> None:
