@@ -130,6 +130,34 @@ async def test_the_remember_tool_keeps_facts_for_this_user_only(
     ] == []
 
 
+async def test_a_turn_asks_the_model_once_unless_it_calls_a_tool(
+    client: AsyncClient, owner: Account, fake_llm: FakeLLMServer, session: AsyncSession
+) -> None:
+    agent = await new_agent(client, owner, model="openai/gpt-4o", tools=["current_time"])
+    before = len(fake_llm.requests)
+    fake_llm.script(ScriptedReply(content="Hello!"))
+    answer = await say(client, owner, agent, "hi")
+    assert answer["message"]["content"] == "Hello!" and len(fake_llm.requests) == before + 1
+
+    fake_llm.script(
+        ScriptedReply(
+            tool_calls=[tool_call("current_time", {"timezone": "UTC"})], prompt_tokens=10, completion_tokens=5
+        ),
+        ScriptedReply(content="It is noon.", prompt_tokens=20, completion_tokens=3),
+    )
+    answer = await say(client, owner, agent, "time?")
+    assert answer["message"]["content"] == "It is noon." and len(fake_llm.requests) == before + 3
+    sent = fake_llm.requests[-1].body["messages"]
+    assert sent[-1]["role"] == "tool" and sent[-2]["tool_calls"][0]["function"]["name"] == "current_time"
+    stored = await session.get(Message, answer["message"]["id"])
+    assert stored is not None and (stored.input_tokens, stored.output_tokens) == (30, 8)  # both requests
+    assert [call["name"] for call in stored.tool_calls] == ["current_time"]
+
+    fake_llm.script(ScriptedReply(content=""), ScriptedReply(content="Here it is."))
+    answer = await say(client, owner, agent, "again?")
+    assert answer["message"]["content"] == "Here it is." and len(fake_llm.requests) == before + 5
+
+
 async def test_memories_can_be_deleted_by_the_customer(
     client: AsyncClient, owner: Account, fake_anthropic: FakeAnthropicServer
 ) -> None:

@@ -132,14 +132,15 @@ class ChatFlow:
             raise AgentPaused()
         await self.models_for(agent)  # refuse before storing anything when no model can answer
         # The conversation is locked before the usage counters, in the order ``finish`` takes them: two
-        # turns of one conversation taking them in opposite orders would deadlock. A refusal below rolls
-        # the new conversation back with everything else.
+        # turns of one conversation taking them in opposite orders would deadlock. The counters come last:
+        # every message of the org waits for their row, so it is held only until the commit that follows.
+        # A refusal rolls the new conversation and message back with everything else.
         conversation = await self.conversations.open(agent, channel, end_user, conversation_id)
+        message = await self.conversations.add(conversation, MessageRole.USER, text)
         plan = await self.quotas.reserve_message(agent.org_id)
         percent = quota_notice_due(plan, self.quotas.month_count)
         if percent is not None:
             self.uow.defer(QUOTA_NOTICE_JOB, org_id=agent.org_id, percent=percent)
-        message = await self.conversations.add(conversation, MessageRole.USER, text)
         return Turn(agent, conversation, message, channel, end_user, stored_history)
 
     async def meter(self, org_id: str, outcome: TurnOutcome, reference: str) -> None:
@@ -148,11 +149,12 @@ class ChatFlow:
             self.uow, low_balance_threshold_cents=self.resources.plans.billing.low_balance_threshold_cents
         )
         usage = TurnUsage(outcome.input_tokens, outcome.output_tokens, outcome.cost_micro_usd, outcome.byok)
-        await self.quotas.meter_turn(org_id, usage, ledger, reference)
         if self.api_key_id is not None and not outcome.byok and outcome.cost_micro_usd > 0:
             # Whole cents, rounded up: a budget is a cap, so a fraction of a cent counts as one.
             cents = -(-outcome.cost_micro_usd // MICRO_USD_PER_CENT)
             await charge_key(self.session, self.api_key_id, cents)
+        # The org's usage row last: every answer of the org waits for it, so it is held only until the commit.
+        await self.quotas.meter_turn(org_id, usage, ledger, reference)
 
     async def resume(
         self,
