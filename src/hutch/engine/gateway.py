@@ -63,7 +63,7 @@ class LLMGateway:
         self.catalog = catalog
         self.platform = platform_credentials(settings, catalog)
         self._clients: OrderedDict[tuple[str, str, str, str], AsyncOpenAI | AsyncAnthropic] = OrderedDict()
-        self._closing: set[asyncio.Task[None]] = set()
+        self._closing: dict[asyncio.Task[None], AsyncOpenAI | AsyncAnthropic] = {}  # evicted, closing soon
 
     def available(self, provider: str, org_keys: dict[str, Credentials]) -> bool:
         spec = self.catalog.providers.get(provider)
@@ -174,12 +174,13 @@ class LLMGateway:
             await client.close()
 
         task = asyncio.get_running_loop().create_task(close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._closing[task] = client
+        task.add_done_callback(lambda done: self._closing.pop(done, None))
 
     async def close(self) -> None:
-        for task in self._closing:
+        for task, evicted in list(self._closing.items()):
             task.cancel()
+            await evicted.close()
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
