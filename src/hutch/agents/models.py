@@ -7,6 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -56,6 +58,9 @@ class Agent(TimestampMixin, Base):
     placement: Mapped[Placement] = mapped_column(str_enum(Placement, "agent_placement"))
     tools: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
     status: Mapped[AgentStatus] = mapped_column(str_enum(AgentStatus, "agent_status"))
+    # Set by the first document uploaded and never cleared: turns look for knowledge only after that, so
+    # agents without documents (most) skip the search on every message.
+    has_documents: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

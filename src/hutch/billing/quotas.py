@@ -93,13 +93,15 @@ class Quotas:
         self.plans = plans
         self.limiter = limiter
         self._plan_of: dict[str, Plan] = {}  # read once per unit of work
+        # Held so the session keeps them: its identity map only weakly refers to what it loaded.
+        self._orgs: dict[str, Org | None] = {}
         self.month_count: int | None = None  # the org's messages this month after the last reservation
 
     async def plan_of(self, org_id: str) -> Plan:
         plan = self._plan_of.get(org_id)
         if plan is None:
             # The whole row, so the prompt's organisation name comes from the session without a query.
-            org = await self.session.get(Org, org_id)
+            org = self._orgs[org_id] = await self.session.get(Org, org_id)
             plan = self._plan_of[org_id] = self.plans.plan_or_free(org.plan if org else "")
         return plan
 

@@ -242,7 +242,7 @@ class ChatFlow:
             return None
         summary, history = await self._history(turn)
         context = [f"Summary of the conversation so far:\n{summary}"] if summary else []
-        if await has_knowledge(self.session, agent.id):
+        if await has_knowledge(self.session, agent):
             passages = await self._passages(agent, turn.user_message.content)
             context += [f"From [{title}]:\n{text}" for title, text in passages]
         messages: list[dict[str, Any]] = (
@@ -284,7 +284,7 @@ class ChatFlow:
         now = datetime.now(UTC)
         tools = list(agent.tools)
         passages: list[tuple[str, str]] = []
-        if await has_knowledge(self.session, agent.id):
+        if await has_knowledge(self.session, agent):
             tools.append("search_knowledge")
             if prompt:
                 passages = await self._passages(agent, prompt)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import bindparam, delete, exists, func, select
+from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.agents.models import Agent
@@ -101,6 +101,14 @@ class KnowledgeService:
         await self.session.flush()
         self.session.add(DocumentSource(document_id=document.id, data=data))
         await self.session.flush()
+        if not agent.has_documents:
+            # Not a change of the agent's settings: its ``updated_at`` stays.
+            await self.session.execute(
+                update(Agent)
+                .where(Agent.id == agent.id)
+                .values(has_documents=True, updated_at=Agent.updated_at)
+                .execution_options(synchronize_session=False)
+            )
         self.uow.defer(INGEST_JOB, document_id=document.id)
         return document, True
 
@@ -138,8 +146,9 @@ class KnowledgeService:
 _HAS_KNOWLEDGE = select(exists().where(Chunk.agent_id == bindparam("agent_id")))  # asked on every turn
 
 
-async def has_knowledge(session: AsyncSession, agent_id: str) -> bool:
-    return bool(await session.scalar(_HAS_KNOWLEDGE, {"agent_id": agent_id}))
+async def has_knowledge(session: AsyncSession, agent: Agent) -> bool:
+    """Whether the agent has searchable passages (asked of the database only once it has had documents)."""
+    return agent.has_documents and bool(await session.scalar(_HAS_KNOWLEDGE, {"agent_id": agent.id}))
 
 
 async def retrieve(
