@@ -135,8 +135,9 @@ class ChatFlow:
         # turns of one conversation taking them in opposite orders would deadlock. The counters come last:
         # every message of the org waits for their row, so it is held only until the commit that follows.
         # A refusal rolls the new conversation and message back with everything else.
-        conversation = await self.conversations.open(agent, channel, end_user, conversation_id)
-        message = await self.conversations.add(conversation, MessageRole.USER, text)
+        conversation, message = await self.conversations.add_user_message(
+            agent, channel, end_user, text, conversation_id
+        )
         plan = await self.quotas.reserve_message(agent.org_id)
         percent = quota_notice_due(plan, self.quotas.month_count)
         if percent is not None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import CTE, ColumnElement, Insert, Table, Update, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -20,27 +21,62 @@ from hutch.core.ids import new_id
 TITLE_CHARS = 80
 CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
-# Counts the message on its conversation (locking the row) and inserts it with the new count as its seq.
-_COUNTED = (
-    update(CONVERSATIONS)
-    .where(CONVERSATIONS.c.id == bindparam("value_conversation_id"))
-    .values(
-        message_count=CONVERSATIONS.c.message_count + 1,
-        last_message_at=bindparam("value_created_at"),
-        title=func.coalesce(func.nullif(CONVERSATIONS.c.title, ""), bindparam("value_title_if_none")),
+
+
+def _count_message(*where: ColumnElement[bool]) -> Update:
+    """Counts a message on the conversation matched, taking its row lock until the transaction ends.
+
+    Parameters are named apart from the columns (``value_*``): an insert would take parameters named like its
+    columns as its values."""
+    return (
+        update(CONVERSATIONS)
+        .where(*where)
+        .values(
+            message_count=CONVERSATIONS.c.message_count + 1,
+            last_message_at=bindparam("value_created_at"),
+            title=func.coalesce(func.nullif(CONVERSATIONS.c.title, ""), bindparam("value_title_if_none")),
+        )
     )
-    .returning(CONVERSATIONS.c.message_count.label("seq"))
+
+
+def _insert_counted(counted: CTE, from_conversation: dict[str, str]) -> Insert:
+    """Inserts the message with the count as its ``seq``; ``from_conversation`` maps message columns to the
+    counted row's columns, the rest come from ``value_*`` parameters."""
+    given = [c for c in MESSAGES.columns if c.key != "seq" and c.key not in from_conversation]
+    return insert(MESSAGES).from_select(
+        [*(c.key for c in given), *from_conversation, "seq"],
+        select(
+            *(bindparam(f"value_{c.key}", type_=c.type) for c in given),
+            *(counted.c[name] for name in from_conversation.values()),
+            counted.c.message_count,
+        ),
+    )
+
+
+# Appends to a conversation already read: counts it, inserts the message, returns its seq.
+APPEND_MESSAGE = _insert_counted(
+    _count_message(CONVERSATIONS.c.id == bindparam("value_conversation_id"))
+    .returning(CONVERSATIONS.c.message_count)
+    .cte("counted"),
+    {},
+).returning(MESSAGES.c.seq)
+# Appends to the end user's open conversation without reading it first, and returns the conversation (no
+# row when there is none yet): most messages take this one statement.
+_OPEN_COUNTED = (
+    _count_message(
+        CONVERSATIONS.c.agent_id == bindparam("value_agent_id"),
+        CONVERSATIONS.c.channel == bindparam("value_channel"),
+        CONVERSATIONS.c.end_user == bindparam("value_end_user"),
+        CONVERSATIONS.c.closed_at.is_(None),
+    )
+    .returning(*CONVERSATIONS.columns)
     .cte("counted")
 )
-_NEW_MESSAGE_COLUMNS = [c for c in MESSAGES.columns if c.key != "seq"]
-APPEND_MESSAGE = (
-    insert(MESSAGES)
-    .from_select(
-        [*(c.key for c in _NEW_MESSAGE_COLUMNS), "seq"],
-        # Named apart from the columns: an insert would take parameters named like its columns as values.
-        select(*(bindparam(f"value_{c.key}", type_=c.type) for c in _NEW_MESSAGE_COLUMNS), _COUNTED.c.seq),
-    )
-    .returning(MESSAGES.c.seq)
+_FROM_OPEN = {"org_id": "org_id", "conversation_id": "id", "channel": "channel"}
+APPEND_TO_OPEN = (
+    select(Conversation)
+    .from_statement(select(_OPEN_COUNTED).add_cte(_insert_counted(_OPEN_COUNTED, _FROM_OPEN).cte("added")))
+    .execution_options(populate_existing=True)
 )
 # Every column a new message has, so the session never needs to load one back.
 MESSAGE_DEFAULTS: dict[str, Any] = {
@@ -66,13 +102,8 @@ class ConversationService:
         channel: str,
         end_user: str,
         conversation_id: str | None = None,
-        *,
-        fresh: bool = False,
     ) -> Conversation:
-        """The named conversation (it must be this agent's), else the open one for this end user.
-
-        ``fresh`` starts a new conversation each time (API calls without a conversation id), closing none.
-        """
+        """The named conversation (it must be this agent's), else the open one for this end user."""
         if conversation_id is not None:
             found = await self.conversations.get_in_org(agent.org_id, conversation_id, for_update=True)
             if found is None or found.agent_id != agent.id:
@@ -102,6 +133,22 @@ class ConversationService:
             return raced
         return conversation
 
+    async def add_user_message(
+        self, agent: Agent, channel: str, end_user: str, text: str, conversation_id: str | None = None
+    ) -> tuple[Conversation, Message]:
+        """Store what the end user said in the named conversation, else in their open one (opened if none)."""
+        if conversation_id is None:
+            message = _new_message(agent.org_id, channel, MessageRole.USER, text, MessageStatus.OK, {})
+            values = _values(message, exclude=_FROM_OPEN)
+            values |= {"value_agent_id": agent.id, "value_channel": channel, "value_end_user": end_user}
+            conversation = (await self.session.execute(APPEND_TO_OPEN, values)).scalar_one_or_none()
+            if conversation is not None:
+                message.conversation_id = conversation.id
+                self._stored(message, conversation.message_count)
+                return conversation, message
+        conversation = await self.open(agent, channel, end_user, conversation_id)
+        return conversation, await self.add(conversation, MessageRole.USER, text)
+
     async def add(
         self,
         conversation: Conversation,
@@ -113,30 +160,24 @@ class ConversationService:
     ) -> Message:
         """Append a message in one statement: counting it locks the conversation's row until the transaction
         ends, so ``seq`` never collides, even with messages that arrived since ``conversation`` was read."""
-        now = datetime.now(UTC)
-        title = " ".join(content.split())[:TITLE_CHARS] if role is MessageRole.USER else ""
-        message = Message(
-            id=new_id("msg"),
-            org_id=conversation.org_id,
-            conversation_id=conversation.id,
-            channel=conversation.channel,
-            role=role,
-            content=content,
-            status=status,
-            created_at=now,
-            **{**MESSAGE_DEFAULTS, **fields},
-        )
-        values = {f"value_{c.key}": getattr(message, c.key) for c in _NEW_MESSAGE_COLUMNS}
-        values["value_title_if_none"] = title
-        seq = (await self.session.execute(APPEND_MESSAGE, values)).scalar_one()
-        message.seq = seq
-        # Stored already: the session tracks the message from here as if it had loaded it.
-        make_transient_to_detached(message)
-        self.session.add(message)
-        counts = {"message_count": seq, "last_message_at": now, "title": conversation.title or title}
+        message = _new_message(conversation.org_id, conversation.channel, role, content, status, fields)
+        message.conversation_id = conversation.id
+        seq = (await self.session.execute(APPEND_MESSAGE, _values(message))).scalar_one()
+        self._stored(message, seq)
+        counts = {
+            "message_count": seq,
+            "last_message_at": message.created_at,
+            "title": conversation.title or _title(role, content),
+        }
         for key, value in counts.items():
             set_committed_value(conversation, key, value)
         return message
+
+    def _stored(self, message: Message, seq: int) -> None:
+        """Track a message a statement inserted as if the session had loaded it (no flush, no read back)."""
+        message.seq = seq
+        make_transient_to_detached(message)
+        self.session.add(message)
 
     async def get(self, org_id: str, agent_id: str, conversation_id: str) -> Conversation:
         conversation = await self.conversations.get_in_org(org_id, conversation_id)
@@ -158,3 +199,34 @@ class ConversationService:
             return False
         await close_conversation(self.session, existing, datetime.now(UTC))
         return True
+
+
+def _title(role: MessageRole, content: str) -> str:
+    """A conversation is titled by its first user message."""
+    return " ".join(content.split())[:TITLE_CHARS] if role is MessageRole.USER else ""
+
+
+def _new_message(
+    org_id: str, channel: str, role: MessageRole, content: str, status: MessageStatus, fields: dict[str, Any]
+) -> Message:
+    return Message(
+        id=new_id("msg"),
+        org_id=org_id,
+        channel=channel,
+        role=role,
+        content=content,
+        status=status,
+        created_at=datetime.now(UTC),
+        **{**MESSAGE_DEFAULTS, **fields},
+    )
+
+
+def _values(message: Message, exclude: Container[str] = ()) -> dict[str, Any]:
+    """The ``value_*`` parameters of the append statements for ``message``."""
+    values = {
+        f"value_{c.key}": getattr(message, c.key)
+        for c in MESSAGES.columns
+        if c.key != "seq" and c.key not in exclude
+    }
+    values["value_title_if_none"] = _title(message.role, message.content)
+    return values
