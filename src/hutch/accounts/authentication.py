@@ -59,10 +59,9 @@ async def _principal_from_api_key(
 ) -> Principal:
     now = datetime.now(UTC)
     repo = ApiKeyRepository(session)
-    found = await repo.by_hash_with_spend(sha256_hex(key), month_of(now))
-    if found is None:
+    api_key = await repo.by_hash_with_spend(sha256_hex(key), month_of(now))
+    if api_key is None:
         raise Unauthorized("Invalid API key.")
-    api_key = found.key
     if api_key.revoked_at is not None:
         raise Unauthorized("This API key has been revoked.")
     if api_key.expires_at is not None and api_key.expires_at <= now:
@@ -72,7 +71,7 @@ async def _principal_from_api_key(
         raise NotFound("Organisation")
     if (
         api_key.monthly_budget_cents is not None
-        and found.spent_this_month_cents >= api_key.monthly_budget_cents
+        and api_key.spent_this_month_cents >= api_key.monthly_budget_cents
     ):
         raise BudgetExhausted()
     limit = api_key.rate_limit_per_minute or resources.settings.api_key_rate_limit_per_minute

@@ -19,6 +19,9 @@ _BY_REF = (
 _KEYS_OF_ORG = (
     select(ProviderKey).where(ProviderKey.org_id == bindparam("org_id")).order_by(ProviderKey.provider)
 )
+_ENCRYPTED_KEYS_OF_ORG = select(
+    ProviderKey.provider, ProviderKey.api_key_encrypted, ProviderKey.base_url
+).where(ProviderKey.org_id == bindparam("org_id"))
 
 
 class AgentRepository:
@@ -83,6 +86,11 @@ class ProviderKeyRepository:
 
     async def of_org(self, org_id: str) -> list[ProviderKey]:
         return list((await self.session.scalars(_KEYS_OF_ORG, {"org_id": org_id})).all())
+
+    async def encrypted_keys(self, org_id: str) -> list[tuple[str, str, str | None]]:
+        """(provider, encrypted key, base URL) of each key: what every turn reads, without the rows."""
+        rows = await self.session.execute(_ENCRYPTED_KEYS_OF_ORG, {"org_id": org_id})
+        return [(row.provider, row.api_key_encrypted, row.base_url) for row in rows]
 
     async def get(self, org_id: str, key_id: str) -> ProviderKey | None:
         stmt = select(ProviderKey).where(ProviderKey.org_id == org_id, ProviderKey.id == key_id)

@@ -44,8 +44,8 @@ async def org_credentials(
     session: AsyncSession, secret_box: SecretBox, org_id: str
 ) -> dict[str, Credentials]:
     """The org's own provider keys, decrypted for one call."""
-    keys = await ProviderKeyRepository(session).of_org(org_id)
-    return {k.provider: Credentials(secret_box.decrypt(k.api_key_encrypted), k.base_url) for k in keys}
+    keys = await ProviderKeyRepository(session).encrypted_keys(org_id)
+    return {provider: Credentials(secret_box.decrypt(key), base_url) for provider, key, base_url in keys}
 
 
 class AgentService:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
@@ -25,6 +25,7 @@ from hutch.core.ratelimit import RateDecision, RateLimiter
 MICRO_USD_PER_CENT = 10_000
 # Both reservations in one round trip. Each CTE runs whatever the other does; when either is refused the
 # caller raises, and the rollback takes back the one that succeeded.
+_ORG = select(Org).where(Org.id == bindparam("org_id"))  # built once: read on every turn
 _RESERVE_MESSAGE = text(
     "WITH day AS ("  # noqa: S608 - built from constants; values are bound parameters
     + reserve_statement("usage_daily", ("org_id", "day"), "messages", limit="day_limit")
@@ -101,7 +102,8 @@ class Quotas:
         plan = self._plan_of.get(org_id)
         if plan is None:
             # The whole row, so the prompt's organisation name comes from the session without a query.
-            org = self._orgs[org_id] = await self.session.get(Org, org_id)
+            org = await self.session.scalar(_ORG, {"org_id": org_id})
+            self._orgs[org_id] = org
             plan = self._plan_of[org_id] = self.plans.plan_or_free(org.plan if org else "")
         return plan
 

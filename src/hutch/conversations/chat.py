@@ -276,10 +276,9 @@ class ChatFlow:
         primary, fallback = await self.models_for(agent)
         facts: list[str] = []
         if end_user is not None:
-            stored = await MemoryRepository(self.session).facts(
+            facts = await MemoryRepository(self.session).facts(
                 agent.id, end_user, self.settings.memories_in_prompt
             )
-            facts = [f.content for f in stored]
         org = await OrgRepository(self.session).get(agent.org_id)
         org_name = org.name if org else "your organisation"
         now = datetime.now(UTC)

@@ -22,7 +22,7 @@ _OPEN_FOR = (
     .with_for_update()
 )
 _FACTS = (
-    select(Memory)
+    select(Memory.content)
     .where(
         Memory.agent_id == bindparam("agent_id"),
         Memory.end_user == bindparam("end_user"),
@@ -112,7 +112,7 @@ class MemoryRepository:
         await self.session.flush()
         return memory
 
-    async def facts(self, agent_id: str, end_user: str, limit: int) -> list[Memory]:
+    async def facts(self, agent_id: str, end_user: str, limit: int) -> list[str]:
         """The newest ``limit`` facts, oldest first."""
         params = {"agent_id": agent_id, "end_user": end_user, "limit": limit}
         return list(reversed((await self.session.scalars(_FACTS, params)).all()))
