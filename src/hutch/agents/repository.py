@@ -5,12 +5,14 @@ from __future__ import annotations
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.accounts.models import Org
 from hutch.agents.models import Agent, ProviderKey
 from hutch.core.principal import Principal
 
 # The chat path's lookups, built once: building a statement costs more than running it.
 _BY_REF = (
-    select(Agent)
+    select(Agent, Org)
+    .join(Org, Org.id == Agent.org_id)
     .where(
         Agent.org_id == bindparam("org_id"), (Agent.id == bindparam("ref")) | (Agent.slug == bindparam("ref"))
     )
@@ -57,13 +59,13 @@ class AgentRepository:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def by_id_or_slug(self, principal: Principal, ref: str) -> Agent | None:
+    async def with_org_by_id_or_slug(self, principal: Principal, ref: str) -> tuple[Agent, Org] | None:
+        """The agent named by id or slug, and its organisation (a turn needs both: one round trip)."""
         stmt = _BY_REF
         if principal.agent_ids is not None:
             stmt = stmt.where(Agent.id.in_(principal.agent_ids))
-        return (
-            await self.session.execute(stmt, {"org_id": principal.org_id, "ref": ref})
-        ).scalar_one_or_none()
+        row = (await self.session.execute(stmt, {"org_id": principal.org_id, "ref": ref})).first()
+        return None if row is None else (row.Agent, row.Org)
 
     async def count_in_org(self, org_id: str) -> int:
         stmt = select(func.count()).select_from(Agent).where(Agent.org_id == org_id)

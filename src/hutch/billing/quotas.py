@@ -94,16 +94,23 @@ class Quotas:
         self.plans = plans
         self.limiter = limiter
         self._plan_of: dict[str, Plan] = {}  # read once per unit of work
-        # Held so the session keeps them: its identity map only weakly refers to what it loaded.
         self._orgs: dict[str, Org | None] = {}
         self.month_count: int | None = None  # the org's messages this month after the last reservation
+
+    def knows(self, org: Org) -> None:
+        """Take an org row the caller read already (with its agent, say) instead of reading it again."""
+        self._orgs[org.id] = org
+
+    async def org(self, org_id: str) -> Org | None:
+        """The org's row, read once per unit of work (a turn needs its plan, and its name for the prompt)."""
+        if org_id not in self._orgs:
+            self._orgs[org_id] = await self.session.scalar(_ORG, {"org_id": org_id})
+        return self._orgs[org_id]
 
     async def plan_of(self, org_id: str) -> Plan:
         plan = self._plan_of.get(org_id)
         if plan is None:
-            # The whole row, so the prompt's organisation name comes from the session without a query.
-            org = await self.session.scalar(_ORG, {"org_id": org_id})
-            self._orgs[org_id] = org
+            org = await self.org(org_id)
             plan = self._plan_of[org_id] = self.plans.plan_or_free(org.plan if org else "")
         return plan
 

@@ -15,7 +15,6 @@ from typing import Any
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.tools import ToolDefinition
 
-from hutch.accounts.repository import OrgRepository
 from hutch.admin.alerts import raise_alert
 from hutch.admin.models import Severity
 from hutch.agents.catalog import DEMO_MODEL, Credentials
@@ -279,7 +278,7 @@ class ChatFlow:
             facts = await MemoryRepository(self.session).facts(
                 agent.id, end_user, self.settings.memories_in_prompt
             )
-        org = await OrgRepository(self.session).get(agent.org_id)
+        org = await self.quotas.org(agent.org_id)
         org_name = org.name if org else "your organisation"
         now = datetime.now(UTC)
         tools = list(agent.tools)

@@ -18,6 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic_ai.messages import ModelMessage
 
+from hutch.accounts.models import Org
 from hutch.agents.models import Agent, AgentStatus
 from hutch.agents.repository import AgentRepository
 from hutch.channels.openai_api.schemas import ChatCompletion, ChatCompletionRequest, ModelCard, ModelCardList
@@ -92,13 +93,13 @@ class CompletionCall:
         )
 
 
-async def find_agent(uow: UnitOfWork, principal: Principal, model: str) -> Agent:
-    agent = await AgentRepository(uow.session).by_id_or_slug(principal, model)
-    if agent is None:
+async def find_agent(uow: UnitOfWork, principal: Principal, model: str) -> tuple[Agent, Org]:
+    found = await AgentRepository(uow.session).with_org_by_id_or_slug(principal, model)
+    if found is None:
         raise ModelNotFound(model)
-    if agent.status is not AgentStatus.ACTIVE:
+    if found[0].status is not AgentStatus.ACTIVE:
         raise AgentPaused()
-    return agent
+    return found
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion)
@@ -106,9 +107,10 @@ async def chat_completions(
     body: ChatCompletionRequest, principal: Chatter, uow: UoWDep, resources: ResourcesDep
 ) -> ChatCompletion | JSONResponse | StreamingResponse:
     """OpenAI Chat Completions, answered by the agent named in `model` (needs an API key with `chat`)."""
-    agent = await find_agent(uow, principal, body.model)
+    agent, org = await find_agent(uow, principal, body.model)
     call = CompletionCall.parse(body)
     flow = ChatFlow(uow, resources, api_key_id=principal.api_key_id)
+    flow.quotas.knows(org)
     turn = await call.begin(flow, agent)
     await uow.commit(resources.jobs.defer_named)  # what the user said is safe before the model runs
     if body.stream:
