@@ -258,3 +258,34 @@ async def test_chat_uses_the_orgs_own_key_instead_of_the_platforms(
     assert (await client.delete(f"{URL}/{key['id']}", headers=owner.headers)).status_code == 204
     authorization, _ = await chat()
     assert authorization == "Bearer sk-test-platform-key"
+
+
+async def test_the_openai_compatible_api_uses_the_orgs_own_key_too(
+    client: AsyncClient, session: AsyncSession, settings: Settings, fake_llm: FakeLLMServer
+) -> None:
+    """The API reads the agent, its org and the org's keys in one query: each key must still count."""
+    owner = await create_account(session, settings)
+    created = await client.post(
+        "/api/v1/agents", json={"name": "Byok", "model": "openai/gpt-4o"}, headers=owner.headers
+    )
+    api_key = await client.post(
+        "/api/v1/api-keys", json={"label": "sdk", "scopes": ["chat"]}, headers=owner.headers
+    )
+    as_key = {"Authorization": f"Bearer {api_key.json()['key']}"}
+
+    async def authorization() -> str:
+        body = {"model": created.json()["slug"], "messages": [{"role": "user", "content": "hi"}], "user": "u"}
+        response = await client.post("/v1/chat/completions", json=body, headers=as_key)
+        assert response.status_code == 200, response.text
+        [call] = [r for r in fake_llm.requests if r.path.endswith("/chat/completions")]
+        fake_llm.reset()
+        return call.headers["authorization"]
+
+    assert await authorization() == "Bearer sk-test-platform-key"
+    own_key = "sk-org-own-openai-key-8888"
+    await add_key(client, owner, provider="openai", api_key=own_key, base_url=fake_llm.api_base)
+    await add_key(client, owner, provider="deepseek", api_key="sk-deepseek-key-9999")
+    assert await authorization() == f"Bearer {own_key}"
+    for key in (await client.get(URL, headers=owner.headers)).json()["items"]:
+        assert (await client.delete(f"{URL}/{key['id']}", headers=owner.headers)).status_code == 204
+    assert await authorization() == "Bearer sk-test-platform-key"

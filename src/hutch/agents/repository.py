@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, bindparam, func, select
+from dataclasses import dataclass
+
+from sqlalchemy import JSON, Select, bindparam, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
 from hutch.agents.models import Agent, ProviderKey
 from hutch.core.principal import Principal
 
+EncryptedKey = tuple[str, str, str | None]  # provider, encrypted API key, base URL
+
+
+@dataclass(frozen=True)
+class AgentToAnswer:
+    """An agent with what a turn needs of its org: read in one round trip."""
+
+    agent: Agent
+    org: Org
+    encrypted_keys: list[EncryptedKey]
+
+
 # The chat path's lookups, built once: building a statement costs more than running it.
+_KEY_COLUMNS = (ProviderKey.provider, ProviderKey.api_key_encrypted, ProviderKey.base_url)
+_ENCRYPTED_KEYS_OF_ORG = select(*_KEY_COLUMNS).where(ProviderKey.org_id == bindparam("org_id"))
+_KEYS_OF_AGENTS_ORG = (
+    select(func.coalesce(func.json_agg(func.json_build_array(*_KEY_COLUMNS)), func.json_build_array()))
+    .where(ProviderKey.org_id == Agent.org_id)
+    .scalar_subquery()
+)
 _BY_REF = (
-    select(Agent, Org)
+    select(Agent, Org, type_coerce(_KEYS_OF_AGENTS_ORG, JSON).label("encrypted_keys"))
     .join(Org, Org.id == Agent.org_id)
     .where(
         Agent.org_id == bindparam("org_id"), (Agent.id == bindparam("ref")) | (Agent.slug == bindparam("ref"))
@@ -21,9 +42,6 @@ _BY_REF = (
 _KEYS_OF_ORG = (
     select(ProviderKey).where(ProviderKey.org_id == bindparam("org_id")).order_by(ProviderKey.provider)
 )
-_ENCRYPTED_KEYS_OF_ORG = select(
-    ProviderKey.provider, ProviderKey.api_key_encrypted, ProviderKey.base_url
-).where(ProviderKey.org_id == bindparam("org_id"))
 
 
 class AgentRepository:
@@ -59,13 +77,15 @@ class AgentRepository:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def with_org_by_id_or_slug(self, principal: Principal, ref: str) -> tuple[Agent, Org] | None:
-        """The agent named by id or slug, and its organisation (a turn needs both: one round trip)."""
+    async def to_answer(self, principal: Principal, ref: str) -> AgentToAnswer | None:
+        """The agent named by id or slug, with its org and the org's provider keys."""
         stmt = _BY_REF
         if principal.agent_ids is not None:
             stmt = stmt.where(Agent.id.in_(principal.agent_ids))
         row = (await self.session.execute(stmt, {"org_id": principal.org_id, "ref": ref})).first()
-        return None if row is None else (row.Agent, row.Org)
+        if row is None:
+            return None
+        return AgentToAnswer(row.Agent, row.Org, [(p, key, url) for p, key, url in row.encrypted_keys])
 
     async def count_in_org(self, org_id: str) -> int:
         stmt = select(func.count()).select_from(Agent).where(Agent.org_id == org_id)
@@ -89,7 +109,7 @@ class ProviderKeyRepository:
     async def of_org(self, org_id: str) -> list[ProviderKey]:
         return list((await self.session.scalars(_KEYS_OF_ORG, {"org_id": org_id})).all())
 
-    async def encrypted_keys(self, org_id: str) -> list[tuple[str, str, str | None]]:
+    async def encrypted_keys(self, org_id: str) -> list[EncryptedKey]:
         """(provider, encrypted key, base URL) of each key: what every turn reads, without the rows."""
         rows = await self.session.execute(_ENCRYPTED_KEYS_OF_ORG, {"org_id": org_id})
         return [(row.provider, row.api_key_encrypted, row.base_url) for row in rows]

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.agents.catalog import Credentials, ProviderKind
 from hutch.agents.models import Agent, AgentStatus, ProviderKey
-from hutch.agents.repository import AgentRepository, ProviderKeyRepository
+from hutch.agents.repository import AgentRepository, EncryptedKey, ProviderKeyRepository
 from hutch.agents.roles import role_template
 from hutch.agents.schemas import AgentCreate, AgentUpdate, ProviderKeyCreate
 from hutch.audit.service import record_audit
@@ -44,7 +44,10 @@ async def org_credentials(
     session: AsyncSession, secret_box: SecretBox, org_id: str
 ) -> dict[str, Credentials]:
     """The org's own provider keys, decrypted for one call."""
-    keys = await ProviderKeyRepository(session).encrypted_keys(org_id)
+    return decrypted(secret_box, await ProviderKeyRepository(session).encrypted_keys(org_id))
+
+
+def decrypted(secret_box: SecretBox, keys: list[EncryptedKey]) -> dict[str, Credentials]:
     return {provider: Credentials(secret_box.decrypt(key), base_url) for provider, key, base_url in keys}
 
 

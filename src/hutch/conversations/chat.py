@@ -19,7 +19,8 @@ from hutch.admin.alerts import raise_alert
 from hutch.admin.models import Severity
 from hutch.agents.catalog import DEMO_MODEL, Credentials
 from hutch.agents.models import Agent, AgentStatus, Placement
-from hutch.agents.service import org_credentials
+from hutch.agents.repository import AgentRepository
+from hutch.agents.service import decrypted, org_credentials
 from hutch.apikeys.budget import charge_key
 from hutch.billing.ledger import Ledger
 from hutch.billing.quotas import (
@@ -34,6 +35,7 @@ from hutch.conversations.models import Conversation, Message, MessageRole, Messa
 from hutch.conversations.repository import MemoryRepository, MessageRepository, UsageRepository
 from hutch.conversations.service import ConversationService
 from hutch.core.errors import Conflict, NotFound
+from hutch.core.principal import Principal
 from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
 from hutch.db.engine import UnitOfWork
 from hutch.engine.deps import EngineDeps, TeamActions
@@ -101,6 +103,15 @@ class ChatFlow:
             resources.database.engine
         )
         self.quotas = Quotas(uow.session, resources.plans, limiter)
+
+    async def find_agent(self, principal: Principal, ref: str) -> Agent | None:
+        """The caller's agent named by id or slug; its org and provider keys come with it for the turn."""
+        found = await AgentRepository(self.session).to_answer(principal, ref)
+        if found is None:
+            return None
+        self.quotas.knows(found.org)
+        self._keys[found.org.id] = decrypted(self.resources.secret_box, found.encrypted_keys)
+        return found.agent
 
     async def models_for(self, agent: Agent) -> tuple[ResolvedModel, ResolvedModel | None]:
         """The agent's model and fallback with their keys, or 409 saying which key is missing."""

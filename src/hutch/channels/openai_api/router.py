@@ -18,7 +18,6 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic_ai.messages import ModelMessage
 
-from hutch.accounts.models import Org
 from hutch.agents.models import Agent, AgentStatus
 from hutch.agents.repository import AgentRepository
 from hutch.channels.openai_api.schemas import ChatCompletion, ChatCompletionRequest, ModelCard, ModelCardList
@@ -93,13 +92,13 @@ class CompletionCall:
         )
 
 
-async def find_agent(uow: UnitOfWork, principal: Principal, model: str) -> tuple[Agent, Org]:
-    found = await AgentRepository(uow.session).with_org_by_id_or_slug(principal, model)
-    if found is None:
+async def find_agent(flow: ChatFlow, principal: Principal, model: str) -> Agent:
+    agent = await flow.find_agent(principal, model)
+    if agent is None:
         raise ModelNotFound(model)
-    if found[0].status is not AgentStatus.ACTIVE:
+    if agent.status is not AgentStatus.ACTIVE:
         raise AgentPaused()
-    return found
+    return agent
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion)
@@ -107,10 +106,9 @@ async def chat_completions(
     body: ChatCompletionRequest, principal: Chatter, uow: UoWDep, resources: ResourcesDep
 ) -> ChatCompletion | JSONResponse | StreamingResponse:
     """OpenAI Chat Completions, answered by the agent named in `model` (needs an API key with `chat`)."""
-    agent, org = await find_agent(uow, principal, body.model)
-    call = CompletionCall.parse(body)
     flow = ChatFlow(uow, resources, api_key_id=principal.api_key_id)
-    flow.quotas.knows(org)
+    agent = await find_agent(flow, principal, body.model)
+    call = CompletionCall.parse(body)
     turn = await call.begin(flow, agent)
     await uow.commit(resources.jobs.defer_named)  # what the user said is safe before the model runs
     if body.stream:
