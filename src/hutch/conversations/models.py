@@ -40,7 +40,9 @@ class Conversation(TimestampMixin, Base):
             unique=True,
             postgresql_where=text("closed_at IS NULL"),
         ),
-        Index("ix_conversations_agent_last", "agent_id", "last_message_at"),
+        # Not on last_message_at: each message sets it, and an indexed column makes every such update
+        # write a new entry into each of the table's indexes instead of updating the row in place (HOT).
+        Index("ix_conversations_agent", "agent_id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
