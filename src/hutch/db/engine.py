@@ -18,6 +18,7 @@ from hutch.db.urls import asyncpg_url
 DeferJob = Callable[[str, dict[str, Any]], Awaitable[int]]
 
 
+_NO_FLUSH_WAIT = text("SET LOCAL synchronous_commit TO off")
 # A pooled connection idle this long is checked before use (PostgreSQL restarted, a proxy dropped it).
 IDLE_PING_SECONDS = 10.0
 
@@ -111,6 +112,17 @@ class UnitOfWork:
         if defer_job is not None:
             for task_name, kwargs in jobs:
                 await defer_job(task_name, kwargs)
+
+    async def commit_while_caller_waits(self, defer_job: DeferJob | None) -> None:
+        """Commit without waiting for the disk: for what a caller who waits for the answer sent.
+
+        PostgreSQL writes its log in order, so the answer's commit, which does wait, makes this one durable
+        too. Only a database crash within that moment (a fraction of a second) loses it, and then the
+        request fails: the caller, who still holds what they sent, is told. Webhooks never use this: their
+        sender is answered before any reply exists.
+        """
+        await self.session.execute(_NO_FLUSH_WAIT)
+        await self.commit(defer_job)
 
     async def rollback(self) -> None:
         self.pending_jobs.clear()

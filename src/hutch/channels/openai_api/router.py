@@ -110,7 +110,8 @@ async def chat_completions(
     agent = await find_agent(flow, principal, body.model)
     call = CompletionCall.parse(body)
     turn = await call.begin(flow, agent)
-    await uow.commit(resources.jobs.defer_named)  # what the user said is safe before the model runs
+    # What the user said is safe before the model runs (made durable by the answer's commit).
+    await uow.commit_while_caller_waits(resources.jobs.defer_named)
     if body.stream:
         return StreamingResponse(
             stream_completion(resources, call, agent.id, turn, principal.api_key_id),
