@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hutch.core.errors import PaymentRequired
 
@@ -22,12 +22,14 @@ _RESERVE = text(
     "WHERE api_key_spend.spent_cents + EXCLUDED.spent_cents <= CAST(:budget AS bigint) "
     "RETURNING spent_cents"
 )
-_ADJUST = text(
+# Parameters :key_id, :month and :delta; other statements may run it as a CTE in the same round trip.
+ADJUST_SPEND_SQL = (
     "INSERT INTO api_key_spend (api_key_id, month, spent_cents) "
     "VALUES (:key_id, :month, GREATEST(CAST(:delta AS bigint), 0)) "
     "ON CONFLICT (api_key_id, month) DO UPDATE "
     "SET spent_cents = GREATEST(api_key_spend.spent_cents + CAST(:delta AS bigint), 0)"
 )
+_ADJUST = text(ADJUST_SPEND_SQL)
 
 
 class BudgetExhausted(PaymentRequired):
@@ -61,11 +63,10 @@ class ApiKeyBudget:
 
     async def adjust(self, key_id: str, delta_cents: int) -> None:
         """Settle a reservation with the real cost (positive or negative delta; never below zero)."""
-        params = {"key_id": key_id, "month": month_of(datetime.now(UTC)), "delta": delta_cents}
         async with self._engine.connect() as conn:
-            await conn.execute(_ADJUST, params)
+            await conn.execute(_ADJUST, spend_change(key_id, delta_cents, datetime.now(UTC)))
 
 
-async def charge_key(session: AsyncSession, key_id: str, cents: int) -> None:
-    """Add an answer's cost to the key's spend in the caller's transaction (stored with the answer)."""
-    await session.execute(_ADJUST, {"key_id": key_id, "month": month_of(datetime.now(UTC)), "delta": cents})
+def spend_change(key_id: str, delta_cents: int, now: datetime) -> dict[str, object]:
+    """The parameters of :data:`ADJUST_SPEND_SQL`."""
+    return {"key_id": key_id, "month": month_of(now), "delta": delta_cents}

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
+from hutch.apikeys.budget import ADJUST_SPEND_SQL, spend_change
 from hutch.billing.ledger import Ledger
 from hutch.billing.models import Balance, LedgerKind, LedgerUnit, UsageDaily, UsageMonthly
 from hutch.billing.plans import LimitName, Plan, PlanCatalog
@@ -33,7 +34,7 @@ _RESERVE_MESSAGE = text(
     + reserve_statement("usage_monthly", ("org_id", "month"), "messages", limit="month_limit")
     + ") SELECT (SELECT messages FROM day) AS day, (SELECT messages FROM month) AS month"
 )
-_METER = text(
+_METER_SQL = (
     "INSERT INTO usage_daily (org_id, day, messages, input_tokens, output_tokens, cost_micro_usd, "
     "documents, voice_seconds) VALUES (:org_id, :day, 0, :input_tokens, :output_tokens, :cost, "
     ":documents, :voice_seconds) "
@@ -44,6 +45,9 @@ _METER = text(
     "documents = usage_daily.documents + EXCLUDED.documents, "
     "voice_seconds = usage_daily.voice_seconds + EXCLUDED.voice_seconds"
 )
+_METER = text(_METER_SQL)
+# With the answer's cost added to the spend of the API key that asked, in the same round trip.
+_METER_WITH_KEY_SPEND = text(f"WITH key_spend AS ({ADJUST_SPEND_SQL}) {_METER_SQL}")
 _CARRY = text(
     "UPDATE balances SET uncharged_micro_usd = uncharged_micro_usd + :cost WHERE org_id = :org_id "
     "RETURNING uncharged_micro_usd, credits_cents"
@@ -184,11 +188,34 @@ class Quotas:
         return int(value or 0)
 
     async def meter_turn(
-        self, org_id: str, usage: TurnUsage, ledger: Ledger, reference: str, now: datetime | None = None
+        self,
+        org_id: str,
+        usage: TurnUsage,
+        ledger: Ledger,
+        reference: str,
+        now: datetime | None = None,
+        *,
+        api_key_id: str | None = None,
     ) -> None:
-        """Record tokens and cost; on pay-per-use plans charge whole cents of it (never below zero)."""
+        """Record tokens and cost; on pay-per-use plans charge whole cents of it (never below zero).
+
+        With ``api_key_id``, the cost also counts against that key's monthly budget (whole cents, rounded up:
+        a budget is a cap, so a fraction of a cent counts as one), unless the org's own provider key paid."""
         now = now or datetime.now(UTC)
-        await self.meter(org_id, now, usage.input_tokens, usage.output_tokens, usage.cost_micro_usd)
+        values = {
+            "org_id": org_id,
+            "day": utc_day(now),
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cost": usage.cost_micro_usd,
+            "documents": 0,
+            "voice_seconds": 0,
+        }
+        if api_key_id is not None and not usage.byok and usage.cost_micro_usd > 0:
+            cents = -(-usage.cost_micro_usd // MICRO_USD_PER_CENT)
+            await self.session.execute(_METER_WITH_KEY_SPEND, values | spend_change(api_key_id, cents, now))
+        else:
+            await self.session.execute(_METER, values)
         plan = await self.plan_of(org_id)
         if not plan.pay_per_use or usage.byok or usage.cost_micro_usd <= 0:
             return

@@ -21,10 +21,8 @@ from hutch.agents.catalog import DEMO_MODEL, Credentials
 from hutch.agents.models import Agent, AgentStatus, Placement
 from hutch.agents.repository import AgentRepository
 from hutch.agents.service import decrypted, org_credentials
-from hutch.apikeys.budget import charge_key
 from hutch.billing.ledger import Ledger
 from hutch.billing.quotas import (
-    MICRO_USD_PER_CENT,
     QUOTA_NOTICE_JOB,
     Quotas,
     TurnUsage,
@@ -160,12 +158,8 @@ class ChatFlow:
             self.uow, low_balance_threshold_cents=self.resources.plans.billing.low_balance_threshold_cents
         )
         usage = TurnUsage(outcome.input_tokens, outcome.output_tokens, outcome.cost_micro_usd, outcome.byok)
-        if self.api_key_id is not None and not outcome.byok and outcome.cost_micro_usd > 0:
-            # Whole cents, rounded up: a budget is a cap, so a fraction of a cent counts as one.
-            cents = -(-outcome.cost_micro_usd // MICRO_USD_PER_CENT)
-            await charge_key(self.session, self.api_key_id, cents)
-        # The org's usage row last: every answer of the org waits for it, so it is held only until the commit.
-        await self.quotas.meter_turn(org_id, usage, ledger, reference)
+        # Last in the transaction: every answer of the org waits for its usage row, held until the commit.
+        await self.quotas.meter_turn(org_id, usage, ledger, reference, api_key_id=self.api_key_id)
 
     async def resume(
         self,
