@@ -202,15 +202,7 @@ class Quotas:
         With ``api_key_id``, the cost also counts against that key's monthly budget (whole cents, rounded up:
         a budget is a cap, so a fraction of a cent counts as one), unless the org's own provider key paid."""
         now = now or datetime.now(UTC)
-        values = {
-            "org_id": org_id,
-            "day": utc_day(now),
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cost": usage.cost_micro_usd,
-            "documents": 0,
-            "voice_seconds": 0,
-        }
+        values = _usage_values(org_id, now, usage.input_tokens, usage.output_tokens, usage.cost_micro_usd)
         if api_key_id is not None and not usage.byok and usage.cost_micro_usd > 0:
             cents = -(-usage.cost_micro_usd // MICRO_USD_PER_CENT)
             await self.session.execute(_METER_WITH_KEY_SPEND, values | spend_change(api_key_id, cents, now))
@@ -248,15 +240,7 @@ class Quotas:
     ) -> None:
         await self.session.execute(
             _METER,
-            {
-                "org_id": org_id,
-                "day": utc_day(now),
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "cost": cost_micro_usd,
-                "documents": documents,
-                "voice_seconds": voice_seconds,
-            },
+            _usage_values(org_id, now, input_tokens, output_tokens, cost_micro_usd, documents, voice_seconds),
         )
 
     async def usage(self, org_id: str, now: datetime | None = None) -> dict[str, int]:
@@ -300,3 +284,24 @@ def quota_notice_due(plan: Plan, month_count: int | None) -> int | None:
     if not limit or month_count is None:
         return None
     return next((p for p in QUOTA_NOTICES if month_count == -(-limit * p // 100)), None)
+
+
+def _usage_values(
+    org_id: str,
+    now: datetime,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    cost_micro_usd: int = 0,
+    documents: int = 0,
+    voice_seconds: int = 0,
+) -> dict[str, object]:
+    """The parameters of the statements adding to an org's usage of the day."""
+    return {
+        "org_id": org_id,
+        "day": utc_day(now),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost": cost_micro_usd,
+        "documents": documents,
+        "voice_seconds": voice_seconds,
+    }
