@@ -46,7 +46,7 @@ from common import (
 )
 
 THROUGHPUT_REQUESTS = 2000
-LATENCY_REQUESTS = 600
+LATENCY_REQUESTS = 1500  # a p99 of fewer is the few slowest requests of one unlucky moment
 STREAMED_CALLS = 200
 ROUNDS = 5  # each target's requests are split into rounds that alternate with the other targets'
 CONCURRENCY = 16
