@@ -25,7 +25,7 @@ from hutch.billing import router as billing_router
 from hutch.billing import webhook_router as billing_webhook_router
 from hutch.billing.plans import PlanCatalog, PlanFileError, load_plans
 from hutch.billing.service import mirror_plans
-from hutch.bootstrap import StartupError
+from hutch.bootstrap import StartupError, settle_garbage_collector
 from hutch.botfactory import router as botfactory_router
 from hutch.channels import links_router
 from hutch.channels import router as channels_router
@@ -132,6 +132,7 @@ def create_app(
                 ),
                 name="hutch-worker",
             )
+        settle_garbage_collector()
         try:
             yield
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import socket
 from dataclasses import dataclass
 
@@ -93,3 +94,17 @@ def migrate(url: str) -> None:
 def require_current_schema(url: str) -> None:
     if migrations.current_revisions(url) != migrations.head_revisions():
         raise StartupError("The database schema is behind this version of Hutch; run: hutch db upgrade")
+
+
+# Requests allocate thousands of objects that reference counting frees. Collecting the youngest generation
+# every 700 allocations (the default) paused about one chat request in forty for a millisecond.
+YOUNG_GENERATION_THRESHOLD = 20_000
+
+
+def settle_garbage_collector() -> None:
+    """Move what start-up made (modules, the app, pools) out of the collector's sight, and collect young
+    objects less often, so fewer requests wait on a collection."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, older, oldest)

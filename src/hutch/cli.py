@@ -30,6 +30,7 @@ from hutch.bootstrap import (
     migrate,
     open_database,
     require_current_schema,
+    settle_garbage_collector,
 )
 from hutch.core.errors import HutchError
 from hutch.core.logging import configure_logging
@@ -285,6 +286,7 @@ async def _run_worker(handle: DatabaseHandle, concurrency: int, catalog: Catalog
     await jobs.open()
     try:
         resources = build_worker_resources(settings, database, Metrics(), catalog, plans)
+        settle_garbage_collector()
         try:
             await jobs.run_worker(resources, concurrency=concurrency, install_signal_handlers=True)
         finally:
