@@ -202,12 +202,17 @@ class Quotas:
         With ``api_key_id``, the cost also counts against that key's monthly budget (whole cents, rounded up:
         a budget is a cap, so a fraction of a cent counts as one), unless the org's own provider key paid."""
         now = now or datetime.now(UTC)
-        values = _usage_values(org_id, now, usage.input_tokens, usage.output_tokens, usage.cost_micro_usd)
+        charged_key = None
         if api_key_id is not None and not usage.byok and usage.cost_micro_usd > 0:
-            cents = -(-usage.cost_micro_usd // MICRO_USD_PER_CENT)
-            await self.session.execute(_METER_WITH_KEY_SPEND, values | spend_change(api_key_id, cents, now))
-        else:
-            await self.session.execute(_METER, values)
+            charged_key = (api_key_id, -(-usage.cost_micro_usd // MICRO_USD_PER_CENT))
+        await self.meter(
+            org_id,
+            now,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cost_micro_usd,
+            charged_key=charged_key,
+        )
         plan = await self.plan_of(org_id)
         if not plan.pay_per_use or usage.byok or usage.cost_micro_usd <= 0:
             return
@@ -237,11 +242,22 @@ class Quotas:
         *,
         documents: int = 0,
         voice_seconds: int = 0,
+        charged_key: tuple[str, int] | None = None,
     ) -> None:
-        await self.session.execute(
-            _METER,
-            _usage_values(org_id, now, input_tokens, output_tokens, cost_micro_usd, documents, voice_seconds),
-        )
+        """Add to the org's usage of the day; ``charged_key`` (key id, cents) adds to that key's spend too."""
+        values = {
+            "org_id": org_id,
+            "day": utc_day(now),
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cost": cost_micro_usd,
+            "documents": documents,
+            "voice_seconds": voice_seconds,
+        }
+        if charged_key is None:
+            await self.session.execute(_METER, values)
+        else:
+            await self.session.execute(_METER_WITH_KEY_SPEND, values | spend_change(*charged_key, now))
 
     async def usage(self, org_id: str, now: datetime | None = None) -> dict[str, int]:
         now = now or datetime.now(UTC)
@@ -284,24 +300,3 @@ def quota_notice_due(plan: Plan, month_count: int | None) -> int | None:
     if not limit or month_count is None:
         return None
     return next((p for p in QUOTA_NOTICES if month_count == -(-limit * p // 100)), None)
-
-
-def _usage_values(
-    org_id: str,
-    now: datetime,
-    input_tokens: int = 0,
-    output_tokens: int = 0,
-    cost_micro_usd: int = 0,
-    documents: int = 0,
-    voice_seconds: int = 0,
-) -> dict[str, object]:
-    """The parameters of the statements adding to an org's usage of the day."""
-    return {
-        "org_id": org_id,
-        "day": utc_day(now),
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "cost": cost_micro_usd,
-        "documents": documents,
-        "voice_seconds": voice_seconds,
-    }
