@@ -4,7 +4,8 @@ Every OpenAI-compatible provider goes through ``OpenAIChatModel`` with an ``Open
 (chat completions); Anthropic through ``AnthropicModel``; the demo model is a local function. SDK clients
 retry timeouts, 429 and 5xx themselves (``HUTCH_LLM_MAX_RETRIES``, exponential backoff) before the engine
 turns to the agent's fallback model. They send over the SDKs' aiohttp transport, which takes a quarter less
-CPU per call than their default.
+CPU per call than their default; OpenAI-compatible chat requests skip the SDK's walk of their body
+(``openai_client``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from hutch.agents.catalog import (
 from hutch.core.errors import Conflict
 from hutch.core.security import fingerprint
 from hutch.engine.demo import demo_model
+from hutch.engine.openai_client import AsBuiltOpenAI
 from hutch.settings import Settings
 
 if TYPE_CHECKING:
@@ -153,7 +155,7 @@ class LLMGateway:
             )
         else:
             # Keyless local servers (Ollama) still need a non-empty key for the SDK.
-            client = AsyncOpenAI(
+            client = AsBuiltOpenAI(
                 api_key=creds.api_key or "unused",
                 base_url=creds.base_url,
                 timeout=timeout,
