@@ -53,7 +53,9 @@ async def sent_body(
     client: AsyncOpenAI, fake_llm: FakeLLMServer, *, stream: bool, tools: bool
 ) -> dict[str, Any]:
     model = OpenAIChatModel("gpt-4o", provider=OpenAIProvider(openai_client=client))
-    settings = ModelSettings(temperature=0.3, max_tokens=50)
+    settings = ModelSettings(
+        temperature=0.3, max_tokens=50, stop_sequences=["END"], seed=7, timeout=10, extra_body={"top_k": 3}
+    )
     parameters = ModelRequestParameters(function_tools=TOOLS if tools else [], allow_text_output=True)
     fake_llm.script(ScriptedReply(content="Done."))
     if stream:
@@ -80,6 +82,7 @@ async def test_chat_bodies_are_sent_as_the_sdk_would_send_them(
     sent = await sent_body(client(AsBuiltOpenAI), fake_llm, stream=stream, tools=tools)
     assert sent == expected
     assert len(sent["messages"]) == 6 and sent["stream"] is stream
+    assert sent["stop"] == ["END"] and sent["top_k"] == 3
     assert ("tools" in sent) is tools
 
 
