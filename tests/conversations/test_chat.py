@@ -398,3 +398,46 @@ async def test_many_turns_of_one_conversation_at_once_all_answer(
         select(func.count()).select_from(Message).where(Message.conversation_id == conversations.pop())
     )
     assert stored == 32
+
+
+@pytest.mark.parametrize("endpoint", ["agent chat", "OpenAI API"])
+async def test_a_turn_waiting_on_its_model_holds_no_database_connection(
+    live: LiveDeployment, settings: Settings, fake_llm: FakeLLMServer, endpoint: str
+) -> None:
+    """Pooled connections are few; models take seconds. A turn reads what its prompt needs while it stores
+    the message, so nothing is held while the model answers and the pool never caps concurrent chats."""
+    owner = await create_account(live.session, settings)
+    await live.session.commit()  # the test's own session gives its connection back
+    agent = (
+        await live.client.post(
+            "/api/v1/agents", json={"name": "Slow", "model": "openai/gpt-4o"}, headers=owner.headers
+        )
+    ).json()
+    key = (
+        await live.client.post(
+            "/api/v1/api-keys", json={"label": "k", "scopes": ["chat"]}, headers=owner.headers
+        )
+    ).json()["key"]
+    if endpoint == "agent chat":
+        ask = live.client.post(
+            f"/api/v1/agents/{agent['id']}/chat", json={"message": "take your time"}, headers=owner.headers
+        )
+    else:
+        ask = live.client.post(
+            "/v1/chat/completions",
+            json={
+                "model": agent["slug"],
+                "messages": [{"role": "user", "content": "take your time"}],
+                "user": "u",
+            },
+            headers={"Authorization": f"Bearer {key}"},
+        )
+    fake_llm.script(ScriptedReply(content="Done, slowly.", delay=1.0))
+    pool = live.resources.database.engine.pool
+    asking = asyncio.ensure_future(ask)
+    while not fake_llm.requests:
+        await asyncio.sleep(0.02)
+    held = pool.checkedout()  # type: ignore[attr-defined]
+    answer = await asking
+    assert answer.status_code == 200, answer.text
+    assert held == 0

@@ -1,8 +1,9 @@
 """The chat flow shared by every channel: store what the user said, answer it, store the answer.
 
-Two steps, so the user's message is committed before the model is called: ``begin`` stores it, the
-caller commits, then ``answer`` (or ``stream``) runs the engine and stores the reply (or the apology
-and the error) in a second transaction.
+Two steps, so the user's message is committed before the model is called: ``begin`` stores it and reads
+what the prompt needs, the caller commits, then ``answer`` (or ``stream``) runs the engine and stores the
+reply (or the apology and the error) in a second transaction. No transaction is open while the model
+answers, so a turn waiting on its model holds no pooled database connection.
 """
 
 from __future__ import annotations
@@ -59,6 +60,15 @@ class AgentPaused(Conflict):
         super().__init__("This agent is paused; set its status to active to chat with it.")
 
 
+@dataclass(frozen=True)
+class PromptReads:
+    """What a turn's prompt needs from the database besides the agent."""
+
+    facts: list[str]  # remembered about the end user
+    summary: str | None  # of the older part of the conversation
+    history: list[Message]  # the newest messages before this one, within the history budget
+
+
 @dataclass
 class Turn:
     agent: Agent
@@ -69,6 +79,7 @@ class Turn:
     # False when the caller sends the history with each message (OpenAI clients): the stored conversation
     # is then a record, never a prompt, so it is not compacted.
     stored_history: bool = True
+    reads: PromptReads | None = None  # read by ``begin``; None after ``resume`` (read when answering)
 
 
 @dataclass
@@ -146,11 +157,14 @@ class ChatFlow:
         conversation, message = await self.conversations.add_user_message(
             agent, channel, end_user, text, conversation_id
         )
+        turn = Turn(agent, conversation, message, channel, end_user, stored_history)
+        # Read in this transaction, so answering opens none (and holds no connection) while the model runs.
+        turn.reads = await self._prompt_reads(turn)
         plan = await self.quotas.reserve_message(agent.org_id)
         percent = quota_notice_due(plan, self.quotas.month_count)
         if percent is not None:
             self.uow.defer(QUOTA_NOTICE_JOB, org_id=agent.org_id, percent=percent)
-        return Turn(agent, conversation, message, channel, end_user, stored_history)
+        return turn
 
     async def meter(self, org_id: str, outcome: TurnOutcome, reference: str) -> None:
         """Count the answer's tokens and cost, and charge it to the credits on pay-per-use plans."""
@@ -213,8 +227,12 @@ class ChatFlow:
             else:
                 yield event
 
-    async def _history(self, turn: Turn) -> tuple[str | None, list[Message]]:
-        """The conversation's summary, and the newest messages after it within the history budget."""
+    async def _prompt_reads(self, turn: Turn) -> PromptReads:
+        """The end user's facts and, unless the caller sends the history, the conversation's summary and the
+        newest messages after it within the history budget."""
+        facts = await self._facts(turn.agent.id, turn.end_user)
+        if not turn.stored_history:
+            return PromptReads(facts, None, [])
         summary = await MemoryRepository(self.session).summary_of(turn.conversation.id)
         covered = (summary.covers_until_seq or 0) if summary else 0
         recent = await MessageRepository(self.session).recent(
@@ -222,18 +240,24 @@ class ChatFlow:
         )
         earlier = [m for m in recent if m.seq > covered and m.id != turn.user_message.id]
         history = select_history(earlier, self.settings.history_token_budget)
-        return (summary.content if summary else None), history
+        return PromptReads(facts, summary.content if summary else None, history)
+
+    async def _facts(self, agent_id: str, end_user: str) -> list[str]:
+        return await MemoryRepository(self.session).facts(
+            agent_id, end_user, self.settings.memories_in_prompt
+        )
 
     async def _request(self, turn: Turn) -> TurnRequest:
-        summary, history = await self._history(turn)
+        reads = turn.reads or await self._prompt_reads(turn)
         return await self.build_request(
             turn.agent,
             channel=turn.channel,
             end_user=turn.end_user,
             conversation_id=turn.conversation.id,
-            history=to_model_messages(history),
+            history=to_model_messages(reads.history),
             prompt=turn.user_message.content,
-            summary=summary,
+            summary=reads.summary,
+            facts=reads.facts,
         )
 
     async def _on_runtime(self, turn: Turn) -> TurnOutcome | None:
@@ -245,7 +269,8 @@ class ChatFlow:
         target = await ready_runtime(self.session, self.resources.secret_box, agent.id)
         if target is None:
             return None
-        summary, history = await self._history(turn)
+        reads = turn.reads or await self._prompt_reads(turn)
+        summary, history = reads.summary, reads.history
         context = [f"Summary of the conversation so far:\n{summary}"] if summary else []
         if await has_knowledge(self.session, agent):
             passages = await self._passages(agent, turn.user_message.content)
@@ -271,18 +296,18 @@ class ChatFlow:
         history: list[ModelMessage],
         prompt: str | None,
         summary: str | None = None,
+        facts: list[str] | None = None,
         extra_instructions: Sequence[str] = (),
         external_tools: Sequence[ToolDefinition] = (),
         temperature: float | None = None,
         max_tokens: int | None = None,
     ) -> TurnRequest:
-        """Everything the engine needs: instructions with memories, models with keys, tools, limits."""
+        """Everything the engine needs: instructions with memories, models with keys, tools, limits.
+
+        ``facts`` are the end user's, when already read (see ``begin``)."""
         primary, fallback = await self.models_for(agent)
-        facts: list[str] = []
-        if end_user is not None:
-            facts = await MemoryRepository(self.session).facts(
-                agent.id, end_user, self.settings.memories_in_prompt
-            )
+        if facts is None:
+            facts = await self._facts(agent.id, end_user) if end_user is not None else []
         org = await self.quotas.org(agent.org_id)
         org_name = org.name if org else "your organisation"
         now = datetime.now(UTC)
