@@ -435,7 +435,9 @@ async def test_a_turn_waiting_on_its_model_holds_no_database_connection(
     fake_llm.script(ScriptedReply(content="Done, slowly.", delay=1.0))
     pool = live.resources.database.engine.pool
     asking = asyncio.ensure_future(ask)
-    while not fake_llm.requests:
+    for _ in range(250):  # until the model has the question (a turn that never gets there fails below)
+        if fake_llm.requests or asking.done():
+            break
         await asyncio.sleep(0.02)
     held = pool.checkedout()  # type: ignore[attr-defined]
     answer = await asking

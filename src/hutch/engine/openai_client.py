@@ -22,7 +22,7 @@ _REQUEST_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "tim
 
 
 class _Completions(AsyncCompletions):
-    async def create(self, *, model: str, stream: bool = False, **params: Any) -> Any:  # type: ignore[override]
+    async def create(self, *, model: str, stream: Any = Omit(), **params: Any) -> Any:
         given = {k: v for k, v in params.items() if not isinstance(v, Omit | NotGiven)}
         options = {k: v for k, v in given.items() if k in _REQUEST_OPTIONS}
         as_built = {k: v for k, v in given.items() if k not in _REQUEST_OPTIONS}
