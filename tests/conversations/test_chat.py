@@ -11,6 +11,8 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.apikeys.models import ApiKeySpend
+from hutch.billing.models import UsageDaily
 from hutch.conversations.models import Conversation, Memory, MemoryKind, Message
 from hutch.engine.gateway import LLMGateway
 from hutch.resources import Resources
@@ -398,6 +400,55 @@ async def test_many_turns_of_one_conversation_at_once_all_answer(
         select(func.count()).select_from(Message).where(Message.conversation_id == conversations.pop())
     )
     assert stored == 32
+
+
+async def test_concurrent_answers_count_their_usage_and_key_spend_exactly(
+    live: LiveDeployment, settings: Settings, fake_llm: FakeLLMServer
+) -> None:
+    """A stored answer carries its usage counters and its key's spend in its own statement; answers to
+    callers without an end user count theirs alone. All lock the usage row before the key's, so at once
+    they neither deadlock nor lose a count."""
+    owner = await create_account(live.session, settings)
+    agent = (
+        await live.client.post(
+            "/api/v1/agents", json={"name": "Counted", "model": "openai/gpt-4o"}, headers=owner.headers
+        )
+    ).json()
+    created = (
+        await live.client.post(
+            "/api/v1/api-keys", json={"label": "k", "scopes": ["chat"]}, headers=owner.headers
+        )
+    ).json()
+    await live.session.commit()
+    # GPT-4o: $2.50 per million input tokens, $10 per million output: 100,010 micro-dollars an answer.
+    fake_llm.script(*(ScriptedReply(content="Counted.", prompt_tokens=40_000, completion_tokens=1),) * 16)
+
+    def ask(n: int) -> Any:
+        body: dict[str, Any] = {"model": agent["slug"], "messages": [{"role": "user", "content": f"n{n}"}]}
+        if n % 2:
+            body["user"] = f"u{n % 3}"  # some share a conversation
+        return live.client.post(
+            "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {created['key']}"}
+        )
+
+    answers = await asyncio.gather(*(ask(n) for n in range(16)))
+    assert [a.status_code for a in answers] == [200] * 16, [a.text for a in answers if a.status_code != 200]
+    day = (
+        await live.session.execute(
+            select(UsageDaily.messages, UsageDaily.input_tokens, UsageDaily.cost_micro_usd).where(
+                UsageDaily.org_id == owner.org.id
+            )
+        )
+    ).one()
+    assert tuple(day) == (16, 16 * 40_000, 16 * 100_010)
+    spent = await live.session.scalar(
+        select(ApiKeySpend.spent_cents).where(ApiKeySpend.api_key_id == created["id"])
+    )
+    assert spent == 16 * 11  # 10.001 cents, rounded up per answer
+    stored = await live.session.scalars(
+        select(Message.role).join(Conversation).where(Conversation.agent_id == agent["id"])
+    )
+    assert sorted(r.value for r in stored) == ["assistant"] * 8 + ["user"] * 8
 
 
 @pytest.mark.parametrize("endpoint", ["agent chat", "OpenAI API"])

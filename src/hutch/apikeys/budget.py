@@ -22,14 +22,23 @@ _RESERVE = text(
     "WHERE api_key_spend.spent_cents + EXCLUDED.spent_cents <= CAST(:budget AS bigint) "
     "RETURNING spent_cents"
 )
-# Parameters :key_id, :month and :delta; other statements may run it as a CTE in the same round trip.
-ADJUST_SPEND_SQL = (
-    "INSERT INTO api_key_spend (api_key_id, month, spent_cents) "
-    "VALUES (:key_id, :month, GREATEST(CAST(:delta AS bigint), 0)) "
-    "ON CONFLICT (api_key_id, month) DO UPDATE "
-    "SET spent_cents = GREATEST(api_key_spend.spent_cents + CAST(:delta AS bigint), 0)"
-)
-_ADJUST = text(ADJUST_SPEND_SQL)
+
+
+def adjust_spend_sql(after: str | None = None) -> str:
+    """Adds ``:delta`` cents (never below zero in total) to key ``:key_id``'s spend in ``:month``.
+
+    ``after`` names a CTE of the same statement whose row comes first: reading it makes PostgreSQL write that
+    row (and take its lock) before this one, so statements that carry both lock them in one order."""
+    source = f" FROM {after}" if after else ""
+    return (
+        "INSERT INTO api_key_spend (api_key_id, month, spent_cents) "
+        f"SELECT :key_id, :month, GREATEST(CAST(:delta AS bigint), 0){source} "
+        "ON CONFLICT (api_key_id, month) DO UPDATE "
+        "SET spent_cents = GREATEST(api_key_spend.spent_cents + CAST(:delta AS bigint), 0)"
+    )
+
+
+_ADJUST = text(adjust_spend_sql())
 
 
 class BudgetExhausted(PaymentRequired):
@@ -68,5 +77,5 @@ class ApiKeyBudget:
 
 
 def spend_change(key_id: str, delta_cents: int, now: datetime) -> dict[str, object]:
-    """The parameters of :data:`ADJUST_SPEND_SQL`."""
+    """The parameters of :func:`adjust_spend_sql`."""
     return {"key_id": key_id, "month": month_of(now), "delta": delta_cents}

@@ -15,13 +15,14 @@ from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
-from hutch.apikeys.budget import ADJUST_SPEND_SQL, spend_change
+from hutch.apikeys.budget import adjust_spend_sql, spend_change
 from hutch.billing.ledger import Ledger
 from hutch.billing.models import Balance, LedgerKind, LedgerUnit, UsageDaily, UsageMonthly
 from hutch.billing.plans import LimitName, Plan, PlanCatalog
 from hutch.core.errors import PaymentRequired, QuotaExceeded, RateLimited
 from hutch.core.quota import lock_org, month_start, reserve_statement, seconds_until_next_day, utc_day
 from hutch.core.ratelimit import RateDecision, RateLimiter
+from hutch.db.carried import CarriedWrites
 
 MICRO_USD_PER_CENT = 10_000
 # Both reservations in one round trip. Each CTE runs whatever the other does; when either is refused the
@@ -34,20 +35,26 @@ _RESERVE_MESSAGE = text(
     + reserve_statement("usage_monthly", ("org_id", "month"), "messages", limit="month_limit")
     + ") SELECT (SELECT messages FROM day) AS day, (SELECT messages FROM month) AS month"
 )
-_METER_SQL = (
-    "INSERT INTO usage_daily (org_id, day, messages, input_tokens, output_tokens, cost_micro_usd, "
-    "documents, voice_seconds) VALUES (:org_id, :day, 0, :input_tokens, :output_tokens, :cost, "
-    ":documents, :voice_seconds) "
-    "ON CONFLICT (org_id, day) DO UPDATE SET "
-    "input_tokens = usage_daily.input_tokens + EXCLUDED.input_tokens, "
-    "output_tokens = usage_daily.output_tokens + EXCLUDED.output_tokens, "
-    "cost_micro_usd = usage_daily.cost_micro_usd + EXCLUDED.cost_micro_usd, "
-    "documents = usage_daily.documents + EXCLUDED.documents, "
-    "voice_seconds = usage_daily.voice_seconds + EXCLUDED.voice_seconds"
+# The day's usage counters, as a CTE other statements carry (see ``CarriedWrites``). Parameters are named
+# ``usage_*``, apart from the columns of the inserts that carry them.
+_USAGE_ADDED = (
+    text(
+        "INSERT INTO usage_daily (org_id, day, messages, input_tokens, output_tokens, cost_micro_usd, "
+        "documents, voice_seconds) VALUES (:usage_org_id, :usage_day, 0, :usage_input_tokens, "
+        ":usage_output_tokens, :usage_cost, :usage_documents, :usage_voice_seconds) "
+        "ON CONFLICT (org_id, day) DO UPDATE SET "
+        "input_tokens = usage_daily.input_tokens + EXCLUDED.input_tokens, "
+        "output_tokens = usage_daily.output_tokens + EXCLUDED.output_tokens, "
+        "cost_micro_usd = usage_daily.cost_micro_usd + EXCLUDED.cost_micro_usd, "
+        "documents = usage_daily.documents + EXCLUDED.documents, "
+        "voice_seconds = usage_daily.voice_seconds + EXCLUDED.voice_seconds "
+        "RETURNING org_id"
+    )
+    .columns()
+    .cte("usage_added")
 )
-_METER = text(_METER_SQL)
-# With the answer's cost added to the spend of the API key that asked, in the same round trip.
-_METER_WITH_KEY_SPEND = text(f"WITH key_spend AS ({ADJUST_SPEND_SQL}) {_METER_SQL}")
+# An API key's spend, written after the usage row: every statement locks the two in that order.
+_KEY_SPEND_ADDED = text(adjust_spend_sql(after="usage_added")).columns().cte("key_spend_added")
 _CARRY = text(
     "UPDATE balances SET uncharged_micro_usd = uncharged_micro_usd + :cost WHERE org_id = :org_id "
     "RETURNING uncharged_micro_usd, credits_cents"
@@ -187,34 +194,42 @@ class Quotas:
         value = await self.session.scalar(select(Balance.credits_cents).where(Balance.org_id == org_id))
         return int(value or 0)
 
-    async def meter_turn(
-        self,
-        org_id: str,
-        usage: TurnUsage,
-        ledger: Ledger,
-        reference: str,
-        now: datetime | None = None,
-        *,
-        api_key_id: str | None = None,
-    ) -> None:
-        """Record tokens and cost; on pay-per-use plans charge whole cents of it (never below zero).
+    def turn_counters(
+        self, org_id: str, usage: TurnUsage, *, api_key_id: str | None = None, now: datetime | None = None
+    ) -> CarriedWrites:
+        """A turn's tokens and cost on the org's usage counters, for the statement storing its answer.
 
         With ``api_key_id``, the cost also counts against that key's monthly budget (whole cents, rounded up:
         a budget is a cap, so a fraction of a cent counts as one), unless the org's own provider key paid."""
-        now = now or datetime.now(UTC)
         charged_key = None
         if api_key_id is not None and not usage.byok and usage.cost_micro_usd > 0:
             charged_key = (api_key_id, -(-usage.cost_micro_usd // MICRO_USD_PER_CENT))
-        await self.meter(
+        return self.counters(
             org_id,
-            now,
+            now or datetime.now(UTC),
             usage.input_tokens,
             usage.output_tokens,
             usage.cost_micro_usd,
             charged_key=charged_key,
         )
+
+    async def charges_credits(self, org_id: str, usage: TurnUsage) -> bool:
+        """Whether the turn is paid in credits: pay-per-use plans, with a cost, not on the org's own key."""
         plan = await self.plan_of(org_id)
-        if not plan.pay_per_use or usage.byok or usage.cost_micro_usd <= 0:
+        return plan.pay_per_use and not usage.byok and usage.cost_micro_usd > 0
+
+    async def meter_turn(
+        self, org_id: str, usage: TurnUsage, ledger: Ledger, reference: str, *, api_key_id: str | None = None
+    ) -> None:
+        """Count the turn's usage (see :meth:`turn_counters`) and charge it (see :meth:`charge_turn`)."""
+        counters = self.turn_counters(org_id, usage, api_key_id=api_key_id)
+        await self.session.execute(counters.alone(), counters.params)
+        await self.charge_turn(org_id, usage, ledger, reference)
+
+    async def charge_turn(self, org_id: str, usage: TurnUsage, ledger: Ledger, reference: str) -> None:
+        """On pay-per-use plans, charge whole cents of the turn's cost (never below zero); the fractions carry
+        over to the next turn."""
+        if not await self.charges_credits(org_id, usage):
             return
         await ledger.ensure_balance(org_id)
         row = (await self.session.execute(_CARRY, {"org_id": org_id, "cost": usage.cost_micro_usd})).one()
@@ -232,7 +247,7 @@ class Quotas:
             reference=f"usage:{reference}",
         )
 
-    async def meter(
+    def counters(
         self,
         org_id: str,
         now: datetime,
@@ -243,21 +258,25 @@ class Quotas:
         documents: int = 0,
         voice_seconds: int = 0,
         charged_key: tuple[str, int] | None = None,
-    ) -> None:
-        """Add to the org's usage of the day; ``charged_key`` (key id, cents) adds to that key's spend too."""
-        values = {
-            "org_id": org_id,
-            "day": utc_day(now),
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "cost": cost_micro_usd,
-            "documents": documents,
-            "voice_seconds": voice_seconds,
+    ) -> CarriedWrites:
+        """Additions to the org's usage of the day; ``charged_key`` (key id, cents) adds to its spend too."""
+        values: dict[str, object] = {
+            "usage_org_id": org_id,
+            "usage_day": utc_day(now),
+            "usage_input_tokens": input_tokens,
+            "usage_output_tokens": output_tokens,
+            "usage_cost": cost_micro_usd,
+            "usage_documents": documents,
+            "usage_voice_seconds": voice_seconds,
         }
         if charged_key is None:
-            await self.session.execute(_METER, values)
-        else:
-            await self.session.execute(_METER_WITH_KEY_SPEND, values | spend_change(*charged_key, now))
+            return CarriedWrites((_USAGE_ADDED,), values)
+        return CarriedWrites((_USAGE_ADDED, _KEY_SPEND_ADDED), values | spend_change(*charged_key, now))
+
+    async def meter(self, org_id: str, now: datetime, *, documents: int = 0, voice_seconds: int = 0) -> None:
+        """Add documents or voice seconds to the org's usage of the day."""
+        counters = self.counters(org_id, now, documents=documents, voice_seconds=voice_seconds)
+        await self.session.execute(counters.alone(), counters.params)
 
     async def usage(self, org_id: str, now: datetime | None = None) -> dict[str, int]:
         now = now or datetime.now(UTC)

@@ -2,8 +2,8 @@
 
 Two steps, so the user's message is committed before the model is called: ``begin`` stores it and reads
 what the prompt needs, the caller commits, then ``answer`` (or ``stream``) runs the engine and stores the
-reply (or the apology and the error) in a second transaction. No transaction is open while the model
-answers, so a turn waiting on its model holds no pooled database connection.
+reply (or the apology and the error) with the usage it counts, in one statement. No transaction is open
+while the model answers, so a turn waiting on its model holds no pooled database connection.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from hutch.conversations.service import ConversationService
 from hutch.core.errors import Conflict, NotFound
 from hutch.core.principal import Principal
 from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
+from hutch.db.carried import CarriedWrites
 from hutch.db.engine import UnitOfWork
 from hutch.engine.deps import EngineDeps, TeamActions
 from hutch.engine.gateway import ResolvedModel
@@ -168,12 +169,15 @@ class ChatFlow:
 
     async def meter(self, org_id: str, outcome: TurnOutcome, reference: str) -> None:
         """Count the answer's tokens and cost, and charge it to the credits on pay-per-use plans."""
-        ledger = Ledger(
+        # Last in the transaction: every answer of the org waits for its usage row, held until the commit.
+        await self.quotas.meter_turn(
+            org_id, _usage(outcome), self._ledger(), reference, api_key_id=self.api_key_id
+        )
+
+    def _ledger(self) -> Ledger:
+        return Ledger(
             self.uow, low_balance_threshold_cents=self.resources.plans.billing.low_balance_threshold_cents
         )
-        usage = TurnUsage(outcome.input_tokens, outcome.output_tokens, outcome.cost_micro_usd, outcome.byok)
-        # Last in the transaction: every answer of the org waits for its usage row, held until the commit.
-        await self.quotas.meter_turn(org_id, usage, ledger, reference, api_key_id=self.api_key_id)
 
     async def resume(
         self,
@@ -419,21 +423,16 @@ class ChatFlow:
         return f"The organisation is on the {plan.name} plan, with {credits} of prepaid credits and {time}."
 
     async def finish(self, turn: Turn, outcome: TurnOutcome) -> Answer:
-        # Other messages may have arrived while the model answered: ``add`` counts from the locked row.
-        message = await self.conversations.add(
-            turn.conversation,
-            MessageRole.ASSISTANT,
-            outcome.text,
-            status=MessageStatus.OK if outcome.ok else MessageStatus.FAILED,
-            error=outcome.error,
-            model=outcome.model,
-            input_tokens=outcome.input_tokens,
-            output_tokens=outcome.output_tokens,
-            cost_micro_usd=outcome.cost_micro_usd,
-            byok=outcome.byok,
-            tool_calls=outcome.tool_calls,
-        )
-        await self.meter(turn.agent.org_id, outcome, message.id)
+        org_id, usage = turn.agent.org_id, _usage(outcome)
+        # The answer and the usage it counts are one statement, which locks the conversation's row first, then
+        # the counters' (the order ``begin`` takes them in). Credits charged go in the same transaction.
+        counters = self.quotas.turn_counters(org_id, usage, api_key_id=self.api_key_id)
+        if await self.quotas.charges_credits(org_id, usage):
+            message = await self._store_answer(turn, outcome, counters)
+            await self.quotas.charge_turn(org_id, usage, self._ledger(), message.id)
+        else:
+            async with self.uow.alone():
+                message = await self._store_answer(turn, outcome, counters)
         if not outcome.ok:
             await self._count_failure(outcome)
         window = self.settings.history_messages
@@ -442,3 +441,24 @@ class ChatFlow:
         if turn.stored_history and count > 2 * window and count % window == 0:
             self.uow.defer(COMPACT_JOB, conversation_id=turn.conversation.id)
         return Answer(turn, message, outcome)
+
+    async def _store_answer(self, turn: Turn, outcome: TurnOutcome, counters: CarriedWrites) -> Message:
+        # Other messages may have arrived while the model answered: ``add`` counts from the locked row.
+        return await self.conversations.add(
+            turn.conversation,
+            MessageRole.ASSISTANT,
+            outcome.text,
+            status=MessageStatus.OK if outcome.ok else MessageStatus.FAILED,
+            along=counters,
+            error=outcome.error,
+            model=outcome.model,
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            cost_micro_usd=outcome.cost_micro_usd,
+            byok=outcome.byok,
+            tool_calls=outcome.tool_calls,
+        )
+
+
+def _usage(outcome: TurnOutcome) -> TurnUsage:
+    return TurnUsage(outcome.input_tokens, outcome.output_tokens, outcome.cost_micro_usd, outcome.byok)

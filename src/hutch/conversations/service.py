@@ -17,6 +17,7 @@ from hutch.conversations.models import Conversation, Message, MessageRole, Messa
 from hutch.conversations.repository import ConversationRepository, MessageRepository, close_conversation
 from hutch.core.errors import NotFound
 from hutch.core.ids import new_id
+from hutch.db.carried import CarriedWrites
 
 TITLE_CHARS = 80
 CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
@@ -156,13 +157,20 @@ class ConversationService:
         content: str,
         *,
         status: MessageStatus = MessageStatus.OK,
+        along: CarriedWrites | None = None,
         **fields: Any,
     ) -> Message:
         """Append a message in one statement: counting it locks the conversation's row until the transaction
-        ends, so ``seq`` never collides, even with messages that arrived since ``conversation`` was read."""
+        ends, so ``seq`` never collides, even with messages that arrived since ``conversation`` was read.
+
+        ``along``: writes that go with the message in the same statement (the usage an answer counts)."""
         message = _new_message(conversation.org_id, conversation.channel, role, content, status, fields)
         message.conversation_id = conversation.id
-        seq = (await self.session.execute(APPEND_MESSAGE, _values(message))).scalar_one()
+        if along is None:
+            statement, params = APPEND_MESSAGE, _values(message)
+        else:
+            statement, params = along.carried_by(APPEND_MESSAGE), {**_values(message), **along.params}
+        seq = (await self.session.execute(statement, params)).scalar_one()
         self._stored(message, seq)
         counts = {
             "message_count": seq,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,3 +128,23 @@ class UnitOfWork:
     async def rollback(self) -> None:
         self.pending_jobs.clear()
         await self.session.rollback()
+
+    @asynccontextmanager
+    async def alone(self) -> AsyncIterator[None]:
+        """Statements inside commit each on its own, saving the round trips of ``BEGIN`` and ``COMMIT``: for a
+        statement that is atomic by itself (one carrying its related writes, see ``CarriedWrites``).
+
+        Inside an open transaction they join it, as they must: they belong with what it wrote. So does a
+        session bound to a connection (not an engine), whose owner runs the transaction.
+        """
+        await self.session.flush()  # pending changes open a transaction: the statement then joins it
+        if self.session.in_transaction() or not isinstance(self.session.bind, AsyncEngine):
+            yield
+            return
+        await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        try:
+            yield
+        except BaseException:
+            await self.session.rollback()
+            raise
+        await self.session.commit()  # gives the connection back to the pool, which resets its isolation
