@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -130,6 +131,38 @@ async def test_the_remember_tool_keeps_facts_for_this_user_only(
     assert (await client.get(f"/api/v1/agents/{agent['id']}/memories", headers=owner.headers)).json()[
         "items"
     ] == []
+
+
+async def test_the_prompt_holds_the_newest_facts_oldest_first(
+    client: AsyncClient,
+    owner: Account,
+    fake_anthropic: FakeAnthropicServer,
+    session: AsyncSession,
+    resources: Resources,
+) -> None:
+    """The first message of a conversation reads the facts on its own; later ones carry the read in the
+    statement that stores them. Both show the newest ``memories_in_prompt`` facts, oldest first."""
+    resources.settings = resources.settings.model_copy(update={"memories_in_prompt": 3})
+    agent = await new_agent(client, owner)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    session.add_all(
+        Memory(
+            id=f"mem_{n}",
+            org_id=owner.org.id,
+            agent_id=agent["id"],
+            end_user=f"user:{owner.user.id}",
+            kind=MemoryKind.FACT,
+            content=f"fact {n}",
+            created_at=start + timedelta(days=n),
+        )
+        for n in (2, 4, 1, 3)
+    )
+    await session.flush()
+    for turn in ("first", "second"):
+        await say(client, owner, agent, turn)
+        system = json.dumps(fake_anthropic.requests[-1].body["system"])
+        assert "fact 1" not in system
+        assert system.index("fact 2") < system.index("fact 3") < system.index("fact 4")
 
 
 async def test_a_turn_asks_the_model_once_unless_it_calls_a_tool(

@@ -22,7 +22,7 @@ from hutch.billing.plans import LimitName, Plan, PlanCatalog
 from hutch.core.errors import PaymentRequired, QuotaExceeded, RateLimited
 from hutch.core.quota import lock_org, month_start, reserve_statement, seconds_until_next_day, utc_day
 from hutch.core.ratelimit import RateDecision, RateLimiter
-from hutch.db.carried import CarriedWrites
+from hutch.db.carried import Carried
 
 MICRO_USD_PER_CENT = 10_000
 # Both reservations in one round trip. Each CTE runs whatever the other does; when either is refused the
@@ -35,7 +35,7 @@ _RESERVE_MESSAGE = text(
     + reserve_statement("usage_monthly", ("org_id", "month"), "messages", limit="month_limit")
     + ") SELECT (SELECT messages FROM day) AS day, (SELECT messages FROM month) AS month"
 )
-# The day's usage counters, as a CTE other statements carry (see ``CarriedWrites``). Parameters are named
+# The day's usage counters, as a CTE other statements carry (see ``Carried``). Parameters are named
 # ``usage_*``, apart from the columns of the inserts that carry them.
 _USAGE_ADDED = (
     text(
@@ -196,7 +196,7 @@ class Quotas:
 
     def turn_counters(
         self, org_id: str, usage: TurnUsage, *, api_key_id: str | None = None, now: datetime | None = None
-    ) -> CarriedWrites:
+    ) -> Carried:
         """A turn's tokens and cost on the org's usage counters, for the statement storing its answer.
 
         With ``api_key_id``, the cost also counts against that key's monthly budget (whole cents, rounded up:
@@ -258,7 +258,7 @@ class Quotas:
         documents: int = 0,
         voice_seconds: int = 0,
         charged_key: tuple[str, int] | None = None,
-    ) -> CarriedWrites:
+    ) -> Carried:
         """Additions to the org's usage of the day; ``charged_key`` (key id, cents) adds to its spend too."""
         values: dict[str, object] = {
             "usage_org_id": org_id,
@@ -270,8 +270,8 @@ class Quotas:
             "usage_voice_seconds": voice_seconds,
         }
         if charged_key is None:
-            return CarriedWrites((_USAGE_ADDED,), values)
-        return CarriedWrites((_USAGE_ADDED, _KEY_SPEND_ADDED), values | spend_change(*charged_key, now))
+            return Carried((_USAGE_ADDED,), params=values)
+        return Carried((_USAGE_ADDED, _KEY_SPEND_ADDED), params=values | spend_change(*charged_key, now))
 
     async def meter(self, org_id: str, now: datetime, *, documents: int = 0, voice_seconds: int = 0) -> None:
         """Add documents or voice seconds to the org's usage of the day."""

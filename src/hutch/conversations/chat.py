@@ -36,7 +36,7 @@ from hutch.conversations.service import ConversationService
 from hutch.core.errors import Conflict, NotFound
 from hutch.core.principal import Principal
 from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
-from hutch.db.carried import CarriedWrites
+from hutch.db.carried import Carried
 from hutch.db.engine import UnitOfWork
 from hutch.engine.deps import EngineDeps, TeamActions
 from hutch.engine.gateway import ResolvedModel
@@ -155,12 +155,13 @@ class ChatFlow:
         # turns of one conversation taking them in opposite orders would deadlock. The counters come last:
         # every message of the org waits for their row, so it is held only until the commit that follows.
         # A refusal rolls the new conversation and message back with everything else.
-        conversation, message = await self.conversations.add_user_message(
-            agent, channel, end_user, text, conversation_id
+        facts = MemoryRepository.facts_carried(agent.id, end_user, self.settings.memories_in_prompt)
+        conversation, message, carried = await self.conversations.add_user_message(
+            agent, channel, end_user, text, conversation_id, carrying=facts
         )
         turn = Turn(agent, conversation, message, channel, end_user, stored_history)
         # Read in this transaction, so answering opens none (and holds no connection) while the model runs.
-        turn.reads = await self._prompt_reads(turn)
+        turn.reads = await self._prompt_reads(turn, None if carried is None else list(carried["facts"] or []))
         plan = await self.quotas.reserve_message(agent.org_id)
         percent = quota_notice_due(plan, self.quotas.month_count)
         if percent is not None:
@@ -231,10 +232,11 @@ class ChatFlow:
             else:
                 yield event
 
-    async def _prompt_reads(self, turn: Turn) -> PromptReads:
-        """The end user's facts and, unless the caller sends the history, the conversation's summary and the
-        newest messages after it within the history budget."""
-        facts = await self._facts(turn.agent.id, turn.end_user)
+    async def _prompt_reads(self, turn: Turn, facts: list[str] | None = None) -> PromptReads:
+        """The end user's facts (unless given) and, unless the caller sends the history, the conversation's
+        summary and the newest messages after it within the history budget."""
+        if facts is None:
+            facts = await self._facts(turn.agent.id, turn.end_user)
         if not turn.stored_history:
             return PromptReads(facts, None, [])
         summary = await MemoryRepository(self.session).summary_of(turn.conversation.id)
@@ -442,7 +444,7 @@ class ChatFlow:
             self.uow.defer(COMPACT_JOB, conversation_id=turn.conversation.id)
         return Answer(turn, message, outcome)
 
-    async def _store_answer(self, turn: Turn, outcome: TurnOutcome, counters: CarriedWrites) -> Message:
+    async def _store_answer(self, turn: Turn, outcome: TurnOutcome, counters: Carried) -> Message:
         # Other messages may have arrived while the model answered: ``add`` counts from the locked row.
         return await self.conversations.add(
             turn.conversation,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Select, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.conversations.models import Conversation, Memory, MemoryKind, Message, MessageRole
 from hutch.core.ids import new_id
+from hutch.db.carried import Carried
 
 # Every turn runs these; they are built once (building a statement costs more than running it).
 _OPEN_FOR = (
@@ -21,16 +23,28 @@ _OPEN_FOR = (
     )
     .with_for_update()
 )
-_FACTS = (
-    select(Memory.content)
+_NEWEST_FACTS = (
+    select(Memory.content, Memory.created_at, Memory.id)
     .where(
-        Memory.agent_id == bindparam("agent_id"),
-        Memory.end_user == bindparam("end_user"),
+        Memory.agent_id == bindparam("facts_agent_id"),
+        Memory.end_user == bindparam("facts_end_user"),
         Memory.kind == MemoryKind.FACT,
     )
     .order_by(Memory.created_at.desc(), Memory.id.desc())
-    .limit(bindparam("limit"))
+    .limit(bindparam("facts_limit"))
+    .subquery()
 )
+# The newest facts, oldest first, as one array: a value other statements can carry (see ``Carried``).
+_FACTS = (
+    select(
+        func.array_agg(
+            aggregate_order_by(_NEWEST_FACTS.c.content, _NEWEST_FACTS.c.created_at, _NEWEST_FACTS.c.id)
+        )
+    )
+    .scalar_subquery()
+    .label("facts")
+)
+_FACTS_ALONE = select(_FACTS)
 
 
 class ConversationRepository:
@@ -114,8 +128,16 @@ class MemoryRepository:
 
     async def facts(self, agent_id: str, end_user: str, limit: int) -> list[str]:
         """The newest ``limit`` facts, oldest first."""
-        params = {"agent_id": agent_id, "end_user": end_user, "limit": limit}
-        return list(reversed((await self.session.scalars(_FACTS, params)).all()))
+        carried = self.facts_carried(agent_id, end_user, limit)
+        return list(await self.session.scalar(_FACTS_ALONE, carried.params) or [])
+
+    @staticmethod
+    def facts_carried(agent_id: str, end_user: str, limit: int) -> Carried:
+        """:meth:`facts` as a column another statement carries (an array, NULL when there are none)."""
+        return Carried(
+            columns=(_FACTS,),
+            params={"facts_agent_id": agent_id, "facts_end_user": end_user, "facts_limit": limit},
+        )
 
     async def count_facts(self, agent_id: str, end_user: str) -> int:
         stmt = (

@@ -6,7 +6,19 @@ from collections.abc import Container
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, Insert, Table, Update, bindparam, func, insert, select, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Executable,
+    Insert,
+    Table,
+    Update,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -17,7 +29,7 @@ from hutch.conversations.models import Conversation, Message, MessageRole, Messa
 from hutch.conversations.repository import ConversationRepository, MessageRepository, close_conversation
 from hutch.core.errors import NotFound
 from hutch.core.ids import new_id
-from hutch.db.carried import CarriedWrites
+from hutch.db.carried import NOTHING, Carried, built_once
 
 TITLE_CHARS = 80
 CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
@@ -74,11 +86,26 @@ _OPEN_COUNTED = (
     .cte("counted")
 )
 _FROM_OPEN = {"org_id": "org_id", "conversation_id": "id", "channel": "channel"}
-APPEND_TO_OPEN = (
-    select(Conversation)
-    .from_statement(select(_OPEN_COUNTED).add_cte(_insert_counted(_OPEN_COUNTED, _FROM_OPEN).cte("added")))
-    .execution_options(populate_existing=True)
-)
+_ADDED_TO_OPEN = _insert_counted(_OPEN_COUNTED, _FROM_OPEN).cte("added")
+# The name other statements' CTEs read from to come after the conversation's row lock (see ``Carried``).
+COUNTED_CONVERSATION = _OPEN_COUNTED.name
+
+
+def _append_to_open(carried: Carried) -> Executable:
+    """Appends to the end user's open conversation, carrying what ``carried`` holds; rows are the
+    conversation and the carried columns."""
+
+    def build() -> Executable:
+        carrier = select(_OPEN_COUNTED, *carried.columns).add_cte(_ADDED_TO_OPEN, *carried.ctes)
+        return (
+            select(Conversation, *carried.columns)
+            .from_statement(carrier)
+            .execution_options(populate_existing=True)
+        )
+
+    return built_once(("append_to_open", carried.ctes, carried.columns), build)
+
+
 # Every column a new message has, so the session never needs to load one back.
 MESSAGE_DEFAULTS: dict[str, Any] = {
     "tool_calls": [],
@@ -135,20 +162,34 @@ class ConversationService:
         return conversation
 
     async def add_user_message(
-        self, agent: Agent, channel: str, end_user: str, text: str, conversation_id: str | None = None
-    ) -> tuple[Conversation, Message]:
-        """Store what the end user said in the named conversation, else in their open one (opened if none)."""
+        self,
+        agent: Agent,
+        channel: str,
+        end_user: str,
+        text: str,
+        conversation_id: str | None = None,
+        *,
+        carrying: Carried = NOTHING,
+    ) -> tuple[Conversation, Message, dict[str, Any] | None]:
+        """Store what the end user said in the named conversation, else in their open one (opened if none).
+
+        Most messages go to an open conversation in one statement, which carries ``carrying``; the third
+        item is then the carried columns' values. It is None when the message took another way, and then
+        nothing carried ran: the caller does that work itself."""
         if conversation_id is None:
             message = _new_message(agent.org_id, channel, MessageRole.USER, text, MessageStatus.OK, {})
             values = _values(message, exclude=_FROM_OPEN)
             values |= {"value_agent_id": agent.id, "value_channel": channel, "value_end_user": end_user}
-            conversation = (await self.session.execute(APPEND_TO_OPEN, values)).scalar_one_or_none()
-            if conversation is not None:
+            row = (
+                await self.session.execute(_append_to_open(carrying), {**values, **carrying.params})
+            ).first()
+            if row is not None:
+                conversation = row[0]
                 message.conversation_id = conversation.id
                 self._stored(message, conversation.message_count)
-                return conversation, message
+                return conversation, message, carrying.values(row)
         conversation = await self.open(agent, channel, end_user, conversation_id)
-        return conversation, await self.add(conversation, MessageRole.USER, text)
+        return conversation, await self.add(conversation, MessageRole.USER, text), None
 
     async def add(
         self,
@@ -157,7 +198,7 @@ class ConversationService:
         content: str,
         *,
         status: MessageStatus = MessageStatus.OK,
-        along: CarriedWrites | None = None,
+        along: Carried | None = None,
         **fields: Any,
     ) -> Message:
         """Append a message in one statement: counting it locks the conversation's row until the transaction

@@ -1,45 +1,60 @@
-"""Writes that another statement carries in its round trip: data-modifying CTEs with their parameters.
+"""What another statement carries in its round trip: data-modifying CTEs, scalar reads, their parameters.
 
 PostgreSQL runs every data-modifying statement of a ``WITH`` clause to completion, whether or not the main
 statement reads its rows, and the whole statement is atomic: counters can ride along with the insert they
-count, and the pair needs no transaction around it.
+count, and the pair needs no transaction around it. Scalar reads ride as extra columns of the carrier's
+row, read in its snapshot.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import CTE, Select, literal_column, select
+from sqlalchemy import CTE, Label, Select, literal_column, select
 from sqlalchemy.sql.selectable import HasCTE
 
 Carrier = TypeVar("Carrier", bound=HasCTE)
+Built = TypeVar("Built")
 _NOTHING_ELSE: Select[Any] = select(literal_column("1"))
-# Built once per pair: the compiled-statement cache then finds them without building them again.
-_BUILT: dict[tuple[HasCTE, tuple[CTE, ...]], HasCTE] = {}
+# Statements are built once per shape: the compiled-statement cache then finds them without building again.
+_BUILT: dict[Hashable, Any] = {}
 
 
 @dataclass(frozen=True)
-class CarriedWrites:
-    """Data-modifying CTEs and their parameters.
+class Carried:
+    """Data-modifying CTEs, scalar columns (one value per row of the carrier) and their parameters.
 
     Parameter names must differ from the column names of any insert that carries them: an insert takes
     parameters named like its columns as its values."""
 
-    ctes: tuple[CTE, ...]
-    params: Mapping[str, Any]
+    ctes: tuple[CTE, ...] = ()
+    columns: tuple[Label[Any], ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __add__(self, other: Carried) -> Carried:
+        return Carried(self.ctes + other.ctes, self.columns + other.columns, {**self.params, **other.params})
 
     def carried_by(self, statement: Carrier) -> Carrier:
-        return _with(statement, self.ctes)
+        """``statement`` with the CTEs (the columns are for carriers that build their own select)."""
+        return built_once((statement, self.ctes), lambda: statement.add_cte(*self.ctes))
 
     def alone(self) -> Select[Any]:
         """The writes as a statement of their own."""
-        return _with(_NOTHING_ELSE, self.ctes)
+        return self.carried_by(_NOTHING_ELSE)
+
+    def values(self, row: Any) -> dict[str, Any]:
+        """The carried columns' values in a row of the carrier's result."""
+        return {column.name: getattr(row, column.name) for column in self.columns}
 
 
-def _with(statement: Carrier, ctes: tuple[CTE, ...]) -> Carrier:
-    built = _BUILT.get((statement, ctes))
-    if built is None:
-        built = _BUILT[statement, ctes] = statement.add_cte(*ctes)
-    return built  # type: ignore[return-value]
+NOTHING = Carried()
+
+
+def built_once(shape: Hashable, build: Callable[[], Built]) -> Built:
+    """The statement built for ``shape`` (hashable parts, compared by identity), built on first use."""
+    found = _BUILT.get(shape)
+    if found is None:
+        found = _BUILT[shape] = build()
+    return found

@@ -132,7 +132,7 @@ class UnitOfWork:
     @asynccontextmanager
     async def alone(self) -> AsyncIterator[None]:
         """Statements inside commit each on its own, saving the round trips of ``BEGIN`` and ``COMMIT``: for a
-        statement that is atomic by itself (one carrying its related writes, see ``CarriedWrites``).
+        statement that is atomic by itself (one carrying its related writes, see ``Carried``).
 
         Inside an open transaction they join it, as they must: they belong with what it wrote. So does a
         session bound to a connection (not an engine), whose owner runs the transaction.
