@@ -7,11 +7,12 @@ answer's token cost in credits, except for answers made with their own provider 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import CTE, Label, bindparam, column, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
@@ -22,19 +23,38 @@ from hutch.billing.plans import LimitName, Plan, PlanCatalog
 from hutch.core.errors import PaymentRequired, QuotaExceeded, RateLimited
 from hutch.core.quota import lock_org, month_start, reserve_statement, seconds_until_next_day, utc_day
 from hutch.core.ratelimit import RateDecision, RateLimiter
-from hutch.db.carried import Carried
+from hutch.db.carried import Carried, built_once
 
 MICRO_USD_PER_CENT = 10_000
-# Both reservations in one round trip. Each CTE runs whatever the other does; when either is refused the
-# caller raises, and the rollback takes back the one that succeeded.
 _ORG = select(Org).where(Org.id == bindparam("org_id"))  # built once: read on every turn
-_RESERVE_MESSAGE = text(
-    "WITH day AS ("  # noqa: S608 - built from constants; values are bound parameters
-    + reserve_statement("usage_daily", ("org_id", "day"), "messages", limit="day_limit")
-    + "), month AS ("
-    + reserve_statement("usage_monthly", ("org_id", "month"), "messages", limit="month_limit")
-    + ") SELECT (SELECT messages FROM day) AS day, (SELECT messages FROM month) AS month"
-)
+
+
+def _message_reservation(after: str | None) -> tuple[tuple[CTE, ...], tuple[Label[Any], ...]]:
+    """The day's and the month's message reservations as CTEs, and their new counts (NULL: refused) as
+    columns. Each CTE runs whatever the other does; when either is refused the caller raises, and the
+    rollback takes back the one that succeeded. With ``after``, they are made once that CTE's row is."""
+    ctes = tuple(
+        text(
+            reserve_statement(
+                table,
+                ("org_id", period),
+                "messages",
+                limit=f"reserve_{period}_limit",
+                keys={"org_id": "reserve_org_id", period: f"reserve_{period}"},
+                after=after,
+            )
+        )
+        .columns(column("messages"))
+        .cte(f"{period}_reserved")
+        for table, period in (("usage_daily", "day"), ("usage_monthly", "month"))
+    )
+    columns = tuple(
+        select(cte.c.messages).scalar_subquery().label(f"reserved_{period}")
+        for cte, period in zip(ctes, ("day", "month"), strict=True)
+    )
+    return ctes, columns
+
+
 # The day's usage counters, as a CTE other statements carry (see ``Carried``). Parameters are named
 # ``usage_*``, apart from the columns of the inserts that carry them.
 _USAGE_ADDED = (
@@ -152,7 +172,13 @@ class Quotas:
 
     async def reserve_message(self, org_id: str, now: datetime | None = None) -> Plan:
         """Count one message against the org's rates and quotas, or refuse it (429 or 402)."""
-        now = now or datetime.now(UTC)
+        await self.admit_message(org_id)
+        reservation = await self.message_reservation(org_id, now=now)
+        row = (await self.session.execute(reservation.alone(), reservation.params)).one()
+        return await self.settle_reservation(org_id, reservation.values(row), now)
+
+    async def admit_message(self, org_id: str) -> None:
+        """Refuse (429) a message past the plan's per-minute rate, counted on the shared limiter."""
         plan = await self.plan_of(org_id)
         per_minute = plan.limits.messages_per_minute
         if per_minute is not None and self.limiter is not None:
@@ -162,30 +188,41 @@ class Quotas:
                     decision.retry_after,
                     f"The {plan.name} plan answers {per_minute} messages per minute; try again shortly.",
                 )
-        month_limit = plan.limits.messages_per_month
-        reserved = (
-            await self.session.execute(
-                _RESERVE_MESSAGE,
-                {
-                    "org_id": org_id,
-                    "day": utc_day(now),
-                    "month": month_start(now),
-                    "amount": 1,
-                    "day_limit": plan.limits.messages_per_day,
-                    "month_limit": month_limit,
-                },
-            )
-        ).one()
-        if reserved.day is None:
+
+    async def message_reservation(
+        self, org_id: str, *, after: str | None = None, now: datetime | None = None
+    ) -> Carried:
+        """One message on the day's and the month's counts, for a statement to carry (``after``: see
+        :func:`reserve_statement`); settle its values with :meth:`settle_reservation`."""
+        now = now or datetime.now(UTC)
+        plan = await self.plan_of(org_id)
+        ctes, columns = built_once(("message reservation", after), lambda: _message_reservation(after))
+        params = {  # named apart from the columns of the inserts that carry them (see ``Carried``)
+            "reserve_org_id": org_id,
+            "reserve_day": utc_day(now),
+            "reserve_month": month_start(now),
+            "amount": 1,
+            "reserve_day_limit": plan.limits.messages_per_day,
+            "reserve_month_limit": plan.limits.messages_per_month,
+        }
+        return Carried(ctes, columns, params)
+
+    async def settle_reservation(
+        self, org_id: str, reserved: Mapping[str, Any], now: datetime | None = None
+    ) -> Plan:
+        """Refuse a message whose reservation did not fit (429 for the day, 402 for the month or for no
+        credits on pay-per-use plans); the caller's rollback then takes it back."""
+        plan = await self.plan_of(org_id)
+        if reserved["reserved_day"] is None:
             raise RateLimited(
-                seconds_until_next_day(now),
+                seconds_until_next_day(now or datetime.now(UTC)),
                 f"The {plan.name} plan answers {plan.limits.messages_per_day} messages per day; "
                 "try again tomorrow (UTC) or upgrade the plan.",
             )
-        if reserved.month is None:
-            assert month_limit is not None
-            raise MessageQuotaExceeded(plan, month_limit)
-        self.month_count = int(reserved.month)
+        if reserved["reserved_month"] is None:
+            assert plan.limits.messages_per_month is not None
+            raise MessageQuotaExceeded(plan, plan.limits.messages_per_month)
+        self.month_count = int(reserved["reserved_month"])
         if plan.pay_per_use and await self.credits(org_id) <= 0:
             raise NoCreditsLeft()
         return plan

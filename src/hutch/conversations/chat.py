@@ -32,7 +32,7 @@ from hutch.billing.quotas import (
 from hutch.conversations.facts import StoredFacts
 from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
 from hutch.conversations.repository import MemoryRepository, MessageRepository, UsageRepository
-from hutch.conversations.service import ConversationService
+from hutch.conversations.service import COUNTED_CONVERSATION, ConversationService
 from hutch.core.errors import Conflict, NotFound
 from hutch.core.principal import Principal
 from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
@@ -151,18 +151,24 @@ class ChatFlow:
         if agent.status is not AgentStatus.ACTIVE:
             raise AgentPaused()
         await self.models_for(agent)  # refuse before storing anything when no model can answer
-        # The conversation is locked before the usage counters, in the order ``finish`` takes them: two
-        # turns of one conversation taking them in opposite orders would deadlock. The counters come last:
-        # every message of the org waits for their row, so it is held only until the commit that follows.
-        # A refusal rolls the new conversation and message back with everything else.
+        await self.quotas.admit_message(agent.org_id)
+        # Most messages go to the open conversation in one statement that also reserves the message on the
+        # usage counters and reads the end user's facts (read here, so answering opens no transaction and
+        # holds no connection while the model runs). The conversation is locked before the counters, in the
+        # order ``finish`` takes them: turns of one conversation taking them in opposite orders would
+        # deadlock. Every message of the org waits for the counters' row, held until the commit that
+        # follows. A refusal rolls the new conversation and message back with everything else.
         facts = MemoryRepository.facts_carried(agent.id, end_user, self.settings.memories_in_prompt)
+        reservation = await self.quotas.message_reservation(agent.org_id, after=COUNTED_CONVERSATION)
         conversation, message, carried = await self.conversations.add_user_message(
-            agent, channel, end_user, text, conversation_id, carrying=facts
+            agent, channel, end_user, text, conversation_id, carrying=reservation + facts
         )
+        if carried is None:  # the message opened its conversation (or named one): reserve and read alone
+            alone = await self.quotas.message_reservation(agent.org_id) + facts
+            carried = alone.values((await self.session.execute(alone.alone(), alone.params)).one())
+        plan = await self.quotas.settle_reservation(agent.org_id, carried)
         turn = Turn(agent, conversation, message, channel, end_user, stored_history)
-        # Read in this transaction, so answering opens none (and holds no connection) while the model runs.
-        turn.reads = await self._prompt_reads(turn, None if carried is None else list(carried["facts"] or []))
-        plan = await self.quotas.reserve_message(agent.org_id)
+        turn.reads = await self._prompt_reads(turn, list(carried["facts"] or []))
         percent = quota_notice_due(plan, self.quotas.month_count)
         if percent is not None:
             self.uow.defer(QUOTA_NOTICE_JOB, org_id=agent.org_id, percent=percent)

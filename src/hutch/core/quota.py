@@ -25,17 +25,21 @@ def reserve_statement(
     counter: str,
     limit: str = "limit",
     keys: dict[str, str] | None = None,
+    after: str | None = None,
 ) -> str:
     """``INSERT .. ON CONFLICT DO UPDATE .. WHERE`` adding ``:amount`` to ``counter`` unless that passes
     ``:<limit>`` (NULL: no limit); returns the new value, or no row when the limit would be passed.
-    ``keys`` renames key parameters (column → parameter) so two reservations can share one statement."""
+    ``keys`` renames key parameters (column → parameter) so two reservations can share one statement.
+    ``after`` names a CTE of the same statement: the reservation is made once per row it returns (none, no
+    reservation), after that row's writes and locks."""
     names = keys or {}
     columns = ", ".join(key_columns)
     values = ", ".join(f":{names.get(c, c)}" for c in key_columns)
     cap = f"CAST(:{limit} AS integer)"
+    source = f" FROM {after}" if after else ""
     return (
         f"INSERT INTO {table} ({columns}, {counter}) "
-        f"SELECT {values}, CAST(:amount AS integer) "
+        f"SELECT {values}, CAST(:amount AS integer){source} "
         f"WHERE {cap} IS NULL OR CAST(:amount AS integer) <= {cap} "
         f"ON CONFLICT ({columns}) DO UPDATE SET {counter} = {table}.{counter} + EXCLUDED.{counter} "
         f"WHERE {cap} IS NULL OR {table}.{counter} + EXCLUDED.{counter} <= {cap} "

@@ -41,8 +41,11 @@ class Carried:
         return built_once((statement, self.ctes), lambda: statement.add_cte(*self.ctes))
 
     def alone(self) -> Select[Any]:
-        """The writes as a statement of their own."""
-        return self.carried_by(_NOTHING_ELSE)
+        """A statement of their own: the writes, and a row of the columns (or of 1 without any)."""
+        return built_once(
+            ("alone", self.ctes, self.columns),
+            lambda: (select(*self.columns) if self.columns else _NOTHING_ELSE).add_cte(*self.ctes),
+        )
 
     def values(self, row: Any) -> dict[str, Any]:
         """The carried columns' values in a row of the carrier's result."""
