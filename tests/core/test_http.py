@@ -9,11 +9,16 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Message, Receive, Scope, Send
 
 from hutch.app import create_app
 from hutch.core.errors import Conflict, RateLimited
 from hutch.core.logging import configure_logging
+from hutch.db.engine import DeferJob, UnitOfWork
 from hutch.resources import Resources
+from hutch.settings import Settings
+from tests.factories import create_account
 
 
 class Payload(BaseModel):
@@ -134,3 +139,31 @@ async def test_html_pages_carry_security_headers(client: AsyncClient) -> None:
     api = await client.get("/healthz")
     assert "content-security-policy" not in api.headers
     assert api.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_a_response_leaves_only_once_its_transaction_is_committed(
+    app: FastAPI, session: AsyncSession, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that got its 201 may use what it created at once, on another connection: the commit must
+    come before the response, not after it has been sent."""
+    owner = await create_account(session, settings)
+    events: list[str] = []
+    commit = UnitOfWork.commit
+
+    async def recorded_commit(self: UnitOfWork, defer_job: DeferJob | None) -> None:
+        await commit(self, defer_job)
+        events.append("commit")
+
+    async def recorded_app(scope: Scope, receive: Receive, send: Send) -> None:
+        async def recorded_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                events.append("response")
+            await send(message)
+
+        await app(scope, receive, recorded_send)
+
+    monkeypatch.setattr(UnitOfWork, "commit", recorded_commit)
+    async with AsyncClient(transport=ASGITransport(app=recorded_app), base_url="http://testserver") as client:
+        created = await client.post("/api/v1/agents", json={"name": "Ada"}, headers=owner.headers)
+    assert created.status_code == 201, created.text
+    assert events == ["commit", "response"]

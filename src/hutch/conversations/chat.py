@@ -457,7 +457,7 @@ class ChatFlow:
             MessageRole.ASSISTANT,
             outcome.text,
             status=MessageStatus.OK if outcome.ok else MessageStatus.FAILED,
-            along=counters,
+            carrying=counters,
             error=outcome.error,
             model=outcome.model,
             input_tokens=outcome.input_tokens,

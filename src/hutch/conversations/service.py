@@ -198,20 +198,17 @@ class ConversationService:
         content: str,
         *,
         status: MessageStatus = MessageStatus.OK,
-        along: Carried | None = None,
+        carrying: Carried = NOTHING,
         **fields: Any,
     ) -> Message:
         """Append a message in one statement: counting it locks the conversation's row until the transaction
         ends, so ``seq`` never collides, even with messages that arrived since ``conversation`` was read.
 
-        ``along``: writes that go with the message in the same statement (the usage an answer counts)."""
+        ``carrying``: writes that go with the message in the same statement (the usage an answer counts)."""
         message = _new_message(conversation.org_id, conversation.channel, role, content, status, fields)
         message.conversation_id = conversation.id
-        if along is None:
-            statement, params = APPEND_MESSAGE, _values(message)
-        else:
-            statement, params = along.carried_by(APPEND_MESSAGE), {**_values(message), **along.params}
-        seq = (await self.session.execute(statement, params)).scalar_one()
+        params = {**_values(message), **carrying.params}
+        seq = (await self.session.execute(carrying.carried_by(APPEND_MESSAGE), params)).scalar_one()
         self._stored(message, seq)
         counts = {
             "message_count": seq,

@@ -25,7 +25,8 @@ async def get_settings(request: Request) -> Settings:
 
 
 async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
-    """One transaction per request: committed when the handler returns, rolled back if it raises."""
+    """One transaction per request: committed when the handler returns (before the response is sent), rolled
+    back if it raises."""
     resources: Resources = request.app.state.resources
     async with resources.database.sessionmaker() as session:
         uow = UnitOfWork(session)
@@ -45,4 +46,6 @@ async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-UoWDep = Annotated[UnitOfWork, Depends(get_uow)]
+# Function scope: the transaction ends before the response is sent, so a client that got its answer can use
+# what it wrote at once (FastAPI's default for dependencies with yield ends them after the response).
+UoWDep = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
