@@ -9,12 +9,15 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.agents.models import Agent
 from hutch.apikeys.models import ApiKeySpend
 from hutch.billing.models import UsageDaily
+from hutch.conversations.chat import ChatFlow
 from hutch.conversations.models import Conversation, Memory, MemoryKind, Message
+from hutch.db.engine import UnitOfWork
 from hutch.engine.gateway import LLMGateway
 from hutch.resources import Resources
 from hutch.settings import Settings
@@ -131,6 +134,26 @@ async def test_the_remember_tool_keeps_facts_for_this_user_only(
     assert (await client.get(f"/api/v1/agents/{agent['id']}/memories", headers=owner.headers)).json()[
         "items"
     ] == []
+
+
+async def test_a_waiting_senders_message_commits_without_waiting_for_the_disk(
+    client: AsyncClient, owner: Account, session: AsyncSession, resources: Resources
+) -> None:
+    """The statement storing the message says so for its transaction, whether it joins the open conversation
+    or opens one; webhook messages (nobody waiting) keep a durable commit."""
+    agent = await session.get(Agent, (await new_agent(client, owner))["id"])
+    assert agent is not None
+    flow = ChatFlow(UnitOfWork(session), resources)
+    show = text("SHOW synchronous_commit")
+    await flow.begin(agent, "api", "known", "hello")
+    assert await session.scalar(show) == "on"
+    await session.commit()
+    for end_user in ("known", "new"):
+        await session.refresh(agent)  # the rollback below expires it
+        await flow.begin(agent, "api", end_user, "again", caller_waits=True)
+        assert await session.scalar(show) == "off"
+        await session.rollback()
+        assert await session.scalar(show) == "on"
 
 
 async def test_the_prompt_holds_the_newest_facts_oldest_first(

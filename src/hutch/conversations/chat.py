@@ -37,7 +37,7 @@ from hutch.core.errors import Conflict, NotFound
 from hutch.core.principal import Principal
 from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
 from hutch.db.carried import Carried
-from hutch.db.engine import UnitOfWork
+from hutch.db.engine import NO_FLUSH_WAIT, UnitOfWork
 from hutch.engine.deps import EngineDeps, TeamActions
 from hutch.engine.gateway import ResolvedModel
 from hutch.engine.history import select_history, to_model_messages
@@ -147,7 +147,12 @@ class ChatFlow:
         conversation_id: str | None = None,
         *,
         stored_history: bool = True,
+        caller_waits: bool = False,
     ) -> Turn:
+        """Store the user's message and read what its prompt needs; the caller commits.
+
+        ``caller_waits``: the sender waits for the answer, so the commit need not wait for the disk (see
+        ``NO_FLUSH_WAIT``)."""
         if agent.status is not AgentStatus.ACTIVE:
             raise AgentPaused()
         await self.models_for(agent)  # refuse before storing anything when no model can answer
@@ -158,13 +163,15 @@ class ChatFlow:
         # order ``finish`` takes them: turns of one conversation taking them in opposite orders would
         # deadlock. Every message of the org waits for the counters' row, held until the commit that
         # follows. A refusal rolls the new conversation and message back with everything else.
-        facts = MemoryRepository.facts_carried(agent.id, end_user, self.settings.memories_in_prompt)
+        also = MemoryRepository.facts_carried(agent.id, end_user, self.settings.memories_in_prompt)
+        if caller_waits:
+            also += NO_FLUSH_WAIT
         reservation = await self.quotas.message_reservation(agent.org_id, after=COUNTED_CONVERSATION)
         conversation, message, carried = await self.conversations.add_user_message(
-            agent, channel, end_user, text, conversation_id, carrying=reservation + facts
+            agent, channel, end_user, text, conversation_id, carrying=reservation + also
         )
         if carried is None:  # the message opened its conversation (or named one): reserve and read alone
-            alone = await self.quotas.message_reservation(agent.org_id) + facts
+            alone = await self.quotas.message_reservation(agent.org_id) + also
             carried = alone.values((await self.session.execute(alone.alone(), alone.params)).one())
         plan = await self.quotas.settle_reservation(agent.org_id, carried)
         turn = Turn(agent, conversation, message, channel, end_user, stored_history)

@@ -92,9 +92,11 @@ async def chat(
     """
     agent = await _agent(principal, agent_id, uow, resources)
     flow = ChatFlow(uow, resources, api_key_id=principal.api_key_id)
-    turn = await flow.begin(agent, API_CHANNEL, end_user_of(principal), body.message, body.conversation_id)
+    turn = await flow.begin(
+        agent, API_CHANNEL, end_user_of(principal), body.message, body.conversation_id, caller_waits=True
+    )
     # The user's message is safe before the model is called (made durable by the answer's commit).
-    await uow.commit_while_caller_waits(resources.jobs.defer_named)
+    await uow.commit(resources.jobs.defer_named)
     if "text/event-stream" not in request.headers.get("accept", ""):
         return chat_response(await flow.answer(turn))
 

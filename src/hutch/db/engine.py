@@ -9,17 +9,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event, text
+from sqlalchemy import event, func, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from hutch.db.carried import Carried
 from hutch.db.urls import asyncpg_url
 
 DeferJob = Callable[[str, dict[str, Any]], Awaitable[int]]
 
 
-_NO_FLUSH_WAIT = text("SET LOCAL synchronous_commit TO off")
+# Carried by the statement storing what a caller who waits for the answer sent: its transaction commits
+# without waiting for the disk. PostgreSQL writes its log in order, so the answer's commit, which does wait,
+# makes it durable too. Only a database crash within that moment (a fraction of a second) loses it, and then
+# the request fails: the caller, who still holds what they sent, is told. Webhooks never use this: their
+# sender is answered before any reply exists.
+NO_FLUSH_WAIT = Carried(columns=(func.set_config("synchronous_commit", "off", True).label("no_flush_wait"),))
 # A pooled connection idle this long is checked before use (PostgreSQL restarted, a proxy dropped it).
 IDLE_PING_SECONDS = 10.0
 
@@ -113,17 +119,6 @@ class UnitOfWork:
         if defer_job is not None:
             for task_name, kwargs in jobs:
                 await defer_job(task_name, kwargs)
-
-    async def commit_while_caller_waits(self, defer_job: DeferJob | None) -> None:
-        """Commit without waiting for the disk: for what a caller who waits for the answer sent.
-
-        PostgreSQL writes its log in order, so the answer's commit, which does wait, makes this one durable
-        too. Only a database crash within that moment (a fraction of a second) loses it, and then the
-        request fails: the caller, who still holds what they sent, is told. Webhooks never use this: their
-        sender is answered before any reply exists.
-        """
-        await self.session.execute(_NO_FLUSH_WAIT)
-        await self.commit(defer_job)
 
     async def rollback(self) -> None:
         self.pending_jobs.clear()

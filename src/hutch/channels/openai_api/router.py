@@ -74,7 +74,9 @@ class CompletionCall:
             await flow.models_for(agent)  # a missing provider key answers before anything runs
             await flow.quotas.reserve_message(agent.org_id)
             return None
-        return await flow.begin(agent, CHANNEL, self.end_user, self.prompt, stored_history=False)
+        return await flow.begin(
+            agent, CHANNEL, self.end_user, self.prompt, stored_history=False, caller_waits=True
+        )
 
     async def request(self, flow: ChatFlow, agent: Agent, turn: Turn | None) -> TurnRequest:
         caller = [s for s in self.system if s.strip()]
@@ -112,7 +114,7 @@ async def chat_completions(
     call = CompletionCall.parse(body)
     turn = await call.begin(flow, agent)
     # What the user said is safe before the model runs (made durable by the answer's commit).
-    await uow.commit_while_caller_waits(resources.jobs.defer_named)
+    await uow.commit(resources.jobs.defer_named)
     if body.stream:
         return StreamingResponse(
             stream_completion(resources, call, agent.id, turn, principal.api_key_id),

@@ -161,13 +161,13 @@ async def widget_message(
     )
     flow = ChatFlow(uow, resources)
     try:
-        turn = await flow.begin(agent, CHANNEL, end_user, body.text)
+        turn = await flow.begin(agent, CHANNEL, end_user, body.text, caller_waits=True)
     except HutchError as refused:
         refused.detail = notice(refused)  # plans and upgrades are for the owner, not the visitor
         raise
     await count_messages(uow.session, agent.org_id, agent.id, CHANNEL, inbound=1)
     # The visitor's message is safe before the model runs (made durable by the answer's commit).
-    await uow.commit_while_caller_waits(resources.jobs.defer_named)
+    await uow.commit(resources.jobs.defer_named)
 
     async def done(answer: Answer, stream_uow: UnitOfWork) -> dict[str, Any]:
         await count_messages(stream_uow.session, agent.org_id, agent.id, CHANNEL, outbound=1)
