@@ -507,12 +507,14 @@ async def test_concurrent_answers_count_their_usage_and_key_spend_exactly(
     assert sorted(r.value for r in stored) == ["assistant"] * 8 + ["user"] * 8
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("endpoint", ["agent chat", "OpenAI API"])
 async def test_a_turn_waiting_on_its_model_holds_no_database_connection(
-    live: LiveDeployment, settings: Settings, fake_llm: FakeLLMServer, endpoint: str
+    live: LiveDeployment, settings: Settings, fake_llm: FakeLLMServer, endpoint: str, stream: bool
 ) -> None:
     """Pooled connections are few; models take seconds. A turn reads what its prompt needs while it stores
-    the message, so nothing is held while the model answers and the pool never caps concurrent chats."""
+    the message, and a stream answers with what the request read, so nothing is held while the model
+    answers and the pool never caps concurrent chats."""
     owner = await create_account(live.session, settings)
     await live.session.commit()  # the test's own session gives its connection back
     agent = (
@@ -527,7 +529,9 @@ async def test_a_turn_waiting_on_its_model_holds_no_database_connection(
     ).json()["key"]
     if endpoint == "agent chat":
         ask = live.client.post(
-            f"/api/v1/agents/{agent['id']}/chat", json={"message": "take your time"}, headers=owner.headers
+            f"/api/v1/agents/{agent['id']}/chat",
+            json={"message": "take your time"},
+            headers=owner.headers | ({"Accept": "text/event-stream"} if stream else {}),
         )
     else:
         ask = live.client.post(
@@ -536,6 +540,7 @@ async def test_a_turn_waiting_on_its_model_holds_no_database_connection(
                 "model": agent["slug"],
                 "messages": [{"role": "user", "content": "take your time"}],
                 "user": "u",
+                "stream": stream,
             },
             headers={"Authorization": f"Bearer {key}"},
         )
@@ -549,4 +554,5 @@ async def test_a_turn_waiting_on_its_model_holds_no_database_connection(
     held = pool.checkedout()  # type: ignore[attr-defined]
     answer = await asking
     assert answer.status_code == 200, answer.text
+    assert "slowly" in answer.text
     assert held == 0

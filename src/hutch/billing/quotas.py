@@ -128,6 +128,12 @@ class Quotas:
         self._orgs: dict[str, Org | None] = {}
         self.month_count: int | None = None  # the org's messages this month after the last reservation
 
+    def on(self, session: AsyncSession) -> Quotas:
+        """These quotas on another session, with the orgs and plans read so far."""
+        quotas = Quotas(session, self.plans, self.limiter)
+        quotas._orgs, quotas._plan_of = dict(self._orgs), dict(self._plan_of)
+        return quotas
+
     def knows(self, org: Org) -> None:
         """Take an org row the caller read already (with its agent, say) instead of reading it again."""
         self._orgs[org.id] = org

@@ -33,7 +33,7 @@ from hutch.conversations.facts import StoredFacts
 from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
 from hutch.conversations.repository import MemoryRepository, MessageRepository, UsageRepository
 from hutch.conversations.service import COUNTED_CONVERSATION, ConversationService
-from hutch.core.errors import Conflict, NotFound
+from hutch.core.errors import Conflict
 from hutch.core.principal import Principal
 from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
 from hutch.db.carried import Carried
@@ -80,7 +80,7 @@ class Turn:
     # False when the caller sends the history with each message (OpenAI clients): the stored conversation
     # is then a record, never a prompt, so it is not compacted.
     stored_history: bool = True
-    reads: PromptReads | None = None  # read by ``begin``; None after ``resume`` (read when answering)
+    reads: PromptReads | None = None  # read by ``begin`` (else when answering)
 
 
 @dataclass
@@ -113,6 +113,15 @@ class ChatFlow:
             resources.database.engine
         )
         self.quotas = Quotas(uow.session, resources.plans, limiter)
+
+    def continued_on(self, uow: UnitOfWork) -> ChatFlow:
+        """This flow on a stream's unit of work (a stream outlives its request's). The org, its plan and its
+        provider keys stay known, so answering a turn from ``begin`` reads nothing before the model runs and
+        holds no connection while it does."""
+        flow = ChatFlow(uow, self.resources, api_key_id=self.api_key_id, time_left=self.time_left)
+        flow._keys = dict(self._keys)
+        flow.quotas = self.quotas.on(uow.session)
+        return flow
 
     async def find_agent(self, principal: Principal, ref: str) -> Agent | None:
         """The caller's agent named by id or slug; its org and provider keys come with it for the turn."""
@@ -192,23 +201,6 @@ class ChatFlow:
         return Ledger(
             self.uow, low_balance_threshold_cents=self.resources.plans.billing.low_balance_threshold_cents
         )
-
-    async def resume(
-        self,
-        agent_id: str,
-        conversation_id: str,
-        message_id: str,
-        channel: str,
-        *,
-        stored_history: bool = True,
-    ) -> Turn:
-        """The turn whose user message an earlier transaction stored (streams and jobs run in their own)."""
-        agent = await self.session.get(Agent, agent_id)
-        conversation = await self.session.get(Conversation, conversation_id)
-        message = await self.session.get(Message, message_id)
-        if agent is None or conversation is None or message is None:
-            raise NotFound("Conversation")
-        return Turn(agent, conversation, message, channel, conversation.end_user, stored_history)
 
     @property
     def engine(self) -> Engine:

@@ -103,7 +103,7 @@ async def chat(
     async def done(answer: Answer, _: UnitOfWork) -> dict[str, Any]:
         return chat_response(answer).model_dump(mode="json")
 
-    events = stream_turn(resources, resources.jobs.defer_named, turn, done, api_key_id=principal.api_key_id)
+    events = stream_turn(flow, resources.jobs.defer_named, turn, done)
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 

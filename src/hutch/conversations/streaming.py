@@ -13,7 +13,6 @@ from typing import Any
 from hutch.conversations.chat import Answer, ChatFlow, Turn
 from hutch.db.engine import UnitOfWork
 from hutch.engine.runner import TextDelta
-from hutch.worker import WorkerResources
 
 # What the ``done`` event carries, built in the stream's transaction (which commits right after).
 DoneBody = Callable[[Answer, UnitOfWork], Awaitable[dict[str, Any]]]
@@ -24,21 +23,17 @@ def sse(event: str, data: object) -> str:
 
 
 def stream_turn(
-    resources: WorkerResources,
+    flow: ChatFlow,
     jobs_defer: Callable[[str, dict[str, Any]], Awaitable[int]],
     turn: Turn,
     done: DoneBody,
-    *,
-    api_key_id: str | None = None,
 ) -> AsyncIterator[str]:
-    # Ids now, while the request's objects are at hand; the stream runs after the request has ended.
-    ids = (turn.agent.id, turn.conversation.id, turn.user_message.id, turn.channel)
+    """The answer to ``turn``, which ``flow`` began in the request's transaction."""
 
     async def events() -> AsyncIterator[str]:
-        async with resources.database.sessionmaker() as session:
+        async with flow.resources.database.sessionmaker() as session:
             uow = UnitOfWork(session)
-            flow = ChatFlow(uow, resources, api_key_id=api_key_id)
-            async for event in flow.stream(await flow.resume(*ids)):
+            async for event in flow.continued_on(uow).stream(turn):
                 if isinstance(event, TextDelta):
                     yield sse("delta", {"content": event.text})
                 else:

@@ -108,7 +108,7 @@ async def chat_send(
     async def done(answer: Answer, _: UnitOfWork) -> dict[str, Any]:
         return chat_response(answer).model_dump(mode="json")
 
-    events = stream_turn(resources, resources.jobs.defer_named, turn, done)
+    events = stream_turn(flow, resources.jobs.defer_named, turn, done)
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 

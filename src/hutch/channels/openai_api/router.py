@@ -34,9 +34,8 @@ from hutch.core.authz import Chatter, Reader
 from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import NotFound, openai_error
 from hutch.core.principal import Principal
-from hutch.db.engine import UnitOfWork
+from hutch.db.engine import DeferJob, UnitOfWork
 from hutch.engine.runner import TextDelta, TurnOutcome, TurnRequest
-from hutch.resources import Resources
 
 router = APIRouter(tags=["openai-compatible"])
 CHANNEL = "openai_api"
@@ -117,7 +116,7 @@ async def chat_completions(
     await uow.commit(resources.jobs.defer_named)
     if body.stream:
         return StreamingResponse(
-            stream_completion(resources, call, agent.id, turn, principal.api_key_id),
+            stream_completion(flow, resources.jobs.defer_named, call, agent, turn),
             media_type="text/event-stream",
         )
     outcome = await flow.engine.run(await call.request(flow, agent, turn))
@@ -131,19 +130,13 @@ async def chat_completions(
 
 
 async def stream_completion(
-    resources: Resources, call: CompletionCall, agent_id: str, turn: Turn | None, api_key_id: str | None
+    request_flow: ChatFlow, jobs_defer: DeferJob, call: CompletionCall, agent: Agent, turn: Turn | None
 ) -> AsyncIterator[str]:
     """``chat.completion.chunk`` events, then (if asked) a usage chunk, then ``[DONE]``."""
     ids = (call.id, call.created, call.body.model)
-    async with resources.database.sessionmaker() as session:
+    async with request_flow.resources.database.sessionmaker() as session:
         uow = UnitOfWork(session)
-        flow = ChatFlow(uow, resources, api_key_id=api_key_id)
-        agent = await session.get(Agent, agent_id)
-        assert agent is not None
-        if turn is not None:
-            turn = await flow.resume(
-                agent.id, turn.conversation.id, turn.user_message.id, CHANNEL, stored_history=False
-            )
+        flow = request_flow.continued_on(uow)
         yield chunk(*ids, {"role": "assistant", "content": ""})
         outcome: TurnOutcome | None = None
         async for event in flow.engine.stream(await call.request(flow, agent, turn)):
@@ -157,7 +150,7 @@ async def stream_completion(
             await flow.finish(turn, outcome)
         else:
             await flow.meter(agent.org_id, outcome, call.id)
-        await uow.commit(resources.jobs.defer_named)
+        await uow.commit(jobs_defer)
     if not outcome.ok:
         error = openai_error(UPSTREAM_FAILED, FAILURE_MESSAGE, "upstream_error")
         yield f"data: {json.dumps(error)}\n\n"

@@ -173,7 +173,7 @@ async def widget_message(
         await count_messages(stream_uow.session, agent.org_id, agent.id, CHANNEL, outbound=1)
         return {"content": answer.message.content, "status": answer.message.status}
 
-    events = stream_turn(resources, resources.jobs.defer_named, turn, done)
+    events = stream_turn(flow, resources.jobs.defer_named, turn, done)
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
