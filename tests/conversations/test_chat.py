@@ -50,6 +50,20 @@ async def say(
     return body
 
 
+async def live_agent_with_key(
+    live: LiveDeployment, settings: Settings
+) -> tuple[Account, dict[str, Any], dict[str, Any]]:
+    """An owner, their agent on GPT-4o (the fake OpenAI server) and a chat API key, on a live deployment.
+    The test's own session gives its connection back, so the pool holds only what requests hold."""
+    owner = await create_account(live.session, settings)
+    await live.session.commit()
+    agent = await new_agent(live.client, owner, model="openai/gpt-4o")
+    created = await live.client.post(
+        "/api/v1/api-keys", json={"label": "k", "scopes": ["chat"]}, headers=owner.headers
+    )
+    return owner, agent, created.json()
+
+
 def tool_call(name: str, args: dict[str, Any], call_id: str = "call_1") -> dict[str, Any]:
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
 
@@ -464,18 +478,7 @@ async def test_concurrent_answers_count_their_usage_and_key_spend_exactly(
     """A stored answer carries its usage counters and its key's spend in its own statement; answers to
     callers without an end user count theirs alone. All lock the usage row before the key's, so at once
     they neither deadlock nor lose a count."""
-    owner = await create_account(live.session, settings)
-    agent = (
-        await live.client.post(
-            "/api/v1/agents", json={"name": "Counted", "model": "openai/gpt-4o"}, headers=owner.headers
-        )
-    ).json()
-    created = (
-        await live.client.post(
-            "/api/v1/api-keys", json={"label": "k", "scopes": ["chat"]}, headers=owner.headers
-        )
-    ).json()
-    await live.session.commit()
+    owner, agent, created = await live_agent_with_key(live, settings)
     # GPT-4o: $2.50 per million input tokens, $10 per million output: 100,010 micro-dollars an answer.
     fake_llm.script(*(ScriptedReply(content="Counted.", prompt_tokens=40_000, completion_tokens=1),) * 16)
 
@@ -515,18 +518,8 @@ async def test_a_turn_waiting_on_its_model_holds_no_database_connection(
     """Pooled connections are few; models take seconds. A turn reads what its prompt needs while it stores
     the message, and a stream answers with what the request read, so nothing is held while the model
     answers and the pool never caps concurrent chats."""
-    owner = await create_account(live.session, settings)
-    await live.session.commit()  # the test's own session gives its connection back
-    agent = (
-        await live.client.post(
-            "/api/v1/agents", json={"name": "Slow", "model": "openai/gpt-4o"}, headers=owner.headers
-        )
-    ).json()
-    key = (
-        await live.client.post(
-            "/api/v1/api-keys", json={"label": "k", "scopes": ["chat"]}, headers=owner.headers
-        )
-    ).json()["key"]
+    owner, agent, created = await live_agent_with_key(live, settings)
+    key = created["key"]
     if endpoint == "agent chat":
         ask = live.client.post(
             f"/api/v1/agents/{agent['id']}/chat",
