@@ -9,7 +9,7 @@ while the model answers, so a turn waiting on its model holds no pooled database
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,8 +66,9 @@ class PromptReads:
     """What a turn's prompt needs from the database besides the agent."""
 
     facts: list[str]  # remembered about the end user
-    summary: str | None  # of the older part of the conversation
-    history: list[Message]  # the newest messages before this one, within the history budget
+    # Unless the caller sends the history with each message (OpenAI clients):
+    summary: str | None = None  # of the older part of the conversation
+    history: list[Message] = field(default_factory=list)  # the newest before this one, within the budget
 
 
 @dataclass
@@ -77,10 +78,10 @@ class Turn:
     user_message: Message
     channel: str
     end_user: str
+    reads: PromptReads  # read with the message (see ``begin``)
     # False when the caller sends the history with each message (OpenAI clients): the stored conversation
     # is then a record, never a prompt, so it is not compacted.
     stored_history: bool = True
-    reads: PromptReads | None = None  # read by ``begin`` (else when answering)
 
 
 @dataclass
@@ -183,8 +184,11 @@ class ChatFlow:
             alone = await self.quotas.message_reservation(agent.org_id) + also
             carried = alone.values((await self.session.execute(alone.alone(), alone.params)).one())
         plan = await self.quotas.settle_reservation(agent.org_id, carried)
-        turn = Turn(agent, conversation, message, channel, end_user, stored_history)
-        turn.reads = await self._prompt_reads(turn, list(carried["facts"] or []))
+        facts = list(carried["facts"] or [])
+        reads = (
+            await self._prompt_reads(conversation, message, facts) if stored_history else PromptReads(facts)
+        )
+        turn = Turn(agent, conversation, message, channel, end_user, reads, stored_history)
         percent = quota_notice_due(plan, self.quotas.month_count)
         if percent is not None:
             self.uow.defer(QUOTA_NOTICE_JOB, org_id=agent.org_id, percent=percent)
@@ -237,19 +241,17 @@ class ChatFlow:
             else:
                 yield event
 
-    async def _prompt_reads(self, turn: Turn, facts: list[str] | None = None) -> PromptReads:
-        """The end user's facts (unless given) and, unless the caller sends the history, the conversation's
-        summary and the newest messages after it within the history budget."""
-        if facts is None:
-            facts = await self._facts(turn.agent.id, turn.end_user)
-        if not turn.stored_history:
-            return PromptReads(facts, None, [])
-        summary = await MemoryRepository(self.session).summary_of(turn.conversation.id)
+    async def _prompt_reads(
+        self, conversation: Conversation, message: Message, facts: list[str]
+    ) -> PromptReads:
+        """With the end user's facts, the conversation's summary and the newest messages before ``message``
+        after it, within the history budget."""
+        summary = await MemoryRepository(self.session).summary_of(conversation.id)
         covered = (summary.covers_until_seq or 0) if summary else 0
         recent = await MessageRepository(self.session).recent(
-            turn.conversation.id, self.settings.history_messages + 1
+            conversation.id, self.settings.history_messages + 1
         )
-        earlier = [m for m in recent if m.seq > covered and m.id != turn.user_message.id]
+        earlier = [m for m in recent if m.seq > covered and m.id != message.id]
         history = select_history(earlier, self.settings.history_token_budget)
         return PromptReads(facts, summary.content if summary else None, history)
 
@@ -259,7 +261,7 @@ class ChatFlow:
         )
 
     async def _request(self, turn: Turn) -> TurnRequest:
-        reads = turn.reads or await self._prompt_reads(turn)
+        reads = turn.reads
         return await self.build_request(
             turn.agent,
             channel=turn.channel,
@@ -280,8 +282,7 @@ class ChatFlow:
         target = await ready_runtime(self.session, self.resources.secret_box, agent.id)
         if target is None:
             return None
-        reads = turn.reads or await self._prompt_reads(turn)
-        summary, history = reads.summary, reads.history
+        summary, history = turn.reads.summary, turn.reads.history
         context = [f"Summary of the conversation so far:\n{summary}"] if summary else []
         if await has_knowledge(self.session, agent):
             passages = await self._passages(agent, turn.user_message.content)

@@ -86,7 +86,7 @@ class CompletionCall:
             conversation_id=turn.conversation.id if turn else None,
             history=self.history,
             prompt=self.prompt,
-            facts=turn.reads.facts if turn and turn.reads else None,
+            facts=turn.reads.facts if turn else None,
             extra_instructions=["Instructions from the caller:\n" + "\n".join(caller)] if caller else [],
             external_tools=tool_definitions(self.body.tools),
             temperature=self.body.temperature,
