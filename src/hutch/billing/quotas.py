@@ -180,8 +180,7 @@ class Quotas:
         """Count one message against the org's rates and quotas, or refuse it (429 or 402)."""
         await self.admit_message(org_id)
         reservation = await self.message_reservation(org_id, now=now)
-        row = (await self.session.execute(reservation.alone(), reservation.params)).one()
-        return await self.settle_reservation(org_id, reservation.values(row), now)
+        return await self.settle_reservation(org_id, await reservation.execute(self.session), now)
 
     async def admit_message(self, org_id: str) -> None:
         """Refuse (429) a message past the plan's per-minute rate, counted on the shared limiter."""
@@ -265,8 +264,7 @@ class Quotas:
         self, org_id: str, usage: TurnUsage, ledger: Ledger, reference: str, *, api_key_id: str | None = None
     ) -> None:
         """Count the turn's usage (see :meth:`turn_counters`) and charge it (see :meth:`charge_turn`)."""
-        counters = self.turn_counters(org_id, usage, api_key_id=api_key_id)
-        await self.session.execute(counters.alone(), counters.params)
+        await self.turn_counters(org_id, usage, api_key_id=api_key_id).execute(self.session)
         await self.charge_turn(org_id, usage, ledger, reference)
 
     async def charge_turn(self, org_id: str, usage: TurnUsage, ledger: Ledger, reference: str) -> None:
@@ -318,8 +316,9 @@ class Quotas:
 
     async def meter(self, org_id: str, now: datetime, *, documents: int = 0, voice_seconds: int = 0) -> None:
         """Add documents or voice seconds to the org's usage of the day."""
-        counters = self.counters(org_id, now, documents=documents, voice_seconds=voice_seconds)
-        await self.session.execute(counters.alone(), counters.params)
+        await self.counters(org_id, now, documents=documents, voice_seconds=voice_seconds).execute(
+            self.session
+        )
 
     async def usage(self, org_id: str, now: datetime | None = None) -> dict[str, int]:
         now = now or datetime.now(UTC)

@@ -181,8 +181,8 @@ class ChatFlow:
             agent, channel, end_user, text, conversation_id, carrying=reservation + also
         )
         if carried is None:  # the message opened its conversation (or named one): reserve and read alone
-            alone = await self.quotas.message_reservation(agent.org_id) + also
-            carried = alone.values((await self.session.execute(alone.alone(), alone.params)).one())
+            reservation = await self.quotas.message_reservation(agent.org_id)
+            carried = await (reservation + also).execute(self.session)
         plan = await self.quotas.settle_reservation(agent.org_id, carried)
         facts = list(carried["facts"] or [])
         reads = (

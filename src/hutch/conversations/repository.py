@@ -44,7 +44,6 @@ _FACTS = (
     .scalar_subquery()
     .label("facts")
 )
-_FACTS_ALONE = select(_FACTS)
 
 
 class ConversationRepository:
@@ -128,8 +127,8 @@ class MemoryRepository:
 
     async def facts(self, agent_id: str, end_user: str, limit: int) -> list[str]:
         """The newest ``limit`` facts, oldest first."""
-        carried = self.facts_carried(agent_id, end_user, limit)
-        return list(await self.session.scalar(_FACTS_ALONE, carried.params) or [])
+        read = await self.facts_carried(agent_id, end_user, limit).execute(self.session)
+        return list(read["facts"] or [])
 
     @staticmethod
     def facts_carried(agent_id: str, end_user: str, limit: int) -> Carried:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import CTE, Label, Select, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import HasCTE
 
 Carrier = TypeVar("Carrier", bound=HasCTE)
@@ -46,6 +47,10 @@ class Carried:
             ("alone", self.ctes, self.columns),
             lambda: (select(*self.columns) if self.columns else _NOTHING_ELSE).add_cte(*self.ctes),
         )
+
+    async def execute(self, session: AsyncSession) -> dict[str, Any]:
+        """Run them as a statement of their own; the columns' values."""
+        return self.values((await session.execute(self.alone(), self.params)).one())
 
     def values(self, row: Any) -> dict[str, Any]:
         """The carried columns' values in a row of the carrier's result."""
