@@ -13,7 +13,8 @@ from pathlib import Path
 from sqlalchemy import text
 
 from hutch.cli import main
-from hutch.worker import JobContext, job
+from hutch.db.jobs import job
+from hutch.worker import JobContext
 
 CREATE_EFFECTS_TABLE = (
     "CREATE TABLE IF NOT EXISTS job_effects ("

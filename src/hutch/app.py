@@ -53,6 +53,7 @@ from hutch.resources import Resources, build_resources, build_worker_resources
 from hutch.runtimes import router as runtimes_router
 from hutch.settings import Settings, ensure_generated_secrets, load_settings
 from hutch.tasks import router as tasks_router
+from hutch.turns import router as turns_router
 from hutch.web import account_pages, admin_pages, agent_pages, agent_tabs, app_pages, org_pages, public_pages
 from hutch.web.templating import static_files
 from hutch.worker import JobQueue, wait_cancelled
@@ -176,6 +177,7 @@ def create_app(
         agents_router.router,
         avatar_router.router,
         conversations_router.router,
+        turns_router.router,
         openai_router.router,
         billing_router.router,
         billing_admin_router.router,

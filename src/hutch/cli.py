@@ -36,7 +36,8 @@ from hutch.core.errors import HutchError
 from hutch.core.logging import configure_logging
 from hutch.core.security import SecretBox
 from hutch.db import migrations
-from hutch.db.engine import Database, UnitOfWork
+from hutch.db.engine import Database, UnitOfWork, unit_of_work
+from hutch.db.jobs import JobOutbox
 from hutch.db.urls import describe
 from hutch.settings import Settings, SettingsError, export_to_environment, load_settings
 
@@ -281,7 +282,9 @@ async def _run_worker(handle: DatabaseHandle, concurrency: int, catalog: Catalog
     from hutch.worker import JobQueue
 
     settings = handle.settings
-    database = Database(handle.url, pool_size=max(2, concurrency), max_overflow=concurrency)
+    # Turns hold a connection only for their short phases, so a few more than the other jobs' slots serve
+    # hundreds of turns in flight.
+    database = Database(handle.url, pool_size=concurrency + 6, max_overflow=10)
     jobs = JobQueue(settings, handle.url, pool_max_size=concurrency + 2)
     await jobs.open()
     try:
@@ -365,15 +368,8 @@ def in_transaction(work: Callable[[UnitOfWork, Settings], Awaitable[T]]) -> T:
         async def run() -> T:
             database = Database(handle.url, pool_size=1, max_overflow=0)
             try:
-                async with database.sessionmaker() as session:
-                    uow = UnitOfWork(session)
-                    try:
-                        result = await work(uow, handle.settings)
-                    except BaseException:
-                        await uow.rollback()
-                        raise
-                    await uow.commit(None)
-                    return result
+                async with unit_of_work(database, JobOutbox()) as uow:
+                    return await work(uow, handle.settings)
             finally:
                 await database.dispose()
 
@@ -643,28 +639,18 @@ async def _fill_demo(handle: DatabaseHandle, orgs: int) -> DemoReport:
     from hutch.admin.demo import DemoFiller
     from hutch.core.metrics import Metrics
     from hutch.resources import build_worker_resources
-    from hutch.worker import JobQueue
 
     database = Database(handle.url, pool_size=2, max_overflow=0)
-    jobs = JobQueue(handle.settings, handle.url, pool_max_size=2)
-    await jobs.open()
     resources = build_worker_resources(handle.settings, database, Metrics())
     try:
-        async with database.sessionmaker() as session:
-            uow = UnitOfWork(session)
-            try:
-                with console.status("Creating demo data…") as status:
-                    report = await DemoFiller(uow, resources).fill(
-                        orgs, lambda step: status.update(f"Demo: {step}…")
-                    )
-            except BaseException:
-                await uow.rollback()
-                raise
-            await uow.commit(jobs.defer_named)  # document ingestion and alert delivery run in the worker
-        return report
+        # Document ingestion and alert delivery are queued with the data, and run in the worker.
+        async with unit_of_work(database, resources.jobs) as uow:
+            with console.status("Creating demo data…") as status:
+                return await DemoFiller(uow, resources).fill(
+                    orgs, lambda step: status.update(f"Demo: {step}…")
+                )
     finally:
         await resources.close()
-        await jobs.close()
         await database.dispose()
 
 

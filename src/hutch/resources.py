@@ -12,6 +12,7 @@ from hutch.core.metrics import Metrics
 from hutch.core.ratelimit import RateLimiter
 from hutch.core.security import SecretBox
 from hutch.db.engine import Database
+from hutch.db.jobs import JobOutbox
 from hutch.engine.gateway import LLMGateway
 from hutch.knowledge.embeddings import build_embedder
 from hutch.notifications.gateway import build_email_gateway
@@ -56,6 +57,7 @@ def build_worker_resources(
         embedder=build_embedder(settings),
         runtime_drivers={"process": ProcessDriver()},
         creator_clients=TelethonClients(),
+        jobs=JobOutbox(),
     )
 
 

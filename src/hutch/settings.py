@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=200)
 
     worker_concurrency: int = Field(default=4, ge=1, le=256)
+    # Chat turns a worker runs at once. A turn waiting on its model holds no database connection, only
+    # memory (tens of kilobytes), so one process keeps hundreds in flight with a small pool.
+    turn_concurrency: int = Field(default=500, ge=1, le=10_000)
     # A worker whose heartbeat is older than this is dead; its running jobs are retried.
     worker_stalled_timeout: float = Field(default=30.0, gt=0)
     worker_heartbeat_interval: float = Field(default=5.0, gt=0)

@@ -11,24 +11,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import json
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
 import structlog
 from procrastinate.psycopg_connector import PsycopgConnector
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hutch.core.metrics import Metrics
 from hutch.core.request_context import set_request_id
 from hutch.core.security import SecretBox
 from hutch.db.engine import Database, UnitOfWork
+from hutch.db.jobs import (
+    HOUSEKEEPING_QUEUE,
+    TURNS_QUEUE,
+    JobOutbox,
+    JobSpec,
+    job,
+    load_job_modules,
+    registry,
+)
 from hutch.db.urls import libpq_conninfo
 from hutch.notifications.gateway import EmailGateway
 
@@ -44,27 +48,6 @@ from hutch.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-# Modules whose import registers jobs; each domain adds its ``jobs`` module here.
-JOB_MODULES: list[str] = [
-    "hutch.core.jobs",
-    "hutch.accounts.jobs",
-    "hutch.notifications.jobs",
-    "hutch.conversations.jobs",
-    "hutch.billing.jobs",
-    "hutch.knowledge.jobs",
-    "hutch.channels.telegram.jobs",
-    "hutch.channels.whatsapp.jobs",
-    "hutch.channels.voice.jobs",
-    "hutch.channels.jobs",
-    "hutch.runtimes.jobs",
-    "hutch.tasks.jobs",
-    "hutch.admin.jobs",
-    "hutch.botfactory.jobs",
-]
-
-DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)
-HOUSEKEEPING_QUEUE = "housekeeping"
-
 
 @dataclass
 class JobContext:
@@ -79,45 +62,6 @@ class JobContext:
     @property
     def settings(self) -> Settings:
         return self.resources.settings
-
-
-JobFunction = Callable[..., Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    name: str
-    function: JobFunction
-    retry: procrastinate.RetryStrategy | int | bool
-    queue: str
-    cron: str | None
-    lock_per: str | None  # argument name whose value serialises jobs (a procrastinate lock)
-
-
-@dataclass
-class JobRegistry:
-    specs: dict[str, JobSpec] = field(default_factory=dict)
-
-    def job(
-        self,
-        name: str,
-        *,
-        retry: procrastinate.RetryStrategy | int | bool = DEFAULT_RETRY,
-        queue: str = "default",
-        cron: str | None = None,
-        lock_per: str | None = None,
-    ) -> Callable[[JobFunction], JobFunction]:
-        def register(function: JobFunction) -> JobFunction:
-            if name in self.specs and self.specs[name].function is not function:
-                raise ValueError(f"job {name!r} is registered twice")
-            self.specs[name] = JobSpec(name, function, retry, queue, cron, lock_per)
-            return function
-
-        return register
-
-
-registry = JobRegistry()
-job = registry.job
 
 
 @dataclass
@@ -136,6 +80,7 @@ class WorkerResources:
     embedder: EmbeddingProvider | None  # None: knowledge search is full-text only
     runtime_drivers: dict[str, RuntimeDriver]  # by name; drivers keep state (the process driver's children)
     creator_clients: CreatorClients  # the bot factory's Telegram accounts
+    jobs: JobOutbox  # queues jobs inside a unit of work's transaction
 
     async def close(self) -> None:
         await self.llm.close()
@@ -145,19 +90,11 @@ class WorkerResources:
             await self.embedder.close()
 
 
-# procrastinate's own deferral function, called in SQL (priority 0, no queueing lock, run now).
-_DEFER_WITHIN = text(
-    "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, 0, :lock, NULL, CAST(:args AS jsonb), NULL)"
-    "::procrastinate_job_to_defer_v1])"
-)
-
-
-class JobQueue:
+class JobQueue(JobOutbox):
     """The procrastinate app bound to Hutch's database, with every registered job."""
 
     def __init__(self, settings: Settings, database_url: str, *, pool_max_size: int = 10) -> None:
-        for module in JOB_MODULES:
-            importlib.import_module(module)
+        load_job_modules()
         self.settings = settings
         self.connector = PsycopgConnector(
             conninfo=libpq_conninfo(database_url),
@@ -206,14 +143,14 @@ class JobQueue:
         outcome = "failed"
         try:
             async with resources.database.sessionmaker() as session:
-                uow = UnitOfWork(session)
+                uow = UnitOfWork(session, self)
                 ctx = JobContext(uow, resources, job_id, attempt, self)
                 try:
                     result = await spec.function(ctx, **kwargs)
                 except BaseException:
                     await uow.rollback()
                     raise
-                await uow.commit(self.defer_named)
+                await uow.checkpoint()
             outcome = "succeeded"
             return result
         except Exception as exc:
@@ -232,37 +169,10 @@ class JobQueue:
         await self.app.close_async()
 
     async def defer(self, task_name: str, *, lock: str | None = None, **kwargs: Any) -> int:
-        spec = registry.specs.get(task_name)
-        if spec is None:
-            raise KeyError(f"unknown job {task_name!r}")
-        if lock is None and spec.lock_per is not None:
-            lock = f"{spec.name}:{kwargs[spec.lock_per]}"
+        spec = registry.spec(task_name)
+        if lock is None:
+            lock = spec.lock_for(kwargs)
         return int(await self.app.configure_task(task_name, lock=lock).defer_async(**kwargs))
-
-    async def defer_within(
-        self,
-        session: AsyncSession | AsyncConnection,
-        task_name: str,
-        *,
-        lock: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """Queue a job inside the caller's transaction: it exists if, and only if, that commits.
-
-        For hot paths that store one row and its job (inbound webhooks): one statement on the connection
-        already in use, instead of a second connection and transaction after the commit.
-        """
-        spec = registry.specs.get(task_name)
-        if spec is None:
-            raise KeyError(f"unknown job {task_name!r}")
-        if lock is None and spec.lock_per is not None:
-            lock = f"{spec.name}:{kwargs[spec.lock_per]}"
-        await session.execute(
-            _DEFER_WITHIN, {"queue": spec.queue, "task": task_name, "lock": lock, "args": json.dumps(kwargs)}
-        )
-
-    async def defer_named(self, task_name: str, kwargs: dict[str, Any]) -> int:
-        return await self.defer(task_name, **kwargs)
 
     async def queue_counts(self) -> list[tuple[str, str, int]]:
         rows = await self.connector.execute_query_all_async(
@@ -308,7 +218,12 @@ class JobQueue:
         while not stop.is_set():
             try:
                 await self.retry_stalled_jobs()
-                log.info("worker started", concurrency=concurrency, tasks=len(registry.specs))
+                log.info(
+                    "worker started",
+                    concurrency=concurrency,
+                    turn_concurrency=resources.settings.turn_concurrency,
+                    tasks=len(registry.specs),
+                )
                 await self._run_until(stop, concurrency, name, resources.settings)
                 problem = "the worker stopped on its own (its database connection failed)"
             except (procrastinate.exceptions.ConnectorException, OSError) as exc:
@@ -321,29 +236,39 @@ class JobQueue:
             delay = min(delay * 2, 30.0)
 
     async def _run_until(self, stop: asyncio.Event, concurrency: int, name: str, settings: Settings) -> None:
-        """One run of procrastinate's worker, stopped gracefully when ``stop`` is set."""
-        run = asyncio.create_task(
-            self.app.run_worker_async(
-                concurrency=concurrency,
-                name=name,
-                install_signal_handlers=False,
-                update_heartbeat_interval=settings.worker_heartbeat_interval,
-                stalled_worker_timeout=settings.worker_stalled_timeout,
-                shutdown_graceful_timeout=10,
+        """One run of procrastinate's workers, stopped gracefully when ``stop`` is set: turns (which wait on
+        models and messengers, holding no database connection meanwhile) with ``turn_concurrency`` slots,
+        every other queue with ``concurrency``."""
+        others = sorted({spec.queue for spec in registry.specs.values()} - {TURNS_QUEUE})
+        pools = [(others, concurrency, name), ([TURNS_QUEUE], settings.turn_concurrency, f"{name}-turns")]
+        runs = [
+            asyncio.create_task(
+                self.app.run_worker_async(
+                    queues=queues,
+                    concurrency=slots,
+                    name=worker_name,
+                    install_signal_handlers=False,
+                    update_heartbeat_interval=settings.worker_heartbeat_interval,
+                    stalled_worker_timeout=settings.worker_stalled_timeout,
+                    shutdown_graceful_timeout=10,
+                )
             )
-        )
+            for queues, slots, worker_name in pools
+        ]
         stopping = asyncio.create_task(stop.wait())
         try:
-            await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({*runs, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
-            if not run.done():  # stopped, or this coroutine cancelled: procrastinate shuts down gracefully
-                run.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await run
-        failure = run.exception() if run.done() and not run.cancelled() else None
-        if failure is not None:
-            raise failure
+            for run in runs:  # stopped, or one failed, or this coroutine cancelled: all shut down gracefully
+                if not run.done():
+                    run.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await run
+        for run in runs:
+            failure = run.exception() if run.done() and not run.cancelled() else None
+            if failure is not None:
+                raise failure
 
 
 # --- housekeeping -------------------------------------------------------------------------------------

@@ -89,12 +89,12 @@ async def test_a_new_alert_reaches_every_admin_channel_once(
     assert isinstance(jobs, RecordingJobQueue)
     await create_account(session, settings, email="root@example.com", platform_admin=True)
 
-    uow = UnitOfWork(session)
+    uow = UnitOfWork(session, jobs)
     for _ in range(3):  # the same situation three times: one delivery
         await raise_alert(
             uow, "runtime_capacity", Severity.CRITICAL, "No runtime host has room", "Add a host."
         )
-    await uow.commit(jobs.defer_named)
+    await uow.checkpoint()
     results = await jobs.run_pending()
     assert results[0] == ["email:root@example.com", "telegram", "webhook"]
 

@@ -16,7 +16,7 @@ from hutch.admin.models import Severity
 from hutch.billing.models import BillingAccount, RevenueEvent, SubscriptionStatus
 from hutch.channels.models import ChannelUsageDaily
 from hutch.channels.voice.models import VoiceSession, VoiceStatus
-from hutch.conversations import chat as chat_module
+from hutch.turns import flow as chat_module
 from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
 from hutch.core.ids import new_id
 from hutch.db.engine import UnitOfWork
@@ -61,7 +61,7 @@ async def test_stats_lists_and_alerts(client: AsyncClient, session: AsyncSession
     alerts_uow = UnitOfWork(session)
     await raise_alert(alerts_uow, "runtime_capacity", Severity.CRITICAL, "No room", "first")
     await raise_alert(alerts_uow, "runtime_capacity", Severity.CRITICAL, "No room", "second")
-    assert [name for name, _ in alerts_uow.pending_jobs] == ["admin.deliver_alert"]  # told once
+    assert [name for name, _, _ in alerts_uow.pending_jobs] == ["admin.deliver_alert"]  # told once
     await session.commit()
 
     stats = (await client.get("/api/v1/admin/stats", headers=admin.headers)).json()

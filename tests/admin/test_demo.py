@@ -19,7 +19,7 @@ async def test_demo_data_is_consistent_and_spread_over_90_days(
     session: AsyncSession, resources: Resources
 ) -> None:
     steps: list[str] = []
-    report = await DemoFiller(UnitOfWork(session), resources).fill(3, steps.append)
+    report = await DemoFiller(UnitOfWork(session, resources.jobs), resources).fill(3, steps.append)
     await session.flush()
     assert report.orgs == 3 and report.agents >= 3 and report.messages > 0 and report.alerts > 0
     assert report.logins[0] == f"{ADMIN_EMAIL} (platform admin)" and steps[-1] == "alerts"

@@ -85,10 +85,10 @@ async def test_low_balance_notice_once_per_crossing(session: AsyncSession, setti
     await ledger.post(org, LedgerUnit.CREDITS, LedgerKind.GRANT, 500)
     await ledger.post(org, LedgerUnit.CREDITS, LedgerKind.SPEND, -350)  # 150: crossed
     await ledger.post(org, LedgerUnit.CREDITS, LedgerKind.SPEND, -50)  # still below: no second notice
-    assert [name for name, _ in uow.pending_jobs] == ["billing.notify_low_balance"]
+    assert [name for name, _, _ in uow.pending_jobs] == ["billing.notify_low_balance"]
     await ledger.post(org, LedgerUnit.CREDITS, LedgerKind.GRANT, 300)  # 400: rearmed
     await ledger.post(org, LedgerUnit.CREDITS, LedgerKind.SPEND, -250)  # 150: crossed again
-    assert [name for name, _ in uow.pending_jobs] == ["billing.notify_low_balance"] * 2
+    assert [name for name, _, _ in uow.pending_jobs] == ["billing.notify_low_balance"] * 2
 
 
 async def test_admins_grant_credits_and_time_and_assign_plans(
@@ -174,10 +174,10 @@ async def test_the_low_balance_job_emails_the_owners(
     await create_account(
         session, settings, org=owner.org, role=OrgRole.MEMBER, email="member-low@example.com"
     )
-    uow = UnitOfWork(session)
+    uow = UnitOfWork(session, resources.jobs)
     ledger = Ledger(uow, low_balance_threshold_cents=200)
     await ledger.post(owner.org.id, LedgerUnit.CREDITS, LedgerKind.GRANT, 150)
-    await uow.commit(resources.jobs.defer_named)
+    await uow.checkpoint()
     assert isinstance(resources.jobs, RecordingJobQueue)
     await resources.jobs.run_pending()
     emails = (await session.scalars(select(OutboundEmail).where(OutboundEmail.kind == "low_balance"))).all()

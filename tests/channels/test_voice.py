@@ -12,6 +12,8 @@ from typing import Any
 import jwt
 import pytest
 from httpx import AsyncClient
+from hutch.turns.flow import TurnFlow
+from hutch.turns.tools import balance_words
 from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +30,6 @@ from hutch.channels.voice.jobs import WATCH_JOB
 from hutch.channels.voice.models import VoiceSession
 from hutch.channels.voice.service import VoiceSessions, time_note
 from hutch.cli import app as cli_app
-from hutch.conversations.chat import ChatFlow
 from hutch.conversations.models import Conversation
 from hutch.db.engine import Database, UnitOfWork
 from hutch.resources import Resources
@@ -315,18 +316,15 @@ async def test_the_voice_agent_knows_the_time_left_and_answers_through_the_engin
     assert "nearly up" in time_note(90) and "not tracked" in time_note(None)
 
     await v.grant(900)
-    sessions = VoiceSessions(UnitOfWork(v.session), v.resources.plans, v.resources.settings)
-    flow = ChatFlow(UnitOfWork(v.session), v.resources, time_left=sessions.time_left)
-    assert "15 minutes of prepaid time left" in await flow.balance_words(v.owner.org.id)
-    request = await flow.build_request(
-        await v.session.get(Agent, v.agent_id),  # type: ignore[arg-type]
-        channel="voice",
-        end_user="user:x",
-        conversation_id=None,
-        history=[],
-        prompt="hi",
-        extra_instructions=[time_note(await sessions.time_left(v.owner.org.id))],
-    )
+    uow = UnitOfWork(v.session, v.resources.jobs)
+    sessions = VoiceSessions(uow, v.resources.plans, v.resources.settings)
+    words = await balance_words(uow, v.resources, v.owner.org.id, sessions.time_left)
+    assert "15 minutes of prepaid time left" in words
+    flow = TurnFlow(uow, v.resources, time_left=sessions.time_left)
+    agent = await v.session.get(Agent, v.agent_id)
+    assert agent is not None
+    turn = await flow.begin_unstored(agent, "voice", "user:x", "hi")
+    request = flow.request(turn, extra_instructions=[time_note(await sessions.time_left(v.owner.org.id))])
     assert "You have about 15 minutes left" in str(request.instructions)
 
     spoken = [piece async for piece in answer_turn(v.resources, v.agent_id, "user:caller", "Hello there")]

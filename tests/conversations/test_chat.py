@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
+from hutch.turns.flow import TurnFlow
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.agents.models import Agent
 from hutch.apikeys.models import ApiKeySpend
 from hutch.billing.models import UsageDaily
-from hutch.conversations.chat import ChatFlow
 from hutch.conversations.models import Conversation, Memory, MemoryKind, Message
 from hutch.db.engine import UnitOfWork
 from hutch.engine.gateway import LLMGateway
@@ -157,17 +157,17 @@ async def test_a_waiting_senders_message_commits_without_waiting_for_the_disk(
     or opens one; webhook messages (nobody waiting) keep a durable commit."""
     agent = await session.get(Agent, (await new_agent(client, owner))["id"])
     assert agent is not None
-    flow = ChatFlow(UnitOfWork(session), resources)
     show = text("SHOW synchronous_commit")
-    await flow.begin(agent, "api", "known", "hello")
-    assert await session.scalar(show) == "on"
-    await session.commit()
+    settings_seen: list[str | None] = []
+
+    async def seen(uow: UnitOfWork, message: Message) -> None:  # in phase 1's transaction, before its commit
+        settings_seen.append(await uow.session.scalar(show))
+
+    flow = TurnFlow(UnitOfWork(session, resources.jobs), resources)
+    await flow.begin(agent, "api", "known", "hello", record=seen)
     for end_user in ("known", "new"):
-        await session.refresh(agent)  # the rollback below expires it
-        await flow.begin(agent, "api", end_user, "again", caller_waits=True)
-        assert await session.scalar(show) == "off"
-        await session.rollback()
-        assert await session.scalar(show) == "on"
+        await flow.begin(agent, "api", end_user, "again", caller_waits=True, record=seen)
+    assert settings_seen == ["on", "off", "off"]
 
 
 async def test_the_prompt_holds_the_newest_facts_oldest_first(

@@ -15,7 +15,7 @@ from starlette.types import Message, Receive, Scope, Send
 from hutch.app import create_app
 from hutch.core.errors import Conflict, RateLimited
 from hutch.core.logging import configure_logging
-from hutch.db.engine import DeferJob, UnitOfWork
+from hutch.db.engine import UnitOfWork
 from hutch.resources import Resources
 from hutch.settings import Settings
 from tests.factories import create_account
@@ -148,10 +148,10 @@ async def test_a_response_leaves_only_once_its_transaction_is_committed(
     come before the response, not after it has been sent."""
     owner = await create_account(session, settings)
     events: list[str] = []
-    commit = UnitOfWork.commit
+    checkpoint = UnitOfWork.checkpoint
 
-    async def recorded_commit(self: UnitOfWork, defer_job: DeferJob | None) -> None:
-        await commit(self, defer_job)
+    async def recorded_checkpoint(self: UnitOfWork) -> None:
+        await checkpoint(self)
         events.append("commit")
 
     async def recorded_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -162,7 +162,7 @@ async def test_a_response_leaves_only_once_its_transaction_is_committed(
 
         await app(scope, receive, recorded_send)
 
-    monkeypatch.setattr(UnitOfWork, "commit", recorded_commit)
+    monkeypatch.setattr(UnitOfWork, "checkpoint", recorded_checkpoint)
     async with AsyncClient(transport=ASGITransport(app=recorded_app), base_url="http://testserver") as client:
         created = await client.post("/api/v1/agents", json={"name": "Ada"}, headers=owner.headers)
     assert created.status_code == 201, created.text

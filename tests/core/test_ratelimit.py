@@ -10,8 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from hutch.core.ratelimit import PostgresRateLimiter, purge_ended_windows
+from hutch.db.jobs import HOUSEKEEPING_QUEUE, registry
 from hutch.resources import Resources
-from hutch.worker import HOUSEKEEPING_QUEUE, registry
 from tests.conftest import RecordingJobQueue
 
 

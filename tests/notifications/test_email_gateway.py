@@ -80,10 +80,10 @@ async def test_development_without_smtp_prints_the_message_and_production_refuse
 async def test_the_send_job_is_safe_to_run_twice(
     session: AsyncSession, resources: Resources, jobs: RecordingJobQueue, mailbox: SmtpServer
 ) -> None:
-    uow = UnitOfWork(session)
+    uow = UnitOfWork(session, jobs)
     box: SecretBox = resources.secret_box
     email_id = queue_email(uow, box, to="once@example.com", subject="Once", body="secret link", kind="test")
-    await uow.commit(jobs.defer_named)
+    await uow.checkpoint()
     [(name, kwargs)] = list(jobs.deferred)
     assert kwargs == {"email_id": email_id}  # ids only: the body never enters the job queue
     jobs.deferred.append((name, kwargs))  # delivered twice, as a retried job would be

@@ -31,13 +31,13 @@ from hutch.billing.service import BillingService
 from hutch.channels.models import ChannelUsageDaily
 from hutch.channels.voice.models import VoiceSession, VoiceStatus
 from hutch.channels.voice.service import VoiceSessions
-from hutch.conversations.chat import ChatFlow
 from hutch.conversations.models import Conversation, Message, MessageRole
 from hutch.core.ids import new_id
 from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind
 from hutch.core.ratelimit import PostgresRateLimiter
 from hutch.db.engine import UnitOfWork
 from hutch.knowledge.service import KnowledgeService
+from hutch.turns.flow import TurnFlow
 from hutch.worker import WorkerResources
 
 DEMO_PASSWORD = "demo-password-2026"
@@ -212,7 +212,7 @@ class DemoFiller:
         await billing.assign_plan(org.id, plan_id, None, None)
 
     async def _conversations(self, agent: Agent, joined_days_ago: float) -> None:
-        flow = ChatFlow(self.uow, self.resources)
+        flow = TurnFlow(self.uow, self.resources)
         for visitor in range(self.random.randint(4, 12)):
             channel = self.random.choice(CHANNELS)
             turn_count = self.random.randint(1, 4)
@@ -223,7 +223,7 @@ class DemoFiller:
                     agent, channel, end_user, self.random.choice(QUESTIONS), conversation_id
                 )
                 await flow.answer(turn)
-                conversation_id = turn.conversation.id
+                conversation_id = turn.stored[0].id
                 self.report.messages += 2
             assert conversation_id is not None
             when = self._ago(self.random.uniform(0, joined_days_ago))

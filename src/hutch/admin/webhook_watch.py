@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hutch.admin.alerts import raise_alert
 from hutch.admin.models import Severity
-from hutch.db.engine import UnitOfWork
+from hutch.db.engine import unit_of_work
 
 log = structlog.get_logger(__name__)
 REFUSED = frozenset({400, 401, 403})
@@ -48,8 +48,7 @@ class WebhookWatch:
             decision = await resources.rate_limiter.hit(f"webhook-refused:{source}", SPIKE, WINDOW_SECONDS)
             if decision.allowed:
                 return
-            async with resources.database.sessionmaker() as session:
-                uow = UnitOfWork(session)
+            async with unit_of_work(resources.database, resources.jobs) as uow:
                 await raise_alert(
                     uow,
                     "webhook_refusals",
@@ -60,6 +59,5 @@ class WebhookWatch:
                     "secret, or someone is forging calls.",
                     dedup_key=f"webhook_refusals:{source}",
                 )
-                await uow.commit(resources.jobs.defer_named)
         except Exception:
             log.exception("could not count a refused webhook", source=source)

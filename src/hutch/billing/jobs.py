@@ -10,9 +10,10 @@ from hutch.admin.models import Severity
 from hutch.billing.ledger import LOW_BALANCE_JOB
 from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas
 from hutch.billing.webhooks import PAYMENT_FAILED_JOB
+from hutch.db.jobs import job
 from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
 from hutch.notifications.service import queue_email
-from hutch.worker import JobContext, job
+from hutch.worker import JobContext
 
 
 async def email_owners(

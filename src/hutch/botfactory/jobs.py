@@ -28,7 +28,8 @@ from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.telegram.service import TelegramChannels
 from hutch.core.errors import HutchError, ServiceUnavailable
 from hutch.db.engine import UnitOfWork
-from hutch.worker import JobContext, job
+from hutch.db.jobs import job
+from hutch.worker import JobContext
 
 log = structlog.get_logger(__name__)
 NONE_AVAILABLE = (
@@ -109,7 +110,7 @@ async def _ask_botfather(ctx: JobContext, request: BotRequest, agent: Agent) -> 
             return None
         tried.add(account.id)
         credentials = accounts.credentials(account)
-        await session.commit()  # the reservation: other jobs skip this account while it talks
+        await ctx.uow.checkpoint()  # the reservation: other jobs skip this account while it talks
         conversation_timeout = ctx.settings.botfactory_step_timeout
         try:
             async with ctx.resources.creator_clients.botfather(credentials) as chat:
@@ -139,13 +140,13 @@ async def _ask_botfather(ctx: JobContext, request: BotRequest, agent: Agent) -> 
             request.token_encrypted = ctx.resources.secret_box.encrypt(bot.token)
             for line in bot.notes:
                 _note(request, f"{account.phone}: {line}")
-            await session.commit()  # the token is safe before anything else can fail
+            await ctx.uow.checkpoint()  # the token is safe before anything else can fail
             return bot
         account.busy_until = None
         log.warning(
             "creator account failed; trying the next", account_id=account.id, error=account.last_error
         )
-        await session.commit()
+        await ctx.uow.checkpoint()
 
 
 @job(CREATE_JOB, queue="botfactory", lock_per="request_id", retry=3)

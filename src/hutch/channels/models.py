@@ -102,6 +102,8 @@ class ExternalEvent(Base):
     handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str | None] = mapped_column(Text)  # what was done, or why nothing could be
     reply: Mapped[str | None] = mapped_column(Text)  # the answer, kept so a retried send does not re-ask
+    # The message the event's turn stored (committed with it), so a retry resumes that turn.
+    turn_message_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class ChannelUsageDaily(Base):

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from hutch.agents.models import Agent
-from hutch.conversations.chat import COMPACT_JOB, ChatFlow
+from hutch.agents.service import org_credentials
 from hutch.conversations.models import Conversation, Memory, MemoryKind
 from hutch.conversations.repository import MemoryRepository, MessageRepository
+from hutch.conversations.service import COMPACT_JOB
 from hutch.core.ids import new_id
+from hutch.db.jobs import job
 from hutch.engine.compaction import summarize
-from hutch.worker import JobContext, job
+from hutch.worker import JobContext
 
 
 @job(COMPACT_JOB, lock_per="conversation_id")
 async def compact_conversation(ctx: JobContext, conversation_id: str) -> int:
-    """Fold messages older than the prompt's history into the conversation's summary; safe to repeat."""
+    """Fold messages older than the prompt's history into the conversation's summary; safe to repeat.
+
+    The summarising model call holds no connection: what it needs is read and the read ended first (one
+    compaction per conversation at a time, by the job's lock)."""
     session = ctx.uow.session
     conversation = await session.get(Conversation, conversation_id)
     if conversation is None:
@@ -22,14 +27,17 @@ async def compact_conversation(ctx: JobContext, conversation_id: str) -> int:
     if agent is None:
         return 0
     memories = MemoryRepository(session)
-    summary = await memories.summary_of(conversation_id, for_update=True)
+    summary = await memories.summary_of(conversation_id)
     covered = (summary.covers_until_seq or 0) if summary else 0
     cutoff = conversation.message_count - ctx.settings.history_messages
     if cutoff <= covered:
         return 0
     older = await MessageRepository(session).between(conversation_id, covered, cutoff)
-    model, _ = await ChatFlow(ctx.uow, ctx.resources).models_for(agent)
+    keys = await org_credentials(session, ctx.resources.secret_box, agent.org_id)
+    model = ctx.resources.llm.resolve(agent.model, keys)
+    await ctx.uow.checkpoint()
     text = await summarize(ctx.resources.llm, model, summary.content if summary else None, older)
+    summary = await memories.summary_of(conversation_id, for_update=True)
     if summary is None:
         summary = Memory(
             id=new_id("mem"),

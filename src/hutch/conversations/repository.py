@@ -81,14 +81,14 @@ class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def recent(self, conversation_id: str, limit: int) -> list[Message]:
-        """The last ``limit`` messages, oldest first."""
-        stmt = (
-            select(Message)
-            .where(Message.conversation_id == conversation_id)
-            .order_by(Message.seq.desc())
-            .limit(limit)
-        )
+    async def recent(
+        self, conversation_id: str, limit: int, *, before_seq: int | None = None
+    ) -> list[Message]:
+        """The last ``limit`` messages (before the one numbered ``before_seq``), oldest first."""
+        stmt = select(Message).where(Message.conversation_id == conversation_id)
+        if before_seq is not None:
+            stmt = stmt.where(Message.seq < before_seq)
+        stmt = stmt.order_by(Message.seq.desc()).limit(limit)
         return list(reversed((await self.session.scalars(stmt)).all()))
 
     async def between(self, conversation_id: str, after_seq: int, until_seq: int) -> list[Message]:

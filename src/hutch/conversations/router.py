@@ -1,110 +1,41 @@
-"""Chat with an agent, and read or reset its conversations and memories."""
+"""Read or reset an agent's conversations and memories (chatting is ``hutch.turns.router``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query, Response, status
 
 from hutch.agents.models import Agent
 from hutch.agents.service import AgentService
-from hutch.conversations.chat import AgentPaused, Answer, ChatFlow
 from hutch.conversations.models import Conversation
 from hutch.conversations.repository import ConversationRepository, MemoryRepository, MessageRepository
 from hutch.conversations.schemas import (
-    ChatMessage,
-    ChatRequest,
-    ChatResponse,
     ConversationList,
     ConversationOut,
     MemoryList,
     MemoryOut,
     MessageList,
     MessageOut,
-    Usage,
 )
 from hutch.conversations.service import ConversationService
-from hutch.conversations.streaming import stream_turn
 from hutch.core.authz import Chatter, Reader, Writer
 from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import Forbidden, NotFound, Unauthorized, error_responses
 from hutch.core.principal import Principal
 from hutch.db.engine import UnitOfWork
-from hutch.engine.gateway import ModelUnavailable
 from hutch.resources import Resources
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
-API_CHANNEL = "api"
 
 Skip = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=200)]
-
-
-def end_user_of(principal: Principal) -> str:
-    """Who is talking, for memories and conversations: the signed-in user, or the API key."""
-    return f"user:{principal.user_id}" if principal.user_id else f"key:{principal.api_key_id}"
 
 
 async def _agent(principal: Principal, agent_id: str, uow: UnitOfWork, resources: Resources) -> Agent:
     return await AgentService(uow.session, resources.llm, resources.secret_box, resources.plans).get(
         principal, agent_id
     )
-
-
-def chat_response(answer: Answer) -> ChatResponse:
-    message, outcome = answer.message, answer.outcome
-    return ChatResponse(
-        conversation_id=answer.turn.conversation.id,
-        message=ChatMessage(
-            id=message.id, content=message.content, status=message.status, model=message.model
-        ),
-        usage=Usage(
-            input_tokens=outcome.input_tokens,
-            output_tokens=outcome.output_tokens,
-            cost_micro_usd=outcome.cost_micro_usd,
-        ),
-    )
-
-
-@router.post(
-    "/agents/{agent_id}/chat",
-    response_model=ChatResponse,
-    responses={
-        **error_responses(Unauthorized, Forbidden, NotFound, AgentPaused, ModelUnavailable),
-        200: {"content": {"text/event-stream": {}}, "description": "The reply (or its stream)"},
-    },
-)
-async def chat(
-    agent_id: str,
-    body: ChatRequest,
-    request: Request,
-    principal: Chatter,
-    uow: UoWDep,
-    resources: ResourcesDep,
-) -> ChatResponse | StreamingResponse:
-    """Send a message and get the agent's reply. Without `conversation_id` the message continues your open
-    conversation with this agent (a reset starts a new one).
-
-    With `Accept: text/event-stream` the reply streams as `delta` events (`{"content": ...}`) followed by
-    one `done` event with the same body as the JSON answer. A failed model call still answers 200 with a
-    short apology and `message.status` "failed"; the message you sent is kept either way.
-    """
-    agent = await _agent(principal, agent_id, uow, resources)
-    flow = ChatFlow(uow, resources, api_key_id=principal.api_key_id)
-    turn = await flow.begin(
-        agent, API_CHANNEL, end_user_of(principal), body.message, body.conversation_id, caller_waits=True
-    )
-    # The user's message is safe before the model is called (made durable by the answer's commit).
-    await uow.commit(resources.jobs.defer_named)
-    if "text/event-stream" not in request.headers.get("accept", ""):
-        return chat_response(await flow.answer(turn))
-
-    async def done(answer: Answer, _: UnitOfWork) -> dict[str, Any]:
-        return chat_response(answer).model_dump(mode="json")
-
-    events = stream_turn(flow, resources.jobs.defer_named, turn, done)
-    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 def _conversation_out(c: Conversation) -> ConversationOut:

@@ -35,6 +35,8 @@ TITLE_CHARS = 80
 CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 
+COMPACT_JOB = "conversations.compact"  # folds a long thread's older messages into its summary
+
 
 def _count_message(*where: ColumnElement[bool]) -> Update:
     """Counts a message on the conversation matched, taking its row lock until the transaction ends.

@@ -7,8 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from hutch.core.errors import HutchError
-from hutch.db.engine import UnitOfWork
+from hutch.db.engine import UnitOfWork, unit_of_work
 from hutch.resources import Resources
 from hutch.settings import Settings
 
@@ -28,20 +27,8 @@ async def get_uow(request: Request) -> AsyncIterator[UnitOfWork]:
     """One transaction per request: committed when the handler returns (before the response is sent), rolled
     back if it raises."""
     resources: Resources = request.app.state.resources
-    async with resources.database.sessionmaker() as session:
-        uow = UnitOfWork(session)
-        try:
-            yield uow
-        except HutchError as exc:
-            if exc.keeps_changes:
-                await uow.commit(resources.jobs.defer_named)
-            else:
-                await uow.rollback()
-            raise
-        except BaseException:
-            await uow.rollback()
-            raise
-        await uow.commit(resources.jobs.defer_named)
+    async with unit_of_work(resources.database, resources.jobs) as uow:
+        yield uow
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]

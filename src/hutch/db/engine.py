@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy import event, func, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from hutch.db.carried import Carried
 from hutch.db.urls import asyncpg_url
-
-DeferJob = Callable[[str, dict[str, Any]], Awaitable[int]]
-
 
 # Carried by the statement storing what a caller who waits for the answer sent: its transaction commits
 # without waiting for the disk. PostgreSQL writes its log in order, so the answer's commit, which does wait,
@@ -99,26 +102,50 @@ class Database:
         await self.engine.dispose()
 
 
+class JobSink(Protocol):
+    """Where a unit of work queues its jobs, inside its own transaction (``hutch.db.jobs.JobOutbox``)."""
+
+    async def defer_within(
+        self,
+        session: AsyncSession | AsyncConnection,
+        task_name: str,
+        *,
+        lock: str | None = None,
+        **kwargs: Any,
+    ) -> None: ...
+
+
+class JobsNotQueued(RuntimeError):
+    """A unit of work without a job sink was asked to queue jobs: refusing beats losing them."""
+
+
 @dataclass
 class UnitOfWork:
-    """One transaction. Services flush; only the owner (request dependency or job wrapper) commits.
+    """One transaction at a time. Services flush; only the owner commits, through :meth:`checkpoint`.
 
-    Jobs asked for during the transaction are deferred after it commits, and dropped if it rolls back,
-    so a job never runs before the rows it needs are visible.
+    Jobs asked for during a transaction are queued in it just before it commits, so a job exists if, and
+    only if, the rows it needs do: dropped on rollback, never lost between a commit and a deferral. Every
+    owner of a transaction (request, job, CLI, voice worker, a turn's phases) goes through one of these;
+    :func:`unit_of_work` opens one.
     """
 
     session: AsyncSession
-    pending_jobs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    jobs: JobSink | None = None
+    pending_jobs: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)
 
-    def defer(self, task_name: str, **kwargs: Any) -> None:
-        self.pending_jobs.append((task_name, kwargs))
+    def defer(self, task_name: str, *, lock: str | None = None, **kwargs: Any) -> None:
+        self.pending_jobs.append((task_name, lock, kwargs))
 
-    async def commit(self, defer_job: DeferJob | None) -> None:
-        await self.session.commit()
+    async def checkpoint(self) -> None:
+        """Commit what was written so far with the jobs asked for; the unit goes on with a new transaction
+        when used again (the connection goes back to the pool meanwhile)."""
         jobs, self.pending_jobs = self.pending_jobs, []
-        if defer_job is not None:
-            for task_name, kwargs in jobs:
-                await defer_job(task_name, kwargs)
+        if jobs:
+            if self.jobs is None:
+                raise JobsNotQueued(f"no job sink to queue {', '.join(name for name, _, _ in jobs)}")
+            for task_name, lock, kwargs in jobs:
+                await self.jobs.defer_within(self.session, task_name, lock=lock, **kwargs)
+        await self.session.commit()
 
     async def rollback(self) -> None:
         self.pending_jobs.clear()
@@ -143,3 +170,21 @@ class UnitOfWork:
             await self.session.rollback()
             raise
         await self.session.commit()  # gives the connection back to the pool, which resets its isolation
+
+
+@asynccontextmanager
+async def unit_of_work(database: Database, jobs: JobSink | None) -> AsyncIterator[UnitOfWork]:
+    """A unit of work on a session of its own: committed (with its jobs) when the block ends, rolled back if
+    it raises. An exception whose ``keeps_changes`` is true (a refusal that must leave a trace, such as an
+    alert) commits what was written before it propagates."""
+    async with database.sessionmaker() as session:
+        uow = UnitOfWork(session, jobs)
+        try:
+            yield uow
+        except BaseException as exc:
+            if getattr(exc, "keeps_changes", False):
+                await uow.checkpoint()
+            else:
+                await uow.rollback()
+            raise
+        await uow.checkpoint()

@@ -16,11 +16,12 @@ from sqlalchemy import delete, or_, select, text, update
 from hutch.agents.service import org_credentials
 from hutch.billing.quotas import Quotas
 from hutch.core.ids import new_id
+from hutch.db.jobs import HOUSEKEEPING_QUEUE, job
 from hutch.knowledge.chunking import chunk_sections
 from hutch.knowledge.models import Chunk, Document, DocumentSource, DocumentStatus
 from hutch.knowledge.parsing import UnreadableDocument, parse
 from hutch.knowledge.service import INGEST_JOB
-from hutch.worker import HOUSEKEEPING_QUEUE, JobContext, job
+from hutch.worker import JobContext
 
 log = structlog.get_logger(__name__)
 BATCH = 64
@@ -48,7 +49,7 @@ async def ingest_document(ctx: JobContext, document_id: str) -> str:
     drafts = chunk_sections(sections)
     document.status, document.error = DocumentStatus.PROCESSING, None
     document.chunks_total, document.chunks_done, document.chunk_count = len(drafts), 0, 0
-    await session.commit()
+    await ctx.uow.checkpoint()
 
     embedder = ctx.resources.embedder
     keys = await org_credentials(session, ctx.resources.secret_box, document.org_id) if embedder else {}
@@ -81,7 +82,7 @@ async def ingest_document(ctx: JobContext, document_id: str) -> str:
             for n, draft in enumerate(batch)
         )
         document.chunks_done = start + len(batch)
-        await session.commit()  # progress others can see
+        await ctx.uow.checkpoint()  # progress others can see
     document.status, document.chunk_count = DocumentStatus.READY, len(drafts)
     await Quotas(session, ctx.resources.plans).meter(document.org_id, datetime.now(UTC), documents=1)
     log.info("document ready", document_id=document_id, chunks=len(drafts))
@@ -117,7 +118,7 @@ async def reembed_chunks(ctx: JobContext, timestamp: int = 0) -> int:
                 .where(Chunk.id == row.id)
                 .values(embedding=vector, embedding_model=embedder.model_id)
             )
-        await session.commit()
+        await ctx.uow.checkpoint()
         done += len(rows)
     if done:
         log.info("chunks re-embedded", chunks=done, model=embedder.model_id)

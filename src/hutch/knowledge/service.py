@@ -7,6 +7,7 @@ import hashlib
 from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.agents.catalog import Credentials
 from hutch.agents.models import Agent
 from hutch.agents.repository import AgentRepository
 from hutch.agents.service import org_credentials
@@ -151,6 +152,19 @@ async def has_knowledge(session: AsyncSession, agent: Agent) -> bool:
     return agent.has_documents and bool(await session.scalar(_HAS_KNOWLEDGE, {"agent_id": agent.id}))
 
 
+async def embed_query(
+    embedder: EmbeddingProvider | None, keys: dict[str, Credentials], query: str
+) -> list[float] | None:
+    """The question's embedding, or None (no provider, or a failing one: search then degrades to full-text).
+    Needs no database, so a turn computes it holding no connection."""
+    if embedder is None or not query.strip():
+        return None
+    try:
+        return (await embedder.embed([query], keys))[0]
+    except Exception:  # noqa: BLE001 - a failing provider degrades search to full-text, never an error
+        return None
+
+
 async def retrieve(
     session: AsyncSession,
     embedder: EmbeddingProvider | None,
@@ -158,15 +172,26 @@ async def retrieve(
     agent: Agent,
     query: str,
     top_k: int,
+    *,
+    keys: dict[str, Credentials] | None = None,
 ) -> list[Passage]:
-    """The agent's best passages for ``query``: hybrid when the question can be embedded, else full-text."""
-    vector = None
-    if embedder is not None and query.strip():
-        try:
-            keys = await org_credentials(session, secret_box, agent.org_id)
-            vector = (await embedder.embed([query], keys))[0]
-        except Exception:  # noqa: BLE001 - a failing provider degrades search to full-text, never an error
-            vector = None
+    """The agent's best passages for ``query``: hybrid when the question can be embedded, else full-text.
+    ``keys``: the org's provider keys, when the caller has them already."""
+    if embedder is not None and keys is None and query.strip():
+        keys = await org_credentials(session, secret_box, agent.org_id)
+    vector = await embed_query(embedder, keys or {}, query)
+    return await search_with(session, embedder, agent, query, top_k, vector)
+
+
+async def search_with(
+    session: AsyncSession,
+    embedder: EmbeddingProvider | None,
+    agent: Agent,
+    query: str,
+    top_k: int,
+    vector: list[float] | None,
+) -> list[Passage]:
+    """The agent's best passages for ``query``, with its embedding already computed (or None)."""
     return await search_chunks(
         session,
         org_id=agent.org_id,

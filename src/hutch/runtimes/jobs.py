@@ -20,6 +20,7 @@ from hutch.admin.alerts import raise_alert
 from hutch.admin.models import Severity
 from hutch.agents.models import Agent, Placement
 from hutch.billing.jobs import email_owners
+from hutch.db.jobs import HOUSEKEEPING_QUEUE, job
 from hutch.runtimes.drivers.base import RuntimeDriver
 from hutch.runtimes.models import Runtime, RuntimeStatus
 from hutch.runtimes.service import (
@@ -33,7 +34,7 @@ from hutch.runtimes.service import (
     runtime_home,
     standing,
 )
-from hutch.worker import HOUSEKEEPING_QUEUE, JobContext, job
+from hutch.worker import JobContext
 
 log = structlog.get_logger(__name__)
 HEALTH_JOB = "runtimes.check_health"
@@ -84,7 +85,7 @@ async def provision(ctx: JobContext, runtime_id: str, agent_id: str) -> str:
         return "ready"
     runtime.status = RuntimeStatus.PROVISIONING
     runtime.attempts += 1
-    await session.commit()  # the attempt shows while it runs
+    await ctx.uow.checkpoint()  # the attempt shows while it runs
     resources = ctx.resources
     spec = await build_spec(ctx.uow, ctx.settings, resources.plans, resources.secret_box, runtime)
     driver = await _driver(ctx, runtime.driver, runtime.host_id)
@@ -94,13 +95,13 @@ async def provision(ctx: JobContext, runtime_id: str, agent_id: str) -> str:
         else:
             started = await driver.create(spec)
         runtime.handle, runtime.endpoint = started.handle, started.endpoint
-        await session.commit()
+        await ctx.uow.checkpoint()
         await wait_ready(driver, started.handle, started.endpoint, ctx.settings.runtime_ready_timeout)
     except Exception as exc:
         runtime.status, runtime.last_error = RuntimeStatus.ERROR, f"{exc.__class__.__name__}: {exc}"[:2000]
         log.warning("runtime not ready", runtime_id=runtime.id, attempt=runtime.attempts, error=str(exc))
         if runtime.attempts < MAX_ATTEMPTS:
-            await session.commit()
+            await ctx.uow.checkpoint()
             raise  # retried after the job's backoff
         await raise_alert(
             ctx.uow,

@@ -13,33 +13,32 @@ from typing import Any
 from sqlalchemy import select
 
 from hutch.agents.models import Agent
-from hutch.conversations.chat import ChatFlow
 from hutch.core.errors import HutchError
 from hutch.core.ids import new_id
+from hutch.db.jobs import HOUSEKEEPING_QUEUE, job
 from hutch.engine.runner import TurnOutcome
 from hutch.tasks.models import FINISHED, Task, TaskStatus
 from hutch.tasks.planning import PLAN_INSTRUCTIONS, PlanError, parse_plan
 from hutch.tasks.service import RUN_JOB, next_run
-from hutch.worker import HOUSEKEEPING_QUEUE, JobContext, job
+from hutch.turns.flow import TurnFlow
+from hutch.worker import JobContext
 
 CHANNEL = "task"
 MAX_OUTPUT = 8000
 
 
 async def _ask(ctx: JobContext, task: Task, agent: Agent, prompt: str, extra: list[str]) -> TurnOutcome:
-    """One engine turn for the task, metered like any answer."""
-    flow = ChatFlow(ctx.uow, ctx.resources)
-    request = await flow.build_request(
-        agent,
-        channel=CHANNEL,
-        end_user=None,
-        conversation_id=None,
-        history=[],
-        prompt=prompt,
+    """One turn of the task (phases committed by the turn), metered like any answer."""
+    flow = TurnFlow(ctx.uow, ctx.resources)
+    turn = await flow.begin_unstored(
+        agent, CHANNEL, None, prompt, reference=f"{task.id}:{new_id('turn')}", admit=False
+    )
+    request = flow.request(
+        turn,
         extra_instructions=[f"You are working on a task for your organisation:\n{task.description}", *extra],
     )
     outcome = await flow.engine.run(request)
-    await flow.meter(task.org_id, outcome, f"{task.id}:{new_id('turn')}")
+    await flow.finish(turn, outcome)
     return outcome
 
 
@@ -60,7 +59,7 @@ async def run_task(ctx: JobContext, task_id: str) -> str:
     if agent is None:
         return _finish(task, TaskStatus.FAILED, error="The agent was deleted.")
     task.status, task.started_at = TaskStatus.IN_PROGRESS, task.started_at or datetime.now(UTC)
-    await session.commit()
+    await ctx.uow.checkpoint()
 
     try:
         if task.plan is None:
@@ -68,7 +67,7 @@ async def run_task(ctx: JobContext, task_id: str) -> str:
             if not outcome.ok:
                 return _finish(task, TaskStatus.FAILED, error=f"Planning failed: {outcome.error}")
             task.plan = parse_plan(outcome.text)
-            await session.commit()
+            await ctx.uow.checkpoint()
         steps: list[dict[str, Any]] = [dict(step) for step in task.plan]
         for n, step in enumerate(steps):
             if step.get("done"):
@@ -86,7 +85,7 @@ async def run_task(ctx: JobContext, task_id: str) -> str:
                 return _finish(task, TaskStatus.FAILED, error=f"Step {n + 1} failed: {outcome.error}")
             step["done"], step["output"] = True, outcome.text[:MAX_OUTPUT]
             task.plan = [dict(s) for s in steps]  # a new list, so the JSON column is written
-            await session.commit()
+            await ctx.uow.checkpoint()
     except PlanError as exc:
         return _finish(task, TaskStatus.FAILED, error=str(exc))
     except HutchError as exc:  # no usable model, a quota reached

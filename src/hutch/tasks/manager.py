@@ -21,6 +21,7 @@ from hutch.billing.quotas import Quotas
 from hutch.core.errors import HutchError
 from hutch.core.principal import Principal, PrincipalKind, Scope
 from hutch.db.engine import UnitOfWork
+from hutch.engine.deps import TeamActions
 from hutch.runtimes.service import RuntimeService
 from hutch.tasks.models import FINISHED, Task
 from hutch.tasks.service import Tasks
@@ -165,7 +166,7 @@ HELP = (
 )
 
 
-async def rule_based_reply(team: Team, text: str, *, demo: bool = False) -> str:
+async def rule_based_reply(team: TeamActions, text: str, *, demo: bool = False) -> str:
     """The manager without its model: deploy, status and help, recognised by keywords."""
     lowered = text.lower()
     note = DEMO if demo else OFFLINE

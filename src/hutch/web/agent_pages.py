@@ -14,17 +14,17 @@ from hutch.agents.models import Agent, AgentAvatar
 from hutch.agents.roles import ROLE_TEMPLATES
 from hutch.agents.schemas import AgentUpdate
 from hutch.agents.service import org_credentials
-from hutch.conversations.chat import Answer, ChatFlow
 from hutch.conversations.models import Message
 from hutch.conversations.repository import ConversationRepository, MessageRepository
-from hutch.conversations.router import API_CHANNEL, chat_response, end_user_of
 from hutch.conversations.service import ConversationService
-from hutch.conversations.streaming import stream_turn
 from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import HutchError
 from hutch.db.engine import UnitOfWork
 from hutch.engine.tools import TOOLS
 from hutch.resources import Resources
+from hutch.turns.flow import Answer, TurnFlow
+from hutch.turns.router import API_CHANNEL, chat_response, end_user_of
+from hutch.turns.streaming import stream_turn
 from hutch.web.app_pages import agents_service
 from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, field_errors, page
 
@@ -98,17 +98,16 @@ async def chat_send(
 ) -> Response:
     """The playground: a streamed reply for the page's script, or a plain form post that reloads the page."""
     agent = await load_agent(found, uow, resources, agent_id)
-    flow = ChatFlow(uow, resources)
-    turn = await flow.begin(agent, API_CHANNEL, end_user_of(found.principal), message)
-    await uow.commit(resources.jobs.defer_named)  # the user's message is kept before the model is called
+    flow = TurnFlow(uow, resources)
+    turn = await flow.begin(agent, API_CHANNEL, end_user_of(found.principal), message)  # kept, committed
     if "text/event-stream" not in request.headers.get("accept", ""):
         await flow.answer(turn)
         return RedirectResponse(f"/app/agents/{agent.id}/chat#end", status_code=303)
 
-    async def done(answer: Answer, _: UnitOfWork) -> dict[str, Any]:
+    async def done(answer: Answer) -> dict[str, Any]:
         return chat_response(answer).model_dump(mode="json")
 
-    events = stream_turn(flow, resources.jobs.defer_named, turn, done)
+    events = stream_turn(flow, turn, done)
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 

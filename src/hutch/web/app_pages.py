@@ -113,7 +113,7 @@ async def finish_onboarding(
     target = f"/app/agents/{agent.id}/{TAB_OF_CHANNEL.get(channel, 'chat')}?welcome=1"
     chosen = resources.plans.plan(plan)
     if chosen is not None and chosen.is_paid and resources.stripe is not None and found.can_manage:
-        await uow.commit(resources.jobs.defer_named)  # the agent exists whatever happens at Stripe
+        await uow.checkpoint()  # the agent exists whatever happens at Stripe
         base = resources.settings.base_url
         subscriptions = Subscriptions(uow, resources.plans, resources.settings, resources.stripe)
         url, _ = await subscriptions.checkout_plan(

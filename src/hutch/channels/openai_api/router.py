@@ -29,13 +29,13 @@ from hutch.channels.openai_api.translate import (
     tool_definitions,
     usage_chunk,
 )
-from hutch.conversations.chat import AgentPaused, ChatFlow, Turn
 from hutch.core.authz import Chatter, Reader
 from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import NotFound, openai_error
 from hutch.core.principal import Principal
-from hutch.db.engine import DeferJob, UnitOfWork
+from hutch.db.engine import unit_of_work
 from hutch.engine.runner import TextDelta, TurnOutcome, TurnRequest
+from hutch.turns.flow import AgentPaused, Turn, TurnFlow
 
 router = APIRouter(tags=["openai-compatible"])
 CHANNEL = "openai_api"
@@ -67,26 +67,20 @@ class CompletionCall:
         system, history, prompt = to_engine(body.messages)
         return cls(body, system, history, prompt, f"api:{body.user}" if body.user else None)
 
-    async def begin(self, flow: ChatFlow, agent: Agent) -> Turn | None:
-        """Store the new user message when the caller names an end user (and it is a new message)."""
+    async def begin(self, flow: TurnFlow, agent: Agent) -> Turn:
+        """Phase 1: with `user`, the new message is stored in that end user's conversation (the caller keeps
+        the history); without, the call is counted and nothing about it kept."""
         if self.end_user is None or self.prompt is None:
-            await flow.models_for(agent)  # a missing provider key answers before anything runs
-            await flow.quotas.reserve_message(agent.org_id)
-            return None
+            return await flow.begin_unstored(agent, CHANNEL, self.end_user, self.prompt, reference=self.id)
         return await flow.begin(
             agent, CHANNEL, self.end_user, self.prompt, stored_history=False, caller_waits=True
         )
 
-    async def request(self, flow: ChatFlow, agent: Agent, turn: Turn | None) -> TurnRequest:
+    def request(self, flow: TurnFlow, turn: Turn) -> TurnRequest:
         caller = [s for s in self.system if s.strip()]
-        return await flow.build_request(
-            agent,
-            channel=CHANNEL,
-            end_user=self.end_user,
-            conversation_id=turn.conversation.id if turn else None,
+        return flow.request(
+            turn,
             history=self.history,
-            prompt=self.prompt,
-            facts=turn.reads.facts if turn else None,
             extra_instructions=["Instructions from the caller:\n" + "\n".join(caller)] if caller else [],
             external_tools=tool_definitions(self.body.tools),
             temperature=self.body.temperature,
@@ -94,7 +88,7 @@ class CompletionCall:
         )
 
 
-async def find_agent(flow: ChatFlow, principal: Principal, model: str) -> Agent:
+async def find_agent(flow: TurnFlow, principal: Principal, model: str) -> Agent:
     agent = await flow.find_agent(principal, model)
     if agent is None:
         raise ModelNotFound(model)
@@ -108,49 +102,36 @@ async def chat_completions(
     body: ChatCompletionRequest, principal: Chatter, uow: UoWDep, resources: ResourcesDep
 ) -> ChatCompletion | JSONResponse | StreamingResponse:
     """OpenAI Chat Completions, answered by the agent named in `model` (needs an API key with `chat`)."""
-    flow = ChatFlow(uow, resources, api_key_id=principal.api_key_id)
+    flow = TurnFlow(uow, resources, api_key_id=principal.api_key_id)
     agent = await find_agent(flow, principal, body.model)
     call = CompletionCall.parse(body)
-    turn = await call.begin(flow, agent)
-    # What the user said is safe before the model runs (made durable by the answer's commit).
-    await uow.commit(resources.jobs.defer_named)
+    turn = await call.begin(flow, agent)  # committed: what the user said is safe before the model runs
     if body.stream:
-        return StreamingResponse(
-            stream_completion(flow, resources.jobs.defer_named, call, agent, turn),
-            media_type="text/event-stream",
-        )
-    outcome = await flow.engine.run(await call.request(flow, agent, turn))
-    if turn is not None:
-        await flow.finish(turn, outcome)
-    else:
-        await flow.meter(agent.org_id, outcome, call.id)
+        return StreamingResponse(stream_completion(flow, call, turn), media_type="text/event-stream")
+    # The caller's own history and tools: the shared engine answers (a runtime keeps its own conversation).
+    outcome = await flow.engine.run(call.request(flow, turn))
+    await flow.finish(turn, outcome)
     if not outcome.ok:
         return JSONResponse(openai_error(UPSTREAM_FAILED, FAILURE_MESSAGE, "upstream_error"), UPSTREAM_FAILED)
     return completion(call.id, call.created, body.model, outcome)
 
 
-async def stream_completion(
-    request_flow: ChatFlow, jobs_defer: DeferJob, call: CompletionCall, agent: Agent, turn: Turn | None
-) -> AsyncIterator[str]:
+async def stream_completion(request_flow: TurnFlow, call: CompletionCall, turn: Turn) -> AsyncIterator[str]:
     """``chat.completion.chunk`` events, then (if asked) a usage chunk, then ``[DONE]``."""
     ids = (call.id, call.created, call.body.model)
-    async with request_flow.resources.database.sessionmaker() as session:
-        uow = UnitOfWork(session)
+    resources = request_flow.resources
+    async with unit_of_work(resources.database, resources.jobs) as uow:
         flow = request_flow.continued_on(uow)
         yield chunk(*ids, {"role": "assistant", "content": ""})
         outcome: TurnOutcome | None = None
-        async for event in flow.engine.stream(await call.request(flow, agent, turn)):
+        async for event in flow.engine.stream(call.request(flow, turn)):
             if isinstance(event, TextDelta):
                 if event.text and (outcome is None):
                     yield chunk(*ids, {"content": event.text})
             else:
                 outcome = event
         assert outcome is not None
-        if turn is not None:
-            await flow.finish(turn, outcome)
-        else:
-            await flow.meter(agent.org_id, outcome, call.id)
-        await uow.commit(jobs_defer)
+        await flow.finish(turn, outcome)
     if not outcome.ok:
         error = openai_error(UPSTREAM_FAILED, FAILURE_MESSAGE, "upstream_error")
         yield f"data: {json.dumps(error)}\n\n"

@@ -22,9 +22,7 @@ from hutch.billing.subscriptions import Subscriptions
 from hutch.botfactory.verification import PRIVATE, Verifications, may_talk
 from hutch.channels.inbound import (
     NOT_SENT_AGAIN,
-    PLAN_LIMIT_NOTICE,
     TEXT_ONLY,
-    converse,
     finish_event,
     interrupted_while_sending,
     sending,
@@ -42,10 +40,12 @@ from hutch.channels.telegram.platform import (
 )
 from hutch.channels.telegram.service import UPDATE_JOB, event_source, webhook_url
 from hutch.channels.usage import count_messages
-from hutch.conversations.chat import ChatFlow
 from hutch.conversations.service import ConversationService
 from hutch.core.principal import Principal, PrincipalKind
-from hutch.worker import JobContext, job
+from hutch.db.jobs import TURNS_QUEUE, job
+from hutch.turns.inbox import PLAN_LIMIT_NOTICE, answer_event
+from hutch.turns.tools import balance_words
+from hutch.worker import JobContext
 
 log = structlog.get_logger(__name__)
 CHANNEL = "telegram"
@@ -121,7 +121,8 @@ def _chat_id(part: Any) -> int | str | None:
     return chat_id if isinstance(chat_id, int | str) else None
 
 
-@job(UPDATE_JOB, queue="channels")
+# Per chat in order (procrastinate's lock, set when the update is stored); chats in parallel.
+@job(UPDATE_JOB, queue=TURNS_QUEUE)
 async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: int) -> str:
     session = ctx.uow.session
     event = await session.get(ExternalEvent, (event_source(channel_id), str(update_id)), with_for_update=True)
@@ -144,14 +145,14 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
     if chat is None or not isinstance(message, dict) or (chat.agent is None and not chat.platform):
         return finish_event(event, "nothing to answer")
     if event.reply is None:
-        event.reply = await _reply(ctx, gateway, chat, update, message)
+        event.reply = await _reply(ctx, gateway, chat, event, message)
         if chat.counted is not None:
             await count_messages(session, *chat.counted, CHANNEL, inbound=1)
-        await session.commit()  # the answer is kept even if sending fails below
+        await ctx.uow.checkpoint()  # the answer is kept even if sending fails below
     text = message.get("text")
     command = _command(text)[0] if isinstance(text, str) else None
     buttons = await _buttons(ctx, chat, event.reply, command)
-    async with sending(session, event):
+    async with sending(ctx.uow, event):
         try:
             sent = await gateway.send(chat.token, chat.chat_id, event.reply, buttons)
         except BotBlocked:
@@ -182,8 +183,9 @@ def _command(text: str) -> tuple[str | None, str]:
 
 
 async def _reply(
-    ctx: JobContext, gateway: TelegramGateway, chat: Chat, update: dict[str, Any], message: dict[str, Any]
+    ctx: JobContext, gateway: TelegramGateway, chat: Chat, event: ExternalEvent, message: dict[str, Any]
 ) -> str:
+    update = event.payload
     text = message.get("text")
     if "edited_message" in update or not isinstance(text, str) or not text.strip():
         return TEXT_ONLY if chat.agent is not None else UNLINKED
@@ -216,9 +218,10 @@ async def _reply(
     if command == "/reset":
         return RESET_QUESTION
     if command == "/balance":
-        return await ChatFlow(ctx.uow, ctx.resources).balance_words(agent.org_id)
-    return await converse(
+        return await balance_words(ctx.uow, ctx.resources, agent.org_id)
+    return await answer_event(
         ctx,
+        event,
         agent,
         CHANNEL,
         _end_user(chat.chat_id),

@@ -20,8 +20,8 @@ from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.security import SecretBox, sha256_hex
 from hutch.db.engine import UnitOfWork
+from hutch.db.jobs import JobOutbox
 from hutch.settings import Settings
-from hutch.worker import JobQueue
 
 UPDATE_JOB = "channels.telegram_update"
 
@@ -132,7 +132,7 @@ def forget_secret(channel_id: str) -> None:
 
 async def accept_update(
     uow: UnitOfWork,
-    jobs: JobQueue,
+    jobs: JobOutbox,
     settings: Settings,
     channel_id: str,
     secret: str | None,
@@ -150,5 +150,21 @@ async def accept_update(
     connection = await uow.session.connection()  # Core on the request's connection: no ORM on this hot path
     if not await store_event(connection, event_source(channel_id), str(update_id), update):
         return False
-    await jobs.defer_within(connection, UPDATE_JOB, channel_id=channel_id, update_id=update_id)
+    await jobs.defer_within(
+        connection, UPDATE_JOB, lock=chat_lock(channel_id, update), channel_id=channel_id, update_id=update_id
+    )
     return True
+
+
+def chat_lock(channel_id: str, update: dict[str, Any]) -> str | None:
+    """One chat's updates are answered one at a time, in the order they came (as Telegram asks of bots);
+    different chats in parallel. None (no order to keep) for an update without a chat."""
+    for kind in ("message", "edited_message", "callback_query"):
+        part = update.get(kind)
+        if isinstance(part, dict):
+            holder = part.get("message") if kind == "callback_query" else part
+            chat = holder.get("chat") if isinstance(holder, dict) else None
+            chat_id = chat.get("id") if isinstance(chat, dict) else None
+            if isinstance(chat_id, int | str):
+                return f"telegram:{channel_id}:{chat_id}"
+    return None

@@ -18,10 +18,10 @@ import structlog
 from hutch.agents.models import Agent as HutchAgent
 from hutch.channels.voice.gateway import VOICE_AGENT_NAME, livekit_config
 from hutch.channels.voice.service import VoiceSessions, time_note
-from hutch.conversations.chat import ChatFlow
 from hutch.core.errors import HutchError
-from hutch.db.engine import UnitOfWork
+from hutch.db.engine import unit_of_work
 from hutch.engine.runner import TextDelta
+from hutch.turns.flow import TurnFlow
 from hutch.worker import WorkerResources
 
 log = structlog.get_logger(__name__)
@@ -46,25 +46,25 @@ async def answer_turn(
     resources: WorkerResources, agent_id: str, caller: str, text: str
 ) -> AsyncIterator[str]:
     """One turn of the Hutch agent, streamed: the caller's words stored first, then the answer."""
-    async with resources.database.sessionmaker() as session:
-        uow = UnitOfWork(session)
-        voices = VoiceSessions(uow, resources.plans, resources.settings)
-        flow = ChatFlow(uow, resources, time_left=voices.time_left)
-        agent = await session.get(HutchAgent, agent_id)
+
+    async def time_left(org_id: str) -> int | None:  # asked by the balance tool: a short unit of its own
+        async with unit_of_work(resources.database, resources.jobs) as uow:
+            return await VoiceSessions(uow, resources.plans, resources.settings).time_left(org_id)
+
+    async with unit_of_work(resources.database, resources.jobs) as uow:
+        flow = TurnFlow(uow, resources, time_left=time_left)
+        agent = await uow.session.get(HutchAgent, agent_id)
         if agent is None:
             yield "Sorry, this assistant is no longer available."
             return
         try:
             turn = await flow.begin(agent, CHANNEL, caller, text)
         except HutchError:
-            await uow.rollback()
             yield "Sorry, I cannot answer right now. Please try again later."
             return
-        await uow.commit(None)
         async for event in flow.stream(turn):
             if isinstance(event, TextDelta):
                 yield event.text
-        await uow.commit(None)
 
 
 def run(resources: WorkerResources, mode: str) -> None:  # pragma: no cover - needs LiveKit and speech
@@ -123,10 +123,8 @@ def run(resources: WorkerResources, mode: str) -> None:  # pragma: no cover - ne
 
 
 async def _time_left(resources: WorkerResources, agent_id: str) -> int | None:
-    async with resources.database.sessionmaker() as session:
-        agent = await session.get(HutchAgent, agent_id)
+    async with unit_of_work(resources.database, resources.jobs) as uow:
+        agent = await uow.session.get(HutchAgent, agent_id)
         if agent is None:
             return None
-        return await VoiceSessions(UnitOfWork(session), resources.plans, resources.settings).time_left(
-            agent.org_id
-        )
+        return await VoiceSessions(uow, resources.plans, resources.settings).time_left(agent.org_id)

@@ -13,7 +13,6 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from hutch.agents.models import Agent
-from hutch.channels.inbound import notice
 from hutch.channels.models import Channel
 from hutch.channels.router import ChannelOut, channel_out
 from hutch.channels.usage import count_messages
@@ -27,11 +26,9 @@ from hutch.channels.webchat.service import (
     check_rates,
     visitor_end_user,
 )
-from hutch.conversations.chat import Answer, ChatFlow
-from hutch.conversations.models import MessageRole
+from hutch.conversations.models import Message, MessageRole
 from hutch.conversations.repository import ConversationRepository, MessageRepository
 from hutch.conversations.service import ConversationService
-from hutch.conversations.streaming import stream_turn
 from hutch.core.authz import Writer
 from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import (
@@ -47,6 +44,9 @@ from hutch.core.errors import (
 )
 from hutch.core.request_context import client_ip
 from hutch.db.engine import UnitOfWork
+from hutch.turns.flow import Answer, TurnFlow
+from hutch.turns.inbox import notice
+from hutch.turns.streaming import stream_turn
 from hutch.web.templating import WEB_DIR
 
 router = APIRouter(tags=["channels"])
@@ -159,21 +159,26 @@ async def widget_message(
     await check_rates(
         resources.rate_limiter, resources.settings, channel, body.visitor_id, client_ip(request)
     )
-    flow = ChatFlow(uow, resources)
+    flow = TurnFlow(uow, resources)
+
+    async def counted_in(uow: UnitOfWork, message: Message) -> None:
+        await count_messages(uow.session, agent.org_id, agent.id, CHANNEL, inbound=1)
+
+    async def counted_out(uow: UnitOfWork, message: Message) -> None:
+        await count_messages(uow.session, agent.org_id, agent.id, CHANNEL, outbound=1)
+
     try:
-        turn = await flow.begin(agent, CHANNEL, end_user, body.text, caller_waits=True)
+        # Committed: the visitor's message is safe before the model runs (made durable by the answer's).
+        turn = await flow.begin(agent, CHANNEL, end_user, body.text, caller_waits=True, record=counted_in)
     except HutchError as refused:
         refused.detail = notice(refused)  # plans and upgrades are for the owner, not the visitor
         raise
-    await count_messages(uow.session, agent.org_id, agent.id, CHANNEL, inbound=1)
-    # The visitor's message is safe before the model runs (made durable by the answer's commit).
-    await uow.commit(resources.jobs.defer_named)
 
-    async def done(answer: Answer, stream_uow: UnitOfWork) -> dict[str, Any]:
-        await count_messages(stream_uow.session, agent.org_id, agent.id, CHANNEL, outbound=1)
+    async def done(answer: Answer) -> dict[str, Any]:
+        assert answer.message is not None
         return {"content": answer.message.content, "status": answer.message.status}
 
-    events = stream_turn(flow, resources.jobs.defer_named, turn, done)
+    events = stream_turn(flow, turn, done, record=counted_out)
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 

@@ -10,7 +10,6 @@ from hutch.agents.models import Agent
 from hutch.channels.inbound import (
     NOT_SENT_AGAIN,
     TEXT_ONLY,
-    converse,
     finish_event,
     interrupted_while_sending,
     sending,
@@ -19,7 +18,9 @@ from hutch.channels.models import ChannelLink, ExternalEvent, LinkStatus
 from hutch.channels.whatsapp.gateway import WhatsAppGateway
 from hutch.channels.whatsapp.service import EVENT_SOURCE, INBOUND_JOB, LINK_COMMAND
 from hutch.core.security import sha256_hex
-from hutch.worker import JobContext, job
+from hutch.db.jobs import TURNS_QUEUE, job
+from hutch.turns.inbox import answer_event
+from hutch.worker import JobContext
 
 CHANNEL = "whatsapp"
 UNLINKED = (
@@ -28,7 +29,8 @@ UNLINKED = (
 )
 
 
-@job(INBOUND_JOB, queue="channels")
+# Per number in order (procrastinate's lock, set when the message is stored); numbers in parallel.
+@job(INBOUND_JOB, queue=TURNS_QUEUE)
 async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
     session = ctx.uow.session
     event = await session.get(ExternalEvent, (EVENT_SOURCE, message_sid), with_for_update=True)
@@ -42,17 +44,18 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
     gateway = WhatsAppGateway(ctx.settings)
     try:
         if event.reply is None:
-            event.reply = await _reply(ctx, sender, event.payload)
-            await session.commit()  # the answer is kept even if sending fails below
-        async with sending(session, event):
+            event.reply = await _reply(ctx, event, sender)
+            await ctx.uow.checkpoint()  # the answer is kept even if sending fails below
+        async with sending(ctx.uow, event):
             await gateway.send(sender, event.reply)
     finally:
         await gateway.close()
     return finish_event(event, "answered")
 
 
-async def _reply(ctx: JobContext, sender: str, params: dict[str, str]) -> str:
+async def _reply(ctx: JobContext, event: ExternalEvent, sender: str) -> str:
     session = ctx.uow.session
+    params = event.payload
     now = datetime.now(UTC)
     body = str(params.get("Body") or "")
     command = LINK_COMMAND.match(body)
@@ -75,7 +78,7 @@ async def _reply(ctx: JobContext, sender: str, params: dict[str, str]) -> str:
         return UNLINKED
     if int(params.get("NumMedia") or 0) > 0 or not body.strip():
         return TEXT_ONLY
-    return await converse(ctx, agent, CHANNEL, f"{CHANNEL}:{sender}", body)
+    return await answer_event(ctx, event, agent, CHANNEL, f"{CHANNEL}:{sender}", body)
 
 
 async def _confirm_link(ctx: JobContext, sender: str, code: str, now: datetime) -> str:

@@ -66,5 +66,6 @@ async def accept_inbound(uow: UnitOfWork, params: dict[str, str]) -> bool:
     payload: dict[str, Any] = dict(params)
     if not await store_event(uow.session, EVENT_SOURCE, sid, payload):
         return False
-    uow.defer(INBOUND_JOB, message_sid=sid)
+    # One number's messages are answered one at a time, in the order they came; numbers in parallel.
+    uow.defer(INBOUND_JOB, lock=f"whatsapp:{params.get('From', sid)}", message_sid=sid)
     return True

@@ -1,0 +1,127 @@
+"""The job registry and the job outbox: jobs are declared by name, and queued inside the transaction that
+asks for them, so a job exists if, and only if, that transaction commits.
+
+Domains declare jobs with :func:`job` in their ``jobs.py`` (listed in ``JOB_MODULES``); the worker
+(``hutch.worker``) runs them. Queueing needs only the registry and the caller's transaction, so every owner
+of a transaction (request, job, CLI, voice worker) can queue jobs, with or without a worker in its process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import procrastinate
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+# Modules whose import registers jobs; each domain adds its ``jobs`` module here.
+JOB_MODULES: list[str] = [
+    "hutch.core.jobs",
+    "hutch.accounts.jobs",
+    "hutch.notifications.jobs",
+    "hutch.conversations.jobs",
+    "hutch.billing.jobs",
+    "hutch.knowledge.jobs",
+    "hutch.channels.telegram.jobs",
+    "hutch.channels.whatsapp.jobs",
+    "hutch.channels.voice.jobs",
+    "hutch.channels.jobs",
+    "hutch.runtimes.jobs",
+    "hutch.tasks.jobs",
+    "hutch.admin.jobs",
+    "hutch.botfactory.jobs",
+]
+
+DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)
+HOUSEKEEPING_QUEUE = "housekeeping"
+# Jobs that mostly wait on a model or a messenger (chat turns and their delivery): a worker runs many of
+# them at once, since a waiting turn holds no database connection (see ``hutch.turns``).
+TURNS_QUEUE = "turns"
+
+JobFunction = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    function: JobFunction
+    retry: procrastinate.RetryStrategy | int | bool
+    queue: str
+    cron: str | None
+    lock_per: str | None  # argument name whose value serialises jobs (a procrastinate lock)
+
+    def lock_for(self, kwargs: dict[str, Any]) -> str | None:
+        return f"{self.name}:{kwargs[self.lock_per]}" if self.lock_per is not None else None
+
+
+@dataclass
+class JobRegistry:
+    specs: dict[str, JobSpec] = field(default_factory=dict)
+
+    def job(
+        self,
+        name: str,
+        *,
+        retry: procrastinate.RetryStrategy | int | bool = DEFAULT_RETRY,
+        queue: str = "default",
+        cron: str | None = None,
+        lock_per: str | None = None,
+    ) -> Callable[[JobFunction], JobFunction]:
+        def register(function: JobFunction) -> JobFunction:
+            if name in self.specs and self.specs[name].function is not function:
+                raise ValueError(f"job {name!r} is registered twice")
+            self.specs[name] = JobSpec(name, function, retry, queue, cron, lock_per)
+            return function
+
+        return register
+
+    def spec(self, name: str) -> JobSpec:
+        if name not in self.specs:
+            load_job_modules()
+        spec = self.specs.get(name)
+        if spec is None:
+            raise KeyError(f"unknown job {name!r}")
+        return spec
+
+
+registry = JobRegistry()
+job = registry.job
+
+
+def load_job_modules() -> None:
+    for module in JOB_MODULES:
+        importlib.import_module(module)
+
+
+# procrastinate's own deferral function, called in SQL (priority 0, no queueing lock, run now).
+_DEFER_WITHIN = text(
+    "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, 0, :lock, NULL, CAST(:args AS jsonb), NULL)"
+    "::procrastinate_job_to_defer_v1])"
+)
+
+
+class JobOutbox:
+    """Queues jobs inside the caller's transaction: one statement on the connection already in use."""
+
+    async def defer_within(
+        self,
+        session: AsyncSession | AsyncConnection,
+        task_name: str,
+        *,
+        lock: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        spec = registry.spec(task_name)
+        await session.execute(
+            _DEFER_WITHIN,
+            {
+                "queue": spec.queue,
+                "task": task_name,
+                "lock": lock if lock is not None else spec.lock_for(kwargs),
+                "args": json.dumps(kwargs),
+            },
+        )

@@ -1,0 +1,1 @@
+"""Chat turns: the one flow every channel runs (see ``hutch.turns.flow``)."""

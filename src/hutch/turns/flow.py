@@ -1,0 +1,582 @@
+"""A chat turn, the one flow every channel runs: admit and store what the person said, ask the model, store
+and meter the answer. Channels adapt it (how they word a refusal, deliver, show typing); none rewrites it.
+
+Three phases, each owning its transaction (see docs/turns.md):
+
+1. :meth:`TurnFlow.begin` — one transaction: admit (agent state, plan, rates, balance), store the message,
+   reserve it on the usage counters and read everything the model call needs (prompt, history, facts, org,
+   runtime endpoint); committed with its jobs. Knowledge passages are read right after, in a read of their
+   own, once the question's embedding is computed holding no connection.
+2. The model call and its tool loop (:meth:`TurnFlow.answer`, :meth:`TurnFlow.stream`), holding no session
+   and no database connection: a tool that needs the database opens its own short unit of work.
+3. :meth:`TurnFlow.finish` — store the answer with the usage it counts, charge credits, commit with its jobs.
+
+A turn that stopped after phase 1 (a crash, a failed commit) is continued with :meth:`TurnFlow.resume`
+from its stored message, without admitting or storing it twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic_ai.messages import ModelMessage
+from pydantic_ai.tools import ToolDefinition
+from sqlalchemy import select
+
+from hutch.admin.alerts import raise_alert
+from hutch.admin.models import Severity
+from hutch.agents.catalog import DEMO_MODEL, Credentials
+from hutch.agents.models import Agent, AgentStatus, Placement
+from hutch.agents.repository import AgentRepository
+from hutch.agents.service import decrypted, org_credentials
+from hutch.billing.ledger import Ledger
+from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas, TurnUsage, quota_notice_due
+from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
+from hutch.conversations.repository import MemoryRepository, MessageRepository
+from hutch.conversations.service import COMPACT_JOB, COUNTED_CONVERSATION, ConversationService
+from hutch.core.errors import Conflict, HutchError
+from hutch.core.ids import new_id
+from hutch.core.principal import Principal
+from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
+from hutch.db.carried import Carried
+from hutch.db.engine import NO_FLUSH_WAIT, UnitOfWork
+from hutch.engine.deps import EngineDeps
+from hutch.engine.gateway import ResolvedModel
+from hutch.engine.history import select_history, to_model_messages
+from hutch.engine.prompt import PromptContext, build_instructions
+from hutch.engine.runner import Engine, TextDelta, TurnOutcome, TurnRequest
+from hutch.knowledge.chunking import count_tokens
+from hutch.knowledge.search import Passage
+from hutch.knowledge.service import embed_query, has_knowledge, search_with
+from hutch.runtimes.client import RuntimeTarget, complete, ready_runtime
+from hutch.turns.tools import TurnTools
+from hutch.worker import WorkerResources
+
+MANAGER_ROLE = "manager"
+PROVIDER_FAILURES_ALERT = 20  # failed answers per provider in 5 minutes that make an admin alert
+TimeLeft = Callable[[str], Awaitable[int | None]]  # org id → seconds of voice time left, None if untracked
+# Written in a phase's transaction by the channel that runs the turn (its inbox event, say), so what the
+# channel records commits with the turn's own writes.
+Record = Callable[[UnitOfWork, Message], Awaitable[None]]
+KNOWLEDGE_TOP_K = 5
+
+
+class AgentPaused(Conflict):
+    def __init__(self) -> None:
+        super().__init__("This agent is paused; set its status to active to chat with it.")
+
+
+@dataclass(frozen=True)
+class PromptReads:
+    """What a turn's model call needs from the database besides the agent: read in phase 1."""
+
+    facts: list[str]  # remembered about the end user
+    org_name: str = "your organisation"
+    # Unless the caller sends the history with each message (OpenAI clients):
+    summary: str | None = None  # of the older part of the conversation
+    history: list[Message] = field(default_factory=list)  # the newest before this one, within the budget
+    passages: list[tuple[str, str]] = field(default_factory=list)  # (title, text) from the agent's documents
+    searchable: bool = False  # the agent has documents: it gets the search tool
+    runtime: RuntimeTarget | None = None  # the agent's dedicated runtime, when it is ready
+
+
+@dataclass
+class Turn:
+    agent: Agent
+    channel: str
+    end_user: str | None
+    prompt: str | None
+    reads: PromptReads
+    # The stored exchange; None when nothing about it is kept (an OpenAI call without `user`, a task step).
+    conversation: Conversation | None = None
+    user_message: Message | None = None
+    # False when the caller sends the history with each message (OpenAI clients): the stored conversation
+    # is then a record, never a prompt, so it is not compacted.
+    stored_history: bool = True
+    reference: str = field(default_factory=lambda: new_id("turn"))  # the ledger's, when nothing is stored
+
+    @property
+    def stored(self) -> tuple[Conversation, Message]:
+        assert self.conversation is not None and self.user_message is not None, "an unstored turn"
+        return self.conversation, self.user_message
+
+
+@dataclass
+class Answer:
+    turn: Turn
+    message: Message | None  # None for an unstored turn
+    outcome: TurnOutcome
+
+    @property
+    def text(self) -> str:
+        return self.outcome.text
+
+
+class TurnFlow:
+    """The owner of a turn's three phases; built on the unit of work of whoever runs it (a request, a job,
+    the voice worker), whose transactions the phases commit (``UnitOfWork.checkpoint``)."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        resources: WorkerResources,
+        *,
+        api_key_id: str | None = None,
+        time_left: TimeLeft | None = None,
+    ) -> None:
+        self.uow = uow
+        # Voice sessions count the time running sessions use before they are charged; None: not tracked.
+        self.time_left = time_left
+        self.api_key_id = api_key_id  # the API key asking, whose monthly budget pays for the answer
+        self.session = uow.session
+        self.resources = resources
+        self.settings = resources.settings
+        self.conversations = ConversationService(uow.session)
+        self._keys: dict[str, dict[str, Credentials]] = {}  # org id → its provider keys, read once per flow
+        # API processes share their limiter; workers count per-minute rates in PostgreSQL directly.
+        limiter: RateLimiter = getattr(resources, "rate_limiter", None) or PostgresRateLimiter(
+            resources.database.engine
+        )
+        self.quotas = Quotas(uow.session, resources.plans, limiter)
+
+    def continued_on(self, uow: UnitOfWork) -> TurnFlow:
+        """This flow on another unit of work (a stream's, which outlives its request's): the org, its plan and
+        its provider keys stay known."""
+        flow = TurnFlow(uow, self.resources, api_key_id=self.api_key_id, time_left=self.time_left)
+        flow._keys = dict(self._keys)
+        flow.quotas = self.quotas.on(uow.session)
+        return flow
+
+    async def find_agent(self, principal: Principal, ref: str) -> Agent | None:
+        """The caller's agent named by id or slug; its org and provider keys come with it for the turn."""
+        found = await AgentRepository(self.session).to_answer(principal, ref)
+        if found is None:
+            return None
+        self.quotas.knows(found.org)
+        self._keys[found.org.id] = decrypted(self.resources.secret_box, found.encrypted_keys)
+        return found.agent
+
+    async def models_for(self, agent: Agent) -> tuple[ResolvedModel, ResolvedModel | None]:
+        """The agent's model and fallback with their keys, or 409 saying which key is missing."""
+        keys = await self._org_keys(agent.org_id)
+        primary = self.resources.llm.resolve(agent.model, keys)
+        fallback = None
+        if agent.fallback_model:
+            try:
+                fallback = self.resources.llm.resolve(agent.fallback_model, keys)
+            except Conflict:
+                fallback = None  # an unusable fallback must not block the primary model
+        return primary, fallback
+
+    async def _org_keys(self, org_id: str) -> dict[str, Credentials]:
+        keys = self._keys.get(org_id)
+        if keys is None:
+            keys = self._keys[org_id] = await org_credentials(self.session, self.resources.secret_box, org_id)
+        return keys
+
+    # --- phase 1 -----------------------------------------------------------------------------------------
+
+    async def begin(
+        self,
+        agent: Agent,
+        channel: str,
+        end_user: str,
+        text: str,
+        conversation_id: str | None = None,
+        *,
+        stored_history: bool = True,
+        caller_waits: bool = False,
+        record: Record | None = None,
+    ) -> Turn:
+        """Phase 1 of a stored turn: admit, store the message and read what the model call needs; committed
+        (with ``record``'s writes and the turn's jobs) before this returns. A refusal (paused agent, a limit)
+        rolls everything back and raises.
+
+        ``caller_waits``: the sender waits for the answer, so the commit need not wait for the disk (see
+        ``NO_FLUSH_WAIT``)."""
+        try:
+            turn = await self._admit_and_store(
+                agent, channel, end_user, text, conversation_id, stored_history, caller_waits
+            )
+            if record is not None:
+                await record(self.uow, turn.stored[1])
+            await self.uow.checkpoint()
+        except HutchError:
+            await self.uow.rollback()
+            raise
+        return await self._with_passages(turn)
+
+    async def begin_unstored(
+        self,
+        agent: Agent,
+        channel: str,
+        end_user: str | None,
+        prompt: str | None,
+        *,
+        reference: str | None = None,
+        admit: bool = True,
+    ) -> Turn:
+        """Phase 1 of a turn whose exchange is not kept (an OpenAI call without `user`, a task step): admit
+        and count the message (unless ``admit`` is false: a task's steps were admitted with the task), read
+        the facts (with an end user) and the org; committed before this returns."""
+        try:
+            if admit and agent.status is not AgentStatus.ACTIVE:
+                raise AgentPaused()
+            await self.models_for(agent)  # a missing provider key answers before anything runs
+            if admit:
+                await self.quotas.reserve_message(agent.org_id)
+            facts = (
+                await MemoryRepository(self.session).facts(
+                    agent.id, end_user, self.settings.memories_in_prompt
+                )
+                if end_user is not None
+                else []
+            )
+            reads = PromptReads(facts, await self._org_name(agent.org_id))
+            turn = Turn(agent, channel, end_user, prompt, reads, stored_history=False)
+            if reference is not None:
+                turn.reference = reference
+            await self.uow.checkpoint()
+        except HutchError:
+            await self.uow.rollback()
+            raise
+        return await self._with_passages(turn)
+
+    async def resume(self, message_id: str) -> Turn | None:
+        """A stored turn whose phase 1 committed but whose answer was not stored (the job running it stopped):
+        its reads, again, without admitting or storing the message twice. None when the message is gone or
+        already answered."""
+        message = await self.session.get(Message, message_id)
+        if message is None:
+            return None
+        conversation = await self.session.get(Conversation, message.conversation_id)
+        agent = await self.session.get(Agent, conversation.agent_id) if conversation else None
+        if conversation is None or agent is None:
+            return None
+        answered = await self.session.scalar(
+            select(Message.id).where(
+                Message.conversation_id == conversation.id,
+                Message.seq > message.seq,
+                Message.role == MessageRole.ASSISTANT,
+            )
+        )
+        if answered is not None:
+            return None
+        await self.models_for(agent)
+        facts = await MemoryRepository(self.session).facts(
+            agent.id, conversation.end_user, self.settings.memories_in_prompt
+        )
+        reads = await self._prompt_reads(agent, conversation, message, facts)
+        turn = Turn(
+            agent, message.channel or conversation.channel, conversation.end_user, message.content, reads
+        )
+        turn.conversation, turn.user_message = conversation, message
+        await self.uow.checkpoint()
+        return await self._with_passages(turn)
+
+    async def _admit_and_store(
+        self,
+        agent: Agent,
+        channel: str,
+        end_user: str,
+        text: str,
+        conversation_id: str | None,
+        stored_history: bool,
+        caller_waits: bool,
+    ) -> Turn:
+        if agent.status is not AgentStatus.ACTIVE:
+            raise AgentPaused()
+        await self.models_for(agent)  # refuse before storing anything when no model can answer
+        await self.quotas.admit_message(agent.org_id)
+        # Most messages go to the open conversation in one statement that also reserves the message on the
+        # usage counters and reads the end user's facts. The conversation is locked before the counters, in
+        # the order ``finish`` takes them: turns of one conversation taking them in opposite orders would
+        # deadlock. Every message of the org waits for the counters' row, held until the commit that
+        # follows. A refusal rolls the new conversation and message back with everything else.
+        also = MemoryRepository.facts_carried(agent.id, end_user, self.settings.memories_in_prompt)
+        if caller_waits:
+            also += NO_FLUSH_WAIT
+        reservation = await self.quotas.message_reservation(agent.org_id, after=COUNTED_CONVERSATION)
+        conversation, message, carried = await self.conversations.add_user_message(
+            agent, channel, end_user, text, conversation_id, carrying=reservation + also
+        )
+        if carried is None:  # the message opened its conversation (or named one): reserve and read alone
+            reservation = await self.quotas.message_reservation(agent.org_id)
+            carried = await (reservation + also).execute(self.session)
+        plan = await self.quotas.settle_reservation(agent.org_id, carried)
+        facts = list(carried["facts"] or [])
+        if stored_history:
+            reads = await self._prompt_reads(agent, conversation, message, facts)
+        else:
+            reads = PromptReads(facts, await self._org_name(agent.org_id))
+        turn = Turn(agent, channel, end_user, text, reads, conversation, message, stored_history)
+        percent = quota_notice_due(plan, self.quotas.month_count)
+        if percent is not None:
+            self.uow.defer(QUOTA_NOTICE_JOB, org_id=agent.org_id, percent=percent)
+        return turn
+
+    async def _prompt_reads(
+        self, agent: Agent, conversation: Conversation, message: Message, facts: list[str]
+    ) -> PromptReads:
+        """With the end user's facts: the conversation's summary and the newest messages before ``message``
+        after it, within the history budget; the org's name; the runtime that answers, if any."""
+        summary = await MemoryRepository(self.session).summary_of(conversation.id)
+        covered = (summary.covers_until_seq or 0) if summary else 0
+        recent = await MessageRepository(self.session).recent(
+            conversation.id, self.settings.history_messages + 1, before_seq=message.seq
+        )
+        earlier = [m for m in recent if m.seq > covered and m.id != message.id]
+        history = select_history(earlier, self.settings.history_token_budget)
+        return PromptReads(
+            facts,
+            await self._org_name(agent.org_id),
+            summary.content if summary else None,
+            history,
+            runtime=await self._runtime(agent),
+        )
+
+    async def _org_name(self, org_id: str) -> str:
+        org = await self.quotas.org(org_id)
+        return org.name if org else "your organisation"
+
+    async def _runtime(self, agent: Agent) -> RuntimeTarget | None:
+        if agent.placement is not Placement.DEDICATED:
+            return None
+        return await ready_runtime(self.session, self.resources.secret_box, agent.id)
+
+    async def _with_passages(self, turn: Turn) -> Turn:
+        """The turn with the passages of the agent's documents that best match the message, read after phase
+        1's commit: the question's embedding (perhaps a provider's HTTP call) is computed holding no
+        connection, then one short read searches."""
+        agent = turn.agent
+        if not agent.has_documents:
+            return turn
+        vector = await embed_query(
+            self.resources.embedder, await self._org_keys(agent.org_id), turn.prompt or ""
+        )
+        searchable = await has_knowledge(self.session, agent)
+        passages: list[tuple[str, str]] = []
+        if searchable and turn.prompt:
+            found = await search_with(
+                self.session, self.resources.embedder, agent, turn.prompt, KNOWLEDGE_TOP_K, vector
+            )
+            passages = fit_passages(found, self.settings.knowledge_prompt_tokens)
+        await self.uow.checkpoint()  # ends the read: nothing is held while the model answers
+        reads = turn.reads
+        turn.reads = PromptReads(
+            reads.facts, reads.org_name, reads.summary, reads.history, passages, searchable, reads.runtime
+        )
+        return turn
+
+    # --- phase 2 -----------------------------------------------------------------------------------------
+
+    def request(
+        self,
+        turn: Turn,
+        *,
+        history: list[ModelMessage] | None = None,
+        extra_instructions: Sequence[str] = (),
+        external_tools: Sequence[ToolDefinition] = (),
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> TurnRequest:
+        """Everything the engine needs, from what phase 1 read: reads nothing. ``history``: the caller's,
+        when it sends the conversation with each call (else the stored one)."""
+        agent, reads = turn.agent, turn.reads
+        keys = self._keys[agent.org_id]
+        primary = self.resources.llm.resolve(agent.model, keys)
+        fallback = None
+        if agent.fallback_model:
+            try:
+                fallback = self.resources.llm.resolve(agent.fallback_model, keys)
+            except Conflict:
+                fallback = None
+        now = datetime.now(UTC)
+        tools = list(agent.tools)
+        if reads.searchable:
+            tools.append("search_knowledge")
+        instructions = build_instructions(
+            PromptContext(
+                agent=agent,
+                org_name=reads.org_name,
+                channel=turn.channel,
+                now=now,
+                facts=reads.facts,
+                summary=reads.summary,
+                knowledge=reads.passages,
+                extra=list(extra_instructions),
+            )
+        )
+        helpers = TurnTools(self.resources, agent, self.time_left)
+        deps = EngineDeps(
+            facts=helpers.facts(),
+            settings=self.settings,
+            agent=agent,
+            org_id=agent.org_id,
+            org_name=reads.org_name,
+            end_user=turn.end_user,
+            conversation_id=turn.conversation.id if turn.conversation else None,
+            channel=turn.channel,
+            now=now,
+            balance=lambda: helpers.balance_and_usage_words(now),
+            knowledge=helpers.search_words,
+            team=helpers.team(),
+        )
+        return TurnRequest(
+            instructions=instructions,
+            history=to_model_messages(reads.history) if history is None else history,
+            prompt=turn.prompt,
+            deps=deps,
+            primary=primary,
+            fallback=fallback,
+            tools=tools,
+            temperature=float(agent.temperature) if temperature is None else temperature,
+            max_tokens=agent.max_tokens if max_tokens is None else max_tokens,
+            external_tools=list(external_tools),
+        )
+
+    @property
+    def engine(self) -> Engine:
+        return Engine(self.resources.llm, self.resources.metrics, self.settings)
+
+    async def answer(self, turn: Turn, *, record: Record | None = None) -> Answer:
+        """Phases 2 and 3: the model's answer, stored and metered."""
+        outcome = await self.outcome(turn)
+        return await self.finish(turn, outcome, record=record)
+
+    async def outcome(self, turn: Turn, request: TurnRequest | None = None) -> TurnOutcome:
+        """Phase 2 alone: the answer of the agent's runtime or of the engine, holding no connection."""
+        outcome = await self._on_runtime(turn) or await self.engine.run(request or self.request(turn))
+        demo = outcome.model == DEMO_MODEL
+        if turn.agent.role == MANAGER_ROLE and (demo or not outcome.ok) and turn.prompt:
+            # The customer is never stuck: simple requests are still understood without a model (down,
+            # or the demo model, which cannot call tools).
+            outcome.text = await TurnTools(self.resources, turn.agent, self.time_left).rule_based_reply(
+                turn.prompt, demo=demo
+            )
+        return outcome
+
+    async def stream(self, turn: Turn, *, record: Record | None = None) -> AsyncIterator[TextDelta | Answer]:
+        """Phases 2 and 3 as they happen: text deltas, then the stored :class:`Answer` last."""
+        if turn.agent.role == MANAGER_ROLE or turn.reads.runtime is not None:
+            # A manager acts and a runtime answers whole: the answer comes as one delta.
+            answered = await self.answer(turn, record=record)
+            yield TextDelta(answered.text)
+            yield answered
+            return
+        async for event in self.engine.stream(self.request(turn)):
+            if isinstance(event, TurnOutcome):
+                yield await self.finish(turn, event, record=record)
+            else:
+                yield event
+
+    async def _on_runtime(self, turn: Turn) -> TurnOutcome | None:
+        """The answer of the agent's dedicated runtime, when it has one that is ready; None otherwise (the
+        shared workers answer meanwhile)."""
+        target = turn.reads.runtime
+        if target is None:
+            return None
+        reads = turn.reads
+        context = [f"Summary of the conversation so far:\n{reads.summary}"] if reads.summary else []
+        context += [f"From [{title}]:\n{text}" for title, text in reads.passages]
+        messages: list[dict[str, Any]] = (
+            [{"role": "system", "content": "\n\n".join(context)}] if context else []
+        )
+        messages += [
+            {"role": m.role.value, "content": m.content}
+            for m in reads.history
+            if m.role in (MessageRole.USER, MessageRole.ASSISTANT)
+        ]
+        messages.append({"role": "user", "content": turn.prompt or ""})
+        return await complete(target, self.resources.catalog, messages, turn.end_user, turn.agent.slug)
+
+    # --- phase 3 -----------------------------------------------------------------------------------------
+
+    async def finish(self, turn: Turn, outcome: TurnOutcome, *, record: Record | None = None) -> Answer:
+        """Phase 3: store the answer with the usage it counts (or, for an unstored turn, count it), charge
+        credits on pay-per-use plans; committed with ``record``'s writes and the turn's jobs."""
+        org_id, usage = turn.agent.org_id, _usage(outcome)
+        message: Message | None = None
+        if turn.conversation is None:
+            await self.quotas.meter_turn(
+                org_id, usage, self._ledger(), turn.reference, api_key_id=self.api_key_id
+            )
+        else:
+            # The answer and the usage it counts are one statement, which locks the conversation's row first,
+            # then the counters' (the order ``begin`` takes them in). Credits go in the same transaction.
+            counters = self.quotas.turn_counters(org_id, usage, api_key_id=self.api_key_id)
+            if record is None and not await self.quotas.charges_credits(org_id, usage):
+                async with self.uow.alone():  # one statement, its own transaction
+                    message = await self._store_answer(turn, outcome, counters)
+            else:
+                message = await self._store_answer(turn, outcome, counters)
+                await self.quotas.charge_turn(org_id, usage, self._ledger(), message.id)
+                if record is not None:
+                    await record(self.uow, message)
+        if not outcome.ok:
+            await self._count_failure(outcome)
+        if turn.conversation is not None:
+            window = self.settings.history_messages
+            count = turn.conversation.message_count
+            # Every `window` messages once the thread is long.
+            if turn.stored_history and count > 2 * window and count % window == 0:
+                self.uow.defer(COMPACT_JOB, conversation_id=turn.conversation.id)
+        await self.uow.checkpoint()
+        return Answer(turn, message, outcome)
+
+    def _ledger(self) -> Ledger:
+        return Ledger(
+            self.uow, low_balance_threshold_cents=self.resources.plans.billing.low_balance_threshold_cents
+        )
+
+    async def _store_answer(self, turn: Turn, outcome: TurnOutcome, counters: Carried) -> Message:
+        conversation, _ = turn.stored
+        # Other messages may have arrived while the model answered: ``add`` counts from the locked row.
+        return await self.conversations.add(
+            conversation,
+            MessageRole.ASSISTANT,
+            outcome.text,
+            status=MessageStatus.OK if outcome.ok else MessageStatus.FAILED,
+            carrying=counters,
+            error=outcome.error,
+            model=outcome.model,
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            cost_micro_usd=outcome.cost_micro_usd,
+            byok=outcome.byok,
+            tool_calls=outcome.tool_calls,
+        )
+
+    async def _count_failure(self, outcome: TurnOutcome) -> None:
+        """A provider failing often (after retries and fallbacks) raises an admin alert; one failure not."""
+        provider = (outcome.model or "unknown").split("/")[0]
+        decision = await self.quotas.limiter_hit(f"llm-failures:{provider}", PROVIDER_FAILURES_ALERT, 300)
+        if decision is not None and not decision.allowed:
+            await raise_alert(
+                self.uow,
+                "provider_failures",
+                Severity.CRITICAL,
+                f"{provider} keeps failing",
+                f"More than {PROVIDER_FAILURES_ALERT} answers failed on {provider} within 5 minutes; "
+                f"the last error: {outcome.error}",
+                dedup_key=f"provider_failures:{provider}",
+            )
+
+
+def fit_passages(found: list[Passage], budget: int) -> list[tuple[str, str]]:
+    """The best passages that fit the knowledge token budget, as (title, text)."""
+    chosen: list[tuple[str, str]] = []
+    for passage in found:
+        text = f"{passage.heading}\n{passage.text}".strip() if passage.heading else passage.text
+        budget -= count_tokens(text)
+        if budget < 0 and chosen:
+            break
+        chosen.append((passage.title, text))
+    return chosen
+
+
+def _usage(outcome: TurnOutcome) -> TurnUsage:
+    return TurnUsage(outcome.input_tokens, outcome.output_tokens, outcome.cost_micro_usd, outcome.byok)

@@ -1,0 +1,67 @@
+"""A turn that answers an inbox event (a Telegram update, a WhatsApp message), exactly once across retries.
+
+Phase 1 records the stored message on the event in its own commit, and phase 3 the answer, so a job that
+stops anywhere (a crash, kill -9, the database restarting) is retried without storing or admitting the
+message twice: after phase 1 it resumes from the stored message; after phase 3 it only delivers. Delivery
+(``channels.inbound.sending``) marks the event first, so an answer is sent once or visibly not sent again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from hutch.agents.models import Agent
+from hutch.channels.models import ExternalEvent
+from hutch.conversations.models import Message
+from hutch.core.errors import HutchError
+from hutch.db.engine import UnitOfWork
+from hutch.turns.flow import TurnFlow
+from hutch.worker import JobContext
+
+PLAN_LIMIT_NOTICE = "I cannot answer more messages at the moment: this assistant's plan limit is reached."
+UNAVAILABLE_NOTICE = "I cannot answer right now. Please try again later."
+
+
+async def answer_event(
+    ctx: JobContext,
+    event: ExternalEvent,
+    agent: Agent,
+    channel: str,
+    end_user: str,
+    text: str,
+    typing: Callable[[], Awaitable[None]] | None = None,
+) -> str:
+    """The reply to ``text``, kept on ``event`` (committed with the answer); a refusal's polite notice."""
+    flow = TurnFlow(ctx.uow, ctx.resources)
+    message_id = event.turn_message_id
+
+    async def begun(uow: UnitOfWork, message: Message) -> None:
+        event.turn_message_id = message.id
+
+    async def answered(uow: UnitOfWork, message: Message) -> None:
+        event.reply = message.content
+
+    if message_id is None:
+        try:
+            turn = await flow.begin(agent, channel, end_user, text, record=begun)
+        except HutchError as refused:
+            return notice(refused)
+    else:  # phase 1 committed in an earlier attempt
+        resumed = await flow.resume(message_id)
+        if resumed is None:
+            return UNAVAILABLE_NOTICE
+        turn = resumed
+    if typing is not None:
+        await typing()
+    return (await flow.answer(turn, record=answered)).text
+
+
+def notice(refused: HutchError) -> str:
+    """What the person hears when the agent cannot answer: plans and upgrades are for the owner."""
+    if refused.status_code == 429 and "per day" in refused.detail:
+        return "I have answered all the messages I can for today. Please come back tomorrow."
+    if refused.status_code == 429:
+        return "I am receiving a lot of messages right now. Please try again in a little while."
+    if refused.status_code == 402:
+        return PLAN_LIMIT_NOTICE
+    return UNAVAILABLE_NOTICE
