@@ -30,6 +30,7 @@ from hutch.core.ratelimit import PostgresRateLimiter
 from hutch.db import migrations
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database, create_engine
+from hutch.db.jobs import registry
 from hutch.db.urls import libpq_conninfo
 from hutch.resources import Resources, build_resources, build_worker_resources
 from hutch.settings import Environment, Settings
@@ -214,6 +215,7 @@ class RecordingJobQueue(JobQueue):
     def __init__(self, settings: Settings, database_url: str) -> None:
         super().__init__(settings, database_url)
         self.deferred: list[tuple[str, dict[str, Any]]] = []
+        self.locks: list[str | None] = []  # the queue lock of each job deferred within a transaction
         self.worker_resources: WorkerResources | None = None
 
     async def defer(self, task_name: str, *, lock: str | None = None, **kwargs: Any) -> int:
@@ -229,6 +231,7 @@ class RecordingJobQueue(JobQueue):
         **kwargs: Any,
     ) -> None:
         self.deferred.append((task_name, kwargs))
+        self.locks.append(lock if lock is not None else registry.spec(task_name).lock_for(kwargs))
 
     async def run_pending(self) -> list[Any]:
         assert self.worker_resources is not None
