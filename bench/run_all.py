@@ -14,6 +14,7 @@ BENCHES = [
     "bench_webhooks.py",
     "bench_knowledge.py",
     "bench_telegram.py",
+    "bench_turns.py",
     "bench_runtimes.py",
     "bench_analytics.py",
     "bench_dashboard.py",
