@@ -1,4 +1,4 @@
-"""Faults under Telegram traffic: PostgreSQL restarted, the job queue flooded. No update is answered twice
+"""Faults under Telegram traffic: PostgreSQL restarted, a worker killed mid-turn, the job queue flooded. No update is answered twice
 or lost silently.
 
 Hutch (`hutch serve` and `hutch worker`, each its own process) runs on a PostgreSQL of its own. In the first
@@ -30,6 +30,7 @@ from hutch.channels.inbound import NOT_SENT_AGAIN
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.urls import libpq_conninfo
 from tests.conftest import TEST_PLANS, TEST_SECRET_KEY
+from tests.fakes.llm import FakeLLMServer, ScriptedReply
 from tests.fakes.server import free_port, wait_until
 from tests.fakes.telegram import FakeTelegramServer, Sender, text_update, webhook_headers
 from tests.log_scan import scan
@@ -39,6 +40,7 @@ UPDATES = 60
 RESTART_AFTER = 20
 FLOOD = 3000
 FLOOD_UPDATES = 20
+KILLED_CHATS = 5
 
 
 @pytest.fixture
@@ -60,6 +62,18 @@ class Running:
     secret: str
     api: subprocess.Popen[bytes]
     worker: subprocess.Popen[bytes]
+    command: list[str]
+    env: dict[str, str]
+    worker_log: Path
+
+    def start_worker(self) -> None:
+        with self.worker_log.open("a") as out:
+            self.worker = subprocess.Popen(
+                [*self.command, "worker", "--concurrency", "2"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def post(self, client: httpx.Client, body: dict[str, object]) -> int:
         try:
@@ -73,8 +87,16 @@ class Running:
 
 
 @contextmanager
-def running_hutch(url: str, telegram: FakeTelegramServer, home: Path) -> Iterator[Running]:
-    """`hutch serve` and `hutch worker` on ``url``, with an agent on a Telegram bot of the fake server."""
+def running_hutch(
+    url: str,
+    telegram: FakeTelegramServer,
+    home: Path,
+    *,
+    model: str = "demo/echo",
+    llm: FakeLLMServer | None = None,
+) -> Iterator[Running]:
+    """`hutch serve` and `hutch worker` on ``url``, with an agent on a Telegram bot of the fake server (and
+    its model on the fake OpenAI server, with ``llm``)."""
     telegram.reset()
     telegram.add_bot(TOKEN, "restart_bot")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUTCH_")}
@@ -89,6 +111,13 @@ def running_hutch(url: str, telegram: FakeTelegramServer, home: Path) -> Iterato
         HUTCH_PUBLIC_URL="https://hutch.example",
         HUTCH_WORKER_STALLED_TIMEOUT="5",
     )
+    if llm is not None:
+        env.update(
+            HUTCH_OPENAI_API_KEY="sk-test-platform-key",
+            HUTCH_OPENAI_BASE_URL=llm.api_base,
+            HUTCH_PROVIDER_URLS_ALLOW_PRIVATE="true",
+            HUTCH_LLM_MAX_RETRIES="0",
+        )
     hutch = [sys.executable, "-m", "hutch.cli"]
     subprocess.run([*hutch, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
     port = free_port()
@@ -104,14 +133,16 @@ def running_hutch(url: str, telegram: FakeTelegramServer, home: Path) -> Iterato
         worker = subprocess.Popen(
             [*hutch, "worker", "--concurrency", "2"], env=env, stdout=worker_out, stderr=subprocess.STDOUT
         )
+    running = Running(base, url, "", "", api, worker, hutch, env, logs[1])
     try:
         wait_until(lambda: _ready(base), timeout=60)
-        channel_id = _connect_bot(base)
+        running.channel_id = _connect_bot(base, model)
         webhook = telegram.webhook(TOKEN)
         assert webhook is not None
-        yield Running(base, url, channel_id, webhook.secret_token or "", api, worker)
+        running.secret = webhook.secret_token or ""
+        yield running
     finally:
-        for process in (api, worker):
+        for process in (api, running.worker):  # the worker may have been replaced
             process.terminate()
             try:
                 process.wait(timeout=20)
@@ -207,6 +238,49 @@ def test_a_flooded_queue_delays_answers_but_loses_none(
         wait_until(lambda: unfinished() == 0, timeout=30, interval=0.2)
 
 
+def test_a_worker_killed_mid_turn_is_replaced_and_every_chat_answered_once(
+    own_postgres: tuple[EmbeddedPostgres, str],
+    telegram_server: FakeTelegramServer,
+    fake_llm_server: FakeLLMServer,
+    tmp_path: Path,
+) -> None:
+    """kill -9 of the worker while every chat's turn waits on the model: the next worker resumes each turn
+    from its stored message (phase 1 committed), and each chat gets one answer; no message stored twice."""
+    _, url = own_postgres
+    fake_llm_server.reset()
+    fake_llm_server.script(*(ScriptedReply(content="never arrives", delay=60) for _ in range(KILLED_CHATS)))
+    with running_hutch(
+        url, telegram_server, tmp_path, model="openai/gpt-4o-mini", llm=fake_llm_server
+    ) as hutch:
+        with httpx.Client(timeout=10) as client:
+            for n in range(KILLED_CHATS):  # different chats: their turns run at once
+                body = text_update(f"question {n}", sender=Sender(id=9_990_000 + n), update_id=90_000 + n)
+                assert hutch.post(client, body) == 200
+        wait_until(lambda: len(fake_llm_server.requests) >= KILLED_CHATS, timeout=30, interval=0.1)
+        hutch.worker.kill()  # SIGKILL: no rollback, no goodbye
+        hutch.worker.wait(10)
+        fake_llm_server.reset()  # the model answers at once from now on (it echoes the question)
+        time.sleep(6)  # the dead worker's heartbeat goes stale (HUTCH_WORKER_STALLED_TIMEOUT=5)
+        hutch.start_worker()
+
+        def answered() -> bool:
+            return all(telegram_server.sent_texts(9_990_000 + n) for n in range(KILLED_CHATS))
+
+        wait_until(answered, timeout=90, interval=0.3)
+        time.sleep(2)  # anything sent twice would show up now
+        for n in range(KILLED_CHATS):
+            assert len(telegram_server.sent_texts(9_990_000 + n)) == 1, telegram_server.sent_texts(
+                9_990_000 + n
+            )
+        with psycopg.connect(libpq_conninfo(url)) as conn:
+            stored = conn.execute(
+                "SELECT content FROM messages WHERE role = 'user' ORDER BY content"
+            ).fetchall()
+            answers = conn.execute("SELECT count(*) FROM messages WHERE role = 'assistant'").fetchone()
+        assert [row[0] for row in stored] == [f"question {n}" for n in range(KILLED_CHATS)]
+        assert answers is not None and answers[0] == KILLED_CHATS
+
+
 def _ready(base: str) -> bool:
     try:
         return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
@@ -214,15 +288,13 @@ def _ready(base: str) -> bool:
         return False
 
 
-def _connect_bot(base: str) -> str:
+def _connect_bot(base: str, model: str) -> str:
     with httpx.Client(base_url=base, timeout=30) as client:
         signup = client.post(
             "/api/v1/auth/signup", json={"email": "pg@example.com", "password": "restart-pw-1"}
         )
         auth = {"Authorization": f"Bearer {signup.json()['access_token']}"}
-        agent = client.post(
-            "/api/v1/agents", json={"name": "Steady", "model": "demo/echo"}, headers=auth
-        ).json()
+        agent = client.post("/api/v1/agents", json={"name": "Steady", "model": model}, headers=auth).json()
         channel = client.post(
             f"/api/v1/agents/{agent['id']}/channels/telegram", json={"bot_token": TOKEN}, headers=auth
         )
