@@ -16,12 +16,12 @@ from hutch.admin.models import Severity
 from hutch.billing.models import BillingAccount, RevenueEvent, SubscriptionStatus
 from hutch.channels.models import ChannelUsageDaily
 from hutch.channels.voice.models import VoiceSession, VoiceStatus
-from hutch.turns import flow as chat_module
 from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
 from hutch.core.ids import new_id
 from hutch.db.engine import UnitOfWork
 from hutch.runtimes.models import Runtime, RuntimeHost, RuntimeStatus
 from hutch.settings import Settings
+from hutch.turns import flow as chat_module
 from tests.factories import create_account
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
 

@@ -12,8 +12,6 @@ from typing import Any
 import jwt
 import pytest
 from httpx import AsyncClient
-from hutch.turns.flow import TurnFlow
-from hutch.turns.tools import balance_words
 from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +32,8 @@ from hutch.conversations.models import Conversation
 from hutch.db.engine import Database, UnitOfWork
 from hutch.resources import Resources
 from hutch.settings import Settings
+from hutch.turns.flow import TurnFlow
+from hutch.turns.tools import balance_words
 from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
 from tests.factories import Account, create_account
 from tests.fakes.livekit import API_KEY, API_SECRET, FakeLiveKitServer, room_event, signed_webhook

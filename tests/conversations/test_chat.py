@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from hutch.turns.flow import TurnFlow
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +20,7 @@ from hutch.db.engine import UnitOfWork
 from hutch.engine.gateway import LLMGateway
 from hutch.resources import Resources
 from hutch.settings import Settings
+from hutch.turns.flow import TurnFlow
 from tests.conftest import LiveDeployment, RecordingJobQueue
 from tests.factories import Account, create_account
 from tests.fakes.anthropic import AnthropicReply, FakeAnthropicServer, ToolUse

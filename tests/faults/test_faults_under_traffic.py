@@ -1,5 +1,5 @@
-"""Faults under Telegram traffic: PostgreSQL restarted, a worker killed mid-turn, the job queue flooded. No update is answered twice
-or lost silently.
+"""Faults under Telegram traffic: PostgreSQL restarted, a worker killed mid-turn, the job queue flooded. No
+update is answered twice or lost silently.
 
 Hutch (`hutch serve` and `hutch worker`, each its own process) runs on a PostgreSQL of its own. In the first
 test the database is stopped and started again in the middle of the traffic; updates Telegram could not

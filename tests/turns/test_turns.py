@@ -259,7 +259,9 @@ async def test_no_database_connection_is_held_while_the_model_answers(
         turn = spoken()
     else:
         created = await d.client.post(
-            f"/api/v1/agents/{agent['id']}/tasks", json={"description": "Say hello to the team"}, headers=headers
+            f"/api/v1/agents/{agent['id']}/tasks",
+            json={"description": "Say hello to the team"},
+            headers=headers,
         )
         assert created.status_code == 201, created.text
         turn = d.jobs.run_pending()
