@@ -52,16 +52,14 @@ from hutch.knowledge.chunking import count_tokens
 from hutch.knowledge.search import Passage
 from hutch.knowledge.service import embed_query, has_knowledge, search_with
 from hutch.runtimes.client import RuntimeTarget, complete, ready_runtime
-from hutch.turns.tools import TurnTools
+from hutch.turns.tools import KNOWLEDGE_TOP_K, TimeLeft, TurnTools
 from hutch.worker import WorkerResources
 
 MANAGER_ROLE = "manager"
 PROVIDER_FAILURES_ALERT = 20  # failed answers per provider in 5 minutes that make an admin alert
-TimeLeft = Callable[[str], Awaitable[int | None]]  # org id → seconds of voice time left, None if untracked
 # Written in a phase's transaction by the channel that runs the turn (its inbox event, say), so what the
 # channel records commits with the turn's own writes.
 Record = Callable[[UnitOfWork, Message], Awaitable[None]]
-KNOWLEDGE_TOP_K = 5
 
 
 class AgentPaused(Conflict):
@@ -161,7 +159,11 @@ class TurnFlow:
 
     async def models_for(self, agent: Agent) -> tuple[ResolvedModel, ResolvedModel | None]:
         """The agent's model and fallback with their keys, or 409 saying which key is missing."""
-        keys = await self._org_keys(agent.org_id)
+        return self._resolve(agent, await self._org_keys(agent.org_id))
+
+    def _resolve(
+        self, agent: Agent, keys: dict[str, Credentials]
+    ) -> tuple[ResolvedModel, ResolvedModel | None]:
         primary = self.resources.llm.resolve(agent.model, keys)
         fallback = None
         if agent.fallback_model:
@@ -386,14 +388,7 @@ class TurnFlow:
         """Everything the engine needs, from what phase 1 read: reads nothing. ``history``: the caller's,
         when it sends the conversation with each call (else the stored one)."""
         agent, reads = turn.agent, turn.reads
-        keys = self._keys[agent.org_id]
-        primary = self.resources.llm.resolve(agent.model, keys)
-        fallback = None
-        if agent.fallback_model:
-            try:
-                fallback = self.resources.llm.resolve(agent.fallback_model, keys)
-            except Conflict:
-                fallback = None
+        primary, fallback = self._resolve(agent, self._keys[agent.org_id])  # keys read in phase 1
         now = datetime.now(UTC)
         tools = list(agent.tools)
         if reads.searchable:
