@@ -91,6 +91,15 @@ class MessageRepository:
         stmt = stmt.order_by(Message.seq.desc()).limit(limit)
         return list(reversed((await self.session.scalars(stmt)).all()))
 
+    async def answered_after(self, conversation_id: str, seq: int) -> bool:
+        """Whether an answer follows the message numbered ``seq``."""
+        stmt = select(Message.id).where(
+            Message.conversation_id == conversation_id,
+            Message.seq > seq,
+            Message.role == MessageRole.ASSISTANT,
+        )
+        return await self.session.scalar(stmt.limit(1)) is not None
+
     async def between(self, conversation_id: str, after_seq: int, until_seq: int) -> list[Message]:
         stmt = (
             select(Message)

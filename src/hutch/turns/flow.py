@@ -24,7 +24,6 @@ from typing import Any
 
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.tools import ToolDefinition
-from sqlalchemy import select
 
 from hutch.admin.alerts import raise_alert
 from hutch.admin.models import Severity
@@ -258,14 +257,7 @@ class TurnFlow:
         agent = await self.session.get(Agent, conversation.agent_id) if conversation else None
         if conversation is None or agent is None:
             return None
-        answered = await self.session.scalar(
-            select(Message.id).where(
-                Message.conversation_id == conversation.id,
-                Message.seq > message.seq,
-                Message.role == MessageRole.ASSISTANT,
-            )
-        )
-        if answered is not None:
+        if await MessageRepository(self.session).answered_after(conversation.id, message.seq):
             return None
         await self.models_for(agent)
         facts = await MemoryRepository(self.session).facts(
