@@ -20,9 +20,11 @@ and Twilio servers. Everything listens on 127.0.0.1.
    latency at a steady 200 updates/s for 10 s (`bench_telegram.py`'s pacing) while the worker answers.
 
 The waits for replies are capped (`--cap`, 100 s by default) so a run always ends: chats still unanswered
-then count as slower than the cap. `--quick` (or `BENCH_QUICK=1`) runs a smaller version (100 chats, 64
-calls in flight, one 8 s round, 400 updates) in about three minutes; `--sections 1,3` picks sections.
-Hutch's logs go to `bench/results/turns/`.
+then count as slower than the cap. A full run takes about 9.5 minutes when the worker runs four turns at a
+time (the bursts wait out their cap) and about 6.5 when it keeps every turn in flight. `--quick` (or
+`BENCH_QUICK=1`) runs a smaller version (100 chats, 64 calls in flight, one 8 s round, 400 updates) in
+about four minutes; `--sections 1,3` picks sections. Hutch's logs go to `bench/results/turns/`, and the
+exceptions they show are counted under each section.
 """
 
 from __future__ import annotations
