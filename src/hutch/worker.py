@@ -100,7 +100,11 @@ class JobQueue(JobOutbox):
             conninfo=libpq_conninfo(database_url),
             min_size=1,
             max_size=pool_max_size,
-            kwargs={"application_name": "hutch-jobs"},
+            # Fetching the next job must walk the queue in order and stop at the first free one. Planned with
+            # the table's statistics of a quiet moment (a few waiting jobs), PostgreSQL would rather gather
+            # every waiting job and sort them, which during a burst of thousands costs milliseconds per
+            # fetch, and the worker fetches one job at a time. These connections serve only the queue.
+            kwargs={"application_name": "hutch-jobs", "options": "-c enable_bitmapscan=off"},
         )
         self.app = procrastinate.App(connector=self.connector)
         self._resources: WorkerResources | None = None
