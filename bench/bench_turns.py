@@ -155,6 +155,8 @@ def hutch_serve(tmp: Path, name: str, upstream: str, **extra: str) -> Iterator[s
         HUTCH_EMBEDDING_PROVIDER="openai",  # the fake upstream embeds too (at once); no model to load
         **extra,
     )
+    # BENCH_HUTCH_X=v sets HUTCH_X=v for the Hutch under test (to compare settings side by side).
+    env.update({k.removeprefix("BENCH_"): v for k, v in os.environ.items() if k.startswith("BENCH_HUTCH_")})
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = LOGS / f"{name}-hutch.log"

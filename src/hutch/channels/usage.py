@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.channels.models import ChannelUsageDaily
 from hutch.core.quota import utc_day
+from hutch.db.carried import Carried
 
 
 async def count_messages(
@@ -35,6 +36,37 @@ async def count_messages(
                 "outbound": ChannelUsageDaily.outbound + stmt.excluded.outbound,
             },
         )
+    )
+
+
+_COUNTED = (
+    text(
+        "INSERT INTO channel_usage_daily (agent_id, channel, day, org_id, inbound, outbound) VALUES "
+        "(:count_agent_id, :count_channel, :count_day, :count_org_id, :count_inbound, :count_outbound) "
+        "ON CONFLICT (agent_id, channel, day) DO UPDATE SET "
+        "inbound = channel_usage_daily.inbound + EXCLUDED.inbound, "
+        "outbound = channel_usage_daily.outbound + EXCLUDED.outbound RETURNING day"
+    )
+    .columns()
+    .cte("channel_counted")
+)
+
+
+def counted_messages(
+    org_id: str, agent_id: str, channel: str, *, inbound: int = 0, outbound: int = 0
+) -> Carried:
+    """:func:`count_messages` for another statement to carry: the day's row of a busy bot is locked only
+    while that one statement runs, never across a round trip to the client."""
+    return Carried(
+        (_COUNTED,),
+        params={
+            "count_agent_id": agent_id,
+            "count_channel": channel,
+            "count_day": utc_day(datetime.now(UTC)),
+            "count_org_id": org_id,
+            "count_inbound": inbound,
+            "count_outbound": outbound,
+        },
     )
 
 

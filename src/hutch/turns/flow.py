@@ -56,9 +56,12 @@ from hutch.worker import WorkerResources
 
 MANAGER_ROLE = "manager"
 PROVIDER_FAILURES_ALERT = 20  # failed answers per provider in 5 minutes that make an admin alert
-# Written in a phase's transaction by the channel that runs the turn (its inbox event, say), so what the
+# Written in phase 1's transaction by the channel that runs the turn (its inbox event, say), so what the
 # channel records commits with the turn's own writes.
 Record = Callable[[UnitOfWork, Message], Awaitable[None]]
+# What the channel writes with the answer (given its text), carried by the one statement that stores it: a
+# busy row (a bot's daily count) is then locked only while that statement runs.
+AnswerCarries = Callable[[str], Carried]
 
 
 class AgentPaused(Conflict):
@@ -199,11 +202,19 @@ class TurnFlow:
         ``caller_waits``: the sender waits for the answer, so the commit need not wait for the disk (see
         ``NO_FLUSH_WAIT``)."""
         try:
+            # The org's counters row is shared by all its turns: the reservation comes last before the
+            # commit, so it is held for one round trip (carried by the message's statement when nothing else
+            # follows it: the OpenAI API's turns, whose caller sends the history).
+            reserve_last = stored_history or record is not None
             turn = await self._admit_and_store(
-                agent, channel, end_user, text, conversation_id, stored_history, caller_waits
+                agent, channel, end_user, text, conversation_id, stored_history, caller_waits, reserve_last
             )
             if record is not None:
                 await record(self.uow, turn.stored[1])
+            if reserve_last:
+                await self.session.flush()
+                reservation = await self.quotas.message_reservation(agent.org_id)
+                await self._settle(agent, await reservation.execute(self.session))
             await self.uow.checkpoint()
         except HutchError:
             await self.uow.rollback()
@@ -280,37 +291,45 @@ class TurnFlow:
         conversation_id: str | None,
         stored_history: bool,
         caller_waits: bool,
+        reserve_last: bool,
     ) -> Turn:
         if agent.status is not AgentStatus.ACTIVE:
             raise AgentPaused()
         await self.models_for(agent)  # refuse before storing anything when no model can answer
         await self.quotas.admit_message(agent.org_id)
-        # Most messages go to the open conversation in one statement that also reserves the message on the
-        # usage counters and reads the end user's facts. The conversation is locked before the counters, in
-        # the order ``finish`` takes them: turns of one conversation taking them in opposite orders would
-        # deadlock. Every message of the org waits for the counters' row, held until the commit that
-        # follows. A refusal rolls the new conversation and message back with everything else.
+        # Most messages go to the open conversation in one statement that also reads the end user's facts (and
+        # reserves the message on the usage counters, unless ``reserve_last``). The conversation is locked
+        # before the counters, in the order ``finish`` takes them: turns of one conversation taking them in
+        # opposite orders would deadlock. A refusal rolls the new conversation and message back with
+        # everything else.
         also = MemoryRepository.facts_carried(agent.id, end_user, self.settings.memories_in_prompt)
         if caller_waits:
             also += NO_FLUSH_WAIT
-        reservation = await self.quotas.message_reservation(agent.org_id, after=COUNTED_CONVERSATION)
+        carrying = also
+        if not reserve_last:
+            carrying += await self.quotas.message_reservation(agent.org_id, after=COUNTED_CONVERSATION)
         conversation, message, carried = await self.conversations.add_user_message(
-            agent, channel, end_user, text, conversation_id, carrying=reservation + also
+            agent, channel, end_user, text, conversation_id, carrying=carrying
         )
-        if carried is None:  # the message opened its conversation (or named one): reserve and read alone
-            reservation = await self.quotas.message_reservation(agent.org_id)
-            carried = await (reservation + also).execute(self.session)
-        plan = await self.quotas.settle_reservation(agent.org_id, carried)
+        if carried is None:  # the message opened its conversation (or named one): carried work runs alone
+            if not reserve_last:
+                carrying = also + await self.quotas.message_reservation(agent.org_id)
+            carried = await carrying.execute(self.session)
+        if not reserve_last:
+            await self._settle(agent, carried)
         facts = list(carried["facts"] or [])
         if stored_history:
             reads = await self._prompt_reads(agent, conversation, message, facts)
         else:
             reads = PromptReads(facts, await self._org_name(agent.org_id))
-        turn = Turn(agent, channel, end_user, text, reads, conversation, message, stored_history)
+        return Turn(agent, channel, end_user, text, reads, conversation, message, stored_history)
+
+    async def _settle(self, agent: Agent, reserved: dict[str, Any]) -> None:
+        """Refuse a message over the plan's quotas (the caller rolls back); queue the notice it reaches."""
+        plan = await self.quotas.settle_reservation(agent.org_id, reserved)
         percent = quota_notice_due(plan, self.quotas.month_count)
         if percent is not None:
             self.uow.defer(QUOTA_NOTICE_JOB, org_id=agent.org_id, percent=percent)
-        return turn
 
     async def _prompt_reads(
         self, agent: Agent, conversation: Conversation, message: Message, facts: list[str]
@@ -429,10 +448,10 @@ class TurnFlow:
     def engine(self) -> Engine:
         return Engine(self.resources.llm, self.resources.metrics, self.settings)
 
-    async def answer(self, turn: Turn, *, record: Record | None = None) -> Answer:
+    async def answer(self, turn: Turn, *, carrying: AnswerCarries | None = None) -> Answer:
         """Phases 2 and 3: the model's answer, stored and metered."""
         outcome = await self.outcome(turn)
-        return await self.finish(turn, outcome, record=record)
+        return await self.finish(turn, outcome, carrying=carrying)
 
     async def outcome(self, turn: Turn, request: TurnRequest | None = None) -> TurnOutcome:
         """Phase 2 alone: the answer of the agent's runtime or of the engine, holding no connection."""
@@ -446,17 +465,19 @@ class TurnFlow:
             )
         return outcome
 
-    async def stream(self, turn: Turn, *, record: Record | None = None) -> AsyncIterator[TextDelta | Answer]:
+    async def stream(
+        self, turn: Turn, *, carrying: AnswerCarries | None = None
+    ) -> AsyncIterator[TextDelta | Answer]:
         """Phases 2 and 3 as they happen: text deltas, then the stored :class:`Answer` last."""
         if turn.agent.role == MANAGER_ROLE or turn.reads.runtime is not None:
             # A manager acts and a runtime answers whole: the answer comes as one delta.
-            answered = await self.answer(turn, record=record)
+            answered = await self.answer(turn, carrying=carrying)
             yield TextDelta(answered.text)
             yield answered
             return
         async for event in self.engine.stream(self.request(turn)):
             if isinstance(event, TurnOutcome):
-                yield await self.finish(turn, event, record=record)
+                yield await self.finish(turn, event, carrying=carrying)
             else:
                 yield event
 
@@ -482,9 +503,11 @@ class TurnFlow:
 
     # --- phase 3 -----------------------------------------------------------------------------------------
 
-    async def finish(self, turn: Turn, outcome: TurnOutcome, *, record: Record | None = None) -> Answer:
-        """Phase 3: store the answer with the usage it counts (or, for an unstored turn, count it), charge
-        credits on pay-per-use plans; committed with ``record``'s writes and the turn's jobs."""
+    async def finish(
+        self, turn: Turn, outcome: TurnOutcome, *, carrying: AnswerCarries | None = None
+    ) -> Answer:
+        """Phase 3: store the answer with the usage it counts and what ``carrying`` adds, in one statement
+        (or, for an unstored turn, count it); charge credits on pay-per-use plans; commit with its jobs."""
         org_id, usage = turn.agent.org_id, _usage(outcome)
         message: Message | None = None
         if turn.conversation is None:
@@ -495,14 +518,14 @@ class TurnFlow:
             # The answer and the usage it counts are one statement, which locks the conversation's row first,
             # then the counters' (the order ``begin`` takes them in). Credits go in the same transaction.
             counters = self.quotas.turn_counters(org_id, usage, api_key_id=self.api_key_id)
-            if record is None and not await self.quotas.charges_credits(org_id, usage):
-                async with self.uow.alone():  # one statement, its own transaction
-                    message = await self._store_answer(turn, outcome, counters)
-            else:
+            if carrying is not None:
+                counters += carrying(outcome.text)
+            if await self.quotas.charges_credits(org_id, usage):
                 message = await self._store_answer(turn, outcome, counters)
                 await self.quotas.charge_turn(org_id, usage, self._ledger(), message.id)
-                if record is not None:
-                    await record(self.uow, message)
+            else:
+                async with self.uow.alone():  # one statement, its own transaction
+                    message = await self._store_answer(turn, outcome, counters)
         if not outcome.ok:
             await self._count_failure(outcome)
         if turn.conversation is not None:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.orm.attributes import set_committed_value
+
 from hutch.agents.models import Agent
+from hutch.channels.inbound import reply_kept
 from hutch.channels.models import ExternalEvent
 from hutch.conversations.models import Message
 from hutch.core.errors import HutchError
@@ -38,9 +41,6 @@ async def answer_event(
     async def begun(uow: UnitOfWork, message: Message) -> None:
         event.turn_message_id = message.id
 
-    async def answered(uow: UnitOfWork, message: Message) -> None:
-        event.reply = message.content
-
     if message_id is None:
         try:
             turn = await flow.begin(agent, channel, end_user, text, record=begun)
@@ -53,7 +53,9 @@ async def answer_event(
         turn = resumed
     if typing is not None:
         await typing()
-    return (await flow.answer(turn, record=answered)).text
+    reply = (await flow.answer(turn, carrying=lambda text: reply_kept(event, text))).text
+    set_committed_value(event, "reply", reply)  # written by the answer's statement: nothing to flush
+    return reply
 
 
 def notice(refused: HutchError) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from hutch.db.engine import unit_of_work
 from hutch.engine.runner import TextDelta
-from hutch.turns.flow import Answer, Record, Turn, TurnFlow
+from hutch.turns.flow import Answer, AnswerCarries, Turn, TurnFlow
 
 # What the ``done`` event carries, built once the answer is stored.
 DoneBody = Callable[[Answer], Awaitable[dict[str, Any]]]
@@ -24,13 +24,13 @@ def sse(event: str, data: object) -> str:
 
 
 def stream_turn(
-    flow: TurnFlow, turn: Turn, done: DoneBody, record: Record | None = None
+    flow: TurnFlow, turn: Turn, done: DoneBody, carrying: AnswerCarries | None = None
 ) -> AsyncIterator[str]:
     """The answer to ``turn``, which ``flow`` began in the request."""
 
     async def events() -> AsyncIterator[str]:
         async with unit_of_work(flow.resources.database, flow.resources.jobs) as uow:
-            async for event in flow.continued_on(uow).stream(turn, record=record):
+            async for event in flow.continued_on(uow).stream(turn, carrying=carrying):
                 if isinstance(event, TextDelta):
                     yield sse("delta", {"content": event.text})
                 else:

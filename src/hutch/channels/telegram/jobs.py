@@ -145,10 +145,9 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
     if chat is None or not isinstance(message, dict) or (chat.agent is None and not chat.platform):
         return finish_event(event, "nothing to answer")
     if event.reply is None:
+        # A turn's answer is kept on the event by the statement storing it; any other reply is committed
+        # with the sending mark below, so a failed send retries with the same answer.
         event.reply = await _reply(ctx, gateway, chat, event, message)
-        if chat.counted is not None:
-            await count_messages(session, *chat.counted, CHANNEL, inbound=1)
-        await ctx.uow.checkpoint()  # the answer is kept even if sending fails below
     text = message.get("text")
     command = _command(text)[0] if isinstance(text, str) else None
     buttons = await _buttons(ctx, chat, event.reply, command)
@@ -156,14 +155,22 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
         try:
             sent = await gateway.send(chat.token, chat.chat_id, event.reply, buttons)
         except BotBlocked:
-            return finish_event(event, "not delivered: the user blocked the bot")
+            return await _handled(ctx, event, chat, "not delivered: the user blocked the bot")
         except InvalidToken:
             # The bot's token was revoked in @BotFather: retrying cannot help; the owner sees why.
             await _mark_broken(ctx, channel_id, TOKEN_REVOKED)
-            return finish_event(event, f"not delivered: {TOKEN_REVOKED}")
+            return await _handled(ctx, event, chat, f"not delivered: {TOKEN_REVOKED}")
+    return await _handled(ctx, event, chat, "answered", sent)
+
+
+async def _handled(ctx: JobContext, event: ExternalEvent, chat: Chat, outcome: str, sent: int = 0) -> str:
+    """The event handled, with the chat's messages in and out counted: last in the job's transaction, since
+    every chat of a bot adds to the same row of the day."""
+    finish_event(event, outcome)
     if chat.counted is not None:
-        await count_messages(session, *chat.counted, CHANNEL, outbound=sent)
-    return finish_event(event, "answered")
+        await ctx.uow.session.flush()
+        await count_messages(ctx.uow.session, *chat.counted, CHANNEL, inbound=1, outbound=sent)
+    return outcome
 
 
 async def _mark_broken(ctx: JobContext, channel_id: str, reason: str) -> None:

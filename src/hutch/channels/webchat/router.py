@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from hutch.agents.models import Agent
 from hutch.channels.models import Channel
 from hutch.channels.router import ChannelOut, channel_out
-from hutch.channels.usage import count_messages
+from hutch.channels.usage import count_messages, counted_messages
 from hutch.channels.webchat.service import (
     CHANNEL,
     AllowedOrigins,
@@ -43,6 +43,7 @@ from hutch.core.errors import (
     error_responses,
 )
 from hutch.core.request_context import client_ip
+from hutch.db.carried import Carried
 from hutch.db.engine import UnitOfWork
 from hutch.turns.flow import Answer, TurnFlow
 from hutch.turns.inbox import notice
@@ -164,9 +165,6 @@ async def widget_message(
     async def counted_in(uow: UnitOfWork, message: Message) -> None:
         await count_messages(uow.session, agent.org_id, agent.id, CHANNEL, inbound=1)
 
-    async def counted_out(uow: UnitOfWork, message: Message) -> None:
-        await count_messages(uow.session, agent.org_id, agent.id, CHANNEL, outbound=1)
-
     try:
         # Committed: the visitor's message is safe before the model runs (made durable by the answer's).
         turn = await flow.begin(agent, CHANNEL, end_user, body.text, caller_waits=True, record=counted_in)
@@ -178,7 +176,10 @@ async def widget_message(
         assert answer.message is not None
         return {"content": answer.message.content, "status": answer.message.status}
 
-    events = stream_turn(flow, turn, done, record=counted_out)
+    def counted_out(_: str) -> Carried:
+        return counted_messages(agent.org_id, agent.id, CHANNEL, outbound=1)
+
+    events = stream_turn(flow, turn, done, carrying=counted_out)
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
