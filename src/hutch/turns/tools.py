@@ -18,7 +18,7 @@ from hutch.conversations.repository import UsageRepository
 from hutch.db.engine import UnitOfWork, unit_of_work
 from hutch.engine.deps import FactStore, TeamActions
 from hutch.engine.tools import MANAGER_TOOLS
-from hutch.knowledge.service import retrieve
+from hutch.knowledge.service import embed_query, search_with
 from hutch.worker import WorkerResources
 
 if TYPE_CHECKING:
@@ -56,16 +56,10 @@ class TurnTools:
 
         async with self.unit() as uow:
             keys = await org_credentials(uow.session, self.resources.secret_box, self.agent.org_id)
-        # The query's embedding is computed between the two units: no connection is held meanwhile.
+        vector = await embed_query(self.resources.embedder, keys, query)  # between units: nothing held
         async with self.unit() as uow:
-            found = await retrieve(
-                uow.session,
-                self.resources.embedder,
-                self.resources.secret_box,
-                self.agent,
-                query,
-                KNOWLEDGE_TOP_K,
-                keys=keys,
+            found = await search_with(
+                uow.session, self.resources.embedder, self.agent, query, KNOWLEDGE_TOP_K, vector
             )
         passages = fit_passages(found, self.resources.settings.knowledge_prompt_tokens)
         if not passages:
