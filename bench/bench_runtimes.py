@@ -1,6 +1,6 @@
 """Dedicated runtimes with the process driver: time from request to ready, and memory per idle runtime.
 
-One `hutch serve` (with its in-process job worker) on the embedded PostgreSQL. Twenty agents ask for a
+One `hutch serve` (with its job worker) on the embedded PostgreSQL. Twenty agents ask for a
 runtime one after the other; each is timed from the POST until GET says "ready" (the job picked up, the
 process forked by the launcher, its /healthz answering). Then the idle runtimes' memory is read from
 /proc: resident (RSS) and proportional (PSS, shared pages divided among the runtimes sharing them).

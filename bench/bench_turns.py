@@ -1,7 +1,7 @@
 """Chat turns with a slow model and many turns in flight, on `hutch serve` as `make run` starts it.
 
 Each section starts its own `hutch serve` (embedded PostgreSQL in a fresh data directory, the job worker
-in the same process: the defaults of `make run`) with the fake OpenAI-compatible upstream of
+as its child process: the defaults of `make run`) with the fake OpenAI-compatible upstream of
 `fake_upstream.py --think S` as its agents' model (`openai/gpt-4o-mini`), and the tests' fake Telegram
 and Twilio servers. Everything listens on 127.0.0.1.
 
@@ -16,7 +16,7 @@ and Twilio servers. Everything listens on 127.0.0.1.
    documents, one with a ready document (so each turn searches its knowledge), and the LiteLLM proxy of
    `bench_openai_api.py`, in alternating rounds. Ideal: 256 / 2 s = 128 req/s.
 4. Zero think time: 2000 updates from 2000 chats posted as fast as possible (64 connections), the replies
-   per second the in-process worker sends (first to last `sendMessage`), then the webhook acknowledgement
+   per second the worker sends (first to last `sendMessage`), then the webhook acknowledgement
    latency at a steady 200 updates/s for 10 s (`bench_telegram.py`'s pacing) while the worker answers.
 
 The waits for replies are capped (`--cap`, 100 s by default) so a run always ends: chats still unanswered
@@ -142,7 +142,7 @@ def fake_upstream(think: float, name: str) -> Iterator[str]:
 
 @contextmanager
 def hutch_serve(tmp: Path, name: str, upstream: str, **extra: str) -> Iterator[str]:
-    """`hutch serve` as `make run` starts it (embedded PostgreSQL, in-process worker); its base URL."""
+    """`hutch serve` as `make run` starts it (embedded PostgreSQL, its child worker); its base URL."""
     workdir = tmp / name
     workdir.mkdir()
     env = clean_env(
@@ -838,7 +838,7 @@ def pipeline(cfg: Config, tmp: Path) -> None:
     print_table(
         f"4. Zero think time: {cfg.drain_updates} Telegram updates from as many chats, posted as fast as "
         f"they are acknowledged over {cfg.post_connections} connections; replies drained by the "
-        f"in-process worker (waited at most {cfg.cap:.0f} s)",
+        f"worker (waited at most {cfg.cap:.0f} s)",
         [
             "updates",
             "acked/s",
@@ -863,7 +863,7 @@ def pipeline(cfg: Config, tmp: Path) -> None:
     ok = acks.latencies_ms or [math.nan]
     print_table(
         f"4. Webhook acknowledgement at a steady {cfg.paced_rate} updates/s for {cfg.paced_seconds} s "
-        f"(open loop over at most {PACED_CONNECTIONS} connections, as bench_telegram) while the in-process "
+        f"(open loop over at most {PACED_CONNECTIONS} connections, as bench_telegram) while the worker "
         "worker answers them; latency of the acknowledged ones",
         ["updates", "acked 200", "p50 ms", "p99 ms", "max ms", "failures"],
         [

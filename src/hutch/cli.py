@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -40,6 +41,7 @@ from hutch.db.engine import Database, UnitOfWork, unit_of_work
 from hutch.db.jobs import JobOutbox
 from hutch.db.urls import describe
 from hutch.settings import Settings, SettingsError, export_to_environment, load_settings
+from hutch.worker_process import exit_with_parent, worker_process
 
 if TYPE_CHECKING:
     from hutch.admin.demo import DemoReport
@@ -128,8 +130,9 @@ def serve(
     with database_or_exit(settings, apply_migrations=True) as handle:
         settings = handle.settings
         _print_welcome(settings, handle, run_worker)
-        if reload or workers > 1:
-            # Child processes build their own app from the environment; the database stays ours.
+        if reload:
+            # The reloaded child builds its own app (with a worker, so job code reloads too) from the
+            # environment; the database stays ours.
             export_to_environment(settings, handle.url)
             factory = "hutch.app:create_app_with_worker" if run_worker else "hutch.app:create_app"
             uvicorn.run(
@@ -137,33 +140,55 @@ def serve(
                 factory=True,
                 host=settings.host,
                 port=settings.port,
-                reload=reload,
-                workers=None if reload else workers,
+                reload=True,
                 log_config=None,
                 proxy_headers=True,
                 access_log=False,
             )
             return
-        from hutch.app import create_app
-
-        runtime_settings = settings.model_copy(update={"database_url": SecretStr(handle.url)})
-        application = create_app(runtime_settings, run_worker=run_worker)
-        config = uvicorn.Config(
-            application,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            proxy_headers=True,
-            server_header=False,
-            access_log=False,  # Hutch's own middleware logs each request, with its id
-            lifespan="on",
-        )
-        server = uvicorn.Server(config)
-        with stop_signals_end_quietly():
-            server.run()
-        if not server.started:
-            raise fail("The API did not start; see the log above.")
+        with ExitStack() as running:
+            if run_worker:
+                # The worker runs beside the API, not in its event loop: a burst of turns does not slow
+                # the acknowledgement of webhooks, and the two use two cores.
+                export_to_environment(settings, handle.url)
+                running.enter_context(worker_process(dict(os.environ)))
+            if workers > 1:
+                export_to_environment(settings, handle.url)
+                uvicorn.run(
+                    "hutch.app:create_app",
+                    factory=True,
+                    host=settings.host,
+                    port=settings.port,
+                    workers=workers,
+                    log_config=None,
+                    proxy_headers=True,
+                    access_log=False,
+                )
+            else:
+                _serve_api(settings, handle)
     console.print("Hutch stopped.")
+
+
+def _serve_api(settings: Settings, handle: DatabaseHandle) -> None:
+    from hutch.app import create_app
+
+    runtime_settings = settings.model_copy(update={"database_url": SecretStr(handle.url)})
+    application = create_app(runtime_settings)
+    config = uvicorn.Config(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+        access_log=False,  # Hutch's own middleware logs each request, with its id
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    with stop_signals_end_quietly():
+        server.run()
+    if not server.started:
+        raise fail("The API did not start; see the log above.")
 
 
 class _StopRequested(Exception):
@@ -196,7 +221,7 @@ def _print_welcome(settings: Settings, handle: DatabaseHandle, run_worker: bool)
     where = "embedded PostgreSQL" if handle.embedded else describe(handle.url)
     lines = [
         f"[bold]Hutch {__version__}[/] is starting at [link={base}]{base}[/]",
-        f"Database: {where}; job worker: {'in this process' if run_worker else 'separate (hutch worker)'}",
+        f"Database: {where}; job worker: {'beside the API' if run_worker else 'separate (hutch worker)'}",
         "",
         f"  Dashboard     {base}/",
         f"  API docs      {base}/docs",
@@ -215,9 +240,14 @@ def worker(
     concurrency: Annotated[
         int | None, typer.Option(min=1, help="Jobs run at once [HUTCH_WORKER_CONCURRENCY].")
     ] = None,
+    exit_with_parent_: Annotated[
+        bool, typer.Option("--exit-with-parent", hidden=True, help="Stop when stdin closes (hutch serve).")
+    ] = False,
 ) -> None:
     """Run a job worker. Start as many as needed, on as many machines: they share the queue."""
     settings = settings_or_exit()
+    if exit_with_parent_:
+        exit_with_parent()
     with database_or_exit(settings, apply_migrations=settings.uses_embedded_database) as handle:
         if not settings.uses_embedded_database:
             require_current_schema(handle.url)

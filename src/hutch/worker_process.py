@@ -1,0 +1,120 @@
+"""The job worker `hutch serve` starts beside its API: a child process it supervises.
+
+A worker in the API's own process would share one event loop, and so one core, with every request: a
+burst of chat turns would slow the acknowledgement of every webhook. As a child it runs `hutch worker` on
+the same database, is started again when it dies, and stops when `hutch serve` stops or dies (it watches
+the pipe it was given as stdin and stops when that closes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+STOP_GRACE_SECONDS = 20.0  # the worker's own graceful shutdown waits 10 s for running jobs
+MAX_RESTART_DELAY = 30.0
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "hutch", "worker", "--exit-with-parent"]
+
+
+class WorkerProcess:
+    """Runs `hutch worker` as a child and starts it again (waiting longer each time) while it keeps dying."""
+
+    def __init__(self, environment: dict[str, str], command: list[str] | None = None) -> None:
+        self._environment = environment
+        self._command = command or worker_command()
+        self._stopping = threading.Event()
+        self._child: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._supervisor = threading.Thread(target=self._supervise, name="hutch-worker-watch", daemon=True)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._child is None else self._child.pid
+
+    def start(self) -> None:
+        self._spawn()
+        self._supervisor.start()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            # Its own session: Ctrl-C in the terminal reaches `hutch serve`, which then stops the worker after
+            # the API, instead of both racing. stdin is a pipe only we hold: when we die, it closes.
+            self._child = subprocess.Popen(  # noqa: S603  # our own interpreter and arguments
+                self._command, env=self._environment, stdin=subprocess.PIPE, start_new_session=True
+            )
+        log.info("job worker process started", pid=self._child.pid)
+
+    def _supervise(self) -> None:
+        delay = 1.0
+        while not self._stopping.is_set():
+            child = self._child
+            assert child is not None
+            started = time.monotonic()
+            code = child.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started > 60:
+                delay = 1.0  # it ran a good while: this is a new failure, not the same one again
+            log.error("the job worker exited; starting it again", exit_code=code, retry_in_seconds=delay)
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, MAX_RESTART_DELAY)
+            self._spawn()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping.set()
+            child = self._child
+        if child is None or child.poll() is not None:
+            return
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            log.warning("the job worker did not stop in time; killing it", pid=child.pid)
+            child.kill()
+            child.wait()
+        finally:
+            if child.stdin is not None:
+                with contextlib.suppress(OSError):
+                    child.stdin.close()
+
+
+@contextmanager
+def worker_process(environment: dict[str, str]) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(environment)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def exit_with_parent() -> None:
+    """In the child: stop gracefully (SIGTERM to ourselves) once the parent's end of stdin closes."""
+
+    def watch() -> None:
+        # The raw descriptor, not sys.stdin: a daemon thread blocked in a buffered read holds its lock,
+        # which the interpreter then cannot take at exit.
+        with contextlib.suppress(OSError):
+            while os.read(0, 4096):
+                pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="hutch-parent-watch", daemon=True).start()

@@ -1,0 +1,73 @@
+"""`hutch serve`'s job worker runs as a supervised child: started again when it dies, stopped with serve."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hutch.worker_process import WorkerProcess
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_worker_that_dies_is_started_again_and_stopped_with_serve(tmp_path: Path) -> None:
+    starts = tmp_path / "starts"
+    # Each start appends a line; the child then waits until it is told to stop.
+    script = f"open({str(starts)!r}, 'a').write('x\\n'); import time; time.sleep(60)"
+    process = WorkerProcess(dict(os.environ), [sys.executable, "-c", script])
+    process.start()
+    try:
+        wait_until(lambda: starts.exists() and starts.read_text().count("x") == 1)
+        first = process.pid
+        assert first is not None
+        os.kill(first, 9)
+        wait_until(lambda: starts.read_text().count("x") == 2)
+        assert process.pid != first
+    finally:
+        process.stop()
+    last = process.pid
+    assert last is not None
+    wait_until(lambda: not _alive(last))
+    time.sleep(1.5)  # longer than the restart delay: a stopped worker stays stopped
+    assert starts.read_text().count("x") == 2
+
+
+def test_the_worker_stops_when_serve_dies(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    child = (
+        "import signal, sys, time\n"
+        "from hutch.worker_process import exit_with_parent\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+        "exit_with_parent()\n"
+        f"open({str(ready)!r}, 'w').write('ok')\n"
+        "time.sleep(60)\n"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", child], stdin=subprocess.PIPE)
+    try:
+        wait_until(ready.exists)
+        assert worker.stdin is not None
+        worker.stdin.close()  # what the kernel does when `hutch serve` dies, even by kill -9
+        assert worker.wait(timeout=10) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of ours counts as gone
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return False
