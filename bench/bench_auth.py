@@ -31,10 +31,10 @@ from sqlalchemy import text
 
 from common import HUTCH, LoadResult, clean_env, free_port, load, print_table, process, wait_for
 from hutch.app import create_app
-from hutch.core.authz import CurrentPrincipal
-from hutch.core.dependencies import UoWDep
 from hutch.core.logging import configure_logging
 from hutch.core.ratelimit import RedisRateLimiter
+from hutch.http.authz import CurrentPrincipal
+from hutch.http.dependencies import UoWDep
 from hutch.resources import Resources
 from hutch.settings import Settings
 

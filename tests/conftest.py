@@ -30,11 +30,11 @@ from hutch.core.ratelimit import PostgresRateLimiter
 from hutch.db import migrations
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database, create_engine
-from hutch.db.jobs import registry
+from hutch.db.jobs import WorkerResources, registry
 from hutch.db.urls import libpq_conninfo
 from hutch.resources import Resources, build_resources, build_worker_resources
 from hutch.settings import Environment, Settings
-from hutch.worker import JobQueue, WorkerResources
+from hutch.worker import JobQueue
 from tests.fakes.anthropic import FakeAnthropicServer
 from tests.fakes.llm import FakeLLMServer
 from tests.fakes.smtp import SmtpServer

@@ -19,10 +19,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.db import migrations
-from hutch.db.jobs import DEFAULT_RETRY, job, registry
+from hutch.db.jobs import DEFAULT_RETRY, JobContext, job, registry
 from hutch.db.urls import libpq_conninfo
 from hutch.settings import Settings
-from hutch.worker import JobContext, JobQueue
+from hutch.worker import JobQueue
 from tests import worker_harness
 from tests.conftest import PostgresServer, RecordingJobQueue, make_settings
 

@@ -13,8 +13,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from hutch.cli import main
-from hutch.db.jobs import job
-from hutch.worker import JobContext
+from hutch.db.jobs import JobContext, job
 
 CREATE_EFFECTS_TABLE = (
     "CREATE TABLE IF NOT EXISTS job_effects ("

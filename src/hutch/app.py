@@ -17,7 +17,6 @@ from hutch.admin import router as admin_router
 from hutch.admin.webhook_watch import WebhookWatch
 from hutch.agents import avatar_router
 from hutch.agents import router as agents_router
-from hutch.agents.catalog import Catalog, CatalogError, load_catalog
 from hutch.apikeys import router as apikeys_router
 from hutch.audit import router as audit_router
 from hutch.billing import admin_router as billing_admin_router
@@ -25,7 +24,7 @@ from hutch.billing import router as billing_router
 from hutch.billing import webhook_router as billing_webhook_router
 from hutch.billing.plans import PlanCatalog, PlanFileError, load_plans
 from hutch.billing.service import mirror_plans
-from hutch.bootstrap import StartupError, settle_garbage_collector
+from hutch.bootstrap import settle_garbage_collector
 from hutch.botfactory import router as botfactory_router
 from hutch.channels import links_router
 from hutch.channels import router as channels_router
@@ -38,14 +37,15 @@ from hutch.channels.webchat import router as webchat_router
 from hutch.channels.webchat.cors import DashboardCORSMiddleware, WidgetCORSMiddleware
 from hutch.channels.whatsapp import router as whatsapp_router
 from hutch.conversations import router as conversations_router
-from hutch.core.errors import install_error_handlers
+from hutch.core.errors import StartupError, install_error_handlers
 from hutch.core.logging import configure_logging
 from hutch.core.metrics import Metrics
-from hutch.core.middleware import RequestMiddleware
 from hutch.core.ratelimit import build_rate_limiter, check_redis, configured_redis_url
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database
 from hutch.db.migrations import head_revisions
+from hutch.engine.catalog import Catalog, CatalogError, load_catalog
+from hutch.http.middleware import RequestMiddleware
 from hutch.knowledge import router as knowledge_router
 from hutch.knowledge.jobs import REEMBED_JOB
 from hutch.notifications import router as notifications_router

@@ -10,16 +10,13 @@ from dataclasses import dataclass
 import psycopg
 import structlog
 
+from hutch.core.errors import StartupError
 from hutch.db import migrations
 from hutch.db.embedded import EmbeddedDatabaseError, EmbeddedPostgres, check_root_data_dir
 from hutch.db.urls import describe, libpq_conninfo
 from hutch.settings import Settings, ensure_generated_secrets
 
 log = structlog.get_logger(__name__)
-
-
-class StartupError(Exception):
-    """Start-up cannot go on; the message is one sentence telling the user what to do."""
 
 
 @dataclass

@@ -22,24 +22,23 @@ from rich.panel import Panel
 
 from hutch import __version__
 from hutch.accounts.passwords import strong_password
-from hutch.agents.catalog import Catalog, CatalogError, load_catalog
 from hutch.billing.plans import PlanCatalog, PlanFileError, load_plans
 from hutch.bootstrap import (
     DatabaseHandle,
-    StartupError,
     check_port_free,
     migrate,
     open_database,
     require_current_schema,
     settle_garbage_collector,
 )
-from hutch.core.errors import HutchError
+from hutch.core.errors import HutchError, StartupError
 from hutch.core.logging import configure_logging
 from hutch.core.security import SecretBox
 from hutch.db import migrations
 from hutch.db.engine import Database, UnitOfWork, unit_of_work
 from hutch.db.jobs import JobOutbox
 from hutch.db.urls import describe
+from hutch.engine.catalog import Catalog, CatalogError, load_catalog
 from hutch.settings import Settings, SettingsError, export_to_environment, load_settings
 from hutch.worker_process import exit_with_parent, worker_process
 
@@ -283,7 +282,7 @@ def voice_agent(
     """Run the voice worker: joins LiveKit rooms and talks with callers through their agents.
 
     Needs the voice extra (pip install 'hutch[voice]'), HUTCH_LIVEKIT_* and OPENAI_API_KEY for speech."""
-    from hutch.channels.voice.agent import MISSING_EXTRA, voice_agents_available
+    from hutch.channels.voice.worker import MISSING_EXTRA, voice_agents_available
 
     if mode not in ("start", "dev"):
         raise fail(f'Unknown mode "{mode}"; use "start" or "dev".')
@@ -298,7 +297,7 @@ def voice_agent(
             plans = load_plans(handle.settings)
         except (CatalogError, PlanFileError) as exc:
             raise fail(str(exc)) from None
-        from hutch.channels.voice.agent import run
+        from hutch.channels.voice.worker import run
         from hutch.core.metrics import Metrics
         from hutch.resources import build_worker_resources
 

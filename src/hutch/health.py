@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from hutch.core.dependencies import ResourcesDep
 from hutch.core.metrics import CONTENT_TYPE
+from hutch.http.dependencies import ResourcesDep
 from hutch.resources import Resources
 
 router = APIRouter(tags=["operations"])

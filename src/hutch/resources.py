@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hutch.agents.catalog import Catalog, load_catalog
 from hutch.billing.plans import PlanCatalog, load_plans
 from hutch.billing.stripe_gateway import StripeGateway
 from hutch.botfactory.gateway import TelethonClients
@@ -12,13 +11,14 @@ from hutch.core.metrics import Metrics
 from hutch.core.ratelimit import RateLimiter
 from hutch.core.security import SecretBox
 from hutch.db.engine import Database
-from hutch.db.jobs import JobOutbox
+from hutch.db.jobs import JobOutbox, WorkerResources
+from hutch.engine.catalog import Catalog, load_catalog
 from hutch.engine.gateway import LLMGateway
 from hutch.knowledge.embeddings import build_embedder
 from hutch.notifications.gateway import build_email_gateway
 from hutch.runtimes.drivers.process import ProcessDriver
 from hutch.settings import Settings
-from hutch.worker import JobQueue, WorkerResources
+from hutch.worker import JobQueue
 
 
 @dataclass

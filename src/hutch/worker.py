@@ -13,81 +13,29 @@ import asyncio
 import contextlib
 import signal
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import procrastinate
 import structlog
 from procrastinate.psycopg_connector import PsycopgConnector
 
-from hutch.core.metrics import Metrics
 from hutch.core.request_context import set_request_id
-from hutch.core.security import SecretBox
-from hutch.db.engine import Database, UnitOfWork
+from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import (
     HOUSEKEEPING_QUEUE,
     TURNS_QUEUE,
+    JobContext,
     JobOutbox,
     JobSpec,
+    WorkerResources,
     job,
     load_job_modules,
     registry,
 )
 from hutch.db.urls import libpq_conninfo
-from hutch.notifications.gateway import EmailGateway
-
-if TYPE_CHECKING:
-    from hutch.agents.catalog import Catalog
-    from hutch.billing.plans import PlanCatalog
-    from hutch.billing.stripe_gateway import StripeGateway
-    from hutch.botfactory.gateway import CreatorClients
-    from hutch.engine.gateway import LLMGateway
-    from hutch.knowledge.embeddings import EmbeddingProvider
-    from hutch.runtimes.drivers.base import RuntimeDriver
 from hutch.settings import Settings
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class JobContext:
-    """What a job function receives besides its arguments."""
-
-    uow: UnitOfWork
-    resources: WorkerResources
-    job_id: int
-    attempt: int
-    queue: JobQueue
-
-    @property
-    def settings(self) -> Settings:
-        return self.resources.settings
-
-
-@dataclass
-class WorkerResources:
-    """What jobs may use: built once per process from settings (gateways to outside systems included)."""
-
-    settings: Settings
-    database: Database
-    metrics: Metrics
-    secret_box: SecretBox
-    email: EmailGateway
-    catalog: Catalog
-    llm: LLMGateway
-    plans: PlanCatalog
-    stripe: StripeGateway | None  # None when HUTCH_STRIPE_SECRET_KEY is not set
-    embedder: EmbeddingProvider | None  # None: knowledge search is full-text only
-    runtime_drivers: dict[str, RuntimeDriver]  # by name; drivers keep state (the process driver's children)
-    creator_clients: CreatorClients  # the bot factory's Telegram accounts
-    jobs: JobOutbox  # queues jobs inside a unit of work's transaction
-
-    async def close(self) -> None:
-        await self.llm.close()
-        if self.stripe is not None:
-            await self.stripe.close()
-        if self.embedder is not None:
-            await self.embedder.close()
 
 
 class JobQueue(JobOutbox):
@@ -281,13 +229,18 @@ class JobQueue(JobOutbox):
 @job("hutch.retry_stalled_jobs", cron="* * * * *", queue=HOUSEKEEPING_QUEUE, retry=False)
 async def retry_stalled_jobs(ctx: JobContext, timestamp: int) -> int:
     """Every minute: requeue jobs left "doing" by a worker that died (kill -9, lost machine)."""
-    return await ctx.queue.retry_stalled_jobs()
+    return await _queue(ctx).retry_stalled_jobs()
 
 
 @job("hutch.purge_finished_jobs", cron="17 3 * * *", queue=HOUSEKEEPING_QUEUE, retry=False)
 async def purge_finished_jobs(ctx: JobContext, timestamp: int) -> None:
     """Daily: delete succeeded jobs older than the retention period (failed ones stay for inspection)."""
-    await ctx.queue.app.job_manager.delete_old_jobs(nb_hours=ctx.settings.job_retention_days * 24)
+    await _queue(ctx).app.job_manager.delete_old_jobs(nb_hours=ctx.settings.job_retention_days * 24)
+
+
+def _queue(ctx: JobContext) -> JobQueue:
+    assert isinstance(ctx.queue, JobQueue)  # housekeeping runs only in a worker, which passes its queue
+    return ctx.queue
 
 
 async def wait_cancelled(task: asyncio.Task[None]) -> None:

@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hutch.admin import webhook_watch
-from hutch.admin.alerts import SIGNATURE_HEADER, raise_alert
-from hutch.admin.models import Alert, Severity
+from hutch.alerts.models import Alert, Severity
+from hutch.alerts.service import SIGNATURE_HEADER, raise_alert
 from hutch.db.engine import Database, UnitOfWork
 from hutch.settings import Settings
 from tests.conftest import RecordingJobQueue, build_test_resources

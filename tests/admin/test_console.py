@@ -11,8 +11,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org, OrgRole, User
-from hutch.admin.alerts import raise_alert
-from hutch.admin.models import Severity
+from hutch.alerts.models import Severity
+from hutch.alerts.service import raise_alert
 from hutch.billing.models import BillingAccount, RevenueEvent, SubscriptionStatus
 from hutch.channels.models import ChannelUsageDaily
 from hutch.channels.voice.models import VoiceSession, VoiceStatus

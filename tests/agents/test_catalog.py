@@ -10,7 +10,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hutch.agents.catalog import DEMO_MODEL, CatalogError, Credentials, ModelSpec, load_catalog
+from hutch.engine.catalog import DEMO_MODEL, CatalogError, Credentials, ModelSpec, load_catalog
 from hutch.engine.gateway import LLMGateway, ModelUnavailable
 from hutch.settings import Settings
 from tests.factories import create_account

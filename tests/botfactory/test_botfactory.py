@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hutch.admin.models import Alert
+from hutch.alerts.models import Alert
 from hutch.app import create_app
 from hutch.botfactory.gateway import HealthReport
 from hutch.botfactory.models import AccountStatus, BotVerification, CreatorAccount

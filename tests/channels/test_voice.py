@@ -23,10 +23,10 @@ from hutch.app import create_app
 from hutch.billing.ledger import Ledger
 from hutch.billing.models import LedgerKind, LedgerUnit
 from hutch.channels.models import ExternalEvent
-from hutch.channels.voice.agent import answer_turn
 from hutch.channels.voice.jobs import WATCH_JOB
 from hutch.channels.voice.models import VoiceSession
 from hutch.channels.voice.service import VoiceSessions, time_note
+from hutch.channels.voice.worker import answer_turn
 from hutch.cli import app as cli_app
 from hutch.conversations.models import Conversation
 from hutch.db.engine import Database, UnitOfWork

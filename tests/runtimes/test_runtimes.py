@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
-from hutch.admin.models import Alert
+from hutch.alerts.models import Alert
 from hutch.app import create_app
 from hutch.billing.models import BillingAccount, SubscriptionStatus
 from hutch.resources import Resources

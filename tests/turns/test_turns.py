@@ -20,7 +20,7 @@ from hutch.app import create_app
 from hutch.billing.models import UsageDaily
 from hutch.billing.quotas import QUOTA_NOTICE_JOB
 from hutch.channels.telegram.service import chat_lock
-from hutch.channels.voice.agent import answer_turn
+from hutch.channels.voice.worker import answer_turn
 from hutch.conversations.models import Message, MessageRole
 from hutch.db.engine import Database
 from hutch.resources import Resources

@@ -18,10 +18,10 @@ from hutch.accounts.schemas import (
     OrgUpdate,
     RoleChange,
 )
-from hutch.core.authz import CurrentUser, OrgAdmin, OrgOwner, Reader, SignedInUser
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import Conflict, Forbidden, NotFound, Unauthorized, error_responses
 from hutch.core.request_context import client_ip
+from hutch.http.authz import CurrentUser, OrgAdmin, OrgOwner, Reader, SignedInUser
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
 
 router = APIRouter(prefix="/api/v1", tags=["organisations"])

@@ -23,8 +23,6 @@ from hutch.accounts.schemas import (
     UserOut,
 )
 from hutch.accounts.service import AuthService, normalise_email
-from hutch.core.authz import SignedInUser
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import (
     BadRequest,
     Conflict,
@@ -34,6 +32,8 @@ from hutch.core.errors import (
     error_responses,
 )
 from hutch.core.request_context import client_ip
+from hutch.http.authz import SignedInUser
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])

@@ -14,8 +14,8 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Membership, Org, User
-from hutch.admin.models import Alert
 from hutch.agents.models import Agent
+from hutch.alerts.models import Alert
 from hutch.billing.models import Balance, BillingAccount, RevenueEvent, SubscriptionStatus, UsageMonthly
 from hutch.billing.plans import PlanCatalog
 from hutch.billing.quotas import Quotas

@@ -20,11 +20,11 @@ from sqlalchemy.dialects.postgresql import insert
 from hutch.accounts.models import Org, User
 from hutch.accounts.schemas import SignupRequest
 from hutch.accounts.service import AuthService
-from hutch.admin.alerts import raise_alert
-from hutch.admin.models import Alert, Severity
 from hutch.agents.models import Agent
 from hutch.agents.schemas import AgentCreate
 from hutch.agents.service import AgentService
+from hutch.alerts.models import Alert, Severity
+from hutch.alerts.service import raise_alert
 from hutch.billing.ledger import Ledger
 from hutch.billing.models import LedgerKind, LedgerUnit, RevenueEvent, UsageDaily, UsageMonthly
 from hutch.billing.service import BillingService
@@ -36,9 +36,9 @@ from hutch.core.ids import new_id
 from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind
 from hutch.core.ratelimit import PostgresRateLimiter
 from hutch.db.engine import UnitOfWork
+from hutch.db.jobs import WorkerResources
 from hutch.knowledge.service import KnowledgeService
 from hutch.turns.flow import TurnFlow
-from hutch.worker import WorkerResources
 
 DEMO_PASSWORD = "demo-password-2026"
 ADMIN_EMAIL = "admin@demo.example"

@@ -5,14 +5,13 @@ from __future__ import annotations
 import httpx
 import structlog
 
-from hutch.admin.alerts import DELIVER_JOB, admin_emails, raise_alert, signed_headers, webhook_body
 from hutch.admin.analytics import Range, margin
-from hutch.admin.models import Alert, Severity
+from hutch.alerts.models import Alert, Severity
+from hutch.alerts.service import DELIVER_JOB, admin_emails, raise_alert, signed_headers, webhook_body
 from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.telegram.platform import platform_token
-from hutch.db.jobs import HOUSEKEEPING_QUEUE, job
+from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 from hutch.notifications.service import queue_email
-from hutch.worker import JobContext
 
 log = structlog.get_logger(__name__)
 WEBHOOK_TIMEOUT = httpx.Timeout(10.0, connect=5.0)

@@ -11,9 +11,9 @@ from pydantic import BaseModel
 
 from hutch.admin.analytics import Range, margin, org_usage, revenue, usage
 from hutch.admin.console import AdminConsole, Page
-from hutch.core.authz import PlatformAdmin, Reader
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import BadRequest, Forbidden, NotFound, Unauthorized, error_responses
+from hutch.http.authz import PlatformAdmin, Reader
+from hutch.http.dependencies import ResourcesDep, UoWDep
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 Skip = Annotated[int, Query(ge=0)]

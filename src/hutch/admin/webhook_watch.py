@@ -12,8 +12,8 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hutch.admin.alerts import raise_alert
-from hutch.admin.models import Severity
+from hutch.alerts.models import Severity
+from hutch.alerts.service import raise_alert
 from hutch.db.engine import unit_of_work
 
 log = structlog.get_logger(__name__)

@@ -11,8 +11,6 @@ from starlette.datastructures import UploadFile
 from hutch.agents.avatars import MAX_BYTES, Avatars
 from hutch.agents.models import Agent
 from hutch.agents.repository import AgentRepository
-from hutch.core.authz import Reader, Writer
-from hutch.core.dependencies import UoWDep
 from hutch.core.errors import (
     BadRequest,
     Forbidden,
@@ -25,6 +23,8 @@ from hutch.core.errors import (
 )
 from hutch.core.principal import Principal
 from hutch.db.engine import UnitOfWork
+from hutch.http.authz import Reader, Writer
+from hutch.http.dependencies import UoWDep
 
 router = APIRouter(prefix="/api/v1/agents/{agent_id}/avatar", tags=["agents"])
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and headers around the picture

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from hutch.agents.catalog import ProviderKind
 from hutch.agents.models import Agent, ProviderKey
 from hutch.agents.roles import ROLE_TEMPLATES
 from hutch.agents.schemas import (
@@ -25,10 +24,11 @@ from hutch.agents.schemas import (
     ToolOut,
 )
 from hutch.agents.service import AgentService, ProviderKeyService, org_credentials
-from hutch.core.authz import OrgAdmin, Reader, Writer
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound, Unauthorized, error_responses
+from hutch.engine.catalog import ProviderKind
 from hutch.engine.tools import TOOLS
+from hutch.http.authz import OrgAdmin, Reader, Writer
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
 from hutch.runtimes.service import RuntimeService
 

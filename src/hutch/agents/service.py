@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hutch.agents.catalog import Credentials, ProviderKind
 from hutch.agents.models import Agent, AgentStatus, ProviderKey
 from hutch.agents.repository import AgentRepository, EncryptedKey, ProviderKeyRepository
 from hutch.agents.roles import role_template
@@ -23,6 +22,7 @@ from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.security import SecretBox
+from hutch.engine.catalog import Credentials, ProviderKind
 from hutch.engine.gateway import LLMGateway
 from hutch.engine.tools import TOOLS
 from hutch.settings import Settings

@@ -7,10 +7,10 @@ from fastapi import APIRouter, Request, Response, status
 from hutch.apikeys import service
 from hutch.apikeys.models import ApiKey
 from hutch.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
-from hutch.core.authz import CurrentUser, Reader
-from hutch.core.dependencies import UoWDep
 from hutch.core.errors import Forbidden, NotFound, Unauthorized, error_responses
 from hutch.core.request_context import client_ip
+from hutch.http.authz import CurrentUser, Reader
+from hutch.http.dependencies import UoWDep
 
 router = APIRouter(prefix="/api/v1", tags=["api keys"])
 

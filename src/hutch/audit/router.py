@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query
 
 from hutch.audit.repository import AuditRepository
 from hutch.audit.schemas import AuditEntryOut, AuditPage
-from hutch.core.authz import PlatformAdmin
-from hutch.core.dependencies import UoWDep
 from hutch.core.errors import Forbidden, Unauthorized, error_responses
+from hutch.http.authz import PlatformAdmin
+from hutch.http.dependencies import UoWDep
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Request, status
 
 from hutch.billing.router import billing
 from hutch.billing.schemas import GrantOut, GrantRequest, LedgerEntryOut, OrgPlanOut, PlanAssignment
-from hutch.core.authz import PlatformAdmin
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import BadRequest, Forbidden, NotFound, Unauthorized, error_responses
 from hutch.core.request_context import client_ip
+from hutch.http.authz import PlatformAdmin
+from hutch.http.dependencies import ResourcesDep, UoWDep
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hutch.accounts.models import Org
-from hutch.admin.alerts import raise_alert
-from hutch.admin.models import Severity
+from hutch.alerts.models import Severity
+from hutch.alerts.service import raise_alert
 from hutch.billing.ledger import LOW_BALANCE_JOB
 from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas
 from hutch.billing.webhooks import PAYMENT_FAILED_JOB
-from hutch.db.jobs import job
+from hutch.db.jobs import JobContext, job
 from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
 from hutch.notifications.service import queue_email
-from hutch.worker import JobContext
 
 
 async def email_owners(

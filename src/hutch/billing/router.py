@@ -24,8 +24,6 @@ from hutch.billing.schemas import (
 )
 from hutch.billing.service import BillingService, package_out, plan_out
 from hutch.billing.subscriptions import Subscriptions
-from hutch.core.authz import OrgAdmin, Reader
-from hutch.core.dependencies import ResourcesDep, SettingsDep, UoWDep
 from hutch.core.errors import (
     Conflict,
     Forbidden,
@@ -35,6 +33,8 @@ from hutch.core.errors import (
     error_responses,
 )
 from hutch.db.engine import UnitOfWork
+from hutch.http.authz import OrgAdmin, Reader
+from hutch.http.dependencies import ResourcesDep, SettingsDep, UoWDep
 from hutch.resources import Resources
 
 router = APIRouter(prefix="/api/v1", tags=["billing"])

@@ -9,8 +9,8 @@ import stripe
 from fastapi import APIRouter, Request
 
 from hutch.billing.webhooks import WebhookProcessor
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import BadRequest, error_responses
+from hutch.http.dependencies import ResourcesDep, UoWDep
 
 router = APIRouter(tags=["webhooks"])
 SIGNATURE_TOLERANCE_SECONDS = 300

@@ -7,9 +7,9 @@ from datetime import timedelta
 import structlog
 
 from hutch.accounts.models import Org
-from hutch.admin.alerts import raise_alert
-from hutch.admin.models import Severity
 from hutch.agents.models import Agent, AgentAvatar
+from hutch.alerts.models import Severity
+from hutch.alerts.service import raise_alert
 from hutch.botfactory.botfather import (
     AccountProblem,
     AccountRestricted,
@@ -28,8 +28,7 @@ from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.telegram.service import TelegramChannels
 from hutch.core.errors import HutchError, ServiceUnavailable
 from hutch.db.engine import UnitOfWork
-from hutch.db.jobs import job
-from hutch.worker import JobContext
+from hutch.db.jobs import JobContext, job
 
 log = structlog.get_logger(__name__)
 NONE_AVAILABLE = (

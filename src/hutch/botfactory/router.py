@@ -11,8 +11,6 @@ from pydantic import BaseModel, Field, field_validator
 from hutch.botfactory.gateway import is_session
 from hutch.botfactory.models import AccountStatus, BotRequest, CreatorAccount, RequestStatus
 from hutch.botfactory.service import BotRequests, CreatorAccounts, NewAccount
-from hutch.core.authz import PlatformAdmin, Writer
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import (
     Conflict,
     Forbidden,
@@ -21,6 +19,8 @@ from hutch.core.errors import (
     Unauthorized,
     error_responses,
 )
+from hutch.http.authz import PlatformAdmin, Writer
+from hutch.http.dependencies import ResourcesDep, UoWDep
 
 admin_router = APIRouter(prefix="/api/v1/admin/creator-accounts", tags=["bot factory"])
 router = APIRouter(prefix="/api/v1/agents/{agent_id}/channels/telegram/auto", tags=["bot factory"])

@@ -9,12 +9,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, text
+from sqlalchemy import Table, bindparam
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hutch.channels.models import ExternalEvent
-from hutch.db.carried import Carried
 from hutch.db.engine import UnitOfWork
 
 _EVENTS = cast(Table, ExternalEvent.__table__)
@@ -30,24 +29,7 @@ _STORE_EVENT = (
     .returning(_EVENTS.c.external_id)
 )
 
-_REPLY_KEPT = (
-    text(
-        "UPDATE external_events SET reply = :event_reply "
-        "WHERE source = :event_source AND external_id = :event_external_id RETURNING external_id"
-    )
-    .columns()
-    .cte("reply_kept")
-)
-
 TEXT_ONLY = "I can only read text messages for now. Please type your question."
-
-
-def reply_kept(event: ExternalEvent, reply: str) -> Carried:
-    """The answer kept on its event by the statement that stores it (a retried job then only delivers)."""
-    return Carried(
-        (_REPLY_KEPT,),
-        params={"event_reply": reply, "event_source": event.source, "event_external_id": event.external_id},
-    )
 
 
 SENDING = "sending"

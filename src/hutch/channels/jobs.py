@@ -12,9 +12,8 @@ from hutch.channels.telegram.service import UPDATE_JOB
 from hutch.channels.whatsapp.gateway import WhatsAppGateway, whatsapp_configured
 from hutch.channels.whatsapp.service import EVENT_SOURCE as WHATSAPP_SOURCE
 from hutch.channels.whatsapp.service import INBOUND_JOB
-from hutch.db.jobs import HOUSEKEEPING_QUEUE, job
+from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
-from hutch.worker import JobContext
 
 GRACE = "2 minutes"  # longer than storing an event and queueing its job ever takes
 

@@ -16,8 +16,6 @@ from hutch.channels.telegram.platform import platform_username, start_telegram_l
 from hutch.channels.whatsapp.gateway import WhatsAppNotConfigured, whatsapp_configured
 from hutch.channels.whatsapp.service import LINK_CODE_MINUTES as WHATSAPP_CODE_MINUTES
 from hutch.channels.whatsapp.service import link_instructions, start_link
-from hutch.core.authz import CurrentUser
-from hutch.core.dependencies import SettingsDep, UoWDep
 from hutch.core.errors import (
     Conflict,
     Forbidden,
@@ -26,6 +24,8 @@ from hutch.core.errors import (
     Unauthorized,
     error_responses,
 )
+from hutch.http.authz import CurrentUser
+from hutch.http.dependencies import SettingsDep, UoWDep
 
 router = APIRouter(prefix="/api/v1/users/me", tags=["channels"])
 E164 = r"^\+[1-9]\d{6,14}$"

@@ -15,8 +15,6 @@ from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.telegram.service import TelegramChannels
 from hutch.channels.usage import daily_counts
 from hutch.channels.webchat.service import AllowedOrigins, Widgets
-from hutch.core.authz import Reader, Writer
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import (
     BadRequest,
     Forbidden,
@@ -27,6 +25,8 @@ from hutch.core.errors import (
 )
 from hutch.core.principal import Principal
 from hutch.db.engine import UnitOfWork
+from hutch.http.authz import Reader, Writer
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
 
 router = APIRouter(prefix="/api/v1/agents/{agent_id}/channels", tags=["channels"])

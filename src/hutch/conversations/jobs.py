@@ -8,9 +8,8 @@ from hutch.conversations.models import Conversation, Memory, MemoryKind
 from hutch.conversations.repository import MemoryRepository, MessageRepository
 from hutch.conversations.service import COMPACT_JOB
 from hutch.core.ids import new_id
-from hutch.db.jobs import job
+from hutch.db.jobs import JobContext, job
 from hutch.engine.compaction import summarize
-from hutch.worker import JobContext
 
 
 @job(COMPACT_JOB, lock_per="conversation_id")

@@ -19,11 +19,11 @@ from hutch.conversations.schemas import (
     MessageOut,
 )
 from hutch.conversations.service import ConversationService
-from hutch.core.authz import Chatter, Reader, Writer
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import Forbidden, NotFound, Unauthorized, error_responses
 from hutch.core.principal import Principal
 from hutch.db.engine import UnitOfWork
+from hutch.http.authz import Chatter, Reader, Writer
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])

@@ -226,3 +226,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OSError, _handle_unreachable)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation)
+
+
+class StartupError(Exception):
+    """Start-up cannot go on; the message is one sentence telling the user what to do."""

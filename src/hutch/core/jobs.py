@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from hutch.core.ratelimit import purge_ended_windows
-from hutch.db.jobs import HOUSEKEEPING_QUEUE, job
-from hutch.worker import JobContext
+from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 
 RATE_LIMIT_PURGE_BATCH = 5_000
 RATE_LIMIT_PURGE_MAX_BATCHES = 100

@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from hutch.bootstrap import StartupError
+from hutch.core.errors import StartupError
 from hutch.settings import Settings
 
 REDIS_KEY_PREFIX = "hutch:rl:"

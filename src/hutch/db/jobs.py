@@ -12,11 +12,26 @@ import importlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import procrastinate
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+if TYPE_CHECKING:
+    # What jobs receive names every gateway; only as types, so this module imports no domain.
+    from hutch.billing.plans import PlanCatalog
+    from hutch.billing.stripe_gateway import StripeGateway
+    from hutch.botfactory.gateway import CreatorClients
+    from hutch.core.metrics import Metrics
+    from hutch.core.security import SecretBox
+    from hutch.db.engine import Database, UnitOfWork
+    from hutch.engine.catalog import Catalog
+    from hutch.engine.gateway import LLMGateway
+    from hutch.knowledge.embeddings import EmbeddingProvider
+    from hutch.notifications.gateway import EmailGateway
+    from hutch.runtimes.drivers.base import RuntimeDriver
+    from hutch.settings import Settings
 
 # Modules whose import registers jobs; each domain adds its ``jobs`` module here.
 JOB_MODULES: list[str] = [
@@ -125,3 +140,44 @@ class JobOutbox:
                 "args": json.dumps(kwargs),
             },
         )
+
+
+@dataclass
+class JobContext:
+    """What a job function receives besides its arguments."""
+
+    uow: UnitOfWork
+    resources: WorkerResources
+    job_id: int
+    attempt: int
+    queue: JobOutbox
+
+    @property
+    def settings(self) -> Settings:
+        return self.resources.settings
+
+
+@dataclass
+class WorkerResources:
+    """What jobs may use: built once per process from settings (gateways to outside systems included)."""
+
+    settings: Settings
+    database: Database
+    metrics: Metrics
+    secret_box: SecretBox
+    email: EmailGateway
+    catalog: Catalog
+    llm: LLMGateway
+    plans: PlanCatalog
+    stripe: StripeGateway | None  # None when HUTCH_STRIPE_SECRET_KEY is not set
+    embedder: EmbeddingProvider | None  # None: knowledge search is full-text only
+    runtime_drivers: dict[str, RuntimeDriver]  # by name; drivers keep state (the process driver's children)
+    creator_clients: CreatorClients  # the bot factory's Telegram accounts
+    jobs: JobOutbox  # queues jobs inside a unit of work's transaction
+
+    async def close(self) -> None:
+        await self.llm.close()
+        if self.stripe is not None:
+            await self.stripe.close()
+        if self.embedder is not None:
+            await self.embedder.close()

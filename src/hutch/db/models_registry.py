@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hutch.accounts import models as accounts_models
-from hutch.admin import models as admin_models
 from hutch.agents import models as agents_models
+from hutch.alerts import models as alert_models
 from hutch.apikeys import models as apikeys_models
 from hutch.audit import models as audit_models
 from hutch.billing import models as billing_models
@@ -23,7 +23,7 @@ from hutch.web import models as web_models
 metadata = Base.metadata
 DOMAIN_MODELS = (
     accounts_models,
-    admin_models,
+    alert_models,
     agents_models,
     apikeys_models,
     audit_models,

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from pydantic_ai import Agent as PydanticAgent
 
-from hutch.agents.catalog import ProviderKind
 from hutch.conversations.models import Message, MessageRole
+from hutch.engine.catalog import ProviderKind
 from hutch.engine.gateway import LLMGateway, ResolvedModel
 
 SUMMARY_MAX_TOKENS = 600

@@ -22,7 +22,9 @@ from pydantic_ai.profiles.openai import OpenAIModelProfile
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
 
-from hutch.agents.catalog import (
+from hutch.core.errors import Conflict
+from hutch.core.security import fingerprint
+from hutch.engine.catalog import (
     Catalog,
     Credentials,
     ModelSpec,
@@ -31,8 +33,6 @@ from hutch.agents.catalog import (
     platform_credentials,
     usable,
 )
-from hutch.core.errors import Conflict
-from hutch.core.security import fingerprint
 from hutch.engine.demo import demo_model
 from hutch.engine.openai_client import AsBuiltOpenAI
 from hutch.settings import Settings

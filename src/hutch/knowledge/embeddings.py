@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import structlog
 from openai import AsyncOpenAI
 
-from hutch.agents.catalog import Credentials
+from hutch.engine.catalog import Credentials
 from hutch.knowledge.models import EMBEDDING_DIMENSIONS
 from hutch.settings import Settings
 

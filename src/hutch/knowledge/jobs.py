@@ -16,12 +16,11 @@ from sqlalchemy import delete, or_, select, text, update
 from hutch.agents.service import org_credentials
 from hutch.billing.quotas import Quotas
 from hutch.core.ids import new_id
-from hutch.db.jobs import HOUSEKEEPING_QUEUE, job
+from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 from hutch.knowledge.chunking import chunk_sections
 from hutch.knowledge.models import Chunk, Document, DocumentSource, DocumentStatus
 from hutch.knowledge.parsing import UnreadableDocument, parse
 from hutch.knowledge.service import INGEST_JOB
-from hutch.worker import JobContext
 
 log = structlog.get_logger(__name__)
 BATCH = 64

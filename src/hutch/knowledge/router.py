@@ -8,8 +8,6 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from hutch.core.authz import Reader, Writer
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import (
     BadRequest,
     Forbidden,
@@ -20,6 +18,8 @@ from hutch.core.errors import (
     error_responses,
 )
 from hutch.db.engine import UnitOfWork
+from hutch.http.authz import Reader, Writer
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.knowledge.models import Document
 from hutch.knowledge.parsing import ACCEPTED, kind_of
 from hutch.knowledge.schemas import (

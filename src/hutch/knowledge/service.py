@@ -7,7 +7,6 @@ import hashlib
 from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hutch.agents.catalog import Credentials
 from hutch.agents.models import Agent
 from hutch.agents.repository import AgentRepository
 from hutch.agents.service import org_credentials
@@ -19,6 +18,7 @@ from hutch.core.principal import Principal
 from hutch.core.quota import lock_org
 from hutch.core.security import SecretBox
 from hutch.db.engine import UnitOfWork
+from hutch.engine.catalog import Credentials
 from hutch.knowledge.embeddings import EmbeddingProvider
 from hutch.knowledge.models import Chunk, Document, DocumentSource, DocumentStatus
 from hutch.knowledge.search import Passage, search_chunks

@@ -6,11 +6,10 @@ from datetime import UTC, datetime
 
 import structlog
 
-from hutch.db.jobs import job
+from hutch.db.jobs import JobContext, job
 from hutch.notifications.gateway import Email
 from hutch.notifications.repository import OutboundEmailRepository
 from hutch.notifications.service import SEND_EMAIL_JOB
-from hutch.worker import JobContext
 
 log = structlog.get_logger(__name__)
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from hutch.core.authz import CurrentUser
-from hutch.core.dependencies import UoWDep
 from hutch.core.errors import Forbidden, Unauthorized, error_responses
+from hutch.http.authz import CurrentUser
+from hutch.http.dependencies import UoWDep
 from hutch.notifications.models import NotificationPreference, SentNotification
 
 router = APIRouter(prefix="/api/v1/users/me/notifications", tags=["notifications"])

@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 def serve(agent_config: Path, port: int, host: str, workspace: Path | None) -> int:
     import uvicorn
 
-    from hutch.agents.catalog import CatalogError
     from hutch.core.logging import configure_logging
+    from hutch.engine.catalog import CatalogError
     from hutch.runtimes.config import read_config
     from hutch.runtimes.server import create_runtime_app
     from hutch.settings import SettingsError, load_settings

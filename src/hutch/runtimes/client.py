@@ -14,9 +14,9 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hutch.agents.catalog import Catalog
 from hutch.core.logging import redact_text
 from hutch.core.security import SecretBox
+from hutch.engine.catalog import Catalog
 from hutch.engine.runner import APOLOGY, TurnOutcome
 from hutch.runtimes.models import Runtime, RuntimeStatus
 

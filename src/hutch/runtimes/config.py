@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
 
-from hutch.agents.catalog import Credentials
 from hutch.agents.models import Agent, AgentStatus, Audience, Placement
+from hutch.engine.catalog import Credentials
 
 
 class AgentSpec(BaseModel):

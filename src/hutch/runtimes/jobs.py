@@ -16,11 +16,11 @@ import httpx
 import structlog
 from sqlalchemy import select
 
-from hutch.admin.alerts import raise_alert
-from hutch.admin.models import Severity
 from hutch.agents.models import Agent, Placement
+from hutch.alerts.models import Severity
+from hutch.alerts.service import raise_alert
 from hutch.billing.jobs import email_owners
-from hutch.db.jobs import HOUSEKEEPING_QUEUE, job
+from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 from hutch.runtimes.drivers.base import RuntimeDriver
 from hutch.runtimes.models import Runtime, RuntimeStatus
 from hutch.runtimes.service import (
@@ -34,7 +34,6 @@ from hutch.runtimes.service import (
     runtime_home,
     standing,
 )
-from hutch.worker import JobContext
 
 log = structlog.get_logger(__name__)
 HEALTH_JOB = "runtimes.check_health"

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
-from hutch.core.authz import Reader, Writer
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import Forbidden, NotFound, QuotaExceeded, Unauthorized, error_responses
 from hutch.db.engine import UnitOfWork
+from hutch.http.authz import Reader, Writer
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
 from hutch.runtimes.models import Runtime
 from hutch.runtimes.service import NoCapacity, RuntimeService

@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
-from hutch.admin.alerts import raise_alert
-from hutch.admin.models import Severity
 from hutch.agents.models import Agent, Placement
 from hutch.agents.repository import AgentRepository
 from hutch.agents.service import org_credentials
+from hutch.alerts.models import Severity
+from hutch.alerts.service import raise_alert
 from hutch.billing.ledger import Ledger
 from hutch.billing.models import BillingAccount, SubscriptionStatus
 from hutch.billing.plans import PlanCatalog

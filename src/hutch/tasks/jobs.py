@@ -15,13 +15,12 @@ from sqlalchemy import select
 from hutch.agents.models import Agent
 from hutch.core.errors import HutchError
 from hutch.core.ids import new_id
-from hutch.db.jobs import HOUSEKEEPING_QUEUE, job
+from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 from hutch.engine.runner import TurnOutcome
 from hutch.tasks.models import FINISHED, Task, TaskStatus
 from hutch.tasks.planning import PLAN_INSTRUCTIONS, PlanError, parse_plan
 from hutch.tasks.service import RUN_JOB, next_run
 from hutch.turns.flow import TurnFlow
-from hutch.worker import JobContext
 
 CHANNEL = "task"
 MAX_OUTPUT = 8000

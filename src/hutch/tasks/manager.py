@@ -21,11 +21,11 @@ from hutch.billing.quotas import Quotas
 from hutch.core.errors import HutchError
 from hutch.core.principal import Principal, PrincipalKind, Scope
 from hutch.db.engine import UnitOfWork
+from hutch.db.jobs import WorkerResources
 from hutch.engine.deps import TeamActions
 from hutch.runtimes.service import RuntimeService
 from hutch.tasks.models import FINISHED, Task
 from hutch.tasks.service import Tasks
-from hutch.worker import WorkerResources
 
 MANAGER_ROLE = "manager"
 LISTED_TASKS = 10

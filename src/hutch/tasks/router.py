@@ -10,9 +10,9 @@ from croniter import croniter
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field, field_validator
 
-from hutch.core.authz import Reader, Writer
-from hutch.core.dependencies import UoWDep
 from hutch.core.errors import Conflict, Forbidden, NotFound, Unauthorized, error_responses
+from hutch.http.authz import Reader, Writer
+from hutch.http.dependencies import UoWDep
 from hutch.tasks.models import Task
 from hutch.tasks.service import Tasks
 

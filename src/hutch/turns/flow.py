@@ -25,12 +25,11 @@ from typing import Any
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.tools import ToolDefinition
 
-from hutch.admin.alerts import raise_alert
-from hutch.admin.models import Severity
-from hutch.agents.catalog import DEMO_MODEL, Credentials
 from hutch.agents.models import Agent, AgentStatus, Placement
 from hutch.agents.repository import AgentRepository
 from hutch.agents.service import decrypted, org_credentials
+from hutch.alerts.models import Severity
+from hutch.alerts.service import raise_alert
 from hutch.billing.ledger import Ledger
 from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas, TurnUsage, quota_notice_due
 from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
@@ -42,6 +41,8 @@ from hutch.core.principal import Principal
 from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
 from hutch.db.carried import Carried
 from hutch.db.engine import NO_FLUSH_WAIT, UnitOfWork
+from hutch.db.jobs import WorkerResources
+from hutch.engine.catalog import DEMO_MODEL, Credentials
 from hutch.engine.deps import EngineDeps
 from hutch.engine.gateway import ResolvedModel
 from hutch.engine.history import select_history, to_model_messages
@@ -52,7 +53,6 @@ from hutch.knowledge.search import Passage
 from hutch.knowledge.service import embed_query, has_knowledge, search_with
 from hutch.runtimes.client import RuntimeTarget, complete, ready_runtime
 from hutch.turns.tools import KNOWLEDGE_TOP_K, TimeLeft, TurnTools
-from hutch.worker import WorkerResources
 
 MANAGER_ROLE = "manager"
 PROVIDER_FAILURES_ALERT = 20  # failed answers per provider in 5 minutes that make an admin alert

@@ -9,11 +9,11 @@ from fastapi.responses import StreamingResponse
 
 from hutch.agents.service import AgentService
 from hutch.conversations.schemas import ChatMessage, ChatRequest, ChatResponse, Usage
-from hutch.core.authz import Chatter
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import Forbidden, NotFound, Unauthorized, error_responses
 from hutch.core.principal import Principal
 from hutch.engine.gateway import ModelUnavailable
+from hutch.http.authz import Chatter
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.turns.flow import AgentPaused, Answer, TurnFlow
 from hutch.turns.streaming import stream_turn
 

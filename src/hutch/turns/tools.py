@@ -16,10 +16,10 @@ from hutch.billing.quotas import Quotas
 from hutch.conversations.facts import StoredFacts
 from hutch.conversations.repository import UsageRepository
 from hutch.db.engine import UnitOfWork, unit_of_work
+from hutch.db.jobs import WorkerResources
 from hutch.engine.deps import FactStore, TeamActions
 from hutch.engine.tools import MANAGER_TOOLS
 from hutch.knowledge.service import embed_query, search_with
-from hutch.worker import WorkerResources
 
 if TYPE_CHECKING:
     from hutch.tasks.manager import Team

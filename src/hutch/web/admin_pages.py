@@ -13,7 +13,7 @@ from hutch.admin.analytics import Range, revenue, usage
 from hutch.admin.console import AdminConsole
 from hutch.botfactory.models import AccountStatus
 from hutch.botfactory.service import CreatorAccounts
-from hutch.core.dependencies import ResourcesDep, UoWDep
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.runtimes.service import RuntimeService
 from hutch.web import charts
 from hutch.web.deps import AdminViewerDep, page

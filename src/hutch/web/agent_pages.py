@@ -17,10 +17,10 @@ from hutch.agents.service import org_credentials
 from hutch.conversations.models import Message
 from hutch.conversations.repository import ConversationRepository, MessageRepository
 from hutch.conversations.service import ConversationService
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import HutchError
 from hutch.db.engine import UnitOfWork
 from hutch.engine.tools import TOOLS
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
 from hutch.turns.flow import Answer, TurnFlow
 from hutch.turns.router import API_CHANNEL, chat_response, end_user_of

@@ -17,8 +17,8 @@ from hutch.channels.router import telegram_channels, widget_snippet
 from hutch.channels.webchat.service import Widgets
 from hutch.channels.whatsapp.gateway import WhatsAppNotConfigured, whatsapp_configured
 from hutch.channels.whatsapp.service import link_instructions, start_link
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import HutchError, NotFound
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.knowledge.parsing import kind_of
 from hutch.knowledge.router import knowledge
 from hutch.runtimes.service import RuntimeService

@@ -13,8 +13,8 @@ from hutch.agents.roles import ROLE_TEMPLATES
 from hutch.agents.schemas import AgentCreate
 from hutch.agents.service import AgentService
 from hutch.billing.subscriptions import Subscriptions
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import HutchError
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
 from hutch.web.deps import Viewer, ViewerDep, page
 

@@ -15,10 +15,10 @@ from pydantic import ValidationError
 
 from hutch.accounts.models import OrgRole
 from hutch.accounts.repository import MembershipRepository
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import Forbidden, HutchError
 from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind, Scope
 from hutch.db.engine import UnitOfWork
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.web.sessions import COOKIE, CSRF_COOKIE, WebSessions, same_token
 from hutch.web.templating import render
 

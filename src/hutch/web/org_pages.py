@@ -20,10 +20,10 @@ from hutch.apikeys.schemas import ApiKeyCreate
 from hutch.apikeys.service import create_api_key, list_api_keys, revoke_api_key
 from hutch.billing.router import billing
 from hutch.billing.subscriptions import Subscriptions
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import Forbidden, HutchError, ServiceUnavailable
 from hutch.core.principal import Scope
 from hutch.core.request_context import client_ip
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
 from hutch.tasks.manager import MANAGER_ROLE
 from hutch.web import charts

@@ -12,9 +12,9 @@ from hutch.accounts.email_links import EmailLinks
 from hutch.accounts.repository import MembershipRepository
 from hutch.accounts.schemas import SignupRequest
 from hutch.accounts.service import AuthService
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import HutchError
 from hutch.core.request_context import client_ip
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.web.deps import (
     attempt,
     check_form_csrf,

@@ -29,12 +29,12 @@ from hutch.channels.openai_api.translate import (
     tool_definitions,
     usage_chunk,
 )
-from hutch.core.authz import Chatter, Reader
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import NotFound, openai_error
 from hutch.core.principal import Principal
 from hutch.db.engine import unit_of_work
 from hutch.engine.runner import TextDelta, TurnOutcome, TurnRequest
+from hutch.http.authz import Chatter, Reader
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.turns.flow import AgentPaused, Turn, TurnFlow
 
 router = APIRouter(tags=["openai-compatible"])

@@ -42,10 +42,9 @@ from hutch.channels.telegram.service import UPDATE_JOB, event_source, webhook_ur
 from hutch.channels.usage import count_messages
 from hutch.conversations.service import ConversationService
 from hutch.core.principal import Principal, PrincipalKind
-from hutch.db.jobs import TURNS_QUEUE, job
+from hutch.db.jobs import TURNS_QUEUE, JobContext, job
 from hutch.turns.inbox import PLAN_LIMIT_NOTICE, answer_event
 from hutch.turns.tools import balance_words
-from hutch.worker import JobContext
 
 log = structlog.get_logger(__name__)
 CHANNEL = "telegram"

@@ -9,8 +9,6 @@ from pydantic import BaseModel, Field
 
 from hutch.channels.router import ChannelOut, channel_out, telegram_channels
 from hutch.channels.telegram.service import accept_update
-from hutch.core.authz import Writer
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import (
     BadRequest,
     Conflict,
@@ -20,6 +18,8 @@ from hutch.core.errors import (
     Unauthorized,
     error_responses,
 )
+from hutch.http.authz import Writer
+from hutch.http.dependencies import ResourcesDep, UoWDep
 
 router = APIRouter(tags=["channels"])
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"

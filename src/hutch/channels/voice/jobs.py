@@ -13,8 +13,7 @@ from hutch.channels.models import ExternalEvent
 from hutch.channels.voice.gateway import LiveKitRooms, VoiceNotConfigured, livekit_config
 from hutch.channels.voice.models import VoiceSession, VoiceStatus
 from hutch.channels.voice.service import EVENT_JOB, EVENT_SOURCE, VoiceSessions
-from hutch.db.jobs import HOUSEKEEPING_QUEUE, job
-from hutch.worker import JobContext
+from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 
 log = structlog.get_logger(__name__)
 WATCH_JOB = "voice.watch_sessions"

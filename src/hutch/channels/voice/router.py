@@ -13,10 +13,10 @@ from hutch.channels.inbound import store_event
 from hutch.channels.voice.gateway import VoiceNotConfigured, livekit_config, verify_webhook
 from hutch.channels.voice.models import VoiceSession
 from hutch.channels.voice.service import EVENT_JOB, EVENT_SOURCE, NoTimeLeft, VoiceSessions
-from hutch.core.authz import Chatter, Reader
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import Conflict, Forbidden, NotFound, Unauthorized, error_responses
 from hutch.db.engine import UnitOfWork
+from hutch.http.authz import Chatter, Reader
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
 
 router = APIRouter(tags=["voice"])

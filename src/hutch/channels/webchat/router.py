@@ -29,8 +29,6 @@ from hutch.channels.webchat.service import (
 from hutch.conversations.models import Message, MessageRole
 from hutch.conversations.repository import ConversationRepository, MessageRepository
 from hutch.conversations.service import ConversationService
-from hutch.core.authz import Writer
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import (
     BadRequest,
     Conflict,
@@ -45,6 +43,8 @@ from hutch.core.errors import (
 from hutch.core.request_context import client_ip
 from hutch.db.carried import Carried
 from hutch.db.engine import UnitOfWork
+from hutch.http.authz import Writer
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.turns.flow import Answer, TurnFlow
 from hutch.turns.inbox import notice
 from hutch.turns.streaming import stream_turn

@@ -18,9 +18,8 @@ from hutch.channels.models import ChannelLink, ExternalEvent, LinkStatus
 from hutch.channels.whatsapp.gateway import WhatsAppGateway
 from hutch.channels.whatsapp.service import EVENT_SOURCE, INBOUND_JOB, LINK_COMMAND
 from hutch.core.security import sha256_hex
-from hutch.db.jobs import TURNS_QUEUE, job
+from hutch.db.jobs import TURNS_QUEUE, JobContext, job
 from hutch.turns.inbox import answer_event
-from hutch.worker import JobContext
 
 CHANNEL = "whatsapp"
 UNLINKED = (

@@ -7,11 +7,11 @@ from fastapi.responses import Response
 
 from hutch.channels.whatsapp.gateway import valid_signature
 from hutch.channels.whatsapp.service import accept_inbound
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import (
     Forbidden,
     error_responses,
 )
+from hutch.http.dependencies import ResourcesDep, UoWDep
 
 router = APIRouter(tags=["channels"])
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'

@@ -11,10 +11,10 @@ from hutch.accounts.models import User
 from hutch.accounts.repository import MembershipRepository, UserRepository
 from hutch.apikeys.budget import BudgetExhausted, month_of
 from hutch.apikeys.repository import ApiKeyRepository
-from hutch.core.dependencies import ResourcesDep, UoWDep
 from hutch.core.errors import Forbidden, NotFound, RateLimited, Unauthorized
 from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind, Scope
 from hutch.core.security import InvalidAccessToken, decode_access_token, looks_like_api_key, sha256_hex
+from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
 
 ORG_HEADER = "X-Org-Id"

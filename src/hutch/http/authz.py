@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from hutch.accounts.authentication import get_principal, get_signed_in_user
 from hutch.accounts.models import OrgRole, User
 from hutch.core.errors import Forbidden
 from hutch.core.principal import Principal, Scope
+from hutch.http.authentication import get_principal, get_signed_in_user
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from hutch.accounts.models import User
-from hutch.admin.models import Alert, Severity
+from hutch.alerts.models import Alert, Severity
 from hutch.core.ids import new_id
 from hutch.db.engine import UnitOfWork
 

@@ -20,9 +20,9 @@ from hutch.channels.voice.gateway import VOICE_AGENT_NAME, livekit_config
 from hutch.channels.voice.service import VoiceSessions, time_note
 from hutch.core.errors import HutchError
 from hutch.db.engine import unit_of_work
+from hutch.db.jobs import WorkerResources
 from hutch.engine.runner import TextDelta
 from hutch.turns.flow import TurnFlow
-from hutch.worker import WorkerResources
 
 log = structlog.get_logger(__name__)
 CHANNEL = "voice"

@@ -1,0 +1,1 @@
+"""Alerts for the platform's operators: raised by any domain, delivered and shown by admin."""
