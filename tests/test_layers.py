@@ -145,6 +145,18 @@ def test_domains_do_not_import_the_edge_except_from_their_entry_points() -> None
     assert not upward, "\n".join(upward)
 
 
+def test_no_domain_imports_the_dashboard() -> None:
+    """The dashboard (``hutch.web``) is built on the domains; the widget and the APIs never need it."""
+    found = [
+        f"{module.relative} imports {name}"
+        for module in modules()
+        if module.unit not in EDGE and module.relative != "db/models_registry.py"
+        for name in imports(module)
+        if unit_of(name) == "web"
+    ]
+    assert not found, "\n".join(found)
+
+
 def test_domains_import_each_other_without_cycles() -> None:
     edges = domain_edges()
     state: dict[str, str] = {}

@@ -6,6 +6,7 @@ their preflights, and each route checks the page's origin against the widget's a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
@@ -48,8 +49,8 @@ from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.turns.flow import Answer, TurnFlow
 from hutch.turns.inbox import notice
 from hutch.turns.streaming import stream_turn
-from hutch.web.templating import WEB_DIR
 
+WIDGET_SCRIPT = Path(__file__).with_name("static") / "widget.js"  # the script sites embed
 router = APIRouter(tags=["channels"])
 VISITOR_ERRORS = error_responses(BadRequest, Forbidden, UnknownWidget, Conflict, PaymentRequired, RateLimited)
 HISTORY_LIMIT = 50
@@ -104,7 +105,7 @@ async def create_widget(
 async def widget_script() -> FileResponse:
     """The widget's script; the snippet loads it from the customer's pages."""
     return FileResponse(
-        WEB_DIR / "static" / "widget.js",
+        WIDGET_SCRIPT,
         media_type="text/javascript",
         headers={"Cache-Control": "public, max-age=300"},
     )
