@@ -21,12 +21,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
-from sqlalchemy import TextClause, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from hutch.core.errors import StartupError
+from hutch.core.ratelimit_queries import RateCounters, delete_ended_windows, redis_hit
 from hutch.settings import Settings
 
 REDIS_KEY_PREFIX = "hutch:rl:"
@@ -72,21 +71,6 @@ def _decide_peek(count: int, limit: int, retry_after: int) -> RateDecision:
 
 # --- PostgreSQL ---------------------------------------------------------------------------------------
 
-_HIT = text(
-    "INSERT INTO rate_limit_counters (key, window_start, count, expires_at) "
-    "VALUES (:key, :window_start, 1, :expires_at) "
-    "ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limit_counters.count + 1 "
-    "RETURNING count"
-)
-_PEEK = text("SELECT count FROM rate_limit_counters WHERE key = :key AND window_start = :window_start")
-# SKIP LOCKED lets two purges that overlap share the work instead of queueing behind each other.
-_PURGE_BATCH = text(
-    "DELETE FROM rate_limit_counters AS c USING ("
-    " SELECT key, window_start FROM rate_limit_counters WHERE expires_at <= now()"
-    " ORDER BY expires_at LIMIT :batch_size FOR UPDATE SKIP LOCKED"
-    ") AS ended WHERE c.key = ended.key AND c.window_start = ended.window_start"
-)
-
 
 class PostgresRateLimiter:
     """Counters in the ``rate_limit_counters`` table: right across every process on the database.
@@ -97,7 +81,7 @@ class PostgresRateLimiter:
     """
 
     def __init__(self, engine: AsyncEngine, *, owns_engine: bool = False) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._counters = RateCounters(engine)
         self._owned = engine if owns_engine else None
 
     @classmethod
@@ -124,31 +108,13 @@ class PostgresRateLimiter:
     async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision:
         start, retry_after = _window_bounds(window_seconds, time.time())
         window_start = datetime.fromtimestamp(start, UTC)
-        values = {
-            "key": key,
-            "window_start": window_start,
-            "expires_at": window_start + timedelta(seconds=window_seconds),
-        }
-        return _decide_hit(await self._count(_HIT, values), limit, retry_after)
+        expires_at = window_start + timedelta(seconds=window_seconds)
+        return _decide_hit(await self._counters.hit(key, window_start, expires_at), limit, retry_after)
 
     async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
         start, retry_after = _window_bounds(window_seconds, time.time())
-        values = {"key": key, "window_start": datetime.fromtimestamp(start, UTC)}
-        return _decide_peek(await self._count(_PEEK, values), limit, retry_after)
-
-    async def _count(self, statement: TextClause, values: dict[str, object]) -> int:
-        try:
-            return await self._execute(statement, values)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            # The pool has dropped the dead connection (a restarted server, a proxy timeout): one retry on
-            # a fresh one. At worst a hit whose answer was lost is counted twice, erring on the strict side.
-            return await self._execute(statement, values)
-
-    async def _execute(self, statement: TextClause, values: dict[str, object]) -> int:
-        async with self._engine.connect() as conn:
-            return int((await conn.execute(statement, values)).scalar_one_or_none() or 0)
+        count = await self._counters.count(key, datetime.fromtimestamp(start, UTC))
+        return _decide_peek(count, limit, retry_after)
 
     async def aclose(self) -> None:
         if self._owned is not None:
@@ -163,8 +129,7 @@ async def purge_ended_windows(session: AsyncSession, *, batch_size: int, max_bat
     """
     deleted = 0
     for _ in range(max_batches):
-        result = await session.execute(_PURGE_BATCH, {"batch_size": batch_size})
-        batch = int(result.rowcount)  # type: ignore[attr-defined]  # DML results carry rowcount
+        batch = await delete_ended_windows(session, batch_size)
         deleted += batch
         if batch < batch_size:
             break
@@ -197,13 +162,10 @@ class RedisRateLimiter:
     async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision:
         start, retry_after = _window_bounds(window_seconds, time.time())
         name = self._name(key, start)
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.incr(name)
-            # A TTL relative to Redis's own clock: a clock difference between this machine and Redis can
-            # neither drop a live window nor keep an ended one long (the window start is in the name).
-            pipe.expire(name, retry_after + 1)
-            count, _ = await pipe.execute()
-        return _decide_hit(int(count), limit, retry_after)
+        # A TTL relative to Redis's own clock: a clock difference between this machine and Redis can
+        # neither drop a live window nor keep an ended one long (the window start is in the name).
+        count = await redis_hit(self._client, name, retry_after + 1)
+        return _decide_hit(count, limit, retry_after)
 
     async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
         start, retry_after = _window_bounds(window_seconds, time.time())

@@ -1,0 +1,72 @@
+"""The rate limiters' reads and writes (:mod:`hutch.core.ratelimit`): PostgreSQL's ``rate_limit_counters``
+table, and Redis's counter keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import redis.asyncio
+from sqlalchemy import TextClause, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+_HIT = text(
+    "INSERT INTO rate_limit_counters (key, window_start, count, expires_at) "
+    "VALUES (:key, :window_start, 1, :expires_at) "
+    "ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limit_counters.count + 1 "
+    "RETURNING count"
+)
+_PEEK = text("SELECT count FROM rate_limit_counters WHERE key = :key AND window_start = :window_start")
+# SKIP LOCKED lets two purges that overlap share the work instead of queueing behind each other.
+_PURGE_BATCH = text(
+    "DELETE FROM rate_limit_counters AS c USING ("
+    " SELECT key, window_start FROM rate_limit_counters WHERE expires_at <= now()"
+    " ORDER BY expires_at LIMIT :batch_size FOR UPDATE SKIP LOCKED"
+    ") AS ended WHERE c.key = ended.key AND c.window_start = ended.window_start"
+)
+
+
+class RateCounters:
+    """The counters of an engine's database, each statement on its own autocommit connection, so a counter
+    never waits for (or rolls back with) a request's transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def hit(self, key: str, window_start: datetime, expires_at: datetime) -> int:
+        """Count one hit in the window; the window's count after it."""
+        return await self._count(_HIT, {"key": key, "window_start": window_start, "expires_at": expires_at})
+
+    async def count(self, key: str, window_start: datetime) -> int:
+        """The window's count (0 before its first hit)."""
+        return await self._count(_PEEK, {"key": key, "window_start": window_start})
+
+    async def _count(self, statement: TextClause, values: dict[str, object]) -> int:
+        try:
+            return await self._execute(statement, values)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # The pool has dropped the dead connection (a restarted server, a proxy timeout): one retry on
+            # a fresh one. At worst a hit whose answer was lost is counted twice, erring on the strict side.
+            return await self._execute(statement, values)
+
+    async def _execute(self, statement: TextClause, values: dict[str, object]) -> int:
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(statement, values)).scalar_one_or_none() or 0)
+
+
+async def delete_ended_windows(session: AsyncSession, batch_size: int) -> int:
+    """Delete up to ``batch_size`` counters whose window has ended; how many went."""
+    result = await session.execute(_PURGE_BATCH, {"batch_size": batch_size})
+    return int(result.rowcount)  # type: ignore[attr-defined]  # DML results carry rowcount
+
+
+async def redis_hit(client: redis.asyncio.Redis, name: str, ttl_seconds: int) -> int:
+    """Count one hit on the key ``name`` and have it expire in ``ttl_seconds``, in one ``MULTI INCR EXPIRE
+    EXEC`` round trip; the count after it."""
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.incr(name)
+        pipe.expire(name, ttl_seconds)
+        count, _ = await pipe.execute()
+    return int(count)
