@@ -7,16 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hutch.accounts.models import Org, User
-from hutch.billing.models import BillingAccount, RevenueEvent, SubscriptionStatus, UsageDaily
+from hutch.admin.queries import AnalyticsQueries
 from hutch.billing.plans import PlanCatalog
-from hutch.channels.models import ChannelUsageDaily
-from hutch.channels.voice.models import VoiceSession
-from hutch.conversations.models import Conversation, Message, MessageRole
-from hutch.runtimes.models import Runtime, RuntimeHost, RuntimeStatus
 from hutch.settings import Settings
 
 
@@ -53,58 +48,14 @@ def _price(plans: PlanCatalog, plan_id: str | None) -> int:
 
 
 async def revenue(session: AsyncSession, plans: PlanCatalog, span: Range) -> dict[str, Any]:
-    day = span.day(RevenueEvent.occurred_at)
-    in_range = span.covers(RevenueEvent.occurred_at)
-    daily = (
-        await session.execute(
-            select(day, func.sum(RevenueEvent.amount_cents), func.count())
-            .where(in_range)
-            .group_by(day)
-            .order_by(day)
-        )
-    ).all()
-    by_kind = (
-        await session.execute(
-            select(
-                RevenueEvent.kind,
-                RevenueEvent.plan,
-                RevenueEvent.package,
-                func.sum(RevenueEvent.amount_cents),
-                func.count(),
-            )
-            .where(in_range)
-            .group_by(RevenueEvent.kind, RevenueEvent.plan, RevenueEvent.package)
-            .order_by(RevenueEvent.kind, RevenueEvent.plan, RevenueEvent.package)
-        )
-    ).all()
+    queries = AnalyticsQueries(session)
+    daily = await queries.revenue_by_day(span)
+    by_kind = await queries.revenue_by_kind(span)
     total = sum(int(r[1]) for r in daily)
     transactions = sum(int(r[2]) for r in daily)
     # MRR movement from subscription payments: an org's first one is new; a dearer plan than its last,
     # expansion (a cheaper one, contraction); a subscription canceled in the range, churn.
-    subscription = RevenueEvent.kind == "subscription"
-    history = (
-        select(
-            RevenueEvent.org_id,
-            RevenueEvent.plan,
-            RevenueEvent.occurred_at,
-            func.lag(RevenueEvent.plan)
-            .over(partition_by=RevenueEvent.org_id, order_by=RevenueEvent.occurred_at)
-            .label("previous"),
-            (
-                func.row_number().over(partition_by=RevenueEvent.org_id, order_by=RevenueEvent.occurred_at)
-                == literal_column("1")
-            ).label("first"),
-        )
-        .where(subscription)
-        .subquery()
-    )
-    moves = (
-        await session.execute(
-            select(history.c.plan, history.c.previous, history.c.first, func.count())
-            .where(span.covers(history.c.occurred_at))
-            .group_by(history.c.plan, history.c.previous, history.c.first)
-        )
-    ).all()
+    moves = await queries.subscription_moves(span)
     new = expansion = contraction = 0
     for plan, previous, first, count in moves:
         if first:
@@ -115,16 +66,7 @@ async def revenue(session: AsyncSession, plans: PlanCatalog, span: Range) -> dic
             expansion += count * change
         else:
             contraction += count * -change
-    churned = (
-        await session.execute(
-            select(BillingAccount.subscribed_plan, func.count())
-            .where(
-                BillingAccount.status == SubscriptionStatus.CANCELED,
-                span.covers(BillingAccount.stripe_state_at),
-            )
-            .group_by(BillingAccount.subscribed_plan)
-        )
-    ).all()
+    churned = await queries.churned_by_plan(span)
     churn = sum(count * _price(plans, plan) for plan, count in churned)
     return {
         "from": span.start,
@@ -149,29 +91,11 @@ async def revenue(session: AsyncSession, plans: PlanCatalog, span: Range) -> dic
 
 
 async def usage(session: AsyncSession, span: Range) -> dict[str, Any]:
-    messages = span.covers(Message.created_at)
-    active = await session.scalar(select(func.count()).where(span.covers(User.last_active_at)))
-    sessions = await session.scalar(select(func.count()).where(span.covers(Conversation.created_at)))
-    # One pass over the range's messages (no join: each carries its channel), grouped by day, channel and
-    # provider, then folded into the three breakdowns.
-    day = span.day(Message.created_at)
-    provider = func.split_part(Message.model, "/", 1)
-    answered = Message.role == MessageRole.ASSISTANT
-    groups = (
-        await session.execute(
-            select(
-                day,
-                Message.channel,
-                provider,
-                func.count(),
-                func.coalesce(func.sum(Message.input_tokens).filter(answered), 0),
-                func.coalesce(func.sum(Message.output_tokens).filter(answered), 0),
-                func.coalesce(func.sum(Message.cost_micro_usd).filter(answered), 0),
-            )
-            .where(messages)
-            .group_by(day, Message.channel, provider)
-        )
-    ).all()
+    queries = AnalyticsQueries(session)
+    active = await queries.active_users(span)
+    sessions = await queries.sessions_started(span)
+    # The range's messages grouped by day, channel and provider, folded into the three breakdowns.
+    groups = await queries.message_groups(span)
     by_channel: dict[str, int] = {}
     by_day: dict[Any, int] = {}
     by_provider: dict[str, list[int]] = {}
@@ -181,14 +105,7 @@ async def usage(session: AsyncSession, span: Range) -> dict[str, Any]:
         if model_provider:
             sums = by_provider.setdefault(model_provider, [0, 0, 0])
             sums[0], sums[1], sums[2] = sums[0] + tokens_in, sums[1] + tokens_out, sums[2] + cost
-    voice = (
-        await session.execute(
-            select(func.count(), func.coalesce(func.sum(VoiceSession.seconds), 0)).where(
-                span.covers(VoiceSession.started_at)
-            )
-        )
-    ).one()
-    voice_count, voice_seconds = int(voice[0]), int(voice[1])
+    voice_count, voice_seconds = await queries.voice(span)
     return {
         "from": span.start,
         "to": span.end,
@@ -212,32 +129,9 @@ async def usage(session: AsyncSession, span: Range) -> dict[str, Any]:
 async def org_usage(session: AsyncSession, org_id: str, days: int) -> dict[str, Any]:
     """One organisation's last ``days`` UTC days: messages in and out by channel, tokens, voice minutes."""
     since = datetime.now(UTC).date() - timedelta(days=days - 1)
-    channels = (
-        await session.execute(
-            select(
-                ChannelUsageDaily.day,
-                ChannelUsageDaily.channel,
-                func.sum(ChannelUsageDaily.inbound),
-                func.sum(ChannelUsageDaily.outbound),
-            )
-            .where(ChannelUsageDaily.org_id == org_id, ChannelUsageDaily.day >= since)
-            .group_by(ChannelUsageDaily.day, ChannelUsageDaily.channel)
-            .order_by(ChannelUsageDaily.day, ChannelUsageDaily.channel)
-        )
-    ).all()
-    daily = (
-        await session.execute(
-            select(
-                UsageDaily.day,
-                UsageDaily.messages,
-                UsageDaily.input_tokens,
-                UsageDaily.output_tokens,
-                UsageDaily.voice_seconds,
-            )
-            .where(UsageDaily.org_id == org_id, UsageDaily.day >= since)
-            .order_by(UsageDaily.day)
-        )
-    ).all()
+    queries = AnalyticsQueries(session)
+    channels = await queries.org_channel_usage(org_id, since)
+    daily = await queries.org_daily_usage(org_id, since)
     return {
         "days": days,
         "channels": [
@@ -267,54 +161,16 @@ async def margin(session: AsyncSession, settings: Settings, span: Range, limit: 
     """Revenue against what serving it cost, per organisation (worst first), and the costs per agent and
     channel: model tokens on the platform's keys at catalog prices, runtime hours at their host's hourly
     cost, outgoing WhatsApp and Telegram messages at their configured price."""
-    answered = (
-        (Message.role == MessageRole.ASSISTANT) & Message.byok.is_(False) & span.covers(Message.created_at)
-    )
-    revenue_by_org = dict(
-        (
-            await session.execute(
-                select(RevenueEvent.org_id, func.sum(RevenueEvent.amount_cents))
-                .where(span.covers(RevenueEvent.occurred_at))
-                .group_by(RevenueEvent.org_id)
-            )
-        ).all()
-    )
-    model_by_org = dict(
-        (
-            await session.execute(
-                select(Message.org_id, func.sum(Message.cost_micro_usd))
-                .where(answered)
-                .group_by(Message.org_id)
-            )
-        ).all()
-    )
-    # Runtime hours inside the range, from when each became ready (a running runtime counts until now).
-    until = func.least(func.now(), span.end)
-    hours = func.greatest(
-        0.0, func.extract("epoch", until - func.greatest(Runtime.ready_at, span.start)) / 3600.0
-    )
-    runtime_by_org = dict(
-        (
-            await session.execute(
-                select(Runtime.org_id, func.sum(hours * RuntimeHost.hourly_cost_cents))
-                .join(RuntimeHost, RuntimeHost.id == Runtime.host_id)
-                .where(Runtime.status == RuntimeStatus.READY, Runtime.ready_at.is_not(None))
-                .group_by(Runtime.org_id)
-            )
-        ).all()
-    )
+    queries = AnalyticsQueries(session)
+    revenue_by_org = await queries.revenue_by_org(span)
+    model_by_org = await queries.model_cost_by_org(span)
+    runtime_by_org = await queries.runtime_cost_by_org(span)
     message_price = {
         "whatsapp": settings.whatsapp_message_cost_micro_usd,
         "telegram": settings.telegram_message_cost_micro_usd,
     }
     since, before = span.start.date(), span.end.date()
-    outbound = (
-        await session.execute(
-            select(ChannelUsageDaily.org_id, ChannelUsageDaily.channel, func.sum(ChannelUsageDaily.outbound))
-            .where(ChannelUsageDaily.day >= since, ChannelUsageDaily.day < before)
-            .group_by(ChannelUsageDaily.org_id, ChannelUsageDaily.channel)
-        )
-    ).all()
+    outbound = await queries.outbound_by_org_and_channel(since, before)
     messaging_by_org: dict[str, int] = {}
     messaging_by_channel: dict[str, int] = {}
     for org_id, channel, count in outbound:
@@ -322,9 +178,7 @@ async def margin(session: AsyncSession, settings: Settings, span: Range, limit: 
         messaging_by_org[org_id] = messaging_by_org.get(org_id, 0) + cost
         messaging_by_channel[channel] = messaging_by_channel.get(channel, 0) + cost
     orgs = set(revenue_by_org) | set(model_by_org) | set(runtime_by_org) | set(messaging_by_org)
-    names = (
-        dict((await session.execute(select(Org.id, Org.name).where(Org.id.in_(orgs)))).all()) if orgs else {}
-    )
+    names = await queries.org_names(orgs)
     rows = []
     for org_id in orgs:
         revenue_cents = int(revenue_by_org.get(org_id) or 0)
@@ -344,27 +198,11 @@ async def margin(session: AsyncSession, settings: Settings, span: Range, limit: 
             }
         )
     rows.sort(key=lambda r: (r["margin_cents"], r["org_id"]))
-    model_by_channel = (
-        await session.execute(
-            select(Message.channel, func.sum(Message.cost_micro_usd))
-            .where(answered)
-            .group_by(Message.channel)
-        )
-    ).all()
+    model_by_channel = await queries.model_cost_by_channel(span)
     channels: dict[str, int] = {str(c or "unknown"): _cents(int(v or 0)) for c, v in model_by_channel}
     for channel, cost in messaging_by_channel.items():
         channels[channel] = channels.get(channel, 0) + _cents(cost)
-    by_agent = (
-        await session.execute(
-            select(Conversation.agent_id, func.sum(Message.cost_micro_usd))
-            .select_from(Message)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(answered)
-            .group_by(Conversation.agent_id)
-            .order_by(func.sum(Message.cost_micro_usd).desc())
-            .limit(limit)
-        )
-    ).all()
+    by_agent = await queries.model_cost_by_agent(span, limit)
     return {
         "from": span.start,
         "to": span.end,
