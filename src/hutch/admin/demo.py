@@ -14,24 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, literal, select, update
-from sqlalchemy.dialects.postgresql import insert
-
-from hutch.accounts.models import Org, User
+from hutch.accounts.models import User
 from hutch.accounts.schemas import SignupRequest
 from hutch.accounts.service import AuthService
+from hutch.admin.demo_queries import DemoQueries
 from hutch.agents.models import Agent
 from hutch.agents.schemas import AgentCreate
 from hutch.agents.service import AgentService
-from hutch.alerts.models import Alert, Severity
+from hutch.alerts.models import Severity
 from hutch.alerts.service import raise_alert
 from hutch.billing.ledger import Ledger
-from hutch.billing.models import LedgerKind, LedgerUnit, RevenueEvent, UsageDaily, UsageMonthly
+from hutch.billing.models import LedgerKind, LedgerUnit
 from hutch.billing.service import BillingService
-from hutch.channels.models import ChannelUsageDaily
 from hutch.channels.voice.models import VoiceSession, VoiceStatus
 from hutch.channels.voice.service import VoiceSessions
-from hutch.conversations.models import Conversation, Message, MessageRole
 from hutch.core.ids import new_id
 from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind
 from hutch.core.ratelimit import PostgresRateLimiter
@@ -132,6 +128,7 @@ class DemoFiller:
     def __init__(self, uow: UnitOfWork, resources: WorkerResources, *, seed: int = 7) -> None:
         self.uow = uow
         self.session = uow.session
+        self.queries = DemoQueries(uow.session)
         self.resources = resources
         self.random = random.Random(seed)  # noqa: S311 - demo data, not secrets
         self.now = datetime.now(UTC)
@@ -142,7 +139,7 @@ class DemoFiller:
         return self.now - timedelta(days=days)
 
     async def fill(self, orgs: int, progress: Progress) -> DemoReport:
-        if await self.session.scalar(select(func.count()).select_from(User)) == 0:
+        if not await self.queries.has_users():
             # The first account of a deployment is its platform admin: make it an obvious one.
             await self._auth().signup(
                 SignupRequest(
@@ -159,7 +156,7 @@ class DemoFiller:
             plan = "free" if index % 3 == 0 else paid[index % len(paid)].id
             await self._org(company, role, plan, joined_days_ago=self.random.uniform(5, DAYS))
         progress("recounting usage")
-        await self._recount_usage()
+        await self.queries.recount_usage(self.org_ids)
         progress("alerts")
         await self._alerts()
         return self.report
@@ -227,27 +224,8 @@ class DemoFiller:
                 self.report.messages += 2
             assert conversation_id is not None
             when = self._ago(self.random.uniform(0, joined_days_ago))
-            await self._move_conversation(conversation_id, when)
-            await self.session.execute(
-                update(Conversation).where(Conversation.id == conversation_id).values(closed_at=when)
-            )
-
-    async def _move_conversation(self, conversation_id: str, when: datetime) -> None:
-        """Put a conversation (and its messages, a few seconds apart) on its day in the past."""
-        first = await self.session.scalar(
-            select(func.min(Message.created_at)).where(Message.conversation_id == conversation_id)
-        )
-        if first is None:
-            return
-        shift = when - first
-        await self.session.execute(
-            update(Message)
-            .where(Message.conversation_id == conversation_id)
-            .values(created_at=Message.created_at + literal(shift))
-        )
-        await self.session.execute(
-            update(Conversation).where(Conversation.id == conversation_id).values(created_at=when)
-        )
+            await self.queries.move_conversation(conversation_id, when)
+            await self.queries.close_conversation(conversation_id, when)
 
     async def _voice(self, agent_id: str, org_id: str, user_id: str, joined_days_ago: float) -> None:
         ledger = Ledger(self.uow)
@@ -304,106 +282,13 @@ class DemoFiller:
                     reference=f"demo-pack:{org_id}",
                 )
         for kind, amount, plan_name, package_id, days_ago in rows:
-            await self.session.execute(
-                insert(RevenueEvent).values(
-                    id=new_id("rev"),
-                    org_id=org_id,
-                    source=f"demo:{new_id('in')}",
-                    kind=kind,
-                    amount_cents=amount,
-                    currency=currency,
-                    plan=plan_name,
-                    package=package_id,
-                    occurred_at=self._ago(max(days_ago, 0)),
-                )
+            await self.queries.record_payment(
+                org_id, kind, amount, currency, plan_name, package_id, self._ago(max(days_ago, 0))
             )
             self.report.payments += 1
 
-    async def _recount_usage(self) -> None:
-        """Daily and monthly counters of the demo organisations, recounted from their moved messages."""
-        demo_orgs = self.org_ids
-        day = func.date(func.timezone("UTC", Message.created_at))
-        answered = Message.role == MessageRole.ASSISTANT
-        daily = (
-            await self.session.execute(
-                select(
-                    Message.org_id,
-                    day,
-                    func.count().filter(~answered),
-                    func.sum(Message.input_tokens),
-                    func.sum(Message.output_tokens),
-                    func.sum(Message.cost_micro_usd),
-                )
-                .where(Message.org_id.in_(demo_orgs))
-                .group_by(Message.org_id, day)
-            )
-        ).all()
-        await self.session.execute(
-            update(UsageDaily)
-            .where(UsageDaily.org_id.in_(demo_orgs))
-            .values(messages=0, input_tokens=0, output_tokens=0, cost_micro_usd=0)
-        )
-        for org_id, on, messages, input_tokens, output_tokens, cost in daily:
-            stmt = insert(UsageDaily).values(
-                org_id=org_id,
-                day=on,
-                messages=messages,
-                input_tokens=input_tokens or 0,
-                output_tokens=output_tokens or 0,
-                cost_micro_usd=cost or 0,
-            )
-            await self.session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[UsageDaily.org_id, UsageDaily.day],
-                    set_={
-                        k: stmt.excluded[k]
-                        for k in ("messages", "input_tokens", "output_tokens", "cost_micro_usd")
-                    },
-                )
-            )
-        month = func.date_trunc("month", func.timezone("UTC", Message.created_at))
-        monthly = (
-            await self.session.execute(
-                select(Message.org_id, month, func.count())
-                .where(Message.org_id.in_(demo_orgs), Message.role == MessageRole.USER)
-                .group_by(Message.org_id, month)
-            )
-        ).all()
-        await self.session.execute(delete(UsageMonthly).where(UsageMonthly.org_id.in_(demo_orgs)))
-        for org_id, starts, messages in monthly:
-            self.session.add(UsageMonthly(org_id=org_id, month=starts.date(), messages=messages))
-        by_channel = (
-            await self.session.execute(
-                select(
-                    Conversation.agent_id,
-                    Message.channel,
-                    day,
-                    Message.org_id,
-                    func.count().filter(Message.role == MessageRole.USER),
-                    func.count().filter(answered),
-                )
-                .join(Conversation, Conversation.id == Message.conversation_id)
-                .where(
-                    Message.org_id.in_(demo_orgs), Message.channel.in_(["telegram", "webchat", "whatsapp"])
-                )
-                .group_by(Conversation.agent_id, Message.channel, day, Message.org_id)
-            )
-        ).all()
-        await self.session.execute(delete(ChannelUsageDaily).where(ChannelUsageDaily.org_id.in_(demo_orgs)))
-        for agent_id, channel, on, org_id, inbound, outbound in by_channel:
-            self.session.add(
-                ChannelUsageDaily(
-                    agent_id=agent_id,
-                    channel=channel,
-                    day=on,
-                    org_id=org_id,
-                    inbound=inbound,
-                    outbound=outbound,
-                )
-            )
-
     async def _alerts(self) -> None:
-        orgs = (await self.session.scalars(select(Org).order_by(Org.created_at).limit(len(ALERTS)))).all()
+        orgs = await self.queries.oldest_orgs(len(ALERTS))
         for (kind, severity, subject, message), org in zip(ALERTS, orgs, strict=False):
             await raise_alert(
                 self.uow,
@@ -416,8 +301,4 @@ class DemoFiller:
             )
             self.report.alerts += 1
         await self.session.flush()
-        await self.session.execute(
-            update(Alert)
-            .where(Alert.dedup_key.startswith("demo:"))
-            .values(created_at=Alert.created_at - literal(timedelta(days=3)), last_seen_at=func.now())
-        )
+        await self.queries.age_alerts("demo:", timedelta(days=3))
