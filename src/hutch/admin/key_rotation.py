@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import InstrumentedAttribute
 
+from hutch.admin.key_rotation_queries import KeyRotationQueries
 from hutch.agents.models import ProviderKey
 from hutch.botfactory.models import BotRequest, BotVerification, CreatorAccount
 from hutch.channels.models import Channel
@@ -52,26 +52,15 @@ async def rotate_secrets(
         after = ""
         while True:
             async with database.sessionmaker() as session, session.begin():
-                rows = (
-                    await session.execute(
-                        select(id_column, secret_column)
-                        .where(id_column > after, secret_column.is_not(None))
-                        .order_by(id_column)
-                        .limit(BATCH)
-                        .with_for_update(skip_locked=True)
-                    )
-                ).all()
+                queries = KeyRotationQueries(session)
+                rows = await queries.batch(id_column, secret_column, after, BATCH)
                 for row_id, ciphertext in rows:
                     try:
                         rotated = box.rotate(ciphertext)
                     except ValueError:
                         report.unreadable.setdefault(table, []).append(row_id)
                         continue
-                    await session.execute(
-                        update(secret_column.class_)
-                        .where(id_column == row_id)
-                        .values({secret_column.key: rotated})
-                    )
+                    await queries.store(id_column, secret_column, row_id, rotated)
                     report.rotated[table] += 1
             if progress is not None:
                 progress(table, report.rotated[table])
