@@ -12,14 +12,9 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
 
-from sqlalchemy import func, literal_column, select, text
-from sqlalchemy.dialects.postgresql import insert
-
-from hutch.accounts.models import User
 from hutch.alerts.models import Alert, Severity
-from hutch.core.ids import new_id
+from hutch.alerts.repository import AlertRepository
 from hutch.db.engine import UnitOfWork
 
 DELIVER_JOB = "admin.deliver_alert"
@@ -37,31 +32,11 @@ async def raise_alert(
     org_id: str | None = None,
 ) -> None:
     """Record an alert; while an alert with the same key is unacknowledged, count one more occurrence."""
-    stmt = insert(Alert).values(
-        id=new_id("alr"),
-        kind=kind,
-        severity=severity,
-        subject=subject[:200],
-        message=message,
-        dedup_key=dedup_key or kind,
-        org_id=org_id,
-        occurrences=1,
+    alert_id, inserted = await AlertRepository(uow.session).record(
+        kind, severity, subject[:200], message, dedup_key or kind, org_id
     )
-    row: Any = (
-        await uow.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[Alert.dedup_key],
-                index_where=text("acknowledged_at IS NULL"),
-                set_={
-                    "occurrences": Alert.occurrences + 1,
-                    "last_seen_at": func.now(),
-                    "message": stmt.excluded.message,
-                },
-            ).returning(Alert.id, literal_column("xmax = 0").label("inserted"))
-        )
-    ).one()
-    if row.inserted:  # a new situation: tell the admins; a repeat only counts
-        uow.defer(DELIVER_JOB, alert_id=row.id)
+    if inserted:  # a new situation: tell the admins; a repeat only counts
+        uow.defer(DELIVER_JOB, alert_id=alert_id)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -93,5 +68,4 @@ def signed_headers(secret: str, body: bytes, now: int | None = None) -> dict[str
 
 
 async def admin_emails(uow: UnitOfWork) -> list[str]:
-    stmt = select(User.email).where(User.is_platform_admin.is_(True)).order_by(User.email)
-    return list((await uow.session.scalars(stmt)).all())
+    return await AlertRepository(uow.session).admin_emails()
