@@ -13,13 +13,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from hutch.accounts.models import User
 from hutch.core.security import sha256_hex
 from hutch.web.models import WebSession
+from hutch.web.session_repository import WebSessionRepository
 
 COOKIE = "hutch_session"
 CSRF_COOKIE = "hutch_csrf"  # for the forms shown before signing in (double submit)
@@ -35,13 +35,13 @@ class SignedIn:
 
 class WebSessions:
     def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+        self.web_sessions = WebSessionRepository(session)
 
     async def start(self, user: User, org_id: str | None) -> str:
         token = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         user.last_active_at = now  # signing in is activity
-        self.session.add(
+        await self.web_sessions.add(
             WebSession(
                 id=sha256_hex(token),
                 user_id=user.id,
@@ -51,15 +51,14 @@ class WebSessions:
                 last_seen_at=now,
             )
         )
-        await self.session.flush()
         return token
 
     async def find(self, token: str) -> SignedIn | None:
-        web_session = await self.session.get(WebSession, sha256_hex(token))
+        web_session = await self.web_sessions.get(sha256_hex(token))
         now = datetime.now(UTC)
         if web_session is None or web_session.expires_at <= now:
             return None
-        user = await self.session.get(User, web_session.user_id)
+        user = await self.web_sessions.user(web_session.user_id)
         if user is None or (
             user.sessions_valid_after is not None and web_session.created_at < user.sessions_valid_after
         ):
@@ -71,7 +70,7 @@ class WebSessions:
         return SignedIn(web_session, user)
 
     async def end(self, token: str) -> None:
-        await self.session.execute(delete(WebSession).where(WebSession.id == sha256_hex(token)))
+        await self.web_sessions.delete(sha256_hex(token))
 
 
 def same_token(sent: str | None, expected: str) -> bool:
