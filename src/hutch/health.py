@@ -6,10 +6,10 @@ import asyncio
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from hutch.core.metrics import CONTENT_TYPE
+from hutch.db.readiness import applied_revisions
 from hutch.http.dependencies import ResourcesDep
 from hutch.resources import Resources
 
@@ -27,12 +27,7 @@ async def readiness_problem(resources: Resources) -> str | None:
     """None when the database answers and its schema is at the migrations' head, else the reason."""
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS), resources.database.engine.connect() as conn:
-            has_table = await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
-            current = (
-                set((await conn.scalars(text("SELECT version_num FROM alembic_version"))).all())
-                if has_table
-                else set()
-            )
+            current = await applied_revisions(conn)
     except (TimeoutError, OSError, SQLAlchemyError):
         return "database unreachable"
     if current != resources.migration_heads:
