@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import delete, or_, select, text, update
 
 from hutch.agents.service import org_credentials
 from hutch.billing.quotas import Quotas
@@ -20,6 +19,7 @@ from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 from hutch.knowledge.chunking import chunk_sections
 from hutch.knowledge.models import Chunk, Document, DocumentSource, DocumentStatus
 from hutch.knowledge.parsing import UnreadableDocument, parse
+from hutch.knowledge.repository import ChunkRepository, DocumentRepository
 from hutch.knowledge.service import INGEST_JOB
 
 log = structlog.get_logger(__name__)
@@ -36,7 +36,7 @@ async def ingest_document(ctx: JobContext, document_id: str) -> str:
         return "gone"
     source = await session.get(DocumentSource, document_id)
     assert source is not None
-    await session.execute(delete(Chunk).where(Chunk.document_id == document_id))  # a retry starts over
+    await ChunkRepository(session).delete_of_document(document_id)  # a retry starts over
     try:
         sections = parse(source.data, document.kind)
         if not sections:
@@ -95,28 +95,17 @@ async def reembed_chunks(ctx: JobContext, timestamp: int = 0) -> int:
     if embedder is None:
         return 0
     session = ctx.uow.session
+    chunks = ChunkRepository(session)
     done = 0
     for _ in range(REEMBED_BATCHES_PER_RUN):
-        rows = (
-            await session.execute(
-                select(Chunk.id, Chunk.org_id, Chunk.heading, Chunk.text)
-                .where(or_(Chunk.embedding_model.is_(None), Chunk.embedding_model != embedder.model_id))
-                .order_by(Chunk.org_id, Chunk.id)
-                .limit(BATCH)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+        rows = await chunks.lock_to_embed(embedder.model_id, BATCH)
         if not rows:
             break
         keys = await org_credentials(session, ctx.resources.secret_box, rows[0].org_id)
         rows = [r for r in rows if r.org_id == rows[0].org_id]  # one org's key per request
         vectors = await embedder.embed([f"{r.heading}\n{r.text}".strip() for r in rows], keys)
         for row, vector in zip(rows, vectors, strict=True):
-            await session.execute(
-                update(Chunk)
-                .where(Chunk.id == row.id)
-                .values(embedding=vector, embedding_model=embedder.model_id)
-            )
+            await chunks.set_embedding(row.id, vector, embedder.model_id)
         await ctx.uow.checkpoint()
         done += len(rows)
     if done:
@@ -124,23 +113,10 @@ async def reembed_chunks(ctx: JobContext, timestamp: int = 0) -> int:
     return done
 
 
-_LOST_INGESTIONS = text(
-    """
-    SELECT d.id FROM documents d
-    WHERE d.status = 'pending' AND d.created_at < now() - interval '2 minutes'
-      AND NOT EXISTS (
-        SELECT 1 FROM procrastinate_jobs j
-        WHERE j.task_name = :job AND j.args ->> 'document_id' = d.id
-      )
-    ORDER BY d.created_at LIMIT 500
-    """
-)
-
-
 @job("knowledge.requeue_lost_ingestions", cron="* * * * *", queue=HOUSEKEEPING_QUEUE, retry=False)
 async def requeue_lost_ingestions(ctx: JobContext, timestamp: int = 0) -> int:
     """A document stored without its ingestion job (the process died between the two) gets the job."""
-    ids = (await ctx.uow.session.scalars(_LOST_INGESTIONS, {"job": INGEST_JOB})).all()
+    ids = await DocumentRepository(ctx.uow.session).lost_ingestions(INGEST_JOB)
     for document_id in ids:
         ctx.uow.defer(INGEST_JOB, document_id=document_id)
     return len(ids)

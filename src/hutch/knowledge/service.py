@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import bindparam, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.agents.models import Agent
@@ -20,8 +19,8 @@ from hutch.core.security import SecretBox
 from hutch.db.engine import UnitOfWork
 from hutch.engine.catalog import Credentials
 from hutch.knowledge.embeddings import EmbeddingProvider
-from hutch.knowledge.models import Chunk, Document, DocumentSource, DocumentStatus
-from hutch.knowledge.search import Passage, search_chunks
+from hutch.knowledge.models import Document, DocumentSource, DocumentStatus
+from hutch.knowledge.repository import ChunkRepository, DocumentRepository, Passage
 
 INGEST_JOB = "knowledge.ingest"
 BYTES_PER_MB = 1024 * 1024
@@ -47,6 +46,7 @@ class KnowledgeService:
     ) -> None:
         self.uow = uow
         self.session: AsyncSession = uow.session
+        self.stored = DocumentRepository(uow.session)
         self.quotas = Quotas(uow.session, plans)
         self.embedder = embedder
         self.secret_box = secret_box
@@ -69,19 +69,15 @@ class KnowledgeService:
         # Uploads of one org queue here, so the duplicate check and the storage sum below cannot race.
         await lock_org(self.session, agent.org_id)
         plan = await self.quotas.check_count(
-            agent.org_id, "documents_per_agent", lambda: self._count(agent.id)
+            agent.org_id, "documents_per_agent", lambda: self.stored.count_of_agent(agent.id)
         )
-        existing = await self.session.scalar(
-            select(Document).where(Document.agent_id == agent.id, Document.content_hash == content_hash)
-        )
+        existing = await self.stored.with_content(agent.id, content_hash)
         if existing is not None:
             return existing, False
         storage_mb = plan.limits.storage_mb
         if storage_mb is not None:
-            used = await self.session.scalar(
-                select(func.coalesce(func.sum(Document.size_bytes), 0)).where(Document.org_id == agent.org_id)
-            )
-            if int(used or 0) + len(data) > storage_mb * BYTES_PER_MB:
+            used = await self.stored.bytes_stored(agent.org_id)
+            if used + len(data) > storage_mb * BYTES_PER_MB:
                 raise QuotaExceeded(
                     "storage_mb",
                     plan.id,
@@ -103,53 +99,33 @@ class KnowledgeService:
         self.session.add(DocumentSource(document_id=document.id, data=data))
         await self.session.flush()
         if not agent.has_documents:
-            # Not a change of the agent's settings: its ``updated_at`` stays.
-            await self.session.execute(
-                update(Agent)
-                .where(Agent.id == agent.id)
-                .values(has_documents=True, updated_at=Agent.updated_at)
-                .execution_options(synchronize_session=False)
-            )
+            await self.stored.mark_agent_has_documents(agent.id)
         self.uow.defer(INGEST_JOB, document_id=document.id)
         return document, True
 
-    async def _count(self, agent_id: str) -> int:
-        stmt = select(func.count()).select_from(Document).where(Document.agent_id == agent_id)
-        return int(await self.session.scalar(stmt) or 0)
-
     async def documents(self, principal: Principal, agent_id: str) -> list[Document]:
         agent = await self.agent(principal, agent_id)
-        stmt = (
-            select(Document)
-            .where(Document.agent_id == agent.id)
-            .order_by(Document.created_at.desc(), Document.id)
-        )
-        return list((await self.session.scalars(stmt)).all())
+        return await self.stored.of_agent(agent.id)
 
     async def document(self, principal: Principal, agent_id: str, document_id: str) -> Document:
         agent = await self.agent(principal, agent_id)
-        document = await self.session.scalar(
-            select(Document).where(Document.id == document_id, Document.agent_id == agent.id)
-        )
+        document = await self.stored.get_of_agent(agent.id, document_id)
         if document is None:
             raise NotFound("Document")
         return document
 
     async def delete(self, principal: Principal, agent_id: str, document_id: str) -> None:
         document = await self.document(principal, agent_id, document_id)
-        await self.session.execute(delete(Document).where(Document.id == document.id))  # chunks cascade
+        await self.stored.delete(document.id)  # chunks cascade
 
     async def search(self, principal: Principal, agent_id: str, query: str, top_k: int) -> list[Passage]:
         agent = await self.agent(principal, agent_id)
         return await retrieve(self.session, self.embedder, self.secret_box, agent, query, top_k)
 
 
-_HAS_KNOWLEDGE = select(exists().where(Chunk.agent_id == bindparam("agent_id")))  # asked on every turn
-
-
 async def has_knowledge(session: AsyncSession, agent: Agent) -> bool:
     """Whether the agent has searchable passages (asked of the database only once it has had documents)."""
-    return agent.has_documents and bool(await session.scalar(_HAS_KNOWLEDGE, {"agent_id": agent.id}))
+    return agent.has_documents and await ChunkRepository(session).any_of_agent(agent.id)
 
 
 async def embed_query(
@@ -192,8 +168,7 @@ async def search_with(
     vector: list[float] | None,
 ) -> list[Passage]:
     """The agent's best passages for ``query``, with its embedding already computed (or None)."""
-    return await search_chunks(
-        session,
+    return await ChunkRepository(session).search(
         org_id=agent.org_id,
         agent_id=agent.id,
         query=query,
