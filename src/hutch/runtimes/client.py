@@ -11,14 +11,13 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.core.logging import redact_text
 from hutch.core.security import SecretBox
 from hutch.engine.catalog import Catalog
 from hutch.engine.runner import APOLOGY, TurnOutcome
-from hutch.runtimes.models import Runtime, RuntimeStatus
+from hutch.runtimes.repository import RuntimeRepository
 
 log = structlog.get_logger(__name__)
 TIMEOUT = httpx.Timeout(120.0, connect=5.0)
@@ -32,13 +31,7 @@ class RuntimeTarget:
 
 async def ready_runtime(session: AsyncSession, secret_box: SecretBox, agent_id: str) -> RuntimeTarget | None:
     """The agent's runtime if it is ready to answer; None sends the turn to the shared workers."""
-    row = (
-        await session.execute(
-            select(Runtime.endpoint, Runtime.gateway_token_encrypted).where(
-                Runtime.agent_id == agent_id, Runtime.status == RuntimeStatus.READY
-            )
-        )
-    ).first()
+    row = await RuntimeRepository(session).ready_of_agent(agent_id)
     if row is None or row.endpoint is None:
         return None
     return RuntimeTarget(row.endpoint, secret_box.decrypt(row.gateway_token_encrypted))

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 
 import httpx
 import structlog
-from sqlalchemy import select
 
 from hutch.agents.models import Agent, Placement
 from hutch.alerts.models import Severity
@@ -23,6 +22,7 @@ from hutch.billing.jobs import email_owners
 from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 from hutch.runtimes.drivers.base import RuntimeDriver
 from hutch.runtimes.models import Runtime, RuntimeStatus
+from hutch.runtimes.repository import RuntimeRepository
 from hutch.runtimes.service import (
     DESTROY_JOB,
     MAX_ATTEMPTS,
@@ -148,7 +148,7 @@ async def check_health(ctx: JobContext, timestamp: int = 0) -> dict[str, int]:
     resources = ctx.resources
     counts = {"restarted": 0, "changed": 0, "suspended": 0, "resumed": 0, "removed": 0}
     service = RuntimeService(ctx.uow, ctx.settings, resources.plans, resources.secret_box)
-    runtimes = (await session.scalars(select(Runtime).with_for_update(skip_locked=True))).all()
+    runtimes = await RuntimeRepository(session).lock_all()
     for runtime in runtimes:
         verdict, why = await standing(ctx.uow, resources.plans, ctx.settings, runtime.org_id)
         try:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Protocol
 
 import structlog
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
@@ -25,7 +24,7 @@ from hutch.agents.service import org_credentials
 from hutch.alerts.models import Severity
 from hutch.alerts.service import raise_alert
 from hutch.billing.ledger import Ledger
-from hutch.billing.models import BillingAccount, SubscriptionStatus
+from hutch.billing.models import SubscriptionStatus
 from hutch.billing.plans import PlanCatalog
 from hutch.billing.quotas import Quotas
 from hutch.core.errors import Conflict, NotFound
@@ -38,6 +37,7 @@ from hutch.runtimes.drivers.base import RuntimeDriver, RuntimeSpec
 from hutch.runtimes.drivers.docker import DockerDriver
 from hutch.runtimes.drivers.ec2 import Ec2Driver
 from hutch.runtimes.models import Runtime, RuntimeHost, RuntimeStatus
+from hutch.runtimes.repository import RuntimeHostRepository, RuntimeRepository
 from hutch.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -64,6 +64,8 @@ class RuntimeService:
     ) -> None:
         self.uow = uow
         self.session = uow.session
+        self.runtimes = RuntimeRepository(uow.session)
+        self.runtime_hosts = RuntimeHostRepository(uow.session)
         self.settings = settings
         self.plans = plans
         self.secret_box = secret_box
@@ -76,20 +78,20 @@ class RuntimeService:
 
     async def of_agent(self, principal: Principal, agent_id: str) -> Runtime | None:
         agent = await self._agent(principal, agent_id)
-        return await self.session.scalar(select(Runtime).where(Runtime.agent_id == agent.id))
+        return await self.runtimes.of_agent(agent.id)
 
     async def request(self, principal: Principal, agent_id: str) -> Runtime:
         """Provision the agent's runtime; asking again while one exists changes nothing (an errored one
         is tried again)."""
         agent = await self._agent(principal, agent_id, lock=True)  # concurrent requests queue here
-        runtime = await self.session.scalar(select(Runtime).where(Runtime.agent_id == agent.id))
+        runtime = await self.runtimes.of_agent(agent.id)
         if runtime is not None:
             if runtime.status in (RuntimeStatus.ERROR, RuntimeStatus.STOPPED):
                 runtime.status, runtime.attempts, runtime.last_error = RuntimeStatus.PROVISIONING, 0, None
                 self.uow.defer(PROVISION_JOB, runtime_id=runtime.id, agent_id=agent.id)
             return runtime
         await Quotas(self.session, self.plans).check_count(
-            agent.org_id, "dedicated_runtimes", lambda: self._count_in_org(agent.org_id)
+            agent.org_id, "dedicated_runtimes", lambda: self.runtimes.count_in_org(agent.org_id)
         )
         host = await self._host_with_room()
         runtime = Runtime(
@@ -110,7 +112,7 @@ class RuntimeService:
 
     async def restart(self, principal: Principal, agent_id: str) -> Runtime:
         agent = await self._agent(principal, agent_id, lock=True)
-        runtime = await self.session.scalar(select(Runtime).where(Runtime.agent_id == agent.id))
+        runtime = await self.runtimes.of_agent(agent.id)
         if runtime is None:
             raise NotFound("Runtime", "This agent has no dedicated runtime; POST .../runtime to create one.")
         runtime.status, runtime.attempts, runtime.last_error = RuntimeStatus.PROVISIONING, 0, None
@@ -119,7 +121,7 @@ class RuntimeService:
 
     async def remove(self, principal: Principal, agent_id: str) -> None:
         agent = await self._agent(principal, agent_id, lock=True)
-        runtime = await self.session.scalar(select(Runtime).where(Runtime.agent_id == agent.id))
+        runtime = await self.runtimes.of_agent(agent.id)
         if runtime is None:
             raise NotFound("Runtime", "This agent has no dedicated runtime.")
         self.destroy_later(runtime)
@@ -151,21 +153,9 @@ class RuntimeService:
             host_id=runtime.host_id,
         )
 
-    async def _count_in_org(self, org_id: str) -> int:
-        return int(await self.session.scalar(select(func.count()).where(Runtime.org_id == org_id)) or 0)
-
     async def _host_with_room(self) -> RuntimeHost:
         await self.ensure_local_host()
-        in_use = select(Runtime.host_id, func.count().label("n")).group_by(Runtime.host_id).subquery()
-        host = await self.session.scalar(
-            select(RuntimeHost)
-            .outerjoin(in_use, in_use.c.host_id == RuntimeHost.id)
-            .where(RuntimeHost.enabled.is_(True))
-            .where(func.coalesce(in_use.c.n, 0) < RuntimeHost.max_runtimes)
-            .order_by(func.coalesce(in_use.c.n, 0), RuntimeHost.name)
-            .limit(1)
-            .with_for_update(of=RuntimeHost)
-        )
+        host = await self.runtime_hosts.lock_one_with_room()
         if host is None:
             log.error("no runtime host has room")
             await raise_alert(
@@ -181,18 +171,11 @@ class RuntimeService:
 
     async def hosts(self) -> list[tuple[RuntimeHost, int]]:
         """Every runtime host, by name, with how many runtimes it holds (platform admins)."""
-        held = (
-            select(func.count())
-            .where(Runtime.host_id == RuntimeHost.id)
-            .correlate(RuntimeHost)
-            .scalar_subquery()
-        )
-        rows = await self.session.execute(select(RuntimeHost, held).order_by(RuntimeHost.name))
-        return [(host, int(count)) for host, count in rows.all()]
+        return await self.runtime_hosts.with_counts()
 
     async def ensure_local_host(self) -> None:
         """This machine, for the process driver, sized by HUTCH_RUNTIME_LOCAL_CAPACITY."""
-        local = await self.session.scalar(select(RuntimeHost).where(RuntimeHost.name == LOCAL_HOST))
+        local = await self.runtime_hosts.named(LOCAL_HOST)
         if local is not None:  # the settings may have changed
             local.max_runtimes = self.settings.runtime_local_capacity
             local.hourly_cost_cents = self.settings.runtime_local_hourly_cost_cents
@@ -240,7 +223,7 @@ Standing = tuple[str, str | None]  # ("good" | "suspend" | "cancel", why)
 async def standing(session: UnitOfWork, plans: PlanCatalog, settings: Settings, org_id: str) -> Standing:
     """Whether the org's billing lets its runtimes run: a past-due subscription or prepaid credits run out
     on a pay-per-use plan suspend them; a canceled subscription removes them after the grace period."""
-    account = await session.session.get(BillingAccount, org_id)
+    account = await RuntimeRepository(session.session).billing_account(org_id)
     if account is not None and account.status is SubscriptionStatus.PAST_DUE:
         return "suspend", "suspended: the subscription's payment is past due"
     if account is not None and account.status is SubscriptionStatus.CANCELED:
