@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from hutch.agents.models import Agent
 from hutch.core.errors import HutchError
 from hutch.core.ids import new_id
@@ -19,6 +17,7 @@ from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 from hutch.engine.runner import TurnOutcome
 from hutch.tasks.models import FINISHED, Task, TaskStatus
 from hutch.tasks.planning import PLAN_INSTRUCTIONS, PlanError, parse_plan
+from hutch.tasks.repository import TaskRepository
 from hutch.tasks.service import RUN_JOB, next_run
 from hutch.turns.flow import TurnFlow
 
@@ -97,14 +96,7 @@ async def run_task(ctx: JobContext, task_id: str) -> str:
 async def spawn_scheduled(ctx: JobContext, timestamp: int = 0) -> int:
     """Every minute: each scheduled task that is due makes a run of itself, and moves to its next time."""
     now = datetime.now(UTC)
-    due = (
-        await ctx.uow.session.scalars(
-            select(Task)
-            .where(Task.status == TaskStatus.SCHEDULED, Task.next_run_at <= now)
-            .with_for_update(skip_locked=True)
-            .limit(500)
-        )
-    ).all()
+    due = await TaskRepository(ctx.uow.session).lock_due(now)
     for template in due:
         run = Task(
             id=new_id("tsk"),

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from sqlalchemy import or_, select
-
 from hutch.agents.models import Agent
 from hutch.agents.roles import ROLE_TEMPLATES
 from hutch.agents.schemas import AgentCreate
@@ -24,7 +22,7 @@ from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import WorkerResources
 from hutch.engine.deps import TeamActions
 from hutch.runtimes.service import RuntimeService
-from hutch.tasks.models import FINISHED, Task
+from hutch.tasks.repository import TaskRepository, TeamRepository
 from hutch.tasks.service import Tasks
 
 MANAGER_ROLE = "manager"
@@ -35,6 +33,8 @@ class Team:
     def __init__(self, uow: UnitOfWork, resources: WorkerResources, manager: Agent) -> None:
         self.uow = uow
         self.session = uow.session
+        self.staff = TeamRepository(uow.session)
+        self.tasks_of_org = TaskRepository(uow.session)
         self.resources = resources
         self.manager = manager
         self.principal = Principal(
@@ -44,16 +44,7 @@ class Team:
         )
 
     async def _employee(self, ref: str) -> Agent | None:
-        ref = ref.strip()
-        return await self.session.scalar(
-            select(Agent)
-            .where(
-                Agent.org_id == self.manager.org_id,
-                Agent.id != self.manager.id,
-                or_(Agent.id == ref, Agent.slug == ref.lower(), Agent.name.ilike(ref)),
-            )
-            .limit(1)
-        )
+        return await self.staff.employee(self.manager, ref.strip())
 
     async def deploy(self, role: str, name: str, task_description: str, dedicated: bool) -> str:
         role = role.strip().lower().replace(" ", "_")
@@ -87,18 +78,8 @@ class Team:
         return " ".join(said)
 
     async def status(self) -> str:
-        employees = (
-            await self.session.scalars(
-                select(Agent)
-                .where(Agent.org_id == self.manager.org_id, Agent.id != self.manager.id)
-                .order_by(Agent.created_at)
-            )
-        ).all()
-        open_tasks = (
-            await self.session.scalars(
-                select(Task).where(Task.org_id == self.manager.org_id, Task.status.not_in(FINISHED))
-            )
-        ).all()
+        employees = await self.staff.employees(self.manager)
+        open_tasks = await self.tasks_of_org.open_in_org(self.manager.org_id)
         quotas = Quotas(self.session, self.resources.plans)
         plan = await quotas.plan_of(self.manager.org_id)
         usage = await quotas.usage(self.manager.org_id, datetime.now(UTC))
@@ -124,17 +105,13 @@ class Team:
         return f"Task {task.id} given to {agent.name}: {task.description}"
 
     async def tasks(self, employee: str | None) -> str:
-        stmt = (
-            select(Task, Agent.name)
-            .join(Agent, Agent.id == Task.agent_id)
-            .where(Task.org_id == self.manager.org_id)
-        )
+        agent_id = None
         if employee:
             agent = await self._employee(employee)
             if agent is None:
                 return f"No employee called {employee!r}."
-            stmt = stmt.where(Task.agent_id == agent.id)
-        rows = (await self.session.execute(stmt.order_by(Task.created_at.desc()).limit(LISTED_TASKS))).all()
+            agent_id = agent.id
+        rows = await self.tasks_of_org.newest_with_agent_names(self.manager.org_id, agent_id, LISTED_TASKS)
         if not rows:
             return "No tasks yet."
         return "\n".join(f"- {t.id} ({name}, {t.status.value}): {t.description[:120]}" for t, name in rows)

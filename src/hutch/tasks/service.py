@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from sqlalchemy import func, select
 
 from hutch.agents.repository import AgentRepository
 from hutch.core.errors import Conflict, NotFound
@@ -14,6 +13,7 @@ from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.db.engine import UnitOfWork
 from hutch.tasks.models import FINISHED, Task, TaskStatus
+from hutch.tasks.repository import TaskRepository
 
 RUN_JOB = "tasks.run"
 
@@ -31,6 +31,7 @@ class Tasks:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
         self.session = uow.session
+        self.tasks = TaskRepository(uow.session)
 
     async def create(
         self,
@@ -65,18 +66,10 @@ class Tasks:
         agent = await AgentRepository(self.session).get(principal, agent_id)
         if agent is None:
             raise NotFound("Agent")
-        base = select(Task).where(Task.org_id == agent.org_id, Task.agent_id == agent.id)
-        total = int(await self.session.scalar(select(func.count()).select_from(base.subquery())) or 0)
-        rows = await self.session.scalars(
-            base.order_by(Task.created_at.desc(), Task.id.desc()).offset(skip).limit(limit)
-        )
-        return list(rows.all()), total
+        return await self.tasks.page_of_agent(agent.org_id, agent.id, skip, limit)
 
     async def get(self, principal: Principal, task_id: str, *, for_update: bool = False) -> Task:
-        stmt = select(Task).where(Task.id == task_id, Task.org_id == principal.org_id)
-        if principal.agent_ids is not None:  # a key limited to some agents sees only their tasks
-            stmt = stmt.where(Task.agent_id.in_(principal.agent_ids))
-        task = await self.session.scalar(stmt.with_for_update() if for_update else stmt)
+        task = await self.tasks.get(principal, task_id, for_update=for_update)
         if task is None:
             raise NotFound("Task")
         return task
