@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
-
 from hutch.accounts.models import User
 from hutch.accounts.orgs import OrgService
 from hutch.accounts.repository import UserRepository
@@ -53,17 +51,14 @@ async def create_user(
 
 async def set_platform_admin(uow: UnitOfWork, email: str, is_admin: bool) -> User:
     """Grant or revoke platform administration; the last platform admin cannot be revoked."""
-    user = await UserRepository(uow.session).by_email_for_update(normalise_email(email))
+    users = UserRepository(uow.session)
+    user = await users.by_email_for_update(normalise_email(email))
     if user is None:
         raise NotFound("User", f"No user has the email {normalise_email(email)}.")
     if user.is_platform_admin == is_admin:
         return user
-    if not is_admin:
-        admins = await uow.session.scalar(
-            select(func.count()).select_from(User).where(User.is_platform_admin.is_(True))
-        )
-        if admins == 1:
-            raise Conflict("This is the last platform admin; grant another user first.")
+    if not is_admin and await users.platform_admin_count() == 1:
+        raise Conflict("This is the last platform admin; grant another user first.")
     user.is_platform_admin = is_admin
     action = "platform_admin_granted" if is_admin else "platform_admin_revoked"
     await record_audit(uow.session, action=action, target=user.id)

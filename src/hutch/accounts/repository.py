@@ -33,6 +33,10 @@ class UserRepository:
         stmt = select(User).where(User.email == email).with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def platform_admin_count(self) -> int:
+        stmt = select(func.count()).select_from(User).where(User.is_platform_admin.is_(True))
+        return int(await self.session.scalar(stmt) or 0)
+
 
 class OrgRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -71,6 +75,10 @@ class MembershipRepository:
 
     async def get(self, org_id: str, user_id: str) -> Membership | None:
         return await self.session.get(Membership, (org_id, user_id))
+
+    async def role_of(self, org_id: str, user_id: str) -> OrgRole | None:
+        stmt = select(Membership.role).where(Membership.org_id == org_id, Membership.user_id == user_id)
+        return await self.session.scalar(stmt)
 
     async def lock_owners(self, org_id: str) -> list[str]:
         """Lock the org's owner rows; concurrent demotions and removals then see each other."""
