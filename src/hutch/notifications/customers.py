@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from hutch.accounts.models import Membership, OrgRole, User
 from hutch.core.ids import new_id
 from hutch.db.engine import UnitOfWork
-from hutch.notifications.models import NotificationPreference, SentNotification
+from hutch.notifications.models import SentNotification
+from hutch.notifications.repository import NotificationRepository
 
 NOTIFY_CHATS_JOB = "channels.notify_owners"  # run by the channels domain, which reaches the chats
 
@@ -24,21 +22,15 @@ class Owner:
 
 async def owners(uow: UnitOfWork, org_id: str) -> list[Owner]:
     """The org's owners with their preferences (both ways when they never chose)."""
-    rows = await uow.session.execute(
-        select(User.id, User.email, NotificationPreference.email, NotificationPreference.chat)
-        .join(Membership, Membership.user_id == User.id)
-        .outerjoin(NotificationPreference, NotificationPreference.user_id == User.id)
-        .where(Membership.org_id == org_id, Membership.role == OrgRole.OWNER)
-        .order_by(User.email)
-    )
+    rows = await NotificationRepository(uow.session).owners_with_preferences(org_id)
     return [
         Owner(uid, email, wants_email is not False, wants_chat is not False)
-        for uid, email, wants_email, wants_chat in rows.all()
+        for uid, email, wants_email, wants_chat in rows
     ]
 
 
 def record(uow: UnitOfWork, org_id: str, user_id: str, kind: str, channel: str, summary: str) -> None:
-    uow.session.add(
+    NotificationRepository(uow.session).add_sent(
         SentNotification(
             id=new_id("ntf"),
             org_id=org_id,
