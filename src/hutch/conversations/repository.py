@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, select, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Executable,
+    Insert,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.conversations.models import Conversation, Memory, MemoryKind, Message, MessageRole
 from hutch.core.ids import new_id
-from hutch.db.carried import Carried
+from hutch.db.carried import NOTHING, Carried, built_once
 
 # Every turn runs these; they are built once (building a statement costs more than running it).
 _OPEN_FOR = (
@@ -44,6 +60,90 @@ _FACTS = (
     .scalar_subquery()
     .label("facts")
 )
+
+CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
+MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+
+
+def _count_message(*where: ColumnElement[bool]) -> Update:
+    """Counts a message on the conversation matched, taking its row lock until the transaction ends.
+
+    Parameters are named apart from the columns (``value_*``): an insert would take parameters named like its
+    columns as its values."""
+    return (
+        update(CONVERSATIONS)
+        .where(*where)
+        .values(
+            message_count=CONVERSATIONS.c.message_count + 1,
+            last_message_at=bindparam("value_created_at"),
+            title=func.coalesce(func.nullif(CONVERSATIONS.c.title, ""), bindparam("value_title_if_none")),
+        )
+    )
+
+
+def _insert_counted(counted: CTE, from_conversation: dict[str, str]) -> Insert:
+    """Inserts the message with the count as its ``seq``; ``from_conversation`` maps message columns to the
+    counted row's columns, the rest come from ``value_*`` parameters."""
+    given = [c for c in MESSAGES.columns if c.key != "seq" and c.key not in from_conversation]
+    return insert(MESSAGES).from_select(
+        [*(c.key for c in given), *from_conversation, "seq"],
+        select(
+            *(bindparam(f"value_{c.key}", type_=c.type) for c in given),
+            *(counted.c[name] for name in from_conversation.values()),
+            counted.c.message_count,
+        ),
+    )
+
+
+# Appends to a conversation already read: counts it, inserts the message, returns its seq.
+APPEND_MESSAGE = _insert_counted(
+    _count_message(CONVERSATIONS.c.id == bindparam("value_conversation_id"))
+    .returning(CONVERSATIONS.c.message_count)
+    .cte("counted"),
+    {},
+).returning(MESSAGES.c.seq)
+# Appends to the end user's open conversation without reading it first, and returns the conversation (no
+# row when there is none yet): most messages take this one statement.
+_OPEN_COUNTED = (
+    _count_message(
+        CONVERSATIONS.c.agent_id == bindparam("value_agent_id"),
+        CONVERSATIONS.c.channel == bindparam("value_channel"),
+        CONVERSATIONS.c.end_user == bindparam("value_end_user"),
+        CONVERSATIONS.c.closed_at.is_(None),
+    )
+    .returning(*CONVERSATIONS.columns)
+    .cte("counted")
+)
+_FROM_OPEN = {"org_id": "org_id", "conversation_id": "id", "channel": "channel"}
+_ADDED_TO_OPEN = _insert_counted(_OPEN_COUNTED, _FROM_OPEN).cte("added")
+# The name other statements' CTEs read from to come after the conversation's row lock (see ``Carried``).
+COUNTED_CONVERSATION = _OPEN_COUNTED.name
+
+
+def _append_to_open(carried: Carried) -> Executable:
+    """Appends to the end user's open conversation, carrying what ``carried`` holds; rows are the
+    conversation and the carried columns."""
+
+    def build() -> Executable:
+        carrier = select(_OPEN_COUNTED, *carried.columns).add_cte(_ADDED_TO_OPEN, *carried.ctes)
+        return (
+            select(Conversation, *carried.columns)
+            .from_statement(carrier)
+            .execution_options(populate_existing=True)
+        )
+
+    return built_once(("append_to_open", carried.ctes, carried.columns), build)
+
+
+def _values(message: Message, title_if_none: str, exclude: Container[str] = ()) -> dict[str, Any]:
+    """The ``value_*`` parameters of the append statements for ``message``."""
+    values = {
+        f"value_{c.key}": getattr(message, c.key)
+        for c in MESSAGES.columns
+        if c.key != "seq" and c.key not in exclude
+    }
+    values["value_title_if_none"] = title_if_none
+    return values
 
 
 class ConversationRepository:
@@ -80,6 +180,31 @@ class ConversationRepository:
 class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def append_to_open(
+        self,
+        message: Message,
+        title_if_none: str,
+        agent_id: str,
+        channel: str,
+        end_user: str,
+        carrying: Carried = NOTHING,
+    ) -> tuple[Conversation, dict[str, Any]] | None:
+        """Append ``message`` to the end user's open conversation in one statement that carries ``carrying``:
+        the conversation and the carried columns' values; None when there is no open conversation yet."""
+        values = _values(message, title_if_none, exclude=_FROM_OPEN)
+        values |= {"value_agent_id": agent_id, "value_channel": channel, "value_end_user": end_user}
+        row = (await self.session.execute(_append_to_open(carrying), {**values, **carrying.params})).first()
+        if row is None:
+            return None
+        return row[0], carrying.values(row)
+
+    async def append(self, message: Message, title_if_none: str, carrying: Carried = NOTHING) -> int:
+        """Insert ``message`` counted on its conversation (its row locked until the transaction ends), with
+        ``carrying``, in one statement; its ``seq``."""
+        params = {**_values(message, title_if_none), **carrying.params}
+        seq: int = (await self.session.execute(carrying.carried_by(APPEND_MESSAGE), params)).scalar_one()
+        return seq
 
     async def recent(
         self, conversation_id: str, limit: int, *, before_seq: int | None = None

@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Container
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (
-    CTE,
-    ColumnElement,
-    Executable,
-    Insert,
-    Table,
-    Update,
-    bindparam,
-    func,
-    insert,
-    select,
-    update,
-)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
@@ -29,83 +15,11 @@ from hutch.conversations.models import Conversation, Message, MessageRole, Messa
 from hutch.conversations.repository import ConversationRepository, MessageRepository, close_conversation
 from hutch.core.errors import NotFound
 from hutch.core.ids import new_id
-from hutch.db.carried import NOTHING, Carried, built_once
+from hutch.db.carried import NOTHING, Carried
 
 TITLE_CHARS = 80
-CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
-MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 
 COMPACT_JOB = "conversations.compact"  # folds a long thread's older messages into its summary
-
-
-def _count_message(*where: ColumnElement[bool]) -> Update:
-    """Counts a message on the conversation matched, taking its row lock until the transaction ends.
-
-    Parameters are named apart from the columns (``value_*``): an insert would take parameters named like its
-    columns as its values."""
-    return (
-        update(CONVERSATIONS)
-        .where(*where)
-        .values(
-            message_count=CONVERSATIONS.c.message_count + 1,
-            last_message_at=bindparam("value_created_at"),
-            title=func.coalesce(func.nullif(CONVERSATIONS.c.title, ""), bindparam("value_title_if_none")),
-        )
-    )
-
-
-def _insert_counted(counted: CTE, from_conversation: dict[str, str]) -> Insert:
-    """Inserts the message with the count as its ``seq``; ``from_conversation`` maps message columns to the
-    counted row's columns, the rest come from ``value_*`` parameters."""
-    given = [c for c in MESSAGES.columns if c.key != "seq" and c.key not in from_conversation]
-    return insert(MESSAGES).from_select(
-        [*(c.key for c in given), *from_conversation, "seq"],
-        select(
-            *(bindparam(f"value_{c.key}", type_=c.type) for c in given),
-            *(counted.c[name] for name in from_conversation.values()),
-            counted.c.message_count,
-        ),
-    )
-
-
-# Appends to a conversation already read: counts it, inserts the message, returns its seq.
-APPEND_MESSAGE = _insert_counted(
-    _count_message(CONVERSATIONS.c.id == bindparam("value_conversation_id"))
-    .returning(CONVERSATIONS.c.message_count)
-    .cte("counted"),
-    {},
-).returning(MESSAGES.c.seq)
-# Appends to the end user's open conversation without reading it first, and returns the conversation (no
-# row when there is none yet): most messages take this one statement.
-_OPEN_COUNTED = (
-    _count_message(
-        CONVERSATIONS.c.agent_id == bindparam("value_agent_id"),
-        CONVERSATIONS.c.channel == bindparam("value_channel"),
-        CONVERSATIONS.c.end_user == bindparam("value_end_user"),
-        CONVERSATIONS.c.closed_at.is_(None),
-    )
-    .returning(*CONVERSATIONS.columns)
-    .cte("counted")
-)
-_FROM_OPEN = {"org_id": "org_id", "conversation_id": "id", "channel": "channel"}
-_ADDED_TO_OPEN = _insert_counted(_OPEN_COUNTED, _FROM_OPEN).cte("added")
-# The name other statements' CTEs read from to come after the conversation's row lock (see ``Carried``).
-COUNTED_CONVERSATION = _OPEN_COUNTED.name
-
-
-def _append_to_open(carried: Carried) -> Executable:
-    """Appends to the end user's open conversation, carrying what ``carried`` holds; rows are the
-    conversation and the carried columns."""
-
-    def build() -> Executable:
-        carrier = select(_OPEN_COUNTED, *carried.columns).add_cte(_ADDED_TO_OPEN, *carried.ctes)
-        return (
-            select(Conversation, *carried.columns)
-            .from_statement(carrier)
-            .execution_options(populate_existing=True)
-        )
-
-    return built_once(("append_to_open", carried.ctes, carried.columns), build)
 
 
 # Every column a new message has, so the session never needs to load one back.
@@ -180,16 +94,14 @@ class ConversationService:
         nothing carried ran: the caller does that work itself."""
         if conversation_id is None:
             message = _new_message(agent.org_id, channel, MessageRole.USER, text, MessageStatus.OK, {})
-            values = _values(message, exclude=_FROM_OPEN)
-            values |= {"value_agent_id": agent.id, "value_channel": channel, "value_end_user": end_user}
-            row = (
-                await self.session.execute(_append_to_open(carrying), {**values, **carrying.params})
-            ).first()
-            if row is not None:
-                conversation = row[0]
+            appended = await self.messages.append_to_open(
+                message, _title(message.role, message.content), agent.id, channel, end_user, carrying
+            )
+            if appended is not None:
+                conversation, carried = appended
                 message.conversation_id = conversation.id
                 self._stored(message, conversation.message_count)
-                return conversation, message, carrying.values(row)
+                return conversation, message, carried
         conversation = await self.open(agent, channel, end_user, conversation_id)
         return conversation, await self.add(conversation, MessageRole.USER, text), None
 
@@ -209,8 +121,7 @@ class ConversationService:
         ``carrying``: writes that go with the message in the same statement (the usage an answer counts)."""
         message = _new_message(conversation.org_id, conversation.channel, role, content, status, fields)
         message.conversation_id = conversation.id
-        params = {**_values(message), **carrying.params}
-        seq = (await self.session.execute(carrying.carried_by(APPEND_MESSAGE), params)).scalar_one()
+        seq = await self.messages.append(message, _title(message.role, message.content), carrying)
         self._stored(message, seq)
         counts = {
             "message_count": seq,
@@ -267,14 +178,3 @@ def _new_message(
         created_at=datetime.now(UTC),
         **{**MESSAGE_DEFAULTS, **fields},
     )
-
-
-def _values(message: Message, exclude: Container[str] = ()) -> dict[str, Any]:
-    """The ``value_*`` parameters of the append statements for ``message``."""
-    values = {
-        f"value_{c.key}": getattr(message, c.key)
-        for c in MESSAGES.columns
-        if c.key != "seq" and c.key not in exclude
-    }
-    values["value_title_if_none"] = _title(message.role, message.content)
-    return values

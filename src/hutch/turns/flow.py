@@ -33,8 +33,8 @@ from hutch.alerts.service import raise_alert
 from hutch.billing.ledger import Ledger
 from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas, TurnUsage, quota_notice_due
 from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
-from hutch.conversations.repository import MemoryRepository, MessageRepository
-from hutch.conversations.service import COMPACT_JOB, COUNTED_CONVERSATION, ConversationService
+from hutch.conversations.repository import COUNTED_CONVERSATION, MemoryRepository, MessageRepository
+from hutch.conversations.service import COMPACT_JOB, ConversationService
 from hutch.core.errors import Conflict, HutchError
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
@@ -52,6 +52,7 @@ from hutch.knowledge.chunking import count_tokens
 from hutch.knowledge.search import Passage
 from hutch.knowledge.service import embed_query, has_knowledge, search_with
 from hutch.runtimes.client import RuntimeTarget, complete, ready_runtime
+from hutch.turns.repository import TurnRepository
 from hutch.turns.tools import KNOWLEDGE_TOP_K, TimeLeft, TurnTools
 
 MANAGER_ROLE = "manager"
@@ -135,6 +136,7 @@ class TurnFlow:
         self.resources = resources
         self.settings = resources.settings
         self.conversations = ConversationService(uow.session)
+        self.turns = TurnRepository(uow.session)
         self._keys: dict[str, dict[str, Credentials]] = {}  # org id → its provider keys, read once per flow
         # API processes share their limiter; workers count per-minute rates in PostgreSQL directly.
         limiter: RateLimiter = getattr(resources, "rate_limiter", None) or PostgresRateLimiter(
@@ -214,7 +216,7 @@ class TurnFlow:
             if reserve_last:
                 await self.session.flush()
                 reservation = await self.quotas.message_reservation(agent.org_id)
-                await self._settle(agent, await reservation.execute(self.session))
+                await self._settle(agent, await self.turns.run_alone(reservation))
             await self.uow.checkpoint()
         except HutchError:
             await self.uow.rollback()
@@ -314,7 +316,7 @@ class TurnFlow:
         if carried is None:  # the message opened its conversation (or named one): carried work runs alone
             if not reserve_last:
                 carrying = also + await self.quotas.message_reservation(agent.org_id)
-            carried = await carrying.execute(self.session)
+            carried = await self.turns.run_alone(carrying)
         if not reserve_last:
             await self._settle(agent, carried)
         facts = list(carried["facts"] or [])

@@ -10,38 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import text
 from sqlalchemy.orm.attributes import set_committed_value
 
 from hutch.agents.models import Agent
 from hutch.channels.models import ExternalEvent
 from hutch.conversations.models import Message
 from hutch.core.errors import HutchError
-from hutch.db.carried import Carried
 from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import JobContext
 from hutch.turns.flow import TurnFlow
+from hutch.turns.repository import reply_kept
 
 PLAN_LIMIT_NOTICE = "I cannot answer more messages at the moment: this assistant's plan limit is reached."
 UNAVAILABLE_NOTICE = "I cannot answer right now. Please try again later."
-
-_REPLY_KEPT = (
-    text(
-        "UPDATE external_events SET reply = :event_reply "
-        "WHERE source = :event_source AND external_id = :event_external_id RETURNING external_id"
-    )
-    .columns()
-    .cte("reply_kept")
-)
-
-
-def reply_kept(event: ExternalEvent, reply: str) -> Carried:
-    """The answer kept on its event by the statement that stores it (a retried job then only delivers)."""
-    return Carried(
-        (_REPLY_KEPT,),
-        params={"event_reply": reply, "event_source": event.source, "event_external_id": event.external_id},
-    )
-
 
 async def answer_event(
     ctx: JobContext,

@@ -1,0 +1,38 @@
+"""The statements a turn runs of its own: what it carries, run alone when no statement of the turn carries it,
+and the inbox event's reply, kept by the statement that stores the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.channels.models import ExternalEvent
+from hutch.db.carried import Carried
+
+_REPLY_KEPT = (
+    text(
+        "UPDATE external_events SET reply = :event_reply "
+        "WHERE source = :event_source AND external_id = :event_external_id RETURNING external_id"
+    )
+    .columns()
+    .cte("reply_kept")
+)
+
+
+def reply_kept(event: ExternalEvent, reply: str) -> Carried:
+    """The answer kept on its event by the statement that stores it (a retried job then only delivers)."""
+    return Carried(
+        (_REPLY_KEPT,),
+        params={"event_reply": reply, "event_source": event.source, "event_external_id": event.external_id},
+    )
+
+
+class TurnRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def run_alone(self, carried: Carried) -> dict[str, Any]:
+        """Run what a turn carries as a statement of its own; the carried columns' values."""
+        return await carried.execute(self.session)
