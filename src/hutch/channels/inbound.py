@@ -7,27 +7,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hutch.channels.models import ExternalEvent
+from hutch.channels.repository import insert_event
 from hutch.db.engine import UnitOfWork
-
-_EVENTS = cast(Table, ExternalEvent.__table__)
-# Built once: building an INSERT with a dict value per request costs more than running it.
-_STORE_EVENT = (
-    insert(_EVENTS)
-    .values(
-        source=bindparam("source"),
-        external_id=bindparam("external_id"),
-        payload=bindparam("payload", type_=_EVENTS.c.payload.type),
-    )
-    .on_conflict_do_nothing()
-    .returning(_EVENTS.c.external_id)
-)
 
 TEXT_ONLY = "I can only read text messages for now. Please type your question."
 
@@ -69,7 +55,4 @@ async def store_event(
     db: AsyncSession | AsyncConnection, source: str, external_id: str, payload: dict[str, Any]
 ) -> bool:
     """Put an inbound event in the inbox; False when it is already there (a replay)."""
-    stored = await db.execute(
-        _STORE_EVENT, {"source": source, "external_id": external_id, "payload": payload}
-    )
-    return stored.first() is not None
+    return await insert_event(db, source, external_id, payload)

@@ -3,9 +3,7 @@ gets the job again, so no message someone sent goes unanswered."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, text
-
-from hutch.channels.models import ChannelLink, LinkStatus
+from hutch.channels.repository import InboxRepository, LinkRepository
 from hutch.channels.telegram.gateway import BotBlocked, TelegramGateway
 from hutch.channels.telegram.platform import platform_token
 from hutch.channels.telegram.service import UPDATE_JOB
@@ -15,33 +13,10 @@ from hutch.channels.whatsapp.service import INBOUND_JOB
 from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
 
-GRACE = "2 minutes"  # longer than storing an event and queueing its job ever takes
-
-_LOST = text(
-    f"""
-    SELECT e.source, e.external_id FROM external_events e
-    WHERE e.handled_at IS NULL AND e.received_at < now() - interval '{GRACE}'
-      AND NOT EXISTS (
-        SELECT 1 FROM procrastinate_jobs j
-        WHERE (j.task_name = :telegram_job
-               AND 'telegram:' || (j.args ->> 'channel_id') = e.source
-               AND j.args ->> 'update_id' = e.external_id)
-           OR (j.task_name = :whatsapp_job AND e.source = :whatsapp_source
-               AND j.args ->> 'message_sid' = e.external_id)
-      )
-    ORDER BY e.received_at LIMIT 500
-    """  # noqa: S608 - GRACE is a constant; values are bound parameters
-)
-
 
 @job("channels.requeue_lost_events", cron="* * * * *", queue=HOUSEKEEPING_QUEUE, retry=False)
 async def requeue_lost_events(ctx: JobContext, timestamp: int = 0) -> int:
-    rows = (
-        await ctx.uow.session.execute(
-            _LOST,
-            {"telegram_job": UPDATE_JOB, "whatsapp_job": INBOUND_JOB, "whatsapp_source": WHATSAPP_SOURCE},
-        )
-    ).all()
+    rows = await InboxRepository(ctx.uow.session).lost_events(UPDATE_JOB, INBOUND_JOB, WHATSAPP_SOURCE)
     for source, external_id in rows:
         if source == WHATSAPP_SOURCE:
             ctx.uow.defer(INBOUND_JOB, message_sid=external_id)
@@ -59,15 +34,7 @@ async def notify_owners(ctx: JobContext, org_id: str, text: str, kind: str = "no
     bot, WhatsApp, with the approved template outside the 24-hour window), unless they chose email only;
     each message sent is recorded. How many chats were told."""
     chatty = {owner.user_id for owner in await owners(ctx.uow, org_id) if owner.wants_chat}
-    links = (
-        await ctx.uow.session.scalars(
-            select(ChannelLink).where(
-                ChannelLink.org_id == org_id,
-                ChannelLink.status == LinkStatus.ACTIVE,
-                ChannelLink.user_id.in_(chatty),
-            )
-        )
-    ).all()
+    links = await LinkRepository(ctx.uow.session).active_of_users(org_id, chatty)
     told = 0
     for link in links:
         if link.channel == "telegram" and (token := platform_token(ctx.settings)):

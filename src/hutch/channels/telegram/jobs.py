@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import InvalidToken
 
-from hutch.accounts.models import Membership, OrgRole
+from hutch.accounts.models import OrgRole
+from hutch.accounts.repository import MembershipRepository
 from hutch.agents.models import Agent
 from hutch.billing.subscriptions import Subscriptions
 from hutch.botfactory.verification import PRIVATE, Verifications, may_talk
@@ -28,6 +28,7 @@ from hutch.channels.inbound import (
     sending,
 )
 from hutch.channels.models import Channel, ChannelLink, ChannelStatus, ExternalEvent
+from hutch.channels.repository import InboxRepository
 from hutch.channels.telegram.gateway import BotBlocked, TelegramGateway
 from hutch.channels.telegram.platform import (
     COMMANDS,
@@ -124,7 +125,7 @@ def _chat_id(part: Any) -> int | str | None:
 @job(UPDATE_JOB, queue=TURNS_QUEUE)
 async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: int) -> str:
     session = ctx.uow.session
-    event = await session.get(ExternalEvent, (event_source(channel_id), str(update_id)), with_for_update=True)
+    event = await InboxRepository(session).event_for_update(event_source(channel_id), str(update_id))
     if event is None or event.handled_at is not None:
         return "done"
     if interrupted_while_sending(event):
@@ -274,9 +275,7 @@ async def _may_buy(ctx: JobContext, chat: Chat) -> bool:
     if ctx.resources.stripe is None or chat.member is None:
         return False
     org_id, user_id = chat.member
-    role = await ctx.uow.session.scalar(
-        select(Membership.role).where(Membership.org_id == org_id, Membership.user_id == user_id)
-    )
+    role = await MembershipRepository(ctx.uow.session).role_of(org_id, user_id)
     return role is not None and role.rank >= OrgRole.ADMIN.rank
 
 

@@ -12,10 +12,9 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 
-from sqlalchemy import select, update
-
 from hutch.channels.links import personal_agent, retire_pending_links
 from hutch.channels.models import ChannelLink, LinkStatus
+from hutch.channels.repository import LinkRepository
 from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.core.errors import ServiceUnavailable
 from hutch.core.ids import new_id
@@ -92,7 +91,7 @@ async def start_telegram_link(
         code_hash=link_code_hash(code),
         code_expires_at=datetime.now(UTC) + timedelta(minutes=LINK_CODE_MINUTES),
     )
-    uow.session.add(link)
+    LinkRepository(uow.session).add(link)
     await uow.session.flush()
     return link, code
 
@@ -102,42 +101,20 @@ async def confirm_telegram_link(
 ) -> ChannelLink | None:
     """Bind the chat that sent ``/start <code>`` to the waiting link; None for an unknown or expired code
     (or one meant for another Telegram user)."""
-    session = uow.session
+    links = LinkRepository(uow.session)
     now = datetime.now(UTC)
-    pending = await session.scalar(
-        select(ChannelLink)
-        .where(
-            ChannelLink.code_hash == link_code_hash(code),
-            ChannelLink.status == LinkStatus.PENDING,
-            ChannelLink.code_expires_at > now,
-        )
-        .with_for_update()
-    )
+    pending = await links.pending_by_code_for_update(link_code_hash(code), now)
     if pending is None:
         return None
     if pending.expected_username and pending.expected_username != (username or "").lower():
         return None
     # The chat now belongs to this user's assistant; an older link of the chat ends.
-    await session.execute(
-        update(ChannelLink)
-        .where(
-            ChannelLink.channel == CHANNEL,
-            ChannelLink.address == chat_id,
-            ChannelLink.status == LinkStatus.ACTIVE,
-        )
-        .values(status=LinkStatus.PENDING, code_expires_at=now)
-    )
-    await session.flush()
+    await links.end_active_at(CHANNEL, chat_id, now)
+    await uow.session.flush()
     pending.status, pending.address, pending.last_inbound_at = LinkStatus.ACTIVE, chat_id, now
     pending.code_expires_at = now  # the code is spent
     return pending
 
 
 async def linked_chat(uow: UnitOfWork, chat_id: str) -> ChannelLink | None:
-    return await uow.session.scalar(
-        select(ChannelLink).where(
-            ChannelLink.channel == CHANNEL,
-            ChannelLink.address == chat_id,
-            ChannelLink.status == LinkStatus.ACTIVE,
-        )
-    )
+    return await LinkRepository(uow.session).active_at(CHANNEL, chat_id)

@@ -7,12 +7,11 @@ import secrets
 import time
 from typing import Any
 
-from sqlalchemy import select
-
 from hutch.agents.models import Agent
 from hutch.agents.repository import AgentRepository
 from hutch.channels.inbound import store_event
 from hutch.channels.models import Channel, ChannelStatus, ChannelType
+from hutch.channels.repository import ChannelRepository
 from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.telegram.platform import PLATFORM, platform_secret, platform_token
 from hutch.core.errors import Conflict, Forbidden, NotFound
@@ -40,6 +39,7 @@ class TelegramChannels:
     ) -> None:
         self.uow = uow
         self.session = uow.session
+        self.channels = ChannelRepository(uow.session)
         self.settings = settings
         self.secret_box = secret_box
         self.gateway = gateway
@@ -59,12 +59,7 @@ class TelegramChannels:
     ) -> Channel:
         """The bot as a channel of ``agent``: for a token the customer brought, or one the factory made."""
         identity = await self.gateway.identify(bot_token)
-        taken = await self.session.scalar(
-            select(Channel).where(
-                Channel.type == ChannelType.TELEGRAM, Channel.external_id == str(identity.id)
-            )
-        )
-        if taken is not None:
+        if await self.channels.telegram_bot(str(identity.id)) is not None:
             raise Conflict(f"@{identity.username} is already connected to an agent; remove it there first.")
         secret = secrets.token_urlsafe(32)
         channel = Channel(
@@ -78,7 +73,7 @@ class TelegramChannels:
             token_encrypted=self.secret_box.encrypt(bot_token),
             webhook_secret_hash=sha256_hex(secret),
         )
-        self.session.add(channel)
+        self.channels.add(channel)
         await self.session.flush()
         # Last: if Telegram refuses, the request fails and the row above is rolled back with it.
         await self.gateway.set_webhook(bot_token, webhook_url(self.settings, channel.id), secret)
@@ -86,19 +81,16 @@ class TelegramChannels:
 
     async def list(self, principal: Principal, agent_id: str) -> list[Channel]:
         agent = await self._agent(principal, agent_id)
-        stmt = select(Channel).where(Channel.agent_id == agent.id).order_by(Channel.created_at, Channel.id)
-        return list((await self.session.scalars(stmt)).all())
+        return await self.channels.of_agent(agent.id)
 
     async def remove(self, principal: Principal, agent_id: str, channel_id: str) -> None:
         agent = await self._agent(principal, agent_id)
-        channel = await self.session.scalar(
-            select(Channel).where(Channel.id == channel_id, Channel.agent_id == agent.id).with_for_update()
-        )
+        channel = await self.channels.of_agent_for_update(agent.id, channel_id)
         if channel is None:
             raise NotFound("Channel")
         if channel.token_encrypted is not None:  # a bot (a widget has no webhook to delete)
             await self.gateway.delete_webhook(self.secret_box.decrypt(channel.token_encrypted))
-        await self.session.delete(channel)
+        await self.channels.delete(channel)
         forget_secret(channel.id)
 
 
@@ -118,8 +110,7 @@ async def _secret_hash(uow: UnitOfWork, settings: Settings, channel_id: str) -> 
     cached = _secret_hashes.get(channel_id)
     if cached is not None and now - cached[1] < SECRET_CACHE_SECONDS:
         return cached[0]
-    stmt = select(Channel.webhook_secret_hash).where(Channel.id == channel_id)
-    expected = await uow.session.scalar(stmt)
+    expected = await ChannelRepository(uow.session).webhook_secret_hash(channel_id)
     if len(_secret_hashes) >= MAX_CACHED_SECRETS:
         _secret_hashes.clear()
     _secret_hashes[channel_id] = (expected, now)

@@ -6,10 +6,9 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 import structlog
-from sqlalchemy import select
 
 from hutch.channels.inbound import finish_event
-from hutch.channels.models import ExternalEvent
+from hutch.channels.repository import InboxRepository, VoiceSessionRepository
 from hutch.channels.voice.gateway import LiveKitRooms, VoiceNotConfigured, livekit_config
 from hutch.channels.voice.models import VoiceSession, VoiceStatus
 from hutch.channels.voice.service import EVENT_JOB, EVENT_SOURCE, VoiceSessions
@@ -21,7 +20,7 @@ WATCH_JOB = "voice.watch_sessions"
 
 @job(EVENT_JOB, queue="channels")
 async def apply_livekit_event(ctx: JobContext, event_id: str) -> str:
-    event = await ctx.uow.session.get(ExternalEvent, (EVENT_SOURCE, event_id), with_for_update=True)
+    event = await InboxRepository(ctx.uow.session).event_for_update(EVENT_SOURCE, event_id)
     if event is None or event.handled_at is not None:
         return "done"
     outcome = await VoiceSessions(ctx.uow, ctx.resources.plans, ctx.settings).apply(event)
@@ -39,14 +38,7 @@ async def watch_sessions(ctx: JobContext, timestamp: int = 0) -> dict[str, int]:
     sessions = VoiceSessions(ctx.uow, ctx.resources.plans, ctx.settings)
     now = datetime.now(UTC)
     counts = {"expired": 0, "gone": 0, "warned": 0, "ended": 0}
-    open_sessions = list(
-        await ctx.uow.session.scalars(
-            select(VoiceSession)
-            .where(VoiceSession.status != VoiceStatus.ENDED)
-            .order_by(VoiceSession.org_id, VoiceSession.started_at)
-            .with_for_update(skip_locked=True)
-        )
-    )
+    open_sessions = await VoiceSessionRepository(ctx.uow.session).open_for_update()
     for voice in open_sessions:
         if voice.status is VoiceStatus.ISSUED and voice.expires_at < now:
             await sessions.close(voice, now, "never joined")

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-
 from hutch.agents.models import AgentStatus
 from hutch.agents.repository import AgentRepository
 from hutch.billing.ledger import Ledger
@@ -21,6 +19,7 @@ from hutch.billing.models import LedgerKind, LedgerUnit
 from hutch.billing.plans import PlanCatalog
 from hutch.billing.quotas import Quotas
 from hutch.channels.models import ExternalEvent
+from hutch.channels.repository import VoiceSessionRepository
 from hutch.channels.voice.gateway import LiveKitConfig, livekit_config, room_token
 from hutch.channels.voice.models import VoiceSession, VoiceStatus
 from hutch.core.errors import Conflict, NotFound, PaymentRequired
@@ -63,6 +62,7 @@ class VoiceSessions:
     def __init__(self, uow: UnitOfWork, plans: PlanCatalog, settings: Settings) -> None:
         self.uow = uow
         self.session = uow.session
+        self.voices = VoiceSessionRepository(uow.session)
         self.plans = plans
         self.settings = settings
         self.quotas = Quotas(uow.session, plans)
@@ -76,13 +76,7 @@ class VoiceSessions:
         if lock:  # one org's tokens and charges queue up behind each other
             await ledger.ensure_balance(org_id)
         balance = await ledger.balance(org_id)
-        running = await self.session.scalars(
-            select(VoiceSession).where(
-                VoiceSession.org_id == org_id,
-                VoiceSession.status == VoiceStatus.ACTIVE,
-                VoiceSession.untracked.is_(False),
-            )
-        )
+        running = await self.voices.running(org_id)
         return balance.seconds - sum(elapsed(s, now) for s in running)
 
     async def time_left(self, org_id: str) -> int | None:
@@ -121,7 +115,7 @@ class VoiceSessions:
             expires_at=now + ttl,
         )
         voice.room = f"hutch-{voice.id}"
-        self.session.add(voice)
+        self.voices.add(voice)
         await self.session.flush()
         token = room_token(
             config,
@@ -134,32 +128,16 @@ class VoiceSessions:
         return IssuedToken(voice, token, left, warning), config
 
     async def page(self, org_id: str, skip: int, limit: int) -> tuple[list[VoiceSession], int]:
-        base = select(VoiceSession).where(VoiceSession.org_id == org_id)
-        total = int(await self.session.scalar(select(func.count()).select_from(base.subquery())) or 0)
-        rows = await self.session.scalars(
-            base.order_by(VoiceSession.created_at.desc(), VoiceSession.id.desc()).offset(skip).limit(limit)
-        )
-        return list(rows.all()), total
+        return await self.voices.page(org_id, skip, limit)
 
     async def summary(self, org_id: str, since: datetime) -> tuple[int, int]:
         """(sessions that ran, their seconds) since ``since``."""
-        row = (
-            await self.session.execute(
-                select(func.count(), func.coalesce(func.sum(VoiceSession.seconds), 0)).where(
-                    VoiceSession.org_id == org_id,
-                    VoiceSession.started_at.is_not(None),
-                    VoiceSession.started_at >= since,
-                )
-            )
-        ).one()
-        return int(row[0]), int(row[1])
+        return await self.voices.summary(org_id, since)
 
     # --- LiveKit's events and the watchdog -------------------------------------------------------------
 
     async def by_room(self, room: str) -> VoiceSession | None:
-        return await self.session.scalar(
-            select(VoiceSession).where(VoiceSession.room == room).with_for_update()
-        )
+        return await self.voices.by_room_for_update(room)
 
     async def apply(self, event: ExternalEvent) -> str:
         """Act on one stored LiveKit event; what was done."""

@@ -14,11 +14,11 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator
-from sqlalchemy import select
 
 from hutch.agents.models import Agent, AgentStatus, Audience
 from hutch.agents.repository import AgentRepository
 from hutch.channels.models import Channel, ChannelStatus, ChannelType
+from hutch.channels.repository import ChannelRepository
 from hutch.core.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
@@ -72,6 +72,7 @@ class Widgets:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
         self.session = uow.session
+        self.channels = ChannelRepository(uow.session)
 
     async def _agent(self, principal: Principal, agent_id: str) -> Agent:
         agent = await AgentRepository(self.session).get(principal, agent_id)
@@ -94,7 +95,7 @@ class Widgets:
             external_id=TOKEN_PREFIX + secrets.token_urlsafe(24),
             allowed_origins=origins,
         )
-        self.session.add(channel)
+        self.channels.add(channel)
         await self.session.flush()
         return channel
 
@@ -102,9 +103,7 @@ class Widgets:
         self, principal: Principal, agent_id: str, channel_id: str, origins: list[str]
     ) -> Channel:
         agent = await self._agent(principal, agent_id)
-        channel = await self.session.scalar(
-            select(Channel).where(Channel.id == channel_id, Channel.agent_id == agent.id).with_for_update()
-        )
+        channel = await self.channels.of_agent_for_update(agent.id, channel_id)
         if channel is None:
             raise NotFound("Channel")
         if channel.type is not ChannelType.WEBCHAT:
@@ -115,16 +114,10 @@ class Widgets:
 
     async def open(self, token: str) -> tuple[Channel, Agent]:
         """The widget behind a public token, with its agent; 404 for an unknown or removed widget."""
-        row = (
-            await self.session.execute(
-                select(Channel, Agent)
-                .join(Agent, Agent.id == Channel.agent_id)
-                .where(Channel.type == ChannelType.WEBCHAT, Channel.external_id == token)
-            )
-        ).first()
-        if row is None:
+        found = await self.channels.widget(token)
+        if found is None:
             raise UnknownWidget()
-        return row[0], row[1]
+        return found
 
 
 def check_origin(channel: Channel, origin: str | None) -> None:

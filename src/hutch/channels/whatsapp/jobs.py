@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
-
 from hutch.agents.models import Agent
 from hutch.channels.inbound import (
     NOT_SENT_AGAIN,
@@ -14,7 +12,8 @@ from hutch.channels.inbound import (
     interrupted_while_sending,
     sending,
 )
-from hutch.channels.models import ChannelLink, ExternalEvent, LinkStatus
+from hutch.channels.models import ExternalEvent, LinkStatus
+from hutch.channels.repository import InboxRepository, LinkRepository
 from hutch.channels.whatsapp.gateway import WhatsAppGateway
 from hutch.channels.whatsapp.service import EVENT_SOURCE, INBOUND_JOB, LINK_COMMAND
 from hutch.core.security import sha256_hex
@@ -32,7 +31,7 @@ UNLINKED = (
 @job(INBOUND_JOB, queue=TURNS_QUEUE)
 async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
     session = ctx.uow.session
-    event = await session.get(ExternalEvent, (EVENT_SOURCE, message_sid), with_for_update=True)
+    event = await InboxRepository(session).event_for_update(EVENT_SOURCE, message_sid)
     if event is None or event.handled_at is not None:
         return "done"
     if interrupted_while_sending(event):
@@ -60,15 +59,7 @@ async def _reply(ctx: JobContext, event: ExternalEvent, sender: str) -> str:
     command = LINK_COMMAND.match(body)
     if command is not None:
         return await _confirm_link(ctx, sender, command.group(1), now)
-    link = await session.scalar(
-        select(ChannelLink)
-        .where(
-            ChannelLink.channel == CHANNEL,
-            ChannelLink.address == sender,
-            ChannelLink.status == LinkStatus.ACTIVE,
-        )
-        .with_for_update()
-    )
+    link = await LinkRepository(session).active_at(CHANNEL, sender, for_update=True)
     if link is None:
         return UNLINKED
     link.last_inbound_at = now  # opens WhatsApp's 24-hour window for free-form replies
@@ -82,29 +73,14 @@ async def _reply(ctx: JobContext, event: ExternalEvent, sender: str) -> str:
 
 async def _confirm_link(ctx: JobContext, sender: str, code: str, now: datetime) -> str:
     session = ctx.uow.session
-    pending = await session.scalar(
-        select(ChannelLink)
-        .where(
-            ChannelLink.code_hash == sha256_hex(f"whatsapp:{sender}:{code}"),
-            ChannelLink.status == LinkStatus.PENDING,
-            ChannelLink.code_expires_at > now,
-        )
-        .with_for_update()
-    )
+    links = LinkRepository(session)
+    pending = await links.pending_by_code_for_update(sha256_hex(f"whatsapp:{sender}:{code}"), now)
     if pending is None:
         return (
             "That code is not valid for this number, or it has expired. Ask for a new one in your dashboard."
         )
     # The number now belongs to this user's assistant; an older link of the number ends.
-    await session.execute(
-        update(ChannelLink)
-        .where(
-            ChannelLink.channel == CHANNEL,
-            ChannelLink.address == sender,
-            ChannelLink.status == LinkStatus.ACTIVE,
-        )
-        .values(status=LinkStatus.PENDING, code_expires_at=now)
-    )
+    await links.end_active_at(CHANNEL, sender, now)
     await session.flush()
     pending.status, pending.last_inbound_at = LinkStatus.ACTIVE, now
     agent = await session.get(Agent, pending.agent_id)

@@ -10,6 +10,7 @@ from typing import Any
 from hutch.channels.inbound import store_event
 from hutch.channels.links import personal_agent, retire_pending_links
 from hutch.channels.models import ChannelLink, LinkStatus
+from hutch.channels.repository import LinkRepository
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.security import sha256_hex
@@ -53,7 +54,7 @@ async def start_link(
         code_hash=sha256_hex(f"whatsapp:{phone_e164}:{code}"),
         code_expires_at=datetime.now(UTC) + timedelta(minutes=LINK_CODE_MINUTES),
     )
-    uow.session.add(link)
+    LinkRepository(uow.session).add(link)
     await uow.session.flush()
     return link, code
 
