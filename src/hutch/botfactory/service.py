@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.agents.models import Agent
@@ -23,9 +22,10 @@ from hutch.botfactory.models import (
     CreatorAccount,
     RequestStatus,
 )
+from hutch.botfactory.repository import BotRequestRepository, CreatorAccountRepository
 from hutch.botfactory.usernames import display_name
 from hutch.botfactory.verification import IssuedCode, Verifications
-from hutch.channels.models import Channel, ChannelType
+from hutch.channels.models import Channel
 from hutch.core.errors import Conflict, NotFound, ServiceUnavailable
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
@@ -59,10 +59,11 @@ class CreatorAccounts:
 
     def __init__(self, session: AsyncSession, secret_box: SecretBox) -> None:
         self.session = session
+        self.accounts = CreatorAccountRepository(session)
         self.secret_box = secret_box
 
     async def add(self, new: NewAccount) -> CreatorAccount:
-        if await self.session.scalar(select(CreatorAccount.id).where(CreatorAccount.phone == new.phone)):
+        if await self.accounts.has_phone(new.phone):
             raise Conflict(f"The account {new.phone} is already in the pool.")
         account = CreatorAccount(
             id=new_id("cra"),
@@ -75,16 +76,15 @@ class CreatorAccounts:
             daily_cap=new.daily_cap,
             created_bots=0,
         )
-        self.session.add(account)
+        self.accounts.add(account)
         await self.session.flush()
         return account
 
     async def list(self) -> list[CreatorAccount]:
-        stmt = select(CreatorAccount).order_by(CreatorAccount.priority.desc(), CreatorAccount.created_at)
-        return list((await self.session.scalars(stmt)).all())
+        return await self.accounts.all()
 
     async def get(self, account_id: str, *, for_update: bool = False) -> CreatorAccount:
-        account = await self.session.get(CreatorAccount, account_id, with_for_update=for_update)
+        account = await self.accounts.get(account_id, for_update=for_update)
         if account is None:
             raise NotFound("Creator account")
         return account
@@ -113,20 +113,11 @@ class CreatorAccounts:
         return account
 
     async def delete(self, account_id: str) -> None:
-        await self.session.delete(await self.get(account_id))
+        await self.accounts.delete(await self.get(account_id))
 
     async def made_today(self) -> dict[str, int]:
         """Bots each account made since midnight UTC."""
-        stmt = (
-            select(BotRequest.account_id, func.count())
-            .where(
-                BotRequest.status == RequestStatus.SUCCEEDED,
-                BotRequest.finished_at >= start_of_day(utcnow()),
-                BotRequest.account_id.is_not(None),
-            )
-            .group_by(BotRequest.account_id)
-        )
-        return {str(account_id): int(n) for account_id, n in (await self.session.execute(stmt)).all()}
+        return await self.accounts.made_since(start_of_day(utcnow()))
 
     def credentials(self, account: CreatorAccount) -> AccountCredentials:
         return AccountCredentials(
@@ -155,45 +146,13 @@ class CreatorAccounts:
     async def take_available(self, exclude: set[str]) -> CreatorAccount | None:
         """Reserve the best available account for one conversation (the caller commits the reservation)."""
         now = utcnow()
-        made = (
-            select(func.count())
-            .where(
-                BotRequest.account_id == CreatorAccount.id,
-                BotRequest.status == RequestStatus.SUCCEEDED,
-                BotRequest.finished_at >= start_of_day(now),
-            )
-            .correlate(CreatorAccount)
-            .scalar_subquery()
-        )
-        # UNKNOWN accounts were just added or could not be checked: they are tried after the active ones.
-        stmt = (
-            select(CreatorAccount)
-            .where(
-                CreatorAccount.status.in_([AccountStatus.ACTIVE, AccountStatus.UNKNOWN]),
-                or_(CreatorAccount.resting_until.is_(None), CreatorAccount.resting_until <= now),
-                or_(CreatorAccount.busy_until.is_(None), CreatorAccount.busy_until <= now),
-                made < CreatorAccount.daily_cap,
-                CreatorAccount.id.not_in(exclude),
-            )
-            .order_by(
-                (CreatorAccount.status == AccountStatus.ACTIVE).desc(),
-                CreatorAccount.priority.desc(),
-                CreatorAccount.last_used_at.asc().nulls_first(),
-                CreatorAccount.id,
-            )
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        account = await self.session.scalar(stmt)
+        account = await self.accounts.best_available_for_update(now, start_of_day(now), exclude)
         if account is not None:
             account.busy_until, account.last_used_at = now + BUSY_LEASE, now
         return account
 
     async def usable_count(self) -> int:
-        stmt = select(func.count()).where(
-            CreatorAccount.status.in_([AccountStatus.ACTIVE, AccountStatus.UNKNOWN])
-        )
-        return int(await self.session.scalar(stmt) or 0)
+        return await self.accounts.usable_count()
 
 
 class BotRequests:
@@ -202,6 +161,7 @@ class BotRequests:
     def __init__(self, uow: UnitOfWork, secret_box: SecretBox) -> None:
         self.uow = uow
         self.session = uow.session
+        self.requests = BotRequestRepository(uow.session)
         self.secret_box = secret_box
 
     async def _agent(self, principal: Principal, agent_id: str) -> Agent:
@@ -212,23 +172,14 @@ class BotRequests:
 
     async def request(self, principal: Principal, agent_id: str, name: str | None) -> BotRequest:
         agent = await self._agent(principal, agent_id)
-        has_bot = await self.session.scalar(
-            select(Channel.id).where(Channel.agent_id == agent.id, Channel.type == ChannelType.TELEGRAM)
-        )
-        if has_bot is not None:
+        if await self.requests.agent_has_bot(agent.id):
             raise Conflict("This agent already has a Telegram bot; remove it before asking for a new one.")
         if await CreatorAccounts(self.session, self.secret_box).usable_count() == 0:
             raise ServiceUnavailable(
                 "Automatic bot creation is not available on this deployment; create a bot with @BotFather "
                 "and connect it with its token (POST /api/v1/agents/{id}/channels/telegram)."
             )
-        open_request = await self.session.scalar(
-            select(BotRequest.id).where(
-                BotRequest.agent_id == agent.id,
-                BotRequest.status.in_([RequestStatus.QUEUED, RequestStatus.CREATING]),
-            )
-        )
-        if open_request is not None:
+        if await self.requests.open_for_agent(agent.id) is not None:
             raise Conflict("A bot is already being created for this agent; wait for it to finish.")
         request = BotRequest(
             id=new_id("btr"),
@@ -238,19 +189,14 @@ class BotRequests:
             bot_name=display_name(name or agent.name),
             username_base=(name or agent.name)[:64],
         )
-        self.session.add(request)
+        self.requests.add(request)
         await self.session.flush()
         self.uow.defer(CREATE_JOB, request_id=request.id)
         return request
 
     async def latest(self, principal: Principal, agent_id: str) -> BotRequest:
         agent = await self._agent(principal, agent_id)
-        request = await self.session.scalar(
-            select(BotRequest)
-            .where(BotRequest.agent_id == agent.id)
-            .order_by(BotRequest.created_at.desc(), BotRequest.id.desc())
-            .limit(1)
-        )
+        request = await self.requests.latest_for_agent(agent.id)
         if request is None:
             raise NotFound("Bot request", "No bot was requested for this agent yet.")
         return request
