@@ -24,6 +24,7 @@ from hutch.turns.repository import reply_kept
 PLAN_LIMIT_NOTICE = "I cannot answer more messages at the moment: this assistant's plan limit is reached."
 UNAVAILABLE_NOTICE = "I cannot answer right now. Please try again later."
 
+
 async def answer_event(
     ctx: JobContext,
     event: ExternalEvent,
