@@ -7,7 +7,8 @@ Layers, lowest first:
   without cycles and never import the edge. Imports of another domain's ``models`` are free (the model
   registry's exception): tables may be read across domains, by repositories;
 - entry points, a domain's adapters to the outside: ``router.py``, ``*_router.py``, ``*_pages.py``,
-  ``jobs.py``, ``server.py``, ``worker.py``, ``__main__.py`` — they may use any domain and the edge;
+  ``dependencies.py``, ``jobs.py``, ``server.py``, ``worker.py``, ``__main__.py`` — they may use any domain
+  and the edge;
 - the edge: ``hutch.http`` (authentication, authz, dependencies, middleware), ``hutch.web``,
   ``hutch.resources``, ``hutch.worker``, ``hutch.app``, ``hutch.cli`` and the other top-level modules.
 
@@ -26,7 +27,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "hutch"
 BASE = {"core", "db", "settings", "hutch"}  # "hutch": the package itself (its version)
 EDGE = {"http", "web", "resources", "worker", "worker_process", "app", "cli", "bootstrap", "health", "__main__"}
-ENTRY_NAMES = {"router.py", "jobs.py", "server.py", "worker.py", "__main__.py"}
+ENTRY_NAMES = {"router.py", "dependencies.py", "jobs.py", "server.py", "worker.py", "__main__.py"}
 ENTRY_SUFFIXES = ("_router.py", "_pages.py")
 QUERY_NAMES = {"repository.py", "queries.py"}
 QUERY_SUFFIXES = ("_repository.py", "_queries.py")
