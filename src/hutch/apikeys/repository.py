@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 
 from sqlalchemy import and_, bindparam, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from hutch.apikeys.models import ApiKey, ApiKeySpend
 
@@ -39,6 +39,34 @@ _KEY_WITH_SPEND = (
     )
     .where(ApiKey.key_hash == bindparam("key_hash"))
 )
+
+
+_RESERVE = text(
+    "INSERT INTO api_key_spend (api_key_id, month, spent_cents) "
+    "SELECT :key_id, :month, CAST(:amount AS bigint) "
+    "WHERE CAST(:amount AS bigint) <= CAST(:budget AS bigint) "
+    "ON CONFLICT (api_key_id, month) DO UPDATE "
+    "SET spent_cents = api_key_spend.spent_cents + EXCLUDED.spent_cents "
+    "WHERE api_key_spend.spent_cents + EXCLUDED.spent_cents <= CAST(:budget AS bigint) "
+    "RETURNING spent_cents"
+)
+
+
+def adjust_spend_sql(after: str | None = None) -> str:
+    """Adds ``:delta`` cents (never below zero in total) to key ``:key_id``'s spend in ``:month``.
+
+    ``after`` names a CTE of the same statement whose row comes first: reading it makes PostgreSQL write that
+    row (and take its lock) before this one, so statements that carry both lock them in one order."""
+    source = f" FROM {after}" if after else ""
+    return (
+        "INSERT INTO api_key_spend (api_key_id, month, spent_cents) "
+        f"SELECT :key_id, :month, GREATEST(CAST(:delta AS bigint), 0){source} "
+        "ON CONFLICT (api_key_id, month) DO UPDATE "
+        "SET spent_cents = GREATEST(api_key_spend.spent_cents + CAST(:delta AS bigint), 0)"
+    )
+
+
+_ADJUST = text(adjust_spend_sql())
 
 
 class ApiKeyRepository:
@@ -76,3 +104,24 @@ class ApiKeyListing:
     async def get_in_org(self, org_id: str, key_id: str) -> ApiKey | None:
         stmt = select(ApiKey).where(ApiKey.org_id == org_id, ApiKey.id == key_id).with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+
+class ApiKeySpendRepository:
+    """Keys' monthly spend, each write one statement on an autocommit connection of its own (see
+    :mod:`hutch.apikeys.budget`)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def reserve(self, key_id: str, month: date, amount_cents: int, budget_cents: int) -> int | None:
+        """Add ``amount_cents`` to the month's spend unless that passes ``budget_cents``; the spend after it,
+        or None when it would pass."""
+        params = {"key_id": key_id, "month": month, "amount": amount_cents, "budget": budget_cents}
+        async with self._engine.connect() as conn:
+            spent = (await conn.execute(_RESERVE, params)).scalar_one_or_none()
+        return None if spent is None else int(spent)
+
+    async def adjust(self, key_id: str, month: date, delta_cents: int) -> None:
+        """Add ``delta_cents`` (positive or negative; never below zero in total) to the month's spend."""
+        async with self._engine.connect() as conn:
+            await conn.execute(_ADJUST, {"key_id": key_id, "month": month, "delta": delta_cents})

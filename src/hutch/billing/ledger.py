@@ -9,23 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.billing.models import Balance, LedgerEntry, LedgerKind, LedgerUnit
+from hutch.billing.repository import LedgerRepository
 from hutch.core.errors import PaymentRequired
 from hutch.core.ids import new_id
 from hutch.db.engine import UnitOfWork
 
 LOW_BALANCE_JOB = "billing.notify_low_balance"
-
-_ENSURE = text("INSERT INTO balances (org_id) VALUES (:org_id) ON CONFLICT (org_id) DO NOTHING")
-_MOVE = text(
-    "UPDATE balances SET credits_cents = credits_cents + :credits, seconds = seconds + :seconds, "
-    "updated_at = now() "
-    "WHERE org_id = :org_id AND credits_cents + :credits >= 0 AND seconds + :seconds >= 0 "
-    "RETURNING credits_cents, seconds, low_credits_notified"
-)
 
 
 class InsufficientBalance(PaymentRequired):
@@ -45,6 +37,7 @@ class Ledger:
     def __init__(self, uow: UnitOfWork, *, low_balance_threshold_cents: int = 0) -> None:
         self.uow = uow
         self.session: AsyncSession = uow.session
+        self.repository = LedgerRepository(uow.session)
         self.threshold = low_balance_threshold_cents
 
     async def post(
@@ -66,12 +59,10 @@ class Ledger:
                 return existing
         credits, seconds = (amount, 0) if unit is LedgerUnit.CREDITS else (0, amount)
         await self.ensure_balance(org_id)
-        row = (
-            await self.session.execute(_MOVE, {"org_id": org_id, "credits": credits, "seconds": seconds})
-        ).first()
-        if row is None:
+        moved = await self.repository.move(org_id, credits, seconds)
+        if moved is None:
             raise InsufficientBalance(unit)
-        balance_after = int(row.credits_cents if unit is LedgerUnit.CREDITS else row.seconds)
+        balance_after = moved.credits_cents if unit is LedgerUnit.CREDITS else moved.seconds
         entry = LedgerEntry(
             id=new_id("led"),
             org_id=org_id,
@@ -86,7 +77,7 @@ class Ledger:
         self.session.add(entry)
         await self.session.flush()
         if unit is LedgerUnit.CREDITS:
-            await self._watch_threshold(org_id, balance_after, bool(row.low_credits_notified))
+            await self._watch_threshold(org_id, balance_after, moved.low_credits_notified)
         return entry
 
     async def _watch_threshold(self, org_id: str, credits: int, notified: bool) -> None:
@@ -96,44 +87,24 @@ class Ledger:
         below = credits < self.threshold
         if below == notified:
             return
-        await self.session.execute(
-            text("UPDATE balances SET low_credits_notified = :below WHERE org_id = :org_id"),
-            {"below": below, "org_id": org_id},
-        )
+        await self.repository.mark_low_credits(org_id, below)
         if below:
             self.uow.defer(LOW_BALANCE_JOB, org_id=org_id, credits_cents=credits)
 
     async def ensure_balance(self, org_id: str) -> None:
-        await self.session.execute(_ENSURE, {"org_id": org_id})
+        await self.repository.ensure_balance(org_id)
 
     async def by_reference(self, reference: str) -> LedgerEntry | None:
-        return (
-            await self.session.execute(select(LedgerEntry).where(LedgerEntry.reference == reference))
-        ).scalar_one_or_none()
+        return await self.repository.by_reference(reference)
 
     async def balance(self, org_id: str) -> BalanceView:
         row = await self.session.get(Balance, org_id, populate_existing=True)
         return BalanceView(row.credits_cents, row.seconds) if row else BalanceView(0, 0)
 
     async def entries(self, org_id: str, skip: int, limit: int) -> tuple[list[LedgerEntry], int]:
-        stmt = (
-            select(LedgerEntry)
-            .where(LedgerEntry.org_id == org_id)
-            .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
-            .offset(skip)
-            .limit(limit)
-        )
-        total = await self.session.scalar(
-            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.org_id == org_id)
-        )
-        return list((await self.session.scalars(stmt)).all()), int(total or 0)
+        return await self.repository.entries(org_id, skip, limit)
 
     async def sums(self, org_id: str) -> BalanceView:
         """The entries added up (what the balance must equal)."""
-        rows = await self.session.execute(
-            select(LedgerEntry.unit, func.coalesce(func.sum(LedgerEntry.amount), 0))
-            .where(LedgerEntry.org_id == org_id)
-            .group_by(LedgerEntry.unit)
-        )
-        totals = {unit: int(total) for unit, total in rows.all()}
+        totals = await self.repository.sums(org_id)
         return BalanceView(totals.get(LedgerUnit.CREDITS, 0), totals.get(LedgerUnit.SECONDS, 0))

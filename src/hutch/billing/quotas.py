@@ -12,74 +12,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import CTE, Label, bindparam, column, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
-from hutch.apikeys.budget import adjust_spend_sql, spend_change
 from hutch.billing.ledger import Ledger
-from hutch.billing.models import Balance, LedgerKind, LedgerUnit, UsageDaily, UsageMonthly
+from hutch.billing.models import LedgerKind, LedgerUnit
 from hutch.billing.plans import LimitName, Plan, PlanCatalog
+from hutch.billing.repository import QuotaRepository
 from hutch.core.errors import PaymentRequired, QuotaExceeded, RateLimited
-from hutch.core.quota import lock_org, month_start, reserve_statement, seconds_until_next_day, utc_day
+from hutch.core.quota import lock_org, month_start, seconds_until_next_day, utc_day
 from hutch.core.ratelimit import RateDecision, RateLimiter
-from hutch.db.carried import Carried, built_once
+from hutch.db.carried import Carried
 
 MICRO_USD_PER_CENT = 10_000
-_ORG = select(Org).where(Org.id == bindparam("org_id"))  # built once: read on every turn
-
-
-def _message_reservation(after: str | None) -> tuple[tuple[CTE, ...], tuple[Label[Any], ...]]:
-    """The day's and the month's message reservations as CTEs, and their new counts (NULL: refused) as
-    columns. Each CTE runs whatever the other does; when either is refused the caller raises, and the
-    rollback takes back the one that succeeded. With ``after``, they are made once that CTE's row is."""
-    ctes = tuple(
-        text(
-            reserve_statement(
-                table,
-                ("org_id", period),
-                "messages",
-                limit=f"reserve_{period}_limit",
-                keys={"org_id": "reserve_org_id", period: f"reserve_{period}"},
-                after=after,
-            )
-        )
-        .columns(column("messages"))
-        .cte(f"{period}_reserved")
-        for table, period in (("usage_daily", "day"), ("usage_monthly", "month"))
-    )
-    columns = tuple(
-        select(cte.c.messages).scalar_subquery().label(f"reserved_{period}")
-        for cte, period in zip(ctes, ("day", "month"), strict=True)
-    )
-    return ctes, columns
-
-
-# The day's usage counters, as a CTE other statements carry (see ``Carried``). Parameters are named
-# ``usage_*``, apart from the columns of the inserts that carry them.
-_USAGE_ADDED = (
-    text(
-        "INSERT INTO usage_daily (org_id, day, messages, input_tokens, output_tokens, cost_micro_usd, "
-        "documents, voice_seconds) VALUES (:usage_org_id, :usage_day, 0, :usage_input_tokens, "
-        ":usage_output_tokens, :usage_cost, :usage_documents, :usage_voice_seconds) "
-        "ON CONFLICT (org_id, day) DO UPDATE SET "
-        "input_tokens = usage_daily.input_tokens + EXCLUDED.input_tokens, "
-        "output_tokens = usage_daily.output_tokens + EXCLUDED.output_tokens, "
-        "cost_micro_usd = usage_daily.cost_micro_usd + EXCLUDED.cost_micro_usd, "
-        "documents = usage_daily.documents + EXCLUDED.documents, "
-        "voice_seconds = usage_daily.voice_seconds + EXCLUDED.voice_seconds "
-        "RETURNING org_id"
-    )
-    .columns()
-    .cte("usage_added")
-)
-# An API key's spend, written after the usage row: every statement locks the two in that order.
-_KEY_SPEND_ADDED = text(adjust_spend_sql(after="usage_added")).columns().cte("key_spend_added")
-_CARRY = text(
-    "UPDATE balances SET uncharged_micro_usd = uncharged_micro_usd + :cost WHERE org_id = :org_id "
-    "RETURNING uncharged_micro_usd, credits_cents"
-)
-_TAKE_CARRY = text("UPDATE balances SET uncharged_micro_usd = :left WHERE org_id = :org_id")
 
 # (one, several) of what a limit counts, for messages like "allows 1 agent" and "allows 3 agents".
 LIMIT_LABELS: dict[LimitName, tuple[str, str]] = {
@@ -122,6 +67,7 @@ class TurnUsage:
 class Quotas:
     def __init__(self, session: AsyncSession, plans: PlanCatalog, limiter: RateLimiter | None = None) -> None:
         self.session = session
+        self.repository = QuotaRepository(session)
         self.plans = plans
         self.limiter = limiter
         self._plan_of: dict[str, Plan] = {}  # read once per unit of work
@@ -141,7 +87,7 @@ class Quotas:
     async def org(self, org_id: str) -> Org | None:
         """The org's row, read once per unit of work (a turn needs its plan, and its name for the prompt)."""
         if org_id not in self._orgs:
-            self._orgs[org_id] = await self.session.scalar(_ORG, {"org_id": org_id})
+            self._orgs[org_id] = await self.repository.org(org_id)
         return self._orgs[org_id]
 
     async def plan_of(self, org_id: str) -> Plan:
@@ -180,7 +126,7 @@ class Quotas:
         """Count one message against the org's rates and quotas, or refuse it (429 or 402)."""
         await self.admit_message(org_id)
         reservation = await self.message_reservation(org_id, now=now)
-        return await self.settle_reservation(org_id, await reservation.execute(self.session), now)
+        return await self.settle_reservation(org_id, await self.repository.write(reservation), now)
 
     async def admit_message(self, org_id: str) -> None:
         """Refuse (429) a message past the plan's per-minute rate, counted on the shared limiter."""
@@ -198,19 +144,13 @@ class Quotas:
         self, org_id: str, *, after: str | None = None, now: datetime | None = None
     ) -> Carried:
         """One message on the day's and the month's counts, for a statement to carry (``after``: see
-        :func:`reserve_statement`); settle its values with :meth:`settle_reservation`."""
+        :func:`~hutch.core.quota.reserve_statement`); settle its values with :meth:`settle_reservation`."""
         now = now or datetime.now(UTC)
         plan = await self.plan_of(org_id)
-        ctes, columns = built_once(("message reservation", after), lambda: _message_reservation(after))
-        params = {  # named apart from the columns of the inserts that carry them (see ``Carried``)
-            "reserve_org_id": org_id,
-            "reserve_day": utc_day(now),
-            "reserve_month": month_start(now),
-            "amount": 1,
-            "reserve_day_limit": plan.limits.messages_per_day,
-            "reserve_month_limit": plan.limits.messages_per_month,
-        }
-        return Carried(ctes, columns, params)
+        limits = plan.limits
+        return self.repository.message_reservation(
+            org_id, now, limits.messages_per_day, limits.messages_per_month, after=after
+        )
 
     async def settle_reservation(
         self, org_id: str, reserved: Mapping[str, Any], now: datetime | None = None
@@ -233,8 +173,7 @@ class Quotas:
         return plan
 
     async def credits(self, org_id: str) -> int:
-        value = await self.session.scalar(select(Balance.credits_cents).where(Balance.org_id == org_id))
-        return int(value or 0)
+        return await self.repository.credits(org_id)
 
     def turn_counters(
         self, org_id: str, usage: TurnUsage, *, api_key_id: str | None = None, now: datetime | None = None
@@ -264,7 +203,7 @@ class Quotas:
         self, org_id: str, usage: TurnUsage, ledger: Ledger, reference: str, *, api_key_id: str | None = None
     ) -> None:
         """Count the turn's usage (see :meth:`turn_counters`) and charge it (see :meth:`charge_turn`)."""
-        await self.turn_counters(org_id, usage, api_key_id=api_key_id).execute(self.session)
+        await self.repository.write(self.turn_counters(org_id, usage, api_key_id=api_key_id))
         await self.charge_turn(org_id, usage, ledger, reference)
 
     async def charge_turn(self, org_id: str, usage: TurnUsage, ledger: Ledger, reference: str) -> None:
@@ -273,12 +212,11 @@ class Quotas:
         if not await self.charges_credits(org_id, usage):
             return
         await ledger.ensure_balance(org_id)
-        row = (await self.session.execute(_CARRY, {"org_id": org_id, "cost": usage.cost_micro_usd})).one()
-        cents = min(int(row.uncharged_micro_usd) // MICRO_USD_PER_CENT, int(row.credits_cents))
+        uncharged, credits = await self.repository.add_uncharged(org_id, usage.cost_micro_usd)
+        cents = min(uncharged // MICRO_USD_PER_CENT, credits)
         if cents <= 0:
             return
-        left = int(row.uncharged_micro_usd) - cents * MICRO_USD_PER_CENT
-        await self.session.execute(_TAKE_CARRY, {"org_id": org_id, "left": left})
+        await self.repository.set_uncharged(org_id, uncharged - cents * MICRO_USD_PER_CENT)
         await ledger.post(
             org_id,
             LedgerUnit.CREDITS,
@@ -301,53 +239,19 @@ class Quotas:
         charged_key: tuple[str, int] | None = None,
     ) -> Carried:
         """Additions to the org's usage of the day; ``charged_key`` (key id, cents) adds to its spend too."""
-        values: dict[str, object] = {
-            "usage_org_id": org_id,
-            "usage_day": utc_day(now),
-            "usage_input_tokens": input_tokens,
-            "usage_output_tokens": output_tokens,
-            "usage_cost": cost_micro_usd,
-            "usage_documents": documents,
-            "usage_voice_seconds": voice_seconds,
-        }
-        if charged_key is None:
-            return Carried((_USAGE_ADDED,), params=values)
-        return Carried((_USAGE_ADDED, _KEY_SPEND_ADDED), params=values | spend_change(*charged_key, now))
+        return self.repository.usage_added(
+            org_id, now, input_tokens, output_tokens, cost_micro_usd, documents, voice_seconds, charged_key
+        )
 
     async def meter(self, org_id: str, now: datetime, *, documents: int = 0, voice_seconds: int = 0) -> None:
         """Add documents or voice seconds to the org's usage of the day."""
-        await self.counters(org_id, now, documents=documents, voice_seconds=voice_seconds).execute(
-            self.session
+        await self.repository.write(
+            self.counters(org_id, now, documents=documents, voice_seconds=voice_seconds)
         )
 
     async def usage(self, org_id: str, now: datetime | None = None) -> dict[str, int]:
         now = now or datetime.now(UTC)
-        month = month_start(now)
-        today = utc_day(now)
-        totals = (
-            await self.session.execute(
-                select(
-                    func.coalesce(func.sum(UsageDaily.input_tokens), 0),
-                    func.coalesce(func.sum(UsageDaily.output_tokens), 0),
-                    func.coalesce(func.sum(UsageDaily.cost_micro_usd), 0),
-                    func.coalesce(func.sum(UsageDaily.voice_seconds), 0),
-                ).where(UsageDaily.org_id == org_id, UsageDaily.day >= month)
-            )
-        ).one()
-        messages_month = await self.session.scalar(
-            select(UsageMonthly.messages).where(UsageMonthly.org_id == org_id, UsageMonthly.month == month)
-        )
-        messages_today = await self.session.scalar(
-            select(UsageDaily.messages).where(UsageDaily.org_id == org_id, UsageDaily.day == today)
-        )
-        return {
-            "messages_this_month": int(messages_month or 0),
-            "messages_today": int(messages_today or 0),
-            "input_tokens_this_month": int(totals[0]),
-            "output_tokens_this_month": int(totals[1]),
-            "cost_micro_usd_this_month": int(totals[2]),
-            "voice_seconds_this_month": int(totals[3]),
-        }
+        return await self.repository.usage(org_id, month_start(now), utc_day(now))
 
 
 QUOTA_NOTICE_JOB = "billing.quota_notice"
