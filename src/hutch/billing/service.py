@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hutch.accounts.models import Membership, Org, User
-from hutch.agents.models import Agent
+from hutch.accounts.models import Org
 from hutch.audit.service import record_audit
 from hutch.billing.ledger import Ledger
-from hutch.billing.models import BillingAccount, LedgerEntry, LedgerKind, LedgerUnit, PlanRecord, RevenueEvent
+from hutch.billing.models import BillingAccount, LedgerEntry, LedgerKind, LedgerUnit, RevenueEvent
 from hutch.billing.plans import Package, Plan, PlanCatalog
 from hutch.billing.quotas import Quotas
+from hutch.billing.repository import BillingRepository, PlanRecordRepository, RevenueRepository
 from hutch.billing.schemas import (
     BalanceOut,
     GrantRequest,
@@ -26,31 +22,16 @@ from hutch.billing.schemas import (
 from hutch.core.errors import BadRequest, NotFound
 from hutch.core.principal import Principal
 from hutch.db.engine import Database, UnitOfWork
-from hutch.knowledge.models import Document
 from hutch.settings import Settings
 
 
 async def mirror_plans(database: Database, plans: PlanCatalog) -> None:
     """Write the loaded plans to the ``plans`` table; plans gone from the file stay, marked inactive."""
     async with database.sessionmaker() as session, session.begin():
+        records = PlanRecordRepository(session)
         for plan in plans.plans:
-            values: dict[str, Any] = {
-                "name": plan.name,
-                "price_cents": plan.price_cents,
-                "interval": plan.interval,
-                "trial_hours": plan.trial_hours,
-                "pay_per_use": plan.pay_per_use,
-                "limits": plan.limits.model_dump(),
-                "active": True,
-                "updated_at": func.now(),
-            }
-            stmt = insert(PlanRecord).values(id=plan.id, **values)
-            await session.execute(stmt.on_conflict_do_update(index_elements=[PlanRecord.id], set_=values))
-        await session.execute(
-            update(PlanRecord)
-            .where(PlanRecord.id.not_in([p.id for p in plans.plans]))
-            .values(active=False, updated_at=func.now())
-        )
+            await records.upsert(plan)
+        await records.deactivate_others(p.id for p in plans.plans)
 
 
 def stripe_configured(settings: Settings) -> bool:
@@ -90,14 +71,7 @@ async def find_org(session: AsyncSession, ref: str) -> Org:
     """An org by id, or the first org of the user with this email (for operator commands)."""
     org = await session.get(Org, ref)
     if org is None and "@" in ref:
-        org = await session.scalar(
-            select(Org)
-            .join(Membership, Membership.org_id == Org.id)
-            .join(User, User.id == Membership.user_id)
-            .where(User.email == ref.strip().lower())
-            .order_by(Membership.created_at, Org.id)
-            .limit(1)
-        )
+        org = await BillingRepository(session).first_org_of_email(ref.strip().lower())
     if org is None:
         raise NotFound(detail=f"No organisation with id '{ref}' and no user with that email in one.")
     return org
@@ -110,53 +84,36 @@ class BillingService:
         self.plans = plans
         self.settings = settings
         self.quotas = Quotas(uow.session, plans)
+        self.repository = BillingRepository(uow.session)
         self.ledger = Ledger(uow, low_balance_threshold_cents=plans.billing.low_balance_threshold_cents)
 
     async def usage(self, principal: Principal) -> UsageOut:
         plan = await self.quotas.plan_of(principal.org_id)
         metered = await self.quotas.usage(principal.org_id)
-        agents = await self.session.scalar(
-            select(func.count()).select_from(Agent).where(Agent.org_id == principal.org_id)
-        )
-        dedicated = await self.session.scalar(
-            select(func.count())
-            .select_from(Agent)
-            .where(Agent.org_id == principal.org_id, Agent.placement == "dedicated")
-        )
-        per_agent = (
-            await self.session.execute(
-                select(Document.agent_id, func.count(), func.coalesce(func.sum(Document.size_bytes), 0))
-                .where(Document.org_id == principal.org_id)
-                .group_by(Document.agent_id)
-            )
-        ).all()
+        agents = await self.repository.count_agents(principal.org_id)
+        dedicated = await self.repository.count_agents(principal.org_id, placement="dedicated")
+        per_agent = await self.repository.documents_per_agent(principal.org_id)
         return UsageOut(
             plan=plan.id,
             limits=plan.limits.model_dump(),
             usage={
-                "agents": int(agents or 0),
-                "dedicated_runtimes": int(dedicated or 0),
+                "agents": agents,
+                "dedicated_runtimes": dedicated,
                 "messages_this_month": metered["messages_this_month"],
                 "messages_today": metered["messages_today"],
                 "input_tokens_this_month": metered["input_tokens_this_month"],
                 "output_tokens_this_month": metered["output_tokens_this_month"],
                 "cost_micro_usd_this_month": metered["cost_micro_usd_this_month"],
                 "voice_seconds": metered["voice_seconds_this_month"],
-                "documents": sum(int(row[1]) for row in per_agent),
-                "documents_per_agent": {row[0]: int(row[1]) for row in per_agent},
-                "storage_mb": round(sum(int(row[2]) for row in per_agent) / (1024 * 1024), 3),
+                "documents": sum(documents for _, documents, _ in per_agent),
+                "documents_per_agent": {agent_id: documents for agent_id, documents, _ in per_agent},
+                "storage_mb": round(sum(size for _, _, size in per_agent) / (1024 * 1024), 3),
             },
         )
 
     async def payments(self, org_id: str, limit: int) -> list[RevenueEvent]:
         """What the organisation paid (subscriptions and purchases), newest first."""
-        stmt = (
-            select(RevenueEvent)
-            .where(RevenueEvent.org_id == org_id)
-            .order_by(RevenueEvent.occurred_at.desc())
-            .limit(limit)
-        )
-        return list((await self.session.scalars(stmt)).all())
+        return await RevenueRepository(self.session).of_org(org_id, limit)
 
     async def balance(self, org_id: str) -> BalanceOut:
         balance = await self.ledger.balance(org_id)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
 from hutch.billing.models import BillingAccount, SubscriptionStatus
 from hutch.billing.plans import FREE_PLAN, PlanCatalog
+from hutch.billing.repository import SubscriptionRepository
 from hutch.billing.stripe_gateway import plan_id_from_lookup_key
 
 STATUSES = {
@@ -60,11 +60,7 @@ def period_end(subscription: dict[str, Any]) -> datetime | None:
 async def account_for_customer(session: AsyncSession, customer_id: str | None) -> BillingAccount | None:
     if not customer_id:
         return None
-    return (
-        await session.execute(
-            select(BillingAccount).where(BillingAccount.stripe_customer_id == customer_id).with_for_update()
-        )
-    ).scalar_one_or_none()
+    return await SubscriptionRepository(session).account_for_customer(customer_id)
 
 
 async def apply_subscription(

@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import select
-
-from hutch.accounts.models import Org, User
+from hutch.accounts.models import Org
 from hutch.billing.models import BillingAccount, SubscriptionStatus
 from hutch.billing.plans import PlanCatalog
+from hutch.billing.repository import BillingRepository
 from hutch.billing.state import apply_subscription
 from hutch.billing.stripe_gateway import StripeGateway, StripeNotConfigured
 from hutch.core.errors import BadRequest, Conflict, NotFound
@@ -66,7 +65,7 @@ class Subscriptions:
         assert org is not None
         email = None
         if principal.user_id:
-            email = await self.session.scalar(select(User.email).where(User.id == principal.user_id))
+            email = await BillingRepository(self.session).email_of_user(principal.user_id)
         account.stripe_customer_id = await self.stripe.create_customer(org.id, org.name, email)
         await self.session.flush()
         return account.stripe_customer_id

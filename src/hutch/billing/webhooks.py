@@ -13,22 +13,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
 
 from hutch.billing.ledger import Ledger
 from hutch.billing.models import (
     BillingAccount,
     LedgerKind,
     LedgerUnit,
-    RevenueEvent,
     StripeEvent,
     SubscriptionStatus,
 )
 from hutch.billing.plans import PlanCatalog
+from hutch.billing.repository import RevenueRepository, SubscriptionRepository
 from hutch.billing.state import LIVE, account_for_customer, apply_subscription
 from hutch.billing.stripe_gateway import StripeGateway
-from hutch.core.ids import new_id
 from hutch.db.engine import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -46,18 +43,14 @@ class WebhookProcessor:
         self.plans = plans
         self.stripe = stripe
         self.ledger = Ledger(uow, low_balance_threshold_cents=plans.billing.low_balance_threshold_cents)
+        self.subscriptions = SubscriptionRepository(uow.session)
+        self.revenue = RevenueRepository(uow.session)
 
     async def handle(self, event: dict[str, Any]) -> str:
         """``processed``, ``ignored`` (a type Hutch does not use) or ``duplicate``."""
         kind = str(event["type"])
         created = datetime.fromtimestamp(int(event["created"]), UTC)
-        stored = await self.session.execute(
-            insert(StripeEvent)
-            .values(id=event["id"], type=kind, created=created, handled=True)
-            .on_conflict_do_nothing(index_elements=[StripeEvent.id])
-            .returning(StripeEvent.id)
-        )
-        if stored.first() is None:
+        if not await self.subscriptions.record_event(event["id"], kind, created):
             return "duplicate"
         obj: dict[str, Any] = event["data"]["object"]
         org_id: str | None
@@ -140,12 +133,8 @@ class WebhookProcessor:
         if account is None or refunded <= 0:
             return account.org_id if account else None
         prefix = f"refund:{charge['id']}:"
-        already = await self.session.scalar(
-            select(func.coalesce(func.sum(RevenueEvent.amount_cents), 0)).where(
-                RevenueEvent.source.startswith(prefix)
-            )
-        )
-        delta = refunded + int(already or 0)  # refunds so far are stored negative
+        already = await self.revenue.total_from(prefix)
+        delta = refunded + already  # refunds so far are stored negative
         if delta > 0:
             await self._revenue(account.org_id, f"{prefix}{refunded}", "refund", -delta, None)
         return account.org_id
@@ -206,20 +195,8 @@ class WebhookProcessor:
     async def _revenue(
         self, org_id: str, source: str, kind: str, amount: Any, plan: str | None, package: str | None = None
     ) -> None:
-        await self.session.execute(
-            insert(RevenueEvent)
-            .values(
-                id=new_id("rev"),
-                org_id=org_id,
-                source=source,
-                kind=kind,
-                amount_cents=int(amount or 0),
-                currency=self.plans.billing.currency,
-                plan=plan,
-                package=package,
-                occurred_at=datetime.now(UTC),
-            )
-            .on_conflict_do_nothing(index_elements=[RevenueEvent.source])
+        await self.revenue.add(
+            org_id, source, kind, int(amount or 0), self.plans.billing.currency, plan, package
         )
 
     @staticmethod
