@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from hutch.billing.plans import PlanCatalog, load_plans
 from hutch.billing.stripe_gateway import StripeGateway
 from hutch.botfactory.gateway import TelethonClients
+from hutch.channels.telegram.gateway import TelegramGateway
+from hutch.channels.voice.gateway import LiveKitRooms, VoiceNotConfigured, livekit_config
+from hutch.channels.whatsapp.gateway import WhatsAppGateway, whatsapp_configured
 from hutch.core.metrics import Metrics
 from hutch.core.ratelimit import RateLimiter
 from hutch.core.security import SecretBox
@@ -57,8 +60,18 @@ def build_worker_resources(
         embedder=build_embedder(settings),
         runtime_drivers={"process": ProcessDriver()},
         creator_clients=TelethonClients(),
+        telegram=TelegramGateway(settings.telegram_api_base),
+        whatsapp=WhatsAppGateway(settings) if whatsapp_configured(settings) else None,
+        livekit=_livekit(settings),
         jobs=JobOutbox(),
     )
+
+
+def _livekit(settings: Settings) -> LiveKitRooms | None:
+    try:
+        return LiveKitRooms(livekit_config(settings))
+    except VoiceNotConfigured:
+        return None
 
 
 def build_resources(
@@ -77,6 +90,9 @@ def build_resources(
         embedder=shared.embedder,
         runtime_drivers=shared.runtime_drivers,
         creator_clients=shared.creator_clients,
+        telegram=shared.telegram,
+        whatsapp=shared.whatsapp,
+        livekit=shared.livekit,
         jobs=jobs,
         rate_limiter=rate_limiter,
         migration_heads=migration_heads,

@@ -8,7 +8,6 @@ import structlog
 from hutch.admin.analytics import Range, margin
 from hutch.alerts.models import Alert, Severity
 from hutch.alerts.service import DELIVER_JOB, admin_emails, raise_alert, signed_headers, webhook_body
-from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.telegram.platform import platform_token
 from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 from hutch.notifications.service import queue_email
@@ -37,7 +36,7 @@ async def deliver_alert(ctx: JobContext, alert_id: str) -> list[str]:
             used.append(f"email:{address}")
     token = platform_token(settings)
     if settings.admin_telegram_chat_id and token:
-        await TelegramGateway(settings.telegram_api_base).send(token, settings.admin_telegram_chat_id, text)
+        await ctx.resources.telegram.send(token, settings.admin_telegram_chat_id, text)
         used.append("telegram")
     if settings.admin_webhook_url and settings.admin_webhook_secret:
         body = webhook_body(alert)

@@ -24,7 +24,6 @@ from hutch.botfactory.service import CREATE_JOB, CreatorAccounts, utcnow
 from hutch.botfactory.usernames import candidates
 from hutch.botfactory.verification import Verifications
 from hutch.channels.models import ChannelStatus
-from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.telegram.service import TelegramChannels
 from hutch.core.errors import HutchError, ServiceUnavailable
 from hutch.db.engine import UnitOfWork
@@ -164,8 +163,7 @@ async def create_bot(ctx: JobContext, request_id: str) -> str:
             return "failed"
     assert request.token_encrypted is not None
     token = ctx.resources.secret_box.decrypt(request.token_encrypted)
-    gateway = TelegramGateway(ctx.settings.telegram_api_base)
-    channels = TelegramChannels(ctx.uow, ctx.settings, ctx.resources.secret_box, gateway)
+    channels = TelegramChannels.of(ctx.uow, ctx.resources)
     try:
         channel = await channels.bind(agent, token, ChannelStatus.UNVERIFIED)
     except ServiceUnavailable:

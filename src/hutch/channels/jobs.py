@@ -4,10 +4,9 @@ gets the job again, so no message someone sent goes unanswered."""
 from __future__ import annotations
 
 from hutch.channels.repository import InboxRepository, LinkRepository
-from hutch.channels.telegram.gateway import BotBlocked, TelegramGateway
+from hutch.channels.telegram.gateway import BotBlocked
 from hutch.channels.telegram.platform import platform_token
 from hutch.channels.telegram.service import UPDATE_JOB
-from hutch.channels.whatsapp.gateway import WhatsAppGateway, whatsapp_configured
 from hutch.channels.whatsapp.service import EVENT_SOURCE as WHATSAPP_SOURCE
 from hutch.channels.whatsapp.service import INBOUND_JOB
 from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
@@ -39,15 +38,11 @@ async def notify_owners(ctx: JobContext, org_id: str, text: str, kind: str = "no
     for link in links:
         if link.channel == "telegram" and (token := platform_token(ctx.settings)):
             try:
-                await TelegramGateway(ctx.settings.telegram_api_base).send(token, link.address, text)
+                await ctx.resources.telegram.send(token, link.address, text)
             except BotBlocked:
                 continue
-        elif link.channel == "whatsapp" and whatsapp_configured(ctx.settings):
-            gateway = WhatsAppGateway(ctx.settings)
-            try:
-                await gateway.notify(link.address, text, link.last_inbound_at)
-            finally:
-                await gateway.close()
+        elif link.channel == "whatsapp" and ctx.resources.whatsapp is not None:
+            await ctx.resources.whatsapp.notify(link.address, text, link.last_inbound_at)
         else:
             continue
         record(ctx.uow, org_id, link.user_id, kind, link.channel, text)

@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field, model_validator
 
 from hutch.channels.links import links_of, unlink
 from hutch.channels.models import ChannelLink
-from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.telegram.platform import LINK_CODE_MINUTES as TELEGRAM_CODE_MINUTES
 from hutch.channels.telegram.platform import platform_username, start_telegram_link
 from hutch.channels.whatsapp.gateway import WhatsAppNotConfigured, whatsapp_configured
@@ -25,7 +24,7 @@ from hutch.core.errors import (
     error_responses,
 )
 from hutch.http.authz import CurrentUser
-from hutch.http.dependencies import SettingsDep, UoWDep
+from hutch.http.dependencies import ResourcesDep, UoWDep
 
 router = APIRouter(prefix="/api/v1/users/me", tags=["channels"])
 E164 = r"^\+[1-9]\d{6,14}$"
@@ -83,14 +82,15 @@ def _out(link: ChannelLink) -> dict[str, object]:
     responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, ServiceUnavailable),
 )
 async def link_channel(
-    body: ChannelLinkRequest, principal: CurrentUser, uow: UoWDep, settings: SettingsDep
+    body: ChannelLinkRequest, principal: CurrentUser, uow: UoWDep, resources: ResourcesDep
 ) -> ChannelLinkStarted:
     """Reach your personal agent from your own WhatsApp number or Telegram account.
 
     WhatsApp: send the returned code from that number to the operator's WhatsApp number. Telegram: open
     `link_url` (the operator's bot, with a one-time code) and press Start. Codes expire after 30 minutes."""
+    settings = resources.settings
     if body.channel == "telegram":
-        username = await platform_username(settings, TelegramGateway(settings.telegram_api_base))
+        username = await platform_username(settings, resources.telegram)
         link, code = await start_telegram_link(uow, principal, body.agent_id, body.telegram_username)
         url = f"https://t.me/{username}?start={code}"
         return ChannelLinkStarted(

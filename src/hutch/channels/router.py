@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 
 from hutch.agents.repository import AgentRepository
 from hutch.channels.models import Channel, ChannelType
-from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.telegram.service import TelegramChannels
 from hutch.channels.usage import daily_counts
 from hutch.channels.webchat.service import AllowedOrigins, Widgets
@@ -85,8 +84,7 @@ def channel_out(channel: Channel, base_url: str) -> ChannelOut:
 
 
 def telegram_channels(uow: UnitOfWork, resources: Resources) -> TelegramChannels:
-    gateway = TelegramGateway(resources.settings.telegram_api_base)
-    return TelegramChannels(uow, resources.settings, resources.secret_box, gateway)
+    return TelegramChannels.of(uow, resources)
 
 
 @router.get("", response_model=ChannelList, responses=error_responses(Unauthorized, Forbidden, NotFound))

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from hutch.billing.plans import PlanCatalog
     from hutch.billing.stripe_gateway import StripeGateway
     from hutch.botfactory.gateway import CreatorClients
+    from hutch.channels.telegram.gateway import TelegramGateway
+    from hutch.channels.voice.gateway import LiveKitRooms
+    from hutch.channels.whatsapp.gateway import WhatsAppGateway
     from hutch.core.metrics import Metrics
     from hutch.core.security import SecretBox
     from hutch.db.engine import Database, UnitOfWork
@@ -173,6 +176,9 @@ class WorkerResources:
     embedder: EmbeddingProvider | None  # None: knowledge search is full-text only
     runtime_drivers: dict[str, RuntimeDriver]  # by name; drivers keep state (the process driver's children)
     creator_clients: CreatorClients  # the bot factory's Telegram accounts
+    telegram: TelegramGateway
+    whatsapp: WhatsAppGateway | None  # None when Twilio's WhatsApp settings are not set
+    livekit: LiveKitRooms | None  # None when HUTCH_LIVEKIT_* are not set
     jobs: JobOutbox  # queues jobs inside a unit of work's transaction
 
     async def close(self) -> None:
@@ -181,3 +187,7 @@ class WorkerResources:
             await self.stripe.close()
         if self.embedder is not None:
             await self.embedder.close()
+        if self.whatsapp is not None:
+            await self.whatsapp.close()
+        if self.livekit is not None:
+            await self.livekit.close()

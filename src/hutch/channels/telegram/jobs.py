@@ -131,7 +131,7 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
     if interrupted_while_sending(event):
         return finish_event(event, NOT_SENT_AGAIN)
     update = event.payload
-    gateway = TelegramGateway(ctx.settings.telegram_api_base)
+    gateway = ctx.resources.telegram
     query = update.get("callback_query")
     if isinstance(query, dict):
         chat_id = _chat_id(query.get("message"))
@@ -318,7 +318,7 @@ async def set_up_platform_bot(ctx: JobContext) -> str:
     token = platform_token(ctx.settings)
     if token is None:
         return "no platform bot"
-    gateway = TelegramGateway(ctx.settings.telegram_api_base)
+    gateway = ctx.resources.telegram
     await gateway.set_webhook(token, webhook_url(ctx.settings, PLATFORM), platform_secret(ctx.settings))
     await gateway.set_commands(token, COMMANDS)
     return "webhook set"

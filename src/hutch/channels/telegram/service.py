@@ -19,7 +19,7 @@ from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.security import SecretBox, sha256_hex
 from hutch.db.engine import UnitOfWork
-from hutch.db.jobs import JobOutbox
+from hutch.db.jobs import JobOutbox, WorkerResources
 from hutch.settings import Settings
 
 UPDATE_JOB = "channels.telegram_update"
@@ -43,6 +43,11 @@ class TelegramChannels:
         self.settings = settings
         self.secret_box = secret_box
         self.gateway = gateway
+
+    @classmethod
+    def of(cls, uow: UnitOfWork, resources: WorkerResources) -> TelegramChannels:
+        """The service for a request or a job, with the process's gateway."""
+        return cls(uow, resources.settings, resources.secret_box, resources.telegram)
 
     async def _agent(self, principal: Principal, agent_id: str) -> Agent:
         agent = await AgentRepository(self.session).get(principal, agent_id)

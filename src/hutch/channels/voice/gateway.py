@@ -77,10 +77,20 @@ class LiveKitRooms:
     """The room service, for the session watchdog: which rooms still exist, warnings, ending a room."""
 
     def __init__(self, config: LiveKitConfig) -> None:
-        self._api = api.LiveKitAPI(config.api_url, config.key, config.secret)
+        self._config = config
+        self._client: api.LiveKitAPI | None = None
+
+    @property
+    def _api(self) -> api.LiveKitAPI:
+        # Built on first use, inside the event loop its HTTP session then belongs to; kept for the process.
+        if self._client is None:
+            self._client = api.LiveKitAPI(self._config.api_url, self._config.key, self._config.secret)
+        return self._client
 
     async def close(self) -> None:
-        await self._api.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     async def existing(self, rooms: list[str]) -> set[str]:
         listed = await self._api.room.list_rooms(api.ListRoomsRequest(names=rooms))

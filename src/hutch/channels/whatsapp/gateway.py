@@ -55,16 +55,30 @@ class WhatsAppGateway:
         assert settings.twilio_auth_token is not None and settings.twilio_whatsapp_from is not None
         self.settings = settings
         self.sender = "whatsapp:" + settings.twilio_whatsapp_from.removeprefix("whatsapp:")
-        self._http = AsyncTwilioHttpClient()
-        self.client = Client(
-            settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(), http_client=self._http
-        )
-        self.client.region = self.client.edge = None  # a custom API base must not be rebuilt from these
-        if settings.twilio_api_base:
-            self.client.api.base_url = settings.twilio_api_base.rstrip("/")
+        self._http: AsyncTwilioHttpClient | None = None
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        """Built on first use, in the event loop its HTTP session then belongs to; kept for the process."""
+        if self._client is None:
+            settings = self.settings
+            assert settings.twilio_auth_token is not None
+            self._http = AsyncTwilioHttpClient()
+            self._client = Client(
+                settings.twilio_account_sid,
+                settings.twilio_auth_token.get_secret_value(),
+                http_client=self._http,
+            )
+            self._client.region = self._client.edge = None  # a custom API base must not be rebuilt from these
+            if settings.twilio_api_base:
+                self._client.api.base_url = settings.twilio_api_base.rstrip("/")
+        return self._client
 
     async def close(self) -> None:
-        await self._http.close()
+        if self._http is not None:
+            await self._http.close()
+        self._http = self._client = None
 
     async def send(self, to_e164: str, text: str) -> list[str]:
         """Send a free-form reply (inside the 24 h window); the message sids."""

@@ -14,7 +14,7 @@ from hutch.channels.inbound import (
 )
 from hutch.channels.models import ExternalEvent, LinkStatus
 from hutch.channels.repository import InboxRepository, LinkRepository
-from hutch.channels.whatsapp.gateway import WhatsAppGateway
+from hutch.channels.whatsapp.gateway import WhatsAppNotConfigured
 from hutch.channels.whatsapp.service import EVENT_SOURCE, INBOUND_JOB, LINK_COMMAND
 from hutch.core.security import sha256_hex
 from hutch.db.jobs import TURNS_QUEUE, JobContext, job
@@ -39,15 +39,14 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
     sender = str(event.payload.get("From", "")).removeprefix("whatsapp:")
     if not sender:
         return finish_event(event, "nothing to answer")
-    gateway = WhatsAppGateway(ctx.settings)
-    try:
-        if event.reply is None:
-            event.reply = await _reply(ctx, event, sender)
-            await ctx.uow.checkpoint()  # the answer is kept even if sending fails below
-        async with sending(ctx.uow, event):
-            await gateway.send(sender, event.reply)
-    finally:
-        await gateway.close()
+    gateway = ctx.resources.whatsapp
+    if gateway is None:
+        raise WhatsAppNotConfigured()  # retried: the settings may be fixed meanwhile
+    if event.reply is None:
+        event.reply = await _reply(ctx, event, sender)
+        await ctx.uow.checkpoint()  # the answer is kept even if sending fails below
+    async with sending(ctx.uow, event):
+        await gateway.send(sender, event.reply)
     return finish_event(event, "answered")
 
 
