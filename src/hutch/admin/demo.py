@@ -178,7 +178,7 @@ class DemoFiller:
         self.report.logins.append(email)
         self.report.orgs += 1
         self.org_ids.append(org.id)
-        billing = BillingService(self.uow, self.resources.plans, self.resources.settings)
+        billing = BillingService.of(self.uow, self.resources)
         # Generated on the roomiest plan (90 days of messages arrive in seconds), then moved to its own.
         plans = [p for p in self.resources.plans.plans if not p.pay_per_use]
         roomy = max(plans, key=lambda p: p.limits.messages_per_minute or 10**9)
@@ -186,16 +186,8 @@ class DemoFiller:
         final = self.resources.plans.plan_or_free(plan_id)
         agent_count = min(self.random.randint(1, 2), final.limits.agents or 2)
         principal = _principal(user, org.id)
-        agents = AgentService(
-            self.session, self.resources.llm, self.resources.secret_box, self.resources.plans
-        )
-        knowledge = KnowledgeService(
-            self.uow,
-            self.resources.plans,
-            self.resources.embedder,
-            self.resources.secret_box,
-            self.resources.settings.knowledge_max_upload_mb,
-        )
+        agents = AgentService.of(self.uow, self.resources)
+        knowledge = KnowledgeService.of(self.uow, self.resources)
         for number in range(agent_count):
             name = f"{company.split()[0]} {'Helper' if number == 0 else 'Concierge'}"
             agent = await agents.create(principal, AgentCreate(name=name, role=role, model="demo/echo"))

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from hutch.agents.dependencies import AgentServiceDep
 from hutch.agents.models import Agent, ProviderKey
 from hutch.agents.roles import ROLE_TEMPLATES
 from hutch.agents.schemas import (
@@ -23,7 +24,7 @@ from hutch.agents.schemas import (
     ToolList,
     ToolOut,
 )
-from hutch.agents.service import AgentService, ProviderKeyService, org_credentials
+from hutch.agents.service import ProviderKeyService, org_credentials
 from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound, Unauthorized, error_responses
 from hutch.engine.catalog import ProviderKind
 from hutch.engine.tools import TOOLS
@@ -36,10 +37,6 @@ router = APIRouter(prefix="/api/v1", tags=["agents"])
 
 Skip = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=200)]
-
-
-def _agents(uow: UoWDep, resources: Resources) -> AgentService:
-    return AgentService(uow.session, resources.llm, resources.secret_box, resources.plans)
 
 
 def agent_out(agent: Agent) -> AgentOut:
@@ -68,27 +65,25 @@ def agent_out(agent: Agent) -> AgentOut:
     response_model=AgentOut,
     responses=error_responses(Unauthorized, Forbidden, Conflict, InvalidField),
 )
-async def create_agent(
-    body: AgentCreate, principal: Writer, uow: UoWDep, resources: ResourcesDep
-) -> AgentOut:
+async def create_agent(body: AgentCreate, principal: Writer, service: AgentServiceDep) -> AgentOut:
     """Create an agent. Role templates fill in the persona and tools you leave out; the model defaults to
     the deployment's default (the demo model only when no provider is configured)."""
-    return agent_out(await _agents(uow, resources).create(principal, body))
+    return agent_out(await service.create(principal, body))
 
 
 @router.get("/agents", response_model=AgentList, responses=error_responses(Unauthorized, Forbidden))
 async def list_agents(
-    principal: Reader, uow: UoWDep, resources: ResourcesDep, skip: Skip = 0, limit: Limit = 50
+    principal: Reader, service: AgentServiceDep, skip: Skip = 0, limit: Limit = 50
 ) -> AgentList:
     """The organisation's agents, oldest first (a key limited to some agents sees only those)."""
-    agents, total = await _agents(uow, resources).page(principal, skip, limit)
+    agents, total = await service.page(principal, skip, limit)
     return AgentList(items=[agent_out(a) for a in agents], total=total)
 
 
 @router.get("/agents/{agent_id}", response_model=AgentOut, responses=error_responses(Unauthorized, NotFound))
-async def get_agent(agent_id: str, principal: Reader, uow: UoWDep, resources: ResourcesDep) -> AgentOut:
+async def get_agent(agent_id: str, principal: Reader, service: AgentServiceDep) -> AgentOut:
     """One agent."""
-    return agent_out(await _agents(uow, resources).get(principal, agent_id))
+    return agent_out(await service.get(principal, agent_id))
 
 
 @router.patch(
@@ -97,10 +92,10 @@ async def get_agent(agent_id: str, principal: Reader, uow: UoWDep, resources: Re
     responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidField),
 )
 async def update_agent(
-    agent_id: str, body: AgentUpdate, principal: Writer, uow: UoWDep, resources: ResourcesDep
+    agent_id: str, body: AgentUpdate, principal: Writer, service: AgentServiceDep
 ) -> AgentOut:
     """Change an agent's settings; fields left out stay as they are."""
-    return agent_out(await _agents(uow, resources).update(principal, agent_id, body))
+    return agent_out(await service.update(principal, agent_id, body))
 
 
 @router.delete(
@@ -108,11 +103,13 @@ async def update_agent(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(Unauthorized, Forbidden, NotFound),
 )
-async def delete_agent(agent_id: str, principal: Writer, uow: UoWDep, resources: ResourcesDep) -> Response:
+async def delete_agent(
+    agent_id: str, principal: Writer, uow: UoWDep, resources: ResourcesDep, service: AgentServiceDep
+) -> Response:
     """Delete an agent with its conversations and memories (and its dedicated runtime, at once)."""
     runtimes = RuntimeService(uow, resources.settings, resources.plans, resources.secret_box)
     await runtimes.forget_agent(principal, agent_id)
-    await _agents(uow, resources).delete(principal, agent_id)
+    await service.delete(principal, agent_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -22,6 +22,8 @@ from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.security import SecretBox
+from hutch.db.engine import UnitOfWork
+from hutch.db.jobs import WorkerResources
 from hutch.engine.catalog import Credentials, ProviderKind
 from hutch.engine.gateway import LLMGateway
 from hutch.engine.tools import TOOLS
@@ -60,6 +62,11 @@ class AgentService:
         self.secret_box = secret_box
         self.agents = AgentRepository(session)
         self.quotas = Quotas(session, plans)
+
+    @classmethod
+    def of(cls, uow: UnitOfWork, resources: WorkerResources) -> AgentService:
+        """The service for a request, a page or a job, from what the process built."""
+        return cls(uow.session, resources.llm, resources.secret_box, resources.plans)
 
     async def page(self, principal: Principal, skip: int, limit: int) -> tuple[list[Agent], int]:
         return await self.agents.page(principal, skip, limit)

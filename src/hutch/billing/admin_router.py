@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from hutch.billing.router import billing
+from hutch.billing.dependencies import BillingServiceDep
 from hutch.billing.schemas import GrantOut, GrantRequest, LedgerEntryOut, OrgPlanOut, PlanAssignment
 from hutch.core.errors import BadRequest, Forbidden, NotFound, Unauthorized, error_responses
 from hutch.core.request_context import client_ip
 from hutch.http.authz import PlatformAdmin
-from hutch.http.dependencies import ResourcesDep, UoWDep
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 
@@ -21,15 +20,10 @@ router = APIRouter(prefix="/api/v1", tags=["admin"])
     responses=error_responses(Unauthorized, Forbidden, NotFound),
 )
 async def grant(
-    org_id: str,
-    body: GrantRequest,
-    request: Request,
-    admin: PlatformAdmin,
-    uow: UoWDep,
-    resources: ResourcesDep,
+    org_id: str, body: GrantRequest, request: Request, admin: PlatformAdmin, billing: BillingServiceDep
 ) -> GrantOut:
     """Add prepaid credits and/or seconds to an org (a goodwill gesture, a refund, a deal)."""
-    entries = await billing(uow, resources).grant(org_id, body, admin, client_ip(request))
+    entries = await billing.grant(org_id, body, admin, client_ip(request))
     outs = [LedgerEntryOut.model_validate(e) for e in entries]
     return GrantOut(**outs[0].model_dump(), entries=outs)
 
@@ -40,13 +34,8 @@ async def grant(
     responses=error_responses(BadRequest, Unauthorized, Forbidden, NotFound),
 )
 async def assign_plan(
-    org_id: str,
-    body: PlanAssignment,
-    request: Request,
-    admin: PlatformAdmin,
-    uow: UoWDep,
-    resources: ResourcesDep,
+    org_id: str, body: PlanAssignment, request: Request, admin: PlatformAdmin, billing: BillingServiceDep
 ) -> OrgPlanOut:
     """Put an org on a plan without Stripe (an invoice paid by hand, a partner, a test account)."""
-    org = await billing(uow, resources).assign_plan(org_id, body.plan, admin, client_ip(request))
+    org = await billing.assign_plan(org_id, body.plan, admin, client_ip(request))
     return OrgPlanOut(org_id=org.id, plan=org.plan)

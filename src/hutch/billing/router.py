@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from hutch.billing.dependencies import BillingServiceDep, SubscriptionsDep
 from hutch.billing.plans import PlanCatalog
 from hutch.billing.schemas import (
     BalanceOut,
@@ -22,8 +23,7 @@ from hutch.billing.schemas import (
     SubscriptionOut,
     UsageOut,
 )
-from hutch.billing.service import BillingService, package_out, plan_out
-from hutch.billing.subscriptions import Subscriptions
+from hutch.billing.service import package_out, plan_out
 from hutch.core.errors import (
     Conflict,
     Forbidden,
@@ -32,19 +32,14 @@ from hutch.core.errors import (
     Unauthorized,
     error_responses,
 )
-from hutch.db.engine import UnitOfWork
 from hutch.http.authz import OrgAdmin, Reader
-from hutch.http.dependencies import ResourcesDep, SettingsDep, UoWDep
+from hutch.http.dependencies import ResourcesDep, SettingsDep
 from hutch.resources import Resources
 
 router = APIRouter(prefix="/api/v1", tags=["billing"])
 Skip = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 AUTHED = error_responses(Unauthorized, Forbidden)
-
-
-def billing(uow: UnitOfWork, resources: Resources) -> BillingService:
-    return BillingService(uow, resources.plans, resources.settings)
 
 
 def _plans(resources: Resources) -> PlanCatalog:
@@ -64,34 +59,30 @@ async def list_packages(principal: Reader, resources: ResourcesDep, settings: Se
 
 
 @router.get("/billing/usage", response_model=UsageOut, responses=AUTHED)
-async def usage(principal: Reader, uow: UoWDep, resources: ResourcesDep) -> UsageOut:
+async def usage(principal: Reader, billing: BillingServiceDep) -> UsageOut:
     """The org's plan, its limits, and what it used (this month, today)."""
-    return await billing(uow, resources).usage(principal)
+    return await billing.usage(principal)
 
 
 @router.get("/billing/balance", response_model=BalanceOut, responses=AUTHED)
-async def balance(principal: Reader, uow: UoWDep, resources: ResourcesDep) -> BalanceOut:
+async def balance(principal: Reader, billing: BillingServiceDep) -> BalanceOut:
     """Prepaid credits (cents) and time (seconds) left."""
-    return await billing(uow, resources).balance(principal.org_id)
+    return await billing.balance(principal.org_id)
 
 
 @router.get("/billing/ledger", response_model=LedgerList, responses=AUTHED)
 async def ledger(
-    principal: Reader, uow: UoWDep, resources: ResourcesDep, skip: Skip = 0, limit: Limit = 50
+    principal: Reader, billing: BillingServiceDep, skip: Skip = 0, limit: Limit = 50
 ) -> LedgerList:
     """Every purchase, bonus, grant and spend, newest first; the balance is their sum."""
-    entries, total = await billing(uow, resources).ledger.entries(principal.org_id, skip, limit)
+    entries, total = await billing.ledger.entries(principal.org_id, skip, limit)
     return LedgerList(items=[LedgerEntryOut.model_validate(e) for e in entries], total=total)
 
 
 @router.get("/billing/subscription", response_model=SubscriptionOut, responses=AUTHED)
-async def subscription(principal: Reader, uow: UoWDep, resources: ResourcesDep) -> SubscriptionOut:
+async def subscription(principal: Reader, billing: BillingServiceDep) -> SubscriptionOut:
     """The org's plan and its subscription state as Stripe last reported it."""
-    return await billing(uow, resources).subscription(principal.org_id)
-
-
-def subscriptions(uow: UnitOfWork, resources: Resources) -> Subscriptions:
-    return Subscriptions(uow, resources.plans, resources.settings, resources.stripe)
+    return await billing.subscription(principal.org_id)
 
 
 PAYING = error_responses(Unauthorized, Forbidden, NotFound, Conflict, ServiceUnavailable)
@@ -99,10 +90,10 @@ PAYING = error_responses(Unauthorized, Forbidden, NotFound, Conflict, ServiceUna
 
 @router.post("/billing/checkout", response_model=CheckoutOut, responses=PAYING)
 async def checkout(
-    body: CheckoutRequest, principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep
+    body: CheckoutRequest, principal: OrgAdmin, subscriptions: SubscriptionsDep
 ) -> CheckoutOut:
     """Start a subscription: a Stripe Checkout page for the plan, with its trial. Owners and admins."""
-    url, session_id = await subscriptions(uow, resources).checkout_plan(
+    url, session_id = await subscriptions.checkout_plan(
         principal, body.plan, body.success_url, body.cancel_url
     )
     return CheckoutOut(url=url, session_id=session_id)
@@ -110,10 +101,10 @@ async def checkout(
 
 @router.post("/billing/purchase", response_model=CheckoutOut, responses=PAYING)
 async def purchase(
-    body: PurchaseRequest, principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep
+    body: PurchaseRequest, principal: OrgAdmin, subscriptions: SubscriptionsDep
 ) -> CheckoutOut:
     """Buy a prepaid package (credits or a time card) on a Stripe Checkout page."""
-    url, session_id = await subscriptions(uow, resources).checkout_package(
+    url, session_id = await subscriptions.checkout_package(
         principal, body.package_id, body.success_url, body.cancel_url
     )
     return CheckoutOut(url=url, session_id=session_id)
@@ -121,25 +112,25 @@ async def purchase(
 
 @router.post("/billing/portal", response_model=PortalOut, responses=PAYING)
 async def portal(
-    principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep, body: PortalRequest | None = None
+    principal: OrgAdmin, subscriptions: SubscriptionsDep, body: PortalRequest | None = None
 ) -> PortalOut:
     """A Stripe Customer Portal link: cards, invoices, cancel."""
-    return PortalOut(
-        url=await subscriptions(uow, resources).portal(principal, body.return_url if body else None)
-    )
+    return PortalOut(url=await subscriptions.portal(principal, body.return_url if body else None))
 
 
 @router.post("/billing/subscription/cancel", response_model=SubscriptionOut, responses=PAYING)
-async def cancel_subscription(principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep) -> SubscriptionOut:
+async def cancel_subscription(
+    principal: OrgAdmin, billing: BillingServiceDep, subscriptions: SubscriptionsDep
+) -> SubscriptionOut:
     """Cancel at the end of the paid period (the plan stays until then)."""
-    await subscriptions(uow, resources).cancel(principal)
-    return await billing(uow, resources).subscription(principal.org_id)
+    await subscriptions.cancel(principal)
+    return await billing.subscription(principal.org_id)
 
 
 @router.post("/billing/subscription/change", response_model=SubscriptionOut, responses=PAYING)
 async def change_subscription(
-    body: PlanAssignment, principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep
+    body: PlanAssignment, principal: OrgAdmin, billing: BillingServiceDep, subscriptions: SubscriptionsDep
 ) -> SubscriptionOut:
     """Move the subscription to another paid plan."""
-    await subscriptions(uow, resources).change_plan(principal, body.plan)
-    return await billing(uow, resources).subscription(principal.org_id)
+    await subscriptions.change_plan(principal, body.plan)
+    return await billing.subscription(principal.org_id)

@@ -22,6 +22,7 @@ from hutch.billing.schemas import (
 from hutch.core.errors import BadRequest, NotFound
 from hutch.core.principal import Principal
 from hutch.db.engine import Database, UnitOfWork
+from hutch.db.jobs import WorkerResources
 from hutch.settings import Settings
 
 
@@ -86,6 +87,11 @@ class BillingService:
         self.quotas = Quotas(uow.session, plans)
         self.repository = BillingRepository(uow.session)
         self.ledger = Ledger(uow, low_balance_threshold_cents=plans.billing.low_balance_threshold_cents)
+
+    @classmethod
+    def of(cls, uow: UnitOfWork, resources: WorkerResources) -> BillingService:
+        """The service for a request, a page or a job, from what the process built."""
+        return cls(uow, resources.plans, resources.settings)
 
     async def usage(self, principal: Principal) -> UsageOut:
         plan = await self.quotas.plan_of(principal.org_id)

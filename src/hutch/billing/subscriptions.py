@@ -18,6 +18,7 @@ from hutch.billing.stripe_gateway import StripeGateway, StripeNotConfigured
 from hutch.core.errors import BadRequest, Conflict, NotFound
 from hutch.core.principal import Principal
 from hutch.db.engine import UnitOfWork
+from hutch.db.jobs import WorkerResources
 from hutch.settings import Settings
 
 LIVE = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
@@ -35,13 +36,23 @@ class Subscriptions:
     def __init__(
         self, uow: UnitOfWork, plans: PlanCatalog, settings: Settings, stripe: StripeGateway | None
     ) -> None:
-        if stripe is None:
-            raise StripeNotConfigured()
         self.uow = uow
         self.session = uow.session
         self.plans = plans
         self.settings = settings
-        self.stripe = stripe
+        self._stripe = stripe
+
+    @classmethod
+    def of(cls, uow: UnitOfWork, resources: WorkerResources) -> Subscriptions:
+        """The service for a request, a page or a job, from what the process built."""
+        return cls(uow, resources.plans, resources.settings, resources.stripe)
+
+    def stripe(self) -> StripeGateway:
+        """Stripe's gateway; 503 naming the setting when it is not set (asked on use, so a request with
+        bad input still hears about its input first)."""
+        if self._stripe is None:
+            raise StripeNotConfigured()
+        return self._stripe
 
     def _return_url(self) -> str:
         return self.settings.base_url + "/"
@@ -66,7 +77,7 @@ class Subscriptions:
         email = None
         if principal.user_id:
             email = await BillingRepository(self.session).email_of_user(principal.user_id)
-        account.stripe_customer_id = await self.stripe.create_customer(org.id, org.name, email)
+        account.stripe_customer_id = await self.stripe().create_customer(org.id, org.name, email)
         await self.session.flush()
         return account.stripe_customer_id
 
@@ -92,12 +103,12 @@ class Subscriptions:
                 subscription_data["trial_period_days"] = plan.trial_hours // STRIPE_DAY_TRIALS_HOURS
             else:
                 subscription_data["trial_end"] = int(time.time()) + plan.trial_hours * 3600
-        return await self.stripe.checkout(
+        return await self.stripe().checkout(
             {
                 "mode": "subscription",
                 "customer": customer,
                 "client_reference_id": principal.org_id,
-                "line_items": [{"price": await self.stripe.plan_price(plan), "quantity": 1}],
+                "line_items": [{"price": await self.stripe().plan_price(plan), "quantity": 1}],
                 "success_url": success_url,
                 "cancel_url": cancel_url,
                 "metadata": metadata,
@@ -113,12 +124,12 @@ class Subscriptions:
             raise NotFound(detail=f"No package '{package_id}'; GET /api/v1/billing/packages lists them.")
         customer = await self.customer(principal)
         metadata = {"org_id": principal.org_id, "package_id": package.id}
-        return await self.stripe.checkout(
+        return await self.stripe().checkout(
             {
                 "mode": "payment",
                 "customer": customer,
                 "client_reference_id": principal.org_id,
-                "line_items": [{"price": await self.stripe.package_price(package), "quantity": 1}],
+                "line_items": [{"price": await self.stripe().package_price(package), "quantity": 1}],
                 "success_url": success_url or self._return_url(),
                 "cancel_url": cancel_url or self._return_url(),
                 "metadata": metadata,
@@ -128,7 +139,7 @@ class Subscriptions:
 
     async def portal(self, principal: Principal, return_url: str | None) -> str:
         customer = await self.customer(principal)
-        return await self.stripe.portal(customer, return_url or self._return_url())
+        return await self.stripe().portal(customer, return_url or self._return_url())
 
     async def _live_subscription(self, org_id: str) -> BillingAccount:
         account = await self.account(org_id, for_update=True)
@@ -140,7 +151,7 @@ class Subscriptions:
         """Cancel at the end of the paid period; the plan stays until then."""
         account = await self._live_subscription(principal.org_id)
         assert account.stripe_subscription_id is not None
-        updated = await self.stripe.update_subscription(
+        updated = await self.stripe().update_subscription(
             account.stripe_subscription_id, {"cancel_at_period_end": True}
         )
         await apply_subscription(self.session, self.plans, updated, None)
@@ -153,12 +164,12 @@ class Subscriptions:
             raise BadRequest(f"'{plan_id}' is not a paid plan; to stop paying, cancel the subscription.")
         account = await self._live_subscription(principal.org_id)
         assert account.stripe_subscription_id is not None
-        current = await self.stripe.subscription(account.stripe_subscription_id)
+        current = await self.stripe().subscription(account.stripe_subscription_id)
         item = current["items"]["data"][0]["id"]
-        updated = await self.stripe.update_subscription(
+        updated = await self.stripe().update_subscription(
             account.stripe_subscription_id,
             {
-                "items": [{"id": item, "price": await self.stripe.plan_price(plan)}],
+                "items": [{"id": item, "price": await self.stripe().plan_price(plan)}],
                 "metadata": {"org_id": principal.org_id, "plan": plan.id},
                 "cancel_at_period_end": False,
             },

@@ -33,9 +33,7 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 async def _agent(principal: Principal, agent_id: str, uow: UnitOfWork, resources: Resources) -> Agent:
-    return await AgentService(uow.session, resources.llm, resources.secret_box, resources.plans).get(
-        principal, agent_id
-    )
+    return await AgentService.of(uow, resources).get(principal, agent_id)
 
 
 def _conversation_out(c: Conversation) -> ConversationOut:

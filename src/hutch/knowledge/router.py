@@ -17,9 +17,8 @@ from hutch.core.errors import (
     UnsupportedMediaType,
     error_responses,
 )
-from hutch.db.engine import UnitOfWork
 from hutch.http.authz import Reader, Writer
-from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.knowledge.dependencies import KnowledgeServiceDep
 from hutch.knowledge.models import Document
 from hutch.knowledge.parsing import ACCEPTED, kind_of
 from hutch.knowledge.schemas import (
@@ -30,22 +29,10 @@ from hutch.knowledge.schemas import (
     SearchRequest,
     SearchResults,
 )
-from hutch.knowledge.service import KnowledgeService
-from hutch.resources import Resources
 
 router = APIRouter(prefix="/api/v1", tags=["knowledge"])
 TEXT_KINDS = {"text": "txt", "md": "md", "html": "html"}
 ACCEPTED_LIST = ", ".join(sorted(ACCEPTED))
-
-
-def knowledge(uow: UnitOfWork, resources: Resources) -> KnowledgeService:
-    return KnowledgeService(
-        uow,
-        resources.plans,
-        resources.embedder,
-        resources.secret_box,
-        resources.settings.knowledge_max_upload_mb,
-    )
 
 
 def _out(document: Document) -> DocumentOut:
@@ -108,7 +95,7 @@ async def _read_body(request: Request) -> tuple[str, bytes, str]:
     },
 )
 async def upload_document(
-    agent_id: str, request: Request, principal: Writer, uow: UoWDep, resources: ResourcesDep
+    agent_id: str, request: Request, principal: Writer, knowledge: KnowledgeServiceDep
 ) -> DocumentOut | JSONResponse:
     """Add a document: JSON `{title, content, format?}` or a multipart `file` (.txt .md .html .pdf).
 
@@ -116,7 +103,7 @@ async def upload_document(
     of `chunks_total`) → ready, or failed with `error`. The same content uploaded again answers 200 with
     the existing document."""
     title, data, kind = await _read_body(request)
-    document, created = await knowledge(uow, resources).upload(principal, agent_id, title, data, kind)
+    document, created = await knowledge.upload(principal, agent_id, title, data, kind)
     if not created:
         return JSONResponse(_out(document).model_dump(mode="json"), status_code=status.HTTP_200_OK)
     return _out(document)
@@ -127,13 +114,9 @@ async def upload_document(
     response_model=DocumentList,
     responses=error_responses(Unauthorized, Forbidden, NotFound),
 )
-async def list_documents(
-    agent_id: str, principal: Reader, uow: UoWDep, resources: ResourcesDep
-) -> DocumentList:
+async def list_documents(agent_id: str, principal: Reader, knowledge: KnowledgeServiceDep) -> DocumentList:
     """The agent's documents, newest first, with their status and chunk counts."""
-    return DocumentList(
-        items=[_out(d) for d in await knowledge(uow, resources).documents(principal, agent_id)]
-    )
+    return DocumentList(items=[_out(d) for d in await knowledge.documents(principal, agent_id)])
 
 
 @router.get(
@@ -142,10 +125,10 @@ async def list_documents(
     responses=error_responses(Unauthorized, Forbidden, NotFound),
 )
 async def get_document(
-    agent_id: str, document_id: str, principal: Reader, uow: UoWDep, resources: ResourcesDep
+    agent_id: str, document_id: str, principal: Reader, knowledge: KnowledgeServiceDep
 ) -> DocumentOut:
     """One document: poll it to follow ingestion."""
-    return _out(await knowledge(uow, resources).document(principal, agent_id, document_id))
+    return _out(await knowledge.document(principal, agent_id, document_id))
 
 
 @router.delete(
@@ -154,10 +137,10 @@ async def get_document(
     responses=error_responses(Unauthorized, Forbidden, NotFound),
 )
 async def delete_document(
-    agent_id: str, document_id: str, principal: Writer, uow: UoWDep, resources: ResourcesDep
+    agent_id: str, document_id: str, principal: Writer, knowledge: KnowledgeServiceDep
 ) -> Response:
     """Delete a document and its chunks."""
-    await knowledge(uow, resources).delete(principal, agent_id, document_id)
+    await knowledge.delete(principal, agent_id, document_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -167,10 +150,10 @@ async def delete_document(
     responses=error_responses(Unauthorized, Forbidden, NotFound),
 )
 async def search(
-    agent_id: str, body: SearchRequest, principal: Reader, uow: UoWDep, resources: ResourcesDep
+    agent_id: str, body: SearchRequest, principal: Reader, knowledge: KnowledgeServiceDep
 ) -> SearchResults:
     """The passages of the agent's documents that best answer `query` (full-text and vector, fused)."""
-    passages = await knowledge(uow, resources).search(principal, agent_id, body.query, body.top_k)
+    passages = await knowledge.search(principal, agent_id, body.query, body.top_k)
     return SearchResults(
         items=[
             SearchHit(

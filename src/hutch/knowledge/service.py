@@ -17,6 +17,7 @@ from hutch.core.principal import Principal
 from hutch.core.quota import lock_org
 from hutch.core.security import SecretBox
 from hutch.db.engine import UnitOfWork
+from hutch.db.jobs import WorkerResources
 from hutch.engine.catalog import Credentials
 from hutch.knowledge.embeddings import EmbeddingProvider
 from hutch.knowledge.models import Document, DocumentSource, DocumentStatus
@@ -51,6 +52,17 @@ class KnowledgeService:
         self.embedder = embedder
         self.secret_box = secret_box
         self.max_upload_mb = max_upload_mb
+
+    @classmethod
+    def of(cls, uow: UnitOfWork, resources: WorkerResources) -> KnowledgeService:
+        """The service for a request, a page or a job, from what the process built."""
+        return cls(
+            uow,
+            resources.plans,
+            resources.embedder,
+            resources.secret_box,
+            resources.settings.knowledge_max_upload_mb,
+        )
 
     async def agent(self, principal: Principal, agent_id: str) -> Agent:
         agent = await AgentRepository(self.session).get(principal, agent_id)

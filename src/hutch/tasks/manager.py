@@ -48,9 +48,7 @@ class Team:
 
     async def deploy(self, role: str, name: str, task_description: str, dedicated: bool) -> str:
         role = role.strip().lower().replace(" ", "_")
-        agents = AgentService(
-            self.session, self.resources.llm, self.resources.secret_box, self.resources.plans
-        )
+        agents = AgentService.of(self.uow, self.resources)
         try:
             data = AgentCreate(
                 name=name.strip()[:100] or "Employee", role=role if role in ROLE_TEMPLATES else "custom"

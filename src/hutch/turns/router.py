@@ -8,38 +8,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from hutch.agents.service import AgentService
-from hutch.conversations.schemas import ChatMessage, ChatRequest, ChatResponse, Usage
+from hutch.conversations.schemas import ChatRequest, ChatResponse
 from hutch.core.errors import Forbidden, NotFound, Unauthorized, error_responses
-from hutch.core.principal import Principal
 from hutch.engine.gateway import ModelUnavailable
 from hutch.http.authz import Chatter
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.turns.chat_api import API_CHANNEL, chat_response, end_user_of
 from hutch.turns.flow import AgentPaused, Answer, TurnFlow
 from hutch.turns.streaming import stream_turn
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
-API_CHANNEL = "api"
-
-
-def end_user_of(principal: Principal) -> str:
-    """Who is talking, for memories and conversations: the signed-in user, or the API key."""
-    return f"user:{principal.user_id}" if principal.user_id else f"key:{principal.api_key_id}"
-
-
-def chat_response(answer: Answer) -> ChatResponse:
-    message, outcome = answer.message, answer.outcome
-    assert message is not None, "a chat turn is stored"
-    return ChatResponse(
-        conversation_id=answer.turn.stored[0].id,
-        message=ChatMessage(
-            id=message.id, content=message.content, status=message.status, model=message.model
-        ),
-        usage=Usage(
-            input_tokens=outcome.input_tokens,
-            output_tokens=outcome.output_tokens,
-            cost_micro_usd=outcome.cost_micro_usd,
-        ),
-    )
 
 
 @router.post(
@@ -65,7 +43,7 @@ async def chat(
     one `done` event with the same body as the JSON answer. A failed model call still answers 200 with a
     short apology and `message.status` "failed"; the message you sent is kept either way.
     """
-    agents = AgentService(uow.session, resources.llm, resources.secret_box, resources.plans)
+    agents = AgentService.of(uow, resources)
     agent = await agents.get(principal, agent_id)
     flow = TurnFlow(uow, resources, api_key_id=principal.api_key_id)
     # Committed: the user's message is safe before the model is called (made durable by the answer's commit).

@@ -22,8 +22,8 @@ from hutch.db.engine import UnitOfWork
 from hutch.engine.tools import TOOLS
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
+from hutch.turns.chat_api import API_CHANNEL, chat_response, end_user_of
 from hutch.turns.flow import Answer, TurnFlow
-from hutch.turns.router import API_CHANNEL, chat_response, end_user_of
 from hutch.turns.streaming import stream_turn
 from hutch.web.app_pages import agents_service
 from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, field_errors, page

@@ -13,14 +13,15 @@ from starlette.datastructures import UploadFile
 from hutch.botfactory.models import BotRequest
 from hutch.botfactory.service import BotRequests, CreatorAccounts
 from hutch.channels.models import ChannelType
-from hutch.channels.router import telegram_channels, widget_snippet
+from hutch.channels.schemas import widget_snippet
+from hutch.channels.telegram.service import TelegramChannels
 from hutch.channels.webchat.service import Widgets
 from hutch.channels.whatsapp.gateway import WhatsAppNotConfigured, whatsapp_configured
 from hutch.channels.whatsapp.service import link_instructions, start_link
 from hutch.core.errors import HutchError, NotFound
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.knowledge.parsing import kind_of
-from hutch.knowledge.router import knowledge
+from hutch.knowledge.service import KnowledgeService
 from hutch.runtimes.service import RuntimeService
 from hutch.tasks.service import Tasks
 from hutch.web.agent_pages import agent_page, load_agent
@@ -61,7 +62,7 @@ async def knowledge_tab(
     agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep, q: str = ""
 ) -> HTMLResponse:
     agent = await load_agent(found, uow, resources, agent_id)
-    service = knowledge(uow, resources)
+    service = KnowledgeService.of(uow, resources)
     documents = await service.documents(found.principal, agent.id)
     results = await service.search(found.principal, agent.id, q[:500], 5) if q.strip() else None
     return agent_page(
@@ -85,7 +86,7 @@ async def knowledge_upload(
     agent = await load_agent(found, uow, resources, agent_id)
     form = await request.form()
     upload, title = form.get("file"), form.get("title")
-    service = knowledge(uow, resources)
+    service = KnowledgeService.of(uow, resources)
     error = None
     if not isinstance(upload, UploadFile) or not upload.filename:
         error = "Choose a file to upload."
@@ -125,7 +126,7 @@ async def knowledge_upload(
 async def knowledge_delete(
     agent_id: str, document_id: str, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
 ) -> Response:
-    await knowledge(uow, resources).delete(found.principal, agent_id, document_id)
+    await KnowledgeService.of(uow, resources).delete(found.principal, agent_id, document_id)
     return back(agent_id, "knowledge", "deleted")
 
 
@@ -135,7 +136,7 @@ async def knowledge_delete(
 async def _channels_context(
     found: ViewerDep, uow: UoWDep, resources: ResourcesDep, agent_id: str
 ) -> dict[str, Any]:
-    channels = await telegram_channels(uow, resources).list(found.principal, agent_id)
+    channels = await TelegramChannels.of(uow, resources).list(found.principal, agent_id)
     requests = BotRequests(uow, resources.secret_box)
     bot_request: BotRequest | None
     try:
@@ -204,7 +205,7 @@ async def connect_telegram(
         text = "Paste the token @BotFather gave you (it looks like 123456789:AAE...)."
         return await _channel_error(request, found, uow, resources, agent.id, "bot_token", text)
     connected = await attempt(
-        uow, telegram_channels(uow, resources).connect(found.principal, agent.id, token)
+        uow, TelegramChannels.of(uow, resources).connect(found.principal, agent.id, token)
     )
     if isinstance(connected, HutchError):
         return await _channel_error(request, found, uow, resources, agent.id, "bot_token", connected)
@@ -281,7 +282,7 @@ async def link_whatsapp(
 async def remove_channel(
     agent_id: str, channel_id: str, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
 ) -> Response:
-    await telegram_channels(uow, resources).remove(found.principal, agent_id, channel_id)
+    await TelegramChannels.of(uow, resources).remove(found.principal, agent_id, channel_id)
     return back(agent_id, "channels", "removed")
 
 

@@ -29,7 +29,7 @@ TAB_OF_CHANNEL = {"chat": "chat", "telegram": "channels", "whatsapp": "channels"
 
 
 def agents_service(uow: UoWDep, resources: Resources) -> AgentService:
-    return AgentService(uow.session, resources.llm, resources.secret_box, resources.plans)
+    return AgentService.of(uow, resources)
 
 
 def first_error(exc: ValidationError) -> tuple[str, str]:
@@ -115,7 +115,7 @@ async def finish_onboarding(
     if chosen is not None and chosen.is_paid and resources.stripe is not None and found.can_manage:
         await uow.checkpoint()  # the agent exists whatever happens at Stripe
         base = resources.settings.base_url
-        subscriptions = Subscriptions(uow, resources.plans, resources.settings, resources.stripe)
+        subscriptions = Subscriptions.of(uow, resources)
         url, _ = await subscriptions.checkout_plan(
             found.principal, chosen.id, base + target, base + "/app/billing"
         )

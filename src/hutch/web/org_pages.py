@@ -18,7 +18,7 @@ from hutch.agents.schemas import AgentCreate, ProviderKeyCreate
 from hutch.agents.service import ProviderKeyService
 from hutch.apikeys.schemas import ApiKeyCreate
 from hutch.apikeys.service import create_api_key, list_api_keys, revoke_api_key
-from hutch.billing.router import billing
+from hutch.billing.service import BillingService
 from hutch.billing.subscriptions import Subscriptions
 from hutch.core.errors import Forbidden, HutchError, ServiceUnavailable
 from hutch.core.principal import Scope
@@ -176,7 +176,7 @@ def _bars(limits: dict[str, Any], usage: dict[str, Any]) -> list[dict[str, Any]]
 async def billing_page(
     request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
 ) -> HTMLResponse:
-    service = billing(uow, resources)
+    service = BillingService.of(uow, resources)
     usage = await service.usage(found.principal)
     entries, _ = await service.ledger.entries(found.org_id, 0, 20)
     payments = await service.payments(found.org_id, 20)
@@ -205,7 +205,7 @@ def _subscriptions(uow: UoWDep, resources: Resources) -> Subscriptions:
         raise ServiceUnavailable(
             "Payments are not set up on this deployment; ask the operator to change your plan."
         )
-    return Subscriptions(uow, resources.plans, resources.settings, resources.stripe)
+    return Subscriptions.of(uow, resources)
 
 
 async def _to_stripe(action: Any) -> Response:

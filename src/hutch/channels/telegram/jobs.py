@@ -303,7 +303,7 @@ async def _press(ctx: JobContext, gateway: TelegramGateway, chat: Chat, query: d
             user_id=chat.member[1],
             org_role=OrgRole.ADMIN.value,
         )
-        subscriptions = Subscriptions(ctx.uow, ctx.resources.plans, ctx.settings, ctx.resources.stripe)
+        subscriptions = Subscriptions.of(ctx.uow, ctx.resources)
         url, _ = await subscriptions.checkout_package(buyer, data.removeprefix(BUY), None, None)
         pay = InlineKeyboardMarkup([[InlineKeyboardButton("Pay securely on Stripe", url=url)]])
         await gateway.send(chat.token, chat.chat_id, "Here is your checkout page:", pay)

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 
-from hutch.channels.router import ChannelOut, channel_out, telegram_channels
+from hutch.channels.dependencies import TelegramChannelsDep
+from hutch.channels.schemas import ChannelOut, channel_out
 from hutch.channels.telegram.service import accept_update
 from hutch.core.errors import (
     BadRequest,
@@ -36,11 +37,15 @@ class TelegramConnect(BaseModel):
     responses=error_responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, ServiceUnavailable),
 )
 async def connect_telegram(
-    agent_id: str, body: TelegramConnect, principal: Writer, uow: UoWDep, resources: ResourcesDep
+    agent_id: str,
+    body: TelegramConnect,
+    principal: Writer,
+    resources: ResourcesDep,
+    telegram: TelegramChannelsDep,
 ) -> ChannelOut:
     """Put the agent on Telegram with your own bot (from @BotFather). The token is checked and stored
     encrypted, never shown again; Hutch sets the bot's webhook."""
-    channel = await telegram_channels(uow, resources).connect(principal, agent_id, body.bot_token)
+    channel = await telegram.connect(principal, agent_id, body.bot_token)
     return channel_out(channel, resources.settings.base_url)
 
 

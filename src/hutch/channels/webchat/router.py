@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from hutch.agents.models import Agent
 from hutch.channels.models import Channel
-from hutch.channels.router import ChannelOut, channel_out
+from hutch.channels.schemas import ChannelOut, channel_out
 from hutch.channels.usage import count_messages, counted_messages
 from hutch.channels.webchat.service import (
     CHANNEL,
