@@ -54,6 +54,7 @@ BUILT_ONE_WAY = {
     "KnowledgeService": "knowledge/service.py",
     "Subscriptions": "billing/subscriptions.py",
     "TelegramChannels": "channels/telegram/service.py",
+    "RuntimeService": "runtimes/service.py",
     "TelegramGateway": "resources.py",
     "WhatsAppGateway": "resources.py",
     "LiveKitRooms": "resources.py",

@@ -44,6 +44,7 @@ from hutch.core.ratelimit import build_rate_limiter, check_redis, configured_red
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database
 from hutch.db.migrations import head_revisions
+from hutch.deletion import router as deletion_router
 from hutch.engine.catalog import Catalog, CatalogError, load_catalog
 from hutch.http.middleware import RequestMiddleware
 from hutch.knowledge import router as knowledge_router
@@ -175,6 +176,7 @@ def create_app(
         apikeys_router.router,
         audit_router.router,
         agents_router.router,
+        deletion_router.router,
         avatar_router.router,
         conversations_router.router,
         turns_router.router,

@@ -21,6 +21,7 @@ from hutch.knowledge.embeddings import build_embedder
 from hutch.notifications.gateway import build_email_gateway
 from hutch.runtimes.drivers.process import ProcessDriver
 from hutch.settings import Settings
+from hutch.tasks.manager import Team
 from hutch.worker import JobQueue
 
 
@@ -63,6 +64,7 @@ def build_worker_resources(
         telegram=TelegramGateway(settings.telegram_api_base),
         whatsapp=WhatsAppGateway(settings) if whatsapp_configured(settings) else None,
         livekit=_livekit(settings),
+        team=Team,
         jobs=JobOutbox(),
     )
 
@@ -93,6 +95,7 @@ def build_resources(
         telegram=shared.telegram,
         whatsapp=shared.whatsapp,
         livekit=shared.livekit,
+        team=shared.team,
         jobs=jobs,
         rate_limiter=rate_limiter,
         migration_heads=migration_heads,

@@ -31,7 +31,6 @@ from hutch.engine.tools import TOOLS
 from hutch.http.authz import OrgAdmin, Reader, Writer
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
-from hutch.runtimes.service import RuntimeService
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
 
@@ -96,21 +95,6 @@ async def update_agent(
 ) -> AgentOut:
     """Change an agent's settings; fields left out stay as they are."""
     return agent_out(await service.update(principal, agent_id, body))
-
-
-@router.delete(
-    "/agents/{agent_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(Unauthorized, Forbidden, NotFound),
-)
-async def delete_agent(
-    agent_id: str, principal: Writer, uow: UoWDep, resources: ResourcesDep, service: AgentServiceDep
-) -> Response:
-    """Delete an agent with its conversations and memories (and its dedicated runtime, at once)."""
-    runtimes = RuntimeService(uow, resources.settings, resources.plans, resources.secret_box)
-    await runtimes.forget_agent(principal, agent_id)
-    await service.delete(principal, agent_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/agent-roles", response_model=RoleTemplateList, responses=error_responses(Unauthorized))

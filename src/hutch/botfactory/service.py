@@ -24,8 +24,8 @@ from hutch.botfactory.models import (
 )
 from hutch.botfactory.repository import BotRequestRepository, CreatorAccountRepository
 from hutch.botfactory.usernames import display_name
-from hutch.botfactory.verification import IssuedCode, Verifications
 from hutch.channels.models import Channel
+from hutch.channels.telegram.verification import IssuedCode, Verifications
 from hutch.core.errors import Conflict, NotFound, ServiceUnavailable
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal

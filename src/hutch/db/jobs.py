@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 if TYPE_CHECKING:
     # What jobs receive names every gateway; only as types, so this module imports no domain.
+    from hutch.agents.models import Agent
     from hutch.billing.plans import PlanCatalog
     from hutch.billing.stripe_gateway import StripeGateway
     from hutch.botfactory.gateway import CreatorClients
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from hutch.core.security import SecretBox
     from hutch.db.engine import Database, UnitOfWork
     from hutch.engine.catalog import Catalog
+    from hutch.engine.deps import TeamActions
     from hutch.engine.gateway import LLMGateway
     from hutch.knowledge.embeddings import EmbeddingProvider
     from hutch.notifications.gateway import EmailGateway
@@ -145,6 +147,9 @@ class JobOutbox:
         )
 
 
+TeamOf = Callable[["UnitOfWork", "WorkerResources", "Agent"], "TeamActions"]
+
+
 @dataclass
 class JobContext:
     """What a job function receives besides its arguments."""
@@ -179,6 +184,7 @@ class WorkerResources:
     telegram: TelegramGateway
     whatsapp: WhatsAppGateway | None  # None when Twilio's WhatsApp settings are not set
     livekit: LiveKitRooms | None  # None when HUTCH_LIVEKIT_* are not set
+    team: TeamOf  # a manager agent's team (the tasks domain's), for the manager's tools in a turn
     jobs: JobOutbox  # queues jobs inside a unit of work's transaction
 
     async def close(self) -> None:

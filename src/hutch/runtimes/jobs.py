@@ -147,7 +147,7 @@ async def check_health(ctx: JobContext, timestamp: int = 0) -> dict[str, int]:
     session = ctx.uow.session
     resources = ctx.resources
     counts = {"restarted": 0, "changed": 0, "suspended": 0, "resumed": 0, "removed": 0}
-    service = RuntimeService(ctx.uow, ctx.settings, resources.plans, resources.secret_box)
+    service = RuntimeService.of(ctx.uow, resources)
     runtimes = await RuntimeRepository(session).lock_all()
     for runtime in runtimes:
         verdict, why = await standing(ctx.uow, resources.plans, ctx.settings, runtime.org_id)

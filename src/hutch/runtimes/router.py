@@ -8,12 +8,11 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from hutch.core.errors import Forbidden, NotFound, QuotaExceeded, Unauthorized, error_responses
-from hutch.db.engine import UnitOfWork
 from hutch.http.authz import Reader, Writer
-from hutch.http.dependencies import ResourcesDep, UoWDep
-from hutch.resources import Resources
+from hutch.http.dependencies import ResourcesDep
+from hutch.runtimes.dependencies import RuntimeServiceDep
 from hutch.runtimes.models import Runtime
-from hutch.runtimes.service import NoCapacity, RuntimeService
+from hutch.runtimes.service import NoCapacity
 
 router = APIRouter(prefix="/api/v1/agents/{agent_id}/runtime", tags=["runtimes"])
 
@@ -24,10 +23,6 @@ class RuntimeOut(BaseModel):
     endpoint: str | None = None
     last_error: str | None = None
     attempts: int = 0
-
-
-def _service(uow: UnitOfWork, resources: Resources) -> RuntimeService:
-    return RuntimeService(uow, resources.settings, resources.plans, resources.secret_box)
 
 
 def _out(runtime: Runtime | None) -> RuntimeOut:
@@ -48,18 +43,16 @@ def _out(runtime: Runtime | None) -> RuntimeOut:
     response_model=RuntimeOut,
     responses=error_responses(Unauthorized, Forbidden, NotFound, QuotaExceeded, NoCapacity),
 )
-async def create_runtime(
-    agent_id: str, principal: Writer, uow: UoWDep, resources: ResourcesDep
-) -> RuntimeOut:
+async def create_runtime(agent_id: str, principal: Writer, runtimes: RuntimeServiceDep) -> RuntimeOut:
     """Give the agent a dedicated runtime; it is provisioned in the background (poll GET). Asking again
     changes nothing; an errored runtime is tried again. Over the plan's runtime limit → 402."""
-    return _out(await _service(uow, resources).request(principal, agent_id))
+    return _out(await runtimes.request(principal, agent_id))
 
 
 @router.get("", response_model=RuntimeOut, responses=error_responses(Unauthorized, Forbidden, NotFound))
-async def get_runtime(agent_id: str, principal: Reader, uow: UoWDep, resources: ResourcesDep) -> RuntimeOut:
+async def get_runtime(agent_id: str, principal: Reader, runtimes: RuntimeServiceDep) -> RuntimeOut:
     """Where the agent's runtime stands: none, provisioning, ready, error (with why) or stopped."""
-    return _out(await _service(uow, resources).of_agent(principal, agent_id))
+    return _out(await runtimes.of_agent(principal, agent_id))
 
 
 @router.delete(
@@ -68,11 +61,9 @@ async def get_runtime(agent_id: str, principal: Reader, uow: UoWDep, resources: 
     response_model=RuntimeOut,
     responses=error_responses(Unauthorized, Forbidden, NotFound),
 )
-async def delete_runtime(
-    agent_id: str, principal: Writer, uow: UoWDep, resources: ResourcesDep
-) -> RuntimeOut:
+async def delete_runtime(agent_id: str, principal: Writer, runtimes: RuntimeServiceDep) -> RuntimeOut:
     """Remove the runtime (its workspace too); the agent goes back to the shared workers."""
-    await _service(uow, resources).remove(principal, agent_id)
+    await runtimes.remove(principal, agent_id)
     return RuntimeOut(status="none")
 
 
@@ -82,11 +73,9 @@ async def delete_runtime(
     response_model=RuntimeOut,
     responses=error_responses(Unauthorized, Forbidden, NotFound),
 )
-async def restart_runtime(
-    agent_id: str, principal: Writer, uow: UoWDep, resources: ResourcesDep
-) -> RuntimeOut:
+async def restart_runtime(agent_id: str, principal: Writer, runtimes: RuntimeServiceDep) -> RuntimeOut:
     """Restart the runtime (its workspace is kept)."""
-    return _out(await _service(uow, resources).restart(principal, agent_id))
+    return _out(await runtimes.restart(principal, agent_id))
 
 
 class RuntimeLogs(BaseModel):
@@ -101,9 +90,9 @@ class RuntimeLogs(BaseModel):
 async def runtime_logs(
     agent_id: str,
     principal: Reader,
-    uow: UoWDep,
     resources: ResourcesDep,
+    runtimes: RuntimeServiceDep,
     lines: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> RuntimeLogs:
     """What the agent's runtime printed lately (its own output; never the platform's)."""
-    return RuntimeLogs(text=await _service(uow, resources).logs(principal, agent_id, resources, lines))
+    return RuntimeLogs(text=await runtimes.logs(principal, agent_id, resources, lines))

@@ -32,6 +32,7 @@ from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.security import SecretBox, sha256_hex
 from hutch.db.engine import UnitOfWork
+from hutch.db.jobs import WorkerResources
 from hutch.runtimes.config import AgentSpec, ProviderKey, RuntimeConfig
 from hutch.runtimes.drivers.base import RuntimeDriver, RuntimeSpec
 from hutch.runtimes.drivers.docker import DockerDriver
@@ -69,6 +70,11 @@ class RuntimeService:
         self.settings = settings
         self.plans = plans
         self.secret_box = secret_box
+
+    @classmethod
+    def of(cls, uow: UnitOfWork, resources: WorkerResources) -> RuntimeService:
+        """The service for a request, a page or a job, from what the process built."""
+        return cls(uow, resources.settings, resources.plans, resources.secret_box)
 
     async def _agent(self, principal: Principal, agent_id: str, *, lock: bool = False) -> Agent:
         agent = await AgentRepository(self.session).get(principal, agent_id, for_update=lock)

@@ -2,13 +2,12 @@
 
 A manager acts for its organisation with the rights of an API key that may read, write and chat: it can do
 what the organisation's members can, within the plan's limits, whose refusals it relays in plain words.
-When its model cannot be reached, :func:`rule_based_reply` understands the simplest requests (deploy,
-status, help) so the customer is never stuck.
+When its model cannot be reached, ``hutch.turns.offline_manager`` understands the simplest requests
+(deploy, status, help) so the customer is never stuck.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 from hutch.agents.models import Agent
@@ -20,7 +19,6 @@ from hutch.core.errors import HutchError
 from hutch.core.principal import Principal, PrincipalKind, Scope
 from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import WorkerResources
-from hutch.engine.deps import TeamActions
 from hutch.runtimes.service import RuntimeService
 from hutch.tasks.repository import TaskRepository, TeamRepository
 from hutch.tasks.service import Tasks
@@ -63,9 +61,7 @@ class Team:
             task = await Tasks(self.uow).create(self.principal, agent.id, task_description.strip()[:2000])
             said.append(f"First task {task.id} is queued: {task.description}")
         if dedicated:
-            runtimes = RuntimeService(
-                self.uow, self.resources.settings, self.resources.plans, self.resources.secret_box
-            )
+            runtimes = RuntimeService.of(self.uow, self.resources)
             try:
                 await runtimes.request(self.principal, agent.id)
                 said.append(
@@ -120,36 +116,3 @@ class Team:
         except HutchError as refused:
             return f"Could not cancel {task_id}: {refused.detail}"
         return f"Task {task.id} canceled."
-
-
-_DEPLOY = re.compile(r"\b(deploy|hire|create|need|want|add)\b", re.IGNORECASE)
-_STATUS = re.compile(r"\b(status|team|employees|how are|what.*doing|tasks?)\b", re.IGNORECASE)
-_ROLES = {
-    "sales": "sales",
-    "lead": "sales",
-    "support": "support",
-    "customer": "support",
-    "research": "researcher",
-    "executive": "executive_assistant",
-    "assistant": "assistant",
-}
-OFFLINE = "(My AI model is unreachable right now, so I followed simple commands.)"
-DEMO = "(Demo — no AI: I follow simple commands until a model provider is configured.)"
-HELP = (
-    'I can deploy an employee ("I need a sales assistant that follows up leads every morning"), report on '
-    'the team ("status"), or list tasks ("tasks").'
-)
-
-
-async def rule_based_reply(team: TeamActions, text: str, *, demo: bool = False) -> str:
-    """The manager without its model: deploy, status and help, recognised by keywords."""
-    lowered = text.lower()
-    note = DEMO if demo else OFFLINE
-    if _DEPLOY.search(text):
-        role = next((r for word, r in _ROLES.items() if word in lowered), "assistant")
-        name = ROLE_TEMPLATES[role].title
-        return f"{await team.deploy(role, name, text, dedicated=False)} {note}"
-    if _STATUS.search(text):
-        body = await team.status() if "task" not in lowered else await team.tasks(None)
-        return f"{body}\n{note}"
-    return f"{HELP} {note}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from hutch.agents.models import Agent
 from hutch.agents.service import org_credentials
@@ -20,9 +20,7 @@ from hutch.db.jobs import WorkerResources
 from hutch.engine.deps import FactStore, TeamActions
 from hutch.engine.tools import MANAGER_TOOLS
 from hutch.knowledge.service import embed_query, search_with
-
-if TYPE_CHECKING:
-    from hutch.tasks.manager import Team
+from hutch.turns.offline_manager import rule_based_reply
 
 T = TypeVar("T")
 TimeLeft = Callable[[str], Awaitable[int | None]]
@@ -73,15 +71,12 @@ class TurnTools:
         return UnitTeam(self)
 
     async def rule_based_reply(self, text: str, *, demo: bool) -> str:
-        from hutch.tasks.manager import rule_based_reply  # tasks build on turns
-
         return await rule_based_reply(UnitTeam(self), text, demo=demo)
 
-    async def with_team(self, act: Callable[[Team], Awaitable[T]]) -> T:
-        from hutch.tasks.manager import Team  # tasks build on turns
-
+    async def with_team(self, act: Callable[[TeamActions], Awaitable[T]]) -> T:
+        # The team is the tasks domain's, which builds on turns: the process's resources hand it over.
         async with self.unit() as uow:
-            return await act(Team(uow, self.resources, self.agent))
+            return await act(self.resources.team(uow, self.resources, self.agent))
 
 
 class UnitFacts:

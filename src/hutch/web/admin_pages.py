@@ -225,5 +225,5 @@ async def set_account_status(
 async def runtime_hosts(
     request: Request, found: AdminViewerDep, uow: UoWDep, resources: ResourcesDep
 ) -> HTMLResponse:
-    hosts = await RuntimeService(uow, resources.settings, resources.plans, resources.secret_box).hosts()
+    hosts = await RuntimeService.of(uow, resources).hosts()
     return page(request, "admin/hosts.html", found, section="admin", hosts=hosts)

@@ -290,7 +290,7 @@ async def remove_channel(
 
 
 def _runtimes(uow: UoWDep, resources: ResourcesDep) -> RuntimeService:
-    return RuntimeService(uow, resources.settings, resources.plans, resources.secret_box)
+    return RuntimeService.of(uow, resources)
 
 
 @router.get("/runtime", response_class=HTMLResponse)

@@ -19,7 +19,6 @@ from hutch.accounts.models import OrgRole
 from hutch.accounts.repository import MembershipRepository
 from hutch.agents.models import Agent
 from hutch.billing.subscriptions import Subscriptions
-from hutch.botfactory.verification import PRIVATE, Verifications, may_talk
 from hutch.channels.inbound import (
     NOT_SENT_AGAIN,
     TEXT_ONLY,
@@ -40,6 +39,7 @@ from hutch.channels.telegram.platform import (
     platform_token,
 )
 from hutch.channels.telegram.service import UPDATE_JOB, event_source, webhook_url
+from hutch.channels.telegram.verification import PRIVATE, Verifications, may_talk
 from hutch.channels.usage import count_messages
 from hutch.conversations.service import ConversationService
 from hutch.core.principal import Principal, PrincipalKind
