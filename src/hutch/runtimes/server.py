@@ -20,14 +20,14 @@ from fastapi import Depends, FastAPI, Header
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from hutch import __version__
-from hutch.channels.openai_api.schemas import ChatCompletion, ChatCompletionRequest
-from hutch.channels.openai_api.translate import chunk, completion, to_engine, tool_definitions, usage_chunk
 from hutch.core.errors import Unauthorized, install_error_handlers, openai_error
 from hutch.core.metrics import Metrics
 from hutch.core.security import sha256_hex
 from hutch.engine.catalog import load_catalog
 from hutch.engine.deps import EngineDeps
 from hutch.engine.gateway import LLMGateway
+from hutch.engine.openai_schemas import ChatCompletion, ChatCompletionRequest
+from hutch.engine.openai_translate import chunk, completion, to_engine, tool_definitions, usage_chunk
 from hutch.engine.prompt import PromptContext, build_instructions
 from hutch.engine.runner import Engine, TextDelta, TurnOutcome, TurnRequest
 from hutch.runtimes.config import RuntimeConfig

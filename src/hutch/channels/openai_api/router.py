@@ -20,8 +20,11 @@ from pydantic_ai.messages import ModelMessage
 
 from hutch.agents.models import Agent, AgentStatus
 from hutch.agents.repository import AgentRepository
-from hutch.channels.openai_api.schemas import ChatCompletion, ChatCompletionRequest, ModelCard, ModelCardList
-from hutch.channels.openai_api.translate import (
+from hutch.core.errors import NotFound, openai_error
+from hutch.core.principal import Principal
+from hutch.db.engine import unit_of_work
+from hutch.engine.openai_schemas import ChatCompletion, ChatCompletionRequest, ModelCard, ModelCardList
+from hutch.engine.openai_translate import (
     chunk,
     completion,
     to_engine,
@@ -29,9 +32,6 @@ from hutch.channels.openai_api.translate import (
     tool_definitions,
     usage_chunk,
 )
-from hutch.core.errors import NotFound, openai_error
-from hutch.core.principal import Principal
-from hutch.db.engine import unit_of_work
 from hutch.engine.runner import TextDelta, TurnOutcome, TurnRequest
 from hutch.http.authz import Chatter, Reader
 from hutch.http.dependencies import ResourcesDep, UoWDep

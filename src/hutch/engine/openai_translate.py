@@ -18,7 +18,8 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.tools import ToolDefinition
 
-from hutch.channels.openai_api.schemas import (
+from hutch.core.errors import BadRequest
+from hutch.engine.openai_schemas import (
     AssistantMessage,
     ChatCompletion,
     ChatMessageIn,
@@ -28,7 +29,6 @@ from hutch.channels.openai_api.schemas import (
     ToolCall,
     ToolIn,
 )
-from hutch.core.errors import BadRequest
 from hutch.engine.runner import TurnOutcome
 
 
