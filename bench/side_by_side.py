@@ -1,0 +1,57 @@
+"""Run benchmarks on an earlier revision and on the working tree, alternately, to see what a change costs.
+
+    python bench/side_by_side.py --before <revision> bench_openai_api.py bench_telegram.py [--rounds 2]
+
+The earlier revision is checked out in a temporary git worktree; its benchmark scripts run with its own
+`src/` first on the Python path (the same virtualenv, so both use the same libraries), then the working
+tree's. Each round runs every named benchmark once per side, before then after, so slow drift of the
+machine hits both alike. Each benchmark prints its own tables under a header naming the side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(side: str, tree: Path, bench: str) -> int:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tree / "src"), str(tree / "bench"), str(tree)])
+    print(f"\n===== {bench} — {side} ({tree}) =====", flush=True)
+    started = time.perf_counter()
+    code = subprocess.run([sys.executable, bench], cwd=tree / "bench", env=env).returncode
+    print(f"===== {bench} — {side}: {time.perf_counter() - started:.0f} s, exit {code} =====", flush=True)
+    return code
+
+
+def main() -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
+    parser.add_argument("--before", required=True, help="the revision to compare with (a commit, a tag)")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("benches", nargs="+", help="benchmark scripts in bench/, e.g. bench_telegram.py")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hutch-before-") as tmp:
+        before = Path(tmp) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before], cwd=ROOT, check=True)
+        os.chmod(tmp, 0o755)  # as root, the embedded PostgreSQL runs as 'pgserver' and must reach it
+        failed = 0
+        try:
+            for _ in range(args.rounds):
+                for bench in args.benches:
+                    failed += run(f"before ({args.before})", before, bench) != 0
+                    failed += run("after (working tree)", ROOT, bench) != 0
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, check=False)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
