@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hutch.db.base import Base, TimestampMixin, str_enum
@@ -39,6 +39,9 @@ class User(TimestampMixin, Base):
     last_active_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Access tokens issued before this (a password change or reset) no longer work.
     sessions_valid_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Suspended by a platform admin: no sign-in, no session, no token works until reinstated.
+    suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    suspension_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Org(TimestampMixin, Base):
@@ -47,6 +50,9 @@ class Org(TimestampMixin, Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     plan: Mapped[str] = mapped_column(String(64), default="free")
+    # Suspended by a platform admin: its agents answer a notice, its keys 403, its runtimes stop.
+    suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    suspension_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Membership(TimestampMixin, Base):
