@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from hutch.core.ids import new_id
 from hutch.db.engine import UnitOfWork
-from hutch.notifications.models import SentNotification
+from hutch.notifications.models import NoticeKind, SentNotification
 from hutch.notifications.repository import NotificationRepository
 
 NOTIFY_CHATS_JOB = "channels.notify_owners"  # run by the channels domain, which reaches the chats
@@ -17,16 +17,39 @@ class Owner:
     user_id: str
     email: str
     wants_email: bool
-    wants_chat: bool
+    wants_telegram: bool
+    wants_whatsapp: bool
+
+    @property
+    def wants_chat(self) -> bool:
+        return self.wants_telegram or self.wants_whatsapp
+
+    def wants(self, channel: str) -> bool:
+        """Whether this notice may reach them by ``channel`` (email, telegram or whatsapp)."""
+        ways = {"email": self.wants_email, "telegram": self.wants_telegram, "whatsapp": self.wants_whatsapp}
+        return ways.get(channel, False)
 
 
-async def owners(uow: UnitOfWork, org_id: str) -> list[Owner]:
-    """The org's owners with their preferences (both ways when they never chose)."""
-    rows = await NotificationRepository(uow.session).owners_with_preferences(org_id)
-    return [
-        Owner(uid, email, wants_email is not False, wants_chat is not False)
-        for uid, email, wants_email, wants_chat in rows
-    ]
+async def owners(uow: UnitOfWork, org_id: str, kind: str = "") -> list[Owner]:
+    """The org's owners with how they want a notice of ``kind``: their choice for its kind, else their
+    general preference (every way when they never chose)."""
+    notice = NoticeKind.of(kind)
+    rows = await NotificationRepository(uow.session).owners_with_preferences(
+        org_id, notice.value if notice else None
+    )
+    found = []
+    for uid, email, general_email, general_chat, by_email, by_telegram, by_whatsapp in rows:
+        chat = general_chat is not False
+        found.append(
+            Owner(
+                uid,
+                email,
+                wants_email=by_email if by_email is not None else general_email is not False,
+                wants_telegram=by_telegram if by_telegram is not None else chat,
+                wants_whatsapp=by_whatsapp if by_whatsapp is not None else chat,
+            )
+        )
+    return found
 
 
 def record(uow: UnitOfWork, org_id: str, user_id: str, kind: str, channel: str, summary: str) -> None:

@@ -4,11 +4,42 @@ preferences, and the record of notifications sent."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hutch.db.base import Base, TimestampMixin
+
+
+class NoticeKind(StrEnum):
+    """The notices whose ways a person chooses one by one."""
+
+    LOW_BALANCE = "low_balance"
+    PAYMENT_FAILED = "payment_failed"
+    QUOTA = "quota"  # the month's messages 80% used, or all used
+    NEEDS_HUMAN = "needs_human"  # a conversation asks for a person
+
+    @property
+    def label(self) -> str:
+        return NOTICE_LABELS[self]
+
+    @classmethod
+    def of(cls, kind: str) -> NoticeKind | None:
+        """The choosable kind a sent notice's kind belongs to (``quota_80`` is ``quota``), if any."""
+        base = kind.split("_")[0] if kind.startswith("quota_") else kind
+        try:
+            return cls(base)
+        except ValueError:
+            return None
+
+
+NOTICE_LABELS = {
+    NoticeKind.LOW_BALANCE: "Prepaid credits running low",
+    NoticeKind.PAYMENT_FAILED: "A payment failed",
+    NoticeKind.QUOTA: "The plan's monthly messages nearly or all used",
+    NoticeKind.NEEDS_HUMAN: "A conversation needs a person",
+}
 
 
 class OutboundEmail(TimestampMixin, Base):
@@ -31,6 +62,19 @@ class NotificationPreference(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     email: Mapped[bool] = mapped_column(Boolean, default=True)
     chat: Mapped[bool] = mapped_column(Boolean, default=True)  # their linked Telegram or WhatsApp chat
+
+
+class NotificationChoice(Base):
+    """Which ways a person wants one kind of notice (see ``NoticeKind``); no row means their general
+    preference above: email as chosen there, Telegram and WhatsApp as its ``chat``."""
+
+    __tablename__ = "notification_choices"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)  # a NoticeKind
+    email: Mapped[bool] = mapped_column(Boolean)
+    telegram: Mapped[bool] = mapped_column(Boolean)
+    whatsapp: Mapped[bool] = mapped_column(Boolean)
 
 
 class SentNotification(Base):

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Membership, OrgRole, User
-from hutch.notifications.models import NotificationPreference, OutboundEmail, SentNotification
+from hutch.notifications.models import (
+    NotificationChoice,
+    NotificationPreference,
+    OutboundEmail,
+    SentNotification,
+)
 
-# (user id, email, wants email, wants chat): the preferences are None when the person never chose.
-OwnerRow = tuple[str, str, bool | None, bool | None]
+# (user id, email, wants email, wants chat, and for the notice's kind: email, telegram, whatsapp): each is
+# None when the person never chose.
+OwnerRow = tuple[str, str, bool | None, bool | None, bool | None, bool | None, bool | None]
 
 
 class OutboundEmailRepository:
@@ -28,22 +34,45 @@ class NotificationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def owners_with_preferences(self, org_id: str) -> list[OwnerRow]:
-        """The org's owners, by email, with how they chose to hear from Hutch."""
+    async def owners_with_preferences(self, org_id: str, kind: str | None = None) -> list[OwnerRow]:
+        """The org's owners, by email, with how they chose to hear from Hutch (in general, and about
+        notices of ``kind``)."""
+        choice = and_(NotificationChoice.user_id == User.id, NotificationChoice.kind == (kind or ""))
         rows = await self.session.execute(
-            select(User.id, User.email, NotificationPreference.email, NotificationPreference.chat)
+            select(
+                User.id,
+                User.email,
+                NotificationPreference.email,
+                NotificationPreference.chat,
+                NotificationChoice.email,
+                NotificationChoice.telegram,
+                NotificationChoice.whatsapp,
+            )
             .join(Membership, Membership.user_id == User.id)
             .outerjoin(NotificationPreference, NotificationPreference.user_id == User.id)
+            .outerjoin(NotificationChoice, choice)
             .where(Membership.org_id == org_id, Membership.role == OrgRole.OWNER)
             .order_by(User.email)
         )
-        return [(uid, email, wants_email, wants_chat) for uid, email, wants_email, wants_chat in rows.all()]
+        return [tuple(row) for row in rows.all()]  # type: ignore[misc]  # a Row is the tuple it holds
 
     async def preference_of(self, user_id: str, *, for_update: bool = False) -> NotificationPreference | None:
         return await self.session.get(NotificationPreference, user_id, with_for_update=for_update)
 
     def add_preference(self, preference: NotificationPreference) -> None:
         self.session.add(preference)
+
+    async def choices_of(self, user_id: str) -> list[NotificationChoice]:
+        rows = await self.session.scalars(
+            select(NotificationChoice).where(NotificationChoice.user_id == user_id)
+        )
+        return list(rows.all())
+
+    async def replace_choices(self, user_id: str, choices: list[NotificationChoice]) -> None:
+        """The person's choices per kind become exactly ``choices``."""
+        await self.session.execute(delete(NotificationChoice).where(NotificationChoice.user_id == user_id))
+        self.session.add_all(choices)
+        await self.session.flush()
 
     def add_sent(self, sent: SentNotification) -> None:
         self.session.add(sent)

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.tools import ToolDefinition
 
+from hutch.accounts.suspension import refuse_suspended_org
 from hutch.agents.models import Agent, AgentStatus, Placement
 from hutch.agents.repository import AgentRepository
 from hutch.agents.service import decrypted, org_credentials
@@ -239,6 +240,8 @@ class TurnFlow:
         try:
             if admit and agent.status is not AgentStatus.ACTIVE:
                 raise AgentPaused()
+            if admit:
+                refuse_suspended_org(await self.quotas.org(agent.org_id))
             await self.models_for(agent)  # a missing provider key answers before anything runs
             if admit:
                 await self.quotas.reserve_message(agent.org_id)
@@ -297,6 +300,8 @@ class TurnFlow:
     ) -> Turn:
         if agent.status is not AgentStatus.ACTIVE:
             raise AgentPaused()
+        # A suspended org's agents answer nothing; its row is read once per turn for the plan anyway.
+        refuse_suspended_org(await self.quotas.org(agent.org_id))
         await self.models_for(agent)  # refuse before storing anything when no model can answer
         await self.quotas.admit_message(agent.org_id)
         # Most messages go to the open conversation in one statement that also reads the end user's facts (and

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.orm.attributes import set_committed_value
 
+from hutch.accounts.suspension import OrgSuspended
 from hutch.agents.models import Agent
 from hutch.channels.models import ExternalEvent
 from hutch.conversations.models import Message
@@ -23,6 +24,7 @@ from hutch.turns.repository import reply_kept
 
 PLAN_LIMIT_NOTICE = "I cannot answer more messages at the moment: this assistant's plan limit is reached."
 UNAVAILABLE_NOTICE = "I cannot answer right now. Please try again later."
+SUSPENDED_NOTICE = "Sorry, this assistant is not available at the moment."
 
 
 async def answer_event(
@@ -66,4 +68,6 @@ def notice(refused: HutchError) -> str:
         return "I am receiving a lot of messages right now. Please try again in a little while."
     if refused.status_code == 402:
         return PLAN_LIMIT_NOTICE
+    if isinstance(refused, OrgSuspended):
+        return SUSPENDED_NOTICE
     return UNAVAILABLE_NOTICE
