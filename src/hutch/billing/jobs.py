@@ -14,6 +14,10 @@ from hutch.db.jobs import JobContext, job
 from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
 from hutch.notifications.service import queue_email
 
+# Where customers act on a notice: pages of the dashboard, never the API's paths.
+BILLING_PAGE = "/app/billing"
+PREFERENCES_PAGE = "/app/settings/notifications"
+
 
 async def email_owners(
     ctx: JobContext,
@@ -29,7 +33,8 @@ async def email_owners(
         return 0
     subject, body = compose(org.name)
     emailed = 0
-    for owner in await owners(ctx.uow, org_id):
+    body += f"\nChoose how Hutch tells you about {org.name}: {ctx.settings.base_url}{PREFERENCES_PAGE}\n"
+    for owner in await owners(ctx.uow, org_id, kind):
         if owner.wants_email:
             queue_email(
                 ctx.uow, ctx.resources.secret_box, to=owner.email, subject=subject, body=body, kind=kind
@@ -48,7 +53,7 @@ def money(cents: int) -> str:
 @job(LOW_BALANCE_JOB, queue="email")
 async def notify_low_balance(ctx: JobContext, org_id: str, credits_cents: int) -> int:
     """Tell the org's owners their prepaid credits fell below the threshold (once per crossing)."""
-    packages = f"{ctx.settings.base_url}/api/v1/billing/packages"
+    packages = f"{ctx.settings.base_url}{BILLING_PAGE}"
     return await email_owners(
         ctx,
         org_id,
@@ -56,9 +61,9 @@ async def notify_low_balance(ctx: JobContext, org_id: str, credits_cents: int) -
         lambda org: (
             f"{org}: prepaid credits are running low",
             f"Hello,\n\n{org} has {money(credits_cents)} of prepaid credits left. When they run out, "
-            f"answers that are charged to credits stop.\n\nPrepaid packages: {packages}\n",
+            f"answers that are charged to credits stop.\n\nBuy a prepaid package: {packages}\n",
         ),
-        chat=f"Your prepaid credits are running low: {money(credits_cents)} left.",
+        chat=f"Your prepaid credits are running low: {money(credits_cents)} left. {packages}",
     )
 
 
@@ -78,6 +83,7 @@ async def notify_payment_failed(
         org_id=org_id,
     )
     pay = f"Pay the invoice: {invoice_url}\n" if invoice_url else ""
+    billing = f"{ctx.settings.base_url}{BILLING_PAGE}"
     return await email_owners(
         ctx,
         org_id,
@@ -85,10 +91,10 @@ async def notify_payment_failed(
         lambda org: (
             f"{org}: a payment failed",
             f"Hello,\n\nThe payment of {money(amount_cents)} for {org}'s subscription failed. Stripe will "
-            "try again; update the card in the billing portal (POST /api/v1/billing/portal) to keep the "
-            "plan.\n" + pay,
+            f"try again; update the card in the billing portal to keep the plan: {billing}\n" + pay,
         ),
-        chat=f"A payment of {money(amount_cents)} for your subscription failed; please update your card.",
+        chat=f"A payment of {money(amount_cents)} for your subscription failed; please update your card: "
+        f"{billing}",
     )
 
 
@@ -97,7 +103,7 @@ async def notify_quota(ctx: JobContext, org_id: str, percent: int) -> int:
     """Tell the org's owners their plan's monthly messages are 80% used, or all used."""
     plan = await Quotas(ctx.uow.session, ctx.resources.plans).plan_of(org_id)
     limit = plan.limits.messages_per_month
-    upgrade = f"{ctx.settings.base_url}/api/v1/billing/plans"
+    upgrade = f"{ctx.settings.base_url}{BILLING_PAGE}"
     if percent >= 100:
         headline = f"all {limit} messages of the {plan.name} plan are used this month"
         advice = "Agents answer again next month, or now with a bigger plan"
@@ -109,5 +115,5 @@ async def notify_quota(ctx: JobContext, org_id: str, percent: int) -> int:
         org_id,
         f"quota_{percent}",
         lambda org: (f"{org}: {headline}", f"Hello,\n\nFor {org}, {headline}. {advice}: {upgrade}\n"),
-        chat=f"Heads up: {headline}.",
+        chat=f"Heads up: {headline}. {upgrade}",
     )

@@ -30,12 +30,14 @@ NOTIFY_JOB = NOTIFY_CHATS_JOB
 @job(NOTIFY_JOB, queue="channels", retry=3)
 async def notify_owners(ctx: JobContext, org_id: str, text: str, kind: str = "notice") -> int:
     """Tell the organisation's owners something in the chats they linked (Telegram through the platform
-    bot, WhatsApp, with the approved template outside the 24-hour window), unless they chose email only;
-    each message sent is recorded. How many chats were told."""
-    chatty = {owner.user_id for owner in await owners(ctx.uow, org_id) if owner.wants_chat}
+    bot, WhatsApp, with the approved template outside the 24-hour window), the ways each chose for this
+    kind of notice; each message sent is recorded. How many chats were told."""
+    chatty = {owner.user_id: owner for owner in await owners(ctx.uow, org_id, kind) if owner.wants_chat}
     links = await LinkRepository(ctx.uow.session).active_of_users(org_id, chatty)
     told = 0
     for link in links:
+        if not chatty[link.user_id].wants(link.channel):
+            continue
         if link.channel == "telegram" and (token := platform_token(ctx.settings)):
             try:
                 await ctx.resources.telegram.send(token, link.address, text)

@@ -123,7 +123,8 @@ async def provision(ctx: JobContext, runtime_id: str, agent_id: str) -> str:
             "runtime_ready",
             lambda org: (
                 f"{name} is ready",
-                f"The dedicated runtime of {name} ({org}) is ready; its messages are answered there now.",
+                f"The dedicated runtime of {name} ({org}) is ready; its messages are answered there now.\n\n"
+                f"See it here: {ctx.settings.base_url}/app/agents/{runtime.agent_id}/runtime\n",
             ),
             chat=f"Your assistant {name} is ready.",
         )
