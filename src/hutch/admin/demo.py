@@ -220,7 +220,7 @@ class DemoFiller:
             await self.queries.close_conversation(conversation_id, when)
 
     async def _voice(self, agent_id: str, org_id: str, user_id: str, joined_days_ago: float) -> None:
-        ledger = Ledger(self.uow)
+        ledger = Ledger.of(self.uow, self.resources)
         await ledger.post(
             org_id,
             LedgerUnit.SECONDS,
@@ -265,7 +265,7 @@ class DemoFiller:
                 ("purchase", package.price_cents, None, package.id, self.random.uniform(0, joined_days_ago))
             )
             if package.credits_cents:
-                await Ledger(self.uow).post(
+                await Ledger.of(self.uow, self.resources).post(
                     org_id,
                     LedgerUnit.CREDITS,
                     LedgerKind.PURCHASE,

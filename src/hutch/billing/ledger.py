@@ -16,6 +16,7 @@ from hutch.billing.repository import LedgerRepository
 from hutch.core.errors import PaymentRequired
 from hutch.core.ids import new_id
 from hutch.db.engine import UnitOfWork
+from hutch.db.jobs import WorkerResources
 
 LOW_BALANCE_JOB = "billing.notify_low_balance"
 
@@ -39,6 +40,12 @@ class Ledger:
         self.session: AsyncSession = uow.session
         self.repository = LedgerRepository(uow.session)
         self.threshold = low_balance_threshold_cents
+
+    @classmethod
+    def of(cls, uow: UnitOfWork, resources: WorkerResources) -> Ledger:
+        """The ledger for a request, a page or a job: posting through it keeps the low-credits mark true
+        (a ledger without the threshold would leave the mark set after a top-up and miss the next notice)."""
+        return cls(uow, low_balance_threshold_cents=resources.plans.billing.low_balance_threshold_cents)
 
     async def post(
         self,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import httpx
 import structlog
 
+from hutch.accounts.suspension import RESTORE_RUNTIMES_JOB, SUSPEND_RUNTIMES_JOB
 from hutch.agents.models import Agent, Placement
 from hutch.alerts.models import Severity
 from hutch.alerts.service import raise_alert
@@ -139,6 +140,38 @@ async def destroy(
     found = await _driver(ctx, driver, host_id)
     await found.destroy(runtime_home(ctx.settings, agent_id), handle)
     return "destroyed"
+
+
+@job(SUSPEND_RUNTIMES_JOB, queue="runtimes", lock_per="org_id")
+async def suspend_org(ctx: JobContext, org_id: str) -> dict[str, int]:
+    """Stop the runtimes of a suspended organisation at once (their workspaces stay, to restore them)."""
+    verdict, why = await standing(ctx.uow, ctx.resources.plans, ctx.settings, org_id)
+    if verdict != "suspend":
+        return {"stopped": 0}  # reinstated meanwhile
+    stopped = 0
+    for runtime in await RuntimeRepository(ctx.uow.session).lock_in_org(org_id):
+        if runtime.status is RuntimeStatus.STOPPED:
+            continue
+        if runtime.handle:
+            await (await _driver(ctx, runtime.driver, runtime.host_id)).stop(runtime.handle)
+        runtime.status, runtime.last_error = RuntimeStatus.STOPPED, why
+        stopped += 1
+    return {"stopped": stopped}
+
+
+@job(RESTORE_RUNTIMES_JOB, queue="runtimes", lock_per="org_id")
+async def restore_org(ctx: JobContext, org_id: str) -> dict[str, int]:
+    """Start the stopped runtimes of a reinstated organisation again, if its billing lets them run."""
+    verdict, _ = await standing(ctx.uow, ctx.resources.plans, ctx.settings, org_id)
+    if verdict != "good":
+        return {"restored": 0}
+    restored = 0
+    for runtime in await RuntimeRepository(ctx.uow.session).lock_in_org(org_id):
+        if runtime.status is RuntimeStatus.STOPPED:
+            runtime.status, runtime.attempts, runtime.last_error = RuntimeStatus.PROVISIONING, 0, None
+            ctx.uow.defer(PROVISION_JOB, runtime_id=runtime.id, agent_id=runtime.agent_id)
+            restored += 1
+    return {"restored": restored}
 
 
 @job(HEALTH_JOB, cron="* * * * *", queue=HOUSEKEEPING_QUEUE, retry=False)

@@ -545,9 +545,7 @@ class TurnFlow:
         return Answer(turn, message, outcome)
 
     def _ledger(self) -> Ledger:
-        return Ledger(
-            self.uow, low_balance_threshold_cents=self.resources.plans.billing.low_balance_threshold_cents
-        )
+        return Ledger.of(self.uow, self.resources)
 
     async def _store_answer(self, turn: Turn, outcome: TurnOutcome, counters: Carried) -> Message:
         conversation, _ = turn.stored

@@ -127,7 +127,7 @@ async def balance_words(
     uow: UnitOfWork, resources: WorkerResources, org_id: str, time_left: TimeLeft | None = None
 ) -> str:
     """The org's plan, prepaid credits and time, in words (for the model and for a /balance command)."""
-    balance = await Ledger(uow).balance(org_id)
+    balance = await Ledger.of(uow, resources).balance(org_id)
     plan = await Quotas(uow.session, resources.plans).plan_of(org_id)
     credits = f"${balance.credits_cents / 100:,.2f}"
     seconds: int | None = balance.seconds
