@@ -33,6 +33,9 @@ class UserRepository:
         stmt = select(User).where(User.email == email).with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def get_for_update(self, user_id: str) -> User | None:
+        return await self.session.get(User, user_id, with_for_update=True)
+
     async def platform_admin_count(self) -> int:
         stmt = select(func.count()).select_from(User).where(User.is_platform_admin.is_(True))
         return int(await self.session.scalar(stmt) or 0)
@@ -44,6 +47,9 @@ class OrgRepository:
 
     async def get(self, org_id: str) -> Org | None:
         return await self.session.get(Org, org_id)
+
+    async def get_for_update(self, org_id: str) -> Org | None:
+        return await self.session.get(Org, org_id, with_for_update=True)
 
     async def member_count(self, org_id: str) -> int:
         stmt = select(func.count()).select_from(Membership).where(Membership.org_id == org_id)
@@ -75,6 +81,16 @@ class MembershipRepository:
 
     async def get(self, org_id: str, user_id: str) -> Membership | None:
         return await self.session.get(Membership, (org_id, user_id))
+
+    async def with_org(self, org_id: str, user_id: str) -> tuple[Membership, Org] | None:
+        """The membership and its org in one round trip (authentication needs the org's suspension)."""
+        stmt = (
+            select(Membership, Org)
+            .join(Org, Org.id == Membership.org_id)
+            .where(Membership.org_id == org_id, Membership.user_id == user_id)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return None if row is None else (row[0], row[1])
 
     async def role_of(self, org_id: str, user_id: str) -> OrgRole | None:
         stmt = select(Membership.role).where(Membership.org_id == org_id, Membership.user_id == user_id)

@@ -148,3 +148,19 @@ class InvitationList(BaseModel):
 
 class InvitationAccept(BaseModel):
     token: str = Field(min_length=1, max_length=200)
+
+
+def _reason(value: str) -> str:
+    if not value.strip():
+        raise ValueError("Give a reason: the members of a suspended organisation are shown it.")
+    return value.strip()
+
+
+class SuspendRequest(BaseModel):
+    reason: Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_reason)]
+
+
+class SuspensionOut(BaseModel):
+    id: str
+    suspended_at: datetime | None
+    reason: str | None

@@ -15,6 +15,7 @@ from hutch.accounts.repository import (
     lock_first_user_check,
 )
 from hutch.accounts.schemas import MyOrg, ProfileUpdate, SignupRequest, TokenPair
+from hutch.accounts.suspension import refuse_suspended_user
 from hutch.audit.service import record_audit
 from hutch.core.errors import Conflict, Forbidden, RateLimited, Unauthorized
 from hutch.core.ids import new_id
@@ -155,6 +156,7 @@ class AuthService:
                 ip=ip,
             )
             raise InvalidCredentials()
+        refuse_suspended_user(user)  # the right password, but no way in until reinstated
         user.last_login_at = datetime.now(UTC)
         await record_audit(self.session, action="login", actor_user_id=user.id, target=user.id, ip=ip)
         return user
@@ -177,6 +179,9 @@ class AuthService:
             raise RefreshTokenRejected()
         if stored.expires_at <= now:
             raise RefreshTokenRejected()
+        user = await self.users.get(stored.user_id)
+        if user is not None:
+            refuse_suspended_user(user)  # the token stays usable once the user is reinstated
         stored.used_at = now
         return await self._issue_tokens(stored.user_id, family_id=stored.family_id)
 

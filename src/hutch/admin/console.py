@@ -77,6 +77,8 @@ class AdminConsole:
                     "messages_this_month": int(m),
                     "created_at": u.created_at,
                     "last_active_at": u.last_active_at,
+                    "suspended_at": u.suspended_at,
+                    "suspension_reason": u.suspension_reason,
                 }
                 for u, o, a, m, p in rows
             ],
@@ -101,6 +103,8 @@ class AdminConsole:
                     "credits_cents": int(credits or 0),
                     "seconds": int(seconds or 0),
                     "created_at": o.created_at,
+                    "suspended_at": o.suspended_at,
+                    "suspension_reason": o.suspension_reason,
                 }
                 for o, mem, ag, msg, status, credits, seconds in rows
             ],

@@ -6,12 +6,15 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
+from hutch.accounts.dependencies import SuspensionsDep
+from hutch.accounts.schemas import SuspendRequest, SuspensionOut
 from hutch.admin.analytics import Range, margin, org_usage, revenue, usage
 from hutch.admin.console import AdminConsole, Page
-from hutch.core.errors import BadRequest, Forbidden, NotFound, Unauthorized, error_responses
+from hutch.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, error_responses
+from hutch.core.request_context import client_ip
 from hutch.http.authz import PlatformAdmin, Reader
 from hutch.http.dependencies import ResourcesDep, UoWDep
 
@@ -148,6 +151,46 @@ async def alerts(
 async def acknowledge(alert_id: str, console: Console) -> AlertOut:
     """Mark an alert seen; the same situation raises a new alert from then on."""
     return AlertOut(**await console.acknowledge(alert_id))
+
+
+SUSPENDING = error_responses(Unauthorized, Forbidden, NotFound, Conflict)
+
+
+def _suspension(found: Any) -> SuspensionOut:
+    return SuspensionOut(id=found.id, suspended_at=found.suspended_at, reason=found.reason)
+
+
+@router.post("/orgs/{org_id}/suspend", response_model=SuspensionOut, responses=SUSPENDING)
+async def suspend_org(
+    org_id: str, body: SuspendRequest, request: Request, admin: PlatformAdmin, suspensions: SuspensionsDep
+) -> SuspensionOut:
+    """Suspend an organisation: its agents answer every channel with a short notice (no model call), its
+    API keys and members get 403 naming the suspension, its dedicated runtimes stop. Audited."""
+    return _suspension(await suspensions.suspend_org(org_id, body.reason, admin, client_ip(request)))
+
+
+@router.post("/orgs/{org_id}/reinstate", response_model=SuspensionOut, responses=SUSPENDING)
+async def reinstate_org(
+    org_id: str, request: Request, admin: PlatformAdmin, suspensions: SuspensionsDep
+) -> SuspensionOut:
+    """Lift an organisation's suspension: everything works again and its runtimes start. Audited."""
+    return _suspension(await suspensions.reinstate_org(org_id, admin, client_ip(request)))
+
+
+@router.post("/users/{user_id}/suspend", response_model=SuspensionOut, responses=SUSPENDING)
+async def suspend_user(
+    user_id: str, body: SuspendRequest, request: Request, admin: PlatformAdmin, suspensions: SuspensionsDep
+) -> SuspensionOut:
+    """Suspend a user: they cannot sign in, refresh a token or use a session (403 naming it). Audited."""
+    return _suspension(await suspensions.suspend_user(user_id, body.reason, admin, client_ip(request)))
+
+
+@router.post("/users/{user_id}/reinstate", response_model=SuspensionOut, responses=SUSPENDING)
+async def reinstate_user(
+    user_id: str, request: Request, admin: PlatformAdmin, suspensions: SuspensionsDep
+) -> SuspensionOut:
+    """Lift a user's suspension; their sessions and tokens work again. Audited."""
+    return _suspension(await suspensions.reinstate_user(user_id, admin, client_ip(request)))
 
 
 ANALYTICS = error_responses(BadRequest, Unauthorized, Forbidden)

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from hutch.accounts.models import Org
 from hutch.apikeys.models import ApiKey, ApiKeySpend
 
 
@@ -25,15 +26,25 @@ class KeyWithSpend:
     revoked_at: datetime | None
     last_used_at: datetime | None
     spent_this_month_cents: int
+    org_suspended_at: datetime | None = None  # a suspended org's keys answer 403
+    org_suspension_reason: str | None = None
 
 
+ORG_COLUMNS = {"org_suspended_at", "org_suspension_reason"}
 # Built once: authentication runs it on every request, and building a statement costs more than running it.
 # Plain columns rather than the row as an entity, which costs more to load than the query to run.
 _KEY_WITH_SPEND = (
     select(
-        *(getattr(ApiKey, f.name) for f in fields(KeyWithSpend) if f.name != "spent_this_month_cents"),
+        *(
+            getattr(ApiKey, f.name)
+            for f in fields(KeyWithSpend)
+            if f.name != "spent_this_month_cents" and f.name not in ORG_COLUMNS
+        ),
         func.coalesce(ApiKeySpend.spent_cents, 0).label("spent_this_month_cents"),
+        Org.suspended_at.label("org_suspended_at"),
+        Org.suspension_reason.label("org_suspension_reason"),
     )
+    .join(Org, Org.id == ApiKey.org_id)
     .outerjoin(
         ApiKeySpend, and_(ApiKeySpend.api_key_id == ApiKey.id, ApiKeySpend.month == bindparam("month"))
     )

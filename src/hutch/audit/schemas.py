@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -16,6 +17,7 @@ class AuditEntryOut(BaseModel):
     action: str
     target: str | None
     ip: str | None
+    details: dict[str, Any] = {}
 
 
 class AuditPage(BaseModel):

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import User
 from hutch.accounts.repository import MembershipRepository, UserRepository
+from hutch.accounts.suspension import OrgSuspended, refuse_suspended_org, refuse_suspended_user
 from hutch.apikeys.budget import BudgetExhausted, month_of
 from hutch.apikeys.repository import ApiKeyRepository
 from hutch.core.errors import Forbidden, NotFound, RateLimited, Unauthorized
@@ -69,6 +70,8 @@ async def _principal_from_api_key(
     requested_org = request.headers.get(ORG_HEADER)
     if requested_org is not None and requested_org != api_key.org_id:
         raise NotFound("Organisation")
+    if api_key.org_suspended_at is not None:
+        raise OrgSuspended(api_key.org_suspension_reason)
     if (
         api_key.monthly_budget_cents is not None
         and api_key.spent_this_month_cents >= api_key.monthly_budget_cents
@@ -102,6 +105,7 @@ async def _user_from_access_token(session: AsyncSession, resources: Resources, t
     issued_at = datetime.fromtimestamp(int(claims["iat"]), UTC)
     if user.sessions_valid_after is not None and issued_at < user.sessions_valid_after:
         raise Unauthorized(EXPIRED_SESSION)  # issued before a password change
+    refuse_suspended_user(user)
     now = datetime.now(UTC)
     if user.last_active_at is None or (now - user.last_active_at).total_seconds() >= ACTIVITY_GRANULARITY:
         user.last_active_at = now  # written with the request's transaction; active users count it
@@ -117,9 +121,12 @@ async def _principal_from_access_token(
     org_id = requested_org or await memberships.first_org_id(user.id)
     if org_id is None:
         raise NotFound(detail=NO_ORG)
-    membership = await memberships.get(org_id, user.id)
-    if membership is None:
+    found = await memberships.with_org(org_id, user.id)
+    if found is None:
         raise NotFound("Organisation")
+    membership, org = found
+    if not user.is_platform_admin:  # admins keep the console, to reinstate it
+        refuse_suspended_org(org)
     scopes = USER_SCOPES | ({Scope.ADMIN} if user.is_platform_admin else set())
     return Principal(
         kind=PrincipalKind.USER,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.accounts.models import Org
 from hutch.billing.models import BillingAccount
 from hutch.runtimes.models import Runtime, RuntimeHost, RuntimeStatus
 
@@ -38,8 +39,16 @@ class RuntimeRepository:
         """Every runtime, locked; those others hold locked are skipped."""
         return (await self.session.scalars(select(Runtime).with_for_update(skip_locked=True))).all()
 
+    async def lock_in_org(self, org_id: str) -> Sequence[Runtime]:
+        """The org's runtimes, locked (suspending or restoring an org, deleting it)."""
+        stmt = select(Runtime).where(Runtime.org_id == org_id).order_by(Runtime.id).with_for_update()
+        return (await self.session.scalars(stmt)).all()
+
     async def billing_account(self, org_id: str) -> BillingAccount | None:
         return await self.session.get(BillingAccount, org_id)
+
+    async def org(self, org_id: str) -> Org | None:
+        return await self.session.get(Org, org_id)
 
 
 class RuntimeHostRepository:

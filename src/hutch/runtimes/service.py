@@ -228,8 +228,13 @@ Standing = tuple[str, str | None]  # ("good" | "suspend" | "cancel", why)
 
 async def standing(session: UnitOfWork, plans: PlanCatalog, settings: Settings, org_id: str) -> Standing:
     """Whether the org's billing lets its runtimes run: a past-due subscription or prepaid credits run out
-    on a pay-per-use plan suspend them; a canceled subscription removes them after the grace period."""
-    account = await RuntimeRepository(session.session).billing_account(org_id)
+    on a pay-per-use plan suspend them; a canceled subscription removes them after the grace period. A
+    suspended organisation's runtimes stay stopped until it is reinstated."""
+    runtimes = RuntimeRepository(session.session)
+    org = await runtimes.org(org_id)
+    if org is not None and org.suspended_at is not None:
+        return "suspend", "suspended: the organisation is suspended"
+    account = await runtimes.billing_account(org_id)
     if account is not None and account.status is SubscriptionStatus.PAST_DUE:
         return "suspend", "suspended: the subscription's payment is past due"
     if account is not None and account.status is SubscriptionStatus.CANCELED:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from hutch.accounts.models import OrgRole
 from hutch.accounts.repository import MembershipRepository
+from hutch.accounts.suspension import refuse_suspended_org, refuse_suspended_user
 from hutch.core.errors import Forbidden, HutchError
 from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind, Scope
 from hutch.db.engine import UnitOfWork
@@ -23,6 +24,8 @@ from hutch.web.sessions import COOKIE, CSRF_COOKIE, WebSessions, same_token
 from hutch.web.templating import render
 
 CSRF_HEADER = "X-CSRF-Token"
+# What a member of a suspended organisation may still open: their own account (export, deletion).
+SUSPENDED_ORG_PATHS = ("/app/account",)
 CSRF_FAILED = "This form has expired or did not come from Hutch. Reload the page and try again."
 
 
@@ -115,6 +118,7 @@ async def viewer(request: Request, uow: UoWDep, resources: ResourcesDep) -> View
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise HTTPException(303, headers={"Location": f"/login?next={quote(target)}"})
     user, web_session = signed_in.user, signed_in.web_session
+    refuse_suspended_user(user)
     if request.method not in ("GET", "HEAD") and not same_token(
         await _sent_csrf(request), web_session.csrf_token
     ):
@@ -124,6 +128,8 @@ async def viewer(request: Request, uow: UoWDep, resources: ResourcesDep) -> View
         raise Forbidden("You are not in any organisation; ask for an invitation or sign up again.")
     current = next(((o, m) for o, m in memberships if o.id == web_session.org_id), memberships[0])
     org, membership = current
+    if not user.is_platform_admin and not request.url.path.startswith(SUSPENDED_ORG_PATHS):
+        refuse_suspended_org(org)  # members see why; their own data stays theirs to download or delete
     scopes = USER_SCOPES | ({Scope.ADMIN} if user.is_platform_admin else set())
     principal = Principal(
         kind=PrincipalKind.USER,
