@@ -5,24 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel
 
 from hutch.core.errors import Forbidden, NotFound, QuotaExceeded, Unauthorized, error_responses
 from hutch.http.authz import Reader, Writer
 from hutch.http.dependencies import ResourcesDep
 from hutch.runtimes.dependencies import RuntimeServiceDep
 from hutch.runtimes.models import Runtime
+from hutch.runtimes.schemas import RuntimeLogs, RuntimeOut
 from hutch.runtimes.service import NoCapacity
 
 router = APIRouter(prefix="/api/v1/agents/{agent_id}/runtime", tags=["runtimes"])
-
-
-class RuntimeOut(BaseModel):
-    status: str  # none | provisioning | ready | error | stopped
-    driver: str | None = None
-    endpoint: str | None = None
-    last_error: str | None = None
-    attempts: int = 0
 
 
 def _out(runtime: Runtime | None) -> RuntimeOut:
@@ -76,10 +68,6 @@ async def delete_runtime(agent_id: str, principal: Writer, runtimes: RuntimeServ
 async def restart_runtime(agent_id: str, principal: Writer, runtimes: RuntimeServiceDep) -> RuntimeOut:
     """Restart the runtime (its workspace is kept)."""
     return _out(await runtimes.restart(principal, agent_id))
-
-
-class RuntimeLogs(BaseModel):
-    text: str  # the newest lines, oldest first
 
 
 @router.get(
