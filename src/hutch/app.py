@@ -55,7 +55,16 @@ from hutch.runtimes import router as runtimes_router
 from hutch.settings import Settings, ensure_generated_secrets, load_settings
 from hutch.tasks import router as tasks_router
 from hutch.turns import router as turns_router
-from hutch.web import account_pages, admin_pages, agent_pages, agent_tabs, app_pages, org_pages, public_pages
+from hutch.web import (
+    account_pages,
+    admin_pages,
+    agent_pages,
+    agent_tabs,
+    app_pages,
+    key_pages,
+    org_pages,
+    public_pages,
+)
 from hutch.web.templating import static_files
 from hutch.worker import JobQueue, wait_cancelled
 
@@ -204,6 +213,7 @@ def create_app(
         agent_pages.router,
         agent_tabs.router,
         org_pages.router,
+        key_pages.router,
         admin_pages.router,
     ):
         add_routes(app, router)

@@ -9,6 +9,7 @@ from sqlalchemy import and_, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from hutch.accounts.models import Org
+from hutch.agents.models import Agent
 from hutch.apikeys.models import ApiKey, ApiKeySpend
 
 
@@ -115,6 +116,20 @@ class ApiKeyListing:
     async def get_in_org(self, org_id: str, key_id: str) -> ApiKey | None:
         stmt = select(ApiKey).where(ApiKey.org_id == org_id, ApiKey.id == key_id).with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def agents_in_org(self, org_id: str, agent_ids: list[str]) -> set[str]:
+        """Which of ``agent_ids`` are agents of the org (a key may only be limited to its own)."""
+        stmt = select(Agent.id).where(Agent.org_id == org_id, Agent.id.in_(agent_ids))
+        return set((await self.session.scalars(stmt)).all())
+
+    async def spent_this_month(self, org_id: str, month: date) -> dict[str, int]:
+        """Each of the org's keys' spend this month (keys that spent nothing are left out)."""
+        stmt = (
+            select(ApiKeySpend.api_key_id, ApiKeySpend.spent_cents)
+            .join(ApiKey, ApiKey.id == ApiKeySpend.api_key_id)
+            .where(ApiKey.org_id == org_id, ApiKeySpend.month == month)
+        )
+        return {key_id: int(spent) for key_id, spent in (await self.session.execute(stmt)).all()}
 
 
 class ApiKeySpendRepository:

@@ -6,8 +6,15 @@ from fastapi import APIRouter, Request, Response, status
 
 from hutch.apikeys import service
 from hutch.apikeys.models import ApiKey
-from hutch.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
-from hutch.core.errors import Forbidden, NotFound, Unauthorized, error_responses
+from hutch.apikeys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut, ApiKeyUpdate
+from hutch.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidField,
+    NotFound,
+    Unauthorized,
+    error_responses,
+)
 from hutch.core.request_context import client_ip
 from hutch.http.authz import CurrentUser, Reader
 from hutch.http.dependencies import UoWDep
@@ -43,6 +50,19 @@ async def list_api_keys(principal: CurrentUser, uow: UoWDep) -> ApiKeyList:
 async def current_api_key(principal: Reader, uow: UoWDep) -> ApiKeyOut:
     """The key making this request (for clients checking their own key's scopes, limits and expiry)."""
     return _out(await service.current_api_key(uow.session, principal))
+
+
+@router.patch(
+    "/api-keys/{key_id}",
+    response_model=ApiKeyOut,
+    responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidField),
+)
+async def update_api_key(
+    key_id: str, body: ApiKeyUpdate, request: Request, principal: CurrentUser, uow: UoWDep
+) -> ApiKeyOut:
+    """Change a key's label, expiry, rate limit, monthly budget or allowed agents. Fields left out stay as
+    they are; null removes that limit (`agent_ids: null`: every agent). The key itself does not change."""
+    return _out(await service.update_api_key(uow.session, principal, key_id, body, client_ip(request)))
 
 
 @router.delete(

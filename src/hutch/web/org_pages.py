@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -17,18 +17,18 @@ from hutch.agents.repository import AgentRepository
 from hutch.agents.schemas import AgentCreate, ProviderKeyCreate
 from hutch.agents.service import ProviderKeyService
 from hutch.apikeys.schemas import ApiKeyCreate
-from hutch.apikeys.service import create_api_key, list_api_keys, revoke_api_key
+from hutch.apikeys.service import create_api_key, list_api_keys, revoke_api_key, spent_this_month
 from hutch.billing.service import BillingService
 from hutch.billing.subscriptions import Subscriptions
 from hutch.core.errors import Forbidden, HutchError, ServiceUnavailable
-from hutch.core.principal import Scope
 from hutch.core.request_context import client_ip
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
 from hutch.tasks.manager import MANAGER_ROLE
 from hutch.web import charts
 from hutch.web.app_pages import agents_service, first_error
-from hutch.web.deps import Viewer, ViewerDep, page
+from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, page
+from hutch.web.key_pages import FORM_FIELD, form_errors, key_limits, org_agents
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 SCOPES = [("read", "Read"), ("write", "Write"), ("chat", "Chat")]
@@ -59,6 +59,8 @@ async def _keys_page(
     request: Request, found: Viewer, uow: UoWDep, resources: Resources, status_code: int = 200, **extra: Any
 ) -> HTMLResponse:
     keys = await list_api_keys(uow.session, found.principal)
+    spent = await spent_this_month(uow.session, found.principal)
+    agents = await org_agents(uow, resources, found)
     providers = await ProviderKeyService(
         uow.session, resources.settings, resources.llm, resources.secret_box
     ).list(found.principal)
@@ -71,6 +73,9 @@ async def _keys_page(
         status_code=status_code,
         section="keys",
         keys=keys,
+        spent=spent,
+        agents=agents,
+        agent_names=dict(agents),
         providers=providers,
         provider_names=provider_names,
         scopes=SCOPES,
@@ -97,16 +102,30 @@ async def create_key(
     _manager_only(found)
     form = await request.form()
     scopes = [str(s) for s in form.getlist("scopes")]
-    values = {"label": label, "expires": expires, "scopes": scopes}
-    try:
-        expires_at = datetime.combine(date.fromisoformat(expires), time.max, UTC) if expires else None
-        body = ApiKeyCreate(label=label, scopes=[Scope(s) for s in scopes], expires_at=expires_at)
-    except (ValueError, ValidationError) as exc:
-        field, text = first_error(exc) if isinstance(exc, ValidationError) else ("expires", "Use a date.")
-        field = {"expires_at": "expires"}.get(field, field)
-        return await _keys_page(request, found, uow, resources, 422, errors={field: text}, values=values)
-    key, plaintext = await create_api_key(uow.session, found.principal, body, client_ip(request))
-    return await _keys_page(request, found, uow, resources, created={"key": key, "plaintext": plaintext})
+    values = {
+        "label": label,
+        "expires": expires,
+        "scopes": scopes,
+        **{k: str(form.get(k, "")) for k in ("rate", "budget")},
+        "agents": [str(a) for a in form.getlist("agents")],
+    }
+    limits = key_limits(form)
+    errors = dict(limits.errors)
+    if not errors:
+        try:
+            body = ApiKeyCreate.model_validate({"label": label, "scopes": scopes, **limits.fields})
+        except ValidationError as exc:
+            errors = form_errors(exc)
+        else:
+            made = await attempt(uow, create_api_key(uow.session, found.principal, body, client_ip(request)))
+            if not isinstance(made, HutchError):
+                key, plaintext = made
+                return await _keys_page(
+                    request, found, uow, resources, created={"key": key, "plaintext": plaintext}
+                )
+            field_name = getattr(made, "field", "form")
+            errors = {FORM_FIELD.get(field_name, field_name): error_text(made)}
+    return await _keys_page(request, found, uow, resources, 422, errors=errors, values=values)
 
 
 @router.post("/api-keys/{key_id}/revoke")
