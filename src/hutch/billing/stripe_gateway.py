@@ -156,3 +156,14 @@ class StripeGateway:
         )
         result: dict[str, Any] = updated.to_dict()
         return result
+
+    async def delete_customer(self, customer_id: str) -> bool:
+        """Delete a customer for good (Stripe ends its subscriptions with it); False when Stripe no longer
+        knows it, so deleting twice is harmless."""
+        try:
+            await self._call("deleting the customer", self.client.v1.customers.delete_async(customer_id))
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return False
+            raise
+        return True

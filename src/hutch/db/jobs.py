@@ -54,6 +54,7 @@ JOB_MODULES: list[str] = [
     "hutch.tasks.jobs",
     "hutch.admin.jobs",
     "hutch.botfactory.jobs",
+    "hutch.deletion.jobs",
 ]
 
 DEFAULT_RETRY = procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2)
