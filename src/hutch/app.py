@@ -36,6 +36,7 @@ from hutch.channels.voice import router as voice_router
 from hutch.channels.webchat import router as webchat_router
 from hutch.channels.webchat.cors import DashboardCORSMiddleware, WidgetCORSMiddleware
 from hutch.channels.whatsapp import router as whatsapp_router
+from hutch.conversations import inbox_router, memories_router
 from hutch.conversations import router as conversations_router
 from hutch.core.errors import StartupError, install_error_handlers
 from hutch.core.logging import configure_logging
@@ -189,6 +190,8 @@ def create_app(
         avatar_router.router,
         conversations_router.router,
         turns_router.router,
+        memories_router.router,
+        inbox_router.router,
         openai_router.router,
         billing_router.router,
         billing_admin_router.router,

@@ -10,6 +10,7 @@ from hutch.botfactory.gateway import TelethonClients
 from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.voice.gateway import LiveKitRooms, VoiceNotConfigured, livekit_config
 from hutch.channels.whatsapp.gateway import WhatsAppGateway, whatsapp_configured
+from hutch.conversations.live import MessageWatch
 from hutch.core.metrics import Metrics
 from hutch.core.ratelimit import RateLimiter
 from hutch.core.security import SecretBox
@@ -32,6 +33,7 @@ class Resources(WorkerResources):
     jobs: JobQueue
     migration_heads: frozenset[str]
     rate_limiter: RateLimiter
+    message_watch: MessageWatch  # new messages for the inbox's open event streams
 
     @property
     def worker_resources(self) -> WorkerResources:
@@ -99,4 +101,5 @@ def build_resources(
         jobs=jobs,
         rate_limiter=rate_limiter,
         migration_heads=migration_heads,
+        message_watch=MessageWatch(shared.database),
     )

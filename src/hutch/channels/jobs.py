@@ -3,12 +3,14 @@ gets the job again, so no message someone sent goes unanswered."""
 
 from __future__ import annotations
 
+from hutch.channels.human_replies import deliver_human_reply
 from hutch.channels.repository import InboxRepository, LinkRepository
 from hutch.channels.telegram.gateway import BotBlocked
 from hutch.channels.telegram.platform import platform_token
 from hutch.channels.telegram.service import UPDATE_JOB
 from hutch.channels.whatsapp.service import EVENT_SOURCE as WHATSAPP_SOURCE
 from hutch.channels.whatsapp.service import INBOUND_JOB
+from hutch.conversations.inbox import HUMAN_REPLY_JOB
 from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
 
@@ -50,3 +52,9 @@ async def notify_owners(ctx: JobContext, org_id: str, text: str, kind: str = "no
         record(ctx.uow, org_id, link.user_id, kind, link.channel, text)
         told += 1
     return told
+
+
+@job(HUMAN_REPLY_JOB, queue="channels", retry=3)
+async def deliver_member_reply(ctx: JobContext, message_id: str) -> str:
+    """A member's reply in a conversation they took over, sent through the conversation's channel."""
+    return await deliver_human_reply(ctx, message_id)

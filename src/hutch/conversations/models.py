@@ -16,6 +16,16 @@ from hutch.db.base import Base, TimestampMixin, str_enum
 class MessageRole(StrEnum):
     USER = "user"
     ASSISTANT = "assistant"
+    HUMAN = "human"  # a member of the org, answering in the agent's place (a takeover)
+
+
+class ConversationStatus(StrEnum):
+    """Who answers an open conversation; a closed one (``closed_at`` set) shows as ``closed``."""
+
+    OPEN = "open"  # the agent
+    NEEDS_HUMAN = "needs_human"  # the agent, until a member takes over: someone asked for a person
+    TAKEN_OVER = "taken_over"  # a member (``taken_over_by``); the agent stays silent
+    CLOSED = "closed"  # never stored: what a conversation with ``closed_at`` shows
 
 
 class MessageStatus(StrEnum):
@@ -54,6 +64,19 @@ class Conversation(TimestampMixin, Base):
     message_count: Mapped[int] = mapped_column(Integer, default=0)
     last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Returned by the statement that appends a message, so a turn knows who answers without a read.
+    status: Mapped[ConversationStatus] = mapped_column(
+        str_enum(ConversationStatus, "conversation_status"),
+        default=ConversationStatus.OPEN,
+        server_default=ConversationStatus.OPEN.value,
+    )
+    taken_over_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    taken_over_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    needs_human_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def shown_status(self) -> ConversationStatus:
+        return ConversationStatus.CLOSED if self.closed_at is not None else self.status
 
 
 class Message(Base):
@@ -61,6 +84,8 @@ class Message(Base):
     __table_args__ = (
         Index("uq_messages_conversation_seq", "conversation_id", "seq", unique=True),
         Index("ix_messages_created", "created_at"),
+        # Full-text search of the inbox; 'simple' (no stemming) suits every language a channel brings.
+        Index("ix_messages_content_fts", text("to_tsvector('simple', content)"), postgresql_using="gin"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -81,6 +106,24 @@ class Message(Base):
     status: Mapped[MessageStatus] = mapped_column(str_enum(MessageStatus, "message_status"))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    author_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))  # human's
+
+
+class EndUser(TimestampMixin, Base):
+    """Someone who talks to an org's agents on one channel, as the channel knows them; ``external_id`` is
+    the conversations' ``end_user``. Written when a conversation opens, never per message."""
+
+    __tablename__ = "end_users"
+    __table_args__ = (Index("uq_end_users_identity", "org_id", "channel", "external_id", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(String(200))
+    username: Mapped[str | None] = mapped_column(String(200))
+    blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    blocked_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class Memory(TimestampMixin, Base):

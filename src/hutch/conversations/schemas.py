@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
-from hutch.conversations.models import MemoryKind, MessageRole, MessageStatus
+from hutch.conversations.models import ConversationStatus, MemoryKind, MessageRole, MessageStatus
 
 
 class ChatRequest(BaseModel):
@@ -81,3 +81,69 @@ class MemoryOut(BaseModel):
 
 class MemoryList(BaseModel):
     items: list[MemoryOut]
+
+
+# --- the inbox -----------------------------------------------------------------------------------------
+
+
+class EndUserRef(BaseModel):
+    id: str | None  # None only for a conversation whose end user is not recorded
+    display_name: str
+    username: str | None = None
+    blocked: bool = False
+
+
+class InboxItem(BaseModel):
+    id: str
+    agent_id: str
+    channel: str
+    end_user: EndUserRef
+    status: ConversationStatus
+    title: str
+    last_message_at: datetime | None
+    message_count: int
+    created_at: datetime
+    taken_over_by: str | None
+
+
+class InboxList(BaseModel):
+    items: list[InboxItem]
+    total: int
+
+
+class InboxMessage(BaseModel):
+    id: str
+    seq: int
+    role: MessageRole
+    content: str
+    created_at: datetime
+    status: MessageStatus
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_micro_usd: int
+    author_id: str | None  # the member who wrote a human message
+    tool_calls: list[dict[str, Any]]
+
+
+class InboxConversation(InboxItem):
+    messages: list[InboxMessage]
+
+
+class HumanReply(BaseModel):
+    content: str = Field(min_length=1, max_length=4000)
+
+    @field_validator("content")
+    @classmethod
+    def not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the reply is blank")
+        return value
+
+
+class EndUserOut(BaseModel):
+    id: str
+    channel: str
+    display_name: str
+    username: str | None
+    blocked_at: datetime | None

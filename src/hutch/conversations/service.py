@@ -11,7 +11,9 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from hutch.agents.models import Agent
-from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
+from hutch.conversations.end_users import EndUserProfile, default_profile
+from hutch.conversations.inbox_repository import EndUserRepository
+from hutch.conversations.models import Conversation, ConversationStatus, Message, MessageRole, MessageStatus
 from hutch.conversations.repository import ConversationRepository, MessageRepository, close_conversation
 from hutch.core.errors import NotFound
 from hutch.core.ids import new_id
@@ -31,6 +33,7 @@ MESSAGE_DEFAULTS: dict[str, Any] = {
     "cost_micro_usd": 0,
     "byok": False,
     "error": None,
+    "author_id": None,
 }
 
 
@@ -46,8 +49,10 @@ class ConversationService:
         channel: str,
         end_user: str,
         conversation_id: str | None = None,
+        profile: EndUserProfile | None = None,
     ) -> Conversation:
-        """The named conversation (it must be this agent's), else the open one for this end user."""
+        """The named conversation (it must be this agent's), else the open one for this end user (opened if
+        none; then the end user is remembered, as ``profile`` names them when the channel told)."""
         if conversation_id is not None:
             found = await self.conversations.get_in_org(agent.org_id, conversation_id, for_update=True)
             if found is None or found.agent_id != agent.id:
@@ -64,6 +69,10 @@ class ConversationService:
             end_user=end_user,
             title="",
             message_count=0,
+            status=ConversationStatus.OPEN,
+            taken_over_by=None,
+            taken_over_at=None,
+            needs_human_at=None,
         )
         try:
             async with self.session.begin_nested():
@@ -75,6 +84,13 @@ class ConversationService:
             if raced is None:
                 raise
             return raced
+        await EndUserRepository(self.session).known(
+            agent.org_id,
+            channel,
+            end_user,
+            profile or default_profile(channel, end_user),
+            replace=profile is not None,
+        )
         return conversation
 
     async def add_user_message(
@@ -86,6 +102,7 @@ class ConversationService:
         conversation_id: str | None = None,
         *,
         carrying: Carried = NOTHING,
+        profile: EndUserProfile | None = None,
     ) -> tuple[Conversation, Message, dict[str, Any] | None]:
         """Store what the end user said in the named conversation, else in their open one (opened if none).
 
@@ -102,7 +119,7 @@ class ConversationService:
                 message.conversation_id = conversation.id
                 self._stored(message, conversation.message_count)
                 return conversation, message, carried
-        conversation = await self.open(agent, channel, end_user, conversation_id)
+        conversation = await self.open(agent, channel, end_user, conversation_id, profile)
         return conversation, await self.add(conversation, MessageRole.USER, text), None
 
     async def add(

@@ -14,6 +14,9 @@ from hutch.settings import Settings
 BalanceReader = Callable[[], Awaitable[str]]
 # Searches the agent's documents, answering in words for the model; the knowledge domain provides it.
 KnowledgeSearcher = Callable[[str], Awaitable[str]]
+# Asks a person from the org to take the conversation over (given why), answering in words for the model;
+# the conversations domain provides it.
+HumanHandoff = Callable[[str], Awaitable[str]]
 
 
 class FactStore(Protocol):
@@ -56,3 +59,4 @@ class EngineDeps:
     balance: BalanceReader | None = None
     knowledge: KnowledgeSearcher | None = None
     team: TeamActions | None = None  # for manager agents
+    handoff: HumanHandoff | None = None  # a stored conversation's: a person can take it over

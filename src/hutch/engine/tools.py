@@ -144,6 +144,18 @@ async def get_status(ctx: RunContext[EngineDeps]) -> str:
     return json.dumps(status)
 
 
+async def handoff_to_human(ctx: RunContext[EngineDeps], reason: str) -> str:
+    """Ask a person from the team to take this conversation over: when the user asks for a human, or when
+    you cannot help them. Tell the user a person will answer here.
+
+    Args:
+        reason: Why, in a short sentence the team reads.
+    """
+    if ctx.deps.handoff is None:
+        return "No person can take over this conversation here."
+    return await ctx.deps.handoff(reason.strip()[:300] or "the user asked for a person")
+
+
 NOT_A_MANAGER = "Only a manager agent can manage employees."
 
 
@@ -223,6 +235,7 @@ for _function, _description in (
     (current_time, "Tell the current date and time in any time zone."),
     (check_balance, "Tell the organisation's remaining balance and usage."),
     (get_status, "Describe the agent's own status."),
+    (handoff_to_human, "Hand the conversation to a person from the team (the inbox's takeover)."),
     (search_knowledge, "Search the agent's documents (offered automatically when it has some)."),
     (deploy_employee, "Managers: create an employee agent with its first task."),
     (assign_task, "Managers: give an employee a task."),

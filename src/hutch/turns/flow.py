@@ -33,7 +33,10 @@ from hutch.alerts.models import Severity
 from hutch.alerts.service import raise_alert
 from hutch.billing.ledger import Ledger
 from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas, TurnUsage, quota_notice_due
-from hutch.conversations.models import Conversation, Message, MessageRole, MessageStatus
+from hutch.conversations.end_users import EndUserProfile
+from hutch.conversations.inbox import EndUserBlocked, TakenOver
+from hutch.conversations.inbox_repository import EndUserRepository
+from hutch.conversations.models import Conversation, ConversationStatus, Message, MessageRole, MessageStatus
 from hutch.conversations.repository import COUNTED_CONVERSATION, MemoryRepository, MessageRepository
 from hutch.conversations.service import COMPACT_JOB, ConversationService
 from hutch.core.errors import Conflict, HutchError
@@ -99,6 +102,8 @@ class Turn:
     # is then a record, never a prompt, so it is not compacted.
     stored_history: bool = True
     reference: str = field(default_factory=lambda: new_id("turn"))  # the ledger's, when nothing is stored
+    # A member has taken the conversation over: the message is stored, the agent does not answer.
+    held: bool = False
 
     @property
     def stored(self) -> tuple[Conversation, Message]:
@@ -197,24 +202,35 @@ class TurnFlow:
         stored_history: bool = True,
         caller_waits: bool = False,
         record: Record | None = None,
+        profile: EndUserProfile | None = None,
     ) -> Turn:
         """Phase 1 of a stored turn: admit, store the message and read what the model call needs; committed
-        (with ``record``'s writes and the turn's jobs) before this returns. A refusal (paused agent, a limit)
-        rolls everything back and raises.
+        (with ``record``'s writes and the turn's jobs) before this returns. A refusal (paused agent, a limit,
+        a blocked end user) rolls everything back and raises. On a conversation a member has taken over, the
+        message is stored and nothing more: the turn is ``held``, with nothing to answer and nothing counted.
 
         ``caller_waits``: the sender waits for the answer, so the commit need not wait for the disk (see
-        ``NO_FLUSH_WAIT``)."""
+        ``NO_FLUSH_WAIT``). ``profile``: who the channel says the end user is, kept when a conversation
+        opens."""
         try:
             # The org's counters row is shared by all its turns: the reservation comes last before the
             # commit, so it is held for one round trip (carried by the message's statement when nothing else
             # follows it: the OpenAI API's turns, whose caller sends the history).
             reserve_last = stored_history or record is not None
             turn = await self._admit_and_store(
-                agent, channel, end_user, text, conversation_id, stored_history, caller_waits, reserve_last
+                agent,
+                channel,
+                end_user,
+                text,
+                conversation_id,
+                stored_history,
+                caller_waits,
+                reserve_last,
+                profile,
             )
             if record is not None:
                 await record(self.uow, turn.stored[1])
-            if reserve_last:
+            if reserve_last and not turn.held:
                 await self.session.flush()
                 reservation = await self.quotas.message_reservation(agent.org_id)
                 await self._settle(agent, await self.turns.run_alone(reservation))
@@ -275,6 +291,10 @@ class TurnFlow:
             return None
         if await MessageRepository(self.session).answered_after(conversation.id, message.seq):
             return None
+        if conversation.status is ConversationStatus.TAKEN_OVER and conversation.closed_at is None:
+            held = Turn(agent, conversation.channel, conversation.end_user, message.content, PromptReads([]))
+            held.conversation, held.user_message, held.held = conversation, message, True
+            return held
         await self.models_for(agent)
         facts = await MemoryRepository(self.session).facts(
             agent.id, conversation.end_user, self.settings.memories_in_prompt
@@ -297,6 +317,7 @@ class TurnFlow:
         stored_history: bool,
         caller_waits: bool,
         reserve_last: bool,
+        profile: EndUserProfile | None = None,
     ) -> Turn:
         if agent.status is not AgentStatus.ACTIVE:
             raise AgentPaused()
@@ -310,18 +331,24 @@ class TurnFlow:
         # opposite orders would deadlock. A refusal rolls the new conversation and message back with
         # everything else.
         also = MemoryRepository.facts_carried(agent.id, end_user, self.settings.memories_in_prompt)
+        also += EndUserRepository.blocked_carried(agent.org_id, channel, end_user)
         if caller_waits:
             also += NO_FLUSH_WAIT
         carrying = also
         if not reserve_last:
             carrying += await self.quotas.message_reservation(agent.org_id, after=COUNTED_CONVERSATION)
         conversation, message, carried = await self.conversations.add_user_message(
-            agent, channel, end_user, text, conversation_id, carrying=carrying
+            agent, channel, end_user, text, conversation_id, carrying=carrying, profile=profile
         )
         if carried is None:  # the message opened its conversation (or named one): carried work runs alone
             if not reserve_last:
                 carrying = also + await self.quotas.message_reservation(agent.org_id)
             carried = await self.turns.run_alone(carrying)
+        if carried["end_user_blocked"]:
+            raise EndUserBlocked()
+        if conversation.status is ConversationStatus.TAKEN_OVER and conversation.closed_at is None:
+            # The member holding it answers: nothing is read for a model, nothing reserved or counted.
+            return Turn(agent, channel, end_user, text, PromptReads([]), conversation, message, held=True)
         if not reserve_last:
             await self._settle(agent, carried)
         facts = list(carried["facts"] or [])
@@ -372,7 +399,7 @@ class TurnFlow:
         1's commit: the question's embedding (perhaps a provider's HTTP call) is computed holding no
         connection, then one short read searches."""
         agent = turn.agent
-        if not agent.has_documents:
+        if not agent.has_documents or turn.held:
             return turn
         vector = await embed_query(
             self.resources.embedder, await self._org_keys(agent.org_id), turn.prompt or ""
@@ -437,6 +464,7 @@ class TurnFlow:
             balance=lambda: helpers.balance_and_usage_words(now),
             knowledge=helpers.search_words,
             team=helpers.team(),
+            handoff=_handoff(helpers, turn.conversation.id) if turn.conversation else None,
         )
         return TurnRequest(
             instructions=instructions,
@@ -462,6 +490,8 @@ class TurnFlow:
 
     async def outcome(self, turn: Turn, request: TurnRequest | None = None) -> TurnOutcome:
         """Phase 2 alone: the answer of the agent's runtime or of the engine, holding no connection."""
+        if turn.held:
+            raise TakenOver()  # never a model call on a conversation a member holds
         outcome = await self._on_runtime(turn) or await self.engine.run(request or self.request(turn))
         demo = outcome.model == DEMO_MODEL
         if turn.agent.role == MANAGER_ROLE and (demo or not outcome.ok) and turn.prompt:
@@ -501,9 +531,8 @@ class TurnFlow:
             [{"role": "system", "content": "\n\n".join(context)}] if context else []
         )
         messages += [
-            {"role": m.role.value, "content": m.content}
+            {"role": "user" if m.role is MessageRole.USER else "assistant", "content": m.content}
             for m in reads.history
-            if m.role in (MessageRole.USER, MessageRole.ASSISTANT)
         ]
         messages.append({"role": "user", "content": turn.prompt or ""})
         return await complete(target, self.resources.catalog, messages, turn.end_user, turn.agent.slug)
@@ -579,6 +608,13 @@ class TurnFlow:
                 f"the last error: {outcome.error}",
                 dedup_key=f"provider_failures:{provider}",
             )
+
+
+def _handoff(helpers: TurnTools, conversation_id: str) -> Callable[[str], Awaitable[str]]:
+    async def handoff(reason: str) -> str:
+        return await helpers.handoff(conversation_id, reason)
+
+    return handoff
 
 
 def fit_passages(found: list[Passage], budget: int) -> list[tuple[str, str]]:

@@ -15,6 +15,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from hutch.accounts.suspension import OrgSuspended
 from hutch.agents.models import Agent
 from hutch.channels.models import ExternalEvent
+from hutch.conversations.end_users import EndUserProfile
+from hutch.conversations.inbox import EndUserBlocked
 from hutch.conversations.models import Message
 from hutch.core.errors import HutchError
 from hutch.db.engine import UnitOfWork
@@ -22,6 +24,8 @@ from hutch.db.jobs import JobContext
 from hutch.turns.flow import TurnFlow
 from hutch.turns.repository import reply_kept
 
+# What a held turn (a member has taken the conversation over) or a blocked end user gets: nothing sent.
+NO_REPLY = ""
 PLAN_LIMIT_NOTICE = "I cannot answer more messages at the moment: this assistant's plan limit is reached."
 UNAVAILABLE_NOTICE = "I cannot answer right now. Please try again later."
 SUSPENDED_NOTICE = "Sorry, this assistant is not available at the moment."
@@ -35,8 +39,10 @@ async def answer_event(
     end_user: str,
     text: str,
     typing: Callable[[], Awaitable[None]] | None = None,
+    profile: EndUserProfile | None = None,
 ) -> str:
-    """The reply to ``text``, kept on ``event`` (committed with the answer); a refusal's polite notice."""
+    """The reply to ``text``, kept on ``event`` (committed with the answer); a refusal's polite notice;
+    :data:`NO_REPLY` when a member holds the conversation or the end user is blocked."""
     flow = TurnFlow(ctx.uow, ctx.resources)
     message_id = event.turn_message_id
 
@@ -45,7 +51,9 @@ async def answer_event(
 
     if message_id is None:
         try:
-            turn = await flow.begin(agent, channel, end_user, text, record=begun)
+            turn = await flow.begin(agent, channel, end_user, text, record=begun, profile=profile)
+        except EndUserBlocked:
+            return NO_REPLY
         except HutchError as refused:
             return notice(refused)
     else:  # phase 1 committed in an earlier attempt
@@ -53,6 +61,8 @@ async def answer_event(
         if resumed is None:
             return UNAVAILABLE_NOTICE
         turn = resumed
+    if turn.held:
+        return NO_REPLY
     if typing is not None:
         await typing()
     reply = (await flow.answer(turn, carrying=lambda text: reply_kept(event, text))).text

@@ -14,6 +14,7 @@ from hutch.agents.service import org_credentials
 from hutch.billing.ledger import Ledger
 from hutch.billing.quotas import Quotas
 from hutch.conversations.facts import StoredFacts
+from hutch.conversations.inbox import InboxService
 from hutch.conversations.repository import UsageRepository
 from hutch.db.engine import UnitOfWork, unit_of_work
 from hutch.db.jobs import WorkerResources
@@ -63,6 +64,13 @@ class TurnTools:
         if not passages:
             return "Nothing in the documents matches that."
         return "\n\n".join(f"From [{title}]:\n{text}" for title, text in passages)
+
+    async def handoff(self, conversation_id: str, reason: str) -> str:
+        async with self.unit() as uow:
+            asked = await InboxService.of(uow, self.resources).request_human(conversation_id, reason)
+        if not asked:
+            return "This conversation cannot be handed over (it is closed)."
+        return "A person from the team has been asked to join; tell the user they will answer here soon."
 
     def team(self) -> TeamActions | None:
         """A manager's employees and tasks, when the agent uses the tools that need them."""

@@ -41,17 +41,20 @@ from hutch.channels.telegram.platform import (
 from hutch.channels.telegram.service import UPDATE_JOB, event_source, webhook_url
 from hutch.channels.telegram.verification import PRIVATE, Verifications, may_talk
 from hutch.channels.usage import count_messages
+from hutch.conversations.end_users import telegram_profile
+from hutch.conversations.inbox import InboxService
 from hutch.conversations.service import ConversationService
 from hutch.core.principal import Principal, PrincipalKind
 from hutch.db.jobs import TURNS_QUEUE, JobContext, job
-from hutch.turns.inbox import PLAN_LIMIT_NOTICE, answer_event
+from hutch.turns.inbox import NO_REPLY, PLAN_LIMIT_NOTICE, answer_event
 from hutch.turns.tools import balance_words
 
 log = structlog.get_logger(__name__)
 CHANNEL = "telegram"
 HELP = (
     "Write me a message and I will answer.\n\n"
-    "/reset starts a new conversation\n/balance shows the prepaid credits and time left\n/help shows this"
+    "/reset starts a new conversation\n/human asks for a person from the team\n"
+    "/balance shows the prepaid credits and time left\n/help shows this"
 )
 UNLINKED = (
     "Hello! This chat is not linked to an assistant yet. Sign in to your dashboard, open Settings, "
@@ -148,6 +151,8 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
         # A turn's answer is kept on the event by the statement storing it; any other reply is committed
         # with the sending mark below, so a failed send retries with the same answer.
         event.reply = await _reply(ctx, gateway, chat, event, message)
+    if event.reply == NO_REPLY:  # a member holds the conversation (they answer), or a blocked end user
+        return await _handled(ctx, event, chat, "not answered: held by a member or blocked")
     text = message.get("text")
     command = _command(text)[0] if isinstance(text, str) else None
     buttons = await _buttons(ctx, chat, event.reply, command)
@@ -226,6 +231,12 @@ async def _reply(
         return RESET_QUESTION
     if command == "/balance":
         return await balance_words(ctx.uow, ctx.resources, agent.org_id)
+    profile = telegram_profile(message.get("from") or {})
+    if command == "/human":
+        inbox = InboxService.of(ctx.uow, ctx.resources)
+        return await inbox.ask_for_human(
+            agent, CHANNEL, _end_user(chat.chat_id), profile, "asked for a person with /human on Telegram"
+        )
     return await answer_event(
         ctx,
         event,
@@ -234,6 +245,7 @@ async def _reply(
         _end_user(chat.chat_id),
         text,
         typing=lambda: gateway.typing(chat.token, chat.chat_id),
+        profile=profile,
     )
 
 

@@ -6,6 +6,7 @@ their preflights, and each route checks the page's origin against the widget's a
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +28,7 @@ from hutch.channels.webchat.service import (
     check_rates,
     visitor_end_user,
 )
-from hutch.conversations.models import Message, MessageRole
+from hutch.conversations.models import Message
 from hutch.conversations.repository import ConversationRepository, MessageRepository
 from hutch.conversations.service import ConversationService
 from hutch.core.errors import (
@@ -48,7 +49,7 @@ from hutch.http.authz import Writer
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.turns.flow import Answer, TurnFlow
 from hutch.turns.inbox import notice
-from hutch.turns.streaming import stream_turn
+from hutch.turns.streaming import sse, stream_turn
 
 WIDGET_SCRIPT = Path(__file__).with_name("static") / "widget.js"  # the script sites embed
 router = APIRouter(tags=["channels"])
@@ -78,7 +79,7 @@ class VisitorReset(BaseModel):
 
 
 class WidgetLine(BaseModel):
-    role: str  # user | assistant
+    role: str  # user | assistant | human (a person from the team)
     content: str
 
 
@@ -133,13 +134,7 @@ async def widget_history(token: str, visitor_id: VisitorId, request: Request, uo
     if conversation is None:
         return WidgetHistory(items=[])
     messages = await MessageRepository(uow.session).recent(conversation.id, HISTORY_LIMIT)
-    return WidgetHistory(
-        items=[
-            WidgetLine(role=m.role.value, content=m.content)
-            for m in messages
-            if m.role in (MessageRole.USER, MessageRole.ASSISTANT)
-        ]
-    )
+    return WidgetHistory(items=[WidgetLine(role=m.role.value, content=m.content) for m in messages])
 
 
 @router.post(
@@ -172,6 +167,14 @@ async def widget_message(
     except HutchError as refused:
         refused.detail = notice(refused)  # plans and upgrades are for the owner, not the visitor
         raise
+    if turn.held:  # a person from the team answers; the widget shows their messages as they come
+
+        async def held() -> AsyncIterator[str]:
+            yield sse("done", {"content": "", "status": "held"})
+
+        return StreamingResponse(
+            held(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
 
     async def done(answer: Answer) -> dict[str, Any]:
         assert answer.message is not None

@@ -18,7 +18,7 @@ from hutch.channels.whatsapp.gateway import WhatsAppNotConfigured
 from hutch.channels.whatsapp.service import EVENT_SOURCE, INBOUND_JOB, LINK_COMMAND
 from hutch.core.security import sha256_hex
 from hutch.db.jobs import TURNS_QUEUE, JobContext, job
-from hutch.turns.inbox import answer_event
+from hutch.turns.inbox import NO_REPLY, answer_event
 
 CHANNEL = "whatsapp"
 UNLINKED = (
@@ -45,6 +45,8 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
     if event.reply is None:
         event.reply = await _reply(ctx, event, sender)
         await ctx.uow.checkpoint()  # the answer is kept even if sending fails below
+    if event.reply == NO_REPLY:  # a member holds the conversation (they answer), or a blocked end user
+        return finish_event(event, "not answered: held by a member or blocked")
     async with sending(ctx.uow, event):
         await gateway.send(sender, event.reply)
     return finish_event(event, "answered")

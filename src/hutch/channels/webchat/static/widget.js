@@ -44,7 +44,7 @@
     ".line { margin: 6px 0; padding: 8px 11px; border-radius: 10px; max-width: 85%; white-space: pre-wrap;",
     "  word-wrap: break-word; }",
     ".user { margin-left: auto; background: #2f6fed; color: #fff; }",
-    ".assistant { background: #fff; border: 1px solid #e2e5ea; }",
+    ".assistant, .human { background: #fff; border: 1px solid #e2e5ea; }",
     ".notice { color: #b3261e; font-size: 12px; text-align: center; }",
     "form { display: flex; gap: 6px; padding: 8px; border-top: 1px solid #e2e5ea; }",
     "textarea { flex: 1; resize: none; height: 38px; padding: 8px; font: inherit; border: 1px solid #cfd4dc;",
@@ -74,6 +74,7 @@
   var send = root.querySelector("form button");
   var loaded = false;
   var greeting = "";
+  var known = 0; // messages of the conversation shown
 
   function line(role, text) {
     var div = document.createElement("div");
@@ -99,11 +100,24 @@
       greeting = config.greeting;
       return fetch(api + "/messages?visitor_id=" + visitor).then(function (r) { return r.json(); });
     }).then(function (history) {
-      if (!history) return;
-      if (!history.items.length) line("assistant", greeting);
-      history.items.forEach(function (m) { line(m.role, m.content); });
+      if (history) render(history);
     }).catch(function () { line("notice", "The chat is not available right now."); });
   }
+
+  function render(history) {
+    log.textContent = "";
+    if (!history.items.length) line("assistant", greeting);
+    history.items.forEach(function (m) { line(m.role, m.content); });
+    known = history.items.length;
+  }
+
+  // A person from the team may answer in the agent's place: their messages show within a few seconds.
+  setInterval(function () {
+    if (!loaded || send.disabled || !panel.classList.contains("open")) return;
+    fetch(api + "/messages?visitor_id=" + visitor).then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (history) { if (history && history.items.length !== known) render(history); })
+      .catch(function () {});
+  }, 5000);
 
   // Reads "event: x\ndata: {...}\n\n" frames from the streamed body and calls onEvent for each.
   function readEvents(body, onEvent) {
@@ -144,6 +158,7 @@
       var written = "";
       return readEvents(response.body, function (name, data) {
         if (name === "delta") { written += data.content; answer.textContent = written; }
+        if (name === "done" && data.status === "held") { answer.remove(); return; }
         if (name === "done") answer.textContent = data.content;
         log.scrollTop = log.scrollHeight;
       });
