@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, literal, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Membership, Org, OrgRole, User
@@ -100,7 +101,7 @@ class ExportReads:
     async def documents(self, org_id: str) -> list[tuple[Document, str]]:
         """Each document with its text, put back together from its chunks."""
         text = (
-            select(func.string_agg(Chunk.text, "\n\n").within_group(Chunk.position))
+            select(func.string_agg(Chunk.text, aggregate_order_by(literal("\n\n"), Chunk.position)))
             .where(Chunk.document_id == Document.id)
             .correlate(Document)
             .scalar_subquery()
