@@ -194,9 +194,11 @@ class DeletionReads:
 
     async def delete_org(self, org_id: str) -> int:
         """The org's row; everything that belongs to it goes by the database's cascades."""
-        return (await self.session.execute(delete(Org).where(Org.id == org_id))).rowcount or 0
+        result = await self.session.execute(delete(Org).where(Org.id == org_id))
+        return int(result.rowcount)  # type: ignore[attr-defined]  # DML results carry rowcount
 
     async def delete_users(self, user_ids: list[str]) -> int:
         if not user_ids:
             return 0
-        return (await self.session.execute(delete(User).where(User.id.in_(user_ids)))).rowcount or 0
+        result = await self.session.execute(delete(User).where(User.id.in_(user_ids)))
+        return int(result.rowcount)  # type: ignore[attr-defined]  # DML results carry rowcount
