@@ -65,6 +65,7 @@ from hutch.web import (
     key_pages,
     org_pages,
     public_pages,
+    settings_pages,
 )
 from hutch.web.templating import static_files
 from hutch.worker import JobQueue, wait_cancelled
@@ -217,6 +218,7 @@ def create_app(
         agent_tabs.router,
         org_pages.router,
         key_pages.router,
+        settings_pages.router,
         admin_pages.router,
     ):
         add_routes(app, router)

@@ -356,3 +356,32 @@ async def close_conversation(session: AsyncSession, conversation: Conversation, 
         update(Conversation).where(Conversation.id == conversation.id).values(closed_at=now)
     )
     conversation.closed_at = now
+
+
+class MemoryListing:
+    """An agent's memories grouped by end user, for the people who look after the agent."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def end_users(self, org_id: str, agent_id: str, limit: int) -> list[tuple[str, int, int, datetime]]:
+        """(end user, facts, summaries, newest memory's time), most recent first."""
+        facts = func.count().filter(Memory.kind == MemoryKind.FACT)
+        summaries = func.count().filter(Memory.kind == MemoryKind.SUMMARY)
+        newest = func.max(Memory.created_at)
+        rows = await self.session.execute(
+            select(Memory.end_user, facts, summaries, newest)
+            .where(Memory.org_id == org_id, Memory.agent_id == agent_id)
+            .group_by(Memory.end_user)
+            .order_by(newest.desc(), Memory.end_user)
+            .limit(limit)
+        )
+        return [(end_user, int(f), int(s), at) for end_user, f, s, at in rows.all()]
+
+    async def delete_of_end_user(self, org_id: str, agent_id: str, end_user: str) -> int:
+        result = await self.session.execute(
+            delete(Memory)
+            .where(Memory.org_id == org_id, Memory.agent_id == agent_id, Memory.end_user == end_user)
+            .returning(Memory.id)
+        )
+        return len(result.all())

@@ -36,6 +36,7 @@ TABS = [
     ("channels", "Channels"),
     ("runtime", "Runtime"),
     ("tasks", "Tasks"),
+    ("memories", "Memories"),
 ]
 Message_ = Annotated[str, Form(min_length=1, max_length=20_000)]
 

@@ -1,12 +1,13 @@
-"""An agent's knowledge, channels, runtime and tasks tabs in the dashboard."""
+"""An agent's knowledge, channels, runtime, tasks and memories tabs in the dashboard."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
@@ -18,6 +19,7 @@ from hutch.channels.telegram.service import TelegramChannels
 from hutch.channels.webchat.service import Widgets
 from hutch.channels.whatsapp.gateway import WhatsAppNotConfigured, whatsapp_configured
 from hutch.channels.whatsapp.service import link_instructions, start_link
+from hutch.conversations.memories import Memories
 from hutch.core.errors import HutchError, NotFound
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.knowledge.parsing import kind_of
@@ -47,6 +49,7 @@ NOTES = {
     "runtime": "Done: the runtime's status below follows the change.",
     "task": "Task created: the agent plans it, then works through the steps.",
     "canceled": "Task canceled.",
+    "forgotten": "Forgotten: the agent no longer knows it.",
 }
 
 
@@ -408,3 +411,65 @@ async def cancel_task(
         raise NotFound("Task")
     await Tasks(uow).cancel(found.principal, task_id)
     return back(agent.id, "tasks", "canceled")
+
+
+# --- memories -----------------------------------------------------------------------------------------
+
+
+@router.get("/memories", response_class=HTMLResponse)
+async def memories_tab(
+    agent_id: str,
+    request: Request,
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    end_user: Annotated[str, Query(max_length=200)] = "",
+) -> HTMLResponse:
+    """The people the agent remembers something about, and what it remembers about the one chosen."""
+    agent = await load_agent(found, uow, resources, agent_id)
+    service = Memories.of(uow, resources)
+    people = await service.people(agent)
+    chosen = end_user or (people[0].end_user if people else "")
+    memories = await service.of_person(agent, chosen) if chosen else []
+    return agent_page(
+        request,
+        found,
+        agent,
+        "memories",
+        people=people,
+        chosen=chosen,
+        memories=memories,
+        flash=flash(request),
+    )
+
+
+def _back_to_person(agent_id: str, end_user: str) -> RedirectResponse:
+    query = urlencode({"note": "forgotten", **({"end_user": end_user} if end_user else {})})
+    return RedirectResponse(f"/app/agents/{agent_id}/memories?{query}", status_code=303)
+
+
+@router.post("/memories/forget")
+async def forget_person(
+    agent_id: str,
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    end_user: Annotated[str, Form(min_length=1, max_length=200)],
+) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    await Memories.of(uow, resources).forget_person(agent, end_user)
+    return _back_to_person(agent.id, "")
+
+
+@router.post("/memories/{memory_id}/delete")
+async def forget_memory(
+    agent_id: str,
+    memory_id: str,
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    end_user: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    agent = await load_agent(found, uow, resources, agent_id)
+    await Memories.of(uow, resources).forget(agent, memory_id)
+    return _back_to_person(agent.id, end_user)
