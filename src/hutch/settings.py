@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     provider_urls_allow_private: bool = False
     smtp_url: SecretStr | None = None
     email_from: str | None = None  # e.g. "Acme AI <hello@acme.example>"
+    # The operator's privacy policy and terms of service, shown at /privacy and /terms: Markdown, or plain
+    # text when the file ends in .txt. Unset: a notice that the operator has not published one yet.
+    privacy_file: Path | None = None
+    terms_file: Path | None = None
     redis_url: SecretStr | None = None
 
     @field_validator("allowed_origins", mode="before")

@@ -4,13 +4,20 @@ notification preferences, an agent's memories, and the operator's privacy and te
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.accounts.models import Membership, OrgRole
 from hutch.apikeys.models import ApiKey
-from tests.web.test_dashboard import csrf_of, sign_up
+from hutch.conversations.repository import MemoryRepository
+from hutch.resources import Resources
+from hutch.settings import Settings
+from hutch.web.models import WebSession
+from tests.factories import create_account
+from tests.web.test_dashboard import csrf_of, log_in, sign_up
 
 
 async def test_keys_are_created_with_limits_and_changed_later(
@@ -73,3 +80,130 @@ async def test_bad_key_settings_show_next_to_their_field_and_change_nothing(
     assert refused.status_code == 422 and 'id="expires-error"' in refused.text
     await session.refresh(key)
     assert key.expires_at is None and key.rate_limit_per_minute == 9
+
+
+async def test_people_in_several_orgs_switch_the_org_every_page_shows(
+    client: AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    alpha = await create_account(session, settings, org_name="Alpha Co", email="both@example.com")
+    beta = await create_account(session, settings, org_name="Beta Co")
+    stranger = await create_account(session, settings, org_name="Gamma Co")
+    session.add(Membership(org_id=beta.org.id, user_id=alpha.user.id, role=OrgRole.MEMBER))
+    await session.commit()
+    await client.post("/api/v1/agents", json={"name": "Alpha bot"}, headers=alpha.headers)
+    await client.post("/api/v1/agents", json={"name": "Beta bot"}, headers=beta.headers)
+    await log_in(client, "both@example.com")
+
+    agents = await client.get("/app/agents")
+    assert 'id="org-switch"' in agents.text and "Beta Co (member)" in agents.text
+    assert "Alpha Co (owner)" in agents.text and "Gamma Co" not in agents.text
+    # Both memberships start in the same transaction here, so either org may come first.
+    first, second = (alpha, beta) if "Alpha bot" in agents.text else (beta, alpha)
+    first_bot, second_bot = ("Alpha bot", "Beta bot") if first is alpha else ("Beta bot", "Alpha bot")
+    assert second_bot not in agents.text
+    switched = await client.post(
+        "/app/org",
+        data={"csrf": csrf_of(agents), "org_id": second.org.id, "next": "/app/agents/agt_x/chat"},
+    )
+    assert switched.status_code == 303 and switched.headers["location"] == "/app/agents"
+    for path in ("/app/agents", "/app/usage", "/app/team"):  # every page shows the chosen org
+        shown = await client.get(path)
+        assert re.search(rf'<option value="{second.org.id}" selected', shown.text), path
+    listed = (await client.get("/app/agents")).text
+    assert second_bot in listed and first_bot not in listed
+
+    refused = await client.post("/app/org", data={"csrf": csrf_of(agents), "org_id": stranger.org.id})
+    assert refused.status_code == 404 and "Gamma Co" not in refused.text
+    web_session = (await session.scalars(select(WebSession))).one()
+    await session.refresh(web_session)
+    assert web_session.org_id == second.org.id  # unchanged by the refusal
+
+
+async def test_notification_preferences_page_saves_the_ways_of_each_notice(
+    client: AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    owner = await create_account(session, settings, email="prefs@example.com")
+    await log_in(client, "prefs@example.com")
+    page = await client.get("/app/settings/notifications")
+    assert page.status_code == 200 and "A conversation needs a person" in page.text
+    assert 'name="quota.whatsapp"' in page.text and "checked" in page.text
+    saved = await client.post(
+        "/app/settings/notifications",
+        data={"csrf": csrf_of(page), "email": "on", "quota.email": "on", "needs_human.telegram": "on"},
+    )
+    assert saved.status_code == 303
+    api = (await client.get("/api/v1/users/me/notifications", headers=owner.headers)).json()
+    by_kind = {n["kind"]: (n["email"], n["telegram"], n["whatsapp"]) for n in api["notices"]}
+    assert by_kind == {
+        "low_balance": (False, False, False),
+        "payment_failed": (False, False, False),
+        "quota": (True, False, False),
+        "needs_human": (False, True, False),
+    }
+    assert (api["email"], api["chat"]) == (True, False)
+    again = await client.get("/app/settings/notifications")
+    assert re.search(r'name="quota\.email" id="quota-email" aria-label="[^"]+" checked', again.text)
+    assert not re.search(r'name="quota\.telegram" id="quota-telegram" aria-label="[^"]+" checked', again.text)
+
+
+async def test_memories_tab_shows_each_person_and_forgets_on_request(
+    client: AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    owner = await create_account(session, settings, email="mem@example.com")
+    other = await create_account(session, settings, org_name="Other")
+    agent = (await client.post("/api/v1/agents", json={"name": "Rem"}, headers=owner.headers)).json()
+    theirs = (await client.post("/api/v1/agents", json={"name": "T"}, headers=other.headers)).json()
+    memories = MemoryRepository(session)
+    tea = await memories.add_fact(owner.org.id, agent["id"], "telegram:1", "Likes green tea")
+    await memories.add_fact(owner.org.id, agent["id"], "telegram:1", "Lives in Lyon")
+    await memories.add_fact(owner.org.id, agent["id"], "whatsapp:+15550001", "Has a cat")
+    foreign = await memories.add_fact(other.org.id, theirs["id"], "telegram:1", "Secret of Other")
+    await session.commit()
+    await log_in(client, "mem@example.com")
+
+    tab = await client.get(f"/app/agents/{agent['id']}/memories?end_user=telegram:1")
+    assert tab.status_code == 200 and "Likes green tea" in tab.text and "Lives in Lyon" in tab.text
+    assert "whatsapp:+15550001 (1 fact)" in tab.text and "Secret of Other" not in tab.text
+    token = csrf_of(tab)
+    gone = await client.post(
+        f"/app/agents/{agent['id']}/memories/{tea.id}/delete", data={"csrf": token, "end_user": "telegram:1"}
+    )
+    assert gone.status_code == 303 and "end_user=telegram%3A1" in gone.headers["location"]
+    after = await client.get(gone.headers["location"])
+    assert "Likes green tea" not in after.text and "Lives in Lyon" in after.text and "Forgotten" in after.text
+    not_ours = await client.post(
+        f"/app/agents/{agent['id']}/memories/{foreign.id}/delete", data={"csrf": token}
+    )
+    assert not_ours.status_code == 404
+    forgot = await client.post(
+        f"/app/agents/{agent['id']}/memories/forget", data={"csrf": token, "end_user": "telegram:1"}
+    )
+    assert forgot.status_code == 303
+    api = await client.get(f"/api/v1/agents/{agent['id']}/memories", headers=owner.headers)
+    assert [m["content"] for m in api.json()["items"]] == ["Has a cat"]
+    theirs_left = await client.get(f"/api/v1/agents/{theirs['id']}/memories", headers=other.headers)
+    assert [m["content"] for m in theirs_left.json()["items"]] == ["Secret of Other"]
+
+
+async def test_privacy_and_terms_show_the_operators_text_safely(
+    client: AsyncClient, resources: Resources, tmp_path: Path
+) -> None:
+    default = await client.get("/privacy")
+    assert default.status_code == 200 and "has not published its privacy policy" in default.text
+    assert "has not published its terms of service" in (await client.get("/terms")).text
+    privacy = tmp_path / "privacy.md"
+    privacy.write_text(
+        "# Our privacy\n\nWe keep **little**. <script>alert(1)</script> [x](javascript:alert(1))\n"
+    )
+    terms = tmp_path / "terms.txt"
+    terms.write_text("Be nice.\n<b>No HTML</b> here.\n\nSecond paragraph.")
+    resources.settings = resources.settings.model_copy(update={"privacy_file": privacy, "terms_file": terms})
+    shown = await client.get("/privacy")
+    assert "<h1>Our privacy</h1>" in shown.text and "<strong>little</strong>" in shown.text
+    assert "<script>alert" not in shown.text and 'href="javascript:' not in shown.text
+    plain = await client.get("/terms")
+    assert "Be nice.<br>" in plain.text and "&lt;b&gt;No HTML&lt;/b&gt;" in plain.text
+    assert "<p>Second paragraph.</p>" in plain.text
+    for path in ("/signup", "/login", "/pricing"):
+        linked = await client.get(path)
+        assert 'href="/privacy"' in linked.text and 'href="/terms"' in linked.text, path

@@ -24,6 +24,7 @@ from hutch.web.deps import (
     page,
     with_csrf_cookie,
 )
+from hutch.web.policies import policy
 from hutch.web.sessions import COOKIE, WebSessions, clear_session_cookie, set_session_cookie
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(html_errors)])
@@ -53,6 +54,20 @@ async def landing(request: Request, resources: ResourcesDep) -> HTMLResponse:
 async def pricing(request: Request, resources: ResourcesDep) -> HTMLResponse:
     catalog = resources.plans
     return page(request, "public/pricing.html", None, plans=catalog.plans, packages=catalog.packages)
+
+
+@router.get("/privacy", response_class=HTMLResponse)
+async def privacy(request: Request, resources: ResourcesDep) -> HTMLResponse:
+    """The operator's privacy policy (``HUTCH_PRIVACY_FILE``)."""
+    shown = policy("privacy", resources.settings.privacy_file)
+    return page(request, "public/policy.html", None, policy=shown)
+
+
+@router.get("/terms", response_class=HTMLResponse)
+async def terms(request: Request, resources: ResourcesDep) -> HTMLResponse:
+    """The operator's terms of service (``HUTCH_TERMS_FILE``)."""
+    shown = policy("terms", resources.settings.terms_file)
+    return page(request, "public/policy.html", None, policy=shown)
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -69,6 +69,12 @@ class WebSessions:
             user.last_active_at = now
         return SignedIn(web_session, user)
 
+    async def show_org(self, token: str, org_id: str) -> None:
+        """The org this browser's pages show from now on (the caller checked the user belongs to it)."""
+        web_session = await self.web_sessions.get(sha256_hex(token))
+        if web_session is not None:
+            web_session.org_id = org_id
+
     async def end(self, token: str) -> None:
         await self.web_sessions.delete(sha256_hex(token))
 
