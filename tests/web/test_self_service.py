@@ -7,17 +7,25 @@ import re
 from pathlib import Path
 
 from httpx import AsyncClient
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Membership, OrgRole
 from hutch.apikeys.models import ApiKey
+from hutch.app import create_app
+from hutch.channels.models import ChannelLink
 from hutch.conversations.repository import MemoryRepository
+from hutch.db.engine import Database
 from hutch.resources import Resources
 from hutch.settings import Settings
 from hutch.web.models import WebSession
+from tests.conftest import asgi_client, build_test_resources
 from tests.factories import create_account
+from tests.fakes.telegram import FakeTelegramServer
 from tests.web.test_dashboard import csrf_of, log_in, sign_up
+
+PLATFORM_TOKEN = "555000222:AAE_platform_bot_token_for_the_dashboard"
 
 
 async def test_keys_are_created_with_limits_and_changed_later(
@@ -207,3 +215,54 @@ async def test_privacy_and_terms_show_the_operators_text_safely(
     for path in ("/signup", "/login", "/pricing"):
         linked = await client.get(path)
         assert 'href="/privacy"' in linked.text and 'href="/terms"' in linked.text, path
+
+
+async def test_personal_chats_are_linked_listed_and_removed_from_the_dashboard(
+    telegram_server: FakeTelegramServer,
+    settings: Settings,
+    database: Database,
+    database_url: str,
+    session: AsyncSession,
+) -> None:
+    telegram_server.reset()
+    telegram_server.add_bot(PLATFORM_TOKEN, "hutch_assistant_bot")
+    configured = settings.model_copy(
+        update={
+            "telegram_api_base": telegram_server.base_url,
+            "telegram_bot_token": SecretStr(PLATFORM_TOKEN),
+        }
+    )
+    resources = build_test_resources(configured, database, database_url)
+    async with asgi_client(create_app(resources=resources)) as client:
+        owner = await create_account(session, settings, email="chats@example.com")
+        await log_in(client, "chats@example.com")
+        page = await client.get("/app/settings/chats")
+        assert page.status_code == 200 and "Create an agent" in page.text  # no personal agent yet
+        token = csrf_of(page)
+        refused = await client.post("/app/settings/chats/telegram", data={"csrf": token})
+        assert refused.status_code == 409 and 'id="telegram-error"' in refused.text
+        await client.post(
+            "/api/v1/agents", json={"name": "Jarvis", "audience": "personal"}, headers=owner.headers
+        )
+        bad = await client.post(
+            "/app/settings/chats/telegram", data={"csrf": token, "telegram_username": "x!"}
+        )
+        assert bad.status_code == 422 and 'id="telegram_username-error"' in bad.text
+        no_whatsapp = await client.post(
+            "/app/settings/chats/whatsapp", data={"csrf": token, "phone": "+15550001"}
+        )
+        assert no_whatsapp.status_code == 503 and 'id="phone-error"' in no_whatsapp.text
+        assert (await session.scalars(select(ChannelLink))).first() is None  # nothing stored by refusals
+
+        started = await client.post("/app/settings/chats/telegram", data={"csrf": token})
+        assert started.status_code == 200
+        assert re.search(r"https://t\.me/hutch_assistant_bot\?start=\w+", started.text)
+        assert "waiting for the code" in started.text and "Jarvis" in started.text
+        link = (await session.scalars(select(ChannelLink))).one()
+        api = (await client.get("/api/v1/users/me/channels", headers=owner.headers)).json()["items"]
+        assert [item["id"] for item in api] == [link.id]  # the same links the API lists
+
+        removed = await client.post(f"/app/settings/chats/{link.id}/remove", data={"csrf": token})
+        assert removed.status_code == 303
+        assert "No chats linked yet" in (await client.get("/app/settings/chats")).text
+        assert (await client.get("/api/v1/users/me/channels", headers=owner.headers)).json()["items"] == []
