@@ -211,7 +211,7 @@ class InboxRepository:
 _WATCHED = (
     func.unnest(bindparam("watched_ids", type_=ARRAY(TEXT)), bindparam("watched_seqs", type_=ARRAY(BIGINT)))
     .table_valued("id", "seq")
-    .alias("watched")
+    .render_derived(name="watched")
 )
 _UNSEEN_STATEMENT = (
     select(Message)
