@@ -17,11 +17,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from httpx import AsyncClient
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Mount
 
 from hutch.accounts.models import OrgRole
 from hutch.channels.models import Channel, ChannelLink, ChannelStatus, ChannelType, LinkStatus
+from hutch.conversations.models import EndUser
 from hutch.conversations.repository import MemoryRepository
 from hutch.core.ids import new_id
 from hutch.core.security import create_access_token
@@ -128,6 +130,17 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/api/v1/agents/{agent_id}/conversations/{conversation_id}/reset"): Access(Guard.CHAT),
     ("GET", "/api/v1/agents/{agent_id}/memories"): Access(Guard.READ),
     ("DELETE", "/api/v1/agents/{agent_id}/memories/{memory_id}"): Access(Guard.WRITE),
+    ("GET", "/api/v1/conversations"): Access(Guard.READ),
+    ("GET", "/api/v1/conversations/{conversation_id}"): Access(Guard.READ),
+    ("GET", "/api/v1/conversations/{conversation_id}/events"): Access(Guard.READ),
+    ("GET", "/api/v1/conversations/{conversation_id}/export"): Access(Guard.READ),
+    ("POST", "/api/v1/conversations/{conversation_id}/takeover"): Access(Guard.MEMBER),
+    ("POST", "/api/v1/conversations/{conversation_id}/reply"): Access(Guard.MEMBER, {"content": "hi"}),
+    ("POST", "/api/v1/conversations/{conversation_id}/release"): Access(Guard.MEMBER),
+    ("POST", "/api/v1/conversations/{conversation_id}/close"): Access(Guard.WRITE),
+    ("POST", "/api/v1/conversations/{conversation_id}/reopen"): Access(Guard.WRITE),
+    ("POST", "/api/v1/end-users/{end_user_id}/block"): Access(Guard.WRITE),
+    ("DELETE", "/api/v1/end-users/{end_user_id}/block"): Access(Guard.WRITE),
     ("GET", "/api/v1/agents/{agent_id}/memories/end-users"): Access(Guard.READ),
     ("DELETE", "/api/v1/agents/{agent_id}/memories"): Access(Guard.WRITE),
     ("POST", "/v1/chat/completions"): Access(
@@ -415,6 +428,7 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
         "channel_id": b_channel.id,
         "link_id": b_link.id,
         "task_id": b_task.json()["id"],
+        "end_user_id": await session.scalar(select(EndUser.id).where(EndUser.org_id == b.org.id)),
     }
     expired = create_access_token(settings.require_secret_key(), a.user.id, timedelta(seconds=-1))
     return World(
