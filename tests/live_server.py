@@ -22,6 +22,7 @@ from tests.log_scan import scan
 class Served:
     base_url: str
     log: Path
+    database_url: str = ""  # what the served Hutch runs on, for a test to set up what no page creates
 
 
 @contextmanager
@@ -58,7 +59,7 @@ def serve_hutch(postgres: PostgresServer, template: str, home: Path, **settings:
 
     try:
         wait_until(ready, timeout=60)
-        yield Served(base, log)
+        yield Served(base, log, url)
     finally:
         process.terminate()
         try:

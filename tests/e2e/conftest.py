@@ -30,6 +30,7 @@ class LiveHutch:
     base_url: str
     stripe: FakeStripe
     webhook_secret: str
+    database_url: str = ""
 
     def deliver(self, events: list[dict[str, Any]]) -> None:
         """Post Stripe's events to Hutch, signed as Stripe signs them."""
@@ -58,7 +59,7 @@ def live_hutch(
         "HUTCH_STRIPE_WEBHOOK_SECRET": secret,
     }
     with serve_hutch(postgres, migrated_template, tmp_path_factory.mktemp("e2e"), **stripe) as served:
-        yield LiveHutch(served.base_url, fake_stripe_server, secret)
+        yield LiveHutch(served.base_url, fake_stripe_server, secret, served.database_url)
 
 
 @pytest.fixture(scope="module")
