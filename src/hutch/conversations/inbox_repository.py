@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     and_,
     bindparam,
@@ -63,7 +64,7 @@ def _end_user_join() -> Any:
 def _matching(q: str, org_id: str) -> Any:
     """Conversations with a message matching ``q`` (web-search syntax), through the full-text index (whose
     expression names the configuration as a constant: a bound parameter would not match it)."""
-    config = literal_column(f"'{FTS_CONFIG}'::regconfig")
+    config: ColumnElement[Any] = literal_column(f"'{FTS_CONFIG}'::regconfig")
     matches = func.to_tsvector(config, Message.content).op("@@")(func.websearch_to_tsquery(config, q))
     return Conversation.id.in_(select(Message.conversation_id).where(Message.org_id == org_id, matches))
 
