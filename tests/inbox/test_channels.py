@@ -9,14 +9,22 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.accounts.models import OrgRole
 from hutch.channels.models import ChannelLink
 from hutch.conversations.inbox import HUMAN_ASKED, NEEDS_HUMAN_JOB
 from hutch.conversations.models import Message
-from hutch.notifications.models import OutboundEmail
+from hutch.notifications.customers import NOTIFY_CHATS_JOB
+from hutch.notifications.models import (
+    NotificationChoice,
+    NotificationPreference,
+    OutboundEmail,
+    SentNotification,
+)
+from hutch.settings import Settings
 from tests.channels.test_telegram import OnTelegram, on_telegram  # noqa: F401  (fixture)
 from tests.channels.test_whatsapp import USER, OnWhatsApp, on_whatsapp, twilio_server  # noqa: F401
 from tests.conftest import RecordingJobQueue
-from tests.factories import Account
+from tests.factories import Account, create_account
 from tests.fakes.telegram import Sender, text_update
 
 ADA = Sender()
@@ -86,6 +94,45 @@ async def test_asking_for_a_person_tells_the_owners(on_telegram: OnTelegram) -> 
     await jobs.run_pending()
     emails = await t.session.scalars(select(OutboundEmail).where(OutboundEmail.kind == "needs_human"))
     assert [e.to_address for e in emails] == [t.owner.user.email]
+
+
+async def test_the_notice_goes_the_ways_each_owner_chose_for_a_person_needed(
+    on_telegram: OnTelegram,  # noqa: F811
+    settings: Settings,
+) -> None:
+    t = on_telegram
+    s = t.session
+    # Email in general, but not for this kind of notice; and the other way round for a second owner.
+    quiet = t.owner.user.id
+    second = await create_account(
+        s, settings, email="second@owners.example", org=t.owner.org, role=OrgRole.OWNER
+    )
+    s.add_all(
+        [
+            NotificationPreference(user_id=quiet, email=True, chat=True),
+            NotificationChoice(user_id=quiet, kind="needs_human", email=False, telegram=True, whatsapp=True),
+            NotificationPreference(user_id=second.user.id, email=False, chat=False),
+            NotificationChoice(
+                user_id=second.user.id, kind="needs_human", email=True, telegram=False, whatsapp=False
+            ),
+        ]
+    )
+    await s.commit()
+    jobs = t.resources.jobs
+    assert isinstance(jobs, RecordingJobQueue) and jobs.worker_resources is not None
+    assert await t.post(text_update("/human")) == 200
+    while jobs.deferred and jobs.deferred[0][0] != NEEDS_HUMAN_JOB:
+        name, kwargs = jobs.deferred.pop(0)
+        await jobs.execute(name, kwargs, job_id=0, attempt=0, resources=jobs.worker_resources)
+    name, kwargs = jobs.deferred.pop(0)
+    assert await jobs.execute(name, kwargs, job_id=0, attempt=0, resources=jobs.worker_resources) == 1
+    chats = [kwargs for name, kwargs in jobs.deferred if name == NOTIFY_CHATS_JOB]
+    assert [c["kind"] for c in chats] == ["needs_human"]  # the chats follow the same kind's choices
+    await jobs.run_pending()
+    emails = await s.scalars(select(OutboundEmail).where(OutboundEmail.kind == "needs_human"))
+    assert [e.to_address for e in emails] == ["second@owners.example"]
+    sent = await s.scalars(select(SentNotification).where(SentNotification.kind == "needs_human"))
+    assert [(n.user_id, n.channel) for n in sent] == [(second.user.id, "email")]
 
 
 async def test_whatsapp_replies_inside_the_window_and_as_the_template_outside(

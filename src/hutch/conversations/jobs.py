@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hutch.agents.models import Agent
 from hutch.agents.service import org_credentials
+from hutch.billing.jobs import email_owners
 from hutch.conversations.inbox import NEEDS_HUMAN_JOB
 from hutch.conversations.models import Conversation, Memory, MemoryKind
 from hutch.conversations.repository import MemoryRepository, MessageRepository
@@ -11,10 +12,7 @@ from hutch.conversations.service import COMPACT_JOB
 from hutch.core.ids import new_id
 from hutch.db.jobs import JobContext, job
 from hutch.engine.compaction import summarize
-from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
-from hutch.notifications.service import queue_email
-
-NEEDS_HUMAN_KIND = "needs_human"
+from hutch.notifications.models import NoticeKind
 
 
 @job(COMPACT_JOB, lock_per="conversation_id")
@@ -60,8 +58,8 @@ async def compact_conversation(ctx: JobContext, conversation_id: str) -> int:
 
 @job(NEEDS_HUMAN_JOB, queue="email")
 async def needs_human_notice(ctx: JobContext, conversation_id: str, reason: str) -> int:
-    """Tell the org's owners that an end user waits for a person: by email and in their linked chats, as
-    each chose. How many were emailed."""
+    """Tell the org's owners that an end user waits for a person: by email and in their linked chats, the
+    ways each chose for this kind of notice (``needs_human``). How many were emailed."""
     session = ctx.uow.session
     conversation = await session.get(Conversation, conversation_id)
     if conversation is None:
@@ -70,18 +68,11 @@ async def needs_human_notice(ctx: JobContext, conversation_id: str, reason: str)
     name = agent.name if agent is not None else "your agent"
     link = f"{ctx.settings.base_url}/app/inbox/{conversation.id}"
     text = f"Someone talking to {name} on {conversation.channel} wants a person ({reason}). Open: {link}"
-    emailed = 0
-    for owner in await owners(ctx.uow, conversation.org_id):
-        if owner.wants_email:
-            queue_email(
-                ctx.uow,
-                ctx.resources.secret_box,
-                to=owner.email,
-                subject=f"{name}: someone wants to talk to a person",
-                body=f"Hello,\n\n{text}\n\nTake the conversation over in the inbox to answer them.\n",
-                kind=NEEDS_HUMAN_KIND,
-            )
-            record(ctx.uow, conversation.org_id, owner.user_id, NEEDS_HUMAN_KIND, "email", text)
-            emailed += 1
-    ctx.uow.defer(NOTIFY_CHATS_JOB, org_id=conversation.org_id, text=text, kind=NEEDS_HUMAN_KIND)
-    return emailed
+
+    def compose(org_name: str) -> tuple[str, str]:
+        return (
+            f"{name}: someone wants to talk to a person",
+            f"Hello,\n\n{text}\n\nTake the conversation over in the inbox to answer them.\n",
+        )
+
+    return await email_owners(ctx, conversation.org_id, NoticeKind.NEEDS_HUMAN.value, compose, chat=text)
