@@ -52,6 +52,7 @@ from hutch.knowledge import router as knowledge_router
 from hutch.knowledge.jobs import REEMBED_JOB
 from hutch.notifications import router as notifications_router
 from hutch.resources import Resources, build_resources, build_worker_resources
+from hutch.runtimes import admin_router as runtimes_admin_router
 from hutch.runtimes import router as runtimes_router
 from hutch.settings import Settings, ensure_generated_secrets, load_settings
 from hutch.tasks import router as tasks_router
@@ -207,6 +208,7 @@ def create_app(
         webchat_router.router,
         voice_router.router,
         runtimes_router.router,
+        runtimes_admin_router.router,
         tasks_router.router,
         admin_router.router,
         admin_router.usage_router,

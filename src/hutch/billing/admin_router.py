@@ -1,11 +1,20 @@
-"""Platform-admin billing: grant credits or time, and put an org on a plan by hand."""
+"""Platform-admin billing: grant credits or time, put an org on a plan by hand, read an org's ledger."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
 
 from hutch.billing.dependencies import BillingServiceDep
-from hutch.billing.schemas import GrantOut, GrantRequest, LedgerEntryOut, OrgPlanOut, PlanAssignment
+from hutch.billing.schemas import (
+    GrantOut,
+    GrantRequest,
+    LedgerEntryOut,
+    LedgerList,
+    OrgPlanOut,
+    PlanAssignment,
+)
 from hutch.core.errors import BadRequest, Forbidden, NotFound, Unauthorized, error_responses
 from hutch.core.request_context import client_ip
 from hutch.http.authz import PlatformAdmin
@@ -39,3 +48,21 @@ async def assign_plan(
     """Put an org on a plan without Stripe (an invoice paid by hand, a partner, a test account)."""
     org = await billing.assign_plan(org_id, body.plan, admin, client_ip(request))
     return OrgPlanOut(org_id=org.id, plan=org.plan)
+
+
+@router.get(
+    "/admin/orgs/{org_id}/ledger",
+    response_model=LedgerList,
+    responses=error_responses(Unauthorized, Forbidden, NotFound),
+)
+async def org_ledger(
+    org_id: str,
+    _: PlatformAdmin,
+    billing: BillingServiceDep,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> LedgerList:
+    """An org's purchases, bonuses, grants and spends, newest first (what `GET /billing/ledger` shows its
+    members)."""
+    entries, total = await billing.org_ledger(org_id, skip, limit)
+    return LedgerList(items=[LedgerEntryOut.model_validate(e) for e in entries], total=total)

@@ -172,6 +172,12 @@ class BillingService:
         )
         return entries
 
+    async def org_ledger(self, org_id: str, skip: int, limit: int) -> tuple[list[LedgerEntry], int]:
+        """An org's ledger entries, newest first, as a platform admin sees them (404 for an unknown org)."""
+        if await self.session.get(Org, org_id) is None:
+            raise NotFound("Organisation")
+        return await self.ledger.entries(org_id, skip, limit)
+
     async def assign_plan(self, org_id: str, plan_id: str, actor: Principal | None, ip: str | None) -> Org:
         """Put an org on a plan by hand (no Stripe involved), as a platform admin."""
         plan = self.plans.plan(plan_id)

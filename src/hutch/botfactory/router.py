@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
-from pydantic import BaseModel, Field, field_validator
+from fastapi import APIRouter, Depends, Request, Response, status
+from pydantic import BaseModel, Field
 
-from hutch.botfactory.gateway import is_session
 from hutch.botfactory.models import AccountStatus, BotRequest, CreatorAccount, RequestStatus
+from hutch.botfactory.schemas import CreatorAccountCreate, CreatorAccountUpdate
 from hutch.botfactory.service import BotRequests, CreatorAccounts, NewAccount
 from hutch.core.errors import (
     Conflict,
@@ -19,6 +19,7 @@ from hutch.core.errors import (
     Unauthorized,
     error_responses,
 )
+from hutch.core.request_context import client_ip
 from hutch.http.authz import PlatformAdmin, Writer
 from hutch.http.dependencies import ResourcesDep, UoWDep
 
@@ -26,44 +27,6 @@ admin_router = APIRouter(prefix="/api/v1/admin/creator-accounts", tags=["bot fac
 router = APIRouter(prefix="/api/v1/agents/{agent_id}/channels/telegram/auto", tags=["bot factory"])
 ADMIN_ONLY = error_responses(Unauthorized, Forbidden)
 ACCOUNT_ERRORS = error_responses(Unauthorized, Forbidden, NotFound)
-PHONE = r"^\+[1-9]\d{6,14}$"
-
-
-class CreatorAccountCreate(BaseModel):
-    phone: str = Field(pattern=PHONE, description="E.164, e.g. +14155550100.")
-    api_id: int = Field(ge=1, le=2**31 - 1, description="From my.telegram.org, with the api_hash.")
-    api_hash: str = Field(min_length=16, max_length=64, pattern=r"^[0-9a-fA-F]+$")
-    session: str = Field(
-        min_length=20, max_length=2000, description="A Telethon StringSession of the logged-in account."
-    )
-
-    @field_validator("session")
-    @classmethod
-    def _a_session(cls, value: str) -> str:
-        if not is_session(value):
-            raise ValueError(
-                "not a Telethon StringSession (log the account in with hutch botfactory add-account)"
-            )
-        return value
-
-    priority: int = Field(default=0, ge=-100, le=100)
-    daily_cap: int = Field(default=5, ge=1, le=50)
-
-
-class CreatorAccountUpdate(BaseModel):
-    priority: int | None = Field(default=None, ge=-100, le=100)
-    daily_cap: int | None = Field(default=None, ge=1, le=50)
-    status: AccountStatus | None = Field(
-        default=None, description="Set active to use a locked account again, or locked to set one aside."
-    )
-    session: str | None = Field(default=None, min_length=20, max_length=2000)
-
-    @field_validator("session")
-    @classmethod
-    def _a_session(cls, value: str | None) -> str | None:
-        if value is not None and not is_session(value):
-            raise ValueError("not a Telethon StringSession")
-        return value
 
 
 class CreatorAccountOut(BaseModel):
@@ -121,10 +84,12 @@ Pool = Annotated[CreatorAccounts, Depends(creator_accounts)]
     response_model=CreatorAccountOut,
     responses=error_responses(Unauthorized, Forbidden, Conflict),
 )
-async def add_account(body: CreatorAccountCreate, pool: Pool) -> CreatorAccountOut:
+async def add_account(
+    body: CreatorAccountCreate, request: Request, admin: PlatformAdmin, pool: Pool
+) -> CreatorAccountOut:
     """Add a logged-in Telegram account to the pool (`hutch botfactory add-account` logs one in and adds
-    it). The api_hash and session are stored encrypted and never shown again."""
-    account = await pool.add(NewAccount(**body.model_dump()))
+    it). The api_hash and session are stored encrypted and never shown again. Audited."""
+    account = await pool.add(NewAccount(**body.model_dump()), admin, client_ip(request))
     return _account_out(account, {})
 
 
@@ -149,9 +114,14 @@ async def get_account(account_id: str, pool: Pool) -> CreatorAccountOut:
     response_model=CreatorAccountOut,
     responses=ACCOUNT_ERRORS,
 )
-async def update_account(account_id: str, body: CreatorAccountUpdate, pool: Pool) -> CreatorAccountOut:
-    """Change priority or daily cap, set an account active again (or aside), or give it a new session."""
-    account = await pool.update(account_id, **body.model_dump(exclude_unset=True))
+async def update_account(
+    account_id: str, body: CreatorAccountUpdate, request: Request, admin: PlatformAdmin, pool: Pool
+) -> CreatorAccountOut:
+    """Change priority or daily cap, set an account active again (or aside), or give it a new session.
+    Audited."""
+    account = await pool.update(
+        account_id, **body.model_dump(exclude_unset=True), actor=admin, ip=client_ip(request)
+    )
     return _account_out(account, await pool.made_today())
 
 
@@ -172,9 +142,9 @@ async def check_account(account_id: str, pool: Pool, resources: ResourcesDep) ->
     status_code=status.HTTP_204_NO_CONTENT,
     responses=ACCOUNT_ERRORS,
 )
-async def delete_account(account_id: str, pool: Pool) -> Response:
-    """Remove an account from the pool (its bots keep working: they belong to their agents now)."""
-    await pool.delete(account_id)
+async def delete_account(account_id: str, request: Request, admin: PlatformAdmin, pool: Pool) -> Response:
+    """Remove an account from the pool (its bots keep working: they belong to their agents now). Audited."""
+    await pool.delete(account_id, admin, client_ip(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

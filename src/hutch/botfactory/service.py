@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.agents.models import Agent
 from hutch.agents.repository import AgentRepository
+from hutch.audit.service import record_audit
 from hutch.botfactory.gateway import AccountCredentials, CreatorClients
 from hutch.botfactory.models import (
     AccountStatus,
@@ -62,7 +63,9 @@ class CreatorAccounts:
         self.accounts = CreatorAccountRepository(session)
         self.secret_box = secret_box
 
-    async def add(self, new: NewAccount) -> CreatorAccount:
+    async def add(
+        self, new: NewAccount, actor: Principal | None = None, ip: str | None = None
+    ) -> CreatorAccount:
         if await self.accounts.has_phone(new.phone):
             raise Conflict(f"The account {new.phone} is already in the pool.")
         account = CreatorAccount(
@@ -78,6 +81,7 @@ class CreatorAccounts:
         )
         self.accounts.add(account)
         await self.session.flush()
+        await self._audit("creator_account_added", account, actor, ip)
         return account
 
     async def list(self) -> list[CreatorAccount]:
@@ -97,23 +101,50 @@ class CreatorAccounts:
         daily_cap: int | None = None,
         status: AccountStatus | None = None,
         session: str | None = None,
+        actor: Principal | None = None,
+        ip: str | None = None,
     ) -> CreatorAccount:
         account = await self.get(account_id, for_update=True)
+        changed: dict[str, object] = {}
         if priority is not None:
-            account.priority = priority
+            account.priority = changed["priority"] = priority
         if daily_cap is not None:
-            account.daily_cap = daily_cap
+            account.daily_cap = changed["daily_cap"] = daily_cap
         if session is not None:
             account.session_encrypted = self.secret_box.encrypt(session)
+            changed["session"] = "replaced"
         if status is not None and status is not account.status:
             account.status = status
+            changed["status"] = status.value
             if status is AccountStatus.ACTIVE:  # an admin vouches for it again
                 account.last_error, account.resting_until = None, None
         await self.session.flush()
+        if changed:
+            await self._audit("creator_account_changed", account, actor, ip, changed)
         return account
 
-    async def delete(self, account_id: str) -> None:
-        await self.accounts.delete(await self.get(account_id))
+    async def delete(self, account_id: str, actor: Principal | None = None, ip: str | None = None) -> None:
+        account = await self.get(account_id)
+        await self._audit("creator_account_removed", account, actor, ip)
+        await self.accounts.delete(account)
+
+    async def _audit(
+        self,
+        action: str,
+        account: CreatorAccount,
+        actor: Principal | None,
+        ip: str | None,
+        details: dict[str, object] | None = None,
+    ) -> None:
+        await record_audit(
+            self.session,
+            action=action,
+            actor_user_id=actor.user_id if actor else None,
+            actor_api_key_id=actor.api_key_id if actor else None,
+            target=account.id,
+            ip=ip,
+            details={"phone": account.phone, **(details or {})},
+        )
 
     async def made_today(self) -> dict[str, int]:
         """Bots each account made since midnight UTC."""

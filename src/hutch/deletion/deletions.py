@@ -16,6 +16,7 @@ that hold no secret; the job's retries, or an admin, run it again from there.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import WorkerResources
 from hutch.deletion.exports import Exports
 from hutch.deletion.models import Deletion, DeletionStatus, Subject
-from hutch.deletion.repository import DataRequestRepository, DeletionReads
+from hutch.deletion.repository import DataRequestRepository, DeletionReads, OrgAtStake
 from hutch.runtimes.service import driver_for, runtime_home
 
 log = structlog.get_logger(__name__)
@@ -41,6 +42,15 @@ DELETE_JOB = "deletion.run"
 
 class StepFailed(Exception):
     """A step of a deletion failed; the message is safe to show and to store."""
+
+
+@dataclass(frozen=True)
+class DeletionPreview:
+    """What a deletion would remove, as it stands now: shown before anyone confirms it."""
+
+    orgs: list[OrgAtStake]
+    users: list[str]  # the emails of the accounts that go
+    kept: list[str]  # members of the organisations who stay (in another organisation, or admins)
 
 
 class Deletions:
@@ -106,6 +116,33 @@ class Deletions:
             details={"deletion_id": deletion.id},
         )
         return deletion
+
+    async def preview_org(self, org_id: str) -> DeletionPreview:
+        """What deleting the organisation removes: its data, and the members left in no organisation."""
+        if await self.session.get(Org, org_id) is None:
+            raise NotFound("Organisation")
+        users = await self.reads.members_only_here(org_id)
+        return DeletionPreview(
+            orgs=await self.reads.orgs_at_stake([org_id]),
+            users=await self.reads.emails_of(users),
+            kept=await self.reads.emails_staying(org_id, users),
+        )
+
+    async def preview_user(self, user_id: str) -> DeletionPreview:
+        """What deleting the account removes: it, and each organisation it is the last owner of (with the
+        members left in no organisation)."""
+        if await self.session.get(User, user_id) is None:
+            raise NotFound("User")
+        orgs = await self.reads.orgs_owned_alone(user_id)
+        users = [user_id]
+        kept: list[str] = []
+        for org_id in orgs:
+            leaving = await self.reads.members_only_here(org_id)
+            users += [u for u in leaving if u not in users]
+            kept += [e for e in await self.reads.emails_staying(org_id, [*users, *leaving]) if e not in kept]
+        return DeletionPreview(
+            orgs=await self.reads.orgs_at_stake(orgs), users=await self.reads.emails_of(users), kept=kept
+        )
 
     async def _ask(
         self, subject: Subject, subject_id: str, label: str, requester: str | None, *, export: bool = True

@@ -112,6 +112,10 @@ class Exports:
             raise NotFound("Export")
         return export
 
+    async def recent(self, user_id: str, limit: int = 20) -> list[DataExport]:
+        """The user's exports, newest first: theirs, and those kept for them by deletions they asked for."""
+        return await self.rows.exports_of_user(user_id, limit)
+
     async def file_of(self, user_id: str, export_id: str, now: datetime | None = None) -> Path:
         """The ZIP of one of the user's exports: 404 for another's, 409 while pending, 410 once expired."""
         export = await self.mine(user_id, export_id)

@@ -4,6 +4,7 @@ reaches outside (bots, runtimes, the Stripe customer) and removes."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, literal, select
@@ -33,6 +34,16 @@ class DataRequestRepository:
 
     async def export(self, export_id: str, *, lock: bool = False) -> DataExport | None:
         return await self.session.get(DataExport, export_id, with_for_update=lock or None)
+
+    async def exports_of_user(self, user_id: str, limit: int) -> list[DataExport]:
+        """The exports the user may download, newest first."""
+        stmt = (
+            select(DataExport)
+            .where(DataExport.user_id == user_id)
+            .order_by(DataExport.created_at.desc(), DataExport.id.desc())
+            .limit(limit)
+        )
+        return list((await self.session.scalars(stmt)).all())
 
     async def expired_exports(self, now: datetime) -> Sequence[DataExport]:
         stmt = select(DataExport).where(DataExport.expires_at <= now).with_for_update(skip_locked=True)
@@ -135,6 +146,20 @@ class ExportReads:
         return (await self.session.scalars(select(Balance).where(Balance.org_id == org_id))).all()
 
 
+@dataclass(frozen=True)
+class OrgAtStake:
+    """An organisation a deletion would remove, and how much goes with it."""
+
+    id: str
+    name: str
+    agents: int
+    conversations: int
+    documents: int
+    telegram_bots: int
+    runtimes: int
+    stripe_customer: bool
+
+
 class DeletionReads:
     """What a deletion reaches outside Hutch and what it removes."""
 
@@ -202,3 +227,58 @@ class DeletionReads:
             return 0
         result = await self.session.execute(delete(User).where(User.id.in_(user_ids)))
         return int(result.rowcount)  # type: ignore[attr-defined]  # DML results carry rowcount
+
+    async def orgs_at_stake(self, org_ids: list[str]) -> list[OrgAtStake]:
+        """Each organisation with the counts of what belongs to it, in one round trip."""
+        if not org_ids:
+            return []
+
+        def count(model: type, *where: object) -> object:
+            return (
+                select(func.count())
+                .select_from(model)
+                .where(model.org_id == Org.id, *where)  # type: ignore[attr-defined]  # every model has org_id
+                .correlate(Org)
+                .scalar_subquery()
+            )
+
+        customer = (
+            select(func.count())
+            .where(BillingAccount.org_id == Org.id, BillingAccount.stripe_customer_id.is_not(None))
+            .correlate(Org)
+            .scalar_subquery()
+        )
+        stmt = (
+            select(
+                Org.id,
+                Org.name,
+                count(Agent),
+                count(Conversation),
+                count(Document),
+                count(Channel, Channel.type == ChannelType.TELEGRAM, Channel.token_encrypted.is_not(None)),
+                count(Runtime),
+                customer,
+            )
+            .where(Org.id.in_(org_ids))
+            .order_by(Org.name, Org.id)
+        )
+        return [
+            OrgAtStake(i, n, int(a), int(c), int(d), int(t), int(r), bool(s))
+            for i, n, a, c, d, t, r, s in (await self.session.execute(stmt)).all()
+        ]
+
+    async def emails_of(self, user_ids: list[str]) -> list[str]:
+        if not user_ids:
+            return []
+        stmt = select(User.email).where(User.id.in_(user_ids)).order_by(User.email)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def emails_staying(self, org_id: str, leaving: list[str]) -> list[str]:
+        """Members of the org who are kept (in another org, or platform admins)."""
+        stmt = (
+            select(User.email)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.org_id == org_id, User.id.not_in(leaving))
+            .order_by(User.email)
+        )
+        return list((await self.session.scalars(stmt)).all())

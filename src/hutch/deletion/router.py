@@ -13,7 +13,7 @@ from hutch.core.request_context import client_ip
 from hutch.deletion.dependencies import DeletionsDep, ExportsDep
 from hutch.deletion.exports import ExportGone
 from hutch.deletion.flow import delete_agent as delete_agent_and_its_parts
-from hutch.deletion.schemas import DeletionOut, DeletionPage, ExportOut
+from hutch.deletion.schemas import DeletionOut, DeletionPage, ExportList, ExportOut
 from hutch.http.authz import PlatformAdmin, SignedInUser, Writer
 from hutch.http.dependencies import ResourcesDep, UoWDep
 
@@ -106,6 +106,12 @@ async def export_my_data(user: SignedInUser, exports: ExportsDep) -> ExportOut:
     """Export your account and the organisations you own or administer: a ZIP of JSON files (account,
     agents, documents, conversations, ledger), built in a job. Poll `GET /users/me/exports/{id}`."""
     return ExportOut.of(await exports.request(user))
+
+
+@router.get("/users/me/exports", response_model=ExportList, responses=MINE, tags=["accounts"])
+async def my_exports(user: SignedInUser, exports: ExportsDep) -> ExportList:
+    """Your exports, newest first (and those kept for you by deletions you asked for)."""
+    return ExportList(items=[ExportOut.of(e) for e in await exports.recent(user.id)])
 
 
 @router.get("/users/me/exports/{export_id}", response_model=ExportOut, responses=MINE, tags=["accounts"])

@@ -16,6 +16,7 @@ class ExportOut(BaseModel):
     download_url: str | None = None  # while ready and not expired
     expires_at: datetime | None = None
     size_bytes: int | None = None
+    created_at: datetime | None = None
 
     @classmethod
     def of(cls, export: DataExport) -> ExportOut:
@@ -26,7 +27,12 @@ class ExportOut(BaseModel):
             download_url=f"/api/v1/users/me/exports/{export.id}/download" if ready else None,
             expires_at=export.expires_at,
             size_bytes=export.size_bytes,
+            created_at=export.created_at,
         )
+
+
+class ExportList(BaseModel):
+    items: list[ExportOut]
 
 
 class DeletionOut(BaseModel):

@@ -1,4 +1,4 @@
-"""The runtimes domain's service for routes and pages (jobs use ``RuntimeService.of``)."""
+"""The runtimes domain's services for routes and pages (jobs use ``RuntimeService.of``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.runtimes.hosts import RuntimeHosts
 from hutch.runtimes.service import RuntimeService
 
 
@@ -16,3 +17,10 @@ async def runtime_service(uow: UoWDep, resources: ResourcesDep) -> RuntimeServic
 
 
 RuntimeServiceDep = Annotated[RuntimeService, Depends(runtime_service)]
+
+
+async def runtime_hosts(uow: UoWDep, resources: ResourcesDep) -> RuntimeHosts:
+    return RuntimeHosts.of(uow, resources)
+
+
+RuntimeHostsDep = Annotated[RuntimeHosts, Depends(runtime_hosts)]

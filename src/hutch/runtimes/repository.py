@@ -81,3 +81,10 @@ class RuntimeHostRepository:
 
     async def named(self, name: str) -> RuntimeHost | None:
         return await self.session.scalar(select(RuntimeHost).where(RuntimeHost.name == name))
+
+    async def get(self, host_id: str, *, lock: bool = False) -> RuntimeHost | None:
+        return await self.session.get(RuntimeHost, host_id, with_for_update=lock or None)
+
+    async def runtimes_on(self, host_id: str) -> int:
+        stmt = select(func.count()).select_from(Runtime).where(Runtime.host_id == host_id)
+        return int(await self.session.scalar(stmt) or 0)

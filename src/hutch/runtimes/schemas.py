@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class RuntimeOut(BaseModel):
@@ -15,3 +15,15 @@ class RuntimeOut(BaseModel):
 
 class RuntimeLogs(BaseModel):
     text: str  # the newest lines, oldest first
+
+
+class RuntimeHostCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    driver: str = Field(pattern="^(docker|ec2)$", description='"docker" or "ec2".')
+    address: str = Field(
+        min_length=1,
+        max_length=255,
+        description="Docker: unix:///var/run/docker.sock, tcp://host:2375 or ssh://user@host; EC2: region.",
+    )
+    max_runtimes: int = Field(ge=1, le=10_000, description="How many dedicated runtimes it may run.")
+    hourly_cost_cents: int = Field(default=0, ge=0, le=1_000_000, description="Its cost, for the margins.")
