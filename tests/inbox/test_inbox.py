@@ -114,15 +114,29 @@ async def test_search_finds_words_in_messages_through_the_full_text_index(
     assert (await inbox(client, owner, q='"want a refund"'))["total"] == 1
     assert (await inbox(client, owner, q="nothing-like-this"))["total"] == 0
 
-    # The search is an index lookup, not a scan of every message.
+    # The search is an index lookup on the stored words, not a scan of every message, and a phrase is
+    # checked against those words, never against the text parsed again.
     await session.execute(text("SET LOCAL enable_seqscan = off"))
-    plan = await session.execute(
-        text(
-            "EXPLAIN SELECT conversation_id FROM messages WHERE "
-            "to_tsvector('simple'::regconfig, content) @@ websearch_to_tsquery('simple'::regconfig, 'parcel')"
+    for q in ("parcel", '"want a refund"'):
+        plan = await session.execute(
+            text(
+                "EXPLAIN SELECT conversation_id FROM messages WHERE "
+                "search @@ websearch_to_tsquery('simple'::regconfig, :q)"
+            ),
+            {"q": q},
         )
-    )
-    assert "ix_messages_content_fts" in "\n".join(row[0] for row in plan.all())
+        shown = "\n".join(row[0] for row in plan.all())
+        assert "ix_messages_search" in shown and "to_tsvector" not in shown, shown
+
+
+async def test_the_search_words_are_kept_by_the_database_on_every_insert(
+    client: AsyncClient, owner: Account, session: AsyncSession
+) -> None:
+    agent = await new_agent(client, owner)
+    await say(client, owner, agent, "Zebra crossing ahead")  # the chat path's insert
+    assert (await inbox(client, owner, q='"zebra crossing"'))["total"] == 1
+    words = await session.scalar(select(Message.search).where(Message.content == "Zebra crossing ahead"))
+    assert words == "'ahead':3 'crossing':2 'zebra':1"
 
 
 @pytest.mark.parametrize(

@@ -25,12 +25,10 @@ from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.conversations.end_users import EndUserProfile
-from hutch.conversations.models import Conversation, ConversationStatus, EndUser, Message
+from hutch.conversations.models import SEARCH_CONFIG, Conversation, ConversationStatus, EndUser, Message
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.db.carried import Carried
-
-FTS_CONFIG = "simple"  # the configuration of ix_messages_content_fts: a query must use the same
 
 
 @dataclass(frozen=True)
@@ -62,10 +60,10 @@ def _end_user_join() -> Any:
 
 
 def _matching(q: str, org_id: str) -> Any:
-    """Conversations with a message matching ``q`` (web-search syntax), through the full-text index (whose
-    expression names the configuration as a constant: a bound parameter would not match it)."""
-    config: ColumnElement[Any] = literal_column(f"'{FTS_CONFIG}'::regconfig")
-    matches = func.to_tsvector(config, Message.content).op("@@")(func.websearch_to_tsquery(config, q))
+    """Conversations with a message matching ``q`` (web-search syntax), through the GIN index on the stored
+    words (``Message.search``): a phrase is checked against their positions, not the text parsed again."""
+    config: ColumnElement[Any] = literal_column(f"'{SEARCH_CONFIG}'::regconfig")
+    matches = Message.search.op("@@")(func.websearch_to_tsquery(config, q))
     return Conversation.id.in_(select(Message.conversation_id).where(Message.org_id == org_id, matches))
 
 

@@ -63,6 +63,8 @@ _FACTS = (
 
 CONVERSATIONS: Table = Conversation.__table__  # type: ignore[assignment]
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+# The columns an insert writes: PostgreSQL computes the generated ones (the search words) itself.
+_WRITTEN = [c for c in MESSAGES.columns if c.computed is None]
 
 
 def _count_message(*where: ColumnElement[bool]) -> Update:
@@ -84,7 +86,7 @@ def _count_message(*where: ColumnElement[bool]) -> Update:
 def _insert_counted(counted: CTE, from_conversation: dict[str, str]) -> Insert:
     """Inserts the message with the count as its ``seq``; ``from_conversation`` maps message columns to the
     counted row's columns, the rest come from ``value_*`` parameters."""
-    given = [c for c in MESSAGES.columns if c.key != "seq" and c.key not in from_conversation]
+    given = [c for c in _WRITTEN if c.key != "seq" and c.key not in from_conversation]
     return insert(MESSAGES).from_select(
         [*(c.key for c in given), *from_conversation, "seq"],
         select(
@@ -138,9 +140,7 @@ def _append_to_open(carried: Carried) -> Executable:
 def _values(message: Message, title_if_none: str, exclude: Container[str] = ()) -> dict[str, Any]:
     """The ``value_*`` parameters of the append statements for ``message``."""
     values = {
-        f"value_{c.key}": getattr(message, c.key)
-        for c in MESSAGES.columns
-        if c.key != "seq" and c.key not in exclude
+        f"value_{c.key}": getattr(message, c.key) for c in _WRITTEN if c.key != "seq" and c.key not in exclude
     }
     values["value_title_if_none"] = title_if_none
     return values
