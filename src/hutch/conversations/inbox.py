@@ -137,6 +137,10 @@ class InboxService:
             **inbox_item(row).model_dump(), messages=[inbox_message(m) for m in messages]
         )
 
+    async def member_names(self, principal: Principal) -> dict[str, str]:
+        """The org's members by id: who holds a conversation, who wrote a reply."""
+        return await self.inbox.member_names(principal.org_id)
+
     async def export_json(self, principal: Principal, conversation_id: str) -> str:
         return (await self.get(principal, conversation_id)).model_dump_json(indent=2)
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.accounts.models import Membership, User
 from hutch.conversations.end_users import EndUserProfile
 from hutch.conversations.models import SEARCH_CONFIG, Conversation, ConversationStatus, EndUser, Message
 from hutch.core.ids import new_id
@@ -196,6 +197,15 @@ class InboxRepository:
             .execution_options(populate_existing=True)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def member_names(self, org_id: str) -> dict[str, str]:
+        """The org's members by id, as a conversation's page names who holds it and who wrote a reply."""
+        stmt = (
+            select(User.id, User.name, User.email)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.org_id == org_id)
+        )
+        return {uid: name or email for uid, name, email in (await self.session.execute(stmt)).all()}
 
     async def unseen(self, watched: Sequence[tuple[str, int]]) -> list[Message]:
         """Messages after each (conversation id, seq) pair, in order per conversation."""
