@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import User
 from hutch.audit.models import AuditEntry
+from hutch.core.errors import BadRequest
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,15 @@ class AuditFilter:
     actor: str | None = None  # the acting user's id, or their email
     since: datetime | None = None  # included
     until: datetime | None = None  # excluded
+
+
+def day_range(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
+    """Whole UTC days, both included."""
+    if start is not None and end is not None and end < start:
+        raise BadRequest("to must be on or after from.")
+    since = datetime.combine(start, time.min, UTC) if start else None
+    until = datetime.combine(end + timedelta(days=1), time.min, UTC) if end else None
+    return since, until
 
 
 class AuditRepository:

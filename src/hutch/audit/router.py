@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from hutch.audit.repository import AuditFilter, AuditRepository
+from hutch.audit.repository import AuditFilter, AuditRepository, day_range
 from hutch.audit.schemas import AuditEntryOut, AuditPage
 from hutch.core.errors import BadRequest, Forbidden, Unauthorized, error_responses
 from hutch.http.authz import PlatformAdmin
 from hutch.http.dependencies import UoWDep
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
-
-
-def day_range(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
-    """Whole UTC days, both included."""
-    if start is not None and end is not None and end < start:
-        raise BadRequest("to must be on or after from.")
-    since = datetime.combine(start, time.min, UTC) if start else None
-    until = datetime.combine(end + timedelta(days=1), time.min, UTC) if end else None
-    return since, until
 
 
 @router.get(

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, literal, select
+from sqlalchemy import ColumnElement, ScalarSelect, delete, func, literal, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -233,11 +234,11 @@ class DeletionReads:
         if not org_ids:
             return []
 
-        def count(model: type, *where: object) -> object:
+        def count(model: Any, *where: ColumnElement[bool]) -> ScalarSelect[int]:
             return (
                 select(func.count())
                 .select_from(model)
-                .where(model.org_id == Org.id, *where)  # type: ignore[attr-defined]  # every model has org_id
+                .where(model.org_id == Org.id, *where)
                 .correlate(Org)
                 .scalar_subquery()
             )

@@ -1,24 +1,34 @@
-"""Pages behind the links Hutch emails: verify an address, reset a password, accept an invitation.
+"""Pages behind the links Hutch emails (verify an address, reset a password, accept an invitation), and
+your account page: download your data, delete your account.
 
-They work without JavaScript and without a session: the single-use token in the link is the credential.
+The emailed links work without JavaScript and without a session: the single-use token in the link is the
+credential. The account page is signed in, through the same services as ``/api/v1/users/me``; it stays open
+to members of a suspended organisation, whose data is still theirs to download or delete.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from hutch.accounts.email_links import EmailLinks
+from hutch.accounts.models import User
 from hutch.accounts.orgs import OrgService
+from hutch.accounts.repository import UserRepository
 from hutch.accounts.schemas import NewPasswordForm, SignupRequest
 from hutch.accounts.service import AuthService
-from hutch.core.errors import HutchError
+from hutch.core.errors import HutchError, NotFound
 from hutch.core.request_context import client_ip
+from hutch.deletion.dependencies import DeletionsDep, ExportsDep
+from hutch.deletion.schemas import ExportOut
 from hutch.http.dependencies import ResourcesDep, UoWDep
-from hutch.web.deps import attempt
+from hutch.web.deps import Viewer, ViewerDep, attempt, page
+from hutch.web.sessions import COOKIE, WebSessions, clear_session_cookie
 from hutch.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -139,3 +149,103 @@ async def invitation_submit(
         f"You joined {page['org_name']} as {page['role']}.",
         next_steps=f"Sign in with {page['email']} to start.",
     )
+
+
+# --- your account: your data, downloaded or deleted ---------------------------------------------------
+
+ACCOUNT = "/app/account"
+
+
+async def _me(uow: UoWDep, found: Viewer) -> User:
+    user = await UserRepository(uow.session).get(found.user_id)
+    if user is None:  # the session outlived its account
+        raise NotFound("User")
+    return user
+
+
+@router.get(ACCOUNT, response_class=HTMLResponse)
+async def account_page(
+    request: Request, found: ViewerDep, uow: UoWDep, exports: ExportsDep, done: str = ""
+) -> HTMLResponse:
+    user = await _me(uow, found)
+    return page(
+        request,
+        "app/account.html",
+        found,
+        section="account",
+        user=user,
+        exports=[ExportOut.of(e) for e in await exports.recent(user.id)],
+        now=datetime.now(UTC),
+        flash=done[:200] or None,
+    )
+
+
+@router.post(f"{ACCOUNT}/export")
+async def request_export(found: ViewerDep, uow: UoWDep, exports: ExportsDep) -> Response:
+    """The same request as ``POST /api/v1/users/me/export``; the page shows when it is ready."""
+    await exports.request(await _me(uow, found))
+    return RedirectResponse(
+        "/app/account?"
+        + urlencode({"done": "Your export is being prepared; it is ready in a minute or two."}),
+        status_code=303,
+    )
+
+
+@router.get(ACCOUNT + "/exports/{export_id}/download")
+async def download_export(export_id: str, found: ViewerDep, exports: ExportsDep) -> FileResponse:
+    path = await exports.file_of(found.user_id, export_id)
+    return FileResponse(path, media_type="application/zip", filename=f"hutch-export-{export_id}.zip")
+
+
+@router.get(f"{ACCOUNT}/delete", response_class=HTMLResponse)
+async def delete_account_form(
+    request: Request, found: ViewerDep, uow: UoWDep, deletions: DeletionsDep
+) -> HTMLResponse:
+    return page(
+        request,
+        "app/account_delete.html",
+        found,
+        section="account",
+        preview=await deletions.preview_user(found.user_id),
+        errors={},
+        value="",
+    )
+
+
+@router.post(f"{ACCOUNT}/delete", response_class=HTMLResponse)
+async def delete_account(
+    request: Request,
+    found: ViewerDep,
+    uow: UoWDep,
+    deletions: DeletionsDep,
+    confirm: Annotated[str, Form(max_length=320)] = "",
+) -> Response:
+    """The same as ``DELETE /api/v1/users/me``: the account goes in a job, and this session ends now."""
+    user = await _me(uow, found)
+    asked = (
+        await attempt(uow, deletions.delete_me(user, client_ip(request)))
+        if confirm.strip().lower() == found.email.lower()
+        else HutchError("Type your email exactly as shown.")
+    )
+    if isinstance(asked, HutchError):
+        return page(
+            request,
+            "app/account_delete.html",
+            found,
+            status_code=422 if asked.status_code == 400 else asked.status_code,
+            section="account",
+            preview=await deletions.preview_user(found.user_id),
+            errors={"confirm": asked.detail},
+            value=confirm,
+        )
+    token = request.cookies.get(COOKIE)
+    if token:
+        await WebSessions(uow.session).end(token)
+    response = message(
+        request,
+        "Your account is being deleted",
+        "Your account, and the organisations you were the last owner of, are being deleted for good.",
+        next_steps="You are signed out. Thank you for having used Hutch.",
+    )
+    clear_session_cookie(response)
+    return response
