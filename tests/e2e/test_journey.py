@@ -1,5 +1,6 @@
 """The main journey in a real browser: sign up, onboard, chat with the demo model, create an API key, upgrade
-through Stripe Checkout, and look at the admin console — each page checked with axe-core and photographed."""
+through Stripe Checkout, look at the admin console, suspend and reinstate the organisation, and download
+your data — each page checked with axe-core and photographed."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ PUBLIC_PAGES = [
     ("/reset-password?token=x", "00-reset"),
     ("/verify-email?token=x", "00-verify"),
 ]
+ADMIN_PAGES = ("users", "orgs", "agents", "alerts", "deletions", "audit-log", "margins", "creator-accounts",
+               "runtime-hosts")  # fmt: skip
 ACCOUNT_PAGES = [
     ("/app/usage", "09-usage"),
     ("/app/team", "10-team"),
@@ -123,9 +126,45 @@ def test_sign_up_to_a_reply_a_key_an_upgrade_and_the_admin_console(
     expect(page.get_by_role("heading", name="Admin console")).to_be_visible()
     expect(page.locator(".stat").filter(has_text="Organisations")).to_contain_text("1")
     check(page, artifacts, "12-admin-overview")
-    for path in ("users", "orgs", "agents", "alerts", "creator-accounts", "runtime-hosts"):
+    for path in ADMIN_PAGES:
         page.goto(f"/admin/{path}")
         check(page, artifacts, f"13-admin-{path}")
+
+    # The admin suspends the organisation and reinstates it, each after a page that asks first.
+    page.goto("/admin/orgs")
+    page.get_by_role("link", name="Acme Robots").click()
+    check(page, artifacts, "14-admin-org")
+    page.get_by_role("link", name="Suspend").click()
+    check(page, artifacts, "14-admin-suspend")
+    page.get_by_label("Reason").fill("Unpaid invoices")
+    page.get_by_role("button", name="Suspend organisation").click()
+    expect(page.locator(".notice.warn")).to_contain_text("Unpaid invoices")
+    check(page, artifacts, "14-admin-suspended")
+    page.get_by_role("link", name="Reinstate").click()
+    page.get_by_role("button", name="Reinstate organisation").click()
+    expect(page.get_by_role("status")).to_contain_text("Reinstated.")
+    page.goto("/admin/audit-log?action=org_suspended")
+    expect(page.locator("table")).to_contain_text("Unpaid invoices")
+    check(page, artifacts, "14-admin-audit-log")
+
+    # The customer asks for their data, sees when it is ready, and downloads it.
+    page.get_by_role("link", name="Your account").click()
+    check(page, artifacts, "15-account")
+    page.get_by_role("button", name="Request an export").click()
+    expect(page.get_by_role("status")).to_contain_text("being prepared")
+    download_link = page.get_by_role("link", name=re.compile(r"^Download"))
+    for _ in range(60):  # the worker builds it in a moment
+        if download_link.count():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    check(page, artifacts, "15-account-export-ready")
+    with page.expect_download() as download:
+        download_link.first.click()
+    assert download.value.suggested_filename.startswith("hutch-export-exp_")
+    page.get_by_role("link", name="Delete my account").click()
+    expect(page.locator("#main li strong")).to_have_text("Acme Robots")  # it goes: they are its last owner
+    check(page, artifacts, "15-account-delete")
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(re.compile(r"/login"))
     page.close()
