@@ -21,8 +21,8 @@
     text.textContent = message.content;
     var meta = document.createElement("span");
     meta.className = "meta";
-    var at = new Date(message.created_at);
-    meta.textContent = at.toLocaleString();
+    // As the page shows the others: the stored UTC time, to the second.
+    meta.textContent = message.created_at.replace("T", " ").slice(0, 19);
     if (message.role === "assistant") {
       meta.textContent += " · " + message.input_tokens + " in · " + message.output_tokens + " out · $" +
         (message.cost_micro_usd / 1e6).toFixed(4) + (message.model ? " · " + message.model : "");
