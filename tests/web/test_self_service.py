@@ -96,10 +96,11 @@ async def test_people_in_several_orgs_switch_the_org_every_page_shows(
     alpha = await create_account(session, settings, org_name="Alpha Co", email="both@example.com")
     beta = await create_account(session, settings, org_name="Beta Co")
     stranger = await create_account(session, settings, org_name="Gamma Co")
-    session.add(Membership(org_id=beta.org.id, user_id=alpha.user.id, role=OrgRole.MEMBER))
-    await session.commit()
+    # Each bot made while its maker is in one org only, so it lands in that org.
     await client.post("/api/v1/agents", json={"name": "Alpha bot"}, headers=alpha.headers)
     await client.post("/api/v1/agents", json={"name": "Beta bot"}, headers=beta.headers)
+    session.add(Membership(org_id=beta.org.id, user_id=alpha.user.id, role=OrgRole.MEMBER))
+    await session.commit()
     await log_in(client, "both@example.com")
 
     agents = await client.get("/app/agents")
