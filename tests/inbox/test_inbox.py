@@ -113,6 +113,10 @@ async def test_search_finds_words_in_messages_through_the_full_text_index(
     assert (await inbox(client, owner, q="shipped"))["total"] == 1  # answers are searched too
     assert (await inbox(client, owner, q='"want a refund"'))["total"] == 1
     assert (await inbox(client, owner, q="nothing-like-this"))["total"] == 0
+    beyond = await inbox(client, owner, q="parcel", skip=5)  # past the last page: still the whole count
+    assert beyond == {"items": [], "total": 1}
+    two = await inbox(client, owner, q="shipped or sure", limit=1)  # both conversations
+    assert len(two["items"]) == 1 and two["total"] == 2
 
     # The search is an index lookup on the stored words, not a scan of every message, and a phrase is
     # checked against those words, never against the text parsed again.
