@@ -18,6 +18,7 @@ BENCHES = [
     "bench_runtimes.py",
     "bench_analytics.py",
     "bench_dashboard.py",
+    "bench_inbox.py",
     "bench_soak.py",
 ]
 
