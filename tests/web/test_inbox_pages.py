@@ -10,7 +10,7 @@ import re
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import OrgRole
@@ -55,8 +55,15 @@ async def seed(
     service = ConversationService(session)
     conversation = await service.open(agent, channel, end_user, profile=profile)
     for role, content in lines:
-        counted = {"input_tokens": 120, "output_tokens": 30, "cost_micro_usd": 4200} if role is A else {}
-        await service.add(conversation, role, content, **counted)
+        answer = role is A
+        await service.add(
+            conversation,
+            role,
+            content,
+            input_tokens=120 if answer else 0,
+            output_tokens=30 if answer else 0,
+            cost_micro_usd=4200 if answer else 0,
+        )
     await session.commit()
     return conversation
 
@@ -76,9 +83,7 @@ async def test_the_inbox_lists_every_conversation_with_filters_search_and_pages(
     refund = await seed(session, ada["id"], "whatsapp", "whatsapp:+15551234567", (U, "I want a refund"))
     widget = await seed(session, bob["id"], "webchat", "webchat:chn_x:visitor-abcdef", (U, "Hello there"))
     await session.execute(
-        Conversation.__table__.update()
-        .where(Conversation.id == refund.id)
-        .values(status=ConversationStatus.NEEDS_HUMAN)
+        update(Conversation).where(Conversation.id == refund.id).values(status=ConversationStatus.NEEDS_HUMAN)
     )
     await session.commit()
 
