@@ -61,9 +61,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name="pk_end_users"),
     )
-    op.create_index(
-        "uq_end_users_identity", "end_users", ["org_id", "channel", "external_id"], unique=True
-    )
+    op.create_index("uq_end_users_identity", "end_users", ["org_id", "channel", "external_id"], unique=True)
     # Everyone who already talked to an agent; their names are what the conversation knows (the channel
     # tells more when they open their next conversation).
     op.execute(
