@@ -82,8 +82,16 @@ async def test_telegram_takeover_reply_release_human_and_block(on_telegram: OnTe
     assert await t.say("hello again") == [echo("hello again")]
 
 
-async def test_asking_for_a_person_tells_the_owners(on_telegram: OnTelegram) -> None:  # noqa: F811
+async def test_asking_for_a_person_tells_every_member(
+    on_telegram: OnTelegram,  # noqa: F811
+    settings: Settings,
+) -> None:
     t = on_telegram
+    # Any member may answer a conversation; a billing notice, by contrast, goes to owners only.
+    member = await create_account(
+        t.session, settings, email="member@team.example", org=t.owner.org, role=OrgRole.MEMBER
+    )
+    await t.session.commit()
     jobs = t.resources.jobs
     assert isinstance(jobs, RecordingJobQueue) and jobs.worker_resources is not None
     assert await t.post(text_update("/human")) == 200
@@ -93,7 +101,7 @@ async def test_asking_for_a_person_tells_the_owners(on_telegram: OnTelegram) -> 
     assert len(notices) == 1 and "/human" in notices[0]["reason"]
     await jobs.run_pending()
     emails = await t.session.scalars(select(OutboundEmail).where(OutboundEmail.kind == "needs_human"))
-    assert [e.to_address for e in emails] == [t.owner.user.email]
+    assert sorted(e.to_address for e in emails) == sorted([t.owner.user.email, member.user.email])
 
 
 async def test_the_notice_goes_the_ways_each_owner_chose_for_a_person_needed(

@@ -58,7 +58,7 @@ async def compact_conversation(ctx: JobContext, conversation_id: str) -> int:
 
 @job(NEEDS_HUMAN_JOB, queue="email")
 async def needs_human_notice(ctx: JobContext, conversation_id: str, reason: str) -> int:
-    """Tell the org's owners that an end user waits for a person: by email and in their linked chats, the
+    """Tell the org's members that an end user waits for a person: by email and in their linked chats, the
     ways each chose for this kind of notice (``needs_human``). How many were emailed."""
     session = ctx.uow.session
     conversation = await session.get(Conversation, conversation_id)

@@ -31,11 +31,12 @@ class Owner:
 
 
 async def owners(uow: UnitOfWork, org_id: str, kind: str = "") -> list[Owner]:
-    """The org's owners with how they want a notice of ``kind``: their choice for its kind, else their
-    general preference (every way when they never chose)."""
+    """Who hears a notice of ``kind``, with how each wants it: their choice for its kind, else their
+    general preference (every way when they never chose). The org's owners, except for a conversation
+    waiting for a person, which every member may answer."""
     notice = NoticeKind.of(kind)
     rows = await NotificationRepository(uow.session).owners_with_preferences(
-        org_id, notice.value if notice else None
+        org_id, notice.value if notice else None, every_member=notice is NoticeKind.NEEDS_HUMAN
     )
     found = []
     for uid, email, general_email, general_chat, by_email, by_telegram, by_whatsapp in rows:

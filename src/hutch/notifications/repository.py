@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, delete, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Membership, OrgRole, User
@@ -34,9 +34,11 @@ class NotificationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def owners_with_preferences(self, org_id: str, kind: str | None = None) -> list[OwnerRow]:
-        """The org's owners, by email, with how they chose to hear from Hutch (in general, and about
-        notices of ``kind``)."""
+    async def owners_with_preferences(
+        self, org_id: str, kind: str | None = None, *, every_member: bool = False
+    ) -> list[OwnerRow]:
+        """The org's owners (or, with ``every_member``, all its members), by email, with how they chose to
+        hear from Hutch (in general, and about notices of ``kind``)."""
         choice = and_(NotificationChoice.user_id == User.id, NotificationChoice.kind == (kind or ""))
         rows = await self.session.execute(
             select(
@@ -51,7 +53,7 @@ class NotificationRepository:
             .join(Membership, Membership.user_id == User.id)
             .outerjoin(NotificationPreference, NotificationPreference.user_id == User.id)
             .outerjoin(NotificationChoice, choice)
-            .where(Membership.org_id == org_id, Membership.role == OrgRole.OWNER)
+            .where(Membership.org_id == org_id, true() if every_member else Membership.role == OrgRole.OWNER)
             .order_by(User.email)
         )
         return [tuple(row) for row in rows.all()]  # type: ignore[misc]  # a Row is the tuple it holds
