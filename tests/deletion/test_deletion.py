@@ -5,6 +5,7 @@ where it stopped. Self-service: export my data (a ZIP for me alone, until it exp
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
 from tests.factories import Account, create_account
 from tests.fakes.localstripe import TEST_API_KEY, LocalStripe
 from tests.fakes.telegram import FakeTelegramServer
+from tests.log_scan import leaks_in
 
 BOT_TOKEN = "737373737:AAE_deletion_bot_token_kept_secret"
 
@@ -206,6 +208,9 @@ async def test_deleting_an_org_exports_it_then_removes_everything(world: World) 
     assert files["ledger.json"]["entries"][0]["amount"] == 500
     for secret in (BOT_TOKEN, made["key"], w.customer.user.password_hash, "token_encrypted", "password_hash"):
         assert secret not in zipped.content.decode("latin-1")
+    # And nothing shaped like a secret, by the same scan every test's log goes through.
+    for name, content in files.items():
+        assert not leaks_in(json.dumps(content)), name
 
 
 async def test_a_deletion_that_failed_halfway_is_retried_from_where_it_stopped(world: World) -> None:
@@ -279,6 +284,7 @@ async def test_i_export_my_data_and_only_i_can_download_it_until_it_expires(worl
     files = unzip(mine.content)
     assert files["account.json"]["user"]["email"] == w.customer.user.email
     assert "password_hash" not in files["account.json"]["user"]
+    assert not [name for name, content in files.items() if leaks_in(json.dumps(content))]
     assert BOT_TOKEN not in mine.content.decode("latin-1")
     assert (await w.client.get(ready["download_url"], headers=w.admin.headers)).status_code == 404
     assert (
