@@ -10,7 +10,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import OrgRole
-from hutch.channels.models import ChannelLink
+from hutch.channels.human_replies import EVENT_SOURCE as HUMAN_REPLY_SOURCE
+from hutch.channels.inbound import SENDING
+from hutch.channels.models import ChannelLink, ExternalEvent
 from hutch.conversations.inbox import HUMAN_ASKED, NEEDS_HUMAN_JOB
 from hutch.conversations.models import Message
 from hutch.notifications.customers import NOTIFY_CHATS_JOB
@@ -80,6 +82,25 @@ async def test_telegram_takeover_reply_release_human_and_block(on_telegram: OnTe
     assert await messages(t.session) == before  # nothing stored, nothing counted
     await t.client.delete(f"/api/v1/end-users/{end_user_id}/block", headers=t.owner.headers)
     assert await t.say("hello again") == [echo("hello again")]
+
+
+async def test_a_reply_interrupted_while_sending_is_not_sent_twice(on_telegram: OnTelegram) -> None:  # noqa: F811
+    t = on_telegram
+    assert await t.say("hi") == [echo("hi")]
+    base = f"/api/v1/conversations/{(await only_item(t.client, t.owner))['id']}"
+    assert (await t.client.post(f"{base}/takeover", headers=t.owner.headers)).status_code == 200
+    reply = await t.client.post(f"{base}/reply", json={"content": "Grace here"}, headers=t.owner.headers)
+    message_id = reply.json()["id"]
+    # A worker stopped after marking the send, before recording it: Telegram may or may not have it.
+    t.session.add(
+        ExternalEvent(source=HUMAN_REPLY_SOURCE, external_id=message_id, payload={}, outcome=SENDING)
+    )
+    await t.session.commit()
+    sent_before = len(t.telegram.sent_texts(ADA.id))
+    await t.run_jobs()
+    assert len(t.telegram.sent_texts(ADA.id)) == sent_before  # not sent again
+    shown = (await t.client.get(base, headers=t.owner.headers)).json()["messages"][-1]
+    assert shown["content"] == "Grace here" and shown["status"] == "failed"
 
 
 async def test_asking_for_a_person_tells_every_member(

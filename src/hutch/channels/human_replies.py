@@ -4,15 +4,23 @@ Telegram goes through the bot the end user talks to (the agent's own, or the pla
 chat); WhatsApp as a free-form message inside its 24-hour window and as the approved template outside it;
 the web widget shows it with the visitor's conversation (it reads the stored messages); conversations of
 the API, voice transcripts and tasks only store it. A reply that cannot be delivered is marked failed with
-the reason, so the inbox shows it.
+the reason, so the inbox shows it. Like an agent's answer, the send is marked in the inbox first: a worker
+that stops mid-send leaves the reply marked "not sent again" rather than risk a second copy.
 """
 
 from __future__ import annotations
 
 from telegram.error import InvalidToken
 
+from hutch.channels.inbound import (
+    NOT_SENT_AGAIN,
+    finish_event,
+    interrupted_while_sending,
+    sending,
+    store_event,
+)
 from hutch.channels.models import ChannelStatus, ChannelType
-from hutch.channels.repository import ChannelRepository, LinkRepository
+from hutch.channels.repository import ChannelRepository, InboxRepository, LinkRepository
 from hutch.channels.telegram.gateway import BotBlocked
 from hutch.channels.telegram.platform import platform_token
 from hutch.channels.usage import count_messages
@@ -21,6 +29,7 @@ from hutch.core.errors import ServiceUnavailable
 from hutch.db.jobs import JobContext
 
 STORED_ONLY = "stored: the channel reads it from the conversation"
+EVENT_SOURCE = "human-reply"  # inbox events of members' replies, by message id
 
 
 async def deliver_human_reply(ctx: JobContext, message_id: str) -> str:
@@ -32,16 +41,25 @@ async def deliver_human_reply(ctx: JobContext, message_id: str) -> str:
     conversation = await session.get(Conversation, message.conversation_id)
     if conversation is None:
         return "nothing to deliver"
-    _, _, address = conversation.end_user.partition(":")
-    if conversation.channel == "telegram":
-        outcome = await _telegram(ctx, conversation, address, message.content)
-    elif conversation.channel == "whatsapp":
-        outcome = await _whatsapp(ctx, address, message.content)
-    else:
+    if conversation.channel not in ("telegram", "whatsapp"):
         return STORED_ONLY
+    await store_event(session, EVENT_SOURCE, message.id, {"conversation_id": conversation.id})
+    event = await InboxRepository(session).event_for_update(EVENT_SOURCE, message.id)
+    assert event is not None
+    if event.handled_at is not None:
+        return event.outcome or "sent"
+    if interrupted_while_sending(event):
+        message.status, message.error = MessageStatus.FAILED, NOT_SENT_AGAIN
+        return finish_event(event, NOT_SENT_AGAIN)
+    _, _, address = conversation.end_user.partition(":")
+    async with sending(ctx.uow, event):
+        if conversation.channel == "telegram":
+            outcome = await _telegram(ctx, conversation, address, message.content)
+        else:
+            outcome = await _whatsapp(ctx, address, message.content)
     if outcome != "sent":
         message.status, message.error = MessageStatus.FAILED, outcome
-    return outcome
+    return finish_event(event, outcome)
 
 
 async def _telegram(ctx: JobContext, conversation: Conversation, chat_id: str, text: str) -> str:

@@ -200,6 +200,7 @@ _LOST = text(
     f"""
     SELECT e.source, e.external_id FROM external_events e
     WHERE e.handled_at IS NULL AND e.received_at < now() - interval '{GRACE}'
+      AND (e.source LIKE 'telegram:%' OR e.source = :whatsapp_source)  -- messages people sent
       AND NOT EXISTS (
         SELECT 1 FROM procrastinate_jobs j
         WHERE (j.task_name = :telegram_job
