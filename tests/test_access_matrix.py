@@ -288,6 +288,8 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/app/inbox/{conversation_id}/release"): Access(Guard.WEB),
     ("POST", "/app/inbox/{conversation_id}/close"): Access(Guard.WEB),
     ("POST", "/app/inbox/{conversation_id}/reopen"): Access(Guard.WEB),
+    ("POST", "/app/inbox/{conversation_id}/block"): Access(Guard.WEB),
+    ("POST", "/app/inbox/{conversation_id}/unblock"): Access(Guard.WEB),
     ("GET", "/app/api-keys"): Access(Guard.WEB),
     ("POST", "/app/api-keys"): Access(Guard.WEB, form={"label": "x"}),
     ("POST", "/app/api-keys/{key_id}/revoke"): Access(Guard.WEB),

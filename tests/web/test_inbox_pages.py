@@ -196,6 +196,27 @@ async def test_take_over_reply_hand_back_close_reopen_and_export(
     assert "Ada Lovelace: Anyone?" in as_text.text and "Team: Grace here" in as_text.text
 
 
+async def test_a_person_is_blocked_and_unblocked_from_their_conversation(
+    signed_in: AsyncClient, owner: Account, session: AsyncSession
+) -> None:
+    client = signed_in
+    agent = await new_agent(client, owner, name="Shop")
+    conversation = await seed(session, agent["id"], "telegram", "telegram:1", (U, "spam"), profile=ADA)
+    base = f"/app/inbox/{conversation.id}"
+    page = await client.get(base)
+    token = csrf_of(page)
+    assert "Block Ada Lovelace" in page.text
+    blocked = await client.post(f"{base}/block", data={"csrf": token})
+    assert blocked.status_code == 303 and blocked.headers["location"] == f"{base}?note=blocked"
+    page = await client.get(base)
+    assert '<span class="badge error">blocked</span>' in page.text and "Unblock Ada Lovelace" in page.text
+    unblocked = await client.post(f"{base}/unblock", data={"csrf": token})
+    assert unblocked.status_code == 303
+    assert "Block Ada Lovelace" in (await client.get(base)).text
+    refused = await client.post(f"{base}/block", data={})
+    assert refused.status_code == 403  # the form's token is needed
+
+
 async def test_another_orgs_conversation_is_not_found(
     signed_in: AsyncClient, owner: Account, session: AsyncSession, settings: Settings
 ) -> None:
@@ -208,7 +229,7 @@ async def test_another_orgs_conversation_is_not_found(
         found = await signed_in.get(path)
         assert found.status_code == 404, path
         assert "private words" not in found.text
-    for action in ("takeover", "reply", "release", "close", "reopen"):
+    for action in ("takeover", "reply", "release", "close", "reopen", "block", "unblock"):
         acted = await signed_in.post(f"{base}/{action}", data={"csrf": token, "content": "hi"})
         assert acted.status_code == 404, action
     listed = await signed_in.get("/app/inbox", params={"q": "private"})

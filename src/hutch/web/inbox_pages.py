@@ -3,6 +3,7 @@ new messages as they arrive, and taking it over to answer the person, through th
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
@@ -19,7 +20,8 @@ from hutch.conversations.inbox_repository import InboxFilter
 from hutch.conversations.live import message_events
 from hutch.conversations.models import ConversationStatus
 from hutch.conversations.schemas import HumanReply, InboxItem
-from hutch.core.errors import HutchError
+from hutch.core.errors import HutchError, NotFound
+from hutch.core.principal import Principal
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.web.agent_pages import load_agent
 from hutch.web.app_pages import agents_service
@@ -388,3 +390,40 @@ async def reopen(
 ) -> Response:
     action = inbox.reopen(found.principal, conversation_id)
     return await _act(request, found, uow, resources, inbox, conversation_id, action, "reopened")
+
+
+@router.post("/inbox/{conversation_id}/block", response_class=HTMLResponse)
+async def block(
+    conversation_id: str,
+    request: Request,
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    inbox: InboxServiceDep,
+) -> Response:
+    """Stop answering this person (and stop paying for them) on this channel, until unblocked."""
+    action = _with_end_user(inbox, found, conversation_id, inbox.block)
+    return await _act(request, found, uow, resources, inbox, conversation_id, action, "blocked")
+
+
+@router.post("/inbox/{conversation_id}/unblock", response_class=HTMLResponse)
+async def unblock(
+    conversation_id: str,
+    request: Request,
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    inbox: InboxServiceDep,
+) -> Response:
+    action = _with_end_user(inbox, found, conversation_id, inbox.unblock)
+    return await _act(request, found, uow, resources, inbox, conversation_id, action, "unblocked")
+
+
+async def _with_end_user(
+    inbox: InboxService, found: Viewer, conversation_id: str, act: Callable[[Principal, str], Awaitable[Any]]
+) -> None:
+    """Block or unblock the person of a conversation the viewer may see (404 otherwise)."""
+    person = (await inbox.item(found.principal, conversation_id)).end_user
+    if person.id is None:
+        raise NotFound("End user")
+    await act(found.principal, person.id)
