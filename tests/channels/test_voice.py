@@ -26,9 +26,9 @@ from hutch.channels.models import ExternalEvent
 from hutch.channels.voice.jobs import WATCH_JOB
 from hutch.channels.voice.models import VoiceSession
 from hutch.channels.voice.service import VoiceSessions, time_note
-from hutch.channels.voice.worker import answer_turn
+from hutch.channels.voice.worker import HELD, answer_turn
 from hutch.cli import app as cli_app
-from hutch.conversations.models import Conversation
+from hutch.conversations.models import Conversation, ConversationStatus
 from hutch.db.engine import Database, UnitOfWork
 from hutch.resources import Resources
 from hutch.settings import Settings
@@ -334,6 +334,11 @@ async def test_the_voice_agent_knows_the_time_left_and_answers_through_the_engin
         "voice",
         "user:caller",
     )
+    # A member takes the call's conversation over: the caller hears so, and the agent is not asked.
+    conversation.status, conversation.taken_over_by = ConversationStatus.TAKEN_OVER, v.owner.user.id
+    await v.session.commit()
+    spoken = [piece async for piece in answer_turn(v.resources, v.agent_id, "user:caller", "Still there?")]
+    assert spoken == [HELD]
 
 
 def test_the_voice_worker_says_what_it_needs() -> None:

@@ -42,6 +42,9 @@ def voice_agents_available() -> bool:
     return True
 
 
+HELD = "A person from the team is looking after this conversation; they have your words and will reply."
+
+
 async def answer_turn(
     resources: WorkerResources, agent_id: str, caller: str, text: str
 ) -> AsyncIterator[str]:
@@ -61,6 +64,9 @@ async def answer_turn(
             turn = await flow.begin(agent, CHANNEL, caller, text)
         except HutchError:
             yield "Sorry, I cannot answer right now. Please try again later."
+            return
+        if turn.held:  # a member has taken the conversation over: the words are kept for them
+            yield HELD
             return
         async for event in flow.stream(turn):
             if isinstance(event, TextDelta):
