@@ -31,6 +31,7 @@ from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, field_errors,
 router = APIRouter(prefix="/app/agents/{agent_id}", include_in_schema=False)
 TABS = [
     ("chat", "Chat"),
+    ("inbox", "Inbox"),  # every conversation of this agent, on every channel (the inbox, filtered)
     ("settings", "Settings"),
     ("knowledge", "Knowledge"),
     ("channels", "Channels"),
