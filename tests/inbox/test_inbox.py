@@ -303,9 +303,15 @@ async def test_the_agent_does_not_answer_while_taken_over_and_resumes_with_the_h
         f"/api/v1/agents/{agent['id']}/chat", json={"message": "are you there?"}, headers=owner.headers
     )
     assert held.status_code == 409 and "person" in held.json()["detail"]
+    streamed = await client.post(
+        f"/api/v1/agents/{agent['id']}/chat",
+        json={"message": "hello?"},
+        headers={**owner.headers, "accept": "text/event-stream"},
+    )
+    assert streamed.status_code == 409  # refused before a stream starts
     assert len(fake_llm.requests) == asked  # no model call
     shown = (await client.get(base, headers=owner.headers)).json()
-    assert [m["content"] for m in shown["messages"]][-1] == "are you there?"  # stored and shown
+    assert [m["content"] for m in shown["messages"]][-1] == "hello?"  # stored and shown
     assert [m["role"] for m in shown["messages"]].count("assistant") == 1  # nothing answered or metered
     await client.post(f"{base}/reply", json={"content": "Yes, Grace from support."}, headers=owner.headers)
     await client.post(f"{base}/release", headers=owner.headers)
@@ -317,6 +323,32 @@ async def test_the_agent_does_not_answer_while_taken_over_and_resumes_with_the_h
     assert {"role": "assistant", "content": "Yes, Grace from support."} in [
         {"role": m["role"], "content": m.get("content")} for m in sent
     ]
+
+
+async def test_the_openai_api_does_not_answer_a_person_a_member_holds(
+    client: AsyncClient, owner: Account, session: AsyncSession, fake_llm: FakeLLMServer
+) -> None:
+    agent = await new_agent(client, owner, model="openai/gpt-4o")
+    made = await client.post("/api/v1/api-keys", json={"label": "shop"}, headers=owner.headers)
+    key = {"authorization": f"Bearer {made.json()['key']}"}
+    fake_llm.script(ScriptedReply(content="Hello!"))
+    body = {"model": agent["id"], "user": "visitor-1", "messages": [{"role": "user", "content": "hi"}]}
+    assert (await client.post("/v1/chat/completions", json=body, headers=key)).status_code == 200
+    listed = (await client.get("/api/v1/conversations", headers=owner.headers)).json()
+    base = f"/api/v1/conversations/{listed['items'][0]['id']}"
+    assert (await client.post(f"{base}/takeover", headers=owner.headers)).status_code == 200
+    asked = len(fake_llm.requests)
+    for stream in (False, True):  # neither way reaches the model
+        again = {
+            **body,
+            "stream": stream,
+            "messages": [{"role": "user", "content": f"still there {stream}?"}],
+        }
+        held = await client.post("/v1/chat/completions", json=again, headers=key)
+        assert held.status_code == 409, held.text
+    assert len(fake_llm.requests) == asked
+    shown = (await client.get(base, headers=owner.headers)).json()["messages"]
+    assert [m["role"] for m in shown] == ["user", "assistant", "user", "user"]  # kept for the member
 
 
 async def test_the_agent_can_hand_a_conversation_to_a_person(

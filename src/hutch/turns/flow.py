@@ -431,7 +431,10 @@ class TurnFlow:
         max_tokens: int | None = None,
     ) -> TurnRequest:
         """Everything the engine needs, from what phase 1 read: reads nothing. ``history``: the caller's,
-        when it sends the conversation with each call (else the stored one)."""
+        when it sends the conversation with each call (else the stored one). Every way to the model builds
+        one, so a conversation a member holds is refused here."""
+        if turn.held:
+            raise TakenOver()
         agent, reads = turn.agent, turn.reads
         primary, fallback = self._resolve(agent, self._keys[agent.org_id])  # keys read in phase 1
         now = datetime.now(UTC)

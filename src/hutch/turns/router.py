@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from hutch.agents.service import AgentService
+from hutch.conversations.inbox import TakenOver
 from hutch.conversations.schemas import ChatRequest, ChatResponse
 from hutch.core.errors import Forbidden, NotFound, Unauthorized, error_responses
 from hutch.engine.gateway import ModelUnavailable
@@ -50,6 +51,8 @@ async def chat(
     turn = await flow.begin(
         agent, API_CHANNEL, end_user_of(principal), body.message, body.conversation_id, caller_waits=True
     )
+    if turn.held:  # a member holds the conversation: 409, before any stream starts; the message is kept
+        raise TakenOver()
     if "text/event-stream" not in request.headers.get("accept", ""):
         return chat_response(await flow.answer(turn))
 

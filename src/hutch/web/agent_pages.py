@@ -14,6 +14,7 @@ from hutch.agents.models import Agent, AgentAvatar
 from hutch.agents.roles import ROLE_TEMPLATES
 from hutch.agents.schemas import AgentUpdate
 from hutch.agents.service import org_credentials
+from hutch.conversations.inbox import TakenOver
 from hutch.conversations.models import Message
 from hutch.conversations.repository import ConversationRepository, MessageRepository
 from hutch.conversations.service import ConversationService
@@ -102,6 +103,8 @@ async def chat_send(
     agent = await load_agent(found, uow, resources, agent_id)
     flow = TurnFlow(uow, resources)
     turn = await flow.begin(agent, API_CHANNEL, end_user_of(found.principal), message)  # kept, committed
+    if turn.held:  # a member holds this conversation: refused before any stream starts
+        raise TakenOver()
     if "text/event-stream" not in request.headers.get("accept", ""):
         await flow.answer(turn)
         return RedirectResponse(f"/app/agents/{agent.id}/chat#end", status_code=303)

@@ -106,17 +106,21 @@ async def chat_completions(
     agent = await find_agent(flow, principal, body.model)
     call = CompletionCall.parse(body)
     turn = await call.begin(flow, agent)  # committed: what the user said is safe before the model runs
-    if body.stream:
-        return StreamingResponse(stream_completion(flow, call, turn), media_type="text/event-stream")
     # The caller's own history and tools: the shared engine answers (a runtime keeps its own conversation).
-    outcome = await flow.engine.run(call.request(flow, turn))
+    # Built before answering, so a refusal (a member holds the conversation) is the response's status.
+    request = call.request(flow, turn)
+    if body.stream:
+        return StreamingResponse(stream_completion(flow, call, turn, request), media_type="text/event-stream")
+    outcome = await flow.engine.run(request)
     await flow.finish(turn, outcome)
     if not outcome.ok:
         return JSONResponse(openai_error(UPSTREAM_FAILED, FAILURE_MESSAGE, "upstream_error"), UPSTREAM_FAILED)
     return completion(call.id, call.created, body.model, outcome)
 
 
-async def stream_completion(request_flow: TurnFlow, call: CompletionCall, turn: Turn) -> AsyncIterator[str]:
+async def stream_completion(
+    request_flow: TurnFlow, call: CompletionCall, turn: Turn, request: TurnRequest
+) -> AsyncIterator[str]:
     """``chat.completion.chunk`` events, then (if asked) a usage chunk, then ``[DONE]``."""
     ids = (call.id, call.created, call.body.model)
     resources = request_flow.resources
@@ -124,7 +128,7 @@ async def stream_completion(request_flow: TurnFlow, call: CompletionCall, turn: 
         flow = request_flow.continued_on(uow)
         yield chunk(*ids, {"role": "assistant", "content": ""})
         outcome: TurnOutcome | None = None
-        async for event in flow.engine.stream(call.request(flow, turn)):
+        async for event in flow.engine.stream(request):
             if isinstance(event, TextDelta):
                 if event.text and (outcome is None):
                     yield chunk(*ids, {"content": event.text})
