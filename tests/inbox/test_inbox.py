@@ -338,6 +338,7 @@ async def test_the_openai_api_does_not_answer_a_person_a_member_holds(
     base = f"/api/v1/conversations/{listed['items'][0]['id']}"
     assert (await client.post(f"{base}/takeover", headers=owner.headers)).status_code == 200
     asked = len(fake_llm.requests)
+    counted = (await client.get("/api/v1/billing/usage", headers=owner.headers)).json()["usage"]
     for stream in (False, True):  # neither way reaches the model
         again = {
             **body,
@@ -349,6 +350,11 @@ async def test_the_openai_api_does_not_answer_a_person_a_member_holds(
     assert len(fake_llm.requests) == asked
     shown = (await client.get(base, headers=owner.headers)).json()["messages"]
     assert [m["role"] for m in shown] == ["user", "assistant", "user", "user"]  # kept for the member
+    usage = (await client.get("/api/v1/billing/usage", headers=owner.headers)).json()["usage"]
+    assert (usage["messages_today"], usage["messages_this_month"]) == (
+        counted["messages_today"],
+        counted["messages_this_month"],
+    )  # not counted against the plan: nobody answered them
 
 
 async def test_the_agent_can_hand_a_conversation_to_a_person(

@@ -152,6 +152,13 @@ class Quotas:
             org_id, now, limits.messages_per_day, limits.messages_per_month, after=after
         )
 
+    async def message_given_back(self, org_id: str, now: datetime | None = None) -> Carried:
+        """Takes one reserved message off the day's and the month's counts, for a statement to carry: a
+        turn whose message was counted by the statement that stored it, and then not answered."""
+        reserved = await self.message_reservation(org_id, now=now)
+        unlimited = {"amount": -1, "reserve_day_limit": None, "reserve_month_limit": None}
+        return Carried(reserved.ctes, reserved.columns, {**reserved.params, **unlimited})
+
     async def settle_reservation(
         self, org_id: str, reserved: Mapping[str, Any], now: datetime | None = None
     ) -> Plan:

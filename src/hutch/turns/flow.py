@@ -347,7 +347,10 @@ class TurnFlow:
         if carried["end_user_blocked"]:
             raise EndUserBlocked()
         if conversation.status is ConversationStatus.TAKEN_OVER and conversation.closed_at is None:
-            # The member holding it answers: nothing is read for a model, nothing reserved or counted.
+            # The member holding it answers: nothing is read for a model, nothing reserved or counted (a
+            # count the message's own statement made is given back, on this rare path only).
+            if not reserve_last:
+                await self.turns.run_alone(await self.quotas.message_given_back(agent.org_id))
             return Turn(agent, channel, end_user, text, PromptReads([]), conversation, message, held=True)
         if not reserve_last:
             await self._settle(agent, carried)
