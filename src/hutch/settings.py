@@ -27,6 +27,12 @@ class Environment(StrEnum):
     TEST = "test"
 
 
+class WebSearchProvider(StrEnum):
+    SEARXNG = "searxng"
+    BRAVE = "brave"
+    TAVILY = "tavily"
+
+
 class SettingsError(Exception):
     """A setting is missing or invalid; the message names it in one sentence."""
 
@@ -149,6 +155,12 @@ class Settings(BaseSettings):
     # the base URLs customers give with their own provider keys.
     web_fetch_allow_private: bool = False
     provider_urls_allow_private: bool = False
+    # The web_search tool's provider. The URL is the SearXNG instance (required for it), or replaces Brave's
+    # or Tavily's API base (https://api.search.brave.com, https://api.tavily.com); the key is theirs.
+    web_search_provider: WebSearchProvider | None = None
+    web_search_url: str | None = None
+    web_search_api_key: SecretStr | None = None
+    web_search_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     smtp_url: SecretStr | None = None
     email_from: str | None = None  # e.g. "Acme AI <hello@acme.example>"
     # The operator's privacy policy and terms of service, shown at /privacy and /terms: Markdown, or plain
@@ -211,6 +223,20 @@ class Settings(BaseSettings):
             raise ValueError("must look like smtp://user:password@host:587 or smtps://host:465")
         return value
 
+    @field_validator("web_search_provider", "web_search_url", "web_search_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("web_search_url")
+    @classmethod
+    def _check_web_search_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+            raise ValueError("must be an http(s) URL such as http://searxng:8080")
+        return value.rstrip("/")
+
     @field_validator("log_level")
     @classmethod
     def _check_log_level(cls, value: str) -> str:
@@ -235,7 +261,23 @@ class Settings(BaseSettings):
                 raise ValueError(f"production mode requires {', '.join(missing)}")
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("HUTCH_SECRET_KEY must be at least 32 characters")
+        self._check_web_search()
         return self
+
+    def _check_web_search(self) -> None:
+        provider = self.web_search_provider
+        if provider is None:
+            if self.web_search_url is not None or self.web_search_api_key is not None:
+                raise ValueError(
+                    "HUTCH_WEB_SEARCH_URL or HUTCH_WEB_SEARCH_API_KEY is set without "
+                    "HUTCH_WEB_SEARCH_PROVIDER (searxng, brave or tavily)"
+                )
+        elif provider is WebSearchProvider.SEARXNG and self.web_search_url is None:
+            raise ValueError(
+                "HUTCH_WEB_SEARCH_PROVIDER=searxng requires HUTCH_WEB_SEARCH_URL (the instance's address)"
+            )
+        elif provider is not WebSearchProvider.SEARXNG and self.web_search_api_key is None:
+            raise ValueError(f"HUTCH_WEB_SEARCH_PROVIDER={provider.value} requires HUTCH_WEB_SEARCH_API_KEY")
 
     @property
     def base_url(self) -> str:

@@ -133,7 +133,7 @@ class AgentService:
             self._check_model("fallback_model", changes["fallback_model"])
         if "tools" in changes:
             changes["tools"] = list(dict.fromkeys(changes["tools"] or []))
-            self._check_tools(changes["tools"])
+            self._check_tools(changes["tools"], kept=agent.tools)
         if changes.get("slug") is not None and changes["slug"] != agent.slug:
             if await self.agents.slug_taken(agent.org_id, changes["slug"], except_id=agent.id):
                 raise Conflict(f"Another agent already uses the slug {changes['slug']!r}.")
@@ -168,11 +168,16 @@ class AgentService:
         if self.llm.catalog.find(model) is None:
             raise InvalidField(field, f"unknown model {model!r}; GET /api/v1/models lists them")
 
-    def _check_tools(self, tools: list[str]) -> None:
+    def _check_tools(self, tools: list[str], kept: list[str] | None = None) -> None:
         unknown = TOOLS.unknown(tools)
         if unknown:
             known = ", ".join(s.name for s in TOOLS.specs())
             raise InvalidField("tools", f"unknown tool(s) {', '.join(unknown)}; available: {known}")
+        # A tool the agent already has stays, so editing it still works after the operator turns one off.
+        added = [name for name in tools if name not in (kept or [])]
+        unavailable = TOOLS.unavailable(added, self.llm.settings)
+        if unavailable:
+            raise InvalidField("tools", "; ".join(unavailable))
 
     async def _org_keys(self, org_id: str) -> dict[str, Credentials]:
         return await org_credentials(self.session, self.secret_box, org_id)

@@ -17,6 +17,13 @@ from pydantic_ai import ModelRetry, RunContext, Tool
 from pydantic_ai.common_tools.web_fetch import web_fetch_tool
 
 from hutch.engine.deps import EngineDeps
+from hutch.engine.web_search import (
+    MAX_RESULTS,
+    QUERY_MAX_CHARS,
+    WebSearchFailed,
+    build_web_search,
+    results_for_model,
+)
 from hutch.settings import Settings
 
 WEB_FETCH_MAX_CHARS = 20_000
@@ -29,6 +36,8 @@ class ToolSpec:
     name: str
     description: str
     build: Callable[[Settings, bool], Tool[EngineDeps]]  # (settings, strict) -> the pydantic-ai tool
+    # Why an agent may not enable it on this deployment (a setting the operator has not made), or None.
+    unavailable: Callable[[Settings], str | None] | None = None
 
 
 class ToolRegistry:
@@ -48,6 +57,16 @@ class ToolRegistry:
 
     def unknown(self, names: list[str]) -> list[str]:
         return [n for n in names if n not in self._specs]
+
+    def unavailable(self, names: list[str], settings: Settings) -> list[str]:
+        """Why some of these tools cannot be enabled here, one sentence each."""
+        reasons = []
+        for name in names:
+            spec = self._specs.get(name)
+            reason = spec.unavailable(settings) if spec is not None and spec.unavailable else None
+            if reason:
+                reasons.append(reason)
+        return reasons
 
     def build(self, names: list[str], settings: Settings, *, strict: bool) -> list[Tool[EngineDeps]]:
         return [self._tool(n, settings, strict) for n in names if n in self._specs]
@@ -229,6 +248,42 @@ def _web_fetch(settings: Settings, strict: bool) -> Tool[EngineDeps]:
     return tool
 
 
+WEB_SEARCH_NOT_SET_UP = (
+    "Web search is not set up on this service; answer from what you know or with other tools."
+)
+WEB_SEARCH_FAILED = "The web search did not work this time ({reason}); answer without it or try again later."
+
+
+def _web_search(settings: Settings, strict: bool) -> Tool[EngineDeps]:
+    engine = build_web_search(settings)  # once per settings: the registry keeps the built tool
+
+    async def web_search(ctx: RunContext[EngineDeps], query: str) -> str:
+        """Search the web for current information; answers a few results with titles, addresses and
+        snippets. Cite the addresses you use.
+
+        Args:
+            query: What to look for, in a few words.
+        """
+        query = " ".join(query.split())[:QUERY_MAX_CHARS]
+        if not query:
+            raise ModelRetry("The query is empty; pass a few words to search for.")
+        if engine is None:
+            return WEB_SEARCH_NOT_SET_UP
+        try:
+            results = await engine.search(query, MAX_RESULTS)
+        except WebSearchFailed as exc:
+            return WEB_SEARCH_FAILED.format(reason=exc)
+        return results_for_model(query, results)
+
+    return Tool(web_search, name="web_search", strict=strict or None)
+
+
+def _web_search_unavailable(settings: Settings) -> str | None:
+    if build_web_search(settings) is None:
+        return "web_search needs a search provider; the operator sets HUTCH_WEB_SEARCH_PROVIDER to enable it"
+    return None
+
+
 for _function, _description in (
     (remember, "Save facts about the user for later conversations."),
     (forget, "Delete saved facts about the user on request."),
@@ -248,5 +303,13 @@ TOOLS.register(
         "web_fetch",
         "Read a web page (public addresses only, unless the operator allows private ones).",
         _web_fetch,
+    )
+)
+TOOLS.register(
+    ToolSpec(
+        "web_search",
+        "Search the web (through the provider the operator configures) and cite the results.",
+        _web_search,
+        unavailable=_web_search_unavailable,
     )
 )
