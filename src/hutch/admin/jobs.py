@@ -41,7 +41,10 @@ async def deliver_alert(ctx: JobContext, alert_id: str) -> list[str]:
     if settings.admin_webhook_url and settings.admin_webhook_secret:
         body = webhook_body(alert)
         headers = signed_headers(settings.admin_webhook_secret.get_secret_value(), body)
-        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT) as client:
+        # Not through hutch.core.egress: only the operator sets this URL, and it is often on their own
+        # network (an Alertmanager, a chat bridge). Redirects are not followed, so it is the only place
+        # the request goes.
+        async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, follow_redirects=False) as client:
             answer = await client.post(settings.admin_webhook_url, content=body, headers=headers)
         answer.raise_for_status()
         used.append("webhook")
