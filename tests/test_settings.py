@@ -34,6 +34,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("HUTCH_ENCRYPTION_KEYS", "not-a-key", "Invalid setting HUTCH_ENCRYPTION_KEYS"),
         ("HUTCH_LOG_LEVEL", "LOUD", "Invalid setting HUTCH_LOG_LEVEL"),
         ("HUTCH_SECRET_KEY", "short", "HUTCH_SECRET_KEY must be at least 32 characters"),
+        ("HUTCH_EGRESS_ALLOW", "wiki.internal,10.0.0.0/99", "HUTCH_EGRESS_ALLOW: '10.0.0.0/99'"),
+        ("HUTCH_EGRESS_ALLOW", "http://wiki.internal", "Invalid setting HUTCH_EGRESS_ALLOW"),
     ],
 )
 def test_bad_values_name_the_setting(
@@ -44,6 +46,11 @@ def test_bad_values_name_the_setting(
         load_settings()
     assert expected in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_egress_allow_is_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUTCH_EGRESS_ALLOW", " wiki.internal, *.corp.example ,10.1.0.0/16,")
+    assert load_settings().egress_allow == ["wiki.internal", "*.corp.example", "10.1.0.0/16"]
 
 
 def test_production_requires_database_and_secrets(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import stat
 from enum import StrEnum
 from functools import cached_property
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -19,6 +21,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from hutch.db.embedded import ROOT_DATA_DIR, is_under_home, running_as_root
 
 SECRETS_FILE = "secrets.json"
+# An HUTCH_EGRESS_ALLOW entry that is not a CIDR: a name (``*.`` for its subdomains) or an address.
+EGRESS_HOST = re.compile(r"^(\*\.)?[A-Za-z0-9_.:\[\]-]+$")
 
 
 class Environment(StrEnum):
@@ -154,6 +158,9 @@ class Settings(BaseSettings):
     # web_fetch refuses private, loopback and link-local addresses unless the operator allows them; so do
     # the base URLs customers give with their own provider keys.
     web_fetch_allow_private: bool = False
+    # Hosts (``wiki.internal``, ``*.corp.example``) or CIDRs (``10.1.0.0/16``) that tools and downloads
+    # may reach although private (hutch.core.egress).
+    egress_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     provider_urls_allow_private: bool = False
     # The web_search tool's provider. The URL is the SearXNG instance (required for it), or replaces Brave's
     # or Tavily's API base (https://api.search.brave.com, https://api.tavily.com); the key is theirs.
@@ -181,6 +188,26 @@ class Settings(BaseSettings):
     def _split_groups(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("egress_allow", mode="before")
+    @classmethod
+    def _split_egress_allow(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _check_egress_allow(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if "/" in entry:
+                try:
+                    ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not a host name or a CIDR such as 10.0.0.0/8") from None
+            elif not EGRESS_HOST.match(entry):
+                raise ValueError(f"{entry!r} is not a host name, an address or a CIDR") from None
         return value
 
     @field_validator("encryption_keys", mode="before")

@@ -416,7 +416,7 @@ async def test_current_time_and_web_fetch_refuse_bad_input_clearly(
     assert "CET" in conversation or "CEST" in conversation
     # Loopback addresses are refused unless the operator allows them (HUTCH_WEB_FETCH_ALLOW_PRIVATE).
     assert "gpt-4o-mini" not in conversation
-    assert "private/internal IP address (127.0.0.1) is blocked" in conversation
+    assert "refused: 127.0.0.1 is a loopback address" in conversation
 
 
 async def test_web_fetch_reads_private_addresses_when_the_operator_allows_it(

@@ -14,9 +14,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic_ai import ModelRetry, RunContext, Tool
-from pydantic_ai.common_tools.web_fetch import web_fetch_tool
 
+from hutch.core.egress import EgressPolicy
 from hutch.engine.deps import EngineDeps
+from hutch.engine.web_fetch import read_page
 from hutch.engine.web_search import (
     MAX_RESULTS,
     QUERY_MAX_CHARS,
@@ -25,10 +26,6 @@ from hutch.engine.web_search import (
     results_for_model,
 )
 from hutch.settings import Settings
-
-WEB_FETCH_MAX_CHARS = 20_000
-WEB_FETCH_MAX_BYTES = 2 * 1024 * 1024
-WEB_FETCH_TIMEOUT_SECONDS = 15
 
 
 @dataclass(frozen=True)
@@ -239,13 +236,18 @@ def _plain(function: Callable[..., Any], name: str) -> Callable[[Settings, bool]
 
 
 def _web_fetch(settings: Settings, strict: bool) -> Tool[EngineDeps]:
-    tool: Tool[EngineDeps] = web_fetch_tool(
-        max_content_length=WEB_FETCH_MAX_CHARS,
-        allow_local_urls=settings.web_fetch_allow_private,
-        timeout=WEB_FETCH_TIMEOUT_SECONDS,
-        max_download_bytes=WEB_FETCH_MAX_BYTES,
-    )
-    return tool
+    # Once per settings (the registry keeps the built tool); allowing private addresses allows them all.
+    policy = EgressPolicy.of(settings.egress_allow, allow_private=settings.web_fetch_allow_private)
+
+    async def web_fetch(ctx: RunContext[EngineDeps], url: str) -> dict[str, str]:
+        """Fetch a web page and return its content as Markdown, with its title.
+
+        Args:
+            url: The page's address (http or https).
+        """
+        return await read_page(url, policy)
+
+    return Tool(web_fetch, name="web_fetch", strict=strict or None)
 
 
 WEB_SEARCH_NOT_SET_UP = (
