@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Membership, Org, OrgRole, User
+from hutch.accounts.repository import MembershipRepository
 from hutch.agents.models import Agent
 from hutch.billing.models import Balance, BillingAccount, LedgerEntry
 from hutch.channels.models import Channel, ChannelType
@@ -85,22 +86,10 @@ class ExportReads:
         return await self.session.get(Org, org_id)
 
     async def memberships_of(self, user_id: str) -> list[tuple[Org, Membership]]:
-        stmt = (
-            select(Org, Membership)
-            .join(Membership, Membership.org_id == Org.id)
-            .where(Membership.user_id == user_id)
-            .order_by(Membership.created_at, Org.id)
-        )
-        return [(o, m) for o, m in (await self.session.execute(stmt)).all()]
+        return await MembershipRepository(self.session).orgs_of(user_id)
 
     async def members_of(self, org_id: str) -> list[tuple[User, Membership]]:
-        stmt = (
-            select(User, Membership)
-            .join(Membership, Membership.user_id == User.id)
-            .where(Membership.org_id == org_id)
-            .order_by(Membership.created_at, User.id)
-        )
-        return [(u, m) for u, m in (await self.session.execute(stmt)).all()]
+        return await MembershipRepository(self.session).members_of(org_id)
 
     async def agents(self, org_id: str) -> Sequence[Agent]:
         stmt = select(Agent).where(Agent.org_id == org_id).order_by(Agent.created_at, Agent.id)
