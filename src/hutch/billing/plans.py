@@ -25,7 +25,12 @@ LimitName = Literal[
     "messages_per_minute",
     "documents_per_agent",
     "storage_mb",
+    "tool_calls_per_month",
+    "transcription_minutes_per_month",
+    "attachment_mb",
 ]
+AttachmentKind = Literal["image", "audio", "document"]
+ATTACHMENT_KINDS: tuple[AttachmentKind, ...] = ("image", "audio", "document")
 
 
 class PlanFileError(Exception):
@@ -50,6 +55,11 @@ class PlanLimits(_Strict):
     storage_mb: int | None = Field(default=None, ge=0)
     included_credits_cents: int = Field(default=0, ge=0)
     unlimited_voice: bool = False  # voice sessions draw no prepaid time
+    # Calls to tools that reach outside (web search, MCP servers, webhook tools), all agents together.
+    tool_calls_per_month: int | None = Field(default=None, ge=0)
+    transcription_minutes_per_month: int | None = Field(default=None, ge=0)  # voice notes read aloud
+    attachment_mb: int | None = Field(default=None, ge=0)  # the largest file a person may send in chat
+    attachment_types: tuple[AttachmentKind, ...] = ATTACHMENT_KINDS  # what people may send in chat
 
 
 class Plan(_Strict):
