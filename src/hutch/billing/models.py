@@ -119,6 +119,12 @@ class UsageDaily(Base):
     cost_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     documents: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     voice_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Calls to tools that reach outside (web search and fetch, MCP servers, webhook tools); their cost is
+    # also in ``cost_micro_usd``, which is everything the day's answers cost.
+    tool_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tool_cost_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    transcription_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    transcription_cost_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class UsageMonthly(Base):

@@ -18,7 +18,7 @@ from hutch.accounts.models import Org
 from hutch.billing.ledger import Ledger
 from hutch.billing.models import LedgerKind, LedgerUnit
 from hutch.billing.plans import LimitName, Plan, PlanCatalog
-from hutch.billing.repository import QuotaRepository
+from hutch.billing.repository import QuotaRepository, UsageCounts
 from hutch.core.errors import PaymentRequired, QuotaExceeded, RateLimited
 from hutch.core.quota import lock_org, month_start, seconds_until_next_day, utc_day
 from hutch.core.ratelimit import RateDecision, RateLimiter
@@ -60,8 +60,10 @@ class NoCreditsLeft(PaymentRequired):
 class TurnUsage:
     input_tokens: int
     output_tokens: int
-    cost_micro_usd: int
+    cost_micro_usd: int  # everything the answer cost: the model's tokens and its tool calls
     byok: bool
+    tool_calls: int = 0  # calls to tools that reach outside (see hutch.engine.tools.METERED)
+    tool_cost_micro_usd: int = 0
 
 
 class Quotas:
@@ -192,14 +194,14 @@ class Quotas:
         charged_key = None
         if api_key_id is not None and not usage.byok and usage.cost_micro_usd > 0:
             charged_key = (api_key_id, -(-usage.cost_micro_usd // MICRO_USD_PER_CENT))
-        return self.counters(
-            org_id,
-            now or datetime.now(UTC),
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cost_micro_usd,
-            charged_key=charged_key,
+        counts = UsageCounts(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_micro_usd=usage.cost_micro_usd,
+            tool_calls=usage.tool_calls,
+            tool_cost_micro_usd=usage.tool_cost_micro_usd,
         )
+        return self.counters(org_id, now or datetime.now(UTC), counts, charged_key=charged_key)
 
     async def charges_credits(self, org_id: str, usage: TurnUsage) -> bool:
         """Whether the turn is paid in credits: pay-per-use plans, with a cost, not on the org's own key."""
@@ -234,27 +236,14 @@ class Quotas:
         )
 
     def counters(
-        self,
-        org_id: str,
-        now: datetime,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
-        cost_micro_usd: int = 0,
-        *,
-        documents: int = 0,
-        voice_seconds: int = 0,
-        charged_key: tuple[str, int] | None = None,
+        self, org_id: str, now: datetime, counts: UsageCounts, *, charged_key: tuple[str, int] | None = None
     ) -> Carried:
         """Additions to the org's usage of the day; ``charged_key`` (key id, cents) adds to its spend too."""
-        return self.repository.usage_added(
-            org_id, now, input_tokens, output_tokens, cost_micro_usd, documents, voice_seconds, charged_key
-        )
+        return self.repository.usage_added(org_id, now, counts, charged_key)
 
-    async def meter(self, org_id: str, now: datetime, *, documents: int = 0, voice_seconds: int = 0) -> None:
-        """Add documents or voice seconds to the org's usage of the day."""
-        await self.repository.write(
-            self.counters(org_id, now, documents=documents, voice_seconds=voice_seconds)
-        )
+    async def meter(self, org_id: str, now: datetime, counts: UsageCounts) -> None:
+        """Add what was used outside a turn's answer (documents, voice seconds, ...) to the day's usage."""
+        await self.repository.write(self.counters(org_id, now, counts))
 
     async def usage(self, org_id: str, now: datetime | None = None) -> dict[str, int]:
         now = now or datetime.now(UTC)

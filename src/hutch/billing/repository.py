@@ -67,18 +67,25 @@ def _message_reservation(after: str | None) -> tuple[tuple[CTE, ...], tuple[Labe
 
 # The day's usage counters, as a CTE other statements carry (see ``Carried``). Parameters are named
 # ``usage_*``, apart from the columns of the inserts that carry them.
+_USAGE_COUNTERS = (
+    "input_tokens",
+    "output_tokens",
+    "cost_micro_usd",
+    "documents",
+    "voice_seconds",
+    "tool_calls",
+    "tool_cost_micro_usd",
+    "transcription_seconds",
+    "transcription_cost_micro_usd",
+)
 _USAGE_ADDED = (
     text(
-        "INSERT INTO usage_daily (org_id, day, messages, input_tokens, output_tokens, cost_micro_usd, "
-        "documents, voice_seconds) VALUES (:usage_org_id, :usage_day, 0, :usage_input_tokens, "
-        ":usage_output_tokens, :usage_cost, :usage_documents, :usage_voice_seconds) "
+        # Built once from the constant column names above: no input reaches this text.
+        f"INSERT INTO usage_daily (org_id, day, messages, {', '.join(_USAGE_COUNTERS)}) "  # noqa: S608
+        f"VALUES (:usage_org_id, :usage_day, 0, {', '.join(f':usage_{c}' for c in _USAGE_COUNTERS)}) "
         "ON CONFLICT (org_id, day) DO UPDATE SET "
-        "input_tokens = usage_daily.input_tokens + EXCLUDED.input_tokens, "
-        "output_tokens = usage_daily.output_tokens + EXCLUDED.output_tokens, "
-        "cost_micro_usd = usage_daily.cost_micro_usd + EXCLUDED.cost_micro_usd, "
-        "documents = usage_daily.documents + EXCLUDED.documents, "
-        "voice_seconds = usage_daily.voice_seconds + EXCLUDED.voice_seconds "
-        "RETURNING org_id"
+        + ", ".join(f"{c} = usage_daily.{c} + EXCLUDED.{c}" for c in _USAGE_COUNTERS)
+        + " RETURNING org_id"
     )
     .columns()
     .cte("usage_added")
@@ -90,6 +97,21 @@ _CARRY = text(
     "RETURNING uncharged_micro_usd, credits_cents"
 )
 _TAKE_CARRY = text("UPDATE balances SET uncharged_micro_usd = :left WHERE org_id = :org_id")
+
+
+@dataclass(frozen=True)
+class UsageCounts:
+    """What to add to an org's usage of the day."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_micro_usd: int = 0  # everything it cost: the model's tokens, tools and transcriptions
+    documents: int = 0
+    voice_seconds: int = 0
+    tool_calls: int = 0
+    tool_cost_micro_usd: int = 0
+    transcription_seconds: int = 0
+    transcription_cost_micro_usd: int = 0
 
 
 class QuotaRepository:
@@ -121,25 +143,11 @@ class QuotaRepository:
 
     @staticmethod
     def usage_added(
-        org_id: str,
-        now: datetime,
-        input_tokens: int,
-        output_tokens: int,
-        cost_micro_usd: int,
-        documents: int,
-        voice_seconds: int,
-        charged_key: tuple[str, int] | None,
+        org_id: str, now: datetime, counts: UsageCounts, charged_key: tuple[str, int] | None
     ) -> Carried:
         """Additions to the org's usage of the day; ``charged_key`` (key id, cents) adds to its spend too."""
-        values: dict[str, object] = {
-            "usage_org_id": org_id,
-            "usage_day": utc_day(now),
-            "usage_input_tokens": input_tokens,
-            "usage_output_tokens": output_tokens,
-            "usage_cost": cost_micro_usd,
-            "usage_documents": documents,
-            "usage_voice_seconds": voice_seconds,
-        }
+        values: dict[str, object] = {"usage_org_id": org_id, "usage_day": utc_day(now)}
+        values |= {f"usage_{name}": getattr(counts, name) for name in _USAGE_COUNTERS}
         if charged_key is None:
             return Carried((_USAGE_ADDED,), params=values)
         return Carried((_USAGE_ADDED, _KEY_SPEND_ADDED), params=values | spend_change(*charged_key, now))
@@ -161,7 +169,8 @@ class QuotaRepository:
         await self.session.execute(_TAKE_CARRY, {"org_id": org_id, "left": left_micro_usd})
 
     async def usage(self, org_id: str, month: date, today: date) -> dict[str, int]:
-        """The org's messages this month and today, and its tokens, cost and voice seconds this month."""
+        """The org's messages this month and today, and this month's tokens, cost, voice seconds, tool
+        calls and transcriptions."""
         totals = (
             await self.session.execute(
                 select(
@@ -169,6 +178,10 @@ class QuotaRepository:
                     func.coalesce(func.sum(UsageDaily.output_tokens), 0),
                     func.coalesce(func.sum(UsageDaily.cost_micro_usd), 0),
                     func.coalesce(func.sum(UsageDaily.voice_seconds), 0),
+                    func.coalesce(func.sum(UsageDaily.tool_calls), 0),
+                    func.coalesce(func.sum(UsageDaily.tool_cost_micro_usd), 0),
+                    func.coalesce(func.sum(UsageDaily.transcription_seconds), 0),
+                    func.coalesce(func.sum(UsageDaily.transcription_cost_micro_usd), 0),
                 ).where(UsageDaily.org_id == org_id, UsageDaily.day >= month)
             )
         ).one()
@@ -185,6 +198,10 @@ class QuotaRepository:
             "output_tokens_this_month": int(totals[1]),
             "cost_micro_usd_this_month": int(totals[2]),
             "voice_seconds_this_month": int(totals[3]),
+            "tool_calls_this_month": int(totals[4]),
+            "tool_cost_micro_usd_this_month": int(totals[5]),
+            "transcription_seconds_this_month": int(totals[6]),
+            "transcription_cost_micro_usd_this_month": int(totals[7]),
         }
 
 

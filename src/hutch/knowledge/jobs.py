@@ -14,6 +14,7 @@ import structlog
 
 from hutch.agents.service import org_credentials
 from hutch.billing.quotas import Quotas
+from hutch.billing.repository import UsageCounts
 from hutch.core.ids import new_id
 from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 from hutch.knowledge.chunking import chunk_sections
@@ -83,7 +84,9 @@ async def ingest_document(ctx: JobContext, document_id: str) -> str:
         document.chunks_done = start + len(batch)
         await ctx.uow.checkpoint()  # progress others can see
     document.status, document.chunk_count = DocumentStatus.READY, len(drafts)
-    await Quotas(session, ctx.resources.plans).meter(document.org_id, datetime.now(UTC), documents=1)
+    await Quotas(session, ctx.resources.plans).meter(
+        document.org_id, datetime.now(UTC), UsageCounts(documents=1)
+    )
     log.info("document ready", document_id=document_id, chunks=len(drafts))
     return "ready"
 

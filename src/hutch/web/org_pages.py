@@ -176,11 +176,20 @@ async def delete_provider_key(
 # --- billing ------------------------------------------------------------------------------------------
 
 
+# A limit's usage where its name differs from the limit's (a quota per month counts this month's use).
+USED_BY_LIMIT = {
+    "messages_per_month": "messages_this_month",
+    "messages_per_day": "messages_today",
+    "tool_calls_per_month": "tool_calls_this_month",
+    "transcription_minutes_per_month": "transcription_minutes_this_month",
+}
+
+
 def _bars(limits: dict[str, Any], usage: dict[str, Any]) -> list[dict[str, Any]]:
     """Usage against each limit the plan sets, with how close it is."""
     rows = []
     for name, limit in limits.items():
-        used = usage.get(name)
+        used = usage.get(USED_BY_LIMIT.get(name, name))
         if not isinstance(limit, int) or isinstance(limit, bool) or not isinstance(used, int | float):
             continue
         percent = 100 if limit == 0 else min(100, round(100 * used / limit))

@@ -18,6 +18,7 @@ from hutch.billing.ledger import Ledger
 from hutch.billing.models import LedgerKind, LedgerUnit
 from hutch.billing.plans import PlanCatalog
 from hutch.billing.quotas import Quotas
+from hutch.billing.repository import UsageCounts
 from hutch.channels.models import ExternalEvent
 from hutch.channels.repository import VoiceSessionRepository
 from hutch.channels.voice.gateway import LiveKitConfig, livekit_config, room_token
@@ -167,7 +168,7 @@ class VoiceSessions:
         voice.seconds = elapsed(voice, ended_at)
         if voice.seconds == 0:
             return "ended"
-        await self.quotas.meter(voice.org_id, ended_at, voice_seconds=voice.seconds)
+        await self.quotas.meter(voice.org_id, ended_at, UsageCounts(voice_seconds=voice.seconds))
         if voice.untracked:
             return "ended"
         ledger = Ledger(self.uow)
