@@ -7,10 +7,17 @@ The machine has no internet, so "public" is stood in for by a loopback server th
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
@@ -235,3 +242,58 @@ def test_the_decision_alone() -> None:
         check_destination("db.internal", ["10.0.1.5"], EgressPolicy.of(["10.0.0.0/24"]))
     with pytest.raises(EgressError, match="does not resolve"):
         check_destination("nowhere.example", [], STRICT)
+
+
+def _certificate_for(name: str, directory: Path) -> tuple[str, str]:
+    """A self-signed certificate for ``name``: (certificate file, key file)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_file, key_file = directory / "certificate.pem", directory / "key.pem"
+    certificate_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(certificate_file), str(key_file)
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, ssl.SSLContext]]:
+    """HTTPS on 127.0.0.2 with a certificate for secure.example only, and a context that trusts it."""
+    certificate, key = _certificate_for("secure.example", tmp_path_factory.mktemp("tls"))
+    server = BackgroundServer(APP, host=PUBLIC, tls=(certificate, key))
+    server.start()
+    yield server.port, ssl.create_default_context(cafile=certificate)
+    server.stop()
+
+
+async def test_a_pinned_https_connection_verifies_the_certificate_of_the_name_asked_for(
+    tls_server: tuple[int, ssl.SSLContext],
+) -> None:
+    port, trusted = tls_server
+    resolver = resolving(**{"secure.example": [PUBLIC], "other.example": [PUBLIC]})
+    answer = await fetch(
+        f"https://secure.example:{port}/page", AS_IF_PUBLIC, resolver=resolver, verify=trusted
+    )
+    # Connected to the checked address; the handshake (SNI and the certificate check) used the name.
+    assert answer.text == f"served by {PUBLIC} for host secure.example:{port}"
+    with pytest.raises(EgressError, match="could not be fetched"):  # the same address, another name
+        await fetch(f"https://other.example:{port}/page", AS_IF_PUBLIC, resolver=resolver, verify=trusted)
+    with pytest.raises(EgressError, match="could not be fetched"):  # the system's trust store: unknown issuer
+        await fetch(f"https://secure.example:{port}/page", AS_IF_PUBLIC, resolver=resolver)

@@ -12,8 +12,11 @@ from starlette.types import ASGIApp
 
 
 class BackgroundServer:
-    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, tls: tuple[str, str] | None = None
+    ) -> None:
         self._app = app
+        self._tls = tls  # (certificate file, key file): serve HTTPS
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.host = host
@@ -28,7 +31,15 @@ class BackgroundServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self._app, log_config=None, access_log=False, lifespan="off")
+        certificate, key = self._tls or (None, None)
+        config = uvicorn.Config(
+            self._app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            ssl_certfile=certificate,
+            ssl_keyfile=key,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
