@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 from pydantic import SecretStr
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.accounts.models import Org
 from hutch.conversations.models import Message
 from hutch.resources import Resources
 from hutch.settings import Settings, SettingsError, WebSearchProvider, load_settings
@@ -302,3 +304,67 @@ def test_a_complete_provider_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     settings = load_settings()
     assert settings.web_search_provider is WebSearchProvider.TAVILY and settings.web_search_url is None
     assert TAVILY_KEY not in repr(settings)
+
+
+async def test_searches_are_timed_counted_and_costed_on_the_answer_and_the_orgs_usage(
+    client: AsyncClient,
+    owner: Account,
+    fake_llm: FakeLLMServer,
+    resources: Resources,
+    search: FakeSearchServer,
+) -> None:
+    use(resources, search, WebSearchProvider.BRAVE)  # Brave's list price: $0.005 a query
+    agent = await new_agent(client, owner, ["web_search", "current_time"])
+    fake_llm.script(
+        ScriptedReply(
+            tool_calls=[
+                searching("hutch").tool_calls[0],  # type: ignore[index]
+                {"id": "call_t", "type": "function", "function": {"name": "current_time", "arguments": "{}"}},
+            ]
+        ),
+        ScriptedReply(content="Found it."),
+    )
+
+    answer = await client.post(
+        f"/api/v1/agents/{agent['id']}/chat", json={"message": "Look it up"}, headers=owner.headers
+    )
+    message, conversation = answer.json()["message"], answer.json()["conversation_id"]
+
+    search_call, time_call = message["tool_calls"]
+    assert search_call["name"] == "web_search" and search_call["metered"] is True
+    assert search_call["cost_micro_usd"] == 5000 and search_call["ms"] >= 0
+    assert time_call["name"] == "current_time" and "metered" not in time_call and time_call["ms"] >= 0
+    stored = await client.get(f"/api/v1/conversations/{conversation}", headers=owner.headers)
+    assert stored.json()["messages"][-1]["tool_calls"] == message["tool_calls"]
+    cost = stored.json()["messages"][-1]["cost_micro_usd"]
+    assert cost >= 5000  # the model's tokens and the search
+    usage = (await client.get("/api/v1/billing/usage", headers=owner.headers)).json()["usage"]
+    assert usage["tool_calls_this_month"] == 1
+    assert usage["tool_cost_micro_usd_this_month"] == 5000
+    assert usage["cost_micro_usd_this_month"] == cost
+
+
+async def test_past_the_plans_tool_calls_the_model_hears_so_and_the_turn_answers(
+    client: AsyncClient,
+    session: AsyncSession,
+    owner: Account,
+    fake_llm: FakeLLMServer,
+    resources: Resources,
+    search: FakeSearchServer,
+) -> None:
+    use(resources, search, WebSearchProvider.SEARXNG)
+    await session.execute(update(Org).where(Org.id == owner.org.id).values(plan="one-tool-call"))
+    await session.commit()
+    agent = await new_agent(client, owner, ["web_search"])
+    fake_llm.script(searching("first"), ScriptedReply(content="One."))
+    first = await ask(client, owner, agent, "Search once")
+    assert first["tool_calls"][0]["metered"] is True and len(search.requests) == 1
+
+    fake_llm.script(searching("second"), ScriptedReply(content="From what I know."))
+    second = await ask(client, owner, agent, "Search again")
+
+    assert second["status"] == "ok" and second["content"] == "From what I know."
+    assert "1 calls to outside tools a month and they are used up" in tool_result(fake_llm)
+    assert len(search.requests) == 1  # the provider was not asked
+    usage = (await client.get("/api/v1/billing/usage", headers=owner.headers)).json()
+    assert usage["usage"]["tool_calls_this_month"] == 1 and usage["limits"]["tool_calls_per_month"] == 1

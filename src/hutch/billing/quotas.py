@@ -66,6 +66,12 @@ class TurnUsage:
     tool_cost_micro_usd: int = 0
 
 
+@dataclass(frozen=True)
+class ToolBudget:
+    limit: int  # the plan's calls to outside tools a month
+    left: int
+
+
 class Quotas:
     def __init__(self, session: AsyncSession, plans: PlanCatalog, limiter: RateLimiter | None = None) -> None:
         self.session = session
@@ -244,6 +250,14 @@ class Quotas:
     async def meter(self, org_id: str, now: datetime, counts: UsageCounts) -> None:
         """Add what was used outside a turn's answer (documents, voice seconds, ...) to the day's usage."""
         await self.repository.write(self.counters(org_id, now, counts))
+
+    async def tool_calls_left(self, org_id: str, now: datetime | None = None) -> ToolBudget | None:
+        """How many calls to outside tools the org's plan still allows this month; None: no limit."""
+        limit = (await self.plan_of(org_id)).limits.tool_calls_per_month
+        if limit is None:
+            return None
+        used = await self.repository.tool_calls_since(org_id, month_start(now or datetime.now(UTC)))
+        return ToolBudget(limit, max(0, limit - used))
 
     async def usage(self, org_id: str, now: datetime | None = None) -> dict[str, int]:
         now = now or datetime.now(UTC)

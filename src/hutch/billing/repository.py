@@ -168,6 +168,14 @@ class QuotaRepository:
     async def set_uncharged(self, org_id: str, left_micro_usd: int) -> None:
         await self.session.execute(_TAKE_CARRY, {"org_id": org_id, "left": left_micro_usd})
 
+    async def tool_calls_since(self, org_id: str, month: date) -> int:
+        used = await self.session.scalar(
+            select(func.coalesce(func.sum(UsageDaily.tool_calls), 0)).where(
+                UsageDaily.org_id == org_id, UsageDaily.day >= month
+            )
+        )
+        return int(used or 0)
+
     async def usage(self, org_id: str, month: date, today: date) -> dict[str, int]:
         """The org's messages this month and today, and this month's tokens, cost, voice seconds, tool
         calls and transcriptions."""

@@ -21,6 +21,9 @@ class ChatMessage(BaseModel):
     content: str
     status: MessageStatus
     model: str | None
+    # The tools the agent called for this answer: name, args, result (cut short), ms; and for tools that reach
+    # outside Hutch, metered and cost_micro_usd.
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Usage(BaseModel):

@@ -17,6 +17,7 @@ from pydantic_ai import ModelRetry, RunContext, Tool
 
 from hutch.core.egress import EgressPolicy
 from hutch.engine.deps import EngineDeps
+from hutch.engine.metering import METERED
 from hutch.engine.web_fetch import read_page
 from hutch.engine.web_search import (
     MAX_RESULTS,
@@ -24,6 +25,7 @@ from hutch.engine.web_search import (
     WebSearchFailed,
     build_web_search,
     results_for_model,
+    search_cost_micro_usd,
 )
 from hutch.settings import Settings
 
@@ -79,6 +81,12 @@ class ToolRegistry:
 
 
 TOOLS = ToolRegistry()
+
+
+def cost_per_call(settings: Settings) -> Callable[[str], int]:
+    """What one call of a metered tool costs, in micro-USD, by the name the model calls it by."""
+    search = search_cost_micro_usd(settings)
+    return lambda name: search if name == "web_search" else 0
 
 
 async def remember(ctx: RunContext[EngineDeps], fact: str) -> str:
@@ -247,7 +255,7 @@ def _web_fetch(settings: Settings, strict: bool) -> Tool[EngineDeps]:
         """
         return await read_page(url, policy)
 
-    return Tool(web_fetch, name="web_fetch", strict=strict or None)
+    return Tool(web_fetch, name="web_fetch", strict=strict or None, metadata={METERED: True})
 
 
 WEB_SEARCH_NOT_SET_UP = (
@@ -277,7 +285,7 @@ def _web_search(settings: Settings, strict: bool) -> Tool[EngineDeps]:
             return WEB_SEARCH_FAILED.format(reason=exc)
         return results_for_model(query, results)
 
-    return Tool(web_search, name="web_search", strict=strict or None)
+    return Tool(web_search, name="web_search", strict=strict or None, metadata={METERED: True})
 
 
 def _web_search_unavailable(settings: Settings) -> str | None:

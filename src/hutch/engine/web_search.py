@@ -166,6 +166,21 @@ def build_web_search(settings: Settings) -> WebSearch | None:
     return None
 
 
+# One query at each provider's list price, in micro-USD (HUTCH_WEB_SEARCH_COST_MICRO_USD overrides).
+LIST_PRICE_MICRO_USD = {
+    WebSearchProvider.SEARXNG: 0,  # the operator's own instance
+    WebSearchProvider.BRAVE: 5_000,
+    WebSearchProvider.TAVILY: 8_000,
+}
+
+
+def search_cost_micro_usd(settings: Settings) -> int:
+    if settings.web_search_cost_micro_usd is not None:
+        return settings.web_search_cost_micro_usd
+    provider = settings.web_search_provider
+    return LIST_PRICE_MICRO_USD[provider] if provider is not None else 0
+
+
 def results_for_model(query: str, results: list[SearchResult]) -> str:
     """Numbered results the model can cite, with their addresses."""
     if not results:

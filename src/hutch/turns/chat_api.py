@@ -20,7 +20,11 @@ def chat_response(answer: Answer) -> ChatResponse:
     return ChatResponse(
         conversation_id=answer.turn.stored[0].id,
         message=ChatMessage(
-            id=message.id, content=message.content, status=message.status, model=message.model
+            id=message.id,
+            content=message.content,
+            status=message.status,
+            model=message.model,
+            tool_calls=message.tool_calls,
         ),
         usage=Usage(
             input_tokens=outcome.input_tokens,
