@@ -40,6 +40,7 @@ from tests.fakes.llm import FakeLLMServer
 from tests.fakes.smtp import SmtpServer
 from tests.fakes.stripe_api import FakeStripe
 from tests.fakes.telegram import FakeTelegramServer
+from tests.fakes.transcription import FakeTranscriptionServer
 
 pytest_plugins = ["tests.log_scan"]  # the whole suite's logs are searched for secrets
 
@@ -353,6 +354,21 @@ def fake_stripe_server() -> Iterator[FakeStripe]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def transcription_server() -> Iterator[FakeTranscriptionServer]:
+    server = FakeTranscriptionServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_transcription(transcription_server: FakeTranscriptionServer) -> FakeTranscriptionServer:
+    """The fake ``/audio/transcriptions`` endpoint, with its script and request log cleared for this test."""
+    transcription_server.reset()
+    return transcription_server
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,8 @@ from hutch.db.engine import Database
 from hutch.db.jobs import JobOutbox, WorkerResources
 from hutch.engine.catalog import Catalog, load_catalog
 from hutch.engine.gateway import LLMGateway
+from hutch.engine.transcription import build_transcription
+from hutch.integrations.gateway import McpClients
 from hutch.knowledge.embeddings import build_embedder
 from hutch.notifications.gateway import build_email_gateway
 from hutch.runtimes.drivers.process import ProcessDriver
@@ -67,6 +69,8 @@ def build_worker_resources(
         whatsapp=WhatsAppGateway(settings) if whatsapp_configured(settings) else None,
         livekit=_livekit(settings),
         team=Team,
+        mcp=McpClients(),
+        transcription=build_transcription(settings),
         jobs=JobOutbox(),
     )
 
@@ -98,6 +102,8 @@ def build_resources(
         whatsapp=shared.whatsapp,
         livekit=shared.livekit,
         team=shared.team,
+        mcp=shared.mcp,
+        transcription=shared.transcription,
         jobs=jobs,
         rate_limiter=rate_limiter,
         migration_heads=migration_heads,

@@ -161,13 +161,31 @@ class Settings(BaseSettings):
     # Hosts (``wiki.internal``, ``*.corp.example``) or CIDRs (``10.1.0.0/16``) that tools and downloads
     # may reach although private (hutch.core.egress).
     egress_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Connected tools (MCP servers, webhook tools; docs/tools.md): how long one call may take, and how much
+    # of its answer the model is given (longer answers are cut, with a note saying so).
+    tool_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
+    tool_result_max_chars: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
     provider_urls_allow_private: bool = False
+    # Files people send in chat (images, voice notes, documents; see docs/media.md). The operator's cap holds
+    # whatever the plan allows; voice notes are transcribed through an OpenAI-compatible
+    # ``/audio/transcriptions`` endpoint, and answered "not set up" while it is not configured.
+    attachment_max_mb: int = Field(default=20, ge=1, le=1024)
+    attachment_prompt_tokens: int = Field(default=4000, ge=0, le=100_000)  # a sent file's text per turn
+    transcription_base_url: str | None = None
+    transcription_api_key: SecretStr | None = None
+    transcription_model: str = "whisper-1"
+    transcription_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
     # The web_search tool's provider. The URL is the SearXNG instance (required for it), or replaces Brave's
     # or Tavily's API base (https://api.search.brave.com, https://api.tavily.com); the key is theirs.
     web_search_provider: WebSearchProvider | None = None
     web_search_url: str | None = None
     web_search_api_key: SecretStr | None = None
     web_search_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # What one search costs (micro-USD), metered on the org's usage; None: the provider's list price
+    # (Brave 5000, Tavily 8000, SearXNG 0). Calls to MCP servers and webhook tools are counted at no cost.
+    web_search_cost_micro_usd: int | None = Field(default=None, ge=0)
+    # What a minute of transcribed voice note costs (micro-USD); OpenAI's whisper-1 lists $0.006.
+    transcription_cost_micro_usd_per_minute: int = Field(default=6000, ge=0)
     smtp_url: SecretStr | None = None
     email_from: str | None = None  # e.g. "Acme AI <hello@acme.example>"
     # The operator's privacy policy and terms of service, shown at /privacy and /terms: Markdown, or plain

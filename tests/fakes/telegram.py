@@ -39,6 +39,7 @@ from tests.fakes.server import BackgroundServer
 
 SECRET_TOKEN_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_MESSAGE_LENGTH = 4096
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # what getFile serves to bots
 CHAT_ACTIONS = frozenset(
     {
         "typing",
@@ -115,6 +116,14 @@ class SentMessage:
 
 
 @dataclass
+class StoredFile:
+    file_id: str
+    file_unique_id: str
+    path: str
+    data: bytes
+
+
+@dataclass
 class ScriptedFailure:
     method: str
     status: int
@@ -163,6 +172,8 @@ class FakeTelegramServer(BackgroundServer):
         self.messages: list[SentMessage] = []
         self.failures: list[ScriptedFailure] = []
         self.blocked: set[tuple[str | None, int | str]] = set()
+        self.files: dict[str, StoredFile] = {}  # by file_id: what users sent the bots
+        self.downloads: list[str] = []  # file paths downloaded, in order
         self._next_message_id: dict[tuple[str, int | str], int] = {}
         handlers: dict[str, Handler] = {
             "getMe": self._get_me,
@@ -176,10 +187,16 @@ class FakeTelegramServer(BackgroundServer):
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
             "deleteMyCommands": self._delete_my_commands,
+            "getFile": self._get_file,
         }
         # Telegram matches method names case-insensitively.
         self._handlers = {name.lower(): (name, handler) for name, handler in handlers.items()}
-        app = Starlette(routes=[Route("/bot{token}/{method}", self._dispatch, methods=["GET", "POST"])])
+        app = Starlette(
+            routes=[
+                Route("/bot{token}/{method}", self._dispatch, methods=["GET", "POST"]),
+                Route("/file/bot{token}/{path:path}", self._download, methods=["GET"]),
+            ]
+        )
         super().__init__(app)
 
     # --- test API ---------------------------------------------------------------------------------
@@ -197,6 +214,16 @@ class FakeTelegramServer(BackgroundServer):
         self.failures.clear()
         self.blocked.clear()
         self._next_message_id.clear()
+        self.files.clear()
+        self.downloads.clear()
+
+    def add_file(self, data: bytes, *, prefix: str = "BQACAgIAAxkBAAI", folder: str = "documents") -> str:
+        """A file a user sent (for ``getFile`` and the download URL); its ``file_id``."""
+        file_id, unique = _file_id(prefix)
+        extension = {"photos": ".jpg", "voice": ".oga", "music": ".mp3"}.get(folder, ".pdf")
+        path = f"{folder}/file_{len(self.files)}{extension}"
+        self.files[file_id] = StoredFile(file_id, unique, path, data)
+        return file_id
 
     def add_bot(self, token: str, username: str, first_name: str | None = None) -> FakeBot:
         bot_id, _, _ = token.partition(":")
@@ -487,6 +514,32 @@ class FakeTelegramServer(BackgroundServer):
         return _ok(True)
 
     # --- shapes -----------------------------------------------------------------------------------
+
+    async def _get_file(self, bot: FakeBot, params: dict[str, Any]) -> Response:
+        stored = self.files.get(str(params.get("file_id") or ""))
+        if stored is None:
+            raise _bad_request("invalid file_id")
+        if len(stored.data) > MAX_DOWNLOAD_BYTES:
+            raise _bad_request("file is too big")
+        return _ok(
+            {
+                "file_id": stored.file_id,
+                "file_unique_id": stored.file_unique_id,
+                "file_size": len(stored.data),
+                "file_path": stored.path,
+            }
+        )
+
+    async def _download(self, request: Request) -> Response:
+        # https://api.telegram.org/file/bot<token>/<file_path>, as getFile's documentation says.
+        if request.path_params["token"] not in self.bots:
+            return _error(401, "Unauthorized")
+        path = request.path_params["path"]
+        for stored in self.files.values():
+            if stored.path == path:
+                self.downloads.append(path)
+                return Response(stored.data, media_type="application/octet-stream")
+        return _error(404, "Not Found")
 
     def _require_chat(self, params: dict[str, Any]) -> int | str:
         chat_id = params.get("chat_id")
@@ -983,13 +1036,16 @@ def edited_text_update(
 
 def photo_update(
     *,
+    file_id: str | None = None,
+    file_size: int | None = None,
     caption: str | None = None,
     sender: Sender = Sender(),
     chat: dict[str, Any] | None = None,
     message_id: int | None = None,
     update_id: int | None = None,
 ) -> dict[str, Any]:
-    """A photo: Telegram sends every size it made, smallest first."""
+    """A photo: Telegram sends every size it made, smallest first (``file_id``: the largest's)."""
+    served = file_id
     _, unique = _file_id("")
     sizes = []
     for width, height, size in (
@@ -1008,6 +1064,10 @@ def photo_update(
                 "height": height,
             }
         )
+    if served is not None:  # the largest size is a file the fake serves
+        sizes[-1]["file_id"] = served
+        if file_size is not None:
+            sizes[-1]["file_size"] = file_size
     content: dict[str, Any] = {"photo": sizes}
     if caption is not None:
         content["caption"] = caption
@@ -1016,21 +1076,50 @@ def photo_update(
 
 def voice_update(
     *,
+    file_id: str | None = None,
+    file_size: int | None = None,
     duration: int = 4,
     sender: Sender = Sender(),
     chat: dict[str, Any] | None = None,
     message_id: int | None = None,
     update_id: int | None = None,
 ) -> dict[str, Any]:
-    file_id, unique = _file_id("AwACAgIAAxkBAAI")
+    made, unique = _file_id("AwACAgIAAxkBAAI")
     voice = {
         "duration": duration,
         "mime_type": "audio/ogg",
-        "file_id": file_id,
+        "file_id": file_id or made,
         "file_unique_id": unique,
-        "file_size": 4_000 * duration,
+        "file_size": file_size if file_size is not None else 4_000 * duration,
     }
     return _update("message", _message(sender, chat, message_id, None, voice=voice), update_id)
+
+
+def document_update(
+    *,
+    file_id: str,
+    file_name: str,
+    mime_type: str,
+    file_size: int,
+    caption: str | None = None,
+    sender: Sender = Sender(),
+    chat: dict[str, Any] | None = None,
+    message_id: int | None = None,
+    update_id: int | None = None,
+) -> dict[str, Any]:
+    """A file sent as a document (a PDF, a text file, anything), with its name and type."""
+    _, unique = _file_id("")
+    document = {
+        "file_name": file_name,
+        "mime_type": mime_type,
+        "file_id": file_id,
+        "file_unique_id": unique,
+        "file_size": file_size,
+    }
+    content: dict[str, Any] = {"document": document}
+    if caption is not None:
+        content["caption"] = caption
+    return _update("message", _message(sender, chat, message_id, None, **content), update_id)
 
 
 def sticker_update(

@@ -14,6 +14,8 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
+    Numeric,
     String,
     Text,
     func,
@@ -160,3 +162,37 @@ class Memory(TimestampMixin, Base):
     # For summaries: the conversation and the last message folded into it.
     conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     covers_until_seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AttachmentKind(StrEnum):
+    IMAGE = "image"
+    AUDIO = "audio"  # a voice note or an audio file: transcribed, the transcript is the message's text
+    DOCUMENT = "document"  # a PDF or a text file: its text is read into the turn's prompt
+
+
+class MessageAttachment(Base):
+    """A file someone sent with a message (a photo, a voice note, a PDF), kept with the message: the bytes,
+    and the text read from them (a voice note's transcript, a document's text)."""
+
+    __tablename__ = "message_attachments"
+    __table_args__ = (
+        Index("ix_message_attachments_message", "message_id"),
+        # Transcription minutes per org per month are summed over this.
+        Index("ix_message_attachments_org_created", "org_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    kind: Mapped[AttachmentKind] = mapped_column(str_enum(AttachmentKind, "attachment_kind"))
+    content_type: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(String(300))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    # Loaded only when the file itself is asked for.
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True, deferred_raiseload=True)
+    text: Mapped[str | None] = mapped_column(Text)  # the transcript, or the document's text
+    # Audio only: the seconds transcribed (metered against the plan's transcription minutes).
+    duration_seconds: Mapped[float | None] = mapped_column(Numeric(10, 2))
+    transcribed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from hutch.engine.catalog import Catalog
     from hutch.engine.deps import TeamActions
     from hutch.engine.gateway import LLMGateway
+    from hutch.integrations.gateway import McpGateway
+    from hutch.engine.transcription import TranscriptionGateway
     from hutch.knowledge.embeddings import EmbeddingProvider
     from hutch.notifications.gateway import EmailGateway
     from hutch.runtimes.drivers.base import RuntimeDriver
@@ -186,10 +188,13 @@ class WorkerResources:
     whatsapp: WhatsAppGateway | None  # None when Twilio's WhatsApp settings are not set
     livekit: LiveKitRooms | None  # None when HUTCH_LIVEKIT_* are not set
     team: TeamOf  # a manager agent's team (the tasks domain's), for the manager's tools in a turn
+    mcp: McpGateway  # the MCP client, with the sessions it holds open to org's servers
+    transcription: TranscriptionGateway | None  # None when HUTCH_TRANSCRIPTION_BASE_URL is not set
     jobs: JobOutbox  # queues jobs inside a unit of work's transaction
 
     async def close(self) -> None:
         await self.llm.close()
+        await self.mcp.close()
         if self.stripe is not None:
             await self.stripe.close()
         if self.embedder is not None:
@@ -198,3 +203,5 @@ class WorkerResources:
             await self.whatsapp.close()
         if self.livekit is not None:
             await self.livekit.close()
+        if self.transcription is not None:
+            await self.transcription.close()

@@ -53,6 +53,7 @@ class ModelSpec(BaseModel):
     context_window: int = Field(gt=0)
     input_usd_per_mtok: Decimal = Field(ge=0)
     output_usd_per_mtok: Decimal = Field(ge=0)
+    vision: bool = False  # reads images in the user's message (docs/media.md)
 
     @property
     def provider(self) -> str:

@@ -17,6 +17,7 @@ import structlog
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import AgentRunError, DeferredToolRequests
 from pydantic_ai.messages import (
+    BinaryContent,
     ModelMessage,
     ModelRequest,
     ModelResponse,
@@ -26,19 +27,21 @@ from pydantic_ai.messages import (
     TextPartDelta,
     ToolCallPart,
     ToolReturnPart,
+    UserContent,
     UserPromptPart,
 )
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.fallback import FallbackModel
 from pydantic_ai.run import AgentRunResultEvent
 from pydantic_ai.tools import Tool, ToolDefinition
-from pydantic_ai.toolsets import ExternalToolset
+from pydantic_ai.toolsets import ExternalToolset, FunctionToolset
 from pydantic_ai.usage import UsageLimits
 
 from hutch.core.logging import redact_text
 from hutch.core.metrics import Metrics
 from hutch.engine.deps import EngineDeps
 from hutch.engine.gateway import LLMGateway, ResolvedModel
+from hutch.engine.metering import MeteredToolset, ToolMeter
 from hutch.engine.tools import TOOLS
 from hutch.settings import Settings
 
@@ -46,6 +49,7 @@ log = structlog.get_logger(__name__)
 
 APOLOGY = "Sorry, I can't answer right now: the AI service did not respond. Please try again in a moment."
 MAX_MODEL_REQUESTS_PER_TURN = 10  # a tool loop that keeps calling stops here
+RECORDED_METADATA = frozenset({"tool", "ok", "ms"})  # what a connected tool's answer adds to its record
 
 
 @dataclass
@@ -60,6 +64,11 @@ class TurnRequest:
     temperature: float
     max_tokens: int
     external_tools: list[ToolDefinition] = field(default_factory=list)  # the caller's own tools
+    # The org's connected tools (MCP servers, webhook tools) the agent enables, built for this turn.
+    extra_tools: list[Tool[EngineDeps]] = field(default_factory=list)
+    meter: ToolMeter = field(default_factory=ToolMeter)  # times the turn's tool calls, meters outside ones
+    # Images sent with the prompt (for models the catalog marks ``vision``): one user message with the text.
+    media: list[BinaryContent] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,8 @@ class TurnOutcome:
     cost_micro_usd: int = 0
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     external_calls: list[ExternalCall] = field(default_factory=list)
+    metered_tool_calls: int = 0  # calls to tools that reach outside, counted on the org's usage
+    tool_cost_micro_usd: int = 0  # their cost, also in ``cost_micro_usd``
 
     @property
     def finish_reason(self) -> str:
@@ -122,22 +133,26 @@ class Engine:
             model,
             instructions=request.instructions,
             deps_type=EngineDeps,
-            tools=self._tools(request),
-            toolsets=[ExternalToolset(request.external_tools)] if request.external_tools else None,
+            toolsets=[
+                MeteredToolset(FunctionToolset(self._tools(request)), request.meter),
+                *([ExternalToolset(request.external_tools)] if request.external_tools else []),
+            ],
             output_type=output_type,
             retries=2,
         )
 
     def _tools(self, request: TurnRequest) -> list[Tool[EngineDeps]]:
         strict = request.primary.strict_tools and (request.fallback is None or request.fallback.strict_tools)
-        return TOOLS.build(request.tools, self.settings, strict=strict)
+        return TOOLS.build(request.tools, self.settings, strict=strict) + request.extra_tools
 
     def _first_request(self, request: TurnRequest) -> FirstRequest | None:
         """The turn's first model request, made directly: most turns end with its answer, and the agent
         graph costs more CPU than the call itself. None when the turn resumes after tool results."""
         if request.prompt is None:
             return None
-        prompt = ModelRequest(parts=[UserPromptPart(request.prompt)], instructions=request.instructions)
+        prompt = ModelRequest(
+            parts=[UserPromptPart(user_content(request))], instructions=request.instructions
+        )
         parameters = ModelRequestParameters(
             function_tools=[tool.tool_def for tool in self._tools(request)] + request.external_tools,
             output_mode="text",
@@ -232,7 +247,10 @@ class Engine:
                 outcome.cost_micro_usd += resolved.spec.cost_micro_usd(
                     usage.input_tokens, usage.output_tokens
                 )
-        outcome.tool_calls = tool_calls_of(new)
+        outcome.tool_calls = tool_calls_of(new, request.meter)
+        outcome.metered_tool_calls = request.meter.metered_calls
+        outcome.tool_cost_micro_usd = request.meter.cost_micro_usd
+        outcome.cost_micro_usd += outcome.tool_cost_micro_usd
         if output is None or isinstance(output, DeferredToolRequests):
             calls = output.calls if output is not None else last_response_calls(new)
             outcome.external_calls = [
@@ -273,14 +291,25 @@ class Engine:
         return TurnOutcome(text=APOLOGY, ok=False, error=error, model=request.primary.spec.id)
 
 
+def user_content(request: TurnRequest) -> str | list[UserContent]:
+    """The new user message: its text, with the images sent alongside it."""
+    text = request.prompt or ""
+    if not request.media:
+        return text
+    content: list[UserContent] = [text] if text.strip() else []
+    content.extend(request.media)
+    return content
+
+
 def describe_error(exc: BaseException) -> str:
     if isinstance(exc, ExceptionGroup):
         return "; ".join(describe_error(e) for e in exc.exceptions)
     return f"{exc.__class__.__name__}: {exc}"
 
 
-def tool_calls_of(messages: list[ModelMessage]) -> list[dict[str, Any]]:
-    """The built-in tools the agent called, with their arguments and results, in order."""
+def tool_calls_of(messages: list[ModelMessage], meter: ToolMeter | None = None) -> list[dict[str, Any]]:
+    """The tools the agent called, with their arguments and results, in order (and from the ``meter``,
+    how long each took and what the metered ones cost)."""
     calls: dict[str, dict[str, Any]] = {}
     for message in messages:
         for part in message.parts:
@@ -295,6 +324,16 @@ def tool_calls_of(messages: list[ModelMessage]) -> list[dict[str, Any]]:
                     part.content if isinstance(part.content, str) else json.dumps(part.content, default=str)
                 )
                 calls[part.tool_call_id]["result"] = content[:2000]
+                if isinstance(part.metadata, dict):  # a connected tool's: which it was, whether it worked
+                    calls[part.tool_call_id].update(
+                        {k: v for k, v in part.metadata.items() if k in RECORDED_METADATA}
+                    )
+                record = meter.calls.get(part.tool_call_id) if meter is not None else None
+                if record is not None:
+                    calls[part.tool_call_id]["ms"] = record.milliseconds
+                    if record.metered:
+                        calls[part.tool_call_id]["metered"] = True
+                        calls[part.tool_call_id]["cost_micro_usd"] = record.cost_micro_usd
     return [c for c in calls.values() if c["result"] is not None]
 
 

@@ -32,11 +32,20 @@ from hutch.agents.service import decrypted, org_credentials
 from hutch.alerts.models import Severity
 from hutch.alerts.service import raise_alert
 from hutch.billing.ledger import Ledger
-from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas, TurnUsage, quota_notice_due
+from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas, ToolBudget, TurnUsage, quota_notice_due
+from hutch.conversations.attachments_repository import AttachmentRepository
 from hutch.conversations.end_users import EndUserProfile
 from hutch.conversations.inbox import EndUserBlocked, TakenOver
 from hutch.conversations.inbox_repository import EndUserRepository
-from hutch.conversations.models import Conversation, ConversationStatus, Message, MessageRole, MessageStatus
+from hutch.conversations.models import (
+    AttachmentKind,
+    Conversation,
+    ConversationStatus,
+    Message,
+    MessageAttachment,
+    MessageRole,
+    MessageStatus,
+)
 from hutch.conversations.repository import COUNTED_CONVERSATION, MemoryRepository, MessageRepository
 from hutch.conversations.service import COMPACT_JOB, ConversationService
 from hutch.core.errors import Conflict, HutchError
@@ -50,12 +59,24 @@ from hutch.engine.catalog import DEMO_MODEL, Credentials
 from hutch.engine.deps import EngineDeps
 from hutch.engine.gateway import ResolvedModel
 from hutch.engine.history import select_history, to_model_messages
+from hutch.engine.metering import ToolMeter, reaches_outside
 from hutch.engine.prompt import PromptContext, build_instructions
 from hutch.engine.runner import Engine, TextDelta, TurnOutcome, TurnRequest
+from hutch.engine.tools import cost_per_call
 from hutch.knowledge.chunking import count_tokens
 from hutch.knowledge.search import Passage
 from hutch.knowledge.service import embed_query, has_knowledge, search_with
 from hutch.runtimes.client import RuntimeTarget, complete, ready_runtime
+from hutch.turns.media import (
+    NO_VISION,
+    VOICE_FAILED,
+    ReadFile,
+    ReadMedia,
+    images_of,
+    prompt_with_documents,
+    read_again,
+    stored_file,
+)
 from hutch.turns.repository import TurnRepository
 from hutch.turns.tools import KNOWLEDGE_TOP_K, TimeLeft, TurnTools
 
@@ -104,6 +125,15 @@ class Turn:
     reference: str = field(default_factory=lambda: new_id("turn"))  # the ledger's, when nothing is stored
     # A member has taken the conversation over: the message is stored, the agent does not answer.
     held: bool = False
+    # Files sent with the message (stored with it in phase 1); images go to the model, documents' text joins
+    # the prompt (hutch.turns.media).
+    files: list[ReadFile] = field(default_factory=list)
+    # What the turn answers without asking the model (a voice note not transcribed, an image for a model
+    # that cannot see), and why, kept with the answer.
+    notice: str | None = None
+    notice_error: str | None = None
+    # Calls to outside tools the plan still allows this month (read after phase 1); None: no limit.
+    tool_budget: ToolBudget | None = None
 
     @property
     def stored(self) -> tuple[Conversation, Message]:
@@ -203,6 +233,7 @@ class TurnFlow:
         caller_waits: bool = False,
         record: Record | None = None,
         profile: EndUserProfile | None = None,
+        media: ReadMedia | None = None,
     ) -> Turn:
         """Phase 1 of a stored turn: admit, store the message and read what the model call needs; committed
         (with ``record``'s writes and the turn's jobs) before this returns. A refusal (paused agent, a limit,
@@ -211,7 +242,8 @@ class TurnFlow:
 
         ``caller_waits``: the sender waits for the answer, so the commit need not wait for the disk (see
         ``NO_FLUSH_WAIT``). ``profile``: who the channel says the end user is, kept when a conversation
-        opens."""
+        opens. ``media``: files sent with the message, read beforehand (``hutch.turns.media``), stored with
+        it."""
         try:
             # The org's counters row is shared by all its turns: the reservation comes last before the
             # commit, so it is held for one round trip (carried by the message's statement when nothing else
@@ -228,6 +260,8 @@ class TurnFlow:
                 reserve_last,
                 profile,
             )
+            if media is not None:
+                self._with_files(turn, media)
             if record is not None:
                 await record(self.uow, turn.stored[1])
             if reserve_last and not turn.held:
@@ -238,7 +272,7 @@ class TurnFlow:
         except HutchError:
             await self.uow.rollback()
             raise
-        return await self._with_passages(turn)
+        return await self._after_commit(turn)
 
     async def begin_unstored(
         self,
@@ -276,7 +310,7 @@ class TurnFlow:
         except HutchError:
             await self.uow.rollback()
             raise
-        return await self._with_passages(turn)
+        return await self._after_commit(turn)
 
     async def resume(self, message_id: str) -> Turn | None:
         """A stored turn whose phase 1 committed but whose answer was not stored (the job running it stopped):
@@ -304,8 +338,9 @@ class TurnFlow:
             agent, message.channel or conversation.channel, conversation.end_user, message.content, reads
         )
         turn.conversation, turn.user_message = conversation, message
+        self._resumed_files(turn, await AttachmentRepository(self.session).with_data_of_message(message.id))
         await self.uow.checkpoint()
-        return await self._with_passages(turn)
+        return await self._after_commit(turn)
 
     async def _admit_and_store(
         self,
@@ -361,6 +396,31 @@ class TurnFlow:
             reads = PromptReads(facts, await self._org_name(agent.org_id))
         return Turn(agent, channel, end_user, text, reads, conversation, message, stored_history)
 
+    def _with_files(self, turn: Turn, media: ReadMedia) -> None:
+        """The files sent with the turn's message, stored in phase 1's transaction; and the answer a model
+        need not give (a voice note not transcribed, an image for a model that cannot see)."""
+        conversation, message = turn.stored
+        attachments = AttachmentRepository(self.session)
+        for file in media.files:
+            attachments.add(stored_file(file, message, conversation.id))
+        turn.files = list(media.files)
+        turn.notice, turn.notice_error = media.unanswered, media.error
+        if turn.notice is None and any(f.kind is AttachmentKind.IMAGE for f in media.files):
+            primary, _ = self._resolve(turn.agent, self._keys.get(turn.agent.org_id, {}))
+            if not primary.spec.vision:
+                turn.notice = NO_VISION
+
+    def _resumed_files(self, turn: Turn, stored: list[MessageAttachment]) -> None:
+        files = [read_again(attachment) for attachment in stored]
+        media = ReadMedia(files=files)
+        if any(f.kind is AttachmentKind.AUDIO and not f.transcribed for f in files):
+            media.unanswered = VOICE_FAILED
+        turn.files, turn.notice = files, media.unanswered
+        if turn.notice is None and any(f.kind is AttachmentKind.IMAGE for f in files):
+            primary, _ = self._resolve(turn.agent, self._keys.get(turn.agent.org_id, {}))
+            if not primary.spec.vision:
+                turn.notice = NO_VISION
+
     async def _settle(self, agent: Agent, reserved: dict[str, Any]) -> None:
         """Refuse a message over the plan's quotas (the caller rolls back); queue the notice it reaches."""
         plan = await self.quotas.settle_reservation(agent.org_id, reserved)
@@ -396,6 +456,13 @@ class TurnFlow:
         if agent.placement is not Placement.DEDICATED:
             return None
         return await ready_runtime(self.session, self.resources.secret_box, agent.id)
+
+    async def _after_commit(self, turn: Turn) -> Turn:
+        """What phase 1 reads once its writes are committed: the tool budget, then the passages."""
+        if not turn.held and reaches_outside(turn.agent.tools):
+            turn.tool_budget = await self.quotas.tool_calls_left(turn.agent.org_id)
+            await self.uow.checkpoint()
+        return await self._with_passages(turn)
 
     async def _with_passages(self, turn: Turn) -> Turn:
         """The turn with the passages of the agent's documents that best match the message, read after phase
@@ -475,7 +542,7 @@ class TurnFlow:
         return TurnRequest(
             instructions=instructions,
             history=to_model_messages(reads.history) if history is None else history,
-            prompt=turn.prompt,
+            prompt=prompt_with_documents(turn.prompt, turn.files, self.settings.attachment_prompt_tokens),
             deps=deps,
             primary=primary,
             fallback=fallback,
@@ -483,6 +550,16 @@ class TurnFlow:
             temperature=float(agent.temperature) if temperature is None else temperature,
             max_tokens=agent.max_tokens if max_tokens is None else max_tokens,
             external_tools=list(external_tools),
+            meter=self._meter(turn),
+            media=images_of(turn.files),
+        )
+
+    def _meter(self, turn: Turn) -> ToolMeter:
+        budget = turn.tool_budget
+        return ToolMeter(
+            remaining=budget.left if budget else None,
+            limit=budget.limit if budget else None,
+            cost_of=cost_per_call(self.settings),
         )
 
     @property
@@ -498,6 +575,8 @@ class TurnFlow:
         """Phase 2 alone: the answer of the agent's runtime or of the engine, holding no connection."""
         if turn.held:
             raise TakenOver()  # never a model call on a conversation a member holds
+        if turn.notice is not None:  # answered without a model, and without cost
+            return TurnOutcome(text=turn.notice, ok=True, error=turn.notice_error)
         outcome = await self._on_runtime(turn) or await self.engine.run(request or self.request(turn))
         demo = outcome.model == DEMO_MODEL
         if turn.agent.role == MANAGER_ROLE and (demo or not outcome.ok) and turn.prompt:
@@ -512,7 +591,7 @@ class TurnFlow:
         self, turn: Turn, *, carrying: AnswerCarries | None = None
     ) -> AsyncIterator[TextDelta | Answer]:
         """Phases 2 and 3 as they happen: text deltas, then the stored :class:`Answer` last."""
-        if turn.agent.role == MANAGER_ROLE or turn.reads.runtime is not None:
+        if turn.agent.role == MANAGER_ROLE or turn.reads.runtime is not None or turn.notice is not None:
             # A manager acts and a runtime answers whole: the answer comes as one delta.
             answered = await self.answer(turn, carrying=carrying)
             yield TextDelta(answered.text)
@@ -540,7 +619,8 @@ class TurnFlow:
             {"role": "user" if m.role is MessageRole.USER else "assistant", "content": m.content}
             for m in reads.history
         ]
-        messages.append({"role": "user", "content": turn.prompt or ""})
+        prompt = prompt_with_documents(turn.prompt, turn.files, self.settings.attachment_prompt_tokens)
+        messages.append({"role": "user", "content": prompt or ""})
         return await complete(target, self.resources.catalog, messages, turn.end_user, turn.agent.slug)
 
     # --- phase 3 -----------------------------------------------------------------------------------------
@@ -636,4 +716,11 @@ def fit_passages(found: list[Passage], budget: int) -> list[tuple[str, str]]:
 
 
 def _usage(outcome: TurnOutcome) -> TurnUsage:
-    return TurnUsage(outcome.input_tokens, outcome.output_tokens, outcome.cost_micro_usd, outcome.byok)
+    return TurnUsage(
+        outcome.input_tokens,
+        outcome.output_tokens,
+        outcome.cost_micro_usd,
+        outcome.byok,
+        outcome.metered_tool_calls,
+        outcome.tool_cost_micro_usd,
+    )

@@ -22,6 +22,7 @@ from hutch.core.errors import HutchError
 from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import JobContext
 from hutch.turns.flow import TurnFlow
+from hutch.turns.media import ReadMedia
 from hutch.turns.repository import reply_kept
 
 # What a held turn (a member has taken the conversation over) or a blocked end user gets: nothing sent.
@@ -40,9 +41,11 @@ async def answer_event(
     text: str,
     typing: Callable[[], Awaitable[None]] | None = None,
     profile: EndUserProfile | None = None,
+    media: ReadMedia | None = None,
 ) -> str:
     """The reply to ``text``, kept on ``event`` (committed with the answer); a refusal's polite notice;
-    :data:`NO_REPLY` when a member holds the conversation or the end user is blocked."""
+    :data:`NO_REPLY` when a member holds the conversation or the end user is blocked. ``media``: the files
+    sent with the message, read beforehand (``hutch.turns.media``)."""
     flow = TurnFlow(ctx.uow, ctx.resources)
     message_id = event.turn_message_id
 
@@ -51,7 +54,9 @@ async def answer_event(
 
     if message_id is None:
         try:
-            turn = await flow.begin(agent, channel, end_user, text, record=begun, profile=profile)
+            turn = await flow.begin(
+                agent, channel, end_user, text, record=begun, profile=profile, media=media
+            )
         except EndUserBlocked:
             return NO_REPLY
         except HutchError as refused:
@@ -63,7 +68,7 @@ async def answer_event(
         turn = resumed
     if turn.held:
         return NO_REPLY
-    if typing is not None:
+    if typing is not None and turn.notice is None:
         await typing()
     reply = (await flow.answer(turn, carrying=lambda text: reply_kept(event, text))).text
     set_committed_value(event, "reply", reply)  # written by the answer's statement: nothing to flush

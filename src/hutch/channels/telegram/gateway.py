@@ -31,6 +31,14 @@ class BotBlocked(Exception):
     """The user blocked the bot (or deleted the chat): nothing can be sent until they return."""
 
 
+class FileTooLarge(Exception):
+    """A file someone sent is larger than Hutch reads."""
+
+
+class FileUnavailable(Exception):
+    """Telegram could not hand over a file someone sent; the message says why."""
+
+
 class TokenRejected(BadRequest):
     def __init__(self) -> None:
         super().__init__("Telegram rejected this bot token; copy it again from @BotFather.")
@@ -65,13 +73,14 @@ MAX_CACHED_BOTS = 256
 class TelegramGateway:
     def __init__(self, api_base: str) -> None:
         self.base_url = api_base.rstrip("/") + "/bot"
+        self.file_url = api_base.rstrip("/") + "/file/bot"  # where getFile's files are downloaded
 
     @asynccontextmanager
     async def bot(self, token: str) -> AsyncIterator[Bot]:
         key = (self.base_url, token)
         bot = _bots.get(key)
         if bot is None:
-            bot = Bot(token, base_url=self.base_url)
+            bot = Bot(token, base_url=self.base_url, base_file_url=self.file_url)
             _bots[key] = bot
             if len(_bots) > MAX_CACHED_BOTS:
                 _, oldest = _bots.popitem(last=False)
@@ -127,6 +136,24 @@ class TelegramGateway:
                 await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id)
         except TelegramBadRequest:
             return
+
+    async def download(self, token: str, file_id: str, max_bytes: int) -> bytes:
+        """A file someone sent the bot (``getFile``, then the file from the Bot API's file URL); raises
+        :class:`FileTooLarge` above ``max_bytes`` and :class:`FileUnavailable` when Telegram cannot serve
+        it."""
+        try:
+            async with self.bot(token) as bot:
+                file = await bot.get_file(file_id)
+                if file.file_size is not None and file.file_size > max_bytes:
+                    raise FileTooLarge()
+                data = bytes(await file.download_as_bytearray())
+        except TelegramError as exc:
+            if "too big" in str(exc).lower():
+                raise FileTooLarge() from None
+            raise FileUnavailable(f"Telegram could not serve the file: {exc}") from None
+        if len(data) > max_bytes:
+            raise FileTooLarge()
+        return data
 
     async def typing(self, token: str, chat_id: int | str) -> None:
         try:

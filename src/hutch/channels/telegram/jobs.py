@@ -28,7 +28,12 @@ from hutch.channels.inbound import (
 )
 from hutch.channels.models import Channel, ChannelLink, ChannelStatus, ExternalEvent
 from hutch.channels.repository import InboxRepository
-from hutch.channels.telegram.gateway import BotBlocked, TelegramGateway
+from hutch.channels.telegram.gateway import (
+    BotBlocked,
+    FileTooLarge,
+    FileUnavailable,
+    TelegramGateway,
+)
 from hutch.channels.telegram.platform import (
     COMMANDS,
     PLATFORM,
@@ -47,6 +52,14 @@ from hutch.conversations.service import ConversationService
 from hutch.core.principal import Principal, PrincipalKind
 from hutch.db.jobs import TURNS_QUEUE, JobContext, job
 from hutch.turns.inbox import NO_REPLY, PLAN_LIMIT_NOTICE, answer_event
+from hutch.turns.media import (
+    Download,
+    DownloadFailed,
+    MediaReader,
+    Received,
+    TooLarge,
+    default_filename,
+)
 from hutch.turns.tools import balance_words
 
 log = structlog.get_logger(__name__)
@@ -198,10 +211,14 @@ async def _reply(
     ctx: JobContext, gateway: TelegramGateway, chat: Chat, event: ExternalEvent, message: dict[str, Any]
 ) -> str:
     update = event.payload
+    received = _received(gateway, chat.token, message)
     text = message.get("text")
-    if "edited_message" in update or not isinstance(text, str) or not text.strip():
+    if received:  # a photo, a voice note, a document: its caption is the text, never a command
+        text = str(message.get("caption") or "")
+    elif "edited_message" in update or not isinstance(text, str) or not text.strip():
         return TEXT_ONLY if chat.agent is not None else UNLINKED
-    command, argument = _command(text)
+    assert isinstance(text, str)
+    command, argument = _command(text) if not received else (None, text)
     if chat.platform and command == "/start" and argument:
         sender = message.get("from") or {}
         link = await confirm_telegram_link(ctx.uow, argument, str(chat.chat_id), sender.get("username"))
@@ -237,6 +254,12 @@ async def _reply(
         return await inbox.ask_for_human(
             agent, CHANNEL, _end_user(chat.chat_id), profile, "asked for a person with /human on Telegram"
         )
+    media = None
+    if received and event.turn_message_id is None:  # (a resumed turn has its files stored already)
+        media = await MediaReader.of(ctx.uow, ctx.resources).read(agent.org_id, text, received)
+        if media.refusal is not None:
+            return media.refusal
+        text = media.text
     return await answer_event(
         ctx,
         event,
@@ -246,7 +269,46 @@ async def _reply(
         text,
         typing=lambda: gateway.typing(chat.token, chat.chat_id),
         profile=profile,
+        media=media,
     )
+
+
+def _received(gateway: TelegramGateway, token: str, message: dict[str, Any]) -> list[Received]:
+    """The file a message carries (a photo's largest size, a voice note, an audio file, a document)."""
+
+    def download(file_id: str) -> Download:
+        async def fetch(max_bytes: int) -> bytes:
+            try:
+                return await gateway.download(token, file_id, max_bytes)
+            except FileTooLarge:
+                raise TooLarge() from None
+            except FileUnavailable as exc:
+                raise DownloadFailed(str(exc)) from None
+
+        return fetch
+
+    photo = message.get("photo")
+    if isinstance(photo, list) and photo:
+        largest = photo[-1]  # Telegram lists a photo's sizes smallest first
+        size = largest.get("file_size")
+        return [Received("image/jpeg", "photo.jpg", download(str(largest["file_id"])), size)]
+    for field, kind in (("voice", "audio"), ("audio", "audio"), ("document", "file")):
+        part = message.get(field)
+        if not isinstance(part, dict) or "file_id" not in part:
+            continue
+        content_type = str(part.get("mime_type") or "application/octet-stream")
+        filename = str(part.get("file_name") or default_filename(kind, content_type))
+        duration = part.get("duration")
+        return [
+            Received(
+                content_type,
+                filename,
+                download(str(part["file_id"])),
+                part.get("file_size"),
+                float(duration) if isinstance(duration, int | float) else None,
+            )
+        ]
+    return []
 
 
 async def _buttons(
