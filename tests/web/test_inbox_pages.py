@@ -148,6 +148,27 @@ async def test_a_conversation_shows_the_thread_with_tokens_cost_and_the_person(
     assert 'href="/app/inbox" aria-current="page"' in page.text
 
 
+async def test_an_answers_tool_calls_show_with_their_time_cost_arguments_and_result(
+    signed_in: AsyncClient, owner: Account, session: AsyncSession
+) -> None:
+    agent = await new_agent(signed_in, owner, name="Scout")
+    conversation = await seed(session, agent["id"], "api", "user:1", (U, "Find <it>"))
+    calls = [
+        {"name": "web_search", "args": {"query": "<it>"}, "result": "1. <b>It</b>", "ms": 412, "metered": True,
+         "cost_micro_usd": 5000},
+        {"name": "current_time", "args": {}, "result": "Monday", "ms": 0},
+    ]  # fmt: skip
+    await ConversationService(session).add(conversation, A, "Found it.", tool_calls=calls)
+    await session.commit()
+
+    page = await signed_in.get(f"/app/inbox/{conversation.id}")
+
+    assert "<summary>2 tool calls</summary>" in page.text
+    assert "<code>web_search</code> · 412 ms · $0.0050" in page.text
+    assert "<code>current_time</code> · 0 ms\n" in page.text  # not metered: no cost shown
+    assert "&lt;b&gt;It&lt;/b&gt;" in page.text and "<b>It</b>" not in page.text  # results are text
+
+
 async def test_take_over_reply_hand_back_close_reopen_and_export(
     signed_in: AsyncClient, owner: Account, session: AsyncSession, jobs: RecordingJobQueue
 ) -> None:

@@ -144,8 +144,10 @@ async def org_usage(session: AsyncSession, org_id: str, days: int) -> dict[str, 
                 "input_tokens": i,
                 "output_tokens": o,
                 "voice_minutes": round(v / 60, 1),
+                "tool_calls": t,
+                "transcription_minutes": round(a / 60, 1),
             }
-            for d, m, i, o, v in daily
+            for d, m, i, o, v, t, a in daily
         ],
     }
 

@@ -408,7 +408,8 @@ class AnalyticsQueries:
         )
 
     async def org_daily_usage(self, org_id: str, since: date) -> list[Any]:
-        """(day, messages, input tokens, output tokens, voice seconds) of one organisation since ``since``."""
+        """(day, messages, input tokens, output tokens, voice seconds, tool calls, transcription seconds) of
+        one organisation since ``since``."""
         return list(
             (
                 await self.session.execute(
@@ -418,6 +419,8 @@ class AnalyticsQueries:
                         UsageDaily.input_tokens,
                         UsageDaily.output_tokens,
                         UsageDaily.voice_seconds,
+                        UsageDaily.tool_calls,
+                        UsageDaily.transcription_seconds,
                     )
                     .where(UsageDaily.org_id == org_id, UsageDaily.day >= since)
                     .order_by(UsageDaily.day)

@@ -331,16 +331,21 @@ async def _usage_charts(uow: UoWDep, org_id: str, days: int) -> tuple[dict[str, 
         values = by_channel.setdefault(row["channel"], [0.0] * days)
         values[index[row["day"].isoformat()]] += row["inbound"] + row["outbound"]
     messages, tokens, voice = [0.0] * days, {"Input": [0.0] * days, "Output": [0.0] * days}, [0.0] * days
+    tools = {"Tool calls": [0.0] * days, "Voice notes (min)": [0.0] * days}
     for row in report["daily"]:
         i = index.get(row["day"].isoformat())
         if i is not None:
             messages[i] = row["messages"]
             tokens["Input"][i], tokens["Output"][i] = row["input_tokens"], row["output_tokens"]
             voice[i] = row["voice_minutes"]
+            tools["Tool calls"][i] = row["tool_calls"]
+            tools["Voice notes (min)"][i] = row["transcription_minutes"]
     total_messages = sum(messages)
     summary = ", ".join(f"{k} {sum(v):,.0f}" for k, v in by_channel.items()) or "none"
     x, per_channel = charts.weekly_when_long(labels, by_channel or {"No messages": [0.0] * days}, days)
-    _, daily = charts.weekly_when_long(labels, {"Messages": messages, "Minutes": voice, **tokens}, days)
+    _, daily = charts.weekly_when_long(
+        labels, {"Messages": messages, "Minutes": voice, **tokens, **tools}, days
+    )
     graphs = {
         "channels": charts.bars("Messages by channel", x, per_channel, f"Messages by channel: {summary}"),
         "messages": charts.line(
@@ -357,6 +362,13 @@ async def _usage_charts(uow: UoWDep, org_id: str, days: int) -> tuple[dict[str, 
             x,
             {"Minutes": daily["Minutes"]},
             charts.describe(sum(voice), "voice minutes", days),
+        ),
+        "tools": charts.bars(
+            "Tool calls and voice notes",
+            x,
+            {name: daily[name] for name in tools},
+            f"{sum(tools['Tool calls']):,.0f} tool calls and {sum(tools['Voice notes (min)']):,.1f} minutes "
+            f"of voice notes transcribed in the last {days} days",
         ),
     }
     return graphs, total_messages == 0 and not by_channel
