@@ -17,9 +17,11 @@ from twilio.request_validator import RequestValidator
 from hutch.app import create_app
 from hutch.channels.models import ExternalEvent
 from hutch.channels.whatsapp.gateway import WhatsAppGateway
+from hutch.conversations.models import MessageAttachment
 from hutch.db.engine import Database
 from hutch.resources import Resources
 from hutch.settings import Settings
+from hutch.turns.media import NO_VISION, NOT_DOWNLOADED, VOICE_NOT_SET_UP
 from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
 from tests.factories import Account, create_account
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
@@ -28,6 +30,7 @@ from tests.fakes.twilio import FakeTwilioServer, inbound_whatsapp_webhook
 OPERATOR = "+14155238886"
 USER = "+15551234567"
 WEBHOOK = "https://hutch.example/webhooks/twilio/whatsapp"
+PNG = bytes.fromhex("89504e470d0a1a0a") + bytes(64)
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +101,7 @@ async def on_whatsapp(
             "twilio_auth_token": SecretStr(account.auth_token),
             "twilio_whatsapp_from": OPERATOR,
             "twilio_whatsapp_template_sid": "HX0123456789abcdef0123456789abcdef",
+            "egress_allow": ["127.0.0.1"],  # the fake Twilio serves media on loopback
         }
     )
     resources = build_test_resources(configured, database, database_url)
@@ -162,17 +166,32 @@ async def test_bad_signatures_are_403_and_store_nothing(on_whatsapp: OnWhatsApp)
 async def test_replays_media_and_long_replies(on_whatsapp: OnWhatsApp, fake_llm: FakeLLMServer) -> None:
     w = on_whatsapp
     await w.say(f"LINK {await w.link()}")
-    assert await w.say("a photo", media=[("https://api.twilio.com/media/1", "image/jpeg")]) == [
-        "I can only read text messages for now. Please type your question."
-    ]
+    photo = w.twilio.add_media(w.account_sid, PNG, "image/jpeg")
+    # The demo model cannot see images: it says so, and the photo is kept (fetched with basic auth).
+    assert await w.say("a photo", media=[(photo, "image/jpeg")]) == [NO_VISION]
+    assert len(w.twilio.media_fetches) == 1
+    [kept] = (await w.session.scalars(select(MessageAttachment))).all()
+    assert kept.kind.value == "image" and kept.size_bytes == len(PNG)
+    # A media URL pointing inside the network is refused by the egress guard, not fetched.
+    inside = [("http://169.254.169.254/latest/meta-data/", "image/jpeg")]
+    assert await w.say("look", media=inside) == [NOT_DOWNLOADED]
+    voice = w.twilio.add_media(w.account_sid, b"OggS" + bytes(4000), "audio/ogg")
+    assert await w.say("", media=[(voice, "audio/ogg")]) == [VOICE_NOT_SET_UP]
+    exe = w.twilio.add_media(w.account_sid, b"MZ" + bytes(10), "application/x-msdownload")
+    assert "cannot open that kind of file" in (await w.say("", media=[(exe, "application/x-msdownload")]))[0]
+    await w.client.patch(
+        f"/api/v1/agents/{w.agent_id}", json={"model": "openai/gpt-4o-mini"}, headers=w.owner.headers
+    )
+    photo = w.twilio.add_media(w.account_sid, PNG, "image/png")
+    assert await w.say("what is it?", media=[(photo, "image/png")]) == ["Echo: what is it?"]
+    [request] = [r for r in fake_llm.requests if r.path.endswith("/chat/completions")]
+    parts = request.body["messages"][-1]["content"]
+    assert [p["type"] for p in parts] == ["text", "image_url"]
     assert await w.inbound("once", message_sid="SM" + "1" * 32) == 200
     assert await w.inbound("once", message_sid="SM" + "1" * 32) == 200  # Twilio retried: one answer
     assert isinstance(w.resources.jobs, RecordingJobQueue)
     assert await w.resources.jobs.run_pending() == ["answered"]
 
-    await w.client.patch(
-        f"/api/v1/agents/{w.agent_id}", json={"model": "openai/gpt-4o-mini"}, headers=w.owner.headers
-    )
     fake_llm.script(ScriptedReply(content=("A fairly long sentence about kettles. " * 120).strip()))
     sent = await w.say("Tell me a lot")
     assert len(sent) == 3 and all(len(piece) <= 1600 for piece in sent)

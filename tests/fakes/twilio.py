@@ -185,11 +185,14 @@ class FakeTwilioServer(BackgroundServer):
         self.requests: list[RecordedRequest] = []
         self.messages: dict[str, FakeMessage] = {}
         self.failures: list[ScriptedFailure] = []
+        self.media: dict[str, tuple[str, bytes, str]] = {}  # media sid -> (account sid, bytes, content type)
+        self.media_fetches: list[str] = []  # media sids served, in order
         prefix = f"/{API_VERSION}/Accounts/{{account_sid}}"
         app = Starlette(
             routes=[
                 Route(f"{prefix}/Messages.json", self._create_message, methods=["POST"]),
                 Route(f"{prefix}/Messages/{{sid}}.json", self._fetch_message, methods=["GET"]),
+                Route(f"{prefix}/Messages/{{sid}}/Media/{{media_sid}}", self._media, methods=["GET"]),
             ]
         )
         super().__init__(app)
@@ -207,6 +210,17 @@ class FakeTwilioServer(BackgroundServer):
         self.requests.clear()
         self.messages.clear()
         self.failures.clear()
+        self.media.clear()
+        self.media_fetches.clear()
+
+    def add_media(self, account_sid: str, data: bytes, content_type: str) -> str:
+        """A file a WhatsApp user sent: its media URL, as Twilio puts it in ``MediaUrl0`` (served behind HTTP
+        basic auth with the account's credentials)."""
+        message_sid, media_sid = new_sid("MM"), new_sid("ME")
+        self.media[media_sid] = (account_sid, data, content_type)
+        return (
+            f"{self.base_url}/{API_VERSION}/Accounts/{account_sid}/Messages/{message_sid}/Media/{media_sid}"
+        )
 
     def add_account(
         self,
@@ -314,6 +328,22 @@ class FakeTwilioServer(BackgroundServer):
         self.messages[message.sid] = message
         record.status = 201
         return JSONResponse(message.resource(), 201)
+
+    async def _media(self, request: Request) -> Response:
+        account = self.accounts.get(request.path_params["account_sid"])
+        credentials = _basic_credentials(request)
+        if (
+            account is None
+            or credentials is None
+            or credentials[0] != account.sid
+            or not secrets.compare_digest(credentials[1], account.auth_token)
+        ):
+            return _error(401, 20003, "Authenticate")
+        stored = self.media.get(request.path_params["media_sid"])
+        if stored is None or stored[0] != account.sid:
+            return _error(404, 20404, "The requested resource was not found")
+        self.media_fetches.append(request.path_params["media_sid"])
+        return Response(stored[1], media_type=stored[2])
 
     async def _fetch_message(self, request: Request) -> Response:
         record = await self._record(request)

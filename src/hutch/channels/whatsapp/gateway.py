@@ -8,6 +8,7 @@ Content SID with the text as its first variable.
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -16,11 +17,17 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from hutch.channels.telegram.gateway import split_text
+from hutch.core.egress import EgressPolicy, fetch
 from hutch.core.errors import ServiceUnavailable
 from hutch.settings import Settings
 
 MAX_MESSAGE = 1600
+MEDIA_SECONDS = 30.0  # to download one file a user sent
 SESSION_WINDOW = timedelta(hours=24)
+
+
+class MediaUnavailable(Exception):
+    """Twilio did not hand over a file a user sent; the message says why."""
 
 
 class WhatsAppNotConfigured(ServiceUnavailable):
@@ -79,6 +86,24 @@ class WhatsAppGateway:
         if self._http is not None:
             await self._http.close()
         self._http = self._client = None
+
+    async def media(self, url: str, max_bytes: int) -> bytes:
+        """A file a user sent (a ``MediaUrl`` of the webhook), read with the account's credentials through
+        the egress guard: the URL came in a request, so it is checked like any URL someone else chose.
+        Raises :class:`EgressError` (too large, unreachable, refused) and :class:`MediaUnavailable`."""
+        settings = self.settings
+        assert settings.twilio_account_sid is not None and settings.twilio_auth_token is not None
+        credentials = f"{settings.twilio_account_sid}:{settings.twilio_auth_token.get_secret_value()}"
+        answer = await fetch(
+            url,
+            EgressPolicy.of(settings.egress_allow),
+            headers={"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()},
+            max_bytes=max_bytes,
+            time_limit=MEDIA_SECONDS,
+        )
+        if answer.status_code != 200:
+            raise MediaUnavailable(f"Twilio answered {answer.status_code} for the media")
+        return answer.content
 
     async def send(self, to_e164: str, text: str) -> list[str]:
         """Send a free-form reply (inside the 24 h window); the message sids."""

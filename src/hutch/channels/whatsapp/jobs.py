@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from hutch.agents.models import Agent
 from hutch.channels.inbound import (
@@ -14,13 +15,16 @@ from hutch.channels.inbound import (
 )
 from hutch.channels.models import ExternalEvent, LinkStatus
 from hutch.channels.repository import InboxRepository, LinkRepository
-from hutch.channels.whatsapp.gateway import WhatsAppNotConfigured
+from hutch.channels.whatsapp.gateway import MediaUnavailable, WhatsAppGateway, WhatsAppNotConfigured
 from hutch.channels.whatsapp.service import EVENT_SOURCE, INBOUND_JOB, LINK_COMMAND
+from hutch.core.egress import EgressError
 from hutch.core.security import sha256_hex
 from hutch.db.jobs import TURNS_QUEUE, JobContext, job
 from hutch.turns.inbox import NO_REPLY, answer_event
+from hutch.turns.media import Download, DownloadFailed, MediaReader, Received, TooLarge, default_filename
 
 CHANNEL = "whatsapp"
+MAX_MEDIA = 10  # files per message, as Twilio allows
 UNLINKED = (
     "This number is not linked to an assistant yet. Sign in to your dashboard, link this number "
     "(Settings, Channels, WhatsApp) and send the code shown there, like: LINK 123456"
@@ -43,7 +47,7 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
     if gateway is None:
         raise WhatsAppNotConfigured()  # retried: the settings may be fixed meanwhile
     if event.reply is None:
-        event.reply = await _reply(ctx, event, sender)
+        event.reply = await _reply(ctx, event, sender, gateway)
         await ctx.uow.checkpoint()  # the answer is kept even if sending fails below
     if event.reply == NO_REPLY:  # a member holds the conversation (they answer), or a blocked end user
         return finish_event(event, "not answered: held by a member or blocked")
@@ -52,7 +56,7 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
     return finish_event(event, "answered")
 
 
-async def _reply(ctx: JobContext, event: ExternalEvent, sender: str) -> str:
+async def _reply(ctx: JobContext, event: ExternalEvent, sender: str, gateway: WhatsAppGateway) -> str:
     session = ctx.uow.session
     params = event.payload
     now = datetime.now(UTC)
@@ -67,9 +71,45 @@ async def _reply(ctx: JobContext, event: ExternalEvent, sender: str) -> str:
     agent = await session.get(Agent, link.agent_id)
     if agent is None:
         return UNLINKED
-    if int(params.get("NumMedia") or 0) > 0 or not body.strip():
+    received = _received(gateway, params)
+    if not received and not body.strip():
         return TEXT_ONLY
-    return await answer_event(ctx, event, agent, CHANNEL, f"{CHANNEL}:{sender}", body)
+    media = None
+    if received and event.turn_message_id is None:  # (a resumed turn has its files stored already)
+        media = await MediaReader.of(ctx.uow, ctx.resources).read(agent.org_id, body, received)
+        if media.refusal is not None:
+            return media.refusal
+        body = media.text
+    return await answer_event(ctx, event, agent, CHANNEL, f"{CHANNEL}:{sender}", body, media=media)
+
+
+def _received(gateway: WhatsAppGateway, params: dict[str, Any]) -> list[Received]:
+    """The files of a message: Twilio's ``NumMedia``, ``MediaUrl0..N`` and ``MediaContentType0..N``."""
+
+    def download(url: str) -> Download:
+        async def fetch(max_bytes: int) -> bytes:
+            try:
+                return await gateway.media(url, max_bytes)
+            except EgressError as exc:
+                if "more than" in str(exc):
+                    raise TooLarge() from None
+                raise DownloadFailed(str(exc)) from None
+            except MediaUnavailable as exc:
+                raise DownloadFailed(str(exc)) from None
+
+        return fetch
+
+    received = []
+    for index in range(min(int(params.get("NumMedia") or 0), MAX_MEDIA)):
+        url = params.get(f"MediaUrl{index}")
+        if not isinstance(url, str) or not url:
+            continue
+        content_type = str(params.get(f"MediaContentType{index}") or "application/octet-stream")
+        kind = "audio" if content_type.startswith("audio/") else "image"
+        if not content_type.startswith(("audio/", "image/")):
+            kind = "file"
+        received.append(Received(content_type, default_filename(kind, content_type), download(url)))
+    return received
 
 
 async def _confirm_link(ctx: JobContext, sender: str, code: str, now: datetime) -> str:
