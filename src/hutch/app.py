@@ -48,6 +48,7 @@ from hutch.db.migrations import head_revisions
 from hutch.deletion import router as deletion_router
 from hutch.engine.catalog import Catalog, CatalogError, load_catalog
 from hutch.http.middleware import RequestMiddleware
+from hutch.integrations import router as integrations_router
 from hutch.knowledge import router as knowledge_router
 from hutch.knowledge.jobs import REEMBED_JOB
 from hutch.notifications import router as notifications_router
@@ -189,6 +190,7 @@ def create_app(
         apikeys_router.router,
         audit_router.router,
         agents_router.router,
+        integrations_router.router,
         deletion_router.router,
         avatar_router.router,
         conversations_router.router,

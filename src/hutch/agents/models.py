@@ -56,7 +56,7 @@ class Agent(TimestampMixin, Base):
     max_tokens: Mapped[int] = mapped_column(Integer)
     audience: Mapped[Audience] = mapped_column(str_enum(Audience, "agent_audience"))
     placement: Mapped[Placement] = mapped_column(str_enum(Placement, "agent_placement"))
-    tools: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    tools: Mapped[list[str]] = mapped_column(ARRAY(String(200)))  # built-in and connected tools' names
     status: Mapped[AgentStatus] = mapped_column(str_enum(AgentStatus, "agent_status"))
     # Set by the first document uploaded and never cleared: turns look for knowledge only after that, so
     # agents without documents (most) skip the search on every message.

@@ -30,6 +30,7 @@ from hutch.engine.catalog import ProviderKind
 from hutch.engine.tools import TOOLS
 from hutch.http.authz import OrgAdmin, Reader, Writer
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.integrations.tools import connected_choices
 from hutch.resources import Resources
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
@@ -111,9 +112,15 @@ async def list_roles(_: Reader) -> RoleTemplateList:
 
 
 @router.get("/agent-tools", response_model=ToolList, responses=error_responses(Unauthorized))
-async def list_tools(_: Reader) -> ToolList:
-    """The tools an agent can enable."""
-    return ToolList(items=[ToolOut(name=s.name, description=s.description) for s in TOOLS.specs()])
+async def list_tools(principal: Reader, uow: UoWDep) -> ToolList:
+    """The tools an agent can enable: the built-in ones, then the org's connected tools (each tool its MCP
+    servers listed as `mcp:<server_id>:<tool>`, each webhook tool as `webhook:<id>`)."""
+    builtin = [ToolOut(name=s.name, description=s.description) for s in TOOLS.specs()]
+    connected = [
+        ToolOut(name=t.ref, description=t.description, kind=t.kind, source=t.source)
+        for t in await connected_choices(uow.session, principal.org_id)
+    ]
+    return ToolList(items=builtin + connected)
 
 
 @router.get("/models", response_model=ModelList, responses=error_responses(Unauthorized))

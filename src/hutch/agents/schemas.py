@@ -101,6 +101,8 @@ class RoleTemplateList(BaseModel):
 class ToolOut(BaseModel):
     name: str
     description: str
+    kind: str = "builtin"  # builtin, mcp or webhook
+    source: str | None = None  # a connected tool's MCP server or webhook tool, by name
 
 
 class ToolList(BaseModel):

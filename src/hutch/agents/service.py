@@ -27,6 +27,7 @@ from hutch.db.jobs import WorkerResources
 from hutch.engine.catalog import Credentials, ProviderKind
 from hutch.engine.gateway import LLMGateway
 from hutch.engine.tools import TOOLS
+from hutch.integrations.tools import is_connected, unknown_connected
 from hutch.settings import Settings
 
 GENERIC_PERSONA = "You are a helpful assistant. Answer clearly and briefly, and say so when you do not know."
@@ -88,7 +89,7 @@ class AgentService:
         tools = list(
             dict.fromkeys(data.tools if data.tools is not None else (template.tools if template else ()))
         )
-        self._check_tools(tools)
+        await self._check_tools(principal.org_id, tools)
         await self.quotas.check_count(
             principal.org_id, "agents", lambda: self.agents.count_in_org(principal.org_id)
         )
@@ -133,7 +134,7 @@ class AgentService:
             self._check_model("fallback_model", changes["fallback_model"])
         if "tools" in changes:
             changes["tools"] = list(dict.fromkeys(changes["tools"] or []))
-            self._check_tools(changes["tools"], kept=agent.tools)
+            await self._check_tools(agent.org_id, changes["tools"], kept=agent.tools)
         if changes.get("slug") is not None and changes["slug"] != agent.slug:
             if await self.agents.slug_taken(agent.org_id, changes["slug"], except_id=agent.id):
                 raise Conflict(f"Another agent already uses the slug {changes['slug']!r}.")
@@ -168,13 +169,22 @@ class AgentService:
         if self.llm.catalog.find(model) is None:
             raise InvalidField(field, f"unknown model {model!r}; GET /api/v1/models lists them")
 
-    def _check_tools(self, tools: list[str], kept: list[str] | None = None) -> None:
-        unknown = TOOLS.unknown(tools)
+    async def _check_tools(self, org_id: str, tools: list[str], kept: list[str] | None = None) -> None:
+        unknown = TOOLS.unknown([name for name in tools if not is_connected(name)])
         if unknown:
             known = ", ".join(s.name for s in TOOLS.specs())
             raise InvalidField("tools", f"unknown tool(s) {', '.join(unknown)}; available: {known}")
-        # A tool the agent already has stays, so editing it still works after the operator turns one off.
+        # A tool the agent already has stays, so editing it still works after the operator turns one off
+        # (or after its MCP server stops listing it).
         added = [name for name in tools if name not in (kept or [])]
+        # Connected tools: the org's own MCP servers' listed tools and webhook tools; another org's ids are
+        # as unknown as ids that never existed.
+        unknown = await unknown_connected(self.session, org_id, [n for n in added if is_connected(n)])
+        if unknown:
+            raise InvalidField(
+                "tools",
+                f"unknown connected tool(s) {', '.join(unknown)}; GET /api/v1/agent-tools lists the org's",
+            )
         unavailable = TOOLS.unavailable(added, self.llm.settings)
         if unavailable:
             raise InvalidField("tools", "; ".join(unavailable))

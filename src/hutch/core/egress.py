@@ -27,10 +27,13 @@ import socket
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
 import httpcore
+import httpcore2
 import httpx
+import httpx2
 
 IPAddress = IPv4Address | IPv6Address
 IPNetwork = IPv4Network | IPv6Network
@@ -416,3 +419,125 @@ async def _read_capped(answer: httpx.Response, max_bytes: int, url: str) -> byte
             raise too_large
         parts.append(part)
     return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class CheckedURL:
+    """A URL whose host the guard resolved and accepted: where to connect, and whether the operator's
+    ``HUTCH_EGRESS_ALLOW`` (or allowing every private address) is what let it through."""
+
+    url: str
+    host: str
+    port: int
+    address: IPAddress
+    operator_allowed: bool
+
+
+async def check_url(url: str, policy: EgressPolicy, *, resolver: Resolver = system_resolver) -> CheckedURL:
+    """Resolve ``url``'s host once and check every address, as :func:`fetch` does before connecting.
+
+    Raises :class:`EgressRefused` (a scheme other than http(s), no host, a refused address) or
+    :class:`EgressError` (the host does not resolve).
+    """
+    try:
+        target = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise EgressRefused(f"refused: {url!r} is not a valid URL ({exc})") from None
+    transport = PinnedTransport()
+    await _pin(target, transport, policy, resolver)
+    host = target.raw_host.decode("ascii")
+    port = _port_of(target)
+    address = ip_address(transport.backend.pins[(host, port)])
+    allowed = (
+        policy.allow_private
+        or policy.allows_host(host)
+        or (blocked_reason(address) is not None and policy.allows_address(address))
+    )
+    return CheckedURL(str(target), host, port, address, allowed)
+
+
+@dataclass
+class _PinnedBackend2(httpcore2.AsyncNetworkBackend):
+    """:class:`_PinnedBackend` for httpx2 (the client library the MCP SDK speaks through)."""
+
+    pins: dict[tuple[str, int], str] = field(default_factory=dict)
+    inner: httpcore2.AsyncNetworkBackend = field(default_factory=httpcore2.AnyIOBackend)
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore2's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        address = self.pins.get((host, port))
+        if address is None:
+            raise httpcore2.ConnectError(f"refused: {host}:{port} was not checked")
+        return await self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore2's interface
+        socket_options: Iterable[httpcore2.SOCKET_OPTION] | None = None,
+    ) -> httpcore2.AsyncNetworkStream:
+        raise httpcore2.ConnectError("refused: unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+@cache
+def _default_ssl_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes milliseconds; one context serves every pinned client.
+    return ssl.create_default_context()
+
+
+class PinnedClientFactory:
+    """Builds httpx2 clients (what the MCP SDK takes) that connect only to one checked address.
+
+    Made by :func:`pinned_client_factory` once the URL's host was checked: every client it builds sends
+    the URL's host to the address that was checked, follows no redirect itself, and refuses any other host
+    or port (the SDK follows redirects only within the URL's origin, which stays on the pinned address).
+    Its call signature is the SDK's ``McpHttpClientFactory``.
+    """
+
+    def __init__(self, checked: CheckedURL, *, verify: ssl.SSLContext | None = None) -> None:
+        self.checked = checked
+        self._verify = verify
+
+    def __call__(
+        self,
+        headers: dict[str, str] | None = None,
+        timeout: httpx2.Timeout | None = None,
+        auth: httpx2.Auth | None = None,
+    ) -> httpx2.AsyncClient:
+        context = self._verify or _default_ssl_context()
+        transport = httpx2.AsyncHTTPTransport(verify=context, trust_env=False, retries=0)
+        backend = _PinnedBackend2()
+        backend.pins[(self.checked.host, self.checked.port)] = str(self.checked.address)
+        # The transport's own pool, rebuilt on the pinned backend (httpx2 takes no backend argument).
+        transport._pool = httpcore2.AsyncConnectionPool(
+            ssl_context=context, network_backend=backend, retries=0
+        )
+        return httpx2.AsyncClient(
+            transport=transport,
+            headers=headers,
+            timeout=timeout or httpx2.Timeout(DEFAULT_TIMEOUT_SECONDS, read=300.0),
+            auth=auth,
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+
+async def pinned_client_factory(
+    url: str,
+    policy: EgressPolicy,
+    *,
+    resolver: Resolver = system_resolver,
+    verify: ssl.SSLContext | None = None,
+) -> PinnedClientFactory:
+    """Check ``url`` through the guard (raising as :func:`check_url` does) and return a factory of httpx2
+    clients pinned to the address it accepted, for connections that last (an MCP session)."""
+    return PinnedClientFactory(await check_url(url, policy, resolver=resolver), verify=verify)

@@ -15,6 +15,7 @@ from hutch.conversations import models as conversations_models
 from hutch.core import models as core_models
 from hutch.db.base import Base
 from hutch.deletion import models as deletion_models
+from hutch.integrations import models as integrations_models
 from hutch.knowledge import models as knowledge_models
 from hutch.notifications import models as notifications_models
 from hutch.runtimes import models as runtimes_models
@@ -34,6 +35,7 @@ DOMAIN_MODELS = (
     conversations_models,
     core_models,
     deletion_models,
+    integrations_models,
     knowledge_models,
     notifications_models,
     runtimes_models,

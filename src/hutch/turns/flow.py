@@ -18,7 +18,7 @@ from its stored message, without admitting or storing it twice.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +63,7 @@ from hutch.engine.metering import ToolMeter, reaches_outside
 from hutch.engine.prompt import PromptContext, build_instructions
 from hutch.engine.runner import Engine, TextDelta, TurnOutcome, TurnRequest
 from hutch.engine.tools import cost_per_call
+from hutch.integrations.tools import ConnectedTool, build_tools, is_connected, read_connected
 from hutch.knowledge.chunking import count_tokens
 from hutch.knowledge.search import Passage
 from hutch.knowledge.service import embed_query, has_knowledge, search_with
@@ -107,6 +108,7 @@ class PromptReads:
     passages: list[tuple[str, str]] = field(default_factory=list)  # (title, text) from the agent's documents
     searchable: bool = False  # the agent has documents: it gets the search tool
     runtime: RuntimeTarget | None = None  # the agent's dedicated runtime, when it is ready
+    connected: list[ConnectedTool] = field(default_factory=list)  # the org's tools the agent enables
 
 
 @dataclass
@@ -461,6 +463,7 @@ class TurnFlow:
         """What phase 1 reads once its writes are committed: the tool budget, then the passages."""
         if not turn.held and reaches_outside(turn.agent.tools):
             turn.tool_budget = await self.quotas.tool_calls_left(turn.agent.org_id)
+            turn.reads = replace(turn.reads, connected=await self._connected(turn))
             await self.uow.checkpoint()
         return await self._with_passages(turn)
 
@@ -482,11 +485,15 @@ class TurnFlow:
             )
             passages = fit_passages(found, self.settings.knowledge_prompt_tokens)
         await self.uow.checkpoint()  # ends the read: nothing is held while the model answers
-        reads = turn.reads
-        turn.reads = PromptReads(
-            reads.facts, reads.org_name, reads.summary, reads.history, passages, searchable, reads.runtime
-        )
+        turn.reads = replace(turn.reads, passages=passages, searchable=searchable)
         return turn
+
+    async def _connected(self, turn: Turn) -> list[ConnectedTool]:
+        """The connected tools (MCP servers', webhook tools) the agent enables, decrypted for phase 2."""
+        agent = turn.agent
+        if turn.reads.runtime is not None or not any(is_connected(name) for name in agent.tools):
+            return []  # a dedicated runtime answers without them
+        return await read_connected(self.session, self.resources.secret_box, agent.org_id, agent.tools)
 
     # --- phase 2 -----------------------------------------------------------------------------------------
 
@@ -550,6 +557,7 @@ class TurnFlow:
             temperature=float(agent.temperature) if temperature is None else temperature,
             max_tokens=agent.max_tokens if max_tokens is None else max_tokens,
             external_tools=list(external_tools),
+            extra_tools=build_tools(reads.connected, self.resources.mcp, self.settings, taken=tools),
             meter=self._meter(turn),
             media=images_of(turn.files),
         )
