@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from hutch.engine.catalog import Catalog
     from hutch.engine.deps import TeamActions
     from hutch.engine.gateway import LLMGateway
-    from hutch.integrations.gateway import McpGateway
     from hutch.engine.transcription import TranscriptionGateway
+    from hutch.integrations.gateway import McpGateway
     from hutch.knowledge.embeddings import EmbeddingProvider
     from hutch.notifications.gateway import EmailGateway
     from hutch.runtimes.drivers.base import RuntimeDriver
