@@ -4,6 +4,7 @@ Bot API (getFile and file downloads), the fake model and the fake transcription 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from hutch.resources import Resources
 from hutch.settings import Settings
 from hutch.turns.media import NO_VISION, VOICE_FAILED, VOICE_NOT_SET_UP, VOICE_OVER_LIMIT
 from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
-from tests.factories import Account, create_account
+from tests.factories import DEFAULT_PASSWORD, Account, create_account
 from tests.fakes.llm import FakeLLMServer
 from tests.fakes.telegram import (
     FakeTelegramServer,
@@ -307,3 +308,49 @@ def _pdf(text: str) -> bytes:
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     return out
+
+
+async def test_files_show_in_the_api_and_the_inbox_to_the_org_only(
+    deploy: Deploy, fake_llm: FakeLLMServer, transcription_server: FakeTranscriptionServer
+) -> None:
+    t = await deploy()
+    transcription_server.script(TranscriptReply(text="Call me back", seconds=2))
+    photo_id = t.telegram.add_file(PNG, folder="photos")
+    voice_id = t.telegram.add_file(OGG, folder="voice")
+    await t.send(photo_update(file_id=photo_id, file_size=len(PNG), caption="Broken lid"))
+    await t.send(voice_update(file_id=voice_id, file_size=len(OGG)))
+    [listed] = (await t.client.get("/api/v1/conversations", headers=t.owner.headers)).json()["items"]
+    shown = (await t.client.get(f"/api/v1/conversations/{listed['id']}", headers=t.owner.headers)).json()
+    with_files = [m for m in shown["messages"] if m["attachments"]]
+    assert [m["content"] for m in with_files] == ["Broken lid", "Call me back"]
+    [image], [voice] = (m["attachments"] for m in with_files)
+    assert (image["kind"], image["size_bytes"], image["transcript"]) == ("image", len(PNG), None)
+    assert (voice["kind"], voice["transcript"], voice["duration_seconds"]) == ("audio", "Call me back", 2.0)
+    fetched = await t.client.get(image["url"], headers=t.owner.headers)
+    assert fetched.status_code == 200 and fetched.content == PNG
+    assert fetched.headers["content-type"] == "image/jpeg" and fetched.headers["x-content-type-options"]
+    agent_messages = await t.client.get(
+        f"/api/v1/agents/{t.agent_id}/conversations/{listed['id']}/messages", headers=t.owner.headers
+    )
+    assert [a["id"] for m in agent_messages.json()["items"] for a in m["attachments"]] == [
+        image["id"],
+        voice["id"],
+    ]
+
+    stranger = await create_account(t.session, t.resources.settings, email="stranger@example.com")
+    assert (await t.client.get(image["url"], headers=stranger.headers)).status_code == 404
+    unknown = f"/api/v1/conversations/{listed['id']}/attachments/att_unknown"
+    assert (await t.client.get(unknown, headers=t.owner.headers)).status_code == 404
+
+    form = await t.client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None
+    await t.client.post(
+        "/login", data={"csrf": csrf[1], "email": t.owner.user.email, "password": DEFAULT_PASSWORD}
+    )
+    page = await t.client.get(f"/app/inbox/{listed['id']}")
+    assert page.status_code == 200
+    assert f"/app/inbox/{listed['id']}/attachments/{image['id']}" in page.text and "<img" in page.text
+    assert "<audio" in page.text and "Transcript: Call me back" in page.text
+    inline = await t.client.get(f"/app/inbox/{listed['id']}/attachments/{voice['id']}")
+    assert inline.status_code == 200 and inline.content == OGG

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import IntegrityError
 
 from hutch.agents.models import Agent
+from hutch.conversations.attachments import attachments_out
+from hutch.conversations.attachments_repository import AttachmentRepository
 from hutch.conversations.end_users import EndUserProfile, default_profile
 from hutch.conversations.inbox_repository import EndUserRepository, InboxFilter, InboxRepository, InboxRow
 from hutch.conversations.models import (
@@ -20,6 +22,7 @@ from hutch.conversations.models import (
     ConversationStatus,
     EndUser,
     Message,
+    MessageAttachment,
     MessageRole,
 )
 from hutch.conversations.schemas import (
@@ -133,9 +136,27 @@ class InboxService:
     async def get(self, principal: Principal, conversation_id: str) -> InboxConversation:
         row = await self._row(principal, conversation_id)
         messages = await self.inbox.messages(row.conversation.id, MESSAGES_SHOWN)
-        return InboxConversation(
-            **inbox_item(row).model_dump(), messages=[inbox_message(m) for m in messages]
+        files = await AttachmentRepository(self.uow.session).of_messages(
+            row.conversation.org_id, [m.id for m in messages]
         )
+        shown = []
+        for m in messages:
+            message = inbox_message(m)
+            message.attachments = attachments_out(files, m.id)
+            shown.append(message)
+        return InboxConversation(**inbox_item(row).model_dump(), messages=shown)
+
+    async def attachment(
+        self, principal: Principal, conversation_id: str, attachment_id: str
+    ) -> MessageAttachment:
+        """A file sent in one of the org's conversations, with its bytes; another org's is not found."""
+        row = await self._row(principal, conversation_id)
+        found = await AttachmentRepository(self.uow.session).file_in_org(
+            row.conversation.org_id, row.conversation.id, attachment_id
+        )
+        if found is None:
+            raise NotFound("Attachment")
+        return found
 
     async def member_names(self, principal: Principal) -> dict[str, str]:
         """The org's members by id: who holds a conversation, who wrote a reply."""

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from hutch.conversations.attachments import disposition, served_type
 from hutch.conversations.dependencies import InboxServiceDep
 from hutch.conversations.inbox import (
     ConversationClosed,
@@ -90,6 +91,27 @@ async def conversation_events(
         events,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/conversations/{conversation_id}/attachments/{attachment_id}",
+    responses={**SEE, 200: {"content": {"application/octet-stream": {}}}},
+)
+async def get_attachment(
+    conversation_id: str, attachment_id: str, principal: Reader, inbox: InboxServiceDep
+) -> Response:
+    """A file someone sent in the conversation (a photo, a voice note, a document), to members of the org."""
+    found = await inbox.attachment(principal, conversation_id, attachment_id)
+    return Response(
+        found.data,
+        media_type=served_type(found),
+        headers={
+            "Content-Disposition": disposition(found),
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=3600",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
     )
 
 

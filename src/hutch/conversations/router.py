@@ -8,6 +8,8 @@ from fastapi import APIRouter, Query, Response, status
 
 from hutch.agents.models import Agent
 from hutch.agents.service import AgentService
+from hutch.conversations.attachments import attachments_out
+from hutch.conversations.attachments_repository import AttachmentRepository
 from hutch.conversations.models import Conversation
 from hutch.conversations.repository import ConversationRepository, MemoryRepository, MessageRepository
 from hutch.conversations.schemas import (
@@ -74,7 +76,13 @@ async def list_messages(
     agent = await _agent(principal, agent_id, uow, resources)
     conversation = await ConversationService(uow.session).get(agent.org_id, agent.id, conversation_id)
     items, total = await MessageRepository(uow.session).page(conversation.id, skip, limit)
-    return MessageList(items=[MessageOut.model_validate(m, from_attributes=True) for m in items], total=total)
+    files = await AttachmentRepository(uow.session).of_messages(agent.org_id, [m.id for m in items])
+    shown = []
+    for m in items:
+        message = MessageOut.model_validate(m, from_attributes=True)
+        message.attachments = attachments_out(files, m.id)
+        shown.append(message)
+    return MessageList(items=shown, total=total)
 
 
 @router.post(

@@ -7,7 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from hutch.conversations.models import ConversationStatus, MemoryKind, MessageRole, MessageStatus
+from hutch.conversations.models import (
+    AttachmentKind,
+    ConversationStatus,
+    MemoryKind,
+    MessageRole,
+    MessageStatus,
+)
 
 
 class ChatRequest(BaseModel):
@@ -54,6 +60,19 @@ class ConversationList(BaseModel):
     total: int
 
 
+class AttachmentOut(BaseModel):
+    """A file sent with a message; ``url`` answers its bytes to members of the org."""
+
+    id: str
+    kind: AttachmentKind
+    content_type: str
+    filename: str
+    size_bytes: int
+    url: str
+    transcript: str | None = None  # a voice note's, when it was transcribed
+    duration_seconds: float | None = None
+
+
 class MessageOut(BaseModel):
     id: str
     seq: int
@@ -67,6 +86,7 @@ class MessageOut(BaseModel):
     cost_micro_usd: int
     tool_calls: list[dict[str, Any]]
     created_at: datetime
+    attachments: list[AttachmentOut] = Field(default_factory=list)
 
 
 class MessageList(BaseModel):
@@ -127,6 +147,7 @@ class InboxMessage(BaseModel):
     cost_micro_usd: int
     author_id: str | None  # the member who wrote a human message
     tool_calls: list[dict[str, Any]]
+    attachments: list[AttachmentOut] = Field(default_factory=list)
 
 
 class InboxConversation(InboxItem):

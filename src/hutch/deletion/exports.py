@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy import inspect
 
 from hutch.accounts.models import OrgRole, User
+from hutch.conversations.attachments_repository import AttachmentRepository
+from hutch.conversations.models import MessageAttachment
 from hutch.core.errors import Conflict, HutchError, NotFound
 from hutch.core.ids import new_id
 from hutch.db.engine import UnitOfWork
@@ -180,8 +182,13 @@ class Exports:
             channels += rows(await self.reads.channels(org_id))
             documents += [plain(d, text=text) for d, text in await self.reads.documents(org_id)]
             by_conversation: dict[str, list[dict[str, Any]]] = {}
+            sent_files: dict[str, list[dict[str, Any]]] = {}
+            for attachment in await AttachmentRepository(self.uow.session).metadata_of_org(org_id):
+                sent_files.setdefault(attachment.message_id, []).append(attachment_metadata(attachment))
             for message in await self.reads.messages(org_id):
-                by_conversation.setdefault(message.conversation_id, []).append(plain(message))
+                by_conversation.setdefault(message.conversation_id, []).append(
+                    plain(message, attachments=sent_files.get(message.id, []))
+                )
             conversations += [
                 plain(c, messages=by_conversation.get(c.id, []))
                 for c in await self.reads.conversations(org_id)
@@ -204,6 +211,21 @@ class Exports:
                 path.unlink()
                 removed += 1
         return removed
+
+
+def attachment_metadata(attachment: MessageAttachment) -> dict[str, Any]:
+    """A file sent with a message, as the export describes it (its bytes stay in Hutch)."""
+    return {
+        "id": attachment.id,
+        "kind": attachment.kind.value,
+        "content_type": attachment.content_type,
+        "filename": attachment.filename,
+        "size_bytes": attachment.size_bytes,
+        "text": attachment.text,
+        "duration_seconds": json_value(attachment.duration_seconds),
+        "transcribed": attachment.transcribed,
+        "created_at": json_value(attachment.created_at),
+    }
 
 
 def rows(found: Iterable[Any]) -> list[dict[str, Any]]:

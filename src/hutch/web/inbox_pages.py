@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from pydantic import ValidationError
 
 from hutch.agents.models import Agent
+from hutch.conversations.attachments import disposition, served_type
 from hutch.conversations.dependencies import InboxServiceDep
 from hutch.conversations.inbox import InboxService, export_filename
 from hutch.conversations.inbox_repository import InboxFilter
@@ -282,6 +283,24 @@ async def export_conversation(
     filename = export_filename(conversation_id, extension)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+@router.get("/inbox/{conversation_id}/attachments/{attachment_id}")
+async def attachment(
+    conversation_id: str, attachment_id: str, found: ViewerDep, inbox: InboxServiceDep
+) -> Response:
+    """A file sent in the conversation: images and audio shown inline, documents downloaded."""
+    sent = await inbox.attachment(found.principal, conversation_id, attachment_id)
+    return Response(
+        sent.data,
+        media_type=served_type(sent),
+        headers={
+            "Content-Disposition": disposition(sent),
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=3600",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
 
 
 async def _act(
