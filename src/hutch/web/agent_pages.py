@@ -22,6 +22,7 @@ from hutch.core.errors import HutchError
 from hutch.db.engine import UnitOfWork
 from hutch.engine.tools import TOOLS
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.integrations.tools import connected_choices
 from hutch.resources import Resources
 from hutch.turns.chat_api import API_CHANNEL, chat_response, end_user_of
 from hutch.turns.flow import Answer, TurnFlow
@@ -133,6 +134,7 @@ async def _settings_context(uow: UnitOfWork, resources: Resources, agent: Agent)
         "models": models,
         "roles": list(ROLE_TEMPLATES.values()),
         "tools": TOOLS.specs(),
+        "connected_tools": await connected_choices(uow.session, agent.org_id),
         "has_avatar": avatar is not None,
     }
 
