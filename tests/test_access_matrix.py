@@ -148,6 +148,13 @@ ROUTES: dict[tuple[str, str], Access] = {
         Guard.CHAT, {"model": "{agent_id}", "messages": [{"role": "user", "content": "hi"}]}
     ),
     ("GET", "/v1/models"): Access(Guard.READ),
+    ("POST", "/v1/responses"): Access(Guard.CHAT, {"model": "{agent_id}", "input": "hi"}),
+    ("GET", "/v1/responses/{response_id}"): Access(Guard.CHAT),
+    ("DELETE", "/v1/responses/{response_id}"): Access(Guard.CHAT),
+    ("POST", "/v1/messages"): Access(
+        Guard.CHAT,
+        {"model": "{agent_id}", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]},
+    ),
     ("GET", "/api/v1/billing/plans"): Access(Guard.PUBLIC),
     ("GET", "/api/v1/billing/packages"): Access(Guard.READ),
     ("GET", "/api/v1/billing/usage"): Access(Guard.READ),
@@ -440,6 +447,9 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
     b_chat = await client.post(
         f"/api/v1/agents/{b_agent['id']}/chat", json={"message": "hi"}, headers=b.headers
     )
+    b_response = await client.post(
+        "/v1/responses", json={"model": b_agent["id"], "input": "hi"}, headers={"X-API-Key": b_key["key"]}
+    )
     b_provider_key = await client.post(
         "/api/v1/provider-keys", json={"provider": "openai", "api_key": "sk-b-own-key"}, headers=b.headers
     )
@@ -490,6 +500,7 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
         "channel_id": b_channel.id,
         "link_id": b_link.id,
         "task_id": b_task.json()["id"],
+        "response_id": b_response.json()["id"],
         "end_user_id": await session.scalar(select(EndUser.id).where(EndUser.org_id == b.org.id)),
     }
     expired = create_access_token(settings.require_secret_key(), a.user.id, timedelta(seconds=-1))

@@ -28,6 +28,8 @@ from hutch.bootstrap import settle_garbage_collector
 from hutch.botfactory import router as botfactory_router
 from hutch.channels import links_router
 from hutch.channels import router as channels_router
+from hutch.channels.anthropic_api import router as anthropic_router
+from hutch.channels.openai_api import responses_router
 from hutch.channels.openai_api import router as openai_router
 from hutch.channels.telegram import router as telegram_router
 from hutch.channels.telegram.platform import SETUP_JOB as PLATFORM_SETUP_JOB
@@ -199,6 +201,8 @@ def create_app(
         memories_router.router,
         inbox_router.router,
         openai_router.router,
+        responses_router.router,
+        anthropic_router.router,
         billing_router.router,
         billing_admin_router.router,
         billing_webhook_router.router,

@@ -138,8 +138,44 @@ def openai_error(
     return {"error": {"message": message, "type": kind, "code": code, "param": param}}
 
 
+# Anthropic's Messages API answers in Anthropic's shape, so its SDKs raise the right exceptions too.
+ANTHROPIC_PATHS = frozenset({"/v1/messages", "/v1/messages/count_tokens"})
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",  # a plan limit or no credits left (Anthropic's own status for billing)
+    403: "permission_error",
+    404: "not_found_error",
+    409: "invalid_request_error",  # a member holds the conversation: this request cannot go on
+    413: "request_too_large",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+}
+
+
+def anthropic_error(status: int, message: str) -> dict[str, Any]:
+    kind = _ANTHROPIC_TYPES.get(status, "api_error")
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
 def _is_openai(request: Request) -> bool:
     return request.url.path.startswith(OPENAI_PATH_PREFIX)
+
+
+def _is_anthropic(request: Request) -> bool:
+    return request.url.path in ANTHROPIC_PATHS
+
+
+def _api_error(request: Request, status: int, message: str, exc: Exception | None = None) -> Response | None:
+    """The error in the shape of the API the path belongs to (Anthropic's, OpenAI's); None for Hutch's own."""
+    headers = getattr(exc, "headers", None)
+    if _is_anthropic(request):
+        return JSONResponse(anthropic_error(status, message), status_code=status, headers=headers)
+    if _is_openai(request):
+        body = openai_error(status, message, getattr(exc, "code", None), getattr(exc, "param", None))
+        return JSONResponse(body, status_code=status, headers=headers)
+    return None
 
 
 def _page(request: Request, status: int, detail: Any) -> Response | None:
@@ -155,9 +191,9 @@ async def _handle_hutch_error(request: Request, exc: Exception) -> Response:
     page = _page(request, exc.status_code, exc.detail)
     if page is not None:
         return page
-    if _is_openai(request):
-        body = openai_error(exc.status_code, str(exc.detail), getattr(exc, "code", None))
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    shaped = _api_error(request, exc.status_code, str(exc.detail), exc)
+    if shaped is not None:
+        return shaped
     return _json(exc.status_code, exc.body(), exc.headers)
 
 
@@ -169,8 +205,9 @@ async def _handle_http_exception(request: Request, exc: Exception) -> Response:
     page = _page(request, exc.status_code, exc.detail)
     if page is not None:
         return page
-    if _is_openai(request):
-        return JSONResponse(openai_error(exc.status_code, str(exc.detail)), exc.status_code, headers=headers)
+    shaped = _api_error(request, exc.status_code, str(exc.detail), exc)
+    if shaped is not None:
+        return shaped
     return _json(exc.status_code, exc.detail, headers)
 
 
@@ -181,9 +218,11 @@ async def _handle_validation(request: Request, exc: Exception) -> Response:
         return page
     # FastAPI's list form, minus the submitted values: they may hold passwords or tokens.
     errors = [{k: v for k, v in err.items() if k not in ("input", "ctx", "url")} for err in exc.errors()]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    param = ".".join(str(p) for p in first.get("loc", [])[1:]) or None
+    if _is_anthropic(request):
+        return JSONResponse(anthropic_error(400, f"{param or 'request'}: {first.get('msg')}"), 400)
     if _is_openai(request):
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        param = ".".join(str(p) for p in first.get("loc", [])[1:]) or None
         return JSONResponse(openai_error(400, f"{param or 'request'}: {first.get('msg')}", None, param), 400)
     return _json(422, errors)
 

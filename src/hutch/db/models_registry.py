@@ -10,6 +10,7 @@ from hutch.audit import models as audit_models
 from hutch.billing import models as billing_models
 from hutch.botfactory import models as botfactory_models
 from hutch.channels import models as channels_models
+from hutch.channels.openai_api import models as openai_api_models
 from hutch.channels.voice import models as voice_models
 from hutch.conversations import models as conversations_models
 from hutch.core import models as core_models
@@ -38,6 +39,7 @@ DOMAIN_MODELS = (
     integrations_models,
     knowledge_models,
     notifications_models,
+    openai_api_models,
     runtimes_models,
     tasks_models,
     voice_models,

@@ -13,16 +13,23 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic_ai.messages import ModelMessage
 
-from hutch.agents.models import Agent, AgentStatus
+from hutch.agents.models import Agent
 from hutch.agents.repository import AgentRepository
-from hutch.core.errors import NotFound, openai_error
-from hutch.core.principal import Principal
-from hutch.db.engine import unit_of_work
+from hutch.channels.api_turn import (
+    FAILURE_MESSAGE,
+    UPSTREAM_FAILED,
+    answer_call,
+    begin_call,
+    find_agent,
+    stream_call,
+)
+from hutch.core.errors import openai_error
 from hutch.engine.openai_schemas import ChatCompletion, ChatCompletionRequest, ModelCard, ModelCardList
 from hutch.engine.openai_translate import (
     chunk,
@@ -35,19 +42,10 @@ from hutch.engine.openai_translate import (
 from hutch.engine.runner import TextDelta, TurnOutcome, TurnRequest
 from hutch.http.authz import Chatter, Reader
 from hutch.http.dependencies import ResourcesDep, UoWDep
-from hutch.turns.flow import AgentPaused, Turn, TurnFlow
+from hutch.turns.flow import Turn, TurnFlow
 
 router = APIRouter(tags=["openai-compatible"])
 CHANNEL = "openai_api"
-UPSTREAM_FAILED = 502
-FAILURE_MESSAGE = "The agent's model did not answer; try again in a moment."
-
-
-class ModelNotFound(NotFound):
-    code = "model_not_found"
-
-    def __init__(self, model: str) -> None:
-        super().__init__(detail=f"The model '{model}' does not exist or you do not have access to it.")
 
 
 @dataclass
@@ -70,11 +68,7 @@ class CompletionCall:
     async def begin(self, flow: TurnFlow, agent: Agent) -> Turn:
         """Phase 1: with `user`, the new message is stored in that end user's conversation (the caller keeps
         the history); without, the call is counted and nothing about it kept."""
-        if self.end_user is None or self.prompt is None:
-            return await flow.begin_unstored(agent, CHANNEL, self.end_user, self.prompt, reference=self.id)
-        return await flow.begin(
-            agent, CHANNEL, self.end_user, self.prompt, stored_history=False, caller_waits=True
-        )
+        return await begin_call(flow, agent, CHANNEL, self.end_user, self.prompt, reference=self.id)
 
     def request(self, flow: TurnFlow, turn: Turn) -> TurnRequest:
         caller = [s for s in self.system if s.strip()]
@@ -86,15 +80,6 @@ class CompletionCall:
             temperature=self.body.temperature,
             max_tokens=self.body.max_completion_tokens or self.body.max_tokens,
         )
-
-
-async def find_agent(flow: TurnFlow, principal: Principal, model: str) -> Agent:
-    agent = await flow.find_agent(principal, model)
-    if agent is None:
-        raise ModelNotFound(model)
-    if agent.status is not AgentStatus.ACTIVE:
-        raise AgentPaused()
-    return agent
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion)
@@ -111,8 +96,7 @@ async def chat_completions(
     request = call.request(flow, turn)
     if body.stream:
         return StreamingResponse(stream_completion(flow, call, turn, request), media_type="text/event-stream")
-    outcome = await flow.engine.run(request)
-    await flow.finish(turn, outcome)
+    outcome = (await answer_call(flow, turn, request)).outcome
     if not outcome.ok:
         return JSONResponse(openai_error(UPSTREAM_FAILED, FAILURE_MESSAGE, "upstream_error"), UPSTREAM_FAILED)
     return completion(call.id, call.created, body.model, outcome)
@@ -123,19 +107,14 @@ async def stream_completion(
 ) -> AsyncIterator[str]:
     """``chat.completion.chunk`` events, then (if asked) a usage chunk, then ``[DONE]``."""
     ids = (call.id, call.created, call.body.model)
-    resources = request_flow.resources
-    async with unit_of_work(resources.database, resources.jobs) as uow:
-        flow = request_flow.continued_on(uow)
-        yield chunk(*ids, {"role": "assistant", "content": ""})
-        outcome: TurnOutcome | None = None
-        async for event in flow.engine.stream(request):
-            if isinstance(event, TextDelta):
-                if event.text and (outcome is None):
-                    yield chunk(*ids, {"content": event.text})
-            else:
-                outcome = event
-        assert outcome is not None
-        await flow.finish(turn, outcome)
+    yield chunk(*ids, {"role": "assistant", "content": ""})
+    outcome: TurnOutcome | None = None
+    async for event in stream_call(request_flow, turn, request):
+        if isinstance(event, TextDelta):
+            yield chunk(*ids, {"content": event.text})
+        else:
+            outcome = event.outcome
+    assert outcome is not None
     if not outcome.ok:
         error = openai_error(UPSTREAM_FAILED, FAILURE_MESSAGE, "upstream_error")
         yield f"data: {json.dumps(error)}\n\n"
@@ -151,9 +130,19 @@ async def stream_completion(
 
 
 @router.get("/v1/models", response_model=ModelCardList)
-async def list_models(principal: Reader, uow: UoWDep) -> ModelCardList:
-    """The caller's agents as OpenAI models: use an agent's slug (or id) as `model`."""
+async def list_models(
+    principal: Reader, uow: UoWDep, anthropic_version: Annotated[str | None, Header()] = None
+) -> ModelCardList | JSONResponse:
+    """The caller's agents as models: use an agent's slug (or id) as `model`. OpenAI's list format, or
+    Anthropic's when the request carries `anthropic-version` (as Anthropic's SDKs send)."""
     agents, _ = await AgentRepository(uow.session).page(principal, 0, 1000)
+    if anthropic_version is not None:
+        data = [
+            {"type": "model", "id": a.slug, "display_name": a.name, "created_at": a.created_at.isoformat()}
+            for a in agents
+        ]
+        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+        return JSONResponse({"data": data, "has_more": False, "first_id": first, "last_id": last})
     return ModelCardList(
         data=[
             ModelCard(id=a.slug, created=int(a.created_at.timestamp()), owned_by=principal.org_id)
