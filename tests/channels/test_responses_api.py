@@ -303,3 +303,33 @@ async def test_images_reach_a_model_that_sees_and_are_refused_for_one_that_does_
     with pytest.raises(openai.BadRequestError) as raised:
         await sdk.responses.create(model=blind["slug"], input=image)  # type: ignore[arg-type]
     assert "cannot see images" in raised.value.message
+
+
+async def test_the_agents_sdk_runs_its_tool_through_the_agent(
+    sdk: openai.AsyncOpenAI, client: httpx.AsyncClient, owner: Account, fake_anthropic: FakeAnthropicServer
+) -> None:
+    from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+
+    set_tracing_disabled(True)  # traces would go to OpenAI
+    asked: list[str] = []
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """Weather for a city."""
+        asked.append(city)
+        return f"sunny in {city}, 21C"
+
+    agent = await make_agent(client, owner)
+    fake_anthropic.script(
+        AnthropicReply(tool_calls=[ToolUse("get_weather", {"city": "Paris"}, id="toolu_9")]),
+        AnthropicReply(content="It is sunny in Paris."),
+    )
+    runner_agent = Agent(
+        name="assistant",
+        model=OpenAIResponsesModel(model=agent["slug"], openai_client=sdk),
+        tools=[get_weather],
+    )
+    result = await Runner.run(runner_agent, "Weather in Paris?")
+    assert result.final_output == "It is sunny in Paris." and asked == ["Paris"]
+    last = fake_anthropic.requests[-1].body["messages"][-1]
+    assert last["content"][0]["type"] == "tool_result" and "sunny in Paris" in json.dumps(last["content"])
