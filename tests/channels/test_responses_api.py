@@ -333,3 +333,24 @@ async def test_the_agents_sdk_runs_its_tool_through_the_agent(
     assert result.final_output == "It is sunny in Paris." and asked == ["Paris"]
     last = fake_anthropic.requests[-1].body["messages"][-1]
     assert last["content"][0]["type"] == "tool_result" and "sunny in Paris" in json.dumps(last["content"])
+
+
+async def test_a_conversation_a_member_holds_is_a_409_and_never_reaches_the_model(
+    sdk: openai.AsyncOpenAI,
+    client: httpx.AsyncClient,
+    owner: Account,
+    fake_anthropic: FakeAnthropicServer,
+    session: AsyncSession,
+) -> None:
+    agent = await make_agent(client, owner)
+    first = await sdk.responses.create(model=agent["slug"], input="hello", user="customer-9")
+    conversation = await session.scalar(select(Conversation.id).where(Conversation.agent_id == agent["id"]))
+    held = await client.post(f"/api/v1/conversations/{conversation}/takeover", headers=owner.headers)
+    assert held.status_code == 200, held.text
+    asked = len(fake_anthropic.requests)
+    for continued in ({"previous_response_id": first.id}, {"user": "customer-9"}):
+        with pytest.raises(openai.ConflictError):
+            await sdk.responses.create(model=agent["slug"], input="anyone there?", **continued)  # type: ignore[call-overload]
+        with pytest.raises(openai.ConflictError):
+            await sdk.responses.create(model=agent["slug"], input="anyone?", stream=True, **continued)  # type: ignore[call-overload]
+    assert len(fake_anthropic.requests) == asked

@@ -37,6 +37,7 @@ CHANNELS = {
     "voice": "Voice",
     "api": "API and dashboard chat",
     "openai_api": "OpenAI-compatible API",
+    "anthropic_api": "Anthropic-compatible API",
     "task": "Tasks",
 }
 STATUSES = {
