@@ -181,6 +181,9 @@ CHANNELS = [
     "OpenAI API",
     "OpenAI API, streamed",
     "OpenAI API without user",
+    "Responses API",
+    "Responses API, streamed",
+    "Messages API",
     "widget",
     "Telegram",
     "WhatsApp",
@@ -223,6 +226,18 @@ async def test_no_database_connection_is_held_while_the_model_answers(
         turn = d.client.post(
             "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key.json()['key']}"}
         )
+    elif channel.startswith(("Responses", "Messages")):
+        key = await d.client.post(
+            "/api/v1/api-keys", json={"label": "k", "scopes": ["chat"]}, headers=headers
+        )
+        auth = {"Authorization": f"Bearer {key.json()['key']}"}
+        if channel.startswith("Responses"):
+            asked = {"model": agent["slug"], "input": "hi", "stream": channel.endswith("streamed")}
+            turn = d.client.post("/v1/responses", json=asked, headers=auth)
+        else:
+            message = {"role": "user", "content": "hi"}
+            asked = {"model": agent["slug"], "max_tokens": 64, "messages": [message]}
+            turn = d.client.post("/v1/messages", json=asked | {"metadata": {"user_id": "u1"}}, headers=auth)
     elif channel == "widget":
         created = await d.client.post(
             f"/api/v1/agents/{agent['id']}/channels/webchat",
