@@ -250,6 +250,26 @@ async def test_a_failing_model_is_a_502_api_error(
         )
     assert raised.value.status_code == 502 and raised.value.body["error"]["type"] == "api_error"  # type: ignore[index]
 
+    fake_llm.script(ScriptedReply(status=500, error="upstream exploded"))
+    with pytest.raises(anthropic.APIStatusError):
+        async with claude.messages.stream(
+            model=agent["slug"], max_tokens=16, messages=[{"role": "user", "content": "x"}]
+        ) as stream:
+            await stream.get_final_message()
+
+
+async def test_a_key_over_its_rate_is_a_429_rate_limit_error(
+    http: httpx2.AsyncClient, client: httpx.AsyncClient, owner: Account
+) -> None:
+    agent = await make_agent(client, owner)
+    slow = sdk_for(http, await make_key(client, owner, scopes=["chat"], rate_limit_per_minute=1))
+    hi = [{"role": "user", "content": "hi"}]
+    await slow.messages.create(model=agent["slug"], max_tokens=16, messages=hi)  # type: ignore[arg-type]
+    with pytest.raises(anthropic.RateLimitError) as raised:
+        await slow.messages.create(model=agent["slug"], max_tokens=16, messages=hi)  # type: ignore[arg-type]
+    assert raised.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert int(raised.value.response.headers["retry-after"]) >= 1
+
 
 async def test_models_list_in_anthropics_format(
     claude: anthropic.AsyncAnthropic, client: httpx.AsyncClient, owner: Account

@@ -19,6 +19,7 @@ from hutch.settings import Settings
 from tests.channels.test_openai_api import make_agent, make_key, owner, sdk
 from tests.factories import Account, create_account
 from tests.fakes.anthropic import AnthropicReply, FakeAnthropicServer, ToolUse
+from tests.fakes.llm import FakeLLMServer, ScriptedReply
 
 __all__ = ["owner", "sdk"]  # fixtures shared with the Chat Completions tests
 
@@ -354,3 +355,27 @@ async def test_a_conversation_a_member_holds_is_a_409_and_never_reaches_the_mode
         with pytest.raises(openai.ConflictError):
             await sdk.responses.create(model=agent["slug"], input="anyone?", stream=True, **continued)  # type: ignore[call-overload]
     assert len(fake_anthropic.requests) == asked
+
+
+async def test_a_failing_model_is_a_502_or_a_failed_event(
+    sdk: openai.AsyncOpenAI,
+    client: httpx.AsyncClient,
+    owner: Account,
+    fake_llm: FakeLLMServer,
+    session: AsyncSession,
+) -> None:
+    agent = await make_agent(client, owner, model="openai/gpt-4o")
+    fake_llm.script(ScriptedReply(status=500, error="upstream exploded"))
+    with pytest.raises(openai.APIStatusError) as raised:
+        await sdk.responses.create(model=agent["slug"], input="are you there?")
+    assert raised.value.status_code == 502 and raised.value.code == "upstream_error"
+    [kept] = (await session.scalars(select(StoredResponse))).all()
+    assert kept.status.value == "failed" and kept.output_items == []
+
+    fake_llm.script(ScriptedReply(status=500, error="upstream exploded"))
+    kinds = []
+    stream = await sdk.responses.create(model=agent["slug"], input="still there?", stream=True)
+    async for event in stream:
+        kinds.append(event.type)
+    assert kinds[0] == "response.created" and kinds[-1] == "response.failed"
+    assert event.response.error is not None and event.response.error.code == "server_error"  # type: ignore[union-attr]
