@@ -204,6 +204,10 @@ async def test_a_voice_note_is_transcribed_answered_as_text_and_metered(
     assert kept.kind.value == "audio" and kept.transcribed and kept.text == "When does my order ship?"
     assert float(kept.duration_seconds or 0) == 3.5
     assert _user_parts(fake_llm) == ["When does my order ship?"]
+    usage = (await t.client.get("/api/v1/billing/usage", headers=t.owner.headers)).json()["usage"]
+    assert usage["transcription_minutes_this_month"] == 1  # 4 s, counted in whole minutes up
+    assert usage["transcription_cost_micro_usd_this_month"] == 350  # 3.5 s at $0.006 a minute
+    assert usage["cost_micro_usd_this_month"] >= 350
 
 
 async def test_voice_notes_without_transcription_are_kept_and_answered_plainly(

@@ -17,6 +17,7 @@ from its stored message, without admitting or storing it twice.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from hutch.alerts.models import Severity
 from hutch.alerts.service import raise_alert
 from hutch.billing.ledger import Ledger
 from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas, ToolBudget, TurnUsage, quota_notice_due
+from hutch.billing.repository import UsageCounts
 from hutch.conversations.attachments_repository import AttachmentRepository
 from hutch.conversations.end_users import EndUserProfile
 from hutch.conversations.inbox import EndUserBlocked, TakenOver
@@ -264,6 +266,7 @@ class TurnFlow:
             )
             if media is not None:
                 self._with_files(turn, media)
+                await self._meter_transcriptions(agent.org_id, media.files)
             if record is not None:
                 await record(self.uow, turn.stored[1])
             if reserve_last and not turn.held:
@@ -411,6 +414,18 @@ class TurnFlow:
             primary, _ = self._resolve(turn.agent, self._keys.get(turn.agent.org_id, {}))
             if not primary.spec.vision:
                 turn.notice = NO_VISION
+
+    async def _meter_transcriptions(self, org_id: str, files: list[ReadFile]) -> None:
+        """The voice notes transcribed for this message, on the org's usage of the day with what they cost;
+        written in phase 1's transaction, with the message that keeps their transcript."""
+        seconds = sum(f.duration_seconds or 0 for f in files if f.transcribed)
+        if not seconds:
+            return
+        cost = round(seconds * self.settings.transcription_cost_micro_usd_per_minute / 60)
+        counts = UsageCounts(
+            transcription_seconds=math.ceil(seconds), transcription_cost_micro_usd=cost, cost_micro_usd=cost
+        )
+        await self.turns.run_alone(self.quotas.counters(org_id, datetime.now(UTC), counts))
 
     def _resumed_files(self, turn: Turn, stored: list[MessageAttachment]) -> None:
         files = [read_again(attachment) for attachment in stored]
