@@ -207,6 +207,8 @@ ROUTES: dict[tuple[str, str], Access] = {
         Guard.WRITE, {"allowed_origins": ["https://shop.example"]}
     ),
     ("DELETE", "/api/v1/agents/{agent_id}/channels/{channel_id}"): Access(Guard.WRITE),
+    ("POST", "/api/v1/agents/{agent_id}/channels/telegram/managed"): Access(Guard.WRITE),
+    ("POST", "/api/v1/agents/{agent_id}/channels/{channel_id}/reconnect"): Access(Guard.WRITE),
     ("POST", "/webhooks/telegram/{channel_id}"): Access(Guard.PUBLIC),
     ("POST", "/api/v1/users/me/channel"): Access(
         Guard.MEMBER, {"channel": "whatsapp", "phone_e164": "+15551234567"}

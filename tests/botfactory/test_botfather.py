@@ -20,7 +20,7 @@ from hutch.botfactory.botfather import (
     UsernamesExhausted,
     classify,
 )
-from hutch.botfactory.usernames import candidates, display_name, is_valid_username, slugify
+from hutch.channels.telegram.usernames import candidates, display_name, is_valid_username, slugify
 from tests.fakes.botfather import FakeBotFather, FakeChat
 
 STEP = 0.2

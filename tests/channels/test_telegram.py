@@ -281,8 +281,8 @@ async def test_a_revoked_token_marks_the_channel_for_its_owner(on_telegram: OnTe
     t = on_telegram
     t.telegram.remove_bot(TOKEN)  # revoked in @BotFather: every call now answers 401
     assert await t.post(text_update("anyone there?", update_id=333)) == 200
-    [outcome] = await t.run_jobs()
-    assert outcome.startswith("not delivered") and "token" in outcome
+    outcome, *telling_owners = await t.run_jobs()  # then the owners' email and chats
+    assert outcome.startswith("not delivered") and "token" in outcome and telling_owners
     listed = await t.client.get(f"/api/v1/agents/{t.agent_id}/channels", headers=t.owner.headers)
     [channel] = listed.json()["items"]
     assert channel["status"] == "error" and "BotFather" in channel["last_error"]

@@ -66,6 +66,7 @@ _STRING_FIELDS = frozenset(
     | {"ip_address", "language_code", "caption", "business_connection_id"}
 )
 _INT_ID = re.compile(r"-?\d+")
+_FILES = "__files__"  # where multipart uploads are kept among a call's parameters
 
 
 @dataclass
@@ -86,6 +87,12 @@ class FakeBot:
     webhook: Webhook | None = None
     # keyed by (scope as JSON, language_code), as Telegram keeps one list per scope and language
     commands: dict[tuple[str, str], list[dict[str, str]]] = field(default_factory=dict)
+    can_manage_bots: bool = False  # bot management enabled in @BotFather's Mini App
+    manager_id: int | None = None  # a managed bot: the id of the bot that manages it
+    creator_id: int | None = None  # a managed bot: the user who created it
+    description: str = ""
+    short_description: str = ""
+    profile_photo: bytes | None = None
 
     def as_user(self) -> dict[str, Any]:
         return {"id": self.id, "is_bot": True, "first_name": self.first_name, "username": self.username}
@@ -113,6 +120,7 @@ class SentMessage:
     reply_markup: dict[str, Any] | None
     date: int
     edits: list[str] = field(default_factory=list)  # earlier texts, oldest first
+    keyboard: dict[str, Any] | None = None  # a reply keyboard (``keyboard``) or its removal, as sent
 
 
 @dataclass
@@ -188,6 +196,13 @@ class FakeTelegramServer(BackgroundServer):
             "getMyCommands": self._get_my_commands,
             "deleteMyCommands": self._delete_my_commands,
             "getFile": self._get_file,
+            "getManagedBotToken": self._get_managed_bot_token,
+            "replaceManagedBotToken": self._replace_managed_bot_token,
+            "setMyName": self._set_my_name,
+            "getMyName": self._get_my_name,
+            "setMyDescription": self._set_my_description,
+            "setMyShortDescription": self._set_my_short_description,
+            "setMyProfilePhoto": self._set_my_profile_photo,
         }
         # Telegram matches method names case-insensitively.
         self._handlers = {name.lower(): (name, handler) for name, handler in handlers.items()}
@@ -225,16 +240,75 @@ class FakeTelegramServer(BackgroundServer):
         self.files[file_id] = StoredFile(file_id, unique, path, data)
         return file_id
 
-    def add_bot(self, token: str, username: str, first_name: str | None = None) -> FakeBot:
+    def add_bot(
+        self, token: str, username: str, first_name: str | None = None, *, can_manage_bots: bool = False
+    ) -> FakeBot:
         bot_id, _, _ = token.partition(":")
         bot = FakeBot(
             token=token,
             id=int(bot_id) if bot_id.isdigit() else abs(hash(token)) % 10**10,
             username=username,
             first_name=first_name or username.removesuffix("_bot").removesuffix("bot").title() or username,
+            can_manage_bots=can_manage_bots,
         )
         self.bots[token] = bot
         return bot
+
+    def bot_by_id(self, bot_id: int) -> FakeBot | None:
+        return next((b for b in self.bots.values() if b.id == bot_id), None)
+
+    def press_managed_bot_button(
+        self,
+        manager_token: str,
+        user: Sender,
+        *,
+        name: str | None = None,
+        username: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The user presses the ``request_managed_bot`` button of the manager bot's latest keyboard in
+        their chat and confirms Telegram's creation screen (``name``/``username`` as they edited them, or
+        the suggestions). The new bot exists at once; the updates Telegram then sends the manager's
+        webhook are returned, in order: ``managed_bot`` (only when its webhook asks for that kind) and the
+        ``managed_bot_created`` service message in the chat."""
+        manager = self.bots[manager_token]
+        if not manager.can_manage_bots:
+            raise AssertionError(f"@{manager.username} cannot manage bots: Telegram shows no creation screen")
+        button = self._managed_bot_button(manager_token, user.id)
+        if button is None:
+            raise AssertionError(f"@{manager.username} showed {user.id} no request_managed_bot button")
+        ask = button["request_managed_bot"]
+        wanted = username or ask.get("suggested_username") or f"new_{secrets.randbelow(10**6)}_bot"
+        while any(b.username.lower() == wanted.lower() for b in self.bots.values()):
+            wanted = f"{wanted.removesuffix('_bot').removesuffix('bot')[:20]}_{secrets.randbelow(10**4)}_bot"
+        bot = self.add_bot(new_bot_token(), wanted, name or ask.get("suggested_name") or wanted)
+        bot.manager_id, bot.creator_id = manager.id, user.id
+        updates = []
+        webhook = manager.webhook
+        if webhook is None or webhook.allowed_updates is None or "managed_bot" in webhook.allowed_updates:
+            updates.append(_update("managed_bot", {"user": user.as_user(), "bot": bot.as_user()}, None))
+        created = {"bot": bot.as_user()}
+        updates.append(
+            _update("message", _message(user, None, None, None, managed_bot_created=created), None)
+        )
+        return updates
+
+    def _managed_bot_button(self, token: str, chat_id: int) -> dict[str, Any] | None:
+        for message in reversed(self.sent_messages(chat_id, token)):
+            if message.keyboard is None:
+                continue
+            for row in message.keyboard.get("keyboard", []):
+                for button in row:
+                    if isinstance(button, dict) and "request_managed_bot" in button:
+                        return button
+            return None  # a later keyboard replaced the one with the button
+        return None
+
+    def revoke_token(self, token: str) -> str:
+        """The owner revokes the bot's token in @BotFather: the old one answers 401; the new token."""
+        bot = self.bots.pop(token)
+        bot.token = new_bot_token(bot.id)
+        self.bots[bot.token] = bot
+        return bot.token
 
     def remove_bot(self, token: str) -> None:
         """Forget a bot, as when its token is revoked in BotFather: its calls then answer 401."""
@@ -393,6 +467,7 @@ class FakeTelegramServer(BackgroundServer):
                 "supports_inline_queries": False,
                 "can_connect_to_business": False,
                 "has_main_web_app": False,
+                "can_manage_bots": bot.can_manage_bots,
             }
         )
 
@@ -446,6 +521,10 @@ class FakeTelegramServer(BackgroundServer):
         sent = SentMessage(
             bot.token, chat_id, message_id, text, plain, parse_mode, entities, inline, int(time.time())
         )
+        if markup is not None and ("keyboard" in markup or "remove_keyboard" in markup):
+            if _has_managed_bot_button(markup) and not (isinstance(chat_id, int) and chat_id > 0):
+                raise _bad_request("KEYBOARD_BUTTON_REQUEST_MANAGED_BOT is allowed only in private chats")
+            sent.keyboard = markup
         self.messages.append(sent)
         return _ok(self._message_json(bot, sent))
 
@@ -511,6 +590,59 @@ class FakeTelegramServer(BackgroundServer):
 
     async def _delete_my_commands(self, bot: FakeBot, params: dict[str, Any]) -> Response:
         bot.commands.pop(_commands_key(params), None)
+        return _ok(True)
+
+    def _managed(self, bot: FakeBot, params: dict[str, Any]) -> FakeBot:
+        user_id = params.get("user_id")
+        if not isinstance(user_id, int):
+            raise _bad_request("invalid user_id specified")
+        managed = self.bot_by_id(user_id)
+        if managed is None or managed.manager_id != bot.id:
+            raise _bad_request("BOT_NOT_MANAGED")  # deleted by its owner, or never managed by this bot
+        return managed
+
+    async def _get_managed_bot_token(self, bot: FakeBot, params: dict[str, Any]) -> Response:
+        return _ok(self._managed(bot, params).token)
+
+    async def _replace_managed_bot_token(self, bot: FakeBot, params: dict[str, Any]) -> Response:
+        return _ok(self.revoke_token(self._managed(bot, params).token))
+
+    async def _set_my_name(self, bot: FakeBot, params: dict[str, Any]) -> Response:
+        name = str(params.get("name") or "")
+        if len(name) > 64:
+            raise _bad_request("BOT_TITLE_INVALID")
+        bot.first_name = name or bot.username
+        return _ok(True)
+
+    async def _get_my_name(self, bot: FakeBot, params: dict[str, Any]) -> Response:
+        return _ok({"name": bot.first_name})
+
+    async def _set_my_description(self, bot: FakeBot, params: dict[str, Any]) -> Response:
+        description = str(params.get("description") or "")
+        if len(description) > 512:
+            raise _bad_request("BOT_DESCRIPTION_INVALID")
+        bot.description = description
+        return _ok(True)
+
+    async def _set_my_short_description(self, bot: FakeBot, params: dict[str, Any]) -> Response:
+        short = str(params.get("short_description") or "")
+        if len(short) > 120:
+            raise _bad_request("BOT_ABOUT_INVALID")
+        bot.short_description = short
+        return _ok(True)
+
+    async def _set_my_profile_photo(self, bot: FakeBot, params: dict[str, Any]) -> Response:
+        photo = params.get("photo")
+        files: dict[str, bytes] = params.get(_FILES, {})
+        if not isinstance(photo, dict) or photo.get("type") != "static":
+            raise _bad_request("can't parse InputProfilePhoto JSON object")
+        attached = str(photo.get("photo") or "").removeprefix("attach://")
+        data = files.get(attached)
+        if data is None:
+            raise _bad_request("PHOTO_INVALID")  # only an uploaded file makes a profile photo
+        if not data.startswith(b"\xff\xd8"):
+            raise _bad_request("IMAGE_PROCESS_FAILED")  # a static profile photo is a JPEG
+        bot.profile_photo = data
         return _ok(True)
 
     # --- shapes -----------------------------------------------------------------------------------
@@ -587,6 +719,9 @@ async def _read_params(request: Request) -> dict[str, Any]:
         if request.method == "POST" and ("form" in content_type):
             form = await request.form()
             raw |= {key: value for key, value in form.items() if isinstance(value, str)}
+            files = {key: await value.read() for key, value in form.items() if not isinstance(value, str)}
+            if files:  # uploads, named by the "attach://<name>" their JSON field carries
+                params[_FILES] = files
         for key, value in raw.items():
             params[key] = value if key in _STRING_FIELDS else _decode(value)
     if "chat_id" in params:
@@ -613,11 +748,39 @@ def _commands_key(params: dict[str, Any]) -> tuple[str, str]:
     return json.dumps(scope, sort_keys=True), str(params.get("language_code") or "")
 
 
+def _has_managed_bot_button(markup: dict[str, Any]) -> bool:
+    rows = markup.get("keyboard") or []
+    return any(isinstance(b, dict) and "request_managed_bot" in b for row in rows for b in row)
+
+
+def _check_reply_keyboard(markup: dict[str, Any]) -> None:
+    rows = markup["keyboard"]
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise _bad_request("can't parse keyboard button: KeyboardButton must be an Object")
+    for row in rows:
+        for button in row:
+            if not isinstance(button, dict) or not button.get("text"):
+                raise _bad_request("can't parse keyboard button: Text must be non-empty")
+            ask = button.get("request_managed_bot")
+            if ask is None:
+                continue
+            request_id = ask.get("request_id") if isinstance(ask, dict) else None
+            if not isinstance(request_id, int) or not -(2**31) <= request_id < 2**31:
+                raise _bad_request("can't parse KeyboardButtonRequestManagedBot: request_id must be Int32")
+            username = ask.get("suggested_username")
+            if username is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{1,28}[Bb][Oo][Tt]", username):
+                raise _bad_request("BOT_USERNAME_INVALID")
+            if len(str(ask.get("suggested_name") or "")) > 64:
+                raise _bad_request("BOT_TITLE_INVALID")
+
+
 def _check_reply_markup(markup: Any) -> dict[str, Any] | None:
     if markup is None or markup == "":
         return None
     if not isinstance(markup, dict):
         raise _bad_request("can't parse reply keyboard markup JSON object")
+    if "keyboard" in markup:
+        _check_reply_keyboard(markup)
     if "inline_keyboard" in markup:
         rows = markup["inline_keyboard"]
         if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
@@ -1188,3 +1351,9 @@ def new_bot_token(bot_id: int | None = None) -> str:
     """A token of the shape BotFather hands out: ``<bot id>:<35 characters>``."""
     bot_id = bot_id if bot_id is not None else 7_000_000_000 + secrets.randbelow(10**9)
     return f"{bot_id}:AA" + secrets.token_urlsafe(32)[:33]
+
+
+def managed_bot_update(user: Sender, bot: Any, *, update_id: int | None = None) -> dict[str, Any]:
+    """A ``managed_bot`` update: ``user`` created (or changed) ``bot`` (a ``FakeBot``), managed by the bot
+    the update goes to."""
+    return _update("managed_bot", {"user": user.as_user(), "bot": bot.as_user()}, update_id)

@@ -68,6 +68,18 @@ def reencode(data: bytes) -> EncodedImage:
     return EncodedImage(out.getvalue(), "image/png", picture.width, picture.height)
 
 
+def as_jpeg(data: bytes) -> bytes:
+    """A stored avatar (a PNG made by :func:`reencode`) as a JPEG on white, for places that take only JPEG
+    (a Telegram bot's profile photo)."""
+    with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+        picture = image.convert("RGBA")
+    flat = Image.new("RGB", picture.size, "white")
+    flat.paste(picture, mask=picture.getchannel("A"))
+    out = io.BytesIO()
+    flat.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
 class Avatars:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session

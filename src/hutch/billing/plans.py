@@ -28,6 +28,7 @@ LimitName = Literal[
     "tool_calls_per_month",
     "transcription_minutes_per_month",
     "attachment_mb",
+    "telegram_bots",
 ]
 AttachmentKind = Literal["image", "audio", "document"]
 ATTACHMENT_KINDS: tuple[AttachmentKind, ...] = ("image", "audio", "document")
@@ -60,6 +61,8 @@ class PlanLimits(_Strict):
     transcription_minutes_per_month: int | None = Field(default=None, ge=0)  # voice notes read aloud
     attachment_mb: int | None = Field(default=None, ge=0)  # the largest file a person may send in chat
     attachment_types: tuple[AttachmentKind, ...] = ATTACHMENT_KINDS  # what people may send in chat
+    # Telegram bots of the org's agents, however each was made (its token, the factory, a managed bot).
+    telegram_bots: int | None = Field(default=None, ge=0)
 
 
 class Plan(_Strict):

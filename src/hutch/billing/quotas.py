@@ -35,6 +35,7 @@ LIMIT_LABELS: dict[LimitName, tuple[str, str]] = {
     "messages_per_minute": ("message a minute", "messages a minute"),
     "documents_per_agent": ("document per agent", "documents per agent"),
     "storage_mb": ("MB of storage", "MB of storage"),
+    "telegram_bots": ("Telegram bot", "Telegram bots"),
 }
 
 

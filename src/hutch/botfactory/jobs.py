@@ -21,9 +21,9 @@ from hutch.botfactory.botfather import (
 )
 from hutch.botfactory.models import AccountStatus, BotRequest, CreatorAccount, RequestStatus
 from hutch.botfactory.service import CREATE_JOB, CreatorAccounts, utcnow
-from hutch.botfactory.usernames import candidates
 from hutch.channels.models import ChannelStatus
 from hutch.channels.telegram.service import TelegramChannels
+from hutch.channels.telegram.usernames import candidates
 from hutch.channels.telegram.verification import Verifications
 from hutch.core.errors import HutchError, ServiceUnavailable
 from hutch.db.engine import UnitOfWork

@@ -15,6 +15,7 @@ from hutch.core.errors import (
     Conflict,
     Forbidden,
     NotFound,
+    PaymentRequired,
     ServiceUnavailable,
     Unauthorized,
     error_responses,
@@ -213,14 +214,17 @@ async def _request_out(requests: BotRequests, request: BotRequest) -> BotRequest
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BotRequestOut,
-    responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, ServiceUnavailable),
+    responses=error_responses(
+        Unauthorized, Forbidden, NotFound, Conflict, PaymentRequired, ServiceUnavailable
+    ),
 )
 async def request_bot(
     agent_id: str, body: AutoBotCreate, principal: Writer, uow: UoWDep, resources: ResourcesDep
 ) -> BotRequestOut:
     """Have Hutch create a Telegram bot for the agent (no @BotFather needed). It takes up to a minute: read
-    the outcome with GET; when it succeeded, send the verification code to the bot to become its owner."""
-    requests = BotRequests(uow, resources.secret_box)
+    the outcome with GET; when it succeeded, send the verification code to the bot to become its owner.
+    402 past the plan's `telegram_bots`."""
+    requests = BotRequests(uow, resources.secret_box, resources.plans)
     request = await requests.request(principal, agent_id, body.name)
     return await _request_out(requests, request)
 

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hutch.agents.models import Agent
 from hutch.agents.repository import AgentRepository
 from hutch.audit.service import record_audit
+from hutch.billing.plans import PlanCatalog
+from hutch.billing.quotas import Quotas
 from hutch.botfactory.gateway import AccountCredentials, CreatorClients
 from hutch.botfactory.models import (
     AccountStatus,
@@ -24,8 +26,9 @@ from hutch.botfactory.models import (
     RequestStatus,
 )
 from hutch.botfactory.repository import BotRequestRepository, CreatorAccountRepository
-from hutch.botfactory.usernames import display_name
 from hutch.channels.models import Channel
+from hutch.channels.repository import ChannelRepository
+from hutch.channels.telegram.usernames import display_name
 from hutch.channels.telegram.verification import IssuedCode, Verifications
 from hutch.core.errors import Conflict, NotFound, ServiceUnavailable
 from hutch.core.ids import new_id
@@ -189,11 +192,12 @@ class CreatorAccounts:
 class BotRequests:
     """Customers' side: ask for a bot for an agent, and read how it went."""
 
-    def __init__(self, uow: UnitOfWork, secret_box: SecretBox) -> None:
+    def __init__(self, uow: UnitOfWork, secret_box: SecretBox, plans: PlanCatalog | None = None) -> None:
         self.uow = uow
         self.session = uow.session
         self.requests = BotRequestRepository(uow.session)
         self.secret_box = secret_box
+        self.plans = plans  # to refuse a bot past the plan's telegram_bots before making it
 
     async def _agent(self, principal: Principal, agent_id: str) -> Agent:
         agent = await AgentRepository(self.session).get(principal, agent_id)
@@ -205,6 +209,11 @@ class BotRequests:
         agent = await self._agent(principal, agent_id)
         if await self.requests.agent_has_bot(agent.id):
             raise Conflict("This agent already has a Telegram bot; remove it before asking for a new one.")
+        if self.plans is not None:
+            channels = ChannelRepository(self.session)
+            await Quotas(self.session, self.plans).check_count(
+                agent.org_id, "telegram_bots", lambda: channels.telegram_bots_in_org(agent.org_id)
+            )
         if await CreatorAccounts(self.session, self.secret_box).usable_count() == 0:
             raise ServiceUnavailable(
                 "Automatic bot creation is not available on this deployment; create a bot with @BotFather "

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from hutch.channels.telegram.managed import ManagedBots
 from hutch.channels.telegram.service import TelegramChannels
 from hutch.http.dependencies import ResourcesDep, UoWDep
 
@@ -17,3 +18,10 @@ async def telegram_channels(uow: UoWDep, resources: ResourcesDep) -> TelegramCha
 
 
 TelegramChannelsDep = Annotated[TelegramChannels, Depends(telegram_channels)]
+
+
+async def managed_bots(uow: UoWDep, resources: ResourcesDep) -> ManagedBots:
+    return ManagedBots.of(uow, resources)
+
+
+ManagedBotsDep = Annotated[ManagedBots, Depends(managed_bots)]

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Date, DateTime, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy import Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -49,8 +49,11 @@ class Channel(TimestampMixin, Base):
         ARRAY(String(255)), default=list, server_default=text("'{}'")
     )
     last_error: Mapped[str | None] = mapped_column(Text)
-    # Telegram: the user id of a factory-made bot's verified owner; a personal agent answers only them.
+    # Telegram: the user id of a factory-made bot's verified owner (or of whoever created a managed bot);
+    # a personal agent answers only them.
     owner_external_id: Mapped[str | None] = mapped_column(String(64))
+    # Telegram: a managed bot, created by its owner through the platform bot, which can fetch its token.
+    managed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class LinkStatus(StrEnum):
@@ -88,6 +91,42 @@ class ChannelLink(TimestampMixin, Base):
     code_hash: Mapped[str] = mapped_column(String(64))
     code_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # opens the 24 h window
+
+
+class ManagedBotStatus(StrEnum):
+    WAITING = "waiting"  # the deep link was handed out; nobody opened it yet
+    OPENED = "opened"  # a Telegram user opened it and was shown the button that creates the bot
+    CONNECTED = "connected"  # the bot was created and connected to the agent
+    FAILED = "failed"  # the bot was created but could not be connected (the reason is kept)
+
+
+class ManagedBotRequest(TimestampMixin, Base):
+    """An org member's request for a managed Telegram bot for an agent, through the platform bot.
+
+    The deep link's code works once, until it expires: whoever opens it first is the only Telegram user
+    whose new bot is connected, and becomes its verified owner."""
+
+    __tablename__ = "managed_bot_requests"
+    __table_args__ = (
+        Index("uq_managed_bot_requests_code", "code_hash", unique=True),
+        Index("ix_managed_bot_requests_telegram_user", "telegram_user_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))  # the member who asked
+    status: Mapped[ManagedBotStatus] = mapped_column(str_enum(ManagedBotStatus, "managed_bot_status"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    button_id: Mapped[int] = mapped_column(Integer)  # the keyboard button's request_id (signed 32-bit)
+    suggested_username: Mapped[str] = mapped_column(String(64))
+    telegram_user_id: Mapped[str | None] = mapped_column(String(32))  # who opened the link
+    chat_id: Mapped[str | None] = mapped_column(String(32))  # their chat with the platform bot
+    channel_id: Mapped[str | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    bot_username: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ExternalEvent(Base):

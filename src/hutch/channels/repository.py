@@ -53,6 +53,11 @@ class ChannelRepository:
             select(Channel).where(Channel.type == ChannelType.TELEGRAM, Channel.external_id == bot_id)
         )
 
+    async def telegram_bots_in_org(self, org_id: str) -> int:
+        """How many Telegram bots the org's agents have, however each was made."""
+        stmt = select(func.count()).where(_in_org(Channel, org_id), Channel.type == ChannelType.TELEGRAM)
+        return int(await self.session.scalar(stmt) or 0)
+
     async def of_agent(self, agent_id: str) -> list[Channel]:
         stmt = select(Channel).where(Channel.agent_id == agent_id).order_by(Channel.created_at, Channel.id)
         return list((await self.session.scalars(stmt)).all())

@@ -14,7 +14,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from telegram import Bot, BotCommand, InlineKeyboardMarkup
+from telegram import (
+    Bot,
+    BotCommand,
+    InlineKeyboardMarkup,
+    InputProfilePhotoStatic,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
 from telegram.constants import ChatAction
 from telegram.error import BadRequest as TelegramBadRequest
 from telegram.error import Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
@@ -25,6 +32,7 @@ MAX_MESSAGE = 4096
 MAX_RETRY_AFTER_SECONDS = 30
 SEND_ATTEMPTS = 4
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
+Buttons = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
 
 
 class BotBlocked(Exception):
@@ -44,10 +52,16 @@ class TokenRejected(BadRequest):
         super().__init__("Telegram rejected this bot token; copy it again from @BotFather.")
 
 
+class ManagedBotUnavailable(BadRequest):
+    def __init__(self, why: str) -> None:
+        super().__init__(f"Telegram did not hand over the managed bot's token: {why}")
+
+
 @dataclass(frozen=True)
 class BotIdentity:
     id: int
     username: str
+    can_manage_bots: bool = False  # bot management is enabled for it in @BotFather
 
 
 def split_text(text: str, limit: int = MAX_MESSAGE) -> list[str]:
@@ -99,12 +113,16 @@ class TelegramGateway:
             if "unauthorized" in str(exc).lower() or "not found" in str(exc).lower():
                 raise TokenRejected() from None
             raise ServiceUnavailable(f"Telegram did not answer ({exc}); try again in a moment.") from None
-        return BotIdentity(me.id, me.username or str(me.id))
+        return BotIdentity(me.id, me.username or str(me.id), bool(me.can_manage_bots))
 
-    async def set_webhook(self, token: str, url: str, secret: str) -> None:
+    async def set_webhook(
+        self, token: str, url: str, secret: str, allowed_updates: list[str] | None = None
+    ) -> None:
         try:
             async with self.bot(token) as bot:
-                await bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
+                await bot.set_webhook(
+                    url, secret_token=secret, allowed_updates=allowed_updates or ALLOWED_UPDATES
+                )
         except TelegramError as exc:
             raise BadRequest(f"Telegram refused the webhook {url}: {exc}. Check HUTCH_PUBLIC_URL.") from None
 
@@ -120,6 +138,28 @@ class TelegramGateway:
     async def set_commands(self, token: str, commands: list[tuple[str, str]]) -> None:
         async with self.bot(token) as bot:
             await bot.set_my_commands([BotCommand(name, description) for name, description in commands])
+
+    async def managed_bot_token(self, manager_token: str, bot_id: int) -> str:
+        """The current token of a bot that ``manager_token``'s bot manages (``getManagedBotToken``); 400
+        when Telegram refuses (the bot was deleted, or is not managed by it)."""
+        try:
+            async with self.bot(manager_token) as bot:
+                return await bot.get_managed_bot_token(bot_id)
+        except (TelegramBadRequest, Forbidden) as exc:
+            raise ManagedBotUnavailable(str(exc)) from None
+        except TelegramError as exc:
+            raise ServiceUnavailable(f"Telegram did not answer ({exc}); try again in a moment.") from None
+
+    async def set_profile(
+        self, token: str, name: str, description: str, short_description: str, photo: bytes | None
+    ) -> None:
+        """The bot's shown name, descriptions and (when given, a JPEG) profile photo."""
+        async with self.bot(token) as bot:
+            await bot.set_my_name(name)
+            await bot.set_my_description(description)
+            await bot.set_my_short_description(short_description)
+            if photo is not None:
+                await bot.set_my_profile_photo(InputProfilePhotoStatic(photo))
 
     async def answer_callback(self, token: str, callback_query_id: str) -> None:
         """Stop the button's spinner; a press older than Telegram keeps is not worth failing over."""
@@ -162,9 +202,7 @@ class TelegramGateway:
         except TelegramError:
             return  # only a courtesy
 
-    async def send(
-        self, token: str, chat_id: int | str, text: str, buttons: InlineKeyboardMarkup | None = None
-    ) -> int:
+    async def send(self, token: str, chat_id: int | str, text: str, buttons: Buttons | None = None) -> int:
         """Send ``text`` (split when long) as plain text; the number of messages sent."""
         pieces = split_text(text)
         async with self.bot(token) as bot:

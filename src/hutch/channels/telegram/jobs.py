@@ -30,9 +30,16 @@ from hutch.channels.models import Channel, ChannelLink, ChannelStatus, ExternalE
 from hutch.channels.repository import InboxRepository
 from hutch.channels.telegram.gateway import (
     BotBlocked,
+    Buttons,
     FileTooLarge,
     FileUnavailable,
     TelegramGateway,
+)
+from hutch.channels.telegram.managed import (
+    PLATFORM_UPDATES,
+    ManagedBots,
+    is_managed_code,
+    tell_owners_bot_broken,
 )
 from hutch.channels.telegram.platform import (
     COMMANDS,
@@ -148,6 +155,12 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
         return finish_event(event, NOT_SENT_AGAIN)
     update = event.payload
     gateway = ctx.resources.telegram
+    managed = update.get("managed_bot")
+    if channel_id == PLATFORM and isinstance(managed, dict):  # a customer created their managed bot
+        managed_bots = ManagedBots.of(ctx.uow, ctx.resources)
+        return finish_event(
+            event, await managed_bots.created(managed.get("user") or {}, managed.get("bot") or {})
+        )
     query = update.get("callback_query")
     if isinstance(query, dict):
         chat_id = _chat_id(query.get("message"))
@@ -156,6 +169,8 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
             return finish_event(event, "nothing to answer")
         return finish_event(event, await _press(ctx, gateway, chat, query))
     message = update.get("message") or update.get("edited_message")
+    if isinstance(message, dict) and "managed_bot_created" in message:
+        return finish_event(event, "noted: the managed_bot update connects the bot")
     chat_id = _chat_id(message)
     chat = await _chat(ctx, channel_id, chat_id) if chat_id is not None else None
     if chat is None or not isinstance(message, dict) or (chat.agent is None and not chat.platform):
@@ -194,6 +209,8 @@ async def _handled(ctx: JobContext, event: ExternalEvent, chat: Chat, outcome: s
 async def _mark_broken(ctx: JobContext, channel_id: str, reason: str) -> None:
     channel = None if channel_id == PLATFORM else await ctx.uow.session.get(Channel, channel_id)
     if channel is not None:
+        if channel.status is not ChannelStatus.ERROR:  # told once, when it breaks
+            await tell_owners_bot_broken(ctx.uow, ctx.settings, ctx.resources.secret_box, channel, reason)
         channel.status, channel.last_error = ChannelStatus.ERROR, reason
     else:
         log.error("the platform bot's token was rejected; check HUTCH_TELEGRAM_BOT_TOKEN")
@@ -219,6 +236,9 @@ async def _reply(
         return TEXT_ONLY if chat.agent is not None else UNLINKED
     assert isinstance(text, str)
     command, argument = _command(text) if not received else (None, text)
+    if chat.platform and command == "/start" and is_managed_code(argument):
+        sender_id = str((message.get("from") or {}).get("id", ""))
+        return await ManagedBots.of(ctx.uow, ctx.resources).open(argument, str(chat.chat_id), sender_id)
     if chat.platform and command == "/start" and argument:
         sender = message.get("from") or {}
         link = await confirm_telegram_link(ctx.uow, argument, str(chat.chat_id), sender.get("username"))
@@ -311,10 +331,13 @@ def _received(gateway: TelegramGateway, token: str, message: dict[str, Any]) -> 
     return []
 
 
-async def _buttons(
-    ctx: JobContext, chat: Chat, reply: str, command: str | None
-) -> InlineKeyboardMarkup | None:
-    """Buttons under a reply: confirm a reset; on the platform bot, buy more credits or time."""
+async def _buttons(ctx: JobContext, chat: Chat, reply: str, command: str | None) -> Buttons | None:
+    """Buttons under a reply: confirm a reset; on the platform bot, buy more credits or time, or create a
+    managed bot."""
+    if chat.platform and command == "/start":
+        keyboard = await ManagedBots.of(ctx.uow, ctx.resources).keyboard(str(chat.chat_id), reply)
+        if keyboard is not None:
+            return keyboard
     if reply == RESET_QUESTION:
         return InlineKeyboardMarkup(
             [
@@ -393,6 +416,8 @@ async def set_up_platform_bot(ctx: JobContext) -> str:
     if token is None:
         return "no platform bot"
     gateway = ctx.resources.telegram
-    await gateway.set_webhook(token, webhook_url(ctx.settings, PLATFORM), platform_secret(ctx.settings))
+    await gateway.set_webhook(
+        token, webhook_url(ctx.settings, PLATFORM), platform_secret(ctx.settings), PLATFORM_UPDATES
+    )
     await gateway.set_commands(token, COMMANDS)
     return "webhook set"

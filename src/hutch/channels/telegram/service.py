@@ -9,6 +9,8 @@ from typing import Any
 
 from hutch.agents.models import Agent
 from hutch.agents.repository import AgentRepository
+from hutch.billing.plans import PlanCatalog
+from hutch.billing.quotas import Quotas
 from hutch.channels.inbound import store_event
 from hutch.channels.models import Channel, ChannelStatus, ChannelType
 from hutch.channels.repository import ChannelRepository
@@ -35,9 +37,15 @@ def event_source(channel_id: str) -> str:
 
 class TelegramChannels:
     def __init__(
-        self, uow: UnitOfWork, settings: Settings, secret_box: SecretBox, gateway: TelegramGateway
+        self,
+        uow: UnitOfWork,
+        settings: Settings,
+        secret_box: SecretBox,
+        gateway: TelegramGateway,
+        plans: PlanCatalog,
     ) -> None:
         self.uow = uow
+        self.plans = plans
         self.session = uow.session
         self.channels = ChannelRepository(uow.session)
         self.settings = settings
@@ -47,7 +55,7 @@ class TelegramChannels:
     @classmethod
     def of(cls, uow: UnitOfWork, resources: WorkerResources) -> TelegramChannels:
         """The service for a request or a job, with the process's gateway."""
-        return cls(uow, resources.settings, resources.secret_box, resources.telegram)
+        return cls(uow, resources.settings, resources.secret_box, resources.telegram, resources.plans)
 
     async def _agent(self, principal: Principal, agent_id: str) -> Agent:
         agent = await AgentRepository(self.session).get(principal, agent_id)
@@ -59,13 +67,27 @@ class TelegramChannels:
         """Check the token with getMe, store it encrypted, and point the bot's webhook at Hutch."""
         return await self.bind(await self._agent(principal, agent_id), bot_token)
 
+    async def check_bot_quota(self, org_id: str) -> None:
+        """Refuse (402, naming the plan) one more Telegram bot past the plan's ``telegram_bots``."""
+        await Quotas(self.session, self.plans).check_count(
+            org_id, "telegram_bots", lambda: self.channels.telegram_bots_in_org(org_id)
+        )
+
     async def bind(
-        self, agent: Agent, bot_token: str, status: ChannelStatus = ChannelStatus.ACTIVE
+        self,
+        agent: Agent,
+        bot_token: str,
+        status: ChannelStatus = ChannelStatus.ACTIVE,
+        *,
+        owner_id: str | None = None,
+        managed: bool = False,
     ) -> Channel:
-        """The bot as a channel of ``agent``: for a token the customer brought, or one the factory made."""
+        """The bot as a channel of ``agent``: for a token the customer brought, one the factory made, or a
+        managed bot (``owner_id``: the Telegram user who created it)."""
         identity = await self.gateway.identify(bot_token)
         if await self.channels.telegram_bot(str(identity.id)) is not None:
             raise Conflict(f"@{identity.username} is already connected to an agent; remove it there first.")
+        await self.check_bot_quota(agent.org_id)
         secret = secrets.token_urlsafe(32)
         channel = Channel(
             id=new_id("chn"),
@@ -77,10 +99,26 @@ class TelegramChannels:
             username=identity.username,
             token_encrypted=self.secret_box.encrypt(bot_token),
             webhook_secret_hash=sha256_hex(secret),
+            owner_external_id=owner_id,
+            managed=managed,
         )
         self.channels.add(channel)
         await self.session.flush()
         # Last: if Telegram refuses, the request fails and the row above is rolled back with it.
+        await self.gateway.set_webhook(bot_token, webhook_url(self.settings, channel.id), secret)
+        return channel
+
+    async def rebind(self, channel: Channel, bot_token: str) -> Channel:
+        """A broken bot's channel working again with its current token: a fresh webhook secret, active."""
+        identity = await self.gateway.identify(bot_token)
+        if str(identity.id) != channel.external_id:
+            raise Conflict("That token belongs to another bot.")
+        secret = secrets.token_urlsafe(32)
+        channel.token_encrypted = self.secret_box.encrypt(bot_token)
+        channel.webhook_secret_hash = sha256_hex(secret)
+        channel.status, channel.last_error, channel.username = ChannelStatus.ACTIVE, None, identity.username
+        await self.session.flush()
+        forget_secret(channel.id)
         await self.gateway.set_webhook(bot_token, webhook_url(self.settings, channel.id), secret)
         return channel
 
