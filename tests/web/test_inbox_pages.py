@@ -153,11 +153,11 @@ async def test_an_answers_tool_calls_show_with_their_time_cost_arguments_and_res
 ) -> None:
     agent = await new_agent(signed_in, owner, name="Scout")
     conversation = await seed(session, agent["id"], "api", "user:1", (U, "Find <it>"))
+    search = {"name": "web_search", "args": {"query": "<it>"}, "result": "1. <b>It</b>", "ms": 412}
     calls = [
-        {"name": "web_search", "args": {"query": "<it>"}, "result": "1. <b>It</b>", "ms": 412, "metered": True,
-         "cost_micro_usd": 5000},
+        search | {"metered": True, "cost_micro_usd": 5000},
         {"name": "current_time", "args": {}, "result": "Monday", "ms": 0},
-    ]  # fmt: skip
+    ]
     await ConversationService(session).add(conversation, A, "Found it.", tool_calls=calls)
     await session.commit()
 
