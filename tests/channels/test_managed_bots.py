@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,7 @@ from tests.fakes.telegram import (
     text_update,
     webhook_headers,
 )
+from tests.web.test_dashboard import csrf_of, log_in
 
 MANAGER_TOKEN = "555000222:AAE_platform_bot_that_manages_bots"
 ADA = Sender()
@@ -361,3 +363,24 @@ async def test_without_a_platform_bot_or_bot_management_there_is_no_link(
                 f"/api/v1/agents/{agent.json()['id']}/channels/telegram/managed", headers=owner.headers
             )
             assert answer.status_code == status and words in answer.json()["detail"], answer.text
+
+
+async def test_the_channels_tab_offers_a_managed_bot_and_hears_when_it_is_connected(managed: Managed) -> None:
+    m = managed
+    m.client.headers.clear()
+    await log_in(m.client, m.owner.user.email)
+    tab = await m.client.get(f"/app/agents/{m.agent_id}/channels")
+    assert tab.status_code == 200 and "Create my Telegram bot" in tab.text
+    assert tab.text.index("Create my Telegram bot") < tab.text.index("Connect bot")  # offered first
+    shown = await m.client.post(
+        f"/app/agents/{m.agent_id}/channels/telegram/managed", data={"csrf": csrf_of(tab)}
+    )
+    assert shown.status_code == 200 and "<svg" in shown.text
+    link = re.search(r'href="(https://t\.me/hutch_manager_bot\?start=[^"]+)"', shown.text)
+    poll = re.search(r'data-poll="([^"]+)"', shown.text)
+    assert link and poll
+    assert (await m.client.get(poll.group(1))).json()["status"] == "waiting"
+    await m.open(link.group(1))
+    await m.create()
+    state = (await m.client.get(poll.group(1))).json()
+    assert state["status"] == "connected" and state["bot_username"]

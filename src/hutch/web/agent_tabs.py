@@ -8,13 +8,14 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from hutch.botfactory.models import BotRequest
 from hutch.botfactory.service import BotRequests, CreatorAccounts
 from hutch.channels.models import ChannelType
 from hutch.channels.schemas import widget_snippet
+from hutch.channels.telegram.managed import ManagedBots
 from hutch.channels.telegram.service import TelegramChannels
 from hutch.channels.webchat.service import Widgets
 from hutch.channels.whatsapp.gateway import WhatsAppNotConfigured, whatsapp_configured
@@ -28,6 +29,7 @@ from hutch.runtimes.service import RuntimeService
 from hutch.tasks.service import Tasks
 from hutch.web.agent_pages import agent_page, load_agent
 from hutch.web.deps import ViewerDep, attempt, error_text
+from hutch.web.qr_codes import qr_svg
 
 router = APIRouter(prefix="/app/agents/{agent_id}", include_in_schema=False)
 Field = Annotated[str, Form(max_length=2000)]
@@ -43,6 +45,7 @@ NOTES = {
     "uploaded": "Uploaded: the document is being read and will be searchable in a moment.",
     "deleted": "Deleted.",
     "connected": "Connected.",
+    "reconnected": "Reconnected: the bot answers again.",
     "requested": "Hutch is creating your bot; this page shows it when it is ready (about a minute).",
     "code": "A new verification code is shown below.",
     "removed": "Removed.",
@@ -160,11 +163,15 @@ async def _channels_context(
         for c in channels
         if c.type is ChannelType.WEBCHAT
     }
+    platform = await ManagedBots.of(uow, resources).platform()
     return {
         "channels": channels,
         "snippets": snippets,
         "bot_request": bot_request,
         "verification": verification,
+        "managed": platform.can_manage_bots if platform else None,  # None: no platform bot
+        "platform_bot": platform.username if platform else None,
+        "managed_link": None,
         "factory": await CreatorAccounts(uow.session, resources.secret_box).usable_count() > 0,
         "whatsapp": whatsapp_configured(resources.settings),
         "errors": {},
@@ -215,6 +222,71 @@ async def connect_telegram(
     return back(agent.id, "channels", "connected")
 
 
+async def _managed_link_page(
+    request: Request,
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    agent_id: str,
+    request_id: str,
+    link: str,
+) -> HTMLResponse:
+    """The channels tab with a new deep link (and its QR code), watching for the bot it creates."""
+    agent = await load_agent(found, uow, resources, agent_id)
+    asked = await ManagedBots.of(uow, resources).request(found.principal, request_id)
+    context = await _channels_context(found, uow, resources, agent.id)
+    context["managed_link"] = {
+        "id": asked.id,
+        "link": link,
+        "qr": qr_svg(link),
+        "expires_at": asked.expires_at,
+    }
+    return agent_page(request, found, agent, "channels", **context)
+
+
+@router.post("/channels/telegram/managed", response_class=HTMLResponse)
+async def create_managed_bot(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> Response:
+    """A one-time link to the platform bot, which creates the customer's own bot in two taps."""
+    agent = await load_agent(found, uow, resources, agent_id)
+    started = await attempt(uow, ManagedBots.of(uow, resources).start(found.principal, agent.id))
+    if isinstance(started, HutchError):
+        return await _channel_error(request, found, uow, resources, agent.id, "managed", started)
+    asked, link = started
+    return await _managed_link_page(request, found, uow, resources, agent.id, asked.id, link)
+
+
+@router.get("/channels/telegram/managed/{request_id}")
+async def managed_bot_state(
+    agent_id: str, request_id: str, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> JSONResponse:
+    """Where a managed bot's creation stands, for the page that waits for it."""
+    asked = await ManagedBots.of(uow, resources).request(found.principal, request_id)
+    if asked.agent_id != agent_id:
+        raise NotFound("Managed bot request")
+    state = {"status": asked.status.value, "bot_username": asked.bot_username, "error": asked.error}
+    return JSONResponse(state)
+
+
+@router.post("/channels/{channel_id}/reconnect", response_class=HTMLResponse)
+async def reconnect_managed_bot(
+    agent_id: str, channel_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> Response:
+    """One tap on a broken managed bot: working again, or (it was deleted) a link to create another."""
+    agent = await load_agent(found, uow, resources, agent_id)
+    managed = ManagedBots.of(uow, resources)
+    done = await attempt(uow, managed.reconnect(found.principal, agent.id, channel_id))
+    if isinstance(done, HutchError):
+        return await _channel_error(request, found, uow, resources, agent.id, "managed", done)
+    _, link = done
+    if link is None:
+        return back(agent.id, "channels", "reconnected")
+    latest = await managed.latest(found.principal, agent.id)
+    assert latest is not None
+    return await _managed_link_page(request, found, uow, resources, agent.id, latest.id, link)
+
+
 @router.post("/channels/telegram/auto", response_class=HTMLResponse)
 async def request_bot(
     agent_id: str,
@@ -225,7 +297,7 @@ async def request_bot(
     name: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     agent = await load_agent(found, uow, resources, agent_id)
-    requests = BotRequests(uow, resources.secret_box)
+    requests = BotRequests(uow, resources.secret_box, resources.plans)
     asked = await attempt(uow, requests.request(found.principal, agent.id, name.strip() or None))
     if isinstance(asked, HutchError):
         return await _channel_error(request, found, uow, resources, agent.id, "auto", asked)

@@ -21,7 +21,7 @@ from hutch.web.deps import Viewer, ViewerDep, page
 router = APIRouter(prefix="/app", include_in_schema=False)
 CHANNELS = [
     ("chat", "Just try it here first"),
-    ("telegram", "Telegram (your own bot, or one Hutch creates)"),
+    ("telegram", "Telegram (a bot of your own, created in two taps)"),
     ("whatsapp", "WhatsApp (your own number reaches your assistant)"),
     ("widget", "A chat bubble on your website"),
 ]

@@ -151,14 +151,15 @@ class ManagedBots:
             raise PlatformBotNotConfigured()
         return token
 
-    async def enabled(self) -> bool | None:
-        """Whether customers can create managed bots here; None without a platform bot."""
+    async def platform(self) -> BotIdentity | None:
+        """The platform bot (whether it can manage bots, its username); None without one, or while
+        Telegram does not answer."""
         if platform_token(self.settings) is None:
             return None
         try:
-            return (await platform_identity(self.settings, self.gateway)).can_manage_bots
+            return await platform_identity(self.settings, self.gateway)
         except HutchError:
-            return False
+            return None
 
     async def _agent(self, principal: Principal, agent_id: str) -> Agent:
         agent = await AgentRepository(self.session).get(principal, agent_id)

@@ -24,6 +24,28 @@
     });
   });
 
+  // A managed Telegram bot being created: the page hears when it is connected.
+  var waiting = document.getElementById("managed-wait");
+  if (waiting && window.fetch) {
+    var state = document.getElementById("managed-state");
+    var timer = setInterval(function () {
+      fetch(waiting.getAttribute("data-poll"), { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (found) {
+          if (!found || found.status === "waiting" || found.status === "opened") { return; }
+          clearInterval(timer);
+          if (found.status === "connected") {
+            state.textContent = "Connected: @" + found.bot_username + " answers for this agent now.";
+            state.className = "ok";
+            setTimeout(function () { window.location = waiting.getAttribute("data-done"); }, 2500);
+          } else {
+            state.textContent = "The bot could not be connected: " + found.error;
+            state.className = "notice error";
+          }
+        });
+    }, 2000);
+  }
+
   // The temperature slider shows its value.
   var slider = document.getElementById("temperature");
   var shown = document.getElementById("temperature-value");
