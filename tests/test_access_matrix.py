@@ -23,10 +23,11 @@ from starlette.routing import Mount
 
 from hutch.accounts.models import OrgRole
 from hutch.channels.models import Channel, ChannelLink, ChannelStatus, ChannelType, LinkStatus
-from hutch.conversations.models import EndUser
+from hutch.conversations.models import AttachmentKind, EndUser, Message, MessageAttachment
 from hutch.conversations.repository import MemoryRepository
 from hutch.core.ids import new_id
 from hutch.core.security import create_access_token
+from hutch.integrations.models import McpServer, McpServerStatus, McpTransport, WebhookTool
 from hutch.settings import Settings
 from tests.factories import Account, create_account
 
@@ -133,6 +134,20 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("DELETE", "/api/v1/agents/{agent_id}/memories/{memory_id}"): Access(Guard.WRITE),
     ("GET", "/api/v1/conversations"): Access(Guard.READ),
     ("GET", "/api/v1/conversations/{conversation_id}"): Access(Guard.READ),
+    ("GET", "/api/v1/conversations/{conversation_id}/attachments/{attachment_id}"): Access(Guard.READ),
+    ("POST", "/api/v1/mcp-servers"): Access(Guard.MEMBER, {"name": "m", "url": "https://mcp.example/mcp"}),
+    ("GET", "/api/v1/mcp-servers"): Access(Guard.READ),
+    ("GET", "/api/v1/mcp-servers/{server_id}"): Access(Guard.READ),
+    ("POST", "/api/v1/mcp-servers/{server_id}/refresh"): Access(Guard.MEMBER),
+    ("DELETE", "/api/v1/mcp-servers/{server_id}"): Access(Guard.MEMBER),
+    ("POST", "/api/v1/webhook-tools"): Access(
+        Guard.MEMBER,
+        {"name": "w", "description": "d", "parameters": {"type": "object"}, "url": "https://hooks.example/w"},
+    ),
+    ("GET", "/api/v1/webhook-tools"): Access(Guard.READ),
+    ("GET", "/api/v1/webhook-tools/{tool_id}"): Access(Guard.READ),
+    ("PATCH", "/api/v1/webhook-tools/{tool_id}"): Access(Guard.MEMBER, {"description": "x"}),
+    ("DELETE", "/api/v1/webhook-tools/{tool_id}"): Access(Guard.MEMBER),
     ("GET", "/api/v1/conversations/{conversation_id}/events"): Access(Guard.READ),
     ("GET", "/api/v1/conversations/{conversation_id}/export"): Access(Guard.READ),
     ("POST", "/api/v1/conversations/{conversation_id}/takeover"): Access(Guard.MEMBER),
@@ -274,6 +289,9 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("POST", "/app/agents/{agent_id}/channels/telegram"): Access(Guard.WEB, form={"bot_token": "1:x"}),
     ("POST", "/app/agents/{agent_id}/channels/telegram/auto"): Access(Guard.WEB),
     ("POST", "/app/agents/{agent_id}/channels/telegram/auto/code"): Access(Guard.WEB),
+    ("POST", "/app/agents/{agent_id}/channels/telegram/managed"): Access(Guard.WEB),
+    ("GET", "/app/agents/{agent_id}/channels/telegram/managed/{request_id}"): Access(Guard.WEB),
+    ("POST", "/app/agents/{agent_id}/channels/{channel_id}/reconnect"): Access(Guard.WEB),
     ("POST", "/app/agents/{agent_id}/channels/webchat"): Access(
         Guard.WEB, form={"origins": "https://a.example"}
     ),
@@ -292,6 +310,13 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/app/inbox/{conversation_id}"): Access(Guard.WEB),
     ("GET", "/app/inbox/{conversation_id}/events"): Access(Guard.WEB),
     ("GET", "/app/inbox/{conversation_id}/export"): Access(Guard.WEB),
+    ("GET", "/app/inbox/{conversation_id}/attachments/{attachment_id}"): Access(Guard.WEB),
+    ("GET", "/app/tools"): Access(Guard.WEB),
+    ("POST", "/app/tools/mcp"): Access(Guard.WEB, form={"name": "m", "url": "https://mcp.example/mcp"}),
+    ("POST", "/app/tools/mcp/{server_id}/refresh"): Access(Guard.WEB),
+    ("POST", "/app/tools/mcp/{server_id}/delete"): Access(Guard.WEB),
+    ("POST", "/app/tools/webhooks"): Access(Guard.WEB, form={"name": "w", "url": "https://hooks.example/w"}),
+    ("POST", "/app/tools/webhooks/{tool_id}/delete"): Access(Guard.WEB),
     ("POST", "/app/inbox/{conversation_id}/takeover"): Access(Guard.WEB),
     ("POST", "/app/inbox/{conversation_id}/reply"): Access(Guard.WEB, form={"content": "hi"}),
     ("POST", "/app/inbox/{conversation_id}/release"): Access(Guard.WEB),
@@ -488,7 +513,38 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
         code_hash="1" * 64,
         code_expires_at=datetime.now(UTC),
     )
-    session.add_all([b_channel, b_link])
+    b_message = await session.scalar(
+        select(Message.id).where(Message.conversation_id == b_chat.json()["conversation_id"]).limit(1)
+    )
+    b_attachment = MessageAttachment(
+        id=new_id("att"),
+        org_id=b.org.id,
+        message_id=b_message,
+        conversation_id=b_chat.json()["conversation_id"],
+        kind=AttachmentKind.DOCUMENT,
+        content_type="text/plain",
+        filename="b-secret.txt",
+        size_bytes=5,
+        data=b"B's s",
+    )
+    b_server = McpServer(
+        id=new_id("mcp"),
+        org_id=b.org.id,
+        name="B's secret server",
+        url="https://mcp.b.example/mcp",
+        transport=McpTransport.STREAMABLE_HTTP,
+        status=McpServerStatus.CONNECTED,
+    )
+    b_tool = WebhookTool(
+        id=new_id("wht"),
+        org_id=b.org.id,
+        name="b_secret_tool",
+        description="B's",
+        parameters={"type": "object"},
+        url="https://hooks.b.example/t",
+        signing_secret_encrypted="x",
+    )
+    session.add_all([b_channel, b_link, b_attachment, b_server, b_tool])
     await session.commit()
     b_ids = {
         "key_id": b_key["id"],
@@ -503,6 +559,9 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
         "link_id": b_link.id,
         "task_id": b_task.json()["id"],
         "response_id": b_response.json()["id"],
+        "attachment_id": b_attachment.id,
+        "server_id": b_server.id,
+        "tool_id": b_tool.id,
         "end_user_id": await session.scalar(select(EndUser.id).where(EndUser.org_id == b.org.id)),
     }
     expired = create_access_token(settings.require_secret_key(), a.user.id, timedelta(seconds=-1))
