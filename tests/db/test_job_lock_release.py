@@ -1,0 +1,74 @@
+"""A job waiting for a chat's lock is announced to the workers when the job holding it ends, as a new job
+is; otherwise the person's next message would wait for the workers' next poll (seconds)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from hutch.db.urls import libpq_conninfo
+from tests.conftest import PostgresServer
+
+CHANNEL = "procrastinate_any_queue_v1"
+
+
+@pytest.fixture
+def jobs_db(postgres: PostgresServer, migrated_template: str) -> Iterator[str]:
+    url = postgres.create_database(template=migrated_template)
+    yield libpq_conninfo(url)
+    postgres.drop_database(url)
+
+
+def insert(conn: psycopg.Connection, lock: str | None, status: str, queue: str = "turns") -> int:
+    row = conn.execute(
+        "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, status) "
+        "VALUES (%s, 'channels.telegram_update', %s, '{}', %s) RETURNING id",
+        (queue, lock, status),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def heard(listener: psycopg.Connection) -> list[dict[str, object]]:
+    return [json.loads(n.payload) for n in listener.notifies(timeout=0.5, stop_after=10)]
+
+
+@pytest.mark.parametrize("ending", ["succeeded", "failed", "todo", "deleted"])
+def test_the_oldest_job_waiting_on_a_lock_is_announced_when_the_running_one_ends(
+    jobs_db: str, ending: str
+) -> None:
+    with (
+        psycopg.connect(jobs_db, autocommit=True) as conn,
+        psycopg.connect(jobs_db, autocommit=True) as listener,
+    ):
+        running = insert(conn, "telegram:chn_1:42", "doing")
+        waiting = insert(conn, "telegram:chn_1:42", "todo")
+        insert(conn, "telegram:chn_1:42", "todo")  # younger: its turn comes after
+        listener.execute(f"LISTEN {CHANNEL}")
+        if ending == "deleted":
+            conn.execute("DELETE FROM procrastinate_jobs WHERE id = %s", (running,))
+        else:
+            conn.execute("UPDATE procrastinate_jobs SET status = %s WHERE id = %s", (ending, running))
+
+        assert heard(listener) == [{"type": "job_inserted", "job_id": waiting}]
+
+
+def test_nothing_is_announced_without_a_waiting_job_or_a_lock(jobs_db: str) -> None:
+    with (
+        psycopg.connect(jobs_db, autocommit=True) as conn,
+        psycopg.connect(jobs_db, autocommit=True) as listener,
+    ):
+        alone = insert(conn, "telegram:chn_1:7", "doing")
+        unlocked = insert(conn, None, "doing")
+        insert(conn, None, "todo")
+        other_chat = insert(conn, "telegram:chn_1:8", "todo")
+        listener.execute(f"LISTEN {CHANNEL}")
+        conn.execute(
+            "UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id IN (%s, %s)", (alone, unlocked)
+        )
+        conn.execute("UPDATE procrastinate_jobs SET status = 'doing' WHERE id = %s", (other_chat,))
+
+        assert heard(listener) == []
