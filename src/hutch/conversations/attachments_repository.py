@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
-from hutch.conversations.models import AttachmentKind, MessageAttachment
+from hutch.conversations.models import AttachmentKind, Conversation, MessageAttachment
 
 
 class AttachmentRepository:
@@ -58,6 +58,24 @@ class AttachmentRepository:
                 MessageAttachment.org_id == org_id,
                 MessageAttachment.conversation_id == conversation_id,
                 MessageAttachment.id == attachment_id,
+            )
+        )
+
+    async def file_of_end_user(
+        self, agent_id: str, channel: str, end_user: str, attachment_id: str
+    ) -> MessageAttachment | None:
+        """One attachment with its bytes, if it was sent in one of this end user's conversations with the
+        agent on that channel (a widget's visitor sees their own files, and no one else's)."""
+        return await self.session.scalar(
+            select(MessageAttachment)
+            .options(undefer(MessageAttachment.data))
+            .join(Conversation, Conversation.id == MessageAttachment.conversation_id)
+            .where(
+                MessageAttachment.id == attachment_id,
+                MessageAttachment.org_id == Conversation.org_id,
+                Conversation.agent_id == agent_id,
+                Conversation.channel == channel,
+                Conversation.end_user == end_user,
             )
         )
 

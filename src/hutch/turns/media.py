@@ -24,6 +24,7 @@ import mimetypes
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
+from enum import StrEnum
 
 import structlog
 from pydantic_ai.messages import BinaryContent
@@ -107,11 +108,21 @@ class ReadFile:
     transcribed: bool = False
 
 
+class Refused(StrEnum):
+    """Why a file was refused: an API answers each with its own status (413, 415, 400)."""
+
+    TYPE = "type"  # a type nobody may send, or one the plan leaves out
+    SIZE = "size"
+    UNREADABLE = "unreadable"  # a document without text Hutch can read
+    DOWNLOAD = "download"
+
+
 @dataclass
 class ReadMedia:
     files: list[ReadFile] = field(default_factory=list)
     text: str = ""  # the message as stored: the caption, or a voice note's transcript
     refusal: str | None = None  # answered at once: nothing stored
+    refused: Refused | None = None  # why, with a refusal
     unanswered: str | None = None  # stored with the files, answered with this without a model
     error: str | None = None  # why, when something failed (kept with the answer)
 
@@ -198,11 +209,11 @@ class MediaReader:
         for file in received:
             kind = kind_for(file.content_type, file.filename)
             if kind is None:
-                return ReadMedia(refusal=refused_type(plan))
+                return ReadMedia(refusal=refused_type(plan), refused=Refused.TYPE)
             if kind.value not in plan.limits.attachment_types:
-                return ReadMedia(refusal=not_on_plan(kind, plan))
+                return ReadMedia(refusal=not_on_plan(kind, plan), refused=Refused.TYPE)
             if file.size is not None and file.size > limit:
-                return ReadMedia(refusal=too_large(limit))
+                return ReadMedia(refusal=too_large(limit), refused=Refused.SIZE)
             kinds.append(kind)
         minutes_left = await self._minutes_left(org_id, plan) if AttachmentKind.AUDIO in kinds else None
         await self.uow.checkpoint()  # nothing is held while files download and voice notes are transcribed
@@ -211,18 +222,20 @@ class MediaReader:
             try:
                 data = await file.download(limit)
             except TooLarge:
-                return ReadMedia(refusal=too_large(limit))
+                return ReadMedia(refusal=too_large(limit), refused=Refused.SIZE)
             except DownloadFailed as exc:
                 log.warning("a file sent in chat could not be downloaded", error=str(exc))
-                return ReadMedia(refusal=NOT_DOWNLOADED)
+                return ReadMedia(refusal=NOT_DOWNLOADED, refused=Refused.DOWNLOAD)
             if len(data) > limit:
-                return ReadMedia(refusal=too_large(limit))
+                return ReadMedia(refusal=too_large(limit), refused=Refused.SIZE)
             read = ReadFile(kind, file.content_type, file.filename, data)
             if kind is AttachmentKind.DOCUMENT:
                 try:
                     read.text = document_text(data, file.filename, file.content_type)
                 except UnreadableDocument as exc:
-                    return ReadMedia(refusal=f"I could not read {file.filename}: {exc}")
+                    return ReadMedia(
+                        refusal=f"I could not read {file.filename}: {exc}", refused=Refused.UNREADABLE
+                    )
             elif kind is AttachmentKind.AUDIO:
                 await self._transcribe(read, file, minutes_left, media)
             media.files.append(read)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from hutch.agents.avatars import Avatars
@@ -14,19 +14,22 @@ from hutch.agents.models import Agent, AgentAvatar
 from hutch.agents.roles import ROLE_TEMPLATES
 from hutch.agents.schemas import AgentUpdate
 from hutch.agents.service import org_credentials
+from hutch.conversations.attachments_repository import AttachmentRepository
 from hutch.conversations.inbox import TakenOver
-from hutch.conversations.models import Message
+from hutch.conversations.models import Message, MessageAttachment
 from hutch.conversations.repository import ConversationRepository, MessageRepository
 from hutch.conversations.service import ConversationService
-from hutch.core.errors import HutchError
+from hutch.core.errors import BadRequest, HutchError
 from hutch.db.engine import UnitOfWork
 from hutch.engine.tools import TOOLS
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.http.uploads import chat_form, is_multipart, validated
 from hutch.integrations.tools import connected_choices
 from hutch.resources import Resources
 from hutch.turns.chat_api import API_CHANNEL, chat_response, end_user_of
 from hutch.turns.flow import Answer, TurnFlow
-from hutch.turns.streaming import stream_turn
+from hutch.turns.media import MediaReader, ReadMedia, Received
+from hutch.turns.streaming import sse, stream_turn
 from hutch.web.app_pages import agents_service
 from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, field_errors, page
 
@@ -41,7 +44,6 @@ TABS = [
     ("tasks", "Tasks"),
     ("memories", "Memories"),
 ]
-Message_ = Annotated[str, Form(min_length=1, max_length=20_000)]
 
 
 async def load_agent(found: Viewer, uow: UnitOfWork, resources: Resources, agent_id: str) -> Agent:
@@ -72,19 +74,31 @@ async def agent_home(agent_id: str, found: ViewerDep, uow: UoWDep, resources: Re
     return RedirectResponse(f"/app/agents/{agent.id}/chat", status_code=303)
 
 
-async def _chat_messages(uow: UnitOfWork, agent: Agent, end_user: str) -> list[Message]:
+class ChatSent(BaseModel):
+    message: str = Field(default="", max_length=20_000)
+
+
+async def _chat_messages(
+    uow: UnitOfWork, agent: Agent, end_user: str
+) -> tuple[list[Message], dict[str, list[MessageAttachment]]]:
+    """The viewer's open playground conversation, with the files sent in it."""
     conversation = await ConversationRepository(uow.session).open_for(agent.id, API_CHANNEL, end_user)
     if conversation is None:
-        return []
-    return await MessageRepository(uow.session).recent(conversation.id, 50)
+        return [], {}
+    messages = await MessageRepository(uow.session).recent(conversation.id, 50)
+    files = await AttachmentRepository(uow.session).of_messages(agent.org_id, [m.id for m in messages])
+    return messages, files
 
 
-@router.get("/chat", response_class=HTMLResponse)
-async def chat_tab(
-    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+async def _chat_page(
+    request: Request,
+    found: Viewer,
+    uow: UnitOfWork,
+    resources: Resources,
+    agent: Agent,
+    refusal: str | None = None,
 ) -> HTMLResponse:
-    agent = await load_agent(found, uow, resources, agent_id)
-    messages = await _chat_messages(uow, agent, end_user_of(found.principal))
+    messages, files = await _chat_messages(uow, agent, end_user_of(found.principal))
     spec = resources.catalog.find(agent.model)
     return agent_page(
         request,
@@ -92,21 +106,65 @@ async def chat_tab(
         agent,
         "chat",
         messages=messages,
+        files=files,
+        refusal=refusal,
         model_name=spec.display_name if spec else agent.model,
     )
 
 
+@router.get("/chat", response_class=HTMLResponse)
+async def chat_tab(
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+) -> HTMLResponse:
+    agent = await load_agent(found, uow, resources, agent_id)
+    return await _chat_page(request, found, uow, resources, agent)
+
+
+async def _sent_in_chat(request: Request, resources: Resources) -> tuple[str, Received | None, str | None]:
+    """(text, file, refusal) of the playground's form: urlencoded, or multipart with a ``file``."""
+    if is_multipart(request):
+        form = await chat_form(request, resources.settings)
+        if form.refused is not None:
+            return "", None, form.refused.refusal
+        return validated(ChatSent, form.fields).message, form.file, None
+    fields = {k: v for k, v in (await request.form()).multi_items() if isinstance(v, str)}
+    return validated(ChatSent, fields).message, None, None
+
+
 @router.post("/chat", response_model=None)
 async def chat_send(
-    agent_id: str, request: Request, message: Message_, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
+    agent_id: str, request: Request, found: ViewerDep, uow: UoWDep, resources: ResourcesDep
 ) -> Response:
-    """The playground: a streamed reply for the page's script, or a plain form post that reloads the page."""
+    """The playground: a streamed reply for the page's script, or a plain form post that reloads the page.
+    A file may come with the message (or alone); a refused one is answered in the thread, not stored."""
     agent = await load_agent(found, uow, resources, agent_id)
+    text, upload, refusal = await _sent_in_chat(request, resources)
+    if upload is None and refusal is None and not text.strip():
+        raise BadRequest("Write a message or attach a file.")
+    media: ReadMedia | None = None
+    if upload is not None:
+        # Read before phase 1, holding no connection (the reader ends this transaction first).
+        media = await MediaReader.of(uow, resources).read(agent.org_id, text, [upload])
+        refusal, text = media.refusal, media.text
+    streamed = "text/event-stream" in request.headers.get("accept", "")
+    if refusal is not None:
+        if not streamed:
+            return await _chat_page(request, found, uow, resources, agent, refusal)
+        refused = {
+            "conversation_id": None,
+            "message": {"content": refusal, "status": "refused"},
+            "usage": {"input_tokens": 0, "output_tokens": 0, "cost_micro_usd": 0},
+        }
+        return StreamingResponse(
+            iter([sse("done", refused)]),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
     flow = TurnFlow(uow, resources)
-    turn = await flow.begin(agent, API_CHANNEL, end_user_of(found.principal), message)  # kept, committed
+    turn = await flow.begin(agent, API_CHANNEL, end_user_of(found.principal), text, media=media)  # committed
     if turn.held:  # a member holds this conversation: refused before any stream starts
         raise TakenOver()
-    if "text/event-stream" not in request.headers.get("accept", ""):
+    if not streamed:
         await flow.answer(turn)
         return RedirectResponse(f"/app/agents/{agent.id}/chat#end", status_code=303)
 

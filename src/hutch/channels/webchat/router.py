@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from hutch.agents.models import Agent
@@ -28,6 +28,7 @@ from hutch.channels.webchat.service import (
     check_rates,
     visitor_end_user,
 )
+from hutch.conversations.attachments import disposition, served_type
 from hutch.conversations.models import Message
 from hutch.conversations.repository import ConversationRepository, MessageRepository
 from hutch.conversations.service import ConversationService
@@ -47,8 +48,10 @@ from hutch.db.carried import Carried
 from hutch.db.engine import UnitOfWork
 from hutch.http.authz import Writer
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.http.uploads import chat_form, is_multipart, validated
 from hutch.turns.flow import Answer, TurnFlow
 from hutch.turns.inbox import notice
+from hutch.turns.media import MediaReader, ReadMedia, Received
 from hutch.turns.streaming import sse, stream_turn
 
 WIDGET_SCRIPT = Path(__file__).with_name("static") / "widget.js"  # the script sites embed
@@ -74,13 +77,42 @@ class VisitorMessage(BaseModel):
     text: str = Field(min_length=1, max_length=4000)
 
 
+class VisitorUpload(BaseModel):
+    """The text fields of a multipart message: the text may be left out when a file is sent."""
+
+    visitor_id: VisitorIdText
+    text: str = Field(default="", max_length=4000)
+
+
+VISITOR_FORM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "visitor_id": {"type": "string"},
+        "text": {"type": "string", "maxLength": 4000, "description": "optional with a file"},
+        "file": {"type": "string", "format": "binary", "description": "an image, audio, PDF or text file"},
+    },
+    "required": ["visitor_id"],
+}
+
+
 class VisitorReset(BaseModel):
     visitor_id: VisitorIdText
+
+
+class WidgetFile(BaseModel):
+    """A file the visitor sent; ``url`` (with ``?visitor_id=``) answers it to that visitor only."""
+
+    id: str
+    kind: str  # image | audio | document
+    filename: str
+    content_type: str
+    url: str
 
 
 class WidgetLine(BaseModel):
     role: str  # user | assistant | human (a person from the team)
     content: str
+    attachments: list[WidgetFile] = []
 
 
 class WidgetHistory(BaseModel):
@@ -134,7 +166,59 @@ async def widget_history(token: str, visitor_id: VisitorId, request: Request, uo
     if conversation is None:
         return WidgetHistory(items=[])
     messages = await MessageRepository(uow.session).recent(conversation.id, HISTORY_LIMIT)
-    return WidgetHistory(items=[WidgetLine(role=m.role.value, content=m.content) for m in messages])
+    files = await Widgets(uow).visitor_files(conversation.org_id, [m.id for m in messages])
+    return WidgetHistory(
+        items=[
+            WidgetLine(
+                role=m.role.value,
+                content=m.content,
+                attachments=[
+                    WidgetFile(
+                        id=f.id,
+                        kind=f.kind.value,
+                        filename=f.filename,
+                        content_type=f.content_type,
+                        url=f"/api/v1/widget/{token}/attachments/{f.id}",
+                    )
+                    for f in files.get(m.id, ())
+                ],
+            )
+            for m in messages
+        ]
+    )
+
+
+@router.get(
+    "/api/v1/widget/{token}/attachments/{attachment_id}",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "application/octet-stream": {}}}, **VISITOR_ERRORS},
+)
+async def widget_attachment(
+    token: str, attachment_id: str, visitor_id: VisitorId, request: Request, uow: UoWDep
+) -> Response:
+    """A file the visitor sent (the bubble shows images as thumbnails); another visitor's is not found."""
+    channel, _ = await _visitor_widget(uow, token, request)
+    sent = await Widgets(uow).visitor_file(channel, visitor_id, attachment_id)
+    return Response(
+        sent.data,
+        media_type=served_type(sent),
+        headers={
+            "Content-Disposition": disposition(sent),
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=3600",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cross-Origin-Resource-Policy": "cross-origin",  # shown on the customer's pages
+        },
+    )
+
+
+def _said(content: str, status: str) -> StreamingResponse:
+    """An answer given without a turn (a refused file), as the one ``done`` event of a reply."""
+
+    async def said() -> AsyncIterator[str]:
+        yield sse("done", {"content": content, "status": status})
+
+    return StreamingResponse(said(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 @router.post(
@@ -143,19 +227,48 @@ async def widget_history(token: str, visitor_id: VisitorId, request: Request, uo
         **VISITOR_ERRORS,
         200: {"content": {"text/event-stream": {}}, "description": "The reply as it is written"},
     },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": VisitorMessage.model_json_schema()},
+                "multipart/form-data": {"schema": VISITOR_FORM_SCHEMA},
+            },
+        }
+    },
 )
 async def widget_message(
-    token: str, body: VisitorMessage, request: Request, uow: UoWDep, resources: ResourcesDep
+    token: str, request: Request, uow: UoWDep, resources: ResourcesDep
 ) -> StreamingResponse:
-    """A visitor's message. The reply streams as `delta` events (`{"content": ...}`) and ends with one
-    `done` event (`{"content", "status"}`); a refusal (limits, paused agent) is a JSON error whose detail
-    is written for the visitor."""
+    """A visitor's message: JSON `{visitor_id, text}`, or `multipart/form-data` with `visitor_id`, `text`
+    and one `file` (an image, a voice recording or audio file, a PDF or text file). The reply streams as
+    `delta` events (`{"content": ...}`) and ends with one `done` event (`{"content", "status"}`); a refused
+    file (too large, a kind not accepted) is answered by a `done` event with status `refused` and nothing
+    is stored; a refusal of the message itself (limits, paused agent) is a JSON error whose detail is
+    written for the visitor."""
     channel, agent = await _visitor_widget(uow, token, request)
-    end_user = visitor_end_user(channel, body.visitor_id)
+    upload: Received | None = None
+    if is_multipart(request):
+        form = await chat_form(request, resources.settings)
+        if form.refused is not None and form.refused.refusal is not None:
+            return _said(form.refused.refusal, "refused")
+        sent = validated(VisitorUpload, form.fields)
+        if form.file is None and not sent.text.strip():
+            raise BadRequest("Write a message or attach a file.")
+        visitor_id, text, upload = sent.visitor_id, sent.text, form.file
+    else:
+        body = validated(VisitorMessage, await request.body())
+        visitor_id, text = body.visitor_id, body.text
+    end_user = visitor_end_user(channel, visitor_id)
     check_available(agent)
-    await check_rates(
-        resources.rate_limiter, resources.settings, channel, body.visitor_id, client_ip(request)
-    )
+    await check_rates(resources.rate_limiter, resources.settings, channel, visitor_id, client_ip(request))
+    media: ReadMedia | None = None
+    if upload is not None:
+        # Read before phase 1, holding no connection (the reader ends this transaction first).
+        media = await MediaReader.of(uow, resources).read(agent.org_id, text, [upload])
+        if media.refusal is not None:
+            return _said(media.refusal, "refused")
+        text = media.text
     flow = TurnFlow(uow, resources)
 
     async def counted_in(uow: UnitOfWork, message: Message) -> None:
@@ -163,18 +276,14 @@ async def widget_message(
 
     try:
         # Committed: the visitor's message is safe before the model runs (made durable by the answer's).
-        turn = await flow.begin(agent, CHANNEL, end_user, body.text, caller_waits=True, record=counted_in)
+        turn = await flow.begin(
+            agent, CHANNEL, end_user, text, caller_waits=True, record=counted_in, media=media
+        )
     except HutchError as refused:
         refused.detail = notice(refused)  # plans and upgrades are for the owner, not the visitor
         raise
     if turn.held:  # a person from the team answers; the widget shows their messages as they come
-
-        async def held() -> AsyncIterator[str]:
-            yield sse("done", {"content": "", "status": "held"})
-
-        return StreamingResponse(
-            held(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
+        return _said("", "held")
 
     async def done(answer: Answer) -> dict[str, Any]:
         assert answer.message is not None

@@ -19,6 +19,8 @@ from hutch.agents.models import Agent, AgentStatus, Audience
 from hutch.agents.repository import AgentRepository
 from hutch.channels.models import Channel, ChannelStatus, ChannelType
 from hutch.channels.repository import ChannelRepository
+from hutch.conversations.attachments_repository import AttachmentRepository
+from hutch.conversations.models import MessageAttachment
 from hutch.core.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
@@ -111,6 +113,19 @@ class Widgets:
         channel.allowed_origins = origins
         await self.session.flush()
         return channel
+
+    async def visitor_file(self, channel: Channel, visitor_id: str, attachment_id: str) -> MessageAttachment:
+        """A file the visitor sent through this widget, with its bytes; anyone else's is not found."""
+        found = await AttachmentRepository(self.session).file_of_end_user(
+            channel.agent_id, CHANNEL, visitor_end_user(channel, visitor_id), attachment_id
+        )
+        if found is None:
+            raise NotFound("Attachment")
+        return found
+
+    async def visitor_files(self, org_id: str, message_ids: list[str]) -> dict[str, list[MessageAttachment]]:
+        """The files of these messages of a visitor's conversation (without their bytes), by message."""
+        return await AttachmentRepository(self.session).of_messages(org_id, message_ids)
 
     async def open(self, token: str) -> tuple[Channel, Agent]:
         """The widget behind a public token, with its agent; 404 for an unknown or removed widget."""

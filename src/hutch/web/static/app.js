@@ -87,15 +87,27 @@
     chatForm.addEventListener("submit", function (event) {
       event.preventDefault();
       var input = chatForm.querySelector("input[name=message]");
+      var picker = chatForm.querySelector("input[name=file]");
       var text = input.value.trim();
-      if (!text) { return; }
+      var file = picker && picker.files.length ? picker.files[0] : null;
+      if (!text && !file) { input.focus(); return; }
       var empty = document.getElementById("chat-empty");
       if (empty) { empty.remove(); }
-      bubble("user", text);
+      var mine = bubble("user", text || file.name);
+      if (file && /^image\//.test(file.type)) {
+        var img = document.createElement("img");
+        img.src = URL.createObjectURL(file);
+        img.alt = "Image sent: " + file.name;
+        img.style.cssText = "display:block;max-width:14rem;max-height:14rem";
+        mine.appendChild(img);
+      }
       var reply = bubble("assistant", "");
       reply.setAttribute("aria-busy", "true");
       input.value = "";
-      var body = new URLSearchParams({ message: text, csrf: csrf });
+      var body = new FormData();
+      body.append("message", text);
+      body.append("csrf", csrf);
+      if (file) { body.append("file", file); picker.value = ""; }
       fetch(chatForm.action, {
         method: "POST", body: body, credentials: "same-origin",
         headers: { "Accept": "text/event-stream", "X-CSRF-Token": csrf },

@@ -3,7 +3,8 @@
  * Paste into a page:  <script src="https://HUTCH/widget.js" data-hutch-widget="wc_..." async></script>
  * It draws a chat bubble (inside a shadow root, so the page's styles and the widget's do not mix), keeps
  * the visitor's id in localStorage so the conversation continues across page loads, and streams replies
- * from Hutch as server-sent events.
+ * from Hutch as server-sent events. The paperclip attaches one file (an image, a voice recording or audio
+ * file, a PDF or text file) to the next message; images show as thumbnails in the thread.
  */
 (function () {
   "use strict";
@@ -11,7 +12,8 @@
   if (!script) return;
   var token = script.getAttribute("data-hutch-widget");
   if (!token) return;
-  var api = new URL(script.src).origin + "/api/v1/widget/" + encodeURIComponent(token);
+  var origin = new URL(script.src).origin;
+  var api = origin + "/api/v1/widget/" + encodeURIComponent(token);
   var storageKey = "hutch-visitor-" + token;
 
   function visitorId() {
@@ -52,6 +54,13 @@
     "form button { padding: 0 14px; border: 0; border-radius: 8px; background: #2f6fed; color: #fff;",
     "  cursor: pointer; }",
     "form button:disabled { opacity: .5; cursor: default; }",
+    "form .attach { padding: 0 10px; background: #e8edf9; color: #1d2330; font-size: 16px; }",
+    "button:focus-visible, textarea:focus-visible { outline: 2px solid #1d4ed8; outline-offset: 2px; }",
+    ".file { display: none; align-items: center; gap: 6px; padding: 4px 10px 0; font-size: 12px; }",
+    ".file.chosen { display: flex; }",
+    ".file button { border: 0; background: none; color: #b3261e; cursor: pointer; font-size: 12px; }",
+    ".line img { display: block; max-width: 160px; max-height: 160px; margin-top: 4px; border-radius: 6px; }",
+    ".sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }",
   ].join("\n");
 
   var host = document.createElement("div");
@@ -63,15 +72,24 @@
     '<section class="panel" role="dialog" aria-label="Chat">' +
     '<header><span class="title">Chat</span><button class="reset" type="button">New conversation</button></header>' +
     '<div class="log" aria-live="polite"></div>' +
-    '<form><textarea placeholder="Write a message" maxlength="4000" aria-label="Message"></textarea>' +
-    '<button type="submit">Send</button></form></section>';
+    '<div class="file" aria-live="polite"><span class="file-name"></span>' +
+    '<button type="button" class="unattach" aria-label="Remove the attached file">Remove</button></div>' +
+    '<form><button type="button" class="attach" aria-label="Attach a file" title="Attach a file">\u{1F4CE}</button>' +
+    '<input class="sr" type="file" tabindex="-1" aria-hidden="true" ' +
+    'accept="image/jpeg,image/png,image/webp,image/gif,audio/*,.pdf,.txt,.md,.html">' +
+    '<textarea placeholder="Write a message" maxlength="4000" aria-label="Message"></textarea>' +
+    '<button type="submit" class="send">Send</button></form></section>';
 
   var bubble = root.querySelector(".bubble");
   var panel = root.querySelector(".panel");
   var log = root.querySelector(".log");
   var form = root.querySelector("form");
   var input = root.querySelector("textarea");
-  var send = root.querySelector("form button");
+  var send = root.querySelector(".send");
+  var attach = root.querySelector(".attach");
+  var picker = root.querySelector("input[type=file]");
+  var chosen = root.querySelector(".file");
+  var file = null; // the file attached to the next message
   var loaded = false;
   var greeting = "";
   var known = 0; // messages of the conversation shown
@@ -83,6 +101,22 @@
     log.appendChild(div);
     log.scrollTop = log.scrollHeight;
     return div;
+  }
+
+  // An image as a thumbnail under its message; other files by name (the text already says "[file: ...]").
+  function showFile(div, kind, name, src) {
+    if (kind !== "image") return;
+    var img = document.createElement("img");
+    img.src = src;
+    img.alt = "Image sent: " + name;
+    img.onload = function () { log.scrollTop = log.scrollHeight; };
+    div.appendChild(img);
+  }
+
+  function choose(picked) {
+    file = picked || null;
+    chosen.classList.toggle("chosen", !!file);
+    chosen.querySelector(".file-name").textContent = file ? "Attached: " + file.name : "";
   }
 
   function detailOf(response) {
@@ -107,7 +141,12 @@
   function render(history) {
     log.textContent = "";
     if (!history.items.length) line("assistant", greeting);
-    history.items.forEach(function (m) { line(m.role, m.content); });
+    history.items.forEach(function (m) {
+      var div = line(m.role, m.content);
+      (m.attachments || []).forEach(function (a) {
+        showFile(div, a.kind, a.filename, origin + a.url + "?visitor_id=" + visitor);
+      });
+    });
     known = history.items.length;
   }
 
@@ -144,15 +183,24 @@
     return pump();
   }
 
-  function ask(text) {
-    line("user", text);
+  function ask(text, attached) {
+    var mine = line("user", text || (attached ? attached.name : ""));
     send.disabled = true;
     var answer = null;
-    fetch(api + "/messages", {
+    var request = {
       method: "POST",
       headers: { "Content-Type": "application/json", "Accept": "text/event-stream" },
       body: JSON.stringify({ visitor_id: visitor, text: text }),
-    }).then(function (response) {
+    };
+    if (attached) {
+      if (/^image\//.test(attached.type)) showFile(mine, "image", attached.name, URL.createObjectURL(attached));
+      var body = new FormData();
+      body.append("visitor_id", visitor);
+      body.append("text", text);
+      body.append("file", attached);
+      request = { method: "POST", headers: { "Accept": "text/event-stream" }, body: body };
+    }
+    fetch(api + "/messages", request).then(function (response) {
       if (!response.ok) return detailOf(response).then(function (detail) { line("notice", detail); });
       answer = line("assistant", "\u2026");
       var written = "";
@@ -174,9 +222,19 @@
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var text = input.value.trim();
-    if (!text || send.disabled) return;
+    if ((!text && !file) || send.disabled) return;
+    var attached = file;
     input.value = "";
-    ask(text);
+    choose(null);
+    picker.value = "";
+    ask(text, attached);
+  });
+  attach.addEventListener("click", function () { picker.click(); });
+  picker.addEventListener("change", function () { choose(picker.files[0]); input.focus(); });
+  root.querySelector(".unattach").addEventListener("click", function () {
+    choose(null);
+    picker.value = "";
+    attach.focus();
   });
   input.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
