@@ -318,6 +318,10 @@ async def test_the_plans_telegram_bots_count_every_kind_of_bot(managed: Managed)
         headers=m.owner.headers,
     )
     assert again.status_code == 402 and "One bot" in again.json()["detail"]
+    by_factory = await m.client.post(
+        f"/api/v1/agents/{other.json()['id']}/channels/telegram/auto", json={}, headers=m.owner.headers
+    )
+    assert by_factory.status_code == 402 and "One bot" in by_factory.json()["detail"]
 
 
 async def test_a_link_asked_before_the_limit_was_reached_connects_nothing_past_it(managed: Managed) -> None:
