@@ -8,8 +8,12 @@ import hmac
 import json
 from typing import Any
 
+import httpx2
 from httpx import AsyncClient
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR, INVALID_REQUEST
 
+from hutch.integrations.gateway import never_ran
 from hutch.resources import Resources
 from tests.factories import Account
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
@@ -219,3 +223,43 @@ async def test_a_webhook_error_or_refusal_is_a_polite_answer(
     message = await ask(client, owner, agent, "Weather?")
     assert tool_result(fake_llm).startswith("The tool get_weather did not answer (refused:")
     assert message["status"] == "ok"
+
+
+async def test_a_server_that_restarted_is_called_again_on_a_new_session(
+    client: AsyncClient, owner: Account, local: Resources, fake_llm: FakeLLMServer
+) -> None:
+    first = McpTestServer()
+    first.start()
+    restarted = McpTestServer()
+    try:
+        server = await connect(client, owner, first.url)
+        agent = await agent_with(client, owner, [f"mcp:{server['id']}:add"])
+        fake_llm.script(calling("add", {"a": 1, "b": 1}), ScriptedReply(content="Two."))
+        assert (await ask(client, owner, agent, "1 + 1?"))["content"] == "Two."  # a session is now held
+        first.stop()
+        restarted.port = first.port  # the same address; the held session means nothing to it
+        restarted.start()
+        fake_llm.reset()
+        fake_llm.script(calling("add", {"a": 1, "b": 2}), ScriptedReply(content="Three."))
+
+        message = await ask(client, owner, agent, "1 + 2?")
+
+        assert message["content"] == "Three." and tool_result(fake_llm) == "3"
+    finally:
+        restarted.stop()
+        first.stop()
+
+
+def test_only_a_call_that_certainly_did_not_run_is_made_again() -> None:
+    terminated = MCPError(INVALID_REQUEST, "Session terminated")
+    refused = httpx2.ConnectError("connection refused")
+    assert never_ran(terminated) and never_ran(refused)
+    assert never_ran(ExceptionGroup("task group", [RuntimeError("closing"), refused]))
+    try:
+        raise RuntimeError("the stream broke") from refused
+    except RuntimeError as wrapped:
+        assert never_ran(wrapped)
+    # The request may have reached the tool before these: calling again could do its work twice.
+    assert not never_ran(httpx2.ReadError("connection reset"))
+    assert not never_ran(MCPError(INTERNAL_ERROR, "Server returned an error response"))
+    assert not never_ran(TimeoutError())

@@ -24,6 +24,7 @@ import httpx2
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, EmbeddedResource, ImageContent, TextContent
 
 from hutch.core.egress import EgressError, EgressPolicy, PinnedClientFactory, pinned_client_factory
@@ -179,6 +180,24 @@ def answer_of(result: CallToolResult) -> ToolAnswer:
     return ToolAnswer("\n".join(parts), bool(result.is_error))
 
 
+def never_ran(exc: BaseException) -> bool:
+    """Whether a failed call certainly did not reach the tool: no connection was made, or the server answered
+    that it does not know the session (a streamable HTTP server that restarted)."""
+    seen: list[BaseException] = [exc]
+    while seen:
+        current = seen.pop()
+        if isinstance(current, httpx2.ConnectError | httpx2.ConnectTimeout):
+            return True
+        if isinstance(current, MCPError) and current.message == "Session terminated":
+            return True
+        if isinstance(current, BaseExceptionGroup):
+            seen.extend(current.exceptions)
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                seen.append(linked)
+    return False
+
+
 def describe(exc: BaseException) -> str:
     """One line about a failure, without the stack (nested groups unwrapped)."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -242,9 +261,12 @@ class McpClients:
                 raise McpFailed(f"it did not answer within {time_limit:g} seconds") from None
             except Exception as exc:  # noqa: BLE001 - the SDK and its transports raise many kinds
                 await self._drop(endpoint.key, held)
-                if fresh or attempt:  # a session just opened failed: the server is the problem
+                if fresh or attempt or not never_ran(exc):
+                    # A session just opened failed (the server is the problem), or the call may have run
+                    # before the failure: calling again could do its work twice.
                     raise McpFailed(f"the server failed: {describe(exc)}") from None
-                # A held session may have gone stale (the server restarted): one more, on a new one.
+                # The held session had gone stale (the server restarted and forgot it, or its connection
+                # closed): the call was refused unrun, so it is made once more, on a new session.
         raise McpFailed("the server failed")  # not reached
 
     async def _session(
