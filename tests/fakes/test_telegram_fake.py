@@ -266,3 +266,39 @@ def test_built_updates_parse_as_real_updates() -> None:
 def test_webhook_headers_carry_the_secret_token() -> None:
     assert webhook_headers("s3cret")[SECRET_TOKEN_HEADER] == "s3cret"
     assert SECRET_TOKEN_HEADER not in webhook_headers(None)
+
+
+async def test_managed_bots_speak_the_bot_api_as_python_telegram_bot_reads_it(
+    fake_telegram: FakeTelegramServer,
+) -> None:
+    manager = "7000000009:AAManagerBotTokenForManagedBotsTest0"
+    fake_telegram.add_bot(manager, "maker_bot", can_manage_bots=True)
+    user = Sender()
+    async with telegram.Bot(manager, base_url=fake_telegram.api_base) as bot:
+        assert (await bot.get_me()).can_manage_bots is True
+        ask = telegram.KeyboardButtonRequestManagedBot(
+            42, suggested_name="Shop", suggested_username="shop_1_bot"
+        )
+        keyboard = telegram.ReplyKeyboardMarkup(
+            [[telegram.KeyboardButton("Create", request_managed_bot=ask)]]
+        )
+        with pytest.raises(BadRequest, match="private chats"):
+            await bot.send_message(group_chat()["id"], "Make one", reply_markup=keyboard)
+        await bot.send_message(user.id, "Make one", reply_markup=keyboard)
+        updates = [Update.de_json(u, bot) for u in fake_telegram.press_managed_bot_button(manager, user)]
+        assert updates[0].managed_bot is not None and updates[0].managed_bot.user.id == user.id
+        made = updates[0].managed_bot.bot
+        assert made.username == "shop_1_bot" and made.first_name == "Shop" and made.is_bot
+        message = updates[1].message
+        assert message is not None and message.managed_bot_created is not None
+        assert message.managed_bot_created.bot.id == made.id
+        token = await bot.get_managed_bot_token(made.id)
+        async with telegram.Bot(token, base_url=fake_telegram.api_base) as created:
+            assert (await created.get_me()).username == "shop_1_bot"
+        fake_telegram.revoke_token(token)
+        with pytest.raises(InvalidToken):
+            async with telegram.Bot(token, base_url=fake_telegram.api_base) as revoked:
+                await revoked.get_me()
+        assert await bot.get_managed_bot_token(made.id) != token  # the manager reads the new one
+        with pytest.raises(BadRequest, match=r"(?i)bot_not_managed"):
+            await bot.get_managed_bot_token(123)
