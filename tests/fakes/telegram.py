@@ -6,7 +6,11 @@ form fields are JSON strings); answers are ``{"ok": true, "result": ...}`` or ``
 at once; an unknown token answers 401 ``Unauthorized``. Every call is recorded, so tests assert what a user
 would have received (``fake.sent_messages(chat_id)``), and failures can be scripted: a 429 with
 ``retry_after`` (``rate_limit``), a plain-text 502 (``bad_gateway``), a user who blocked the bot
-(``block``), or any other answer (``fail``).
+(``block``), or any other answer (``fail``). Managed bots (Bot API 9.6) work as documented: a manager bot
+added with ``can_manage_bots=True`` sends a ``request_managed_bot`` keyboard button, the user's two taps
+(``press_managed_bot_button``) create the bot and give the ``managed_bot`` update and the
+``managed_bot_created`` message, ``getManagedBotToken`` hands over its token, and ``revoke_token`` /
+``remove_bot`` play an owner revoking or deleting it.
 
 The ``*_update`` functions build inbound ``Update`` JSON of the real shape for tests to POST to Hutch's
 webhook, with ``webhook_headers(secret)`` carrying the secret token header Telegram sends::
