@@ -22,9 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hutch.accounts.models import Org, User
 from hutch.app import create_app
 from hutch.billing.models import BillingAccount
+from hutch.core.ids import new_id
 from hutch.db.engine import Database
 from hutch.deletion.deletions import StepFailed
 from hutch.deletion.models import DataExport
+from hutch.integrations.models import WebhookTool
 from hutch.resources import Resources
 from hutch.settings import Settings
 from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
@@ -161,6 +163,18 @@ async def test_deleting_an_org_exports_it_then_removes_everything(world: World) 
     w = world
     made = await w.furnish()
     org_id = w.customer.org.id
+    w.session.add(
+        WebhookTool(
+            id=new_id("wht"),
+            org_id=org_id,
+            name="order_status",
+            description="Where an order is.",
+            parameters={"type": "object"},
+            url="https://shop.example/hutch",
+            signing_secret_encrypted="sealed-signing-secret",
+        )
+    )
+    await w.session.commit()
 
     asked = await w.client.delete(f"/api/v1/admin/orgs/{org_id}", headers=w.admin.headers)
     assert asked.status_code == 202, asked.text
@@ -202,6 +216,9 @@ async def test_deleting_an_org_exports_it_then_removes_everything(world: World) 
         "ledger.json",
     }
     assert files["agents.json"]["agents"][0]["name"] == "Kettle"
+    [tool] = files["agents.json"]["connected_tools"]
+    assert tool["name"] == "order_status" and tool["url"] == "https://shop.example/hutch"
+    assert "sealed-signing-secret" not in zipped.content.decode("latin-1")
     assert "two years" in files["documents.json"]["documents"][0]["text"]
     messages = files["conversations.json"]["conversations"][0]["messages"]
     assert messages[0]["content"] == "My kettle is broken"

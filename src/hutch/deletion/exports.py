@@ -27,6 +27,7 @@ from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import WorkerResources
 from hutch.deletion.models import DataExport, ExportStatus, Subject
 from hutch.deletion.repository import DataRequestRepository, ExportReads
+from hutch.integrations.repository import McpServerRepository, WebhookToolRepository
 from hutch.settings import Settings
 
 EXPORT_JOB = "deletion.export"
@@ -177,6 +178,7 @@ class Exports:
         memories: list[dict[str, Any]] = []
         ledger: list[dict[str, Any]] = []
         balances: list[dict[str, Any]] = []
+        tools: list[dict[str, Any]] = []
         for org_id in org_ids:
             agents += rows(await self.reads.agents(org_id))
             channels += rows(await self.reads.channels(org_id))
@@ -196,7 +198,10 @@ class Exports:
             memories += rows(await self.reads.memories(org_id))
             ledger += rows(await self.reads.ledger(org_id))
             balances += rows(await self.reads.balances(org_id))
-        files["agents.json"] = {"agents": agents, "channels": channels}
+            # Connected tools without their header values or signing secrets (encrypted columns).
+            tools += rows(await McpServerRepository(self.uow.session).of_org(org_id))
+            tools += rows(await WebhookToolRepository(self.uow.session).of_org(org_id))
+        files["agents.json"] = {"agents": agents, "channels": channels, "connected_tools": tools}
         files["documents.json"] = {"documents": documents}
         files["conversations.json"] = {"conversations": conversations, "memories": memories}
         files["ledger.json"] = {"balances": balances, "entries": ledger}
