@@ -257,6 +257,8 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/widget/{token}/messages"): Access(Guard.PUBLIC),
     ("POST", "/api/v1/widget/{token}/messages"): Access(Guard.PUBLIC),
     ("POST", "/api/v1/widget/{token}/reset"): Access(Guard.PUBLIC),
+    # A file the visitor sent: found through the widget's token and the visitor's id, that visitor's only.
+    ("GET", "/api/v1/widget/{token}/attachments/{attachment_id}"): Access(Guard.PUBLIC),
     ("GET", "/"): Access(Guard.PUBLIC),
     ("GET", "/pricing"): Access(Guard.PUBLIC),
     ("GET", "/login"): Access(Guard.PUBLIC),
