@@ -11,6 +11,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -302,10 +303,11 @@ class LiveDeployment:
         return self.resources.jobs
 
 
-@pytest.fixture
-async def live(
+@asynccontextmanager
+async def live_deployment(
     postgres: PostgresServer, migrated_template: str, settings: Settings
 ) -> AsyncIterator[LiveDeployment]:
+    """Hutch on a database of its own, dropped afterwards."""
     url = postgres.create_database(prefix="hutch_live", template=migrated_template)
     database = Database(url, pool_size=20, max_overflow=20)  # 40: far below max_connections
     live_settings = settings.model_copy(update={"database_url": SecretStr(url)})
@@ -314,8 +316,17 @@ async def live(
         async with asgi_client(create_app(resources=resources)) as client, database.sessionmaker() as session:
             yield LiveDeployment(resources, client, session)
     finally:
+        await resources.llm.close()
         await database.dispose()
         postgres.drop_database(url)
+
+
+@pytest.fixture
+async def live(
+    postgres: PostgresServer, migrated_template: str, settings: Settings
+) -> AsyncIterator[LiveDeployment]:
+    async with live_deployment(postgres, migrated_template, settings) as deployment:
+        yield deployment
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -18,7 +19,6 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from httpx import AsyncClient
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Mount
 
 from hutch.accounts.models import OrgRole
@@ -29,6 +29,7 @@ from hutch.core.ids import new_id
 from hutch.core.security import create_access_token
 from hutch.integrations.models import McpServer, McpServerStatus, McpTransport, WebhookTool
 from hutch.settings import Settings
+from tests.conftest import LiveDeployment, PostgresServer, live_deployment
 from tests.factories import Account, create_account
 
 
@@ -447,8 +448,24 @@ class World:
     expired_token: str
 
 
+@pytest.fixture(scope="module")
+async def deployment(
+    postgres: PostgresServer, migrated_template: str, settings: Settings
+) -> AsyncIterator[LiveDeployment]:
+    """One deployment for the whole matrix: every call is refused, so no case changes what the next sees
+    (a case whose call went through fails, whatever it changed)."""
+    async with live_deployment(postgres, migrated_template, settings) as built:
+        yield built
+
+
 @pytest.fixture
-async def world(client: AsyncClient, session: AsyncSession, settings: Settings) -> World:
+def client(deployment: LiveDeployment) -> AsyncClient:
+    return deployment.client
+
+
+@pytest.fixture(scope="module")
+async def world(deployment: LiveDeployment, settings: Settings) -> World:
+    client, session = deployment.client, deployment.session
     a = await create_account(session, settings, org_name="Org A")
     b = await create_account(session, settings, org_name="Neighbour B", email="owner-b@example.com")
     b_member = await create_account(
@@ -483,6 +500,7 @@ async def world(client: AsyncClient, session: AsyncSession, settings: Settings) 
         "/api/v1/provider-keys", json={"provider": "openai", "api_key": "sk-b-own-key"}, headers=b.headers
     )
     b_memory = await MemoryRepository(session).add_fact(b.org.id, b_agent["id"], "user:b", "B likes tea")
+    await session.commit()  # really committed: the requests below lock the org row it points to
     b_document = await client.post(
         f"/api/v1/agents/{b_agent['id']}/documents",
         json={"title": "B's secret handbook", "content": "B's secret recipe for tea"},
