@@ -296,6 +296,7 @@ class LiveDeployment:
     resources: Resources
     client: AsyncClient
     session: AsyncSession
+    app: FastAPI
 
     @property
     def jobs(self) -> RecordingJobQueue:
@@ -313,8 +314,9 @@ async def live_deployment(
     live_settings = settings.model_copy(update={"database_url": SecretStr(url)})
     resources = build_test_resources(live_settings, database, url)
     try:
-        async with asgi_client(create_app(resources=resources)) as client, database.sessionmaker() as session:
-            yield LiveDeployment(resources, client, session)
+        app = create_app(resources=resources)
+        async with asgi_client(app) as client, database.sessionmaker() as session:
+            yield LiveDeployment(resources, client, session, app)
     finally:
         await resources.llm.close()
         await database.dispose()

@@ -3,15 +3,25 @@ console, and with another organisation's ids — next to the API's matrix, from 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 from httpx import AsyncClient
 
+from tests.conftest import LiveDeployment, asgi_client
 from tests.factories import DEFAULT_PASSWORD
-from tests.test_access_matrix import PARAM, ROUTES, Guard, World, world  # noqa: F401 - the fixture
+from tests.test_access_matrix import PARAM, ROUTES, Guard, World, deployment, world  # noqa: F401 - fixtures
 from tests.web.test_dashboard import csrf_of
 
 WEB_ROUTES = sorted(k for k, v in ROUTES.items() if v.guard in (Guard.WEB, Guard.WEB_ADMIN))
 EXTRA_IDS = {"action": "start", "alert_id": "alr_missing", "account_id": "cra_missing"}
+
+
+@pytest.fixture
+async def client(deployment: LiveDeployment) -> AsyncIterator[AsyncClient]:  # noqa: F811
+    """A browser of its own for each case (its cookies start empty), on the matrix's deployment."""
+    async with asgi_client(deployment.app) as browser:
+        yield browser
 
 
 def fill(path: str, ids: dict[str, str]) -> str:
