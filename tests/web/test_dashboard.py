@@ -7,12 +7,14 @@ import re
 import pytest
 from httpx import AsyncClient, Response
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.accounts.models import Org
 from hutch.agents.models import Agent
 from hutch.app import create_app
-from hutch.channels.models import ChannelLink
+from hutch.channels.models import Channel, ChannelLink, ChannelStatus, ChannelType
+from hutch.core.ids import new_id
 from hutch.db.engine import Database
 from hutch.settings import Settings
 from hutch.web.models import WebSession
@@ -256,3 +258,36 @@ async def test_whatsapp_linking_from_the_channels_tab(
         )
         link = await session.scalar(select(ChannelLink).where(ChannelLink.agent_id == agent_id))
         assert link is not None and link.address == "+14155550100" and link.status.value == "pending"
+
+
+async def test_the_billing_page_shows_each_limit_the_plan_sets_against_what_is_used(
+    client: AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    me = await create_account(session, settings, email="bars@example.com")
+    agent = await client.post("/api/v1/agents", json={"name": "Counter"}, headers=me.headers)
+    session.add(
+        Channel(
+            id=new_id("chn"),
+            org_id=me.org.id,
+            agent_id=agent.json()["id"],
+            type=ChannelType.TELEGRAM,
+            status=ChannelStatus.ACTIVE,
+            external_id="777",
+            username="counter_bot",
+            token_encrypted="x",
+            webhook_secret_hash="0" * 64,
+        )
+    )
+    await session.execute(update(Org).where(Org.id == me.org.id).values(plan="one-bot"))
+    await session.commit()
+    await log_in(client, "bars@example.com")
+
+    page = (await client.get("/app/billing")).text
+
+    assert "Telegram bots: 1 of 1 (100%)" in page and "limit reached" in page
+
+    await session.execute(update(Org).where(Org.id == me.org.id).values(plan="tiny"))
+    await session.commit()
+    page = (await client.get("/app/billing")).text
+    assert "Messages per month: 0 of 5 (0%)" in page and "Messages per day: 0 of 4 (0%)" in page
+    assert "Agents: 1 of 2 (50%)" in page

@@ -20,6 +20,7 @@ from hutch.apikeys.schemas import ApiKeyCreate
 from hutch.apikeys.service import create_api_key, list_api_keys, revoke_api_key, spent_this_month
 from hutch.billing.service import BillingService
 from hutch.billing.subscriptions import Subscriptions
+from hutch.channels.repository import ChannelRepository
 from hutch.core.errors import Forbidden, HutchError, ServiceUnavailable
 from hutch.core.request_context import client_ip
 from hutch.http.dependencies import ResourcesDep, UoWDep
@@ -206,6 +207,8 @@ async def billing_page(
 ) -> HTMLResponse:
     service = BillingService.of(uow, resources)
     usage = await service.usage(found.principal)
+    # Counted by the channels domain (which builds on billing), for the plan's telegram_bots bar.
+    usage.usage["telegram_bots"] = await ChannelRepository(uow.session).telegram_bots_in_org(found.org_id)
     entries, _ = await service.ledger.entries(found.org_id, 0, 20)
     payments = await service.payments(found.org_id, 20)
     return page(
