@@ -97,3 +97,19 @@ class ModelCard(BaseModel):
 class ModelCardList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class AnthropicModelCard(BaseModel):
+    """An agent in Anthropic's model list (``GET /v1/models`` with ``anthropic-version``)."""
+
+    type: Literal["model"] = "model"
+    id: str
+    display_name: str
+    created_at: str
+
+
+class AnthropicModelList(BaseModel):
+    data: list[AnthropicModelCard]
+    has_more: bool = False
+    first_id: str | None
+    last_id: str | None

@@ -30,7 +30,14 @@ from hutch.channels.api_turn import (
     stream_call,
 )
 from hutch.core.errors import openai_error
-from hutch.engine.openai_schemas import ChatCompletion, ChatCompletionRequest, ModelCard, ModelCardList
+from hutch.engine.openai_schemas import (
+    AnthropicModelCard,
+    AnthropicModelList,
+    ChatCompletion,
+    ChatCompletionRequest,
+    ModelCard,
+    ModelCardList,
+)
 from hutch.engine.openai_translate import (
     chunk,
     completion,
@@ -129,20 +136,23 @@ async def stream_completion(
     yield "data: [DONE]\n\n"
 
 
-@router.get("/v1/models", response_model=ModelCardList)
+@router.get("/v1/models", response_model=ModelCardList | AnthropicModelList)
 async def list_models(
     principal: Reader, uow: UoWDep, anthropic_version: Annotated[str | None, Header()] = None
-) -> ModelCardList | JSONResponse:
+) -> ModelCardList | AnthropicModelList:
     """The caller's agents as models: use an agent's slug (or id) as `model`. OpenAI's list format, or
     Anthropic's when the request carries `anthropic-version` (as Anthropic's SDKs send)."""
     agents, _ = await AgentRepository(uow.session).page(principal, 0, 1000)
     if anthropic_version is not None:
-        data = [
-            {"type": "model", "id": a.slug, "display_name": a.name, "created_at": a.created_at.isoformat()}
+        cards = [
+            AnthropicModelCard(id=a.slug, display_name=a.name, created_at=a.created_at.isoformat())
             for a in agents
         ]
-        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
-        return JSONResponse({"data": data, "has_more": False, "first_id": first, "last_id": last})
+        return AnthropicModelList(
+            data=cards,
+            first_id=cards[0].id if cards else None,
+            last_id=cards[-1].id if cards else None,
+        )
     return ModelCardList(
         data=[
             ModelCard(id=a.slug, created=int(a.created_at.timestamp()), owned_by=principal.org_id)
