@@ -67,6 +67,8 @@ async def test_a_name_is_enough_the_assistant_template_fills_in_the_rest(
         "placement": "shared",
         "tools": ASSISTANT_TOOLS,
         "status": "active",
+        "end_user_messages_per_minute": None,  # the plan's
+        "end_user_messages_per_day": None,
     }
     assert assistant["tools"] == ASSISTANT_TOOLS
     stored = await session.get(Agent, agent["id"])

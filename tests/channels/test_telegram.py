@@ -306,3 +306,51 @@ async def test_an_answer_interrupted_mid_send_is_not_sent_twice(on_telegram: OnT
     assert t.telegram.sent_texts(Sender().id) == []
     await t.session.refresh(event)
     assert event.handled_at is not None and event.outcome == NOT_SENT_AGAIN
+
+
+async def test_one_person_past_the_agents_limit_is_refused_while_others_get_answers(
+    on_telegram: OnTelegram,
+) -> None:
+    t = on_telegram
+    changed = await t.client.patch(
+        f"/api/v1/agents/{t.agent_id}", json={"end_user_messages_per_minute": 2}, headers=t.owner.headers
+    )
+    assert changed.status_code == 200 and changed.json()["end_user_messages_per_minute"] == 2
+    eager, other = Sender(id=7_001, first_name="Eager"), Sender(id=7_002, first_name="Calm")
+    for n in range(2):
+        [answer] = await t.say(f"question {n}", eager)
+        assert "wait a minute" not in answer
+    [refused] = await t.say("one more", eager)
+    assert refused == (
+        "You are sending messages faster than I can answer. Please wait a minute and try again."
+    )
+    [answer] = await t.say("hello", other)  # someone else is still answered
+    assert "wait a minute" not in answer
+    stored = await t.session.scalar(
+        select(func.count()).select_from(Message).where(Message.content == "one more")
+    )
+    assert stored == 0  # refused before anything was stored or counted
+
+    listed = (await t.client.get("/api/v1/conversations", headers=t.owner.headers)).json()["items"]
+    limited = {item["end_user"]["display_name"]: item["end_user"]["limited_note"] for item in listed}
+    assert limited["Eager Lovelace"] == "went past 2 messages a minute per person (Shop)"
+    assert limited["Calm Lovelace"] is None
+
+
+async def test_a_blocked_person_costs_nothing(on_telegram: OnTelegram) -> None:
+    t = on_telegram
+    await t.say("hello")
+    [conversation] = (await t.client.get("/api/v1/conversations", headers=t.owner.headers)).json()["items"]
+    blocked = await t.client.post(
+        f"/api/v1/end-users/{conversation['end_user']['id']}/block", headers=t.owner.headers
+    )
+    assert blocked.status_code == 200
+    await t.session.execute(update(Org).where(Org.id == t.owner.org.id).values(plan="daily"))
+    await t.session.commit()
+    for n in range(3):
+        assert await t.say(f"spam {n}") == []  # no answer
+    # The plan answers 2 a day: "hello" was one, the blocked spam none, so someone else gets the second.
+    [answer] = await t.say("hi", Sender(id=7_003, first_name="Other"))
+    assert "come back tomorrow" not in answer
+    [answer] = await t.say("again", Sender(id=7_003, first_name="Other"))
+    assert "come back tomorrow" in answer

@@ -227,3 +227,18 @@ async def test_limits_answer_politely_and_store_nothing(widget: Widget) -> None:
     )
     assert removed.status_code == 204
     assert (await w.client.get(w.api)).status_code == 404
+
+
+async def test_one_visitor_past_the_agents_day_limit_is_told_to_come_back(widget: Widget) -> None:
+    w = widget
+    changed = await w.client.patch(
+        f"/api/v1/agents/{w.agent_id}", json={"end_user_messages_per_day": 2}, headers=w.owner.headers
+    )
+    assert changed.status_code == 200, changed.text
+    eager, other = new_visitor(), new_visitor()
+    for n in range(2):
+        assert (await w.send(eager, f"message {n}")).status_code == 200
+    refused = await w.send(eager, "one more")
+    assert refused.status_code == 429
+    assert refused.json()["detail"] == "You have sent me a lot of messages today. Please come back tomorrow."
+    assert (await w.send(other, "hello")).status_code == 200

@@ -61,6 +61,9 @@ class Agent(TimestampMixin, Base):
     # Set by the first document uploaded and never cleared: turns look for knowledge only after that, so
     # agents without documents (most) skip the search on every message.
     has_documents: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Fair use: what one person who is not a member may send the agent; None: the plan's default.
+    end_user_messages_per_minute: Mapped[int | None] = mapped_column(Integer)
+    end_user_messages_per_day: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

@@ -54,6 +54,8 @@ def agent_out(agent: Agent) -> AgentOut:
         placement=agent.placement,
         tools=list(agent.tools),
         status=agent.status,
+        end_user_messages_per_minute=agent.end_user_messages_per_minute,
+        end_user_messages_per_day=agent.end_user_messages_per_day,
         created_at=agent.created_at,
         updated_at=agent.updated_at,
     )

@@ -17,6 +17,8 @@ Temperature = Annotated[float, Field(ge=0, le=2)]
 MaxTokens = Annotated[int, Field(ge=1, le=200_000)]
 RoleName = Annotated[str, Field(min_length=1, max_length=64)]
 ToolNames = Annotated[list[str], Field(max_length=50)]
+# Fair use, per person who is not a member; None: the plan's default. Never above the plan's own value.
+PerPersonLimit = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
 def _strip_name(value: str) -> str:
@@ -39,6 +41,8 @@ class AgentCreate(BaseModel):
     placement: Placement = Placement.SHARED
     tools: ToolNames | None = None  # default: the role template's tools
     status: AgentStatus = AgentStatus.ACTIVE
+    end_user_messages_per_minute: PerPersonLimit | None = None
+    end_user_messages_per_day: PerPersonLimit | None = None
 
     _name = field_validator("name")(_strip_name)
 
@@ -56,6 +60,9 @@ class AgentUpdate(BaseModel):
     placement: Placement | None = None
     tools: ToolNames | None = None
     status: AgentStatus | None = None
+    # null: back to the plan's default
+    end_user_messages_per_minute: PerPersonLimit | None = None
+    end_user_messages_per_day: PerPersonLimit | None = None
 
     @field_validator("name")
     @classmethod
@@ -77,6 +84,8 @@ class AgentOut(BaseModel):
     placement: Placement
     tools: list[str]
     status: AgentStatus
+    end_user_messages_per_minute: int | None = None  # None: the plan's default
+    end_user_messages_per_day: int | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -16,7 +16,7 @@ from hutch.agents.repository import AgentRepository, EncryptedKey, ProviderKeyRe
 from hutch.agents.roles import role_template
 from hutch.agents.schemas import AgentCreate, AgentUpdate, ProviderKeyCreate
 from hutch.audit.service import record_audit
-from hutch.billing.plans import PlanCatalog
+from hutch.billing.plans import LimitName, PlanCatalog
 from hutch.billing.quotas import Quotas
 from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound
 from hutch.core.ids import new_id
@@ -90,6 +90,9 @@ class AgentService:
             dict.fromkeys(data.tools if data.tools is not None else (template.tools if template else ()))
         )
         await self._check_tools(principal.org_id, tools)
+        await self._check_per_person(
+            principal.org_id, data.end_user_messages_per_minute, data.end_user_messages_per_day
+        )
         await self.quotas.check_count(
             principal.org_id, "agents", lambda: self.agents.count_in_org(principal.org_id)
         )
@@ -110,6 +113,8 @@ class AgentService:
             placement=data.placement,
             tools=tools,
             status=data.status,
+            end_user_messages_per_minute=data.end_user_messages_per_minute,
+            end_user_messages_per_day=data.end_user_messages_per_day,
         )
         await self._insert_with_slug(agent, data.slug)
         await record_audit(
@@ -135,6 +140,12 @@ class AgentService:
         if "tools" in changes:
             changes["tools"] = list(dict.fromkeys(changes["tools"] or []))
             await self._check_tools(agent.org_id, changes["tools"], kept=agent.tools)
+        if changes.get("end_user_messages_per_minute") or changes.get("end_user_messages_per_day"):
+            await self._check_per_person(
+                agent.org_id,
+                changes.get("end_user_messages_per_minute"),
+                changes.get("end_user_messages_per_day"),
+            )
         if changes.get("slug") is not None and changes["slug"] != agent.slug:
             if await self.agents.slug_taken(agent.org_id, changes["slug"], except_id=agent.id):
                 raise Conflict(f"Another agent already uses the slug {changes['slug']!r}.")
@@ -164,6 +175,21 @@ class AgentService:
         agent = await self.get(principal, agent_id, for_update=True)
         agent.status = status
         return agent
+
+    async def _check_per_person(self, org_id: str, per_minute: int | None, per_day: int | None) -> None:
+        """An agent's per-person limits may be stricter than the plan's, never looser (422 naming the plan's
+        value); a plan without one allows any."""
+        plan = await self.quotas.plan_of(org_id)
+        fields: tuple[tuple[LimitName, int | None], ...] = (
+            ("end_user_messages_per_minute", per_minute),
+            ("end_user_messages_per_day", per_day),
+        )
+        for field, value in fields:
+            allowed = plan.limit(field)
+            if value is not None and allowed is not None and value > allowed:
+                raise InvalidField(
+                    field, f"the {plan.name} plan allows at most {allowed}; choose {allowed} or fewer"
+                )
 
     def _check_model(self, field: str, model: str) -> None:
         if self.llm.catalog.find(model) is None:

@@ -29,6 +29,8 @@ LimitName = Literal[
     "transcription_minutes_per_month",
     "attachment_mb",
     "telegram_bots",
+    "end_user_messages_per_minute",
+    "end_user_messages_per_day",
 ]
 AttachmentKind = Literal["image", "audio", "document"]
 ATTACHMENT_KINDS: tuple[AttachmentKind, ...] = ("image", "audio", "document")
@@ -63,6 +65,10 @@ class PlanLimits(_Strict):
     attachment_types: tuple[AttachmentKind, ...] = ATTACHMENT_KINDS  # what people may send in chat
     # Telegram bots of the org's agents, however each was made (its token, the factory, a managed bot).
     telegram_bots: int | None = Field(default=None, ge=0)
+    # Fair use: what one person (a stranger on Telegram, WhatsApp, the widget, voice or the API's `user`)
+    # may send one agent; an agent may set lower values of its own.
+    end_user_messages_per_minute: int | None = Field(default=None, ge=1)
+    end_user_messages_per_day: int | None = Field(default=None, ge=1)
 
 
 class Plan(_Strict):

@@ -7,6 +7,8 @@ answer's token cost in credits, except for answers made with their own provider 
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +38,10 @@ LIMIT_LABELS: dict[LimitName, tuple[str, str]] = {
     "documents_per_agent": ("document per agent", "documents per agent"),
     "storage_mb": ("MB of storage", "MB of storage"),
     "telegram_bots": ("Telegram bot", "Telegram bots"),
+    "end_user_messages_per_minute": ("message a minute per person", "messages a minute per person"),
+    "end_user_messages_per_day": ("message a day per person", "messages a day per person"),
 }
+DAY_SECONDS = 86_400  # the limiter's day windows start at midnight UTC
 
 
 class MessageQuotaExceeded(QuotaExceeded):
@@ -55,6 +60,41 @@ class NoCreditsLeft(PaymentRequired):
             "Your plan charges answers to prepaid credits and none are left; buy credits "
             "(POST /api/v1/billing/purchase) or ask an admin for a grant."
         )
+
+
+class EndUserRateLimited(RateLimited):
+    """One person past an agent's per-person limit (fair use). The detail is the owner's (API callers);
+    messengers word it for the person (``hutch.turns.inbox.notice``). ``first``: the message that went past
+    the limit in its window, the one the owner hears about."""
+
+    def __init__(self, limit: int, window_seconds: int, retry_after: int, *, first: bool) -> None:
+        per = "day" if window_seconds == DAY_SECONDS else "minute"
+        self.per, self.limit, self.first = per, limit, first
+        when = "tomorrow (UTC)" if per == "day" else "shortly"
+        super().__init__(
+            retry_after,
+            f"This agent answers one person {limit} {'message' if limit == 1 else 'messages'} per {per}; "
+            f"try again {when}.",
+        )
+
+    @property
+    def note(self) -> str:
+        """What the owner sees on the person in the inbox."""
+        name: LimitName = "end_user_messages_per_day" if self.per == "day" else "end_user_messages_per_minute"
+        return f"went past {self.limit} {LIMIT_LABELS[name][self.limit != 1]}"
+
+
+@dataclass(frozen=True)
+class EndUserLimits:
+    per_minute: int | None
+    per_day: int | None
+
+
+def _lower(own: int | None, plan: int | None) -> int | None:
+    """An agent's own value, held under the plan's (a downgrade may leave it above)."""
+    if own is None or plan is None:
+        return own if own is not None else plan
+    return min(own, plan)
 
 
 @dataclass(frozen=True)
@@ -130,6 +170,46 @@ class Quotas:
     async def limiter_hit(self, key: str, limit: int, window_seconds: int) -> RateDecision | None:
         """Count one event on the shared limiter (None without one)."""
         return await self.limiter.hit(key, limit, window_seconds) if self.limiter is not None else None
+
+    async def end_user_limits(
+        self, org_id: str, per_minute: int | None, per_day: int | None
+    ) -> EndUserLimits:
+        """The per-person limits that apply to an agent: its own values (``None``: the plan's), never above
+        the plan's."""
+        limits = (await self.plan_of(org_id)).limits
+        return EndUserLimits(
+            _lower(per_minute, limits.end_user_messages_per_minute),
+            _lower(per_day, limits.end_user_messages_per_day),
+        )
+
+    async def admit_end_user(
+        self, org_id: str, agent_id: str, end_user: str, per_minute: int | None, per_day: int | None
+    ) -> None:
+        """Refuse (429) one person's message past the agent's per-person limits, counted on the shared
+        limiter (so API processes and workers count together). Both windows are counted at once, in one
+        round trip's time; a refused message counts too, so sending faster does not help."""
+        limits = await self.end_user_limits(org_id, per_minute, per_day)
+        counted = [
+            (limit, seconds)
+            for limit, seconds in ((limits.per_minute, 60), (limits.per_day, DAY_SECONDS))
+            if limit is not None
+        ]
+        limiter = self.limiter
+        if not counted or limiter is None:
+            return
+        # The end user's id may be long (up to 200 characters, as long as the limiter's keys): hashed.
+        person = hashlib.blake2b(end_user.encode(), digest_size=12).hexdigest()
+        decisions = await asyncio.gather(
+            *(
+                limiter.hit(f"end-user:{agent_id}:{person}:{seconds}", limit, seconds)
+                for limit, seconds in counted
+            )
+        )
+        for (limit, seconds), decision in zip(counted, decisions, strict=True):
+            if not decision.allowed:
+                raise EndUserRateLimited(
+                    limit, seconds, decision.retry_after, first=decision.count == limit + 1
+                )
 
     async def reserve_message(self, org_id: str, now: datetime | None = None) -> Plan:
         """Count one message against the org's rates and quotas, or refuse it (429 or 402)."""

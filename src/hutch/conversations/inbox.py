@@ -82,7 +82,12 @@ def end_user_ref(conversation: Conversation, end_user: EndUser | None) -> EndUse
     if name == end_user.external_id:  # recorded before the channel told more: shown the channel's way
         name = default_profile(end_user.channel, end_user.external_id).display_name
     return EndUserRef(
-        id=end_user.id, display_name=name, username=end_user.username, blocked=end_user.blocked_at is not None
+        id=end_user.id,
+        display_name=name,
+        username=end_user.username,
+        blocked=end_user.blocked_at is not None,
+        limited_at=end_user.limited_at,
+        limited_note=end_user.limited_note,
     )
 
 

@@ -277,6 +277,14 @@ class EndUserRepository:
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def note_limited(self, org_id: str, channel: str, end_user: str, note: str, at: datetime) -> None:
+        """Note on the person that a per-person limit refused them (shown in the inbox)."""
+        await self.session.execute(
+            update(EndUser)
+            .where(EndUser.org_id == org_id, EndUser.channel == channel, EndUser.external_id == end_user)
+            .values(limited_at=at, limited_note=note)
+        )
+
     @staticmethod
     def blocked_carried(org_id: str, channel: str, end_user: str) -> Carried:
         """Whether the end user is blocked, as a column another statement carries (``end_user_blocked``)."""

@@ -147,6 +147,9 @@ class EndUser(TimestampMixin, Base):
     username: Mapped[str | None] = mapped_column(String(200))
     blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     blocked_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The last time the person went past an agent's per-person limit, and which one: shown in the inbox.
+    limited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    limited_note: Mapped[str | None] = mapped_column(String(200))
 
 
 class Memory(TimestampMixin, Base):

@@ -114,6 +114,10 @@ class EndUserRef(BaseModel):
     display_name: str
     username: str | None = None
     blocked: bool = False
+    # The last time a per-person limit refused them, and which (e.g. "went past 5 messages a minute per
+    # person (Support)").
+    limited_at: datetime | None = None
+    limited_note: str | None = None
 
 
 class InboxItem(BaseModel):

@@ -27,13 +27,20 @@ from pydantic_ai.messages import ModelMessage
 from pydantic_ai.tools import ToolDefinition
 
 from hutch.accounts.suspension import refuse_suspended_org
-from hutch.agents.models import Agent, AgentStatus, Placement
+from hutch.agents.models import Agent, AgentStatus, Audience, Placement
 from hutch.agents.repository import AgentRepository
 from hutch.agents.service import decrypted, org_credentials
 from hutch.alerts.models import Severity
 from hutch.alerts.service import raise_alert
 from hutch.billing.ledger import Ledger
-from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas, ToolBudget, TurnUsage, quota_notice_due
+from hutch.billing.quotas import (
+    QUOTA_NOTICE_JOB,
+    EndUserRateLimited,
+    Quotas,
+    ToolBudget,
+    TurnUsage,
+    quota_notice_due,
+)
 from hutch.billing.repository import UsageCounts
 from hutch.conversations.attachments_repository import AttachmentRepository
 from hutch.conversations.end_users import EndUserProfile
@@ -91,6 +98,38 @@ Record = Callable[[UnitOfWork, Message], Awaitable[None]]
 # What the channel writes with the answer (given its text), carried by the one statement that stores it: a
 # busy row (a bot's daily count) is then locked only while that statement runs.
 AnswerCarries = Callable[[str], Carried]
+
+
+# Channels where people who are not members talk to an agent; the APIs for outside programs count as one
+# when the call names its end user (`user`, `metadata.user_id`: "api:<id>").
+STRANGER_CHANNELS = frozenset({"telegram", "whatsapp", "webchat", "voice"})
+API_CHANNELS = frozenset({"openai_api", "anthropic_api"})
+API_END_USER = "api:"
+
+
+def stranger(agent: Agent, channel: str, end_user: str | None) -> bool:
+    """Whether the turn's end user is a person the per-person limits apply to: someone on a public agent's
+    messenger, widget or voice line, or an API call's named end user. Not a member's own chat (the
+    dashboard, an API key without `user`), a personal agent's linked owner, or a task's step."""
+    if end_user is None or agent.audience is Audience.PERSONAL:
+        return False
+    if channel in STRANGER_CHANNELS:
+        return True
+    return channel in API_CHANNELS and end_user.startswith(API_END_USER)
+
+
+# (org id, channel, end user, what the owner reads): a per-person refusal, for the inbox.
+LimitedNote = tuple[str, str, str, str]
+
+
+def _limited_note(
+    agent: Agent, channel: str, end_user: str | None, refused: HutchError
+) -> LimitedNote | None:
+    """What to note on the person when ``refused`` is the first refusal of a per-person limit in its window
+    (later ones in the window write nothing)."""
+    if not isinstance(refused, EndUserRateLimited) or not refused.first or end_user is None:
+        return None
+    return agent.org_id, channel, end_user, f"{refused.note} ({agent.name})"[:200]
 
 
 class AgentPaused(Conflict):
@@ -274,8 +313,11 @@ class TurnFlow:
                 reservation = await self.quotas.message_reservation(agent.org_id)
                 await self._settle(agent, await self.turns.run_alone(reservation))
             await self.uow.checkpoint()
-        except HutchError:
+        except HutchError as refused:
+            limited = _limited_note(agent, channel, end_user, refused)  # read before the rollback expires it
             await self.uow.rollback()
+            if limited is not None:
+                await self._note_limited(limited)
             raise
         return await self._after_commit(turn)
 
@@ -293,13 +335,13 @@ class TurnFlow:
         and count the message (unless ``admit`` is false: a task's steps were admitted with the task), read
         the facts (with an end user) and the org; committed before this returns."""
         try:
-            if admit and agent.status is not AgentStatus.ACTIVE:
-                raise AgentPaused()
             if admit:
-                refuse_suspended_org(await self.quotas.org(agent.org_id))
-            await self.models_for(agent)  # a missing provider key answers before anything runs
-            if admit:
-                await self.quotas.reserve_message(agent.org_id)
+                await self._admit(agent, channel, end_user)
+                reservation = await self.quotas.message_reservation(agent.org_id)
+                reserved = await self.quotas.repository.write(reservation)
+                await self.quotas.settle_reservation(agent.org_id, reserved)
+            else:
+                await self.models_for(agent)  # a missing provider key answers before anything runs
             facts = (
                 await MemoryRepository(self.session).facts(
                     agent.id, end_user, self.settings.memories_in_prompt
@@ -312,10 +354,39 @@ class TurnFlow:
             if reference is not None:
                 turn.reference = reference
             await self.uow.checkpoint()
-        except HutchError:
+        except HutchError as refused:
+            limited = _limited_note(agent, channel, end_user, refused)  # read before the rollback expires it
             await self.uow.rollback()
+            if limited is not None:
+                await self._note_limited(limited)
             raise
         return await self._after_commit(turn)
+
+    async def _admit(self, agent: Agent, channel: str, end_user: str | None) -> None:
+        """Admission, the same for every turn: the agent answers, the org is not suspended, a model can
+        answer, the person is within the agent's per-person limits (strangers only), the org within its
+        plan's rate. Quotas reserved with the message come after (``_settle``)."""
+        if agent.status is not AgentStatus.ACTIVE:
+            raise AgentPaused()
+        # A suspended org's agents answer nothing; its row is read once per turn for the plan anyway.
+        refuse_suspended_org(await self.quotas.org(agent.org_id))
+        await self.models_for(agent)  # refuse before storing anything when no model can answer
+        if end_user is not None and stranger(agent, channel, end_user):
+            # Before the org's rate: one person sending too fast uses none of everyone else's.
+            await self.quotas.admit_end_user(
+                agent.org_id,
+                agent.id,
+                end_user,
+                agent.end_user_messages_per_minute,
+                agent.end_user_messages_per_day,
+            )
+        await self.quotas.admit_message(agent.org_id)
+
+    async def _note_limited(self, limited: LimitedNote) -> None:
+        """The first refusal of a person past a per-person limit in its window, noted on the person for the
+        inbox (the turn's own writes are rolled back already); later ones in the window write nothing."""
+        await EndUserRepository(self.session).note_limited(*limited, datetime.now(UTC))
+        await self.uow.checkpoint()
 
     async def resume(self, message_id: str) -> Turn | None:
         """A stored turn whose phase 1 committed but whose answer was not stored (the job running it stopped):
@@ -359,12 +430,7 @@ class TurnFlow:
         reserve_last: bool,
         profile: EndUserProfile | None = None,
     ) -> Turn:
-        if agent.status is not AgentStatus.ACTIVE:
-            raise AgentPaused()
-        # A suspended org's agents answer nothing; its row is read once per turn for the plan anyway.
-        refuse_suspended_org(await self.quotas.org(agent.org_id))
-        await self.models_for(agent)  # refuse before storing anything when no model can answer
-        await self.quotas.admit_message(agent.org_id)
+        await self._admit(agent, channel, end_user)
         # Most messages go to the open conversation in one statement that also reads the end user's facts (and
         # reserves the message on the usage counters, unless ``reserve_last``). The conversation is locked
         # before the counters, in the order ``finish`` takes them: turns of one conversation taking them in

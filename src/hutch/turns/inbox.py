@@ -14,6 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from hutch.accounts.suspension import OrgSuspended
 from hutch.agents.models import Agent
+from hutch.billing.quotas import EndUserRateLimited
 from hutch.channels.models import ExternalEvent
 from hutch.conversations.end_users import EndUserProfile
 from hutch.conversations.inbox import EndUserBlocked
@@ -77,6 +78,10 @@ async def answer_event(
 
 def notice(refused: HutchError) -> str:
     """What the person hears when the agent cannot answer: plans and upgrades are for the owner."""
+    if isinstance(refused, EndUserRateLimited) and refused.per == "day":
+        return "You have sent me a lot of messages today. Please come back tomorrow."
+    if isinstance(refused, EndUserRateLimited):
+        return "You are sending messages faster than I can answer. Please wait a minute and try again."
     if refused.status_code == 429 and "per day" in refused.detail:
         return "I have answered all the messages I can for today. Please come back tomorrow."
     if refused.status_code == 429:

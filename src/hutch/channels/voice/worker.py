@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from hutch.agents.models import Agent as HutchAgent
+from hutch.billing.quotas import EndUserRateLimited
 from hutch.channels.voice.gateway import VOICE_AGENT_NAME, livekit_config
 from hutch.channels.voice.service import VoiceSessions, time_note
 from hutch.core.errors import HutchError
@@ -23,6 +24,7 @@ from hutch.db.engine import unit_of_work
 from hutch.db.jobs import WorkerResources
 from hutch.engine.runner import TextDelta
 from hutch.turns.flow import TurnFlow
+from hutch.turns.inbox import notice
 
 log = structlog.get_logger(__name__)
 CHANNEL = "voice"
@@ -62,6 +64,9 @@ async def answer_turn(
             return
         try:
             turn = await flow.begin(agent, CHANNEL, caller, text)
+        except EndUserRateLimited as refused:  # fair use: the caller hears why and when to come back
+            yield notice(refused)
+            return
         except HutchError:
             yield "Sorry, I cannot answer right now. Please try again later."
             return
