@@ -36,6 +36,8 @@ from hutch.db.urls import libpq_conninfo
 from hutch.settings import Settings
 
 log = structlog.get_logger(__name__)
+TURNS_POLL_SECONDS = 1.0
+OTHER_JOBS_POLL_SECONDS = 5.0  # procrastinate's default
 
 
 class JobQueue(JobOutbox):
@@ -192,7 +194,13 @@ class JobQueue(JobOutbox):
         models and messengers, holding no database connection meanwhile) with ``turn_concurrency`` slots,
         every other queue with ``concurrency``."""
         others = sorted({spec.queue for spec in registry.specs.values()} - {TURNS_QUEUE})
-        pools = [(others, concurrency, name), ([TURNS_QUEUE], settings.turn_concurrency, f"{name}-turns")]
+        # (queues, slots, name, seconds between polls). A turn deferred while its chat's previous turn was
+        # ending is woken when that one ends (migration 0032); the rare one deferred in the instant between
+        # that check and its commit waits for a poll, so turns are polled each second, not every five.
+        pools = [
+            (others, concurrency, name, OTHER_JOBS_POLL_SECONDS),
+            ([TURNS_QUEUE], settings.turn_concurrency, f"{name}-turns", TURNS_POLL_SECONDS),
+        ]
         runs = [
             asyncio.create_task(
                 self.app.run_worker_async(
@@ -203,9 +211,10 @@ class JobQueue(JobOutbox):
                     update_heartbeat_interval=settings.worker_heartbeat_interval,
                     stalled_worker_timeout=settings.worker_stalled_timeout,
                     shutdown_graceful_timeout=10,
+                    fetch_job_polling_interval=poll_seconds,
                 )
             )
-            for queues, slots, worker_name in pools
+            for queues, slots, worker_name, poll_seconds in pools
         ]
         stopping = asyncio.create_task(stop.wait())
         try:
