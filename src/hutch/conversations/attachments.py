@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from starlette.responses import Response
+
 from hutch.conversations.models import AttachmentKind, MessageAttachment
 from hutch.conversations.schemas import AttachmentOut
 
@@ -45,3 +47,17 @@ def served_type(attachment: MessageAttachment) -> str:
     if attachment.kind is AttachmentKind.DOCUMENT and media_type != "application/pdf":
         return "text/plain; charset=utf-8" if media_type.startswith("text/") else "application/octet-stream"
     return attachment.content_type
+
+
+def file_response(attachment: MessageAttachment, *, cross_origin: bool = False) -> Response:
+    """The file's bytes for a browser, never run as a page; ``cross_origin``: shown on other sites' pages
+    (the widget's thumbnails on the customer's site)."""
+    headers = {
+        "Content-Disposition": disposition(attachment),
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, max-age=3600",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    }
+    if cross_origin:
+        headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return Response(attachment.data, media_type=served_type(attachment), headers=headers)

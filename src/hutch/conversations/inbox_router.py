@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from hutch.conversations.attachments import disposition, served_type
+from hutch.conversations.attachments import file_response
 from hutch.conversations.dependencies import InboxServiceDep
 from hutch.conversations.inbox import (
     ConversationClosed,
@@ -103,16 +103,7 @@ async def get_attachment(
 ) -> Response:
     """A file someone sent in the conversation (a photo, a voice note, a document), to members of the org."""
     found = await inbox.attachment(principal, conversation_id, attachment_id)
-    return Response(
-        found.data,
-        media_type=served_type(found),
-        headers={
-            "Content-Disposition": disposition(found),
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, max-age=3600",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-        },
-    )
+    return file_response(found)
 
 
 @router.get(

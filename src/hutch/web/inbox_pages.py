@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from pydantic import ValidationError
 
 from hutch.agents.models import Agent
-from hutch.conversations.attachments import disposition, served_type
+from hutch.conversations.attachments import file_response
 from hutch.conversations.dependencies import InboxServiceDep
 from hutch.conversations.inbox import InboxService, export_filename
 from hutch.conversations.inbox_repository import InboxFilter
@@ -292,16 +292,7 @@ async def attachment(
 ) -> Response:
     """A file sent in the conversation: images and audio shown inline, documents downloaded."""
     sent = await inbox.attachment(found.principal, conversation_id, attachment_id)
-    return Response(
-        sent.data,
-        media_type=served_type(sent),
-        headers={
-            "Content-Disposition": disposition(sent),
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, max-age=3600",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-        },
-    )
+    return file_response(sent)
 
 
 async def _act(

@@ -28,7 +28,7 @@ from hutch.channels.webchat.service import (
     check_rates,
     visitor_end_user,
 )
-from hutch.conversations.attachments import disposition, served_type
+from hutch.conversations.attachments import file_response
 from hutch.conversations.models import Message
 from hutch.conversations.repository import ConversationRepository, MessageRepository
 from hutch.conversations.service import ConversationService
@@ -199,17 +199,7 @@ async def widget_attachment(
     """A file the visitor sent (the bubble shows images as thumbnails); another visitor's is not found."""
     channel, _ = await _visitor_widget(uow, token, request)
     sent = await Widgets(uow).visitor_file(channel, visitor_id, attachment_id)
-    return Response(
-        sent.data,
-        media_type=served_type(sent),
-        headers={
-            "Content-Disposition": disposition(sent),
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, max-age=3600",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-            "Cross-Origin-Resource-Policy": "cross-origin",  # shown on the customer's pages
-        },
-    )
+    return file_response(sent, cross_origin=True)
 
 
 def _said(content: str, status: str) -> StreamingResponse:
