@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from hutch.accounts.models import OrgRole
 from hutch.audit.models import AuditEntry
 from hutch.integrations.models import McpServer
 from hutch.resources import Resources
 from hutch.settings import Settings
+from tests.conftest import LiveDeployment
 from tests.factories import Account, create_account
-from tests.fakes.mcp import McpTestServer
+from tests.fakes.mcp import LocalServer, McpTestServer
 from tests.fakes.server import free_port
-from tests.integrations.conftest import connect
+from tests.integrations.conftest import configure, connect
 
 TOOL_NAMES = {"add", "lookup.order", "fail", "hang", "huge"}
 
@@ -206,3 +212,36 @@ async def test_deleting_a_server_takes_its_tools_off_agents_and_is_audited(
         (await session.scalars(select(AuditEntry.action).where(AuditEntry.target == created["id"]))).all()
     )
     assert actions == {"mcp_server_created", "mcp_server_deleted"}
+
+
+async def test_no_database_connection_is_held_while_a_slow_server_lists_its_tools(
+    live: LiveDeployment, settings: Settings
+) -> None:
+    async def silent(request: Request) -> Response:
+        await asyncio.sleep(3)
+        return Response(status_code=504)
+
+    server = LocalServer(Starlette(routes=[Route("/mcp", silent, methods=["GET", "POST", "DELETE"])]))
+    server.start()
+    try:
+        configure(live.resources, egress_allow=["127.0.0.1"], tool_timeout_seconds=1.5)
+        owner = await create_account(live.session, settings)
+        await live.session.commit()
+        pool = live.resources.database.engine.pool
+        creating = asyncio.ensure_future(
+            live.client.post(
+                "/api/v1/mcp-servers",
+                json={"name": "Slow", "url": f"{server.base_url}/mcp"},
+                headers=owner.headers,
+            )
+        )
+        await asyncio.sleep(0.7)  # the server is being asked for its tools
+        assert not creating.done()
+        held = pool.checkedout()  # type: ignore[attr-defined]
+        created = await creating
+    finally:
+        server.stop()
+
+    assert held == 0
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "unreachable" and "1.5 seconds" in created.json()["error"]

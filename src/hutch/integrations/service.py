@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from hutch.audit.service import record_audit
 from hutch.core.egress import EgressError, EgressPolicy, EgressRefused, check_url
 from hutch.core.errors import Conflict, InvalidField, NotFound
@@ -29,10 +27,9 @@ MAX_LISTED_TOOLS = 200  # kept per server; a server listing more is cut (and say
 
 
 class ConnectedToolService:
-    def __init__(
-        self, session: AsyncSession, settings: Settings, secret_box: SecretBox, mcp: McpGateway
-    ) -> None:
-        self.session = session
+    def __init__(self, uow: UnitOfWork, settings: Settings, secret_box: SecretBox, mcp: McpGateway) -> None:
+        self.uow = uow
+        self.session = session = uow.session
         self.settings = settings
         self.secret_box = secret_box
         self.mcp = mcp
@@ -42,7 +39,7 @@ class ConnectedToolService:
     @classmethod
     def of(cls, uow: UnitOfWork, resources: WorkerResources) -> ConnectedToolService:
         """The service for a request, a page or a job, from what the process built."""
-        return cls(uow.session, resources.settings, resources.secret_box, resources.mcp)
+        return cls(uow, resources.settings, resources.secret_box, resources.mcp)
 
     @property
     def policy(self) -> EgressPolicy:
@@ -124,6 +121,8 @@ class ConnectedToolService:
 
     async def _list_tools(self, server: McpServer) -> None:
         endpoint = endpoint_of(self.secret_box, server)
+        # The server may take the whole time limit: nothing is held meanwhile (what was read is kept).
+        await self.uow.checkpoint()
         try:
             listed = await self.mcp.list_tools(
                 endpoint, self.policy, time_limit=self.settings.tool_timeout_seconds
