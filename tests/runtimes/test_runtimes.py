@@ -344,3 +344,39 @@ class FlakyDriver(BrokenDriver):
 
     async def status(self, handle: str) -> Liveness:
         return "running"
+
+
+async def test_the_agents_placement_requests_and_releases_its_runtime(runtimes: Runtimes) -> None:
+    r = runtimes
+    agent_url = f"/api/v1/agents/{r.agent_id}"
+    dedicated = await r.client.patch(agent_url, json={"placement": "dedicated"}, headers=r.owner.headers)
+    assert dedicated.status_code == 200 and dedicated.json()["placement"] == "dedicated"
+    assert (await r.state())["status"] == "provisioning"
+    assert (await r.row()).status.value == "provisioning"
+
+    shared = await r.client.patch(agent_url, json={"placement": "shared"}, headers=r.owner.headers)
+    assert shared.status_code == 200 and shared.json()["placement"] == "shared"
+    assert (await r.state())["status"] == "none"
+    got = await r.client.get(agent_url, headers=r.owner.headers)
+    assert got.json()["placement"] == "shared"
+
+
+async def test_a_plan_without_dedicated_runtimes_answers_402_naming_it(runtimes: Runtimes) -> None:
+    r = runtimes
+    await r.session.execute(update(Org).where(Org.id == r.owner.org.id).values(plan="tiny"))
+    await r.session.commit()
+    agent_url = f"/api/v1/agents/{r.agent_id}"
+    refused = await r.client.patch(
+        agent_url, json={"placement": "dedicated", "name": "Renamed"}, headers=r.owner.headers
+    )
+    assert refused.status_code == 402
+    assert refused.json()["detail"] == (
+        "The Tiny plan allows 0 dedicated runtimes; upgrade the plan to add more."
+    )
+    got = (await r.client.get(agent_url, headers=r.owner.headers)).json()
+    assert (got["placement"], got["name"]) == ("shared", "Jarvis")  # nothing changed
+    assert (await r.state())["status"] == "none"
+    created = await r.client.post(
+        "/api/v1/agents", json={"name": "Other", "placement": "dedicated"}, headers=r.owner.headers
+    )
+    assert created.status_code == 402 and "Tiny plan" in created.json()["detail"]

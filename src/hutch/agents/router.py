@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from hutch.agents.dependencies import AgentServiceDep
-from hutch.agents.models import Agent, ProviderKey
+from hutch.agents.models import Agent, Placement, ProviderKey
 from hutch.agents.roles import ROLE_TEMPLATES
 from hutch.agents.schemas import (
     AgentCreate,
@@ -25,11 +25,20 @@ from hutch.agents.schemas import (
     ToolOut,
 )
 from hutch.agents.service import ProviderKeyService, org_credentials
-from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound, Unauthorized, error_responses
+from hutch.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidField,
+    NotFound,
+    QuotaExceeded,
+    Unauthorized,
+    error_responses,
+)
 from hutch.engine.catalog import ProviderKind
 from hutch.engine.tools import TOOLS
 from hutch.http.authz import OrgAdmin, Reader, Writer
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.http.placement import RuntimePlacerDep
 from hutch.integrations.tools import connected_choices
 from hutch.resources import Resources
 
@@ -65,12 +74,19 @@ def agent_out(agent: Agent) -> AgentOut:
     "/agents",
     status_code=status.HTTP_201_CREATED,
     response_model=AgentOut,
-    responses=error_responses(Unauthorized, Forbidden, Conflict, InvalidField),
+    responses=error_responses(Unauthorized, Forbidden, Conflict, InvalidField, QuotaExceeded),
 )
-async def create_agent(body: AgentCreate, principal: Writer, service: AgentServiceDep) -> AgentOut:
+async def create_agent(
+    body: AgentCreate, principal: Writer, service: AgentServiceDep, runtimes: RuntimePlacerDep
+) -> AgentOut:
     """Create an agent. Role templates fill in the persona and tools you leave out; the model defaults to
-    the deployment's default (the demo model only when no provider is configured)."""
-    return agent_out(await service.create(principal, body))
+    the deployment's default (the demo model only when no provider is configured). `placement:
+    "dedicated"` requests its dedicated runtime too (402 naming the plan when it allows none)."""
+    agent = await service.create(principal, body.model_copy(update={"placement": Placement.SHARED}))
+    if body.placement is Placement.DEDICATED:
+        await runtimes.place(principal, agent.id, Placement.DEDICATED)
+        agent = await service.get(principal, agent.id)  # as the placement's flush left it
+    return agent_out(agent)
 
 
 @router.get("/agents", response_model=AgentList, responses=error_responses(Unauthorized, Forbidden))
@@ -91,13 +107,19 @@ async def get_agent(agent_id: str, principal: Reader, service: AgentServiceDep) 
 @router.patch(
     "/agents/{agent_id}",
     response_model=AgentOut,
-    responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidField),
+    responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidField, QuotaExceeded),
 )
 async def update_agent(
-    agent_id: str, body: AgentUpdate, principal: Writer, service: AgentServiceDep
+    agent_id: str, body: AgentUpdate, principal: Writer, service: AgentServiceDep, runtimes: RuntimePlacerDep
 ) -> AgentOut:
-    """Change an agent's settings; fields left out stay as they are."""
-    return agent_out(await service.update(principal, agent_id, body))
+    """Change an agent's settings; fields left out stay as they are. `placement: "dedicated"` requests the
+    agent's dedicated runtime (402 naming the plan when it allows none, or no more); `"shared"` releases
+    it."""
+    agent = await service.update(principal, agent_id, body.model_copy(update={"placement": None}))
+    if body.placement is not None:  # again "dedicated": an errored runtime is tried again
+        await runtimes.place(principal, agent_id, body.placement)
+        agent = await service.get(principal, agent_id)  # as the placement's flush left it
+    return agent_out(agent)
 
 
 @router.get("/agent-roles", response_model=RoleTemplateList, responses=error_responses(Unauthorized))

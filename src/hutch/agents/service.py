@@ -6,12 +6,13 @@ import asyncio
 import ipaddress
 import re
 import socket
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hutch.agents.models import Agent, AgentStatus, ProviderKey
+from hutch.agents.models import Agent, AgentStatus, Placement, ProviderKey
 from hutch.agents.repository import AgentRepository, EncryptedKey, ProviderKeyRepository
 from hutch.agents.roles import role_template
 from hutch.agents.schemas import AgentCreate, AgentUpdate, ProviderKeyCreate
@@ -52,6 +53,14 @@ async def org_credentials(
 
 def decrypted(secret_box: SecretBox, keys: list[EncryptedKey]) -> dict[str, Credentials]:
     return {provider: Credentials(secret_box.decrypt(key), base_url) for provider, key, base_url in keys}
+
+
+class RuntimePlacer(Protocol):
+    """Dedicated runtimes (``hutch.runtimes``, which builds on agents), as an agent's placement needs them."""
+
+    async def place(self, principal: Principal, agent_id: str, placement: Placement) -> None:
+        """``dedicated`` requests the agent's runtime (402 over the plan), ``shared`` releases it."""
+        ...
 
 
 class AgentService:

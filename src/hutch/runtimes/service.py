@@ -116,6 +116,17 @@ class RuntimeService:
         self.uow.defer(PROVISION_JOB, runtime_id=runtime.id, agent_id=agent.id)
         return runtime
 
+    async def place(self, principal: Principal, agent_id: str, placement: Placement) -> None:
+        """An agent's placement set through its settings: ``dedicated`` requests its runtime (402 naming the
+        plan when the plan allows none, or no more), ``shared`` releases the one it has."""
+        if placement is Placement.DEDICATED:
+            await self.request(principal, agent_id)
+            return
+        agent = await self._agent(principal, agent_id, lock=True)
+        if await self.runtimes.of_agent(agent.id) is not None:
+            await self.remove(principal, agent_id)
+        agent.placement = Placement.SHARED
+
     async def restart(self, principal: Principal, agent_id: str) -> Runtime:
         agent = await self._agent(principal, agent_id, lock=True)
         runtime = await self.runtimes.of_agent(agent.id)
