@@ -343,3 +343,29 @@ async def test_refunds_show_in_revenue_as_they_happen(paying: Paying, settings: 
         )
     ).all()
     assert amounts == [-600, -400]  # 1,000 refunded in all, in two steps
+
+
+@pytest.mark.parametrize("applies_to", [("packages",), ("packages", "subscriptions")])
+async def test_the_first_subscription_invoice_earns_the_bonus_when_the_plans_file_says_so(
+    paying: Paying, settings: Settings, applies_to: tuple[str, ...]
+) -> None:
+    billing = paying.resources.plans.billing.model_copy(
+        update={"first_purchase_bonus_applies_to": applies_to}
+    )
+    paying.resources.plans = paying.resources.plans.model_copy(update={"billing": billing})
+    owner = await create_account(paying.session, settings)
+    subscription_id, first = await paying.subscribe(owner, "starter")
+    events = first + paying.stripe.advance_trial_end(subscription_id)  # the first paid invoice
+    await paying.deliver(events)
+    await paying.deliver(events)  # replayed: nothing more
+    await paying.deliver(paying.stripe.pay_invoice(subscription_id))  # the next month's: no second bonus
+    bonus = 1000 if "subscriptions" in applies_to else 0
+    balance = (await paying.client.get("/api/v1/billing/balance", headers=owner.headers)).json()
+    assert balance["credits_cents"] == bonus
+
+    bought = await paying.client.post(
+        "/api/v1/billing/purchase", json={"package_id": "credits-10"}, headers=owner.headers
+    )
+    await paying.deliver(paying.stripe.complete(bought.json()["session_id"]))
+    balance = (await paying.client.get("/api/v1/billing/balance", headers=owner.headers)).json()
+    assert balance["credits_cents"] == 1000 + 1000  # the pack and one bonus, whichever purchase earned it

@@ -114,6 +114,9 @@ class Package(_Strict):
 class BillingSettings(_Strict):
     currency: str = Field(default="usd", pattern=r"^[a-z]{3}$")
     first_purchase_bonus_cents: int = Field(default=0, ge=0)
+    # What earns it, once per org, whichever comes first: a prepaid package, the first paid subscription
+    # invoice, or both.
+    first_purchase_bonus_applies_to: tuple[Literal["packages", "subscriptions"], ...] = ("packages",)
     low_balance_threshold_cents: int = Field(default=0, ge=0)
     low_time_threshold_seconds: int = Field(default=0, ge=0)  # a voice token warns below this much time
 

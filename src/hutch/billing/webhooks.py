@@ -10,7 +10,7 @@ count once. Emails to owners are jobs.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -172,7 +172,24 @@ class WebhookProcessor:
                     description=f"Purchase: {package.name}",
                     reference=f"purchase:{reference}:{unit.value}",
                 )
+        await self._first_purchase_bonus(account, "packages")
+        await self._revenue(
+            account.org_id,
+            f"purchase:{reference}",
+            "purchase",
+            paid_cents or package.price_cents,
+            None,
+            package=package.id,
+        )
+
+    async def _first_purchase_bonus(
+        self, account: BillingAccount, kind: Literal["packages", "subscriptions"]
+    ) -> None:
+        """The plans file's first-purchase bonus, once per org (keyed by the org: a replayed event, or a
+        package after a subscription, adds nothing), when ``kind`` of purchase earns it."""
         bonus = self.plans.billing.first_purchase_bonus_cents
+        if kind not in self.plans.billing.first_purchase_bonus_applies_to:
+            return
         if bonus and not account.first_purchase_done:
             await self.ledger.post(
                 account.org_id,
@@ -183,14 +200,6 @@ class WebhookProcessor:
                 reference=f"bonus:first-purchase:{account.org_id}",
             )
         account.first_purchase_done = True
-        await self._revenue(
-            account.org_id,
-            f"purchase:{reference}",
-            "purchase",
-            paid_cents or package.price_cents,
-            None,
-            package=package.id,
-        )
 
     async def _revenue(
         self, org_id: str, source: str, kind: str, amount: Any, plan: str | None, package: str | None = None
@@ -214,6 +223,7 @@ class WebhookProcessor:
             await self._revenue(
                 account.org_id, f"invoice:{invoice['id']}", "subscription", invoice["amount_paid"], plan_id
             )
+            await self._first_purchase_bonus(account, "subscriptions")
         plan = self.plans.plan(plan_id or "")
         if plan is not None and plan.limits.included_credits_cents and self._invoice_subscription(invoice):
             await self.ledger.post(
