@@ -112,7 +112,10 @@ def test_localstripe_webhooks_move_the_plan_and_credit_purchases(
         }
     )
     assert subscription.status == "active"
-    state = eventually(lambda: (s := get("/api/v1/billing/subscription"))["status"] == "active" and s)
+    # Stripe's events arrive in any order, some without the subscription's metadata: wait for both.
+    state = eventually(
+        lambda: (s := get("/api/v1/billing/subscription"))["status"] == "active" and s["plan"] == "pro" and s
+    )
     assert state and state["plan"] == "pro" and state["current_period_end"] is not None
 
     stripe.v1.payment_intents.create(
