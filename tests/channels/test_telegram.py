@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
 from hutch.app import create_app
-from hutch.channels.inbound import NOT_SENT_AGAIN
+from hutch.channels.inbound import NOT_SENT_AGAIN, UNREADABLE_MESSAGE
 from hutch.channels.models import Channel, ExternalEvent
 from hutch.conversations.models import Message
 from hutch.db.engine import Database
@@ -192,10 +192,7 @@ async def test_commands_and_messages_that_are_not_text(on_telegram: OnTelegram) 
     for update_body in (sticker_update(), edited_text_update("fixed typo", message_id=5)):
         assert await t.post(update_body) == 200
     await t.run_jobs()
-    assert (
-        t.telegram.sent_texts(Sender().id)[-2:]
-        == ["I can only read text messages for now. Please type your question."] * 2
-    )
+    assert t.telegram.sent_texts(Sender().id)[-2:] == [UNREADABLE_MESSAGE] * 2
 
 
 async def test_long_answers_are_split_and_rate_limits_waited_out(

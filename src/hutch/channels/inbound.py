@@ -15,7 +15,10 @@ from hutch.channels.models import ExternalEvent
 from hutch.channels.repository import insert_event
 from hutch.db.engine import UnitOfWork
 
-TEXT_ONLY = "I can only read text messages for now. Please type your question."
+# For what a person sends that is neither text nor a file Hutch reads (a sticker, a location, an edit).
+UNREADABLE_MESSAGE = (
+    "I cannot read that kind of message. Please type your question, or send a photo, a voice note or a file."
+)
 
 
 SENDING = "sending"

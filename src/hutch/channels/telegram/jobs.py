@@ -21,7 +21,7 @@ from hutch.agents.models import Agent
 from hutch.billing.subscriptions import Subscriptions
 from hutch.channels.inbound import (
     NOT_SENT_AGAIN,
-    TEXT_ONLY,
+    UNREADABLE_MESSAGE,
     finish_event,
     interrupted_while_sending,
     sending,
@@ -233,7 +233,7 @@ async def _reply(
     if received:  # a photo, a voice note, a document: its caption is the text, never a command
         text = str(message.get("caption") or "")
     elif "edited_message" in update or not isinstance(text, str) or not text.strip():
-        return TEXT_ONLY if chat.agent is not None else UNLINKED
+        return UNREADABLE_MESSAGE if chat.agent is not None else UNLINKED
     assert isinstance(text, str)
     command, argument = _command(text) if not received else (None, text)
     if chat.platform and command == "/start" and is_managed_code(argument):

@@ -8,7 +8,7 @@ from typing import Any
 from hutch.agents.models import Agent
 from hutch.channels.inbound import (
     NOT_SENT_AGAIN,
-    TEXT_ONLY,
+    UNREADABLE_MESSAGE,
     finish_event,
     interrupted_while_sending,
     sending,
@@ -73,7 +73,7 @@ async def _reply(ctx: JobContext, event: ExternalEvent, sender: str, gateway: Wh
         return UNLINKED
     received = _received(gateway, params)
     if not received and not body.strip():
-        return TEXT_ONLY
+        return UNREADABLE_MESSAGE
     media = None
     if received and event.turn_message_id is None:  # (a resumed turn has its files stored already)
         media = await MediaReader.of(ctx.uow, ctx.resources).read(agent.org_id, body, received)
