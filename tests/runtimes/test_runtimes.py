@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +31,7 @@ from hutch.settings import Settings
 from tests.conftest import LiveDeployment, RecordingJobQueue, asgi_client, build_test_resources
 from tests.factories import Account, create_account
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
+from tests.web.test_dashboard import csrf_of, log_in
 
 
 @dataclass
@@ -380,3 +381,29 @@ async def test_a_plan_without_dedicated_runtimes_answers_402_naming_it(runtimes:
         "/api/v1/agents", json={"name": "Other", "placement": "dedicated"}, headers=r.owner.headers
     )
     assert created.status_code == 402 and "Tiny plan" in created.json()["detail"]
+
+
+async def test_the_dashboards_placement_setting_requests_releases_and_is_refused_like_the_api(
+    runtimes: Runtimes,
+) -> None:
+    r = runtimes
+    await log_in(r.client, r.owner.user.email)
+    settings_url = f"/app/agents/{r.agent_id}/settings"
+
+    async def save(**fields: str) -> Response:
+        token = csrf_of(await r.client.get(settings_url))
+        form = {"csrf": token, "name": "Jarvis", "model": "openai/gpt-4o", **fields}
+        return await r.client.post(settings_url, data=form)
+
+    assert (await save(placement="dedicated")).status_code == 303
+    assert (await r.state())["status"] == "provisioning"
+    assert (await save(placement="shared")).status_code == 303
+    assert (await r.state())["status"] == "none"
+
+    await r.session.execute(update(Org).where(Org.id == r.owner.org.id).values(plan="tiny"))
+    await r.session.commit()
+    refused = await save(placement="dedicated", name="Renamed")
+    assert refused.status_code == 422
+    assert "The Tiny plan allows 0 dedicated runtimes" in refused.text
+    got = (await r.client.get(f"/api/v1/agents/{r.agent_id}", headers=r.owner.headers)).json()
+    assert (got["placement"], got["name"]) == ("shared", "Jarvis")  # nothing changed

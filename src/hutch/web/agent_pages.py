@@ -20,12 +20,14 @@ from hutch.conversations.models import Message, MessageAttachment
 from hutch.conversations.repository import ConversationRepository, MessageRepository
 from hutch.conversations.service import ConversationService
 from hutch.core.errors import BadRequest, HutchError
+from hutch.core.principal import Principal
 from hutch.db.engine import UnitOfWork
 from hutch.engine.tools import TOOLS
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.http.uploads import chat_form, is_multipart, validated
 from hutch.integrations.tools import connected_choices
 from hutch.resources import Resources
+from hutch.runtimes.service import RuntimeService
 from hutch.turns.chat_api import API_CHANNEL, chat_response, end_user_of
 from hutch.turns.flow import Answer, TurnFlow
 from hutch.turns.media import MediaReader, ReadMedia, Received
@@ -241,9 +243,7 @@ async def settings_save(
     except ValidationError as exc:
         errors = field_errors(exc)
     else:
-        saved = await attempt(uow, agents_service(uow, resources).update(found.principal, agent.id, update))
-        if isinstance(saved, HutchError):
-            errors = {getattr(saved, "field", "form"): error_text(saved)}
+        errors = await _save_settings(uow, resources, found.principal, agent, update)
     if errors:
         agent = await load_agent(found, uow, resources, agent_id)
         context = await _settings_context(uow, resources, agent)
@@ -251,6 +251,23 @@ async def settings_save(
             request, found, agent, "settings", status_code=422, errors=errors, values=fields, **context
         )
     return RedirectResponse(f"/app/agents/{agent.id}/settings?saved=1", status_code=303)
+
+
+async def _save_settings(
+    uow: UnitOfWork, resources: Resources, principal: Principal, agent: Agent, update: AgentUpdate
+) -> dict[str, str]:
+    """Save the settings form; a new placement requests or releases the dedicated runtime as the API's does
+    (a refusal, say the plan allows none, undoes the whole save). The errors to show, by field."""
+    placement = update.placement if update.placement is not agent.placement else None
+    changes = update.model_copy(update={"placement": None})
+    saved = await attempt(uow, agents_service(uow, resources).update(principal, agent.id, changes))
+    if isinstance(saved, HutchError):
+        return {getattr(saved, "field", "form"): error_text(saved)}
+    if placement is not None:
+        placed = await attempt(uow, RuntimeService.of(uow, resources).place(principal, agent.id, placement))
+        if isinstance(placed, HutchError):
+            return {"placement": error_text(placed)}
+    return {}
 
 
 @router.post("/avatar", response_class=HTMLResponse)
