@@ -15,6 +15,7 @@ from mcp_types import INTERNAL_ERROR, INVALID_REQUEST
 
 from hutch.integrations.gateway import never_ran
 from hutch.resources import Resources
+from tests.engine.test_web_search import ask, new_agent, tool_result
 from tests.factories import Account
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
 from tests.fakes.mcp import McpTestServer, WebhookServer
@@ -30,33 +31,6 @@ def calling(name: str, arguments: dict[str, Any]) -> ScriptedReply:
     return ScriptedReply(tool_calls=[call])
 
 
-async def agent_with(client: AsyncClient, owner: Account, tools: list[str]) -> dict[str, Any]:
-    response = await client.post(
-        "/api/v1/agents",
-        json={"name": "Clerk", "model": "openai/gpt-4o", "tools": tools},
-        headers=owner.headers,
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def ask(client: AsyncClient, owner: Account, agent: dict[str, Any], text: str) -> dict[str, Any]:
-    response = await client.post(
-        f"/api/v1/agents/{agent['id']}/chat", json={"message": text}, headers=owner.headers
-    )
-    assert response.status_code == 200, response.text
-    message: dict[str, Any] = response.json()["message"]
-    return message
-
-
-def tool_result(fake_llm: FakeLLMServer) -> str:
-    sent = fake_llm.requests[-1].body["messages"]
-    assert sent[-1]["role"] == "tool", sent[-1]
-    content: str = sent[-1]["content"]
-    return content
-
-
 def offered(fake_llm: FakeLLMServer) -> dict[str, Any]:
     return {t["function"]["name"]: t["function"] for t in fake_llm.requests[0].body.get("tools", [])}
 
@@ -66,7 +40,7 @@ async def test_the_model_calls_an_mcp_tool_and_the_call_is_recorded(
 ) -> None:
     server = await connect(client, owner, mcp_server.url)
     ref = f"mcp:{server['id']}:add"
-    agent = await agent_with(client, owner, ["current_time", ref])
+    agent = await new_agent(client, owner, ["current_time", ref])
     fake_llm.script(calling("add", {"a": 2, "b": 40}), ScriptedReply(content="It makes 42."))
 
     message = await ask(client, owner, agent, "What is 2 + 40?")
@@ -85,7 +59,7 @@ async def test_tool_names_providers_refuse_are_made_safe(
 ) -> None:
     server = await connect(client, owner, sse_server.url)
     ref = f"mcp:{server['id']}:lookup.order"
-    agent = await agent_with(client, owner, [ref])
+    agent = await new_agent(client, owner, [ref])
     fake_llm.script(calling("lookup_order", {"order_id": "A-17"}), ScriptedReply(content="Shipped."))
 
     message = await ask(client, owner, agent, "Where is order A-17?")
@@ -99,7 +73,7 @@ async def test_a_tool_that_fails_is_a_polite_answer(
     client: AsyncClient, owner: Account, local: Resources, mcp_server: McpTestServer, fake_llm: FakeLLMServer
 ) -> None:
     server = await connect(client, owner, mcp_server.url)
-    agent = await agent_with(client, owner, [f"mcp:{server['id']}:fail"])
+    agent = await new_agent(client, owner, [f"mcp:{server['id']}:fail"])
     fake_llm.script(calling("fail", {}), ScriptedReply(content="The shop tool is down."))
 
     message = await ask(client, owner, agent, "Check the shop")
@@ -114,7 +88,7 @@ async def test_a_tool_that_hangs_times_out_politely(
 ) -> None:
     server = await connect(client, owner, mcp_server.url)
     configure(local, tool_timeout_seconds=0.5)
-    agent = await agent_with(client, owner, [f"mcp:{server['id']}:hang"])
+    agent = await new_agent(client, owner, [f"mcp:{server['id']}:hang"])
     fake_llm.script(calling("hang", {"seconds": 10}), ScriptedReply(content="Too slow, sorry."))
 
     message = await ask(client, owner, agent, "Wait for it")
@@ -129,7 +103,7 @@ async def test_a_huge_answer_is_cut_with_a_note(
     client: AsyncClient, owner: Account, local: Resources, mcp_server: McpTestServer, fake_llm: FakeLLMServer
 ) -> None:
     server = await connect(client, owner, mcp_server.url)
-    agent = await agent_with(client, owner, [f"mcp:{server['id']}:huge"])
+    agent = await new_agent(client, owner, [f"mcp:{server['id']}:huge"])
     fake_llm.script(calling("huge", {"size": 300_000}), ScriptedReply(content="That was a lot."))
 
     message = await ask(client, owner, agent, "Give me everything")
@@ -147,7 +121,7 @@ async def test_a_server_that_disappears_makes_the_tool_fail_not_the_turn(
     vanishing.start()
     try:
         server = await connect(client, owner, vanishing.url)
-        agent = await agent_with(client, owner, [f"mcp:{server['id']}:add"])
+        agent = await new_agent(client, owner, [f"mcp:{server['id']}:add"])
         fake_llm.script(calling("add", {"a": 1, "b": 1}), ScriptedReply(content="Two."))
         assert (await ask(client, owner, agent, "1 + 1?"))["content"] == "Two."  # a session is now held
     finally:
@@ -180,7 +154,7 @@ async def test_a_webhook_tool_gets_signed_arguments_and_its_json_reaches_the_mod
     )
     tool = created.json()
     webhook_server.state.secret = tool["signing_secret"]
-    agent = await agent_with(client, owner, [f"webhook:{tool['id']}"])
+    agent = await new_agent(client, owner, [f"webhook:{tool['id']}"])
     fake_llm.script(calling("get_weather", {"city": "Lyon"}), ScriptedReply(content="Clear, 21 °C."))
 
     message = await ask(client, owner, agent, "Weather in Lyon?")
@@ -210,7 +184,7 @@ async def test_a_webhook_error_or_refusal_is_a_polite_answer(
     tool = created.json()
     webhook_server.state.secret = tool["signing_secret"]
     webhook_server.state.status = 500
-    agent = await agent_with(client, owner, [f"webhook:{tool['id']}"])
+    agent = await new_agent(client, owner, [f"webhook:{tool['id']}"])
     fake_llm.script(calling("get_weather", {}), ScriptedReply(content="Weather is unavailable."))
     message = await ask(client, owner, agent, "Weather?")
     assert tool_result(fake_llm).startswith("The tool get_weather reported an error: HTTP 500")
@@ -233,7 +207,7 @@ async def test_a_server_that_restarted_is_called_again_on_a_new_session(
     restarted = McpTestServer()
     try:
         server = await connect(client, owner, first.url)
-        agent = await agent_with(client, owner, [f"mcp:{server['id']}:add"])
+        agent = await new_agent(client, owner, [f"mcp:{server['id']}:add"])
         fake_llm.script(calling("add", {"a": 1, "b": 1}), ScriptedReply(content="Two."))
         assert (await ask(client, owner, agent, "1 + 1?"))["content"] == "Two."  # a session is now held
         first.stop()
