@@ -74,14 +74,8 @@ class ConnectedToolService:
         self.servers.add(server)
         await self.session.flush()
         await self.session.refresh(server, ["created_at", "updated_at"])
-        await record_audit(
-            self.session,
-            action="mcp_server_created",
-            org_id=principal.org_id,
-            actor_user_id=principal.user_id,
-            actor_api_key_id=principal.api_key_id,
-            target=server.id,
-            details={"name": server.name, "url": server.url},
+        await self._audit(
+            principal, "mcp_server_created", server.id, {"name": server.name, "url": server.url}
         )
         return server
 
@@ -109,15 +103,7 @@ class ConnectedToolService:
         server = await self.get_server(principal, server_id, for_update=True)
         await self.servers.delete(server)
         await self.servers.forget_in_agents(principal.org_id, f"{MCP_PREFIX}{server.id}:%")
-        await record_audit(
-            self.session,
-            action="mcp_server_deleted",
-            org_id=principal.org_id,
-            actor_user_id=principal.user_id,
-            actor_api_key_id=principal.api_key_id,
-            target=server.id,
-            details={"name": server.name},
-        )
+        await self._audit(principal, "mcp_server_deleted", server.id, {"name": server.name})
 
     async def _list_tools(self, server: McpServer) -> None:
         endpoint = endpoint_of(self.secret_box, server)
@@ -159,15 +145,7 @@ class ConnectedToolService:
         self.webhooks.add(tool)
         await self.session.flush()
         await self.session.refresh(tool, ["created_at", "updated_at"])
-        await record_audit(
-            self.session,
-            action="webhook_tool_created",
-            org_id=principal.org_id,
-            actor_user_id=principal.user_id,
-            actor_api_key_id=principal.api_key_id,
-            target=tool.id,
-            details={"name": tool.name, "url": tool.url},
-        )
+        await self._audit(principal, "webhook_tool_created", tool.id, {"name": tool.name, "url": tool.url})
         return tool, secret
 
     async def page_webhooks(
@@ -206,17 +184,20 @@ class ConnectedToolService:
         tool = await self.get_webhook(principal, tool_id, for_update=True)
         await self.webhooks.delete(tool)
         await self.servers.forget_in_agents(principal.org_id, f"{WEBHOOK_PREFIX}{tool.id}")
+        await self._audit(principal, "webhook_tool_deleted", tool.id, {"name": tool.name})
+
+    # --- both ----------------------------------------------------------------------------------------------
+
+    async def _audit(self, principal: Principal, action: str, target: str, details: dict[str, Any]) -> None:
         await record_audit(
             self.session,
-            action="webhook_tool_deleted",
+            action=action,
             org_id=principal.org_id,
             actor_user_id=principal.user_id,
             actor_api_key_id=principal.api_key_id,
-            target=tool.id,
-            details={"name": tool.name},
+            target=target,
+            details=details,
         )
-
-    # --- both ----------------------------------------------------------------------------------------------
 
     async def _check_url(self, url: str) -> None:
         """An http(s) URL on a public address (or one the operator allows); plain http only for those."""
