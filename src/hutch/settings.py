@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     email_verification_hours: int = Field(default=48, ge=1, le=24 * 30)
     password_reset_minutes: int = Field(default=60, ge=5, le=24 * 60)
     invitation_days: int = Field(default=7, ge=1, le=90)
+    # Single sign-on (docs/sso.md): Google, and one OpenID Connect provider found from its issuer.
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_name: str = "single sign-on"  # the button reads "Sign in with <name>"
     # Used for keys created without their own limit, until plans set one.
     api_key_rate_limit_per_minute: int = Field(default=120, ge=1)
 
