@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hutch.db.base import Base, TimestampMixin, str_enum
@@ -19,6 +19,13 @@ class OrgRole(StrEnum):
     @property
     def rank(self) -> int:
         return {OrgRole.MEMBER: 0, OrgRole.ADMIN: 1, OrgRole.OWNER: 2}[self]
+
+
+class SsoProvider(StrEnum):
+    """The single sign-on providers a deployment can configure (docs/sso.md)."""
+
+    GOOGLE = "google"
+    OIDC = "oidc"
 
 
 class EmailTokenPurpose(StrEnum):
@@ -42,6 +49,8 @@ class User(TimestampMixin, Base):
     # Suspended by a platform admin: no sign-in, no session, no token works until reinstated.
     suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     suspension_reason: Mapped[str | None] = mapped_column(Text)
+    # The dashboard's and the emails' language; None: the browser's (docs/languages.md).
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class Org(TimestampMixin, Base):
@@ -50,9 +59,15 @@ class Org(TimestampMixin, Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     plan: Mapped[str] = mapped_column(String(64), default="free")
+    # The language of its bots' notices (None: the deployment's default); with ``use_end_user_language``,
+    # the end user's own when their channel tells it and Hutch speaks it.
+    language: Mapped[str | None] = mapped_column(String(16))
+    use_end_user_language: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     # Suspended by a platform admin: its agents answer a notice, its keys 403, its runtimes stop.
     suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     suspension_reason: Mapped[str | None] = mapped_column(Text)
+    # Members sign in through this provider only (platform admins keep their password); owners choose it.
+    required_sso_provider: Mapped[SsoProvider | None] = mapped_column(str_enum(SsoProvider, "sso_provider"))
 
 
 class Membership(TimestampMixin, Base):
@@ -105,3 +120,19 @@ class Invitation(TimestampMixin, Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SsoIdentity(TimestampMixin, Base):
+    """A provider's account linked to a Hutch user: found by (provider, subject), never by email alone."""
+
+    __tablename__ = "sso_identities"
+    __table_args__ = (
+        UniqueConstraint("provider", "subject"),
+        UniqueConstraint("user_id", "provider"),  # one account of each provider per person
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    provider: Mapped[SsoProvider] = mapped_column(str_enum(SsoProvider, "sso_provider"))
+    subject: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str] = mapped_column(String(320))  # as the provider last said it, normalised
