@@ -191,6 +191,18 @@ class Settings(BaseSettings):
     # What one search costs (micro-USD), metered on the org's usage; None: the provider's list price
     # (Brave 5000, Tavily 8000, SearXNG 0). Calls to MCP servers and webhook tools are counted at no cost.
     web_search_cost_micro_usd: int | None = Field(default=None, ge=0)
+    # The browser agents drive (docs/browser.md): Debian's Chromium, one process per Hutch process, at most
+    # ``browser_pool_size`` contexts open in it, each closed after ``browser_idle_seconds`` unused.
+    browser_executable: Path = Path("/usr/bin/chromium")
+    browser_pool_size: int = Field(default=8, ge=1, le=500)
+    browser_idle_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    browser_action_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    # Where browser screenshots are kept: files under the data directory, or an S3-compatible bucket.
+    screenshots_bucket: str | None = None
+    screenshots_s3_endpoint_url: str | None = None
+    screenshots_s3_region: str = "us-east-1"
+    screenshots_s3_access_key_id: SecretStr | None = None
+    screenshots_s3_secret_access_key: SecretStr | None = None
     # What a minute of transcribed voice note costs (micro-USD); OpenAI's whisper-1 lists $0.006.
     transcription_cost_micro_usd_per_minute: int = Field(default=6000, ge=0)
     smtp_url: SecretStr | None = None
