@@ -211,6 +211,14 @@ class Settings(BaseSettings):
     # text when the file ends in .txt. Unset: a notice that the operator has not published one yet.
     privacy_file: Path | None = None
     terms_file: Path | None = None
+    # The operator's brand (docs/brand.md): checked and built into one Brand at start-up by hutch.core.brand;
+    # HUTCH_BRAND_FILE (TOML) holds the same keys and more, and overrides these.
+    brand_name: str | None = None
+    brand_logo_url: str | None = None
+    brand_primary_color: str | None = None
+    support_email: str | None = None
+    brand_file: Path | None = None
+    powered_by: bool = True
     redis_url: SecretStr | None = None
 
     @field_validator("allowed_origins", mode="before")
