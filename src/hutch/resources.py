@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hutch.accounts.oidc_gateway import SsoProviders
 from hutch.billing.plans import PlanCatalog, load_plans
 from hutch.billing.stripe_gateway import StripeGateway
 from hutch.botfactory.gateway import TelethonClients
@@ -11,6 +12,7 @@ from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.voice.gateway import LiveKitRooms, VoiceNotConfigured, livekit_config
 from hutch.channels.whatsapp.gateway import WhatsAppGateway, whatsapp_configured
 from hutch.conversations.live import MessageWatch
+from hutch.core.brand import Brand, load_brand
 from hutch.core.metrics import Metrics
 from hutch.core.ratelimit import RateLimiter
 from hutch.core.security import SecretBox
@@ -36,6 +38,7 @@ class Resources(WorkerResources):
     migration_heads: frozenset[str]
     rate_limiter: RateLimiter
     message_watch: MessageWatch  # new messages for the inbox's open event streams
+    sso: SsoProviders  # the single sign-on providers configured (Google, an OpenID Connect issuer)
 
     @property
     def worker_resources(self) -> WorkerResources:
@@ -48,16 +51,18 @@ def build_worker_resources(
     metrics: Metrics,
     catalog: Catalog | None = None,
     plans: PlanCatalog | None = None,
+    brand: Brand | None = None,
 ) -> WorkerResources:
     """The gateways and helpers every process needs, built once from settings."""
     catalog = catalog or load_catalog(settings)
     plans = plans or load_plans(settings)
+    brand = brand or load_brand(settings)
     return WorkerResources(
         settings=settings,
         database=database,
         metrics=metrics,
         secret_box=SecretBox([k.get_secret_value() for k in settings.encryption_keys]),
-        email=build_email_gateway(settings),
+        email=build_email_gateway(settings, brand),
         catalog=catalog,
         llm=LLMGateway(settings, catalog),
         plans=plans,
@@ -72,6 +77,7 @@ def build_worker_resources(
         mcp=McpClients(),
         transcription=build_transcription(settings),
         jobs=JobOutbox(),
+        brand=brand,
     )
 
 
@@ -108,4 +114,6 @@ def build_resources(
         rate_limiter=rate_limiter,
         migration_heads=migration_heads,
         message_watch=MessageWatch(shared.database),
+        sso=SsoProviders.from_settings(shared.settings),
+        brand=shared.brand,
     )

@@ -18,6 +18,8 @@ import procrastinate
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from hutch.core.brand import Brand
+
 if TYPE_CHECKING:
     # What jobs receive names every gateway; only as types, so this module imports no domain.
     from hutch.agents.models import Agent
@@ -191,6 +193,7 @@ class WorkerResources:
     mcp: McpGateway  # the MCP client, with the sessions it holds open to org's servers
     transcription: TranscriptionGateway | None  # None when HUTCH_TRANSCRIPTION_BASE_URL is not set
     jobs: JobOutbox  # queues jobs inside a unit of work's transaction
+    brand: Brand = field(default_factory=Brand, kw_only=True)  # the operator's product name, sender, colour
 
     async def close(self) -> None:
         await self.llm.close()

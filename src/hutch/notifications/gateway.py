@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 import structlog
 
+from hutch.core.brand import Brand
 from hutch.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -115,9 +116,11 @@ class UnconfiguredEmailGateway:
         raise EmailNotSent("HUTCH_SMTP_URL is not set; configure SMTP to deliver email")
 
 
-def build_email_gateway(settings: Settings) -> EmailGateway:
+def build_email_gateway(settings: Settings, brand: Brand | None = None) -> EmailGateway:
+    """The gateway from settings; emails come from the brand's sender (``HUTCH_EMAIL_FROM`` or its name)."""
     if settings.smtp_url is not None:
-        return SmtpEmailGateway(SmtpConfig.from_url(settings.smtp_url.get_secret_value()), settings.sender)
+        sender = brand.sender if brand is not None else settings.sender
+        return SmtpEmailGateway(SmtpConfig.from_url(settings.smtp_url.get_secret_value()), sender)
     if settings.is_production:
         return UnconfiguredEmailGateway()
     return ConsoleEmailGateway()
