@@ -69,6 +69,10 @@ class PlanLimits(_Strict):
     # may send one agent; an agent may set lower values of its own.
     end_user_messages_per_minute: int | None = Field(default=None, ge=1)
     end_user_messages_per_day: int | None = Field(default=None, ge=1)
+    # The browser agents drive (docs/browser.md): whether the plan includes it, and how many browsers the
+    # org's agents may have open at once.
+    browser: bool = True
+    browsers: int | None = Field(default=None, ge=0)
 
 
 class Plan(_Strict):
