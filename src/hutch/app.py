@@ -73,7 +73,8 @@ from hutch.web import (
     settings_pages,
     tool_pages,
 )
-from hutch.web.templating import static_files
+from hutch.web.languages import LanguageMiddleware, install_translations
+from hutch.web.templating import static_files, templates
 from hutch.worker import JobQueue, wait_cancelled
 
 log = structlog.get_logger(__name__)
@@ -184,6 +185,8 @@ def create_app(
         )
     app.add_middleware(WidgetCORSMiddleware)
     app.add_middleware(WebhookWatch)
+    app.add_middleware(LanguageMiddleware, settings=settings)  # the browser's language, for pages and errors
+    install_translations(templates.env)
     # Outermost, so every answer (CORS preflights and errors included) carries the request id.
     app.add_middleware(RequestMiddleware, metrics=metrics, form_targets=stripe_origins(settings))
     for router in (

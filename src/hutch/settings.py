@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     oidc_name: str = "single sign-on"  # the button reads "Sign in with <name>"
     # Used for keys created without their own limit, until plans set one.
     api_key_rate_limit_per_minute: int = Field(default=120, ge=1)
+    # Languages (docs/languages.md): the one spoken when neither a person nor their browser chose one Hutch
+    # has, and a directory of the operator's catalogues (<dir>/<lang>/LC_MESSAGES/messages.po).
+    default_language: str = "en"
+    locales_dir: Path | None = None
 
     # Outside services (used by later domains; kept here so one object describes the deployment).
     stripe_api_base: str | None = None

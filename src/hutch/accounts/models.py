@@ -49,6 +49,8 @@ class User(TimestampMixin, Base):
     # Suspended by a platform admin: no sign-in, no session, no token works until reinstated.
     suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     suspension_reason: Mapped[str | None] = mapped_column(Text)
+    # The dashboard's and the emails' language; None: the browser's (docs/languages.md).
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class Org(TimestampMixin, Base):
@@ -57,6 +59,10 @@ class Org(TimestampMixin, Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     plan: Mapped[str] = mapped_column(String(64), default="free")
+    # The language of its bots' notices (None: the deployment's default); with ``use_end_user_language``,
+    # the end user's own when their channel tells it and Hutch speaks it.
+    language: Mapped[str | None] = mapped_column(String(16))
+    use_end_user_language: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     # Suspended by a platform admin: its agents answer a notice, its keys 403, its runtimes stop.
     suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     suspension_reason: Mapped[str | None] = mapped_column(Text)

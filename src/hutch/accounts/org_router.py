@@ -18,7 +18,7 @@ from hutch.accounts.schemas import (
     OrgUpdate,
     RoleChange,
 )
-from hutch.core.errors import Conflict, Forbidden, NotFound, Unauthorized, error_responses
+from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound, Unauthorized, error_responses
 from hutch.core.request_context import client_ip
 from hutch.http.authz import CurrentUser, OrgAdmin, OrgOwner, Reader, SignedInUser
 from hutch.http.dependencies import ResourcesDep, UoWDep
@@ -66,13 +66,21 @@ async def current_org(principal: Reader, uow: UoWDep, resources: ResourcesDep) -
         role=principal.org_role or "api_key",
         created_at=org.created_at,
         member_count=member_count,
+        language=org.language,
+        use_end_user_language=org.use_end_user_language,
     )
 
 
-@router.patch("/org", response_model=OrgDetail, responses=error_responses(Unauthorized, Forbidden, NotFound))
-async def rename_org(body: OrgUpdate, principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep) -> OrgDetail:
-    """Rename the current organisation (owners and admins)."""
-    await _orgs(uow, resources).rename(principal, body.name)
+@router.patch(
+    "/org",
+    response_model=OrgDetail,
+    responses=error_responses(Unauthorized, Forbidden, NotFound, InvalidField),
+)
+async def update_org(body: OrgUpdate, principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep) -> OrgDetail:
+    """Change the current organisation (owners and admins): its name; the `language` of its bots' notices
+    (one Hutch has a catalogue for, else 422; `null`: the deployment's default); and whether notices use the
+    end user's own language when their channel tells it (`use_end_user_language`)."""
+    await _orgs(uow, resources).update(principal, body)
     return await current_org(principal, uow, resources)
 
 

@@ -12,12 +12,14 @@ from hutch.accounts.repository import (
     OrgRepository,
     UserRepository,
 )
+from hutch.accounts.schemas import OrgUpdate
 from hutch.audit.service import record_audit
-from hutch.core.errors import BadRequest, Conflict, Forbidden, NotFound
+from hutch.core.errors import BadRequest, Conflict, Forbidden, InvalidField, NotFound
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.security import SecretBox, new_opaque_token, sha256_hex
 from hutch.db.engine import UnitOfWork
+from hutch.i18n import is_supported, languages
 from hutch.notifications.service import queue_email
 from hutch.settings import Settings
 
@@ -30,6 +32,17 @@ class InvalidInvitation(BadRequest):
 class LastOwner(Conflict):
     def __init__(self) -> None:
         super().__init__("An organisation needs at least one owner; make someone else owner first.")
+
+
+def checked_language(settings: Settings, code: str | None) -> str | None:
+    """``code`` as a language Hutch has a catalogue for (``es-ES`` → ``es``); None stays None (no choice)."""
+    if code is None:
+        return None
+    found = is_supported(settings, code)
+    if found is None:
+        speaks = ", ".join(languages(settings))
+        raise InvalidField("language", f"Hutch has no catalogue for '{code}'; choose one of: {speaks}.")
+    return found
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,18 @@ class OrgService:
         await record_audit(
             self.session, action="org_renamed", org_id=org.id, actor_user_id=principal.user_id, target=org.id
         )
+        return org
+
+    async def update(self, principal: Principal, update: OrgUpdate) -> Org:
+        """Rename it and set its bots' notices' language, as sent; an unknown language is refused (422)
+        before anything changes."""
+        org = await self.current(principal)
+        if "language" in update.model_fields_set:
+            org.language = checked_language(self.settings, update.language)
+        if update.use_end_user_language is not None:
+            org.use_end_user_language = update.use_end_user_language
+        if update.name is not None:
+            await self.rename(principal, update.name)
         return org
 
     async def members(self, principal: Principal) -> list[Member]:

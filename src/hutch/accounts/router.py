@@ -27,6 +27,7 @@ from hutch.core.errors import (
     BadRequest,
     Conflict,
     Forbidden,
+    InvalidField,
     RateLimited,
     Unauthorized,
     error_responses,
@@ -140,12 +141,16 @@ async def me(user: SignedInUser, uow: UoWDep, resources: ResourcesDep) -> Me:
         is_platform_admin=user.is_platform_admin,
         email_verified=user.email_verified_at is not None,
         orgs=await _auth(uow, resources).my_orgs(user.id),
+        language=user.language,
     )
 
 
-@router.patch("/users/me", response_model=Me, responses=error_responses(Unauthorized, Forbidden))
+@router.patch(
+    "/users/me", response_model=Me, responses=error_responses(Unauthorized, Forbidden, InvalidField)
+)
 async def update_me(body: ProfileUpdate, user: SignedInUser, uow: UoWDep, resources: ResourcesDep) -> Me:
-    """Change the signed-in user's display name."""
+    """Change the signed-in user's display name and the `language` of their dashboard and emails (one Hutch
+    has a catalogue for, else 422 and nothing changes; `null`: follow the browser)."""
     await _auth(uow, resources).update_profile(user, body)
     return await me(user, uow, resources)
 

@@ -13,6 +13,8 @@ from hutch.accounts.passwords import strong_password
 # 8+ characters and not a common password; the 422 says which rule failed.
 NewPassword = Annotated[str, Field(min_length=8, max_length=256), AfterValidator(strong_password)]
 OrgName = Annotated[str, Field(min_length=1, max_length=200)]
+# A language code (``es``, ``pt-BR``); the service checks Hutch has a catalogue for it (docs/languages.md).
+LanguageCode = Annotated[str, Field(max_length=16, pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?$")]
 
 
 class SignupRequest(BaseModel):
@@ -64,10 +66,14 @@ class MyOrg(OrgOut):
 class Me(UserOut):
     email_verified: bool
     orgs: list[MyOrg]
+    language: str | None = None  # the dashboard's and emails' language; None: the browser's
 
 
 class ProfileUpdate(BaseModel):
-    name: str = Field(max_length=200)
+    """Only the fields sent change; ``language: null`` goes back to following the browser."""
+
+    name: str | None = Field(default=None, max_length=200)
+    language: LanguageCode | None = None
 
 
 class PasswordChange(BaseModel):
@@ -105,12 +111,18 @@ class OrgCreate(BaseModel):
 
 
 class OrgUpdate(BaseModel):
-    name: OrgName
+    """Only the fields sent change; ``language: null`` goes back to the deployment's default."""
+
+    name: OrgName | None = None
+    language: LanguageCode | None = None  # of the org's bots' notices
+    use_end_user_language: bool | None = None  # notices in the end user's own language when known
 
 
 class OrgDetail(MyOrg):
     created_at: datetime
     member_count: int
+    language: str | None = None
+    use_end_user_language: bool = False
 
 
 class MemberOut(BaseModel):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from hutch.accounts.email_links import EmailLinks
 from hutch.accounts.models import Org, RefreshToken, User
-from hutch.accounts.orgs import OrgService
+from hutch.accounts.orgs import OrgService, checked_language
 from hutch.accounts.repository import (
     MembershipRepository,
     RefreshTokenRepository,
@@ -112,7 +112,11 @@ class AuthService:
         return SignupResult(user=user, org=org, tokens=tokens)
 
     async def update_profile(self, user: User, update: ProfileUpdate) -> None:
-        user.name = update.name.strip()
+        """Change what was sent; an unknown language is refused (422) before anything changes."""
+        if "language" in update.model_fields_set:
+            user.language = checked_language(self.settings, update.language)
+        if update.name is not None:
+            user.name = update.name.strip()
 
     async def change_password(
         self, user_id: str, current_password: str, new_password: str, ip: str | None

@@ -150,6 +150,7 @@ class EndUser(TimestampMixin, Base):
     # The last time the person went past an agent's per-person limit, and which one: shown in the inbox.
     limited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     limited_note: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(16))  # as the channel tells it (Telegram's)
 
 
 class Memory(TimestampMixin, Base):

@@ -20,6 +20,7 @@ from hutch.core.errors import Forbidden, HutchError
 from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind, Scope
 from hutch.db.engine import UnitOfWork
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.i18n import language_for, set_language
 from hutch.web.sessions import COOKIE, CSRF_COOKIE, WebSessions, same_token
 from hutch.web.templating import render
 
@@ -91,6 +92,7 @@ class Viewer:
     org_plan: str
     principal: Principal
     orgs: list[tuple[str, str, str]]  # every org of the user: (id, name, role)
+    language: str | None = None  # chosen in the profile; None: the browser's
 
     @property
     def can_manage(self) -> bool:
@@ -118,6 +120,8 @@ async def viewer(request: Request, uow: UoWDep, resources: ResourcesDep) -> View
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise HTTPException(303, headers={"Location": f"/login?next={quote(target)}"})
     user, web_session = signed_in.user, signed_in.web_session
+    if user.language is not None:  # their choice in the profile, over the browser's
+        set_language(resources.settings, language_for(resources.settings, user.language))
     refuse_suspended_user(user)
     if request.method not in ("GET", "HEAD") and not same_token(
         await _sent_csrf(request), web_session.csrf_token
@@ -150,6 +154,7 @@ async def viewer(request: Request, uow: UoWDep, resources: ResourcesDep) -> View
         org_plan=org.plan,
         principal=principal,
         orgs=[(o.id, o.name, m.role.value) for o, m in memberships],
+        language=user.language,
     )
     request.state.viewer = found
     return found

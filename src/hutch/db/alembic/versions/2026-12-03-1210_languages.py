@@ -7,6 +7,9 @@ Create Date: 2026-12-03 12:10:00.000000+00:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from alembic import op
+
 revision: str = "0035_languages"
 down_revision: str | None = "0034_plan_includes"
 branch_labels: str | Sequence[str] | None = None
@@ -14,8 +17,19 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    # NULL: no choice made (a person follows their browser; an org, the deployment's default).
+    op.add_column("users", sa.Column("language", sa.String(length=16), nullable=True))
+    op.add_column("orgs", sa.Column("language", sa.String(length=16), nullable=True))
+    op.add_column(
+        "orgs",
+        sa.Column("use_end_user_language", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
+    # What the channel says the person speaks (Telegram's language_code), when it says.
+    op.add_column("end_users", sa.Column("language", sa.String(length=16), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    op.drop_column("end_users", "language")
+    op.drop_column("orgs", "use_end_user_language")
+    op.drop_column("orgs", "language")
+    op.drop_column("users", "language")

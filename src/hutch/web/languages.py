@@ -1,0 +1,45 @@
+"""The language pages are shown in: the browser's (``Accept-Language``) or the deployment's default for
+every request, replaced by the person's own choice once the dashboard knows who is signed in
+(``hutch.web.deps.viewer``). Templates translate with ``{% trans %}``, ``_()`` and ``ngettext()``."""
+
+from __future__ import annotations
+
+from jinja2 import Environment
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hutch.i18n import current_html_lang, gettext, language_for, ngettext, reset_language, set_language
+from hutch.i18n.negotiation import accepted
+from hutch.settings import Settings
+
+
+def browser_language(settings: Settings, accept_language: str | None, chosen: str | None = None) -> str:
+    """``chosen`` (a profile's) if Hutch speaks it, else the browser's first that it speaks, else the
+    default."""
+    return language_for(settings, chosen, *accepted(accept_language))
+
+
+class LanguageMiddleware:
+    """Speaks the browser's language (or the default) for the whole request, errors included."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        language = browser_language(self.settings, Headers(scope=scope).get("accept-language"))
+        token = set_language(self.settings, language)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            reset_language(token)
+
+
+def install_translations(env: Environment) -> None:
+    """Give the templates gettext in the language of the moment, and ``html_lang()`` for ``<html lang>``."""
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.globals["html_lang"] = current_html_lang
