@@ -34,6 +34,16 @@ async def test_concurrent_hits_never_exceed_the_limit(engine: AsyncEngine) -> No
     assert sorted(d.count for d in decisions) == list(range(1, 41))
 
 
+async def test_keys_longer_than_the_column_count_apart(engine: AsyncEngine) -> None:
+    # Keys carry what callers send (the email a login names): two long ones differing only at the end
+    limiter = PostgresRateLimiter(engine)
+    head = f"login:email:{secrets.token_hex(6)}" + "0" * 400
+    first = [await limiter.hit(head + "a", limit=2, window_seconds=60) for _ in range(3)]
+    assert [d.allowed for d in first] == [True, True, False]
+    assert (await limiter.hit(head + "b", limit=2, window_seconds=60)).count == 1
+    assert (await limiter.peek(head + "a", limit=2, window_seconds=60)).count == 3
+
+
 async def test_own_pool_keeps_counting_after_its_connection_is_killed(engine: AsyncEngine) -> None:
     limiter = PostgresRateLimiter.with_own_pool(engine.url)
     key = f"test:{secrets.token_hex(6)}"

@@ -12,6 +12,7 @@ Two stores keep the counters, with the same windows and the same answers:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from hutch.core.errors import StartupError
+from hutch.core.models import RateLimitCounter
 from hutch.core.ratelimit_queries import RateCounters, delete_ended_windows, redis_hit
 from hutch.settings import Settings
 
@@ -51,6 +53,19 @@ class RateLimiter(Protocol):
     async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
         """Say whether the next hit would be allowed, without counting it."""
         ...
+
+
+KEY_LENGTH = RateLimitCounter.__table__.c.key.type.length or 200
+
+
+def stored_key(key: str) -> str:
+    """``key`` as the counters' column can hold it. Keys carry what callers send (the email a login
+    names, an end user's id), which may be longer than the column: those keep a readable head and a
+    digest of the whole, so two long keys never share a counter."""
+    if len(key) <= KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{key[: KEY_LENGTH - len(digest) - 1]}#{digest}"
 
 
 def _window_bounds(window_seconds: int, now: float) -> tuple[int, int]:
@@ -109,11 +124,12 @@ class PostgresRateLimiter:
         start, retry_after = _window_bounds(window_seconds, time.time())
         window_start = datetime.fromtimestamp(start, UTC)
         expires_at = window_start + timedelta(seconds=window_seconds)
-        return _decide_hit(await self._counters.hit(key, window_start, expires_at), limit, retry_after)
+        count = await self._counters.hit(stored_key(key), window_start, expires_at)
+        return _decide_hit(count, limit, retry_after)
 
     async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
         start, retry_after = _window_bounds(window_seconds, time.time())
-        count = await self._counters.count(key, datetime.fromtimestamp(start, UTC))
+        count = await self._counters.count(stored_key(key), datetime.fromtimestamp(start, UTC))
         return _decide_peek(count, limit, retry_after)
 
     async def aclose(self) -> None:
