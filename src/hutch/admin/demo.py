@@ -182,7 +182,8 @@ class DemoFiller:
         # Generated on the roomiest plan (90 days of messages arrive in seconds), then moved to its own.
         plans = [p for p in self.resources.plans.plans if not p.pay_per_use]
         roomy = max(plans, key=lambda p: p.limits.messages_per_minute or 10**9)
-        await billing.assign_plan(org.id, roomy.id, None, None)
+        # Made-up organisations: nothing their plans include is provisioned for them.
+        await billing.assign_plan(org.id, roomy.id, None, None, provision=False)
         final = self.resources.plans.plan_or_free(plan_id)
         agent_count = min(self.random.randint(1, 2), final.limits.agents or 2)
         principal = _principal(user, org.id)
@@ -198,7 +199,7 @@ class DemoFiller:
             await self._conversations(agent, joined_days_ago)
             await self._voice(agent.id, org.id, user.id, joined_days_ago)
         await self._payments(org.id, plan_id, joined_days_ago)
-        await billing.assign_plan(org.id, plan_id, None, None)
+        await billing.assign_plan(org.id, plan_id, None, None, provision=False)
 
     async def _conversations(self, agent: Agent, joined_days_ago: float) -> None:
         flow = TurnFlow(self.uow, self.resources)

@@ -6,7 +6,19 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -55,6 +67,38 @@ class BillingAccount(TimestampMixin, Base):
     # When Stripe produced the state above (the event's `created`): older events never overwrite it.
     stripe_state_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     first_purchase_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the subscription became past due (kept while it stays so): its grace period counts from here.
+    past_due_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class InclusionState(StrEnum):
+    """Where one thing a plan includes stands for an org (``hutch.provisioning.flow`` moves it)."""
+
+    WAITING = "waiting"  # for the org's first agent, or for the customer to create the bot (``detail``)
+    PROVISIONING = "provisioning"  # asked for; a runtime's own status says more
+    READY = "ready"
+    SUSPENDED = "suspended"  # the subscription ended or stayed unpaid: stopped or paused, kept
+    ERROR = "error"  # could not be provisioned (``detail`` says why); tried again at the next change
+
+
+class Inclusion(TimestampMixin, Base):
+    """One thing the org's plan includes ("runtime" or "telegram_bot"), as its subscription provisioned it:
+    for which agent, with which bot, where it stands, and the last state the owners were told of."""
+
+    __tablename__ = "inclusions"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
+    item: Mapped[str] = mapped_column(String(32), primary_key=True)  # an IncludedItem
+    state: Mapped[InclusionState] = mapped_column(str_enum(InclusionState, "inclusion_state"))
+    detail: Mapped[str | None] = mapped_column(Text)  # for the customer: what it waits for, why it stopped
+    agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    # The bot the plan provided (paused and resumed with the subscription); None for a bot the agent had.
+    channel_id: Mapped[str | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    bot_request_id: Mapped[str | None] = mapped_column(ForeignKey("bot_requests.id", ondelete="SET NULL"))
+    notified_state: Mapped[str | None] = mapped_column(String(32))  # told once per state
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
 
 class LedgerUnit(StrEnum):

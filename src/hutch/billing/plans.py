@@ -33,6 +33,15 @@ LimitName = Literal[
     "end_user_messages_per_day",
 ]
 AttachmentKind = Literal["image", "audio", "document"]
+# What a plan's live subscription provisions by itself: a dedicated runtime for the org's first agent, and a
+# Telegram bot for it (see ``hutch.provisioning.flow``).
+IncludedItem = Literal["runtime", "telegram_bot"]
+INCLUDED_ITEMS: tuple[IncludedItem, ...] = ("runtime", "telegram_bot")
+# The plan's limit an included item needs room in.
+INCLUDED_NEEDS: dict[IncludedItem, LimitName] = {
+    "runtime": "dedicated_runtimes",
+    "telegram_bot": "telegram_bots",
+}
 ATTACHMENT_KINDS: tuple[AttachmentKind, ...] = ("image", "audio", "document")
 
 
@@ -84,6 +93,16 @@ class Plan(_Strict):
     stripe_price_id: str = ""
     pay_per_use: bool = False
     limits: PlanLimits = PlanLimits()
+    includes: tuple[IncludedItem, ...] = ()  # provisioned while the subscription lives
+
+    @model_validator(mode="after")
+    def _includes_fit_the_limits(self) -> Plan:
+        if len(set(self.includes)) != len(self.includes):
+            raise ValueError("includes lists an item twice")
+        for item in self.includes:
+            if self.limit(INCLUDED_NEEDS[item]) == 0:
+                raise ValueError(f"includes {item!r}, but limits.{INCLUDED_NEEDS[item]} is 0")
+        return self
 
     @property
     def is_paid(self) -> bool:
@@ -123,6 +142,9 @@ class BillingSettings(_Strict):
     first_purchase_bonus_applies_to: tuple[Literal["packages", "subscriptions"], ...] = ("packages",)
     low_balance_threshold_cents: int = Field(default=0, ge=0)
     low_time_threshold_seconds: int = Field(default=0, ge=0)  # a voice token warns below this much time
+    # How long a subscription may stay past due (Stripe retrying the card) before what it pays for is
+    # suspended: dedicated runtimes stopped, included bots paused. 0 suspends at the first failed payment.
+    past_due_grace_hours: float = Field(default=0, ge=0, le=24 * 90)
 
 
 class PlanCatalog(_Strict):

@@ -67,12 +67,29 @@ class LedgerList(BaseModel):
     total: int
 
 
+class InclusionOut(BaseModel):
+    """One thing the plan includes and where it stands for the org."""
+
+    item: str  # runtime | telegram_bot
+    label: str
+    # waiting | provisioning | ready | suspended | error | removed (a runtime removed after its grace period)
+    state: str
+    detail: str | None = None  # what it waits for, why it stopped or failed
+    agent_id: str | None = None
+    agent_name: str | None = None
+    bot_username: str | None = None
+    updated_at: datetime
+
+
 class SubscriptionOut(BaseModel):
     plan: str
     status: str
     current_period_end: datetime | None
     cancel_at_period_end: bool
     trial_end: datetime | None = None
+    past_due_since: datetime | None = None
+    # What the plan includes (plans' `includes`), provisioned while the subscription lives.
+    includes: list[InclusionOut] = []
 
 
 class CheckoutRequest(BaseModel):

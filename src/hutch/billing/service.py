@@ -6,14 +6,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
 from hutch.audit.service import record_audit
+from hutch.billing.inclusions import follow_plan
+from hutch.billing.inclusions_repository import InclusionRepository, InclusionView
 from hutch.billing.ledger import Ledger
-from hutch.billing.models import BillingAccount, LedgerEntry, LedgerKind, LedgerUnit, RevenueEvent
+from hutch.billing.models import (
+    BillingAccount,
+    InclusionState,
+    LedgerEntry,
+    LedgerKind,
+    LedgerUnit,
+    RevenueEvent,
+    SubscriptionStatus,
+)
 from hutch.billing.plans import Package, Plan, PlanCatalog
 from hutch.billing.quotas import Quotas
 from hutch.billing.repository import BillingRepository, PlanRecordRepository, RevenueRepository
 from hutch.billing.schemas import (
     BalanceOut,
     GrantRequest,
+    InclusionOut,
     PackageOut,
     PlanOut,
     SubscriptionOut,
@@ -23,6 +34,7 @@ from hutch.core.errors import BadRequest, NotFound
 from hutch.core.principal import Principal
 from hutch.db.engine import Database, UnitOfWork
 from hutch.db.jobs import WorkerResources
+from hutch.runtimes.models import RuntimeStatus
 from hutch.settings import Settings
 
 
@@ -61,6 +73,39 @@ def package_out(package: Package, settings: Settings) -> PackageOut:
         credits_cents=package.credits_cents,
         seconds=package.seconds,
         available=stripe_configured(settings),
+    )
+
+
+INCLUDED_LABELS = {"runtime": "Dedicated runtime", "telegram_bot": "Telegram bot"}
+# A running runtime's own status, for an included runtime the flow asked for.
+RUNTIME_STATES = {
+    RuntimeStatus.PROVISIONING: "provisioning",
+    RuntimeStatus.READY: "ready",
+    RuntimeStatus.ERROR: "error",
+    RuntimeStatus.STOPPED: "suspended",
+}
+
+
+def inclusion_out(view: InclusionView) -> InclusionOut:
+    row = view.inclusion
+    state, detail = row.state.value, row.detail
+    running = (InclusionState.PROVISIONING, InclusionState.READY)
+    if row.item == "runtime" and row.state in running:
+        if view.runtime_status is None:
+            state = "removed"
+            detail = "The runtime was removed; the next payment or plan change starts a new one."
+        else:
+            state = RUNTIME_STATES[view.runtime_status]
+            detail = view.runtime_error if view.runtime_status is not RuntimeStatus.READY else None
+    return InclusionOut(
+        item=row.item,
+        label=INCLUDED_LABELS.get(row.item, row.item),
+        state=state,
+        detail=detail,
+        agent_id=row.agent_id,
+        agent_name=view.agent_name,
+        bot_username=view.bot_username,
+        updated_at=row.updated_at,
     )
 
 
@@ -133,9 +178,14 @@ class BillingService:
         org = await self.session.get(Org, org_id)
         account = await self.session.get(BillingAccount, org_id)
         plan = org.plan if org else "free"
+        includes = await self.included(org_id)
         if account is None:
             return SubscriptionOut(
-                plan=plan, status="none", current_period_end=None, cancel_at_period_end=False
+                plan=plan,
+                status="none",
+                current_period_end=None,
+                cancel_at_period_end=False,
+                includes=includes,
             )
         return SubscriptionOut(
             plan=plan,
@@ -143,7 +193,13 @@ class BillingService:
             current_period_end=account.current_period_end,
             cancel_at_period_end=account.cancel_at_period_end,
             trial_end=account.trial_end,
+            past_due_since=account.past_due_since,
+            includes=includes,
         )
+
+    async def included(self, org_id: str) -> list[InclusionOut]:
+        """What the org's plans provisioned, each with its state (a runtime's as the runtime reports it)."""
+        return [inclusion_out(view) for view in await InclusionRepository(self.session).views(org_id)]
 
     async def grant(
         self, org_id: str, body: GrantRequest, actor: Principal | None, ip: str | None
@@ -182,8 +238,11 @@ class BillingService:
             raise NotFound("Organisation")
         return await self.ledger.entries(org_id, skip, limit)
 
-    async def assign_plan(self, org_id: str, plan_id: str, actor: Principal | None, ip: str | None) -> Org:
-        """Put an org on a plan by hand (no Stripe involved), as a platform admin."""
+    async def assign_plan(
+        self, org_id: str, plan_id: str, actor: Principal | None, ip: str | None, *, provision: bool = True
+    ) -> Org:
+        """Put an org on a plan by hand (no Stripe involved), as a platform admin; what the plan includes is
+        provisioned as for a subscription (unless ``provision`` is false: made-up demo orgs)."""
         plan = self.plans.plan(plan_id)
         if plan is None:
             known = ", ".join(p.id for p in self.plans.plans)
@@ -192,7 +251,13 @@ class BillingService:
         if org is None:
             raise NotFound("Organisation")
         previous, org.plan = org.plan, plan.id
+        account = await self.session.get(BillingAccount, org_id, with_for_update=True)
+        if account is not None and account.status is SubscriptionStatus.CANCELED:
+            # The plan is the admin's now, no longer an ended subscription's.
+            account.status = SubscriptionStatus.NONE
         await self.session.flush()
+        if provision:
+            follow_plan(self.uow, org_id)
         await record_audit(
             self.session,
             action="plan_assigned",

@@ -29,6 +29,16 @@ STATUSES = {
 LIVE = frozenset({SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE})
 
 
+def set_status(account: BillingAccount, status: SubscriptionStatus, at: datetime) -> None:
+    """The new status, and since when it is past due (the grace period counts from the first failure)."""
+    if status is SubscriptionStatus.PAST_DUE:
+        if account.status is not SubscriptionStatus.PAST_DUE or account.past_due_since is None:
+            account.past_due_since = at
+    else:
+        account.past_due_since = None
+    account.status = status
+
+
 def _moment(value: Any) -> datetime | None:
     return datetime.fromtimestamp(int(value), UTC) if value else None
 
@@ -90,7 +100,7 @@ async def apply_subscription(
         return account.org_id  # events of an older subscription, or a second one while one is live
     account.stripe_subscription_id = subscription["id"]
     account.stripe_customer_id = account.stripe_customer_id or subscription.get("customer")
-    account.status = status
+    set_status(account, status, produced_at)
     account.current_period_end = period_end(subscription)
     account.trial_end = _moment(subscription.get("trial_end"))
     account.cancel_at_period_end = bool(subscription.get("cancel_at_period_end"))

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from hutch.accounts.models import Org
+from hutch.billing.inclusions import follow_plan
 from hutch.billing.models import BillingAccount, SubscriptionStatus
 from hutch.billing.plans import PlanCatalog
 from hutch.billing.repository import BillingRepository
@@ -155,6 +156,7 @@ class Subscriptions:
             account.stripe_subscription_id, {"cancel_at_period_end": True}
         )
         await apply_subscription(self.session, self.plans, updated, None)
+        follow_plan(self.uow, account.org_id)
         return account
 
     async def change_plan(self, principal: Principal, plan_id: str) -> BillingAccount:
@@ -175,4 +177,5 @@ class Subscriptions:
             },
         )
         await apply_subscription(self.session, self.plans, updated, None)
+        follow_plan(self.uow, account.org_id)
         return account

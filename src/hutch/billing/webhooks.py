@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import structlog
 
+from hutch.billing.inclusions import follow_plan
 from hutch.billing.ledger import Ledger
 from hutch.billing.models import (
     BillingAccount,
@@ -24,7 +25,7 @@ from hutch.billing.models import (
 )
 from hutch.billing.plans import PlanCatalog
 from hutch.billing.repository import RevenueRepository, SubscriptionRepository
-from hutch.billing.state import LIVE, account_for_customer, apply_subscription
+from hutch.billing.state import LIVE, account_for_customer, apply_subscription, set_status
 from hutch.billing.stripe_gateway import StripeGateway
 from hutch.db.engine import UnitOfWork
 
@@ -34,6 +35,13 @@ PAYMENT_FAILED_JOB = "billing.notify_payment_failed"
 SUBSCRIPTION_EVENTS = frozenset(
     {"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"}
 )
+# Events after which what the plan includes may have to be provisioned, suspended or resumed. The flow
+# reads the state they leave, so replays and any order end the same.
+FOLLOWED_EVENTS = SUBSCRIPTION_EVENTS | {
+    "checkout.session.completed",
+    "invoice.payment_succeeded",
+    "invoice.payment_failed",
+}
 
 
 class WebhookProcessor:
@@ -70,6 +78,8 @@ class WebhookProcessor:
             await self._mark(event["id"], handled=False, org_id=None)
             return "ignored"
         await self._mark(event["id"], handled=True, org_id=org_id)
+        if org_id is not None and kind in FOLLOWED_EVENTS:
+            follow_plan(self.uow, org_id)
         log.info("stripe event applied", event_id=event["id"], type=kind, org_id=org_id)
         return "processed"
 
@@ -243,7 +253,7 @@ class WebhookProcessor:
         subscription = self._invoice_subscription(invoice)
         newer_state = account.stripe_state_at is not None and account.stripe_state_at > created
         if subscription == account.stripe_subscription_id and account.status in LIVE and not newer_state:
-            account.status = SubscriptionStatus.PAST_DUE
+            set_status(account, SubscriptionStatus.PAST_DUE, created)
             account.stripe_state_at = created
         self.uow.defer(
             PAYMENT_FAILED_JOB,

@@ -10,6 +10,8 @@ from hutch.accounts.models import Org
 from hutch.agents.models import Agent, AgentAvatar
 from hutch.alerts.models import Severity
 from hutch.alerts.service import raise_alert
+from hutch.billing.inclusions import follow_plan
+from hutch.billing.inclusions_repository import InclusionRepository
 from hutch.botfactory.botfather import (
     AccountProblem,
     AccountRestricted,
@@ -149,7 +151,20 @@ async def _ask_botfather(ctx: JobContext, request: BotRequest, agent: Agent) -> 
 
 @job(CREATE_JOB, queue="botfactory", lock_per="request_id", retry=3)
 async def create_bot(ctx: JobContext, request_id: str) -> str:
-    """Make the bot with BotFather, connect it to the agent (waiting for its owner), issue the code."""
+    """Make the bot with BotFather, connect it to the agent (waiting for its owner), issue the code. A bot a
+    plan includes goes back to the provisioning flow, which tells the owners."""
+    outcome = await _create_bot(ctx, request_id)
+    request = await ctx.uow.session.get(BotRequest, request_id)
+    if (
+        outcome in ("created", "failed")
+        and request is not None
+        and await InclusionRepository(ctx.uow.session).by_bot_request(request_id) is not None
+    ):
+        follow_plan(ctx.uow, request.org_id)
+    return outcome
+
+
+async def _create_bot(ctx: JobContext, request_id: str) -> str:
     session = ctx.uow.session
     request = await session.get(BotRequest, request_id, with_for_update=True)
     if request is None or request.status in (RequestStatus.SUCCEEDED, RequestStatus.FAILED):

@@ -58,6 +58,7 @@ JOB_MODULES: list[str] = [
     "hutch.tasks.jobs",
     "hutch.admin.jobs",
     "hutch.botfactory.jobs",
+    "hutch.provisioning.flow",
     "hutch.deletion.jobs",
 ]
 

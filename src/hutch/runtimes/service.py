@@ -23,6 +23,7 @@ from hutch.agents.repository import AgentRepository
 from hutch.agents.service import org_credentials
 from hutch.alerts.models import Severity
 from hutch.alerts.service import raise_alert
+from hutch.billing.inclusions import unpaid_past_grace
 from hutch.billing.ledger import Ledger
 from hutch.billing.models import SubscriptionStatus
 from hutch.billing.plans import PlanCatalog
@@ -238,15 +239,16 @@ Standing = tuple[str, str | None]  # ("good" | "suspend" | "cancel", why)
 
 
 async def standing(session: UnitOfWork, plans: PlanCatalog, settings: Settings, org_id: str) -> Standing:
-    """Whether the org's billing lets its runtimes run: a past-due subscription or prepaid credits run out
-    on a pay-per-use plan suspend them; a canceled subscription removes them after the grace period. A
-    suspended organisation's runtimes stay stopped until it is reinstated."""
+    """Whether the org's billing lets its runtimes run: a subscription past due beyond the plans file's
+    ``past_due_grace_hours``, or prepaid credits run out on a pay-per-use plan, suspend them; a canceled
+    subscription removes them after the grace period. A suspended organisation's runtimes stay stopped
+    until it is reinstated."""
     runtimes = RuntimeRepository(session.session)
     org = await runtimes.org(org_id)
     if org is not None and org.suspended_at is not None:
         return "suspend", "suspended: the organisation is suspended"
     account = await runtimes.billing_account(org_id)
-    if account is not None and account.status is SubscriptionStatus.PAST_DUE:
+    if account is not None and unpaid_past_grace(account, plans.billing, datetime.now(UTC)):
         return "suspend", "suspended: the subscription's payment is past due"
     if account is not None and account.status is SubscriptionStatus.CANCELED:
         since = account.stripe_state_at or account.created_at

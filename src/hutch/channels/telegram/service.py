@@ -113,14 +113,26 @@ class TelegramChannels:
         identity = await self.gateway.identify(bot_token)
         if str(identity.id) != channel.external_id:
             raise Conflict("That token belongs to another bot.")
-        secret = secrets.token_urlsafe(32)
         channel.token_encrypted = self.secret_box.encrypt(bot_token)
-        channel.webhook_secret_hash = sha256_hex(secret)
         channel.status, channel.last_error, channel.username = ChannelStatus.ACTIVE, None, identity.username
+        await self.resume(channel)
+        return channel
+
+    async def pause(self, channel: Channel) -> None:
+        """Telegram stops sending the bot's messages here (its webhook is deleted); the channel stays."""
+        if channel.token_encrypted is not None:
+            await self.gateway.delete_webhook(self.secret_box.decrypt(channel.token_encrypted))
+
+    async def resume(self, channel: Channel) -> None:
+        """The bot's webhook points here again, with a fresh secret (the old one is known only hashed)."""
+        if channel.token_encrypted is None:
+            return
+        secret = secrets.token_urlsafe(32)
+        channel.webhook_secret_hash = sha256_hex(secret)
         await self.session.flush()
         forget_secret(channel.id)
-        await self.gateway.set_webhook(bot_token, webhook_url(self.settings, channel.id), secret)
-        return channel
+        token = self.secret_box.decrypt(channel.token_encrypted)
+        await self.gateway.set_webhook(token, webhook_url(self.settings, channel.id), secret)
 
     async def list(self, principal: Principal, agent_id: str) -> list[Channel]:
         agent = await self._agent(principal, agent_id)

@@ -1,0 +1,1 @@
+"""Provisioning that follows payment: what a plan includes, provisioned while its subscription lives."""
