@@ -13,14 +13,13 @@ from hutch.accounts.dependencies import SuspensionsDep
 from hutch.accounts.schemas import SuspendRequest, SuspensionOut
 from hutch.admin.analytics import Range, margin, org_usage, revenue, usage
 from hutch.admin.console import AdminConsole, Page
+from hutch.core.bounds import Limit, Skip
 from hutch.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, error_responses
 from hutch.core.request_context import client_ip
 from hutch.http.authz import PlatformAdmin, Reader
 from hutch.http.dependencies import ResourcesDep, UoWDep
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-Skip = Annotated[int, Query(ge=0)]
-Limit = Annotated[int, Query(ge=1, le=200)]
 Search = Annotated[str | None, Query(max_length=200, description="Part of a name or email, or an id.")]
 ADMIN_ONLY = error_responses(Unauthorized, Forbidden)
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from hutch.agents.dependencies import AgentServiceDep
 from hutch.agents.models import Agent, Placement, ProviderKey
@@ -25,6 +23,7 @@ from hutch.agents.schemas import (
     ToolOut,
 )
 from hutch.agents.service import ProviderKeyService, org_credentials
+from hutch.core.bounds import Limit, Skip
 from hutch.core.errors import (
     Conflict,
     Forbidden,
@@ -43,9 +42,6 @@ from hutch.integrations.tools import connected_choices
 from hutch.resources import Resources
 
 router = APIRouter(prefix="/api/v1", tags=["agents"])
-
-Skip = Annotated[int, Query(ge=0)]
-Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 def agent_out(agent: Agent) -> AgentOut:

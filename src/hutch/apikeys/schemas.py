@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field, field_validator
 
+from hutch.core.bounds import Cents
 from hutch.core.principal import Scope
 
 DEFAULT_SCOPES = [Scope.READ, Scope.WRITE, Scope.CHAT]
@@ -17,7 +18,7 @@ class ApiKeyCreate(BaseModel):
     expires_at: datetime | None = None
     rate_limit_per_minute: int | None = Field(default=None, ge=1, le=100_000)
     agent_ids: list[str] | None = Field(default=None, max_length=1000)
-    monthly_budget_cents: int | None = Field(default=None, ge=0)
+    monthly_budget_cents: Cents | None = None
 
     @field_validator("expires_at")
     @classmethod
@@ -47,7 +48,7 @@ class ApiKeyUpdate(BaseModel):
     expires_at: datetime | None = None
     rate_limit_per_minute: int | None = Field(default=None, ge=1, le=100_000)
     agent_ids: list[str] | None = Field(default=None, max_length=1000)
-    monthly_budget_cents: int | None = Field(default=None, ge=0)
+    monthly_budget_cents: Cents | None = None
 
     @field_validator("expires_at")
     @classmethod

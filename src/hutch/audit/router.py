@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from hutch.audit.repository import AuditFilter, AuditRepository, day_range
 from hutch.audit.schemas import AuditEntryOut, AuditPage
+from hutch.core.bounds import Skip
 from hutch.core.errors import BadRequest, Forbidden, Unauthorized, error_responses
 from hutch.http.authz import PlatformAdmin
 from hutch.http.dependencies import UoWDep
@@ -24,7 +25,7 @@ router = APIRouter(prefix="/api/v1", tags=["admin"])
 async def audit_log(
     _: PlatformAdmin,
     uow: UoWDep,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     org_id: Annotated[str | None, Query(max_length=32)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,

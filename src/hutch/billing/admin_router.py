@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Request, status
 
 from hutch.billing.dependencies import BillingServiceDep
 from hutch.billing.schemas import (
@@ -15,6 +13,7 @@ from hutch.billing.schemas import (
     OrgPlanOut,
     PlanAssignment,
 )
+from hutch.core.bounds import Limit, Skip
 from hutch.core.errors import BadRequest, Forbidden, NotFound, Unauthorized, error_responses
 from hutch.core.request_context import client_ip
 from hutch.http.authz import PlatformAdmin
@@ -59,8 +58,8 @@ async def org_ledger(
     org_id: str,
     _: PlatformAdmin,
     billing: BillingServiceDep,
-    skip: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    skip: Skip = 0,
+    limit: Limit = 50,
 ) -> LedgerList:
     """An org's purchases, bonuses, grants and spends, newest first (what `GET /billing/ledger` shows its
     members)."""

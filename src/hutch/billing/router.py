@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from hutch.billing.dependencies import BillingServiceDep, SubscriptionsDep
 from hutch.billing.plans import PlanCatalog
@@ -24,6 +22,7 @@ from hutch.billing.schemas import (
     UsageOut,
 )
 from hutch.billing.service import package_out, plan_out
+from hutch.core.bounds import Limit, Skip
 from hutch.core.errors import (
     Conflict,
     Forbidden,
@@ -37,8 +36,6 @@ from hutch.http.dependencies import ResourcesDep, SettingsDep
 from hutch.resources import Resources
 
 router = APIRouter(prefix="/api/v1", tags=["billing"])
-Skip = Annotated[int, Query(ge=0)]
-Limit = Annotated[int, Query(ge=1, le=200)]
 AUTHED = error_responses(Unauthorized, Forbidden)
 
 

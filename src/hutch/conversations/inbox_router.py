@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from hutch.conversations.attachments import file_response
@@ -27,14 +27,13 @@ from hutch.conversations.schemas import (
     InboxList,
     InboxMessage,
 )
+from hutch.core.bounds import EventPosition, Limit, Skip
 from hutch.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, error_responses
 from hutch.http.authz import CurrentUser, Reader, Writer
 from hutch.http.dependencies import ResourcesDep, UoWDep
 
 router = APIRouter(prefix="/api/v1", tags=["inbox"])
 
-Skip = Annotated[int, Query(ge=0, le=1_000_000)]
-Limit = Annotated[int, Query(ge=1, le=200)]
 SEE = error_responses(Unauthorized, NotFound)
 HOLD = error_responses(Unauthorized, Forbidden, NotFound, HeldByAnother, NotHolding, ConversationClosed)
 
@@ -79,7 +78,7 @@ async def conversation_events(
     inbox: InboxServiceDep,
     uow: UoWDep,
     resources: ResourcesDep,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    last_event_id: EventPosition = None,
 ) -> StreamingResponse:
     """New messages as server-sent `message` events (the body of a message in `GET` above; `id` is its
     sequence number: reconnect with `Last-Event-ID` to miss nothing). Stays open; comments keep it alive."""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from hutch.agents.models import Agent
 from hutch.agents.service import AgentService
@@ -21,6 +19,7 @@ from hutch.conversations.schemas import (
     MessageOut,
 )
 from hutch.conversations.service import ConversationService
+from hutch.core.bounds import Limit, Skip
 from hutch.core.errors import Forbidden, NotFound, Unauthorized, error_responses
 from hutch.core.principal import Principal
 from hutch.db.engine import UnitOfWork
@@ -29,9 +28,6 @@ from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.resources import Resources
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
-
-Skip = Annotated[int, Query(ge=0)]
-Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 async def _agent(principal: Principal, agent_id: str, uow: UnitOfWork, resources: Resources) -> Agent:

@@ -3,11 +3,10 @@ everyone's own data: export it, delete the account."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse
 
+from hutch.core.bounds import Limit, Skip
 from hutch.core.errors import Conflict, Forbidden, NotFound, Unauthorized, error_responses
 from hutch.core.request_context import client_ip
 from hutch.deletion.dependencies import DeletionsDep, ExportsDep
@@ -67,8 +66,8 @@ async def delete_user(
 async def deletions_page(
     _: PlatformAdmin,
     deletions: DeletionsDep,
-    skip: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    skip: Skip = 0,
+    limit: Limit = 50,
 ) -> DeletionPage:
     """Deletions of organisations and users, newest first, with what each step did."""
     found, total = await deletions.page(skip, limit)

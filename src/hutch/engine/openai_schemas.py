@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hutch.core.bounds import ApiEndUser
+
 
 class FunctionCall(BaseModel):
     name: str
@@ -50,7 +52,7 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=1000)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    user: str | None = Field(default=None, max_length=200)
+    user: ApiEndUser | None = None
     tools: list[ToolIn] | None = Field(default=None, max_length=128)
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=200_000)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Response, status
 
-from fastapi import APIRouter, Query, Response, status
-
+from hutch.core.bounds import Limit, Skip
 from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound, Unauthorized, error_responses
 from hutch.http.authz import OrgAdmin, Reader
 from hutch.integrations.dependencies import ConnectedToolServiceDep
@@ -23,9 +22,6 @@ from hutch.integrations.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["tools"])
-
-Skip = Annotated[int, Query(ge=0)]
-Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 def server_out(server: McpServer) -> McpServerOut:

@@ -26,6 +26,7 @@ from hutch.billing.schemas import GrantRequest
 from hutch.botfactory.models import AccountStatus
 from hutch.botfactory.schemas import CreatorAccountCreate
 from hutch.botfactory.service import CreatorAccounts, NewAccount
+from hutch.core.bounds import Skip
 from hutch.core.errors import HutchError
 from hutch.core.request_context import client_ip
 from hutch.deletion.deletions import DeletionPreview, Deletions
@@ -41,7 +42,6 @@ router = APIRouter(prefix="/admin", include_in_schema=False)
 T = TypeVar("T")
 PAGE = 25
 Search = Annotated[str, Query(max_length=200)]
-Skip = Annotated[int, Query(ge=0)]
 HIDDEN_COLUMNS = {"id"}
 
 
@@ -605,8 +605,8 @@ def _preview_lines(preview: DeletionPreview) -> list[str]:
             f"their messages and memories, {org.documents} document(s), its API keys and ledger."
         )
         lines.append(
-            f"Outside Hutch: {org.telegram_bots} Telegram bot webhook(s) removed, {org.runtimes} dedicated "
-            f"runtime(s) destroyed, "
+            f"Outside this service: {org.telegram_bots} Telegram bot webhook(s) removed, {org.runtimes} "
+            f"dedicated runtime(s) destroyed, "
             + (
                 "its Stripe customer deleted (its subscription ends)."
                 if org.stripe_customer
@@ -1037,7 +1037,7 @@ def _remove_account_confirm(account: Any) -> Confirm:
         button="Remove account",
         back="/admin/creator-accounts",
         lines=[
-            "Its session and api_hash are deleted from Hutch; the Telegram account itself stays yours.",
+            "Its session and api_hash are deleted from this service; the Telegram account stays yours.",
             f"The {account.created_bots} bot(s) it made keep working: they belong to their agents.",
         ],
         danger=True,

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Header, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
@@ -21,6 +21,7 @@ from hutch.conversations.inbox_repository import InboxFilter
 from hutch.conversations.live import message_events
 from hutch.conversations.models import ConversationStatus
 from hutch.conversations.schemas import HumanReply, InboxItem
+from hutch.core.bounds import INT_MAX, EventPosition
 from hutch.core.errors import HutchError, NotFound
 from hutch.core.principal import Principal
 from hutch.http.dependencies import ResourcesDep, UoWDep
@@ -250,8 +251,8 @@ async def conversation_events(
     uow: UoWDep,
     resources: ResourcesDep,
     inbox: InboxServiceDep,
-    after: Annotated[int | None, Query(ge=0)] = None,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=INT_MAX)] = None,
+    last_event_id: EventPosition = None,
 ) -> StreamingResponse:
     """New messages of the conversation as server-sent events, for the page's live thread: the same stream
     as the API's, opened with the dashboard's session. ``after``: the last message the page shows."""

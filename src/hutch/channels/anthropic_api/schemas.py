@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hutch.core.bounds import ApiEndUser
+
 
 class MessageIn(BaseModel):
     role: Literal["user", "assistant"]
@@ -28,7 +30,7 @@ class ToolIn(BaseModel):
 class RequestMetadata(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    user_id: str | None = Field(default=None, max_length=200)
+    user_id: ApiEndUser | None = None
 
 
 class MessagesRequest(BaseModel):

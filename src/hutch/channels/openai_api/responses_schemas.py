@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hutch.core.bounds import ApiEndUser
+
 
 class ResponseCreate(BaseModel):
     model_config = ConfigDict(extra="allow")  # reasoning, text, include, truncation, ...: accepted, ignored
@@ -24,7 +26,7 @@ class ResponseCreate(BaseModel):
     tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
     tool_choice: str | dict[str, Any] | None = None
     metadata: dict[str, str] | None = Field(default=None, max_length=16)
-    user: str | None = Field(default=None, max_length=200)
+    user: ApiEndUser | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_output_tokens: int | None = Field(default=None, ge=1, le=200_000)
 

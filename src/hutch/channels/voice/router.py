@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, Field
 
@@ -13,6 +12,7 @@ from hutch.channels.inbound import store_event
 from hutch.channels.voice.gateway import VoiceNotConfigured, livekit_config, verify_webhook
 from hutch.channels.voice.models import VoiceSession
 from hutch.channels.voice.service import EVENT_JOB, EVENT_SOURCE, NoTimeLeft, VoiceSessions
+from hutch.core.bounds import Limit, Skip
 from hutch.core.errors import Conflict, Forbidden, NotFound, Unauthorized, error_responses
 from hutch.db.engine import UnitOfWork
 from hutch.http.authz import Chatter, Reader
@@ -114,8 +114,8 @@ async def voice_sessions(
     principal: Reader,
     uow: UoWDep,
     resources: ResourcesDep,
-    skip: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    skip: Skip = 0,
+    limit: Limit = 50,
 ) -> VoiceSessionList:
     """The organisation's voice sessions, newest first, and its last 30 days in hours and average minutes."""
     sessions = _sessions(uow, resources)
