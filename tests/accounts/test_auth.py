@@ -83,6 +83,16 @@ async def test_login_answers_the_same_for_unknown_email_and_wrong_password(
     assert len(failures) == 2  # kept although the answers were 401
 
 
+async def test_a_login_with_the_longest_email_is_refused_and_audited_whole(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    email = "x" * 308 + "@example.com"  # 320: the most the schema takes, over the column
+    wrong = await client.post("/api/v1/auth/login", json={"email": email, "password": "nope-nope"})
+    assert wrong.status_code == 401
+    entry = await session.scalar(select(AuditEntry).where(AuditEntry.action == "login_failed"))
+    assert entry is not None and entry.details["target"] == email and entry.target == email[:199] + "…"
+
+
 async def test_repeated_login_failures_are_rate_limited(client: AsyncClient) -> None:
     await signup(client, "frank@example.com")
     email = "frank@example.com"

@@ -8,6 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.audit.models import AuditEntry
 
+COLUMN_LENGTHS = {name: AuditEntry.__table__.c[name].type.length or 0 for name in ("target", "ip")}
+
 
 async def record_audit(
     session: AsyncSession,
@@ -20,6 +22,14 @@ async def record_audit(
     ip: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
+    # A target or an address may be what a caller typed (the email of a failed login): one longer than its
+    # column keeps its head there and the whole in the details.
+    kept: dict[str, str | None] = {"target": target, "ip": ip}
+    for name, value in kept.items():
+        if value is not None and len(value) > COLUMN_LENGTHS[name]:
+            details = {**(details or {}), name: value}
+            kept[name] = value[: COLUMN_LENGTHS[name] - 1] + "…"
+    target, ip = kept["target"], kept["ip"]
     session.add(
         AuditEntry(
             action=action,
