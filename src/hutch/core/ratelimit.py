@@ -26,7 +26,6 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from hutch.core.errors import StartupError
-from hutch.core.models import RateLimitCounter
 from hutch.core.ratelimit_queries import RateCounters, delete_ended_windows, redis_hit
 from hutch.settings import Settings
 
@@ -55,7 +54,7 @@ class RateLimiter(Protocol):
         ...
 
 
-KEY_LENGTH = RateLimitCounter.__table__.c.key.type.length or 200
+KEY_LENGTH = 200  # rate_limit_counters.key
 
 
 def stored_key(key: str) -> str:
