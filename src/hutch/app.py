@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from hutch import __version__, health
 from hutch.accounts import org_router
@@ -40,6 +41,7 @@ from hutch.channels.webchat.cors import DashboardCORSMiddleware, WidgetCORSMiddl
 from hutch.channels.whatsapp import router as whatsapp_router
 from hutch.conversations import inbox_router, memories_router
 from hutch.conversations import router as conversations_router
+from hutch.core.brand import Brand, BrandError, load_brand
 from hutch.core.errors import StartupError, install_error_handlers
 from hutch.core.logging import configure_logging
 from hutch.core.metrics import Metrics
@@ -101,6 +103,7 @@ def create_app(
     redis_url = configured_redis_url(settings)
     catalog: Catalog | None = None
     plans: PlanCatalog | None = None
+    brand: Brand = resources.brand if resources is not None else Brand()
     if resources is None:
         # Checked here, before uvicorn runs, so `hutch serve` can say what is wrong in one line.
         if redis_url is not None:
@@ -112,6 +115,10 @@ def create_app(
         try:
             plans = load_plans(settings)
         except PlanFileError as exc:
+            raise StartupError(str(exc)) from None
+        try:
+            brand = load_brand(settings)
+        except BrandError as exc:
             raise StartupError(str(exc)) from None
 
     @asynccontextmanager
@@ -133,7 +140,7 @@ def create_app(
         jobs = JobQueue(settings, url)
         await jobs.open()
         rate_limiter = build_rate_limiter(settings, database.engine)
-        shared = build_worker_resources(settings, database, metrics, catalog, plans)
+        shared = build_worker_resources(settings, database, metrics, catalog, plans, brand)
         await mirror_plans(database, shared.plans)
         built = build_resources(shared, jobs, rate_limiter, frozenset(head_revisions()))
         app.state.resources = built
@@ -166,9 +173,9 @@ def create_app(
                 await asyncio.to_thread(embedded.stop)
 
     app = FastAPI(
-        title="Hutch",
+        title=brand.name,  # the operator's product name (brand), "Hutch" by default
         version=__version__,
-        description="Run an AI-assistant business: accounts, agents, billing, channels and runtimes.",
+        description=f"The {brand.name} API: accounts, agents, knowledge, billing, channels and runtimes.",
         lifespan=lifespan,
     )
     if resources is not None:
@@ -188,7 +195,12 @@ def create_app(
     app.add_middleware(LanguageMiddleware, settings=settings)  # the browser's language, for pages and errors
     install_translations(templates.env)
     # Outermost, so every answer (CORS preflights and errors included) carries the request id.
-    app.add_middleware(RequestMiddleware, metrics=metrics, form_targets=stripe_origins(settings))
+    app.add_middleware(
+        RequestMiddleware,
+        metrics=metrics,
+        form_targets=stripe_origins(settings),
+        image_sources=brand_image_origins(brand),
+    )
     for router in (
         health.router,
         accounts_router.router,
@@ -238,6 +250,8 @@ def create_app(
     ):
         add_routes(app, router)
     app.mount("/static", static_files(), name="static")
+    if brand.assets_dir is not None:  # the brand's own logo and favicon files
+        app.mount("/brand", StaticFiles(directory=brand.assets_dir), name="brand")
     return app
 
 
@@ -248,6 +262,13 @@ def stripe_origins(settings: Settings) -> str:
         parts = urlsplit(settings.stripe_api_base)
         origins.append(f"{parts.scheme}://{parts.netloc}")
     return " ".join(origins)
+
+
+def brand_image_origins(brand: Brand) -> str:
+    """Where the brand's logos and favicon live, when on another site: pages may show images from there."""
+    links = (brand.logo_url, brand.logo_dark_url, brand.favicon_url)
+    origins = {f"{p.scheme}://{p.netloc}" for p in (urlsplit(u) for u in links if u) if p.netloc}
+    return " ".join(sorted(origins))
 
 
 def add_routes(app: FastAPI, router: APIRouter) -> None:

@@ -24,12 +24,24 @@ class ReceivedEmail:
     def subject(self) -> str:
         return str(self.message["Subject"])
 
+    def _part(self, content_type: str) -> str | None:
+        for part in self.message.walk():
+            if part.get_content_type() == content_type:
+                payload = part.get_payload(decode=True)
+                if isinstance(payload, bytes):
+                    return payload.decode(part.get_content_charset() or "utf-8")
+        return None
+
     @property
     def body(self) -> str:
-        part = self.message.get_payload(decode=True) if not self.message.is_multipart() else None
-        if isinstance(part, bytes):
-            return part.decode(self.message.get_content_charset() or "utf-8")
-        return str(self.message.get_payload())
+        """The plain-text version."""
+        text = self._part("text/plain")
+        return text if text is not None else str(self.message.get_payload())
+
+    @property
+    def html(self) -> str | None:
+        """The HTML version, when the email has one."""
+        return self._part("text/html")
 
     def link(self, path: str) -> str:
         """The first URL in the body whose path starts with ``path``."""

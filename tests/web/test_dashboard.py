@@ -171,7 +171,7 @@ async def test_without_a_session_pages_send_to_login_and_forms_need_their_token(
     )
     assert evil.status_code == 303 and evil.headers["location"] == "/app"
     forged = await client.post("/app/agents", data={"name": "Forged"})
-    assert forged.status_code == 403 and "did not come from Hutch" in forged.text
+    assert forged.status_code == 403 and "did not come from this site" in forged.text
     forged_token = await client.post("/app/agents", data={"name": "Forged", "csrf": "guess"})
     assert forged_token.status_code == 403
     assert (await session.scalars(select(Agent).where(Agent.org_id == account.org.id))).all() == []

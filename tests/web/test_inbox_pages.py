@@ -295,6 +295,6 @@ async def test_changes_need_the_forms_token(
     base = f"/app/inbox/{conversation.id}"
     for sent in ({}, {"csrf": "forged"}):
         refused = await signed_in.post(f"{base}/takeover", data=sent)
-        assert refused.status_code == 403 and "did not come from Hutch" in refused.text
+        assert refused.status_code == 403 and "did not come from this site" in refused.text
     await session.refresh(conversation)
     assert conversation.taken_over_by is None

@@ -29,10 +29,10 @@ async def deliver_alert(ctx: JobContext, alert_id: str) -> list[str]:
     used = []
     if ctx.attempt == 0:  # emails go through the outbox, which retries on its own
         for address in await admin_emails(ctx.uow):
+            subject = f"{ctx.resources.brand.name} alert: {alert.subject}"
             queue_email(
-                ctx.uow, ctx.resources.secret_box, to=address, subject=f"Hutch alert: {alert.subject}",
-                body=text, kind="admin_alert",
-            )  # fmt: skip
+                ctx.uow, ctx.resources.secret_box, to=address, subject=subject, body=text, kind="admin_alert"
+            )
             used.append(f"email:{address}")
     token = platform_token(settings)
     if settings.admin_telegram_chat_id and token:

@@ -33,7 +33,8 @@ async def email_owners(
         return 0
     subject, body = compose(org.name)
     emailed = 0
-    body += f"\nChoose how Hutch tells you about {org.name}: {ctx.settings.base_url}{PREFERENCES_PAGE}\n"
+    product = ctx.resources.brand.name
+    body += f"\nChoose how {product} tells you about {org.name}: {ctx.settings.base_url}{PREFERENCES_PAGE}\n"
     for owner in await owners(ctx.uow, org_id, kind):
         if owner.wants_email:
             queue_email(

@@ -44,11 +44,15 @@ def _request_id_from(scope: Scope) -> str:
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, form_targets: str = "") -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, form_targets: str = "", image_sources: str = ""
+    ) -> None:
         self.app = app
         self.metrics = metrics
-        # Forms may also lead to these origins (a checkout form answers with a redirect to Stripe).
-        self.html_csp = f"{_HTML_CSP} {form_targets}".rstrip()
+        # Forms may also lead to these origins (a checkout form answers with a redirect to Stripe); images
+        # may also come from the brand's logo host.
+        csp = _HTML_CSP.replace("img-src 'self'", f"img-src 'self' {image_sources}".rstrip(), 1)
+        self.html_csp = f"{csp} {form_targets}".rstrip()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

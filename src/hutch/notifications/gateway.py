@@ -23,7 +23,8 @@ SMTP_TIMEOUT_SECONDS = 30
 class Email:
     to: str
     subject: str
-    body: str
+    body: str  # the plain-text version
+    html: str | None = None  # the HTML version, sent alongside the text
 
 
 class EmailNotSent(Exception):
@@ -79,6 +80,8 @@ class SmtpEmailGateway:
         message["To"] = email.to
         message["Subject"] = email.subject
         message.set_content(email.body)
+        if email.html is not None:
+            message.add_alternative(email.html, subtype="html")
         try:
             await aiosmtplib.send(
                 message,

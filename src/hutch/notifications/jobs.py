@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import structlog
 
 from hutch.db.jobs import JobContext, job
+from hutch.notifications.email_layout import branded_email
 from hutch.notifications.gateway import Email
 from hutch.notifications.repository import OutboundEmailRepository
 from hutch.notifications.service import SEND_EMAIL_JOB
@@ -21,7 +22,10 @@ async def send_email(ctx: JobContext, email_id: str) -> bool:
     if email is None or email.sent_at is not None:
         return False
     body = ctx.resources.secret_box.decrypt(email.body_encrypted)
-    await ctx.resources.email.send(Email(to=email.to_address, subject=email.subject, body=body))
+    branded = branded_email(email.subject, body, ctx.resources.brand, ctx.settings.base_url)
+    await ctx.resources.email.send(
+        Email(to=email.to_address, subject=email.subject, body=branded.text, html=branded.html)
+    )
     email.sent_at = datetime.now(UTC)
     log.info("email sent", email_id=email.id, kind=email.kind)
     return True

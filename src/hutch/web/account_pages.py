@@ -29,7 +29,7 @@ from hutch.deletion.schemas import ExportOut
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.web.deps import Viewer, ViewerDep, attempt, page
 from hutch.web.sessions import COOKIE, WebSessions, clear_session_cookie
-from hutch.web.templating import render
+from hutch.web.templating import brand_of, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -245,7 +245,7 @@ async def delete_account(
         request,
         "Your account is being deleted",
         "Your account, and the organisations you were the last owner of, are being deleted for good.",
-        next_steps="You are signed out. Thank you for having used Hutch.",
+        next_steps=f"You are signed out. Thank you for having used {brand_of(request).name}.",
     )
     clear_session_cookie(response)
     return response

@@ -46,7 +46,7 @@ NOTES = {
     "deleted": "Deleted.",
     "connected": "Connected.",
     "reconnected": "Reconnected: the bot answers again.",
-    "requested": "Hutch is creating your bot; this page shows it when it is ready (about a minute).",
+    "requested": "Your bot is being created; this page shows it when it is ready (about a minute).",
     "code": "A new verification code is shown below.",
     "removed": "Removed.",
     "runtime": "Done: the runtime's status below follows the change.",
@@ -100,7 +100,7 @@ async def knowledge_upload(
         kind = kind_of(upload.filename, upload.content_type)
         if kind is None:
             error = (
-                f"'{upload.filename}' is not a kind of document Hutch reads (PDF, text, Markdown or HTML)."
+                f"'{upload.filename}' is not a kind of document agents read (PDF, text, Markdown or HTML)."
             )
         else:
             name = title if isinstance(title, str) and title.strip() else upload.filename

@@ -27,7 +27,7 @@ from hutch.web.templating import render
 CSRF_HEADER = "X-CSRF-Token"
 # What a member of a suspended organisation may still open: their own account (export, deletion).
 SUSPENDED_ORG_PATHS = ("/app/account",)
-CSRF_FAILED = "This form has expired or did not come from Hutch. Reload the page and try again."
+CSRF_FAILED = "This form has expired or did not come from this site. Reload the page and try again."
 
 
 T = TypeVar("T")

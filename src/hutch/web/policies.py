@@ -1,6 +1,7 @@
-"""The operator's privacy policy and terms of service, from the files named in the settings, rendered to
-HTML that cannot carry scripts: Markdown without raw HTML (and without ``javascript:`` links), or plain text
-(a ``.txt`` file) escaped and kept in its paragraphs."""
+"""The operator's own texts: the privacy policy and terms of service (from the brand file's pages or the
+files named in the settings), the brand's extra pages and its landing text. All are rendered to HTML that
+cannot carry scripts: Markdown without raw HTML (and without ``javascript:`` links), or plain text (a
+``.txt`` file) escaped and kept in its paragraphs. A file is re-read when it changes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import structlog
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
+
+from hutch.core.brand import Brand, Page
 
 log = structlog.get_logger(__name__)
 # "js-default": CommonMark with raw HTML off; links to javascript:, vbscript: and file: URLs are refused.
@@ -49,13 +52,42 @@ def _rendered(path: Path, modified: float, size: int) -> Markup:
     return render_text(text, path.suffix.lower() == ".txt")
 
 
-def policy(kind: str, path: Path | None) -> Policy:
-    """The page's text: the operator's file (re-read when it changes), else a notice that there is none."""
+def file_text(path: Path) -> Markup:
+    """A file of the operator's, rendered (cached until it changes); raises OSError when unreadable."""
+    stat = path.stat()
+    return _rendered(path, stat.st_mtime, stat.st_size)
+
+
+def brand_page(page: Page) -> Policy | None:
+    """One of the brand's pages, or None when its file is gone (the page then answers 404)."""
+    try:
+        return Policy(page.title, "HUTCH_BRAND_FILE", file_text(page.file), True)
+    except OSError as exc:
+        log.warning("brand page unreadable", page=page.slug, error=str(exc))
+        return None
+
+
+def landing_text(brand: Brand) -> Markup | None:
+    """The brand's landing text, or None for the default one."""
+    if brand.landing.file is None:
+        return None
+    try:
+        return file_text(brand.landing.file)
+    except OSError as exc:
+        log.warning("landing file unreadable; showing the default text", error=str(exc))
+        return None
+
+
+def policy(kind: str, path: Path | None, brand: Brand | None = None) -> Policy:
+    """The page's text: the brand file's page, else the setting's file (re-read when it changes), else a
+    notice that there is none."""
+    own = brand.page(kind) if brand is not None else None
+    if own is not None and (shown := brand_page(own)) is not None:
+        return shown
     title, setting = DEFAULTS[kind]
     if path is not None:
         try:
-            stat = path.stat()
-            return Policy(title, setting, _rendered(path, stat.st_mtime, stat.st_size), True)
+            return Policy(title, setting, file_text(path), True)
         except OSError as exc:
             log.warning("policy file unreadable; showing the default text", setting=setting, error=str(exc))
     body = Markup(

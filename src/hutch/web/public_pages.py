@@ -12,7 +12,7 @@ from hutch.accounts.email_links import EmailLinks
 from hutch.accounts.repository import MembershipRepository
 from hutch.accounts.schemas import SignupRequest
 from hutch.accounts.service import AuthService
-from hutch.core.errors import HutchError
+from hutch.core.errors import HutchError, NotFound
 from hutch.core.request_context import client_ip
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.web.deps import (
@@ -24,8 +24,9 @@ from hutch.web.deps import (
     page,
     with_csrf_cookie,
 )
-from hutch.web.policies import policy
+from hutch.web.policies import brand_page, landing_text, policy
 from hutch.web.sessions import COOKIE, WebSessions, clear_session_cookie, set_session_cookie
+from hutch.web.templating import brand_of
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(html_errors)])
 FormCsrf = Annotated[str, Depends(form_csrf)]
@@ -47,7 +48,9 @@ def _secure(request: Request) -> bool:
 @router.get("/", response_class=HTMLResponse)
 async def landing(request: Request, resources: ResourcesDep) -> HTMLResponse:
     signed_in = COOKIE in request.cookies
-    return page(request, "public/landing.html", None, plans=resources.plans.plans, signed_in=signed_in)
+    text = landing_text(brand_of(request))  # the operator's own, from the brand file
+    plans = resources.plans.plans
+    return page(request, "public/landing.html", None, plans=plans, signed_in=signed_in, landing_text=text)
 
 
 @router.get("/pricing", response_class=HTMLResponse)
@@ -58,15 +61,25 @@ async def pricing(request: Request, resources: ResourcesDep) -> HTMLResponse:
 
 @router.get("/privacy", response_class=HTMLResponse)
 async def privacy(request: Request, resources: ResourcesDep) -> HTMLResponse:
-    """The operator's privacy policy (``HUTCH_PRIVACY_FILE``)."""
-    shown = policy("privacy", resources.settings.privacy_file)
+    """The operator's privacy policy (the brand file's ``[pages.privacy]`` or ``HUTCH_PRIVACY_FILE``)."""
+    shown = policy("privacy", resources.settings.privacy_file, brand_of(request))
     return page(request, "public/policy.html", None, policy=shown)
 
 
 @router.get("/terms", response_class=HTMLResponse)
 async def terms(request: Request, resources: ResourcesDep) -> HTMLResponse:
-    """The operator's terms of service (``HUTCH_TERMS_FILE``)."""
-    shown = policy("terms", resources.settings.terms_file)
+    """The operator's terms of service (the brand file's ``[pages.terms]`` or ``HUTCH_TERMS_FILE``)."""
+    shown = policy("terms", resources.settings.terms_file, brand_of(request))
+    return page(request, "public/policy.html", None, policy=shown)
+
+
+@router.get("/pages/{slug}", response_class=HTMLResponse)
+async def brand_page_view(request: Request, slug: str) -> HTMLResponse:
+    """A page the operator added in the brand file (``[pages.<slug>]``)."""
+    listed = brand_of(request).page(slug)
+    shown = brand_page(listed) if listed is not None and listed.path == f"/pages/{slug}" else None
+    if shown is None:
+        raise NotFound("There is no such page.")
     return page(request, "public/policy.html", None, policy=shown)
 
 
