@@ -36,17 +36,20 @@ async def notify_owners(ctx: JobContext, org_id: str, text: str, kind: str = "no
     kind of notice; each message sent is recorded. How many chats were told."""
     chatty = {owner.user_id: owner for owner in await owners(ctx.uow, org_id, kind) if owner.wants_chat}
     links = await LinkRepository(ctx.uow.session).active_of_users(org_id, chatty)
+    # Signed with the operator's product name: the platform bot and number speak for the brand.
+    brand = ctx.resources.brand
+    signed = f"{brand.name}: {text}" if brand.is_custom else text
     told = 0
     for link in links:
         if not chatty[link.user_id].wants(link.channel):
             continue
         if link.channel == "telegram" and (token := platform_token(ctx.settings)):
             try:
-                await ctx.resources.telegram.send(token, link.address, text)
+                await ctx.resources.telegram.send(token, link.address, signed)
             except BotBlocked:
                 continue
         elif link.channel == "whatsapp" and ctx.resources.whatsapp is not None:
-            await ctx.resources.whatsapp.notify(link.address, text, link.last_inbound_at)
+            await ctx.resources.whatsapp.notify(link.address, signed, link.last_inbound_at)
         else:
             continue
         record(ctx.uow, org_id, link.user_id, kind, link.channel, text)

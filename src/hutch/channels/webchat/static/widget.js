@@ -32,7 +32,8 @@
   var css = [
     ":host { all: initial; }",
     ".bubble { position: fixed; right: 20px; bottom: 20px; width: 56px; height: 56px; border-radius: 50%;",
-    "  border: 0; background: #2f6fed; color: #fff; font-size: 26px; cursor: pointer; z-index: 2147483000;",
+    "  border: 0; background: var(--hutch-accent, #2f6fed); color: var(--hutch-accent-ink, #fff);",
+    "  font-size: 26px; cursor: pointer; z-index: 2147483000;",
     "  box-shadow: 0 4px 14px rgba(0,0,0,.25); }",
     ".panel { position: fixed; right: 20px; bottom: 88px; width: 340px; max-width: calc(100vw - 40px);",
     "  height: 460px; max-height: calc(100vh - 120px); display: none; flex-direction: column; background: #fff;",
@@ -40,18 +41,20 @@
     "  font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #1d2330; }",
     ".panel.open { display: flex; }",
     "header { display: flex; align-items: center; justify-content: space-between; padding: 10px 14px;",
-    "  background: #2f6fed; color: #fff; font-weight: 600; }",
-    "header button { background: none; border: 0; color: #fff; cursor: pointer; font-size: 12px; }",
+    "  background: var(--hutch-accent, #2f6fed); color: var(--hutch-accent-ink, #fff); font-weight: 600; }",
+    "header button { background: none; border: 0; color: var(--hutch-accent-ink, #fff); cursor: pointer;",
+    "  font-size: 12px; }",
     ".log { flex: 1; overflow-y: auto; padding: 12px; background: #f5f6f8; }",
     ".line { margin: 6px 0; padding: 8px 11px; border-radius: 10px; max-width: 85%; white-space: pre-wrap;",
     "  word-wrap: break-word; }",
-    ".user { margin-left: auto; background: #2f6fed; color: #fff; }",
+    ".user { margin-left: auto; background: var(--hutch-accent, #2f6fed); color: var(--hutch-accent-ink, #fff); }",
     ".assistant, .human { background: #fff; border: 1px solid #e2e5ea; }",
     ".notice { color: #b3261e; font-size: 12px; text-align: center; }",
     "form { display: flex; gap: 6px; padding: 8px; border-top: 1px solid #e2e5ea; }",
     "textarea { flex: 1; resize: none; height: 38px; padding: 8px; font: inherit; border: 1px solid #cfd4dc;",
     "  border-radius: 8px; }",
-    "form button { padding: 0 14px; border: 0; border-radius: 8px; background: #2f6fed; color: #fff;",
+    "form button { padding: 0 14px; border: 0; border-radius: 8px; background: var(--hutch-accent, #2f6fed);",
+    "  color: var(--hutch-accent-ink, #fff);",
     "  cursor: pointer; }",
     "form button:disabled { opacity: .5; cursor: default; }",
     "form .attach { padding: 0 10px; background: #e8edf9; color: #1d2330; font-size: 16px; }",
@@ -60,6 +63,7 @@
     ".file.chosen { display: flex; }",
     ".file button { border: 0; background: none; color: #b3261e; cursor: pointer; font-size: 12px; }",
     ".line img { display: block; max-width: 160px; max-height: 160px; margin-top: 4px; border-radius: 6px; }",
+    ".powered { margin: 0; padding: 2px 8px 6px; font-size: 11px; color: #4f5868; text-align: center; }",
     ".sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }",
   ].join("\n");
 
@@ -78,7 +82,8 @@
     '<input class="sr" type="file" tabindex="-1" aria-hidden="true" ' +
     'accept="image/jpeg,image/png,image/webp,image/gif,audio/*,.pdf,.txt,.md,.html">' +
     '<textarea placeholder="Write a message" maxlength="4000" aria-label="Message"></textarea>' +
-    '<button type="submit" class="send">Send</button></form></section>';
+    '<button type="submit" class="send">Send</button></form>' +
+    '<p class="powered" hidden></p></section>';
 
   var bubble = root.querySelector(".bubble");
   var panel = root.querySelector(".panel");
@@ -131,6 +136,13 @@
     fetch(api).then(function (r) { return r.ok ? r.json() : null; }).then(function (config) {
       if (!config) return;
       root.querySelector(".title").textContent = config.agent_name;
+      // The operator's brand: its colour, and the discreet credit line unless turned off.
+      if (config.primary_color) {
+        host.style.setProperty("--hutch-accent", config.primary_color);
+        host.style.setProperty("--hutch-accent-ink", config.accent_ink || "#fff");
+      }
+      var powered = root.querySelector(".powered");
+      if (config.powered_by) { powered.textContent = config.powered_by; powered.hidden = false; }
       greeting = config.greeting;
       return fetch(api + "/messages?visitor_id=" + visitor).then(function (r) { return r.json(); });
     }).then(function (history) {
