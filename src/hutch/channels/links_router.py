@@ -35,7 +35,7 @@ class ChannelLinkRequest(BaseModel):
     phone_e164: str | None = Field(default=None, pattern=E164)
     # Telegram: when given, only this Telegram account can use the link.
     telegram_username: str | None = Field(default=None, pattern=r"^@?[A-Za-z0-9_]{5,32}$")
-    agent_id: str | None = None  # default: the org's first personal agent
+    agent_id: str | None = Field(default=None, max_length=32)  # default: the org's first personal agent
 
     @model_validator(mode="after")
     def _address(self) -> ChannelLinkRequest:
