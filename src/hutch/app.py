@@ -73,6 +73,7 @@ from hutch.web import (
     org_pages,
     public_pages,
     settings_pages,
+    sso_pages,
     tool_pages,
 )
 from hutch.web.languages import LanguageMiddleware, install_translations
@@ -238,6 +239,7 @@ def create_app(
         notifications_router.router,
         account_pages.router,
         public_pages.router,
+        sso_pages.router,
         app_pages.router,
         agent_pages.router,
         agent_tabs.router,

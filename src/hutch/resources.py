@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hutch.accounts.oidc_gateway import SsoProviders
+from hutch.accounts.oidc_gateway import SsoProviders
 from hutch.billing.plans import PlanCatalog, load_plans
 from hutch.billing.stripe_gateway import StripeGateway
 from hutch.botfactory.gateway import TelethonClients
@@ -38,6 +39,7 @@ class Resources(WorkerResources):
     migration_heads: frozenset[str]
     rate_limiter: RateLimiter
     message_watch: MessageWatch  # new messages for the inbox's open event streams
+    sso: SsoProviders  # the single sign-on providers configured (Google, an OpenID Connect issuer)
     sso: SsoProviders  # the single sign-on providers configured (Google, an OpenID Connect issuer)
 
     @property
@@ -114,6 +116,7 @@ def build_resources(
         rate_limiter=rate_limiter,
         migration_heads=migration_heads,
         message_watch=MessageWatch(shared.database),
+        sso=SsoProviders.from_settings(shared.settings),
         sso=SsoProviders.from_settings(shared.settings),
         brand=shared.brand,
     )

@@ -18,6 +18,7 @@ from hutch.accounts.schemas import (
     OrgUpdate,
     RoleChange,
 )
+from hutch.accounts.sso import SsoService
 from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound, Unauthorized, error_responses
 from hutch.core.request_context import client_ip
 from hutch.http.authz import CurrentUser, OrgAdmin, OrgOwner, Reader, SignedInUser
@@ -68,19 +69,28 @@ async def current_org(principal: Reader, uow: UoWDep, resources: ResourcesDep) -
         member_count=member_count,
         language=org.language,
         use_end_user_language=org.use_end_user_language,
+        required_sso_provider=org.required_sso_provider,
     )
 
 
 @router.patch(
     "/org",
     response_model=OrgDetail,
-    responses=error_responses(Unauthorized, Forbidden, NotFound, InvalidField),
+    responses=error_responses(Unauthorized, Forbidden, NotFound, Conflict, InvalidField),
 )
-async def update_org(body: OrgUpdate, principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep) -> OrgDetail:
+async def update_org(
+    body: OrgUpdate, request: Request, principal: OrgAdmin, uow: UoWDep, resources: ResourcesDep
+) -> OrgDetail:
     """Change the current organisation (owners and admins): its name; the `language` of its bots' notices
     (one Hutch has a catalogue for, else 422; `null`: the deployment's default); and whether notices use the
-    end user's own language when their channel tells it (`use_end_user_language`)."""
+    end user's own language when their channel tells it (`use_end_user_language`).
+
+    Owners also choose `required_sso_provider` (`google`, `oidc` or `null`): members then sign in through
+    that provider only, not with a password; an owner must have linked it first (else 409)."""
     await _orgs(uow, resources).update(principal, body)
+    if "required_sso_provider" in body.model_fields_set:
+        sso = SsoService(uow, resources.settings, resources.rate_limiter, resources.secret_box, resources.sso)
+        await sso.require(principal, body.required_sso_provider, client_ip(request))
     return await current_org(principal, uow, resources)
 
 

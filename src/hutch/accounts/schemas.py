@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, EmailStr, Field
 
-from hutch.accounts.models import OrgRole
+from hutch.accounts.models import OrgRole, SsoProvider
 from hutch.accounts.passwords import strong_password
 
 # 8+ characters and not a common password; the 422 says which rule failed.
@@ -116,6 +116,8 @@ class OrgUpdate(BaseModel):
     name: OrgName | None = None
     language: LanguageCode | None = None  # of the org's bots' notices
     use_end_user_language: bool | None = None  # notices in the end user's own language when known
+    # Owners only: members sign in through this provider (docs/sso.md); ``null`` lets passwords in again.
+    required_sso_provider: SsoProvider | None = None
 
 
 class OrgDetail(MyOrg):
@@ -123,6 +125,7 @@ class OrgDetail(MyOrg):
     member_count: int
     language: str | None = None
     use_end_user_language: bool = False
+    required_sso_provider: SsoProvider | None = None
 
 
 class MemberOut(BaseModel):

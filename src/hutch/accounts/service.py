@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from hutch.accounts.email_links import EmailLinks
 from hutch.accounts.models import Org, RefreshToken, User
+from hutch.accounts.oidc_gateway import provider_label
 from hutch.accounts.orgs import OrgService, checked_language
 from hutch.accounts.repository import (
     MembershipRepository,
@@ -34,6 +35,9 @@ from hutch.settings import Settings
 LOGIN_WINDOW_SECONDS = 15 * 60
 LOGIN_FAILURES_PER_EMAIL = 10
 LOGIN_FAILURES_PER_IP = 50
+# The password hash of an account made through a provider: no password matches it (one can be set later
+# with "Forgot password").
+NO_PASSWORD = ""
 
 
 class InvalidCredentials(Unauthorized):
@@ -54,6 +58,18 @@ class RefreshTokenRejected(Unauthorized):
         super().__init__("This refresh token is no longer valid; log in again.")
 
 
+class PasswordSignInRefused(Forbidden):
+    """An org of this person requires single sign-on: the password is right, but not the way in."""
+
+    keeps_changes = True  # the refused attempt stays in the audit log
+
+    def __init__(self, org_name: str, provider_label: str) -> None:
+        super().__init__(
+            f"{org_name} requires signing in with {provider_label}: use the "
+            f'"Sign in with {provider_label}" button instead of your password.'
+        )
+
+
 def normalise_email(email: str) -> str:
     return email.strip().lower()
 
@@ -61,6 +77,17 @@ def normalise_email(email: str) -> str:
 def default_org_name(email: str, name: str | None) -> str:
     who = (name or "").strip() or email.split("@", 1)[0]
     return f"{who}'s org"
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    email: str
+    name: str | None
+    password_hash: str  # NO_PASSWORD: the account signs in through its linked provider only
+    org_name: str | None = None
+    invitation_token: str | None = None
+    email_verified: bool = False  # the provider vouched for the address
+    via: str | None = None  # the provider of a sign-up through single sign-on (audit)
 
 
 @dataclass
@@ -83,33 +110,55 @@ class AuthService:
 
     async def signup(self, request: SignupRequest, ip: str | None) -> SignupResult:
         """Create the user and their org, or join the org that invited them (``invitation_token``)."""
-        email = normalise_email(str(request.email))
+        user, org = await self.create_account(
+            NewAccount(
+                email=str(request.email),
+                name=request.name,
+                password_hash=hash_password(request.password),
+                org_name=request.org_name,
+                invitation_token=request.invitation_token,
+            ),
+            ip,
+        )
+        tokens = await self._issue_tokens(user.id, family_id=None)
+        return SignupResult(user=user, org=org, tokens=tokens)
+
+    async def create_account(self, new: NewAccount, ip: str | None) -> tuple[User, Org]:
+        """The one way an account is born (a password sign-up, or a first sign-in through a provider):
+        the user, and their own org or the inviting org's membership; unverified addresses get a link."""
+        email = normalise_email(new.email)
         first_user = await lock_first_user_check(self.session)
         if await self.users.by_email(email) is not None:
             raise Conflict("An account with this email already exists; log in instead.")
         user = User(
             id=new_id("usr"),
             email=email,
-            name=(request.name or "").strip(),
-            password_hash=hash_password(request.password),
+            name=(new.name or "").strip(),
+            password_hash=new.password_hash,
             is_platform_admin=first_user,
+            email_verified_at=datetime.now(UTC) if new.email_verified else None,
         )
         self.session.add(user)
         await self.session.flush()
         orgs = OrgService(self.uow, self.settings, self.secret_box)
-        if request.invitation_token is not None:
-            org, _ = await orgs.accept_invitation(user, request.invitation_token, ip)
+        if new.invitation_token is not None:
+            org, _ = await orgs.accept_invitation(user, new.invitation_token, ip)
         else:
-            org, _ = await orgs.create(user.id, request.org_name or default_org_name(email, request.name), ip)
+            org, _ = await orgs.create(user.id, new.org_name or default_org_name(email, new.name), ip)
         await record_audit(
-            self.session, action="signup", org_id=org.id, actor_user_id=user.id, target=user.id, ip=ip
+            self.session,
+            action="signup",
+            org_id=org.id,
+            actor_user_id=user.id,
+            target=user.id,
+            ip=ip,
+            details={"via": new.via} if new.via else None,
         )
         if user.email_verified_at is None:
             await EmailLinks(self.uow, self.settings, self.secret_box, self.rate_limiter).send_verification(
                 user
             )
-        tokens = await self._issue_tokens(user.id, family_id=None)
-        return SignupResult(user=user, org=org, tokens=tokens)
+        return user, org
 
     async def update_profile(self, user: User, update: ProfileUpdate) -> None:
         """Change what was sent; an unknown language is refused (422) before anything changes."""
@@ -138,8 +187,13 @@ class AuthService:
         user = await self.authenticate(email, password, ip)
         return await self._issue_tokens(user.id, family_id=None)
 
-    async def authenticate(self, email: str, password: str, ip: str | None) -> User:
-        """The user with these credentials, under the failed-login limits; records the attempt."""
+    async def authenticate(
+        self, email: str, password: str, ip: str | None, *, check_required_sso: bool = True
+    ) -> User:
+        """The user with these credentials, under the failed-login limits; records the attempt.
+
+        A member of an org that requires single sign-on is refused once the password is known right
+        (platform admins excepted: they keep a way in); linking that provider skips the check."""
         email = normalise_email(email)
         keys = [(f"login:email:{email}", LOGIN_FAILURES_PER_EMAIL)]
         if ip:
@@ -161,6 +215,20 @@ class AuthService:
             )
             raise InvalidCredentials()
         refuse_suspended_user(user)  # the right password, but no way in until reinstated
+        if check_required_sso and not user.is_platform_admin:
+            for org, _ in await MembershipRepository(self.session).orgs_of(user.id):
+                if org.required_sso_provider is not None:
+                    await record_audit(
+                        self.session,
+                        action="login_refused_sso_required",
+                        org_id=org.id,
+                        actor_user_id=user.id,
+                        target=user.id,
+                        ip=ip,
+                    )
+                    raise PasswordSignInRefused(
+                        org.name, provider_label(self.settings, org.required_sso_provider)
+                    )
         user.last_login_at = datetime.now(UTC)
         await record_audit(self.session, action="login", actor_user_id=user.id, target=user.id, ip=ip)
         return user

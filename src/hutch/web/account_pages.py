@@ -29,6 +29,7 @@ from hutch.deletion.schemas import ExportOut
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.web.deps import Viewer, ViewerDep, attempt, page
 from hutch.web.sessions import COOKIE, WebSessions, clear_session_cookie
+from hutch.web.sso_pages import account_section
 from hutch.web.templating import brand_of, render
 
 router = APIRouter(include_in_schema=False)
@@ -165,9 +166,15 @@ async def _me(uow: UoWDep, found: Viewer) -> User:
 
 @router.get(ACCOUNT, response_class=HTMLResponse)
 async def account_page(
-    request: Request, found: ViewerDep, uow: UoWDep, exports: ExportsDep, done: str = ""
+    request: Request,
+    found: ViewerDep,
+    uow: UoWDep,
+    exports: ExportsDep,
+    resources: ResourcesDep,
+    done: str = "",
 ) -> HTMLResponse:
     user = await _me(uow, found)
+    sso_section = await account_section(uow, resources, user)  # the sign-in methods (docs/sso.md)
     return page(
         request,
         "app/account.html",
@@ -177,6 +184,7 @@ async def account_page(
         exports=[ExportOut.of(e) for e in await exports.recent(user.id)],
         now=datetime.now(UTC),
         flash=done[:200] or None,
+        sso_section=sso_section,
     )
 
 

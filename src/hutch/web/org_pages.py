@@ -30,6 +30,7 @@ from hutch.web import charts
 from hutch.web.app_pages import agents_service, first_error
 from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, page
 from hutch.web.key_pages import FORM_FIELD, form_errors, key_limits, org_agents
+from hutch.web.sso_pages import team_section
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 SCOPES = [("read", "Read"), ("write", "Write"), ("chat", "Chat")]
@@ -401,6 +402,7 @@ async def _team_page(
         invitations=invitations,
         roles=[r.value for r in OrgRole],
         flash=_note(request),
+        sso_org=await team_section(uow, resources, found.org_id),  # the org's single sign-on requirement
         **context,
     )
 

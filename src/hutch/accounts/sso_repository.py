@@ -1,0 +1,36 @@
+"""Every query on linked single sign-on identities (``sso_identities``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.accounts.models import SsoIdentity, SsoProvider
+
+
+class SsoIdentityRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_subject(self, provider: SsoProvider, subject: str) -> SsoIdentity | None:
+        """The one way to find who signs in: the provider and its subject, never the email."""
+        stmt = select(SsoIdentity).where(SsoIdentity.provider == provider, SsoIdentity.subject == subject)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def of_user(self, user_id: str) -> list[SsoIdentity]:
+        stmt = (
+            select(SsoIdentity)
+            .where(SsoIdentity.user_id == user_id)
+            .order_by(SsoIdentity.created_at, SsoIdentity.id)
+        )
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def add(self, identity: SsoIdentity) -> SsoIdentity:
+        self.session.add(identity)
+        await self.session.flush()
+        await self.session.refresh(identity)
+        return identity
+
+    async def delete(self, identity: SsoIdentity) -> None:
+        await self.session.delete(identity)
+        await self.session.flush()
