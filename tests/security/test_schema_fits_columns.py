@@ -164,3 +164,42 @@ def test_the_pairing_would_catch_a_field_longer_than_its_column() -> None:
     assert longest({"type": "string", "pattern": "^[a-z]+$"}) == float("inf")
     assert longest({"anyOf": [{"type": "string"}, {"type": "null"}]}) == float("inf")
     assert table_for("AgentUpdate", known) == "Agent" and table_for("SignupRequest", known) == "User"
+
+
+def integers(
+    schema: dict[str, Any], components: dict[str, Any], where: str, seen: frozenset[str]
+) -> list[str]:
+    """The integers under ``schema`` that declare no maximum, by where they are."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return (
+            [] if name in seen else integers(components[name], components, f"{where}>{name}", seen | {name})
+        )
+    found = [
+        unbounded
+        for option in schema.get("anyOf", []) + schema.get("oneOf", []) + schema.get("allOf", [])
+        for unbounded in integers(option, components, where, seen)
+    ]
+    if schema.get("type") == "integer" and "maximum" not in schema and "exclusiveMaximum" not in schema:
+        found.append(where)
+    for name, field in schema.get("properties", {}).items():
+        found += integers(field, components, f"{where}.{name}", seen)
+    if isinstance(schema.get("items"), dict):
+        found += integers(schema["items"], components, f"{where}[]", seen)
+    return found
+
+
+def test_every_integer_from_outside_is_bounded_before_it_reaches_sql(openapi: dict[str, Any]) -> None:
+    """A path, query, header or body integer without a maximum lets 2**64 through to a query, where
+    PostgreSQL's integer types overflow (a 500 instead of a 422)."""
+    components = openapi["components"]["schemas"]
+    unbounded: list[str] = []
+    for path, operations in openapi["paths"].items():
+        for method, operation in operations.items():
+            label = f"{method.upper()} {path}"
+            for parameter in operation.get("parameters", []):
+                where = f"{label} {parameter['in']}:{parameter['name']}"
+                unbounded += integers(parameter["schema"], components, where, frozenset())
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                unbounded += integers(content.get("schema", {}), components, f"{label} body", frozenset())
+    assert not unbounded, "\n".join(sorted(set(unbounded)))

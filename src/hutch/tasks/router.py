@@ -42,7 +42,7 @@ async def list_tasks(
     agent_id: str,
     principal: Reader,
     uow: UoWDep,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Annotated[int, Query(ge=0, le=1_000_000)] = 0,  # hutch.core.bounds.MAX_SKIP
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> TaskList:
     """The agent's tasks, newest first (scheduled ones and their runs included)."""
