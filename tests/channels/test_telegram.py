@@ -351,3 +351,22 @@ async def test_a_blocked_person_costs_nothing(on_telegram: OnTelegram) -> None:
     assert "come back tomorrow" not in answer
     [answer] = await t.say("again", Sender(id=7_003, first_name="Other"))
     assert "come back tomorrow" in answer
+
+
+async def test_a_blocked_person_takes_no_place_in_the_orgs_minute(on_telegram: OnTelegram) -> None:
+    t = on_telegram
+    await t.say("hello")
+    [conversation] = (await t.client.get("/api/v1/conversations", headers=t.owner.headers)).json()["items"]
+    blocked = await t.client.post(
+        f"/api/v1/end-users/{conversation['end_user']['id']}/block", headers=t.owner.headers
+    )
+    assert blocked.status_code == 200
+    await t.session.execute(update(Org).where(Org.id == t.owner.org.id).values(plan="tiny"))
+    await t.session.commit()
+    for n in range(3):
+        assert await t.say(f"spam {n}") == []  # no answer
+    # The plan answers 3 a minute: the blocked spam took none of them, so someone else gets all three.
+    other = Sender(id=7_004, first_name="Other")
+    for n in range(3):
+        [answer] = await t.say(f"question {n}", other)
+        assert "a lot of messages" not in answer

@@ -362,15 +362,23 @@ class TurnFlow:
             raise
         return await self._after_commit(turn)
 
-    async def _admit(self, agent: Agent, channel: str, end_user: str | None) -> None:
+    async def _admit(self, agent: Agent, channel: str, end_user: str | None, *, rates: bool = True) -> None:
         """Admission, the same for every turn: the agent answers, the org is not suspended, a model can
-        answer, the person is within the agent's per-person limits (strangers only), the org within its
-        plan's rate. Quotas reserved with the message come after (``_settle``)."""
+        answer, then (unless ``rates`` is false: the caller checks them once it knows the person is not
+        blocked) the rates of :meth:`_admit_rates`. Quotas reserved with the message come after
+        (``_settle``)."""
         if agent.status is not AgentStatus.ACTIVE:
             raise AgentPaused()
         # A suspended org's agents answer nothing; its row is read once per turn for the plan anyway.
         refuse_suspended_org(await self.quotas.org(agent.org_id))
         await self.models_for(agent)  # refuse before storing anything when no model can answer
+        if rates:
+            await self._admit_rates(agent, channel, end_user)
+
+    async def _admit_rates(self, agent: Agent, channel: str, end_user: str | None) -> None:
+        """The person within the agent's per-person limits (strangers only), the org within its plan's
+        rate: both counted on the shared limiter, so they come after the block check (a blocked person
+        costs nothing, not even a place in the org's minute)."""
         if end_user is not None and stranger(agent, channel, end_user):
             # Before the org's rate: one person sending too fast uses none of everyone else's.
             await self.quotas.admit_end_user(
@@ -430,7 +438,7 @@ class TurnFlow:
         reserve_last: bool,
         profile: EndUserProfile | None = None,
     ) -> Turn:
-        await self._admit(agent, channel, end_user)
+        await self._admit(agent, channel, end_user, rates=False)
         # Most messages go to the open conversation in one statement that also reads the end user's facts (and
         # reserves the message on the usage counters, unless ``reserve_last``). The conversation is locked
         # before the counters, in the order ``finish`` takes them: turns of one conversation taking them in
@@ -452,6 +460,7 @@ class TurnFlow:
             carried = await self.turns.run_alone(carrying)
         if carried["end_user_blocked"]:
             raise EndUserBlocked()
+        await self._admit_rates(agent, channel, end_user)  # refused: the rollback takes the message back
         if conversation.status is ConversationStatus.TAKEN_OVER and conversation.closed_at is None:
             # The member holding it answers: nothing is read for a model, nothing reserved or counted (a
             # count the message's own statement made is given back, on this rare path only).
