@@ -12,6 +12,7 @@ from hutch.core.ids import new_id
 from hutch.core.ratelimit import RateLimiter
 from hutch.core.security import SecretBox, hash_password, new_opaque_token, sha256_hex
 from hutch.db.engine import UnitOfWork
+from hutch.i18n import _, current_language, language_for, ngettext, use_language
 from hutch.notifications.service import queue_email
 from hutch.settings import Settings
 
@@ -27,7 +28,12 @@ class InvalidLink(BadRequest):
 
 
 def greeting(user: User) -> str:
-    return f"Hi {user.name}," if user.name else "Hi,"
+    return _("Hi {name},").format(name=user.name) if user.name else _("Hi,")
+
+
+def email_language(settings: Settings, user: User) -> str:
+    """An email to a person is in their chosen language, else in the one they are reading Hutch in now."""
+    return language_for(settings, user.language, current_language())
 
 
 class EmailLinks:
@@ -50,18 +56,27 @@ class EmailLinks:
         hours = self.settings.email_verification_hours
         token = await self._issue(user, EmailTokenPurpose.VERIFY_EMAIL, timedelta(hours=hours))
         link = f"{self.settings.base_url}/verify-email?token={token}"
-        queue_email(
-            self.uow,
-            self.secret_box,
-            to=user.email,
-            subject="Confirm your email address",
-            body=(
-                f"{greeting(user)}\n\nPlease confirm your email address by opening this link "
-                f"(it works once, for {hours} hours):\n\n{link}\n\n"
-                "If you did not create an account, you can ignore this email.\n"
-            ),
-            kind="verify_email",
-        )
+        with use_language(self.settings, email_language(self.settings, user)):
+            queue_email(
+                self.uow,
+                self.secret_box,
+                to=user.email,
+                subject=_("Confirm your email address"),
+                body=greeting(user)
+                + "\n\n"
+                + ngettext(
+                    "Please confirm your email address by opening this link "
+                    "(it works once, for %(num)d hour):",
+                    "Please confirm your email address by opening this link "
+                    "(it works once, for %(num)d hours):",
+                    hours,
+                )
+                % {"num": hours}
+                + f"\n\n{link}\n\n"
+                + _("If you did not create an account, you can ignore this email.")
+                + "\n",
+                kind="verify_email",
+            )
 
     async def verify_email(self, token: str) -> User:
         user = await self._consume(token, EmailTokenPurpose.VERIFY_EMAIL)
@@ -79,18 +94,27 @@ class EmailLinks:
         minutes = self.settings.password_reset_minutes
         token = await self._issue(user, EmailTokenPurpose.RESET_PASSWORD, timedelta(minutes=minutes))
         link = f"{self.settings.base_url}/reset-password?token={token}"
-        queue_email(
-            self.uow,
-            self.secret_box,
-            to=user.email,
-            subject="Reset your password",
-            body=(
-                f"{greeting(user)}\n\nSomeone (hopefully you) asked to reset the password of this account. "
-                f"Choose a new password here (the link works once, for {minutes} minutes):\n\n{link}\n\n"
-                "If you did not ask for this, ignore this email: your password stays as it is.\n"
-            ),
-            kind="reset_password",
-        )
+        with use_language(self.settings, email_language(self.settings, user)):
+            queue_email(
+                self.uow,
+                self.secret_box,
+                to=user.email,
+                subject=_("Reset your password"),
+                body=greeting(user)
+                + "\n\n"
+                + _("Someone (hopefully you) asked to reset the password of this account.")
+                + " "
+                + ngettext(
+                    "Choose a new password here (the link works once, for %(num)d minute):",
+                    "Choose a new password here (the link works once, for %(num)d minutes):",
+                    minutes,
+                )
+                % {"num": minutes}
+                + f"\n\n{link}\n\n"
+                + _("If you did not ask for this, ignore this email: your password stays as it is.")
+                + "\n",
+                kind="reset_password",
+            )
         await record_audit(
             self.session, action="password_reset_requested", actor_user_id=user.id, target=user.id, ip=ip
         )

@@ -19,7 +19,7 @@ from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.security import SecretBox, new_opaque_token, sha256_hex
 from hutch.db.engine import UnitOfWork
-from hutch.i18n import is_supported, languages
+from hutch.i18n import N_, _, current_language, is_supported, language_for, languages, ngettext, use_language
 from hutch.notifications.service import queue_email
 from hutch.settings import Settings
 
@@ -32,6 +32,9 @@ class InvalidInvitation(BadRequest):
 class LastOwner(Conflict):
     def __init__(self) -> None:
         super().__init__("An organisation needs at least one owner; make someone else owner first.")
+
+
+ROLE_NAMES = {OrgRole.OWNER: N_("owner"), OrgRole.ADMIN: N_("admin"), OrgRole.MEMBER: N_("member")}
 
 
 def checked_language(settings: Settings, code: str | None) -> str | None:
@@ -172,19 +175,33 @@ class OrgService:
         await self.session.flush()
         await self.session.refresh(invitation)
         link = f"{self.settings.base_url}/invitations/accept?token={token}"
-        queue_email(
-            self.uow,
-            self.secret_box,
-            to=email,
-            subject=f"You are invited to join {org.name}",
-            body=(
-                f"Hi,\n\nYou are invited to join {org.name} as {role.value}. Accept here (the link works "
-                f"once, for {self.settings.invitation_days} days):\n\n{link}\n\n"
-                "If you do not have an account yet, you can create one from that page with this email "
-                "address.\n"
-            ),
-            kind="invitation",
-        )
+        days = self.settings.invitation_days
+        # In the invited person's language when they have chosen one, else in the inviter's.
+        language = language_for(self.settings, existing.language if existing else None, current_language())
+        with use_language(self.settings, language):
+            queue_email(
+                self.uow,
+                self.secret_box,
+                to=email,
+                subject=_("You are invited to join {org}").format(org=org.name),
+                body=_("Hi,")
+                + "\n\n"
+                + _("You are invited to join {org} as {role}.").format(org=org.name, role=_(ROLE_NAMES[role]))
+                + " "
+                + ngettext(
+                    "Accept here (the link works once, for %(num)d day):",
+                    "Accept here (the link works once, for %(num)d days):",
+                    days,
+                )
+                % {"num": days}
+                + f"\n\n{link}\n\n"
+                + _(
+                    "If you do not have an account yet, you can create one from that page with this email "
+                    "address."
+                )
+                + "\n",
+                kind="invitation",
+            )
         await record_audit(
             self.session,
             action="invitation_created",

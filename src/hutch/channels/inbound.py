@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from hutch.channels.models import ExternalEvent
 from hutch.channels.repository import insert_event
 from hutch.db.engine import UnitOfWork
+from hutch.i18n import N_
 
 # For what a person sends that is neither text nor a file Hutch reads (a sticker, a location, an edit).
-UNREADABLE_MESSAGE = (
+UNREADABLE_MESSAGE = N_(
     "I cannot read that kind of message. Please type your question, or send a photo, a voice note or a file."
 )
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?$")
 
 
 @dataclass(frozen=True)
@@ -11,6 +14,7 @@ class EndUserProfile:
 
     display_name: str
     username: str | None = None
+    language: str | None = None  # the language their app is set to (Telegram's ``language_code``)
 
 
 def masked_number(number: str) -> str:
@@ -37,10 +41,16 @@ def default_profile(channel: str, external_id: str) -> EndUserProfile:
     return EndUserProfile(external_id[:200])
 
 
+def language_code(value: object) -> str | None:
+    """A language tag a channel sent (``es``, ``pt-br``), or None when it is not one."""
+    return value if isinstance(value, str) and LANGUAGE_TAG.match(value) else None
+
+
 def telegram_profile(sender: dict[str, object]) -> EndUserProfile | None:
-    """A Telegram sender's ``first_name last_name`` and ``@username``."""
+    """A Telegram sender's ``first_name last_name``, ``@username`` and app language."""
     name = " ".join(str(sender[k]) for k in ("first_name", "last_name") if sender.get(k)).strip()
     username = sender.get("username")
     if not name and not username:
         return None
-    return EndUserProfile(name or f"@{username}", str(username) if username else None)
+    language = language_code(sender.get("language_code"))
+    return EndUserProfile(name or f"@{username}", str(username) if username else None, language)

@@ -82,6 +82,17 @@ _BLOCKED = (
     .scalar_subquery()
     .label("end_user_blocked")
 )
+# The end user's language as their channel last told it, for the model's instructions: on the same ride.
+_LANGUAGE = (
+    select(EndUser.language)
+    .where(
+        EndUser.org_id == bindparam("blocked_org_id"),
+        EndUser.channel == bindparam("blocked_channel"),
+        EndUser.external_id == bindparam("blocked_end_user"),
+    )
+    .scalar_subquery()
+    .label("end_user_language")
+)
 
 
 class InboxRepository:
@@ -253,10 +264,15 @@ class EndUserRepository:
             external_id=external_id,
             display_name=profile.display_name[:200],
             username=profile.username[:200] if profile.username else None,
+            language=profile.language,
         )
         identity = [EndUser.org_id, EndUser.channel, EndUser.external_id]
         if replace:
-            changed = {"display_name": stmt.excluded.display_name, "username": stmt.excluded.username}
+            changed = {
+                "display_name": stmt.excluded.display_name,
+                "username": stmt.excluded.username,
+                "language": func.coalesce(stmt.excluded.language, EndUser.language),
+            }
             await self.session.execute(stmt.on_conflict_do_update(index_elements=identity, set_=changed))
         else:
             await self.session.execute(stmt.on_conflict_do_nothing(index_elements=identity))
@@ -287,8 +303,9 @@ class EndUserRepository:
 
     @staticmethod
     def blocked_carried(org_id: str, channel: str, end_user: str) -> Carried:
-        """Whether the end user is blocked, as a column another statement carries (``end_user_blocked``)."""
+        """Whether the end user is blocked, and their language, as columns another statement carries
+        (``end_user_blocked``, ``end_user_language``)."""
         return Carried(
-            columns=(_BLOCKED,),
+            columns=(_BLOCKED, _LANGUAGE),
             params={"blocked_org_id": org_id, "blocked_channel": channel, "blocked_end_user": end_user},
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from babel import Locale, UnknownLocaleError
+
 from hutch.agents.models import Agent
 
 
@@ -18,6 +20,20 @@ class PromptContext:
     summary: str | None = None  # compacted older turns of this conversation
     knowledge: list[tuple[str, str]] = field(default_factory=list)  # retrieved (document title, passage)
     extra: list[str] = field(default_factory=list)  # notes other domains add (balance, time left)
+    language: str | None = None  # the end user's, as their channel tells it (Telegram's language_code)
+
+
+def language_hint(code: str | None) -> str | None:
+    """A line telling the model which language the end user's app is set to: a hint, not an order (they
+    may write in another)."""
+    if not code:
+        return None
+    try:
+        name = Locale.parse(code.replace("-", "_")).english_name
+    except (ValueError, TypeError, UnknownLocaleError):
+        name = None
+    said = f"{name} ({code})" if name else f"the language with code {code!r}"
+    return f"The user's app is set to {said}: answer in it unless they write to you in another language."
 
 
 def build_instructions(context: PromptContext) -> str:
@@ -32,6 +48,9 @@ def build_instructions(context: PromptContext) -> str:
             "When the user shares something worth keeping for later (a preference, a fact about them), "
             "save it with the remember tool. Do not announce that you saved it unless asked."
         )
+    hint = language_hint(context.language)
+    if hint:
+        about.append(hint)
     sections.append("\n".join(about))
     if context.facts:
         sections.append("What you remember about this user:\n" + "\n".join(f"- {f}" for f in context.facts))

@@ -72,6 +72,7 @@ from hutch.engine.metering import ToolMeter, reaches_outside
 from hutch.engine.prompt import PromptContext, build_instructions
 from hutch.engine.runner import Engine, TextDelta, TurnOutcome, TurnRequest
 from hutch.engine.tools import cost_per_call
+from hutch.i18n import gettext
 from hutch.integrations.tools import ConnectedTool, build_tools, is_connected, read_connected
 from hutch.knowledge.chunking import count_tokens
 from hutch.knowledge.search import Passage
@@ -150,6 +151,7 @@ class PromptReads:
     searchable: bool = False  # the agent has documents: it gets the search tool
     runtime: RuntimeTarget | None = None  # the agent's dedicated runtime, when it is ready
     connected: list[ConnectedTool] = field(default_factory=list)  # the org's tools the agent enables
+    language: str | None = None  # the end user's, as their channel tells it: a hint for the model
 
 
 @dataclass
@@ -474,6 +476,9 @@ class TurnFlow:
             reads = await self._prompt_reads(agent, conversation, message, facts)
         else:
             reads = PromptReads(facts, await self._org_name(agent.org_id))
+        language = (profile.language if profile else None) or carried.get("end_user_language")
+        if language:
+            reads = replace(reads, language=language)
         return Turn(agent, channel, end_user, text, reads, conversation, message, stored_history)
 
     def _with_files(self, turn: Turn, media: ReadMedia) -> None:
@@ -488,7 +493,7 @@ class TurnFlow:
         if turn.notice is None and any(f.kind is AttachmentKind.IMAGE for f in media.files):
             primary, _ = self._resolve(turn.agent, self._keys.get(turn.agent.org_id, {}))
             if not primary.spec.vision:
-                turn.notice = NO_VISION
+                turn.notice = gettext(NO_VISION)
 
     async def _meter_transcriptions(self, org_id: str, files: list[ReadFile]) -> None:
         """The voice notes transcribed for this message, on the org's usage of the day with what they cost;
@@ -506,12 +511,12 @@ class TurnFlow:
         files = [read_again(attachment) for attachment in stored]
         media = ReadMedia(files=files)
         if any(f.kind is AttachmentKind.AUDIO and not f.transcribed for f in files):
-            media.unanswered = VOICE_FAILED
+            media.unanswered = gettext(VOICE_FAILED)
         turn.files, turn.notice = files, media.unanswered
         if turn.notice is None and any(f.kind is AttachmentKind.IMAGE for f in files):
             primary, _ = self._resolve(turn.agent, self._keys.get(turn.agent.org_id, {}))
             if not primary.spec.vision:
-                turn.notice = NO_VISION
+                turn.notice = gettext(NO_VISION)
 
     async def _settle(self, agent: Agent, reserved: dict[str, Any]) -> None:
         """Refuse a message over the plan's quotas (the caller rolls back); queue the notice it reaches."""
@@ -618,6 +623,7 @@ class TurnFlow:
                 summary=reads.summary,
                 knowledge=reads.passages,
                 extra=list(extra_instructions),
+                language=reads.language,
             )
         )
         helpers = TurnTools(self.resources, agent, self.time_left)

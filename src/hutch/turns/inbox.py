@@ -22,15 +22,16 @@ from hutch.conversations.models import Message
 from hutch.core.errors import HutchError
 from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import JobContext
+from hutch.i18n import N_, _
 from hutch.turns.flow import TurnFlow
 from hutch.turns.media import ReadMedia
 from hutch.turns.repository import reply_kept
 
 # What a held turn (a member has taken the conversation over) or a blocked end user gets: nothing sent.
 NO_REPLY = ""
-PLAN_LIMIT_NOTICE = "I cannot answer more messages at the moment: this assistant's plan limit is reached."
-UNAVAILABLE_NOTICE = "I cannot answer right now. Please try again later."
-SUSPENDED_NOTICE = "Sorry, this assistant is not available at the moment."
+PLAN_LIMIT_NOTICE = N_("I cannot answer more messages at the moment: this assistant's plan limit is reached.")
+UNAVAILABLE_NOTICE = N_("I cannot answer right now. Please try again later.")
+SUSPENDED_NOTICE = N_("Sorry, this assistant is not available at the moment.")
 
 
 async def answer_event(
@@ -65,7 +66,7 @@ async def answer_event(
     else:  # phase 1 committed in an earlier attempt
         resumed = await flow.resume(message_id)
         if resumed is None:
-            return UNAVAILABLE_NOTICE
+            return _(UNAVAILABLE_NOTICE)
         turn = resumed
     if turn.held:
         return NO_REPLY
@@ -77,17 +78,18 @@ async def answer_event(
 
 
 def notice(refused: HutchError) -> str:
-    """What the person hears when the agent cannot answer: plans and upgrades are for the owner."""
+    """What the person hears when the agent cannot answer, in the language of the moment: plans and
+    upgrades are for the owner."""
     if isinstance(refused, EndUserRateLimited) and refused.per == "day":
-        return "You have sent me a lot of messages today. Please come back tomorrow."
+        return _("You have sent me a lot of messages today. Please come back tomorrow.")
     if isinstance(refused, EndUserRateLimited):
-        return "You are sending messages faster than I can answer. Please wait a minute and try again."
+        return _("You are sending messages faster than I can answer. Please wait a minute and try again.")
     if refused.status_code == 429 and "per day" in refused.detail:
-        return "I have answered all the messages I can for today. Please come back tomorrow."
+        return _("I have answered all the messages I can for today. Please come back tomorrow.")
     if refused.status_code == 429:
-        return "I am receiving a lot of messages right now. Please try again in a little while."
+        return _("I am receiving a lot of messages right now. Please try again in a little while.")
     if refused.status_code == 402:
-        return PLAN_LIMIT_NOTICE
+        return _(PLAN_LIMIT_NOTICE)
     if isinstance(refused, OrgSuspended):
-        return SUSPENDED_NOTICE
-    return UNAVAILABLE_NOTICE
+        return _(SUSPENDED_NOTICE)
+    return _(UNAVAILABLE_NOTICE)

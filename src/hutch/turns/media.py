@@ -38,6 +38,7 @@ from hutch.core.quota import month_start
 from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import WorkerResources
 from hutch.engine.transcription import TranscriptionFailed, TranscriptionGateway
+from hutch.i18n import N_, _
 from hutch.knowledge.chunking import count_tokens
 from hutch.knowledge.parsing import UnreadableDocument, kind_of, parse
 
@@ -49,27 +50,28 @@ MB = 1024 * 1024
 AUDIO_BYTES_PER_SECOND = 2000
 MAX_STORED_TEXT = 200_000  # characters of a document's text kept with it
 WORDS = {
-    AttachmentKind.IMAGE: "images",
-    AttachmentKind.AUDIO: "voice notes",
-    AttachmentKind.DOCUMENT: "files",
+    AttachmentKind.IMAGE: N_("images"),
+    AttachmentKind.AUDIO: N_("voice notes"),
+    AttachmentKind.DOCUMENT: N_("files"),
 }
 
-NO_VISION = (
+# Said to the person in the language of the moment: translated where used (``_(NO_VISION)``).
+NO_VISION = N_(
     "This agent's model cannot see images; please describe what is in the picture in words, "
     "or ask the assistant's owner to choose a model that reads images."
 )
-VOICE_NOT_SET_UP = (
+VOICE_NOT_SET_UP = N_(
     "I cannot listen to voice notes here: voice transcription is not set up. Please type your message."
 )
-VOICE_OVER_LIMIT = (
+VOICE_OVER_LIMIT = N_(
     "I cannot listen to more voice notes this month: this assistant's transcription minutes are used up. "
     "Please type your message."
 )
-VOICE_FAILED = (
+VOICE_FAILED = N_(
     "Sorry, I could not understand that voice note just now. Please try again or type your message."
 )
-NOT_DOWNLOADED = "Sorry, I could not download the file you sent. Please try again."
-EMPTY_VOICE = "I could not hear any words in that voice note. Please try again or type your message."
+NOT_DOWNLOADED = N_("Sorry, I could not download the file you sent. Please try again.")
+EMPTY_VOICE = N_("I could not hear any words in that voice note. Please try again or type your message.")
 
 
 class DownloadFailed(Exception):
@@ -161,24 +163,31 @@ def placeholder(files: Sequence[ReadFile]) -> str:
 
 
 def refused_type(plan: Plan) -> str:
-    allowed = [WORDS[AttachmentKind(kind)] for kind in plan.limits.attachment_types]
+    allowed = [_(WORDS[AttachmentKind(kind)]) for kind in plan.limits.attachment_types]
     if not allowed:
-        return "I can only read text messages here. Please type your question."
-    return f"I cannot open that kind of file. I can read {_listed(allowed)}; or type your question."
+        return _("I can only read text messages here. Please type your question.")
+    return _("I cannot open that kind of file. I can read {kinds}; or type your question.").format(
+        kinds=_listed(allowed)
+    )
 
 
 def not_on_plan(kind: AttachmentKind, plan: Plan) -> str:
-    allowed = [WORDS[AttachmentKind(k)] for k in plan.limits.attachment_types]
-    also = f" I can read {_listed(allowed)}." if allowed else ""
-    return f"This assistant does not accept {WORDS[kind]}.{also} Please type your message."
+    allowed = [_(WORDS[AttachmentKind(k)]) for k in plan.limits.attachment_types]
+    if allowed:
+        return _(
+            "This assistant does not accept {kind}. I can read {kinds}. Please type your message."
+        ).format(kind=_(WORDS[kind]), kinds=_listed(allowed))
+    return _("This assistant does not accept {kind}. Please type your message.").format(kind=_(WORDS[kind]))
 
 
 def too_large(limit_bytes: int) -> str:
-    return f"That file is too large: I can read files up to {limit_bytes // MB} MB."
+    return _("That file is too large: I can read files up to {size} MB.").format(size=limit_bytes // MB)
 
 
 def _listed(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    if len(words) == 1:
+        return words[0]
+    return _("{first} and {last}").format(first=", ".join(words[:-1]), last=words[-1])
 
 
 def max_bytes(plan: Plan, operator_mb: int) -> int:
@@ -225,7 +234,7 @@ class MediaReader:
                 return ReadMedia(refusal=too_large(limit), refused=Refused.SIZE)
             except DownloadFailed as exc:
                 log.warning("a file sent in chat could not be downloaded", error=str(exc))
-                return ReadMedia(refusal=NOT_DOWNLOADED, refused=Refused.DOWNLOAD)
+                return ReadMedia(refusal=_(NOT_DOWNLOADED), refused=Refused.DOWNLOAD)
             if len(data) > limit:
                 return ReadMedia(refusal=too_large(limit), refused=Refused.SIZE)
             read = ReadFile(kind, file.content_type, file.filename, data)
@@ -234,7 +243,8 @@ class MediaReader:
                     read.text = document_text(data, file.filename, file.content_type)
                 except UnreadableDocument as exc:
                     return ReadMedia(
-                        refusal=f"I could not read {file.filename}: {exc}", refused=Refused.UNREADABLE
+                        refusal=_("I could not read {name}: {reason}").format(name=file.filename, reason=exc),
+                        refused=Refused.UNREADABLE,
                     )
             elif kind is AttachmentKind.AUDIO:
                 await self._transcribe(read, file, minutes_left, media)
@@ -256,16 +266,16 @@ class MediaReader:
         self, read: ReadFile, file: Received, seconds_left: float | None, media: ReadMedia
     ) -> None:
         if self.transcription is None:
-            media.unanswered = media.unanswered or VOICE_NOT_SET_UP
+            media.unanswered = media.unanswered or _(VOICE_NOT_SET_UP)
             return
         if seconds_left is not None and seconds_left <= 0:
-            media.unanswered = media.unanswered or VOICE_OVER_LIMIT
+            media.unanswered = media.unanswered or _(VOICE_OVER_LIMIT)
             return
         try:
             transcript = await self.transcription.transcribe(read.data, read.filename, read.content_type)
         except TranscriptionFailed as exc:
             log.warning("a voice note could not be transcribed", error=str(exc))
-            media.unanswered = media.unanswered or VOICE_FAILED
+            media.unanswered = media.unanswered or _(VOICE_FAILED)
             media.error = f"transcription failed: {exc}"
             return
         read.text, read.transcribed = transcript.text, True
@@ -273,7 +283,7 @@ class MediaReader:
             transcript.seconds or file.duration or len(read.data) / AUDIO_BYTES_PER_SECOND, 2
         )
         if not transcript.text:
-            media.unanswered = media.unanswered or EMPTY_VOICE
+            media.unanswered = media.unanswered or _(EMPTY_VOICE)
             return
         # The transcript is what the person said: the message's text (after a caption, if any).
         media.text = f"{media.text}\n\n{transcript.text}".strip() if media.text else transcript.text
@@ -283,13 +293,13 @@ def document_text(data: bytes, filename: str, content_type: str) -> str:
     """A PDF's or text file's text, as knowledge uploads read it."""
     kind = kind_of(filename, content_type.split(";")[0].strip().lower() or None)
     if kind is None:
-        raise UnreadableDocument("this kind of file has no text I can read")
+        raise UnreadableDocument(_("this kind of file has no text I can read"))
     sections = parse(data, kind)
     text = "\n\n".join(
         (" / ".join(s.headings) + "\n" + s.text) if s.headings else s.text for s in sections
     ).strip()
     if not text:
-        raise UnreadableDocument("it has no text (a scanned PDF, perhaps)")
+        raise UnreadableDocument(_("it has no text (a scanned PDF, perhaps)"))
     return text[:MAX_STORED_TEXT]
 
 

@@ -20,6 +20,7 @@ from hutch.db.engine import UnitOfWork, unit_of_work
 from hutch.db.jobs import WorkerResources
 from hutch.engine.deps import FactStore, TeamActions
 from hutch.engine.tools import MANAGER_TOOLS
+from hutch.i18n import _, ngettext
 from hutch.knowledge.service import embed_query, search_with
 from hutch.turns.offline_manager import rule_based_reply
 
@@ -142,8 +143,13 @@ async def balance_words(
     if time_left is not None:
         seconds = await time_left(org_id)
     time = (
-        "voice time that is not tracked (the plan includes unlimited voice)"
+        _("voice time that is not tracked (the plan includes unlimited voice)")
         if seconds is None
-        else f"{seconds // 60} minutes of prepaid time left"
+        else ngettext(
+            "%(num)d minute of prepaid time left", "%(num)d minutes of prepaid time left", seconds // 60
+        )
+        % {"num": seconds // 60}
     )
-    return f"The organisation is on the {plan.name} plan, with {credits} of prepaid credits and {time}."
+    return _("The organisation is on the {plan} plan, with {credits} of prepaid credits and {time}.").format(
+        plan=plan.name, credits=credits, time=time
+    )

@@ -53,12 +53,14 @@ from hutch.channels.telegram.platform import (
 from hutch.channels.telegram.service import UPDATE_JOB, event_source, webhook_url
 from hutch.channels.telegram.verification import PRIVATE, Verifications, may_talk
 from hutch.channels.usage import count_messages
-from hutch.conversations.end_users import telegram_profile
+from hutch.conversations.end_users import language_code, telegram_profile
 from hutch.conversations.inbox import InboxService
 from hutch.conversations.service import ConversationService
 from hutch.core.principal import Principal, PrincipalKind
 from hutch.db.jobs import TURNS_QUEUE, JobContext, job
+from hutch.i18n import N_, _, use_language
 from hutch.turns.inbox import NO_REPLY, PLAN_LIMIT_NOTICE, answer_event
+from hutch.turns.language import notice_language
 from hutch.turns.media import (
     Download,
     DownloadFailed,
@@ -71,19 +73,20 @@ from hutch.turns.tools import balance_words
 
 log = structlog.get_logger(__name__)
 CHANNEL = "telegram"
-HELP = (
+# What the bot says by itself, in the language of the chat (turns.language): translated where used.
+HELP = N_(
     "Write me a message and I will answer.\n\n"
     "/reset starts a new conversation\n/human asks for a person from the team\n"
     "/balance shows the prepaid credits and time left\n/help shows this"
 )
-UNLINKED = (
+UNLINKED = N_(
     "Hello! This chat is not linked to an assistant yet. Sign in to your dashboard, open Settings, "
     "Channels, Telegram, and use the link shown there: it brings you back here, linked."
 )
-BAD_LINK = (
+BAD_LINK = N_(
     "That link is not valid any more (links work once, for 30 minutes). Ask your dashboard for a new one."
 )
-RESET_QUESTION = "Start a new conversation? What we said so far stays in your history; I start afresh."
+RESET_QUESTION = N_("Start a new conversation? What we said so far stays in your history; I start afresh.")
 RESET_YES, RESET_NO, BUY = "reset:yes", "reset:no", "buy:"
 TOKEN_REVOKED = (
     "Telegram rejected the bot's token (revoked in @BotFather?); connect the bot again with a new one."
@@ -158,16 +161,17 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
     managed = update.get("managed_bot")
     if channel_id == PLATFORM and isinstance(managed, dict):  # a customer created their managed bot
         managed_bots = ManagedBots.of(ctx.uow, ctx.resources)
-        return finish_event(
-            event, await managed_bots.created(managed.get("user") or {}, managed.get("bot") or {})
-        )
+        creator = managed.get("user") or {}
+        with use_language(ctx.settings, language_code(creator.get("language_code"))):
+            return finish_event(event, await managed_bots.created(creator, managed.get("bot") or {}))
     query = update.get("callback_query")
     if isinstance(query, dict):
         chat_id = _chat_id(query.get("message"))
         chat = await _chat(ctx, channel_id, chat_id) if chat_id is not None else None
         if chat is None:
             return finish_event(event, "nothing to answer")
-        return finish_event(event, await _press(ctx, gateway, chat, query))
+        with use_language(ctx.settings, await _language(ctx, chat, query.get("from"))):
+            return finish_event(event, await _press(ctx, gateway, chat, query))
     message = update.get("message") or update.get("edited_message")
     if isinstance(message, dict) and "managed_bot_created" in message:
         return finish_event(event, "noted: the managed_bot update connects the bot")
@@ -175,6 +179,26 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
     chat = await _chat(ctx, channel_id, chat_id) if chat_id is not None else None
     if chat is None or not isinstance(message, dict) or (chat.agent is None and not chat.platform):
         return finish_event(event, "nothing to answer")
+    with use_language(ctx.settings, await _language(ctx, chat, message.get("from"))):
+        return await _answer(ctx, gateway, chat, event, message, channel_id)
+
+
+async def _language(ctx: JobContext, chat: Chat, sender: Any) -> str:
+    """What the bot's own words are said in: the org's language, or the sender's app language when the org
+    allows it (and, on the platform bot before a chat is linked, the sender's)."""
+    said = language_code(sender.get("language_code")) if isinstance(sender, dict) else None
+    org_id = chat.counted[0] if chat.counted else (chat.member[0] if chat.member else None)
+    return await notice_language(ctx.uow.session, ctx.settings, org_id, said)
+
+
+async def _answer(
+    ctx: JobContext,
+    gateway: TelegramGateway,
+    chat: Chat,
+    event: ExternalEvent,
+    message: dict[str, Any],
+    channel_id: str,
+) -> str:
     if event.reply is None:
         # A turn's answer is kept on the event by the statement storing it; any other reply is committed
         # with the sending mark below, so a failed send retries with the same answer.
@@ -220,7 +244,7 @@ def _command(text: str) -> tuple[str | None, str]:
     """``/start@shop_bot abc`` → ("/start", "abc"); plain text → (None, text)."""
     if not text.startswith("/"):
         return None, text
-    head, _, rest = text.partition(" ")
+    head, _space, rest = text.partition(" ")
     return head.split("@")[0].lower(), rest.strip()
 
 
@@ -233,7 +257,7 @@ async def _reply(
     if received:  # a photo, a voice note, a document: its caption is the text, never a command
         text = str(message.get("caption") or "")
     elif "edited_message" in update or not isinstance(text, str) or not text.strip():
-        return UNREADABLE_MESSAGE if chat.agent is not None else UNLINKED
+        return _(UNREADABLE_MESSAGE) if chat.agent is not None else _(UNLINKED)
     assert isinstance(text, str)
     command, argument = _command(text) if not received else (None, text)
     if chat.platform and command == "/start" and is_managed_code(argument):
@@ -243,14 +267,14 @@ async def _reply(
         sender = message.get("from") or {}
         link = await confirm_telegram_link(ctx.uow, argument, str(chat.chat_id), sender.get("username"))
         if link is None:
-            return BAD_LINK
+            return _(BAD_LINK)
         chat.linked(link)
         chat.use(await ctx.uow.session.get(Agent, link.agent_id))
-        name = chat.agent.name if chat.agent else "your assistant"
-        return f"Linked! From now on, this chat goes to {name}.\n\n{HELP}"
+        name = chat.agent.name if chat.agent else _("your assistant")
+        return _("Linked! From now on, this chat goes to {name}.").format(name=name) + "\n\n" + _(HELP)
     agent = chat.agent
     if agent is None:
-        return UNLINKED
+        return _(UNLINKED)
     if chat.channel_id is not None:  # an own bot: a factory-made one may wait for, or belong to, an owner
         sender = message.get("from") or {}
         sender_id = str(sender.get("id", ""))
@@ -259,13 +283,13 @@ async def _reply(
             verifications = Verifications(ctx.uow.session, ctx.resources.secret_box)
             return await verifications.answer(channel, text, sender_id, sender.get("username"))
         if channel is not None and not may_talk(channel, agent, sender_id):
-            return PRIVATE
+            return _(PRIVATE)
     if command == "/start":
-        return f"Hello! I am {agent.name}. {HELP}"
+        return _("Hello! I am {name}.").format(name=agent.name) + " " + _(HELP)
     if command == "/help":
-        return HELP
+        return _(HELP)
     if command == "/reset":
-        return RESET_QUESTION
+        return _(RESET_QUESTION)
     if command == "/balance":
         return await balance_words(ctx.uow, ctx.resources, agent.org_id)
     profile = telegram_profile(message.get("from") or {})
@@ -338,16 +362,16 @@ async def _buttons(ctx: JobContext, chat: Chat, reply: str, command: str | None)
         keyboard = await ManagedBots.of(ctx.uow, ctx.resources).keyboard(str(chat.chat_id), reply)
         if keyboard is not None:
             return keyboard
-    if reply == RESET_QUESTION:
+    if reply == _(RESET_QUESTION):
         return InlineKeyboardMarkup(
             [
                 [
-                    InlineKeyboardButton("Start over", callback_data=RESET_YES),
-                    InlineKeyboardButton("Keep going", callback_data=RESET_NO),
+                    InlineKeyboardButton(_("Start over"), callback_data=RESET_YES),
+                    InlineKeyboardButton(_("Keep going"), callback_data=RESET_NO),
                 ]
             ]
         )
-    wants_more = reply == PLAN_LIMIT_NOTICE or command == "/balance"
+    wants_more = reply == _(PLAN_LIMIT_NOTICE) or command == "/balance"
     if not (chat.platform and wants_more and await _may_buy(ctx, chat)):
         return None
     packages = ctx.resources.plans.packages
@@ -356,7 +380,10 @@ async def _buttons(ctx: JobContext, chat: Chat, reply: str, command: str | None)
             [
                 [
                     InlineKeyboardButton(
-                        f"Buy {p.name} (${p.price_cents / 100:,.2f})", callback_data=BUY + p.id
+                        _("Buy {package} ({price})").format(
+                            package=p.name, price=f"${p.price_cents / 100:,.2f}"
+                        ),
+                        callback_data=BUY + p.id,
                     )
                 ]
                 for p in packages[:4]
@@ -386,10 +413,12 @@ async def _press(ctx: JobContext, gateway: TelegramGateway, chat: Chat, query: d
         return "button ignored: no agent behind this chat"
     if data == RESET_YES:
         await ConversationService(ctx.uow.session).reset_open(agent, CHANNEL, _end_user(chat.chat_id))
-        await gateway.edit_text(chat.token, chat.chat_id, message_id, "Done: we start a new conversation.")
+        done = _("Done: we start a new conversation.")
+        await gateway.edit_text(chat.token, chat.chat_id, message_id, done)
         return "conversation reset"
     if data == RESET_NO:
-        await gateway.edit_text(chat.token, chat.chat_id, message_id, "Fine, we carry on where we were.")
+        fine = _("Fine, we carry on where we were.")
+        await gateway.edit_text(chat.token, chat.chat_id, message_id, fine)
         return "reset declined"
     if data.startswith(BUY) and chat.platform and await _may_buy(ctx, chat):
         assert chat.member is not None and ctx.resources.stripe is not None
@@ -401,9 +430,9 @@ async def _press(ctx: JobContext, gateway: TelegramGateway, chat: Chat, query: d
             org_role=OrgRole.ADMIN.value,
         )
         subscriptions = Subscriptions.of(ctx.uow, ctx.resources)
-        url, _ = await subscriptions.checkout_package(buyer, data.removeprefix(BUY), None, None)
-        pay = InlineKeyboardMarkup([[InlineKeyboardButton("Pay securely on Stripe", url=url)]])
-        await gateway.send(chat.token, chat.chat_id, "Here is your checkout page:", pay)
+        url = (await subscriptions.checkout_package(buyer, data.removeprefix(BUY), None, None))[0]
+        pay = InlineKeyboardMarkup([[InlineKeyboardButton(_("Pay securely on Stripe"), url=url)]])
+        await gateway.send(chat.token, chat.chat_id, _("Here is your checkout page:"), pay)
         await count_messages(ctx.uow.session, agent.org_id, agent.id, CHANNEL, outbound=1)
         return "checkout sent"
     return "button ignored"

@@ -45,6 +45,7 @@ from hutch.core.principal import Principal
 from hutch.core.security import SecretBox, sha256_hex
 from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import WorkerResources
+from hutch.i18n import N_, _
 from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
 from hutch.notifications.service import queue_email
 from hutch.settings import Settings
@@ -64,8 +65,8 @@ BOT_COMMANDS = [
     ("human", "Ask for a person from the team"),
     ("balance", "Prepaid credits and time left"),
 ]
-BUTTON = "Create my bot"
-BAD_LINK = (
+BUTTON = N_("Create my bot")  # said in the chat's language (hutch.turns.language), like the rest
+BAD_LINK = N_(
     "That link is not valid any more (it works once, for 30 minutes, for whoever opens it first). "
     "Ask your dashboard for a new one."
 )
@@ -104,11 +105,11 @@ def is_managed_code(argument: str) -> bool:
 
 
 def greeting(agent_name: str) -> str:
-    return (
-        f"Hello! Let's give {agent_name} a Telegram bot of your own. Press “{BUTTON}” below: Telegram "
+    return _(
+        "Hello! Let's give {agent} a Telegram bot of your own. Press “{button}” below: Telegram "
         "shows the bot's name and username (change them if you like), and once you confirm, I connect "
-        f"the new bot to {agent_name}."
-    )
+        "the new bot to {agent}."
+    ).format(agent=agent_name, button=_(BUTTON))
 
 
 def bot_profile(agent: Agent) -> tuple[str, str, str]:
@@ -204,14 +205,14 @@ class ManagedBots:
         button follows (see :meth:`keyboard`); a spent, expired or unknown code gets :data:`BAD_LINK`."""
         request = await self.requests.waiting_by_code_for_update(code_hash(code), datetime.now(UTC))
         if request is None:
-            return BAD_LINK
+            return _(BAD_LINK)
         request.status, request.telegram_user_id, request.chat_id = (
             ManagedBotStatus.OPENED,
             telegram_user_id,
             chat_id,
         )
         agent = await self.session.get(Agent, request.agent_id)
-        return greeting(agent.name if agent is not None else "your assistant")
+        return greeting(agent.name if agent is not None else _("your assistant"))
 
     async def keyboard(self, chat_id: str, reply: str) -> ReplyKeyboardMarkup | None:
         """The button that opens Telegram's creation screen, under the greeting :meth:`open` wrote."""
@@ -225,7 +226,9 @@ class ManagedBots:
             suggested_username=request.suggested_username,
         )
         return ReplyKeyboardMarkup(
-            [[KeyboardButton(BUTTON, request_managed_bot=ask)]], resize_keyboard=True, one_time_keyboard=True
+            [[KeyboardButton(_(BUTTON), request_managed_bot=ask)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
         )
 
     async def created(self, creator: dict[str, Any], bot: dict[str, Any]) -> str:
@@ -253,15 +256,18 @@ class ManagedBots:
             raise  # Telegram is down: the job retries, and the request still waits
         except HutchError as error:
             outcome = self._fail(request, str(error.detail))
-            await self._tell(request, f"Your bot was created, but I could not connect it: {error.detail}")
+            said = _("Your bot was created, but I could not connect it: {reason}").format(reason=error.detail)
+            await self._tell(request, said)
             return outcome
         await self._dress(channel, agent, token)
         request.status, request.channel_id = ManagedBotStatus.CONNECTED, channel.id
         request.bot_username, request.finished_at = channel.username, datetime.now(UTC)
         await self._tell(
             request,
-            f"Done! @{channel.username} is {agent.name} on Telegram now: https://t.me/{channel.username}\n"
-            "You are its owner; share the link with whoever should talk to it.",
+            _(
+                "Done! @{bot} is {agent} on Telegram now: https://t.me/{bot}\n"
+                "You are its owner; share the link with whoever should talk to it."
+            ).format(bot=channel.username, agent=agent.name),
         )
         return "connected"
 

@@ -18,25 +18,29 @@ from hutch.botfactory.models import BotVerification
 from hutch.channels.models import Channel, ChannelStatus
 from hutch.core.errors import Conflict, NotFound
 from hutch.core.security import SecretBox
+from hutch.i18n import N_, _
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
 CODE_LENGTH = 8
 MAX_FAILED_ATTEMPTS = 10
 
-SETTING_UP = (
+# Said in the language of the chat (hutch.turns.language): translated where used.
+SETTING_UP = N_(
     "This bot is being set up. Its owner activates it by sending the verification code shown in the "
-    "Hutch dashboard (Agent → Channels)."
+    "dashboard (Agent → Channels)."
 )
-WRONG_CODE = "That is not this bot's verification code. Check the code in the dashboard and send it again."
-EXPIRED_CODE = (
+WRONG_CODE = N_(
+    "That is not this bot's verification code. Check the code in the dashboard and send it again."
+)
+EXPIRED_CODE = N_(
     "This verification code is no longer valid. Ask the dashboard for a new one (Agent → Channels) "
     "and send it."
 )
-PRIVATE = "This is a private assistant; only its owner can talk to it."
+PRIVATE = N_("This is a private assistant; only its owner can talk to it.")
 
 
 def new_code() -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    return "".join(secrets.choice(CODE_ALPHABET) for _position in range(CODE_LENGTH))
 
 
 def deep_link(bot_username: str, code: str) -> str:
@@ -85,22 +89,24 @@ class Verifications:
             raise NotFound("Verification")
         candidate = _candidate(text)
         if candidate is None:
-            return SETTING_UP
+            return _(SETTING_UP)
         if (
             verification.expires_at <= datetime.now(UTC)
             or verification.failed_attempts >= MAX_FAILED_ATTEMPTS
         ):
-            return EXPIRED_CODE
+            return _(EXPIRED_CODE)
         expected = self.secret_box.decrypt(verification.code_encrypted)
         if not hmac.compare_digest(candidate.upper().encode(), expected.encode()):
             verification.failed_attempts += 1
-            return WRONG_CODE
+            return _(WRONG_CODE)
         verification.verified_at = datetime.now(UTC)
         verification.owner_telegram_id, verification.owner_username = sender_id, sender_username
         channel.status, channel.owner_external_id, channel.last_error = ChannelStatus.ACTIVE, sender_id, None
         agent = await self.session.get(Agent, channel.agent_id)
-        name = agent.name if agent is not None else "your assistant"
-        return f"Verified: you own this bot now. {name} answers here from now on; write a message to start."
+        name = agent.name if agent is not None else _("your assistant")
+        return _(
+            "Verified: you own this bot now. {name} answers here from now on; write a message to start."
+        ).format(name=name)
 
 
 def _candidate(text: str) -> str | None:

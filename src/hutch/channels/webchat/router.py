@@ -49,8 +49,11 @@ from hutch.db.engine import UnitOfWork
 from hutch.http.authz import Writer
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.http.uploads import chat_form, is_multipart, validated
+from hutch.i18n import gettext, set_language
+from hutch.resources import Resources
 from hutch.turns.flow import Answer, TurnFlow
 from hutch.turns.inbox import notice
+from hutch.turns.language import browser_choice, notice_language
 from hutch.turns.media import MediaReader, ReadMedia, Received
 from hutch.turns.streaming import sse, stream_turn
 
@@ -151,10 +154,20 @@ async def _visitor_widget(uow: UnitOfWork, token: str, request: Request) -> tupl
 
 
 @router.get("/api/v1/widget/{token}", response_model=WidgetConfig, responses=VISITOR_ERRORS)
-async def widget_config(token: str, request: Request, uow: UoWDep) -> WidgetConfig:
-    """What the bubble shows before the first message."""
-    _, agent = await _visitor_widget(uow, token, request)
-    return WidgetConfig(agent_name=agent.name, greeting=f"Hello! I am {agent.name}. How can I help?")
+async def widget_config(token: str, request: Request, uow: UoWDep, resources: ResourcesDep) -> WidgetConfig:
+    """What the bubble shows before the first message (in the org's language, or the visitor's)."""
+    _channel, agent = await _visitor_widget(uow, token, request)
+    await _speak_to_visitor(request, uow, resources, agent)
+    greeting = gettext("Hello! I am {name}. How can I help?").format(name=agent.name)
+    return WidgetConfig(agent_name=agent.name, greeting=greeting)
+
+
+async def _speak_to_visitor(request: Request, uow: UnitOfWork, resources: Resources, agent: Agent) -> None:
+    """What the widget says by itself (greeting, limits, refusals): the org's language, or the visitor's
+    browser's when the org allows it."""
+    visitor_language = browser_choice(resources.settings, request.headers.get("accept-language"))
+    settings = resources.settings
+    set_language(settings, await notice_language(uow.session, settings, agent.org_id, visitor_language))
 
 
 @router.get("/api/v1/widget/{token}/messages", response_model=WidgetHistory, responses=VISITOR_ERRORS)
@@ -237,6 +250,7 @@ async def widget_message(
     is stored; a refusal of the message itself (limits, paused agent) is a JSON error whose detail is
     written for the visitor."""
     channel, agent = await _visitor_widget(uow, token, request)
+    await _speak_to_visitor(request, uow, resources, agent)
     upload: Received | None = None
     if is_multipart(request):
         form = await chat_form(request, resources.settings)

@@ -26,6 +26,7 @@ from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.ratelimit import RateLimiter
 from hutch.db.engine import UnitOfWork
+from hutch.i18n import _
 from hutch.settings import Settings
 
 CHANNEL = "webchat"
@@ -151,7 +152,7 @@ def check_origin(channel: Channel, origin: str | None) -> None:
 
 def check_available(agent: Agent) -> None:
     if agent.status is not AgentStatus.ACTIVE:
-        raise Conflict("This assistant is not available right now. Please try again later.")
+        raise Conflict(_("This assistant is not available right now. Please try again later."))
 
 
 async def check_rates(
@@ -168,5 +169,5 @@ async def check_rates(
         decision = await limiter.hit(key, limit, 60)
         if not decision.allowed:
             raise RateLimited(
-                decision.retry_after, "You are sending messages too quickly. Please wait a moment."
+                decision.retry_after, _("You are sending messages too quickly. Please wait a moment.")
             )

@@ -20,12 +20,14 @@ from hutch.channels.whatsapp.service import EVENT_SOURCE, INBOUND_JOB, LINK_COMM
 from hutch.core.egress import EgressError
 from hutch.core.security import sha256_hex
 from hutch.db.jobs import TURNS_QUEUE, JobContext, job
+from hutch.i18n import N_, _, use_language
 from hutch.turns.inbox import NO_REPLY, answer_event
+from hutch.turns.language import notice_language
 from hutch.turns.media import Download, DownloadFailed, MediaReader, Received, TooLarge, default_filename
 
 CHANNEL = "whatsapp"
 MAX_MEDIA = 10  # files per message, as Twilio allows
-UNLINKED = (
+UNLINKED = N_(
     "This number is not linked to an assistant yet. Sign in to your dashboard, link this number "
     "(Settings, Channels, WhatsApp) and send the code shown there, like: LINK 123456"
 )
@@ -47,13 +49,20 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
     if gateway is None:
         raise WhatsAppNotConfigured()  # retried: the settings may be fixed meanwhile
     if event.reply is None:
-        event.reply = await _reply(ctx, event, sender, gateway)
+        with use_language(ctx.settings, await _language(ctx, sender)):
+            event.reply = await _reply(ctx, event, sender, gateway)
         await ctx.uow.checkpoint()  # the answer is kept even if sending fails below
     if event.reply == NO_REPLY:  # a member holds the conversation (they answer), or a blocked end user
         return finish_event(event, "not answered: held by a member or blocked")
     async with sending(ctx.uow, event):
         await gateway.send(sender, event.reply)
     return finish_event(event, "answered")
+
+
+async def _language(ctx: JobContext, sender: str) -> str:
+    """The language of the org the number is linked to (WhatsApp tells no language of its own)."""
+    link = await LinkRepository(ctx.uow.session).active_at(CHANNEL, sender)
+    return await notice_language(ctx.uow.session, ctx.settings, link.org_id if link else None, None)
 
 
 async def _reply(ctx: JobContext, event: ExternalEvent, sender: str, gateway: WhatsAppGateway) -> str:
@@ -66,14 +75,14 @@ async def _reply(ctx: JobContext, event: ExternalEvent, sender: str, gateway: Wh
         return await _confirm_link(ctx, sender, command.group(1), now)
     link = await LinkRepository(session).active_at(CHANNEL, sender, for_update=True)
     if link is None:
-        return UNLINKED
+        return _(UNLINKED)
     link.last_inbound_at = now  # opens WhatsApp's 24-hour window for free-form replies
     agent = await session.get(Agent, link.agent_id)
     if agent is None:
-        return UNLINKED
+        return _(UNLINKED)
     received = _received(gateway, params)
     if not received and not body.strip():
-        return UNREADABLE_MESSAGE
+        return _(UNREADABLE_MESSAGE)
     media = None
     if received and event.turn_message_id is None:  # (a resumed turn has its files stored already)
         media = await MediaReader.of(ctx.uow, ctx.resources).read(agent.org_id, body, received)
@@ -117,7 +126,7 @@ async def _confirm_link(ctx: JobContext, sender: str, code: str, now: datetime) 
     links = LinkRepository(session)
     pending = await links.pending_by_code_for_update(sha256_hex(f"whatsapp:{sender}:{code}"), now)
     if pending is None:
-        return (
+        return _(
             "That code is not valid for this number, or it has expired. Ask for a new one in your dashboard."
         )
     # The number now belongs to this user's assistant; an older link of the number ends.
@@ -125,5 +134,5 @@ async def _confirm_link(ctx: JobContext, sender: str, code: str, now: datetime) 
     await session.flush()
     pending.status, pending.last_inbound_at = LinkStatus.ACTIVE, now
     agent = await session.get(Agent, pending.agent_id)
-    name = agent.name if agent else "your assistant"
-    return f"Linked! From now on, messages from this number go to {name}. Say hello."
+    name = agent.name if agent else _("your assistant")
+    return _("Linked! From now on, messages from this number go to {name}. Say hello.").format(name=name)
