@@ -25,6 +25,7 @@ from hutch.db.engine import UnitOfWork
 from hutch.engine.tools import TOOLS
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.http.uploads import chat_form, is_multipart, validated
+from hutch.i18n import N_, _
 from hutch.integrations.tools import connected_choices
 from hutch.resources import Resources
 from hutch.runtimes.service import RuntimeService
@@ -37,14 +38,14 @@ from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, field_errors,
 
 router = APIRouter(prefix="/app/agents/{agent_id}", include_in_schema=False)
 TABS = [
-    ("chat", "Chat"),
-    ("inbox", "Inbox"),  # every conversation of this agent, on every channel (the inbox, filtered)
-    ("settings", "Settings"),
-    ("knowledge", "Knowledge"),
-    ("channels", "Channels"),
-    ("runtime", "Runtime"),
-    ("tasks", "Tasks"),
-    ("memories", "Memories"),
+    ("chat", N_("Chat")),
+    ("inbox", N_("Inbox")),  # every conversation of this agent, on every channel (the inbox, filtered)
+    ("settings", N_("Settings")),
+    ("knowledge", N_("Knowledge")),
+    ("channels", N_("Channels")),
+    ("runtime", N_("Runtime")),
+    ("tasks", N_("Tasks")),
+    ("memories", N_("Memories")),
 ]
 
 
@@ -142,7 +143,7 @@ async def chat_send(
     agent = await load_agent(found, uow, resources, agent_id)
     text, upload, refusal = await _sent_in_chat(request, resources)
     if upload is None and refusal is None and not text.strip():
-        raise BadRequest("Write a message or attach a file.")
+        raise BadRequest(_("Write a message or attach a file."))
     media: ReadMedia | None = None
     if upload is not None:
         # Read before phase 1, holding no connection (the reader ends this transaction first).
@@ -207,7 +208,7 @@ async def settings_tab(
     context = await _settings_context(uow, resources, agent)
     saved = request.query_params.get("saved") == "1"
     return agent_page(
-        request, found, agent, "settings", errors={}, flash="Saved." if saved else None, **context
+        request, found, agent, "settings", errors={}, flash=_("Saved.") if saved else None, **context
     )
 
 
@@ -278,7 +279,7 @@ async def avatar_upload(
     upload = (await request.form()).get("file")
     error = None
     if not isinstance(upload, UploadFile):
-        error = "Choose a picture to upload."
+        error = _("Choose a picture to upload.")
     else:
         stored = await attempt(uow, Avatars(uow.session).put(agent, await upload.read()))
         if isinstance(stored, HutchError):

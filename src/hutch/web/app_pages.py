@@ -15,15 +15,16 @@ from hutch.agents.service import AgentService
 from hutch.billing.subscriptions import Subscriptions
 from hutch.core.errors import HutchError
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.i18n import N_, _
 from hutch.resources import Resources
 from hutch.web.deps import Viewer, ViewerDep, page
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 CHANNELS = [
-    ("chat", "Just try it here first"),
-    ("telegram", "Telegram (a bot of your own, created in two taps)"),
-    ("whatsapp", "WhatsApp (your own number reaches your assistant)"),
-    ("widget", "A chat bubble on your website"),
+    ("chat", N_("Just try it here first")),
+    ("telegram", N_("Telegram (a bot of your own, created in two taps)")),
+    ("whatsapp", N_("WhatsApp (your own number reaches your assistant)")),
+    ("widget", N_("A chat bubble on your website")),
 ]
 TAB_OF_CHANNEL = {"chat": "chat", "telegram": "channels", "whatsapp": "channels", "widget": "channels"}
 
@@ -76,7 +77,7 @@ def _onboarding(
 async def onboarding(
     request: Request, found: ViewerDep, resources: ResourcesDep, plan: str = ""
 ) -> HTMLResponse:
-    return _onboarding(request, found, resources, plan=plan, name="My assistant")
+    return _onboarding(request, found, resources, plan=plan, name=_("My assistant"))
 
 
 @router.post("/onboarding", response_class=HTMLResponse)

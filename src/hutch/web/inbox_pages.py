@@ -25,6 +25,7 @@ from hutch.core.bounds import INT_MAX, EventPosition
 from hutch.core.errors import HutchError, NotFound
 from hutch.core.principal import Principal
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.i18n import N_, _
 from hutch.web.agent_pages import load_agent
 from hutch.web.app_pages import agents_service
 from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, page
@@ -34,25 +35,25 @@ PAGE_SIZE = 25
 CHANNELS = {
     "telegram": "Telegram",
     "whatsapp": "WhatsApp",
-    "webchat": "Website widget",
-    "voice": "Voice",
-    "api": "API and dashboard chat",
-    "openai_api": "OpenAI-compatible API",
-    "anthropic_api": "Anthropic-compatible API",
-    "task": "Tasks",
+    "webchat": N_("Website widget"),
+    "voice": N_("Voice"),
+    "api": N_("API and dashboard chat"),
+    "openai_api": N_("OpenAI-compatible API"),
+    "anthropic_api": N_("Anthropic-compatible API"),
+    "task": N_("Tasks"),
 }
 STATUSES = {
-    ConversationStatus.OPEN: "Open",
-    ConversationStatus.NEEDS_HUMAN: "Needs a person",
-    ConversationStatus.TAKEN_OVER: "Taken over",
-    ConversationStatus.CLOSED: "Closed",
+    ConversationStatus.OPEN: N_("Open"),
+    ConversationStatus.NEEDS_HUMAN: N_("Needs a person"),
+    ConversationStatus.TAKEN_OVER: N_("Taken over"),
+    ConversationStatus.CLOSED: N_("Closed"),
 }
 NOTES = {
-    "taken": "You hold this conversation: the agent stays silent until you hand it back.",
-    "sent": "Reply sent.",
-    "released": "Handed back: the agent answers again, with your messages in its history.",
-    "closed": "Closed: the person's next message starts a new conversation.",
-    "reopened": "Reopened.",
+    "taken": N_("You hold this conversation: the agent stays silent until you hand it back."),
+    "sent": N_("Reply sent."),
+    "released": N_("Handed back: the agent answers again, with your messages in its history."),
+    "closed": N_("Closed: the person's next message starts a new conversation."),
+    "reopened": N_("Reopened."),
 }
 Filter = Annotated[str, Query(max_length=200)]
 
@@ -94,10 +95,10 @@ class Filters:
             try:
                 status = ConversationStatus(self.status)
             except ValueError:
-                self.errors["status"] = "Choose a status from the list."
+                self.errors["status"] = _("Choose a status from the list.")
         since, until = self._day("since"), self._day("until")
         if since is not None and until is not None and until < since:
-            self.errors["until"] = "The last day comes on or after the first."
+            self.errors["until"] = _("The last day comes on or after the first.")
             until = None
         return InboxFilter(
             agent_id=self.agent or None,
@@ -116,7 +117,7 @@ class Filters:
         try:
             return date.fromisoformat(value)
         except ValueError:
-            self.errors[name] = "Enter a date like 2026-12-31."
+            self.errors[name] = _("Enter a date like 2026-12-31.")
             return None
 
 
@@ -211,7 +212,7 @@ async def _conversation_page(
 ) -> HTMLResponse:
     shown = await inbox.get(found.principal, conversation_id)
     agent = await agents_service(uow, resources).get(found.principal, shown.agent_id)
-    note = NOTES.get(request.query_params.get("note", "")) if not error else None
+    note = _(NOTES[key]) if (key := request.query_params.get("note", "")) in NOTES and not error else None
     return page(
         request,
         "app/inbox_conversation.html",
@@ -357,7 +358,7 @@ async def reply(
             resources,
             inbox,
             conversation_id,
-            error=f"The reply cannot be sent: {problem}.",
+            error=_("The reply cannot be sent: {problem}.").format(problem=problem),
             reply=content,
             status_code=422,
         )

@@ -20,6 +20,7 @@ from hutch.core.errors import Forbidden, HutchError, NotFound
 from hutch.core.request_context import client_ip
 from hutch.db.engine import UnitOfWork
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.i18n import _
 from hutch.resources import Resources
 from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, field_errors, page
 
@@ -46,10 +47,10 @@ def key_limits(form: FormData) -> KeyLimits:
             datetime.combine(date.fromisoformat(expires), time.max, UTC) if expires else None
         )
     except ValueError:
-        found.errors["expires"] = "Use a date."
+        found.errors["expires"] = _("Use a date.")
     rate = str(form.get("rate", "")).strip()
     if rate and not rate.isdigit():
-        found.errors["rate"] = "Give a whole number of requests per minute, or leave it empty."
+        found.errors["rate"] = _("Give a whole number of requests per minute, or leave it empty.")
     else:
         found.fields["rate_limit_per_minute"] = int(rate) if rate else None
     budget = str(form.get("budget", "")).strip().removeprefix("$")
@@ -59,7 +60,7 @@ def key_limits(form: FormData) -> KeyLimits:
             raise InvalidOperation
         found.fields["monthly_budget_cents"] = int(cents) if cents is not None else None
     except InvalidOperation:
-        found.errors["budget"] = "Give an amount in dollars, like 25 or 12.50, or leave it empty."
+        found.errors["budget"] = _("Give an amount in dollars, like 25 or 12.50, or leave it empty.")
     agents = [str(a) for a in form.getlist("agents")]
     found.fields["agent_ids"] = agents or None
     return found
@@ -77,7 +78,7 @@ async def org_agents(uow: UnitOfWork, resources: Resources, found: Viewer) -> li
 
 def manager_only(found: Viewer) -> None:
     if not found.can_manage:
-        raise Forbidden("Only the organisation's owners and admins can do this.")
+        raise Forbidden(_("Only the organisation's owners and admins can do this."))
 
 
 def key_values(key: Any) -> dict[str, Any]:
@@ -115,7 +116,7 @@ async def _key_page(
         key=key,
         spent_cents=spent,
         agents=await org_agents(uow, resources, found),
-        flash="Saved." if request.query_params.get("note") == "saved" else None,
+        flash=_("Saved.") if request.query_params.get("note") == "saved" else None,
         **context,
     )
 

@@ -4,6 +4,8 @@ every request, replaced by the person's own choice once the dashboard knows who 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from jinja2 import Environment
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -43,3 +45,8 @@ def install_translations(env: Environment) -> None:
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["html_lang"] = current_html_lang
+
+
+def translated_note(notes: Mapping[str, str], key: str | None) -> str | None:
+    """The note a page shows after a change (``?note=saved``), in the language of the moment."""
+    return gettext(notes[key]) if key is not None and key in notes else None

@@ -19,11 +19,13 @@ from hutch.channels.whatsapp.service import link_instructions, start_link
 from hutch.core.errors import HutchError, NotFound
 from hutch.db.engine import UnitOfWork
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.i18n import N_, _
 from hutch.notifications.models import NoticeKind
 from hutch.notifications.preferences import NotificationSettings
 from hutch.notifications.schemas import NoticeWays, PreferencesUpdate
 from hutch.resources import Resources
 from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, page
+from hutch.web.languages import translated_note
 from hutch.web.public_pages import safe_next
 from hutch.web.sessions import COOKIE, WebSessions
 
@@ -32,8 +34,8 @@ E164 = re.compile(r"\+[1-9]\d{6,14}")
 TELEGRAM_USERNAME = re.compile(r"@?[A-Za-z0-9_]{5,32}")
 WAYS = ("email", "telegram", "whatsapp")
 NOTES = {
-    "removed": "Unlinked: messages from that chat no longer reach your assistant.",
-    "saved": "Saved: notices go the ways you chose.",
+    "removed": N_("Unlinked: messages from that chat no longer reach your assistant."),
+    "saved": N_("Saved: notices go the ways you chose."),
 }
 
 
@@ -89,7 +91,7 @@ async def _chats_page(
         agent_names=dict(agents),
         telegram=platform_token(resources.settings) is not None,
         whatsapp=whatsapp_configured(resources.settings),
-        flash=NOTES.get(request.query_params.get("note", "")),
+        flash=translated_note(NOTES, request.query_params.get("note")),
         **context,
     )
 
@@ -114,7 +116,7 @@ async def link_telegram(
     values = {"agent_id": agent_id, "telegram_username": telegram_username}
     username = telegram_username.strip() or None
     if username is not None and not TELEGRAM_USERNAME.fullmatch(username):
-        errors = {"telegram_username": "A Telegram username has 5 to 32 letters, digits or underscores."}
+        errors = {"telegram_username": _("A Telegram username has 5 to 32 letters, digits or underscores.")}
         return await _chats_page(request, found, uow, resources, 422, errors=errors, values=values)
 
     async def begin() -> str:
@@ -147,7 +149,7 @@ async def link_whatsapp(
     if not whatsapp_configured(resources.settings):
         problem = WhatsAppNotConfigured()
     elif not E164.fullmatch(number):
-        problem = "Give the number in international form, with + and the country code, like +14155550100."
+        problem = _("Give the number in international form, with + and the country code, like +14155550100.")
     else:
         started = await attempt(
             uow, start_link(uow, resources.settings, found.principal, number, agent_id or None)
@@ -183,7 +185,7 @@ async def _notifications_page(
         section="notifications",
         preferences=preferences,
         ways=WAYS,
-        flash=NOTES.get(request.query_params.get("note", "")),
+        flash=translated_note(NOTES, request.query_params.get("note")),
     )
 
 

@@ -14,19 +14,21 @@ from pydantic import ValidationError
 from hutch.core.errors import Forbidden, HutchError
 from hutch.db.engine import UnitOfWork
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.i18n import N_, _
 from hutch.integrations.schemas import McpServerCreate, WebhookToolCreate
 from hutch.integrations.service import ConnectedToolService
 from hutch.resources import Resources
 from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, field_errors, page
+from hutch.web.languages import translated_note
 
 router = APIRouter(prefix="/app/tools", include_in_schema=False)
-NOTES = {"refreshed": "Tools listed again.", "deleted": "Deleted.", "connected": "Connected."}
+NOTES = {"refreshed": N_("Tools listed again."), "deleted": N_("Deleted."), "connected": N_("Connected.")}
 DEFAULT_PARAMETERS = '{\n  "type": "object",\n  "properties": {\n    "city": {"type": "string"}\n  }\n}'
 
 
 def manager_only(found: Viewer) -> None:
     if not found.can_manage:
-        raise Forbidden("Only the organisation's owners and admins can do this.")
+        raise Forbidden(_("Only the organisation's owners and admins can do this."))
 
 
 def header_lines(text: str) -> tuple[dict[str, str], str | None]:
@@ -37,7 +39,9 @@ def header_lines(text: str) -> tuple[dict[str, str], str | None]:
             continue
         name, sep, value = line.partition(":")
         if not sep or not name.strip():
-            return {}, f"Write one header per line, as Name: value (not {line.strip()[:40]!r})."
+            return {}, _("Write one header per line, as Name: value (not {line!r}).").format(
+                line=line.strip()[:40]
+            )
         headers[name.strip()] = value.strip()
     return headers, None
 
@@ -68,7 +72,7 @@ async def _tools_page(
         section="tools",
         servers=servers,
         webhooks=webhooks,
-        flash=NOTES.get(request.query_params.get("note", "")),
+        flash=translated_note(NOTES, request.query_params.get("note")),
         **context,
     )
 
@@ -135,7 +139,7 @@ async def create_webhook(
     try:
         parameters = json.loads(values["parameters"] or "{}")
     except ValueError:
-        errors["parameters"] = "Write the arguments' JSON schema as JSON."
+        errors["parameters"] = _("Write the arguments' JSON schema as JSON.")
     if not errors:
         try:
             body = WebhookToolCreate(
