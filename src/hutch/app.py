@@ -27,6 +27,7 @@ from hutch.billing.plans import PlanCatalog, PlanFileError, load_plans
 from hutch.billing.service import mirror_plans
 from hutch.bootstrap import settle_garbage_collector
 from hutch.botfactory import router as botfactory_router
+from hutch.browser import router as browser_router
 from hutch.channels import links_router
 from hutch.channels import router as channels_router
 from hutch.channels.anthropic_api import router as anthropic_router
@@ -214,6 +215,7 @@ def create_app(
         avatar_router.router,
         conversations_router.router,
         turns_router.router,
+        browser_router.router,
         memories_router.router,
         inbox_router.router,
         openai_router.router,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hutch.accounts.oidc_gateway import SsoProviders
-from hutch.accounts.oidc_gateway import SsoProviders
 from hutch.billing.plans import PlanCatalog, load_plans
 from hutch.billing.stripe_gateway import StripeGateway
 from hutch.botfactory.gateway import TelethonClients
+from hutch.browser.pool import BrowserPool
+from hutch.browser.screenshots import build_screenshot_store
 from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.channels.voice.gateway import LiveKitRooms, VoiceNotConfigured, livekit_config
 from hutch.channels.whatsapp.gateway import WhatsAppGateway, whatsapp_configured
@@ -39,7 +40,6 @@ class Resources(WorkerResources):
     migration_heads: frozenset[str]
     rate_limiter: RateLimiter
     message_watch: MessageWatch  # new messages for the inbox's open event streams
-    sso: SsoProviders  # the single sign-on providers configured (Google, an OpenID Connect issuer)
     sso: SsoProviders  # the single sign-on providers configured (Google, an OpenID Connect issuer)
 
     @property
@@ -79,6 +79,8 @@ def build_worker_resources(
         mcp=McpClients(),
         transcription=build_transcription(settings),
         jobs=JobOutbox(),
+        browsers=BrowserPool(settings),
+        screenshots=build_screenshot_store(settings),
         brand=brand,
     )
 
@@ -113,10 +115,11 @@ def build_resources(
         mcp=shared.mcp,
         transcription=shared.transcription,
         jobs=jobs,
+        browsers=shared.browsers,
+        screenshots=shared.screenshots,
         rate_limiter=rate_limiter,
         migration_heads=migration_heads,
         message_watch=MessageWatch(shared.database),
-        sso=SsoProviders.from_settings(shared.settings),
         sso=SsoProviders.from_settings(shared.settings),
         brand=shared.brand,
     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
+from hutch.browser.service import screenshot_url
 from hutch.conversations.models import (
     AttachmentKind,
     ConversationStatus,
@@ -14,6 +15,24 @@ from hutch.conversations.models import (
     MessageRole,
     MessageStatus,
 )
+
+
+def shown_tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool calls as the API shows them: ``name``, ``arguments``, ``result`` and, for a browser action,
+    ``screenshot_url`` (answered to members of the agent's org only); what else is recorded stays (``args``
+    is the older name of ``arguments``, ``ms``, ``metered``...)."""
+    shown = []
+    for call in calls:
+        out = dict(call)
+        out.setdefault("arguments", call.get("args", {}))
+        screenshot = call.get("screenshot")
+        if isinstance(screenshot, str) and screenshot:
+            out["screenshot_url"] = screenshot_url(screenshot)
+        shown.append(out)
+    return shown
+
+
+ToolCalls = Annotated[list[dict[str, Any]], AfterValidator(shown_tool_calls)]
 
 
 class ChatRequest(BaseModel):
@@ -29,7 +48,7 @@ class ChatMessage(BaseModel):
     model: str | None
     # The tools the agent called for this answer: name, args, result (cut short), ms; and for tools that reach
     # outside Hutch, metered and cost_micro_usd.
-    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    tool_calls: ToolCalls = Field(default_factory=list)
 
 
 class Usage(BaseModel):
@@ -84,7 +103,7 @@ class MessageOut(BaseModel):
     input_tokens: int
     output_tokens: int
     cost_micro_usd: int
-    tool_calls: list[dict[str, Any]]
+    tool_calls: ToolCalls
     created_at: datetime
     attachments: list[AttachmentOut] = Field(default_factory=list)
 
@@ -150,7 +169,7 @@ class InboxMessage(BaseModel):
     output_tokens: int
     cost_micro_usd: int
     author_id: str | None  # the member who wrote a human message
-    tool_calls: list[dict[str, Any]]
+    tool_calls: ToolCalls
     attachments: list[AttachmentOut] = Field(default_factory=list)
 
 

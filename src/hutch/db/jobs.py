@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from hutch.billing.plans import PlanCatalog
     from hutch.billing.stripe_gateway import StripeGateway
     from hutch.botfactory.gateway import CreatorClients
+    from hutch.browser.pool import BrowserPool
+    from hutch.browser.screenshots import ScreenshotStore
     from hutch.channels.telegram.gateway import TelegramGateway
     from hutch.channels.voice.gateway import LiveKitRooms
     from hutch.channels.whatsapp.gateway import WhatsAppGateway
@@ -194,10 +196,13 @@ class WorkerResources:
     mcp: McpGateway  # the MCP client, with the sessions it holds open to org's servers
     transcription: TranscriptionGateway | None  # None when HUTCH_TRANSCRIPTION_BASE_URL is not set
     jobs: JobOutbox  # queues jobs inside a unit of work's transaction
+    browsers: BrowserPool  # the browser agents drive: Chromium, started when first needed
+    screenshots: ScreenshotStore  # where the browser's screenshots are kept
     brand: Brand = field(default_factory=Brand, kw_only=True)  # the operator's product name, sender, colour
 
     async def close(self) -> None:
         await self.llm.close()
+        await self.browsers.close()
         await self.mcp.close()
         if self.stripe is not None:
             await self.stripe.close()

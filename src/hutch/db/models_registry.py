@@ -9,6 +9,7 @@ from hutch.apikeys import models as apikeys_models
 from hutch.audit import models as audit_models
 from hutch.billing import models as billing_models
 from hutch.botfactory import models as botfactory_models
+from hutch.browser import models as browser_models
 from hutch.channels import models as channels_models
 from hutch.channels.openai_api import models as openai_api_models
 from hutch.channels.voice import models as voice_models
@@ -32,6 +33,7 @@ DOMAIN_MODELS = (
     audit_models,
     billing_models,
     botfactory_models,
+    browser_models,
     channels_models,
     conversations_models,
     core_models,

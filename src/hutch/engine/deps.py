@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from hutch.agents.models import Agent
 from hutch.settings import Settings
@@ -45,6 +45,22 @@ class TeamActions(Protocol):
     async def cancel(self, task_id: str) -> str: ...
 
 
+@dataclass(frozen=True)
+class BrowserResult:
+    """What a browser action answers the model: the page as text, and the screenshot kept of it."""
+
+    text: str
+    screenshot_id: str | None = None
+    image: bytes | None = None  # the screenshot itself (JPEG), for models that look at the screen
+
+
+class BrowserActions(Protocol):
+    """The browser of the turn (its conversation's, or its task's): acts, and keeps a screenshot of each
+    action; the answer is in words for the model, refusals included. The browser domain provides it."""
+
+    async def act(self, action: str, tool_call_id: str | None, **arguments: Any) -> BrowserResult: ...
+
+
 @dataclass
 class EngineDeps:
     facts: FactStore
@@ -60,3 +76,4 @@ class EngineDeps:
     knowledge: KnowledgeSearcher | None = None
     team: TeamActions | None = None  # for manager agents
     handoff: HumanHandoff | None = None  # a stored conversation's: a person can take it over
+    browser: BrowserActions | None = None  # when the agent enables the browser and its plan allows it

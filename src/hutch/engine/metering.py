@@ -60,7 +60,7 @@ class ToolMeter:
         return True
 
 
-OUTSIDE_BUILTINS = frozenset({"web_fetch", "web_search"})
+OUTSIDE_BUILTINS = frozenset({"web_fetch", "web_search", "browser"})
 CONNECTED_PREFIXES = ("mcp:", "webhook:")  # an org's MCP servers' tools and webhook tools
 
 

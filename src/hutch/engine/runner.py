@@ -49,7 +49,7 @@ log = structlog.get_logger(__name__)
 
 APOLOGY = "Sorry, I can't answer right now: the AI service did not respond. Please try again in a moment."
 MAX_MODEL_REQUESTS_PER_TURN = 10  # a tool loop that keeps calling stops here
-RECORDED_METADATA = frozenset({"tool", "ok", "ms"})  # what a connected tool's answer adds to its record
+RECORDED_METADATA = frozenset({"tool", "ok", "ms", "screenshot"})  # what a tool answer adds to its record
 
 
 @dataclass

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic_ai import ModelRetry, RunContext, Tool
 
 from hutch.core.egress import EgressPolicy
+from hutch.engine.browser_tools import BROWSER, browser_toolset
 from hutch.engine.deps import EngineDeps
 from hutch.engine.metering import METERED
 from hutch.engine.web_fetch import read_page
@@ -37,6 +38,8 @@ class ToolSpec:
     build: Callable[[Settings, bool], Tool[EngineDeps]]  # (settings, strict) -> the pydantic-ai tool
     # Why an agent may not enable it on this deployment (a setting the operator has not made), or None.
     unavailable: Callable[[Settings], str | None] | None = None
+    # A toolset under one name (``browser``): the tools it stands for, built instead of ``build``.
+    expand: Callable[[Settings, bool], list[Tool[EngineDeps]]] | None = None
 
 
 class ToolRegistry:
@@ -44,7 +47,7 @@ class ToolRegistry:
         self._specs: dict[str, ToolSpec] = {}
         # Building a tool derives its JSON schema from the function (about 0.3 ms each); tools hold no
         # per-run state, so each is built once per (settings, strict) and shared by every turn.
-        self._built: dict[tuple[str, bool, int], tuple[Settings, Tool[EngineDeps]]] = {}
+        self._built: dict[tuple[str, bool, int], tuple[Settings, list[Tool[EngineDeps]]]] = {}
 
     def register(self, spec: ToolSpec) -> None:
         if spec.name in self._specs:
@@ -68,16 +71,17 @@ class ToolRegistry:
         return reasons
 
     def build(self, names: list[str], settings: Settings, *, strict: bool) -> list[Tool[EngineDeps]]:
-        return [self._tool(n, settings, strict) for n in names if n in self._specs]
+        return [tool for n in names if n in self._specs for tool in self._tools(n, settings, strict)]
 
-    def _tool(self, name: str, settings: Settings, strict: bool) -> Tool[EngineDeps]:
+    def _tools(self, name: str, settings: Settings, strict: bool) -> list[Tool[EngineDeps]]:
         key = (name, strict, id(settings))
         cached = self._built.get(key)
         if cached is not None and cached[0] is settings:  # the same object, not a new one at a reused id
             return cached[1]
-        tool = self._specs[name].build(settings, strict)
-        self._built[key] = (settings, tool)
-        return tool
+        spec = self._specs[name]
+        tools = spec.expand(settings, strict) if spec.expand else [spec.build(settings, strict)]
+        self._built[key] = (settings, tools)
+        return tools
 
 
 TOOLS = ToolRegistry()
@@ -321,5 +325,20 @@ TOOLS.register(
         "Search the web (through the provider the operator configures) and cite the results.",
         _web_search,
         unavailable=_web_search_unavailable,
+    )
+)
+
+
+def _no_single_tool(settings: Settings, strict: bool) -> Tool[EngineDeps]:
+    raise AssertionError("a toolset is built through its expand")
+
+
+TOOLS.register(
+    ToolSpec(
+        BROWSER,
+        "Drive a real web browser: open pages, read them, click, type, choose, scroll, go back, take "
+        "screenshots and download files (public addresses only, unless the operator allows private ones).",
+        _no_single_tool,
+        expand=lambda settings, strict: browser_toolset(strict),
     )
 )

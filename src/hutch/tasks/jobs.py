@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hutch.agents.models import Agent
+from hutch.browser.agent_browser import task_browser_key
 from hutch.core.errors import HutchError
 from hutch.core.ids import new_id
 from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
@@ -25,12 +26,16 @@ CHANNEL = "task"
 MAX_OUTPUT = 8000
 
 
-async def _ask(ctx: JobContext, task: Task, agent: Agent, prompt: str, extra: list[str]) -> TurnOutcome:
-    """One turn of the task (phases committed by the turn), metered like any answer."""
+async def _ask(
+    ctx: JobContext, task: Task, agent: Agent, prompt: str, extra: list[str], step: int | None = None
+) -> TurnOutcome:
+    """One turn of the task (phases committed by the turn), metered like any answer. A step's turn works
+    in the task's browser (kept between steps), its screenshots filed under the step."""
     flow = TurnFlow(ctx.uow, ctx.resources)
     turn = await flow.begin_unstored(
         agent, CHANNEL, None, prompt, reference=f"{task.id}:{new_id('turn')}", admit=False
     )
+    turn.task_id, turn.task_step = task.id, step
     request = flow.request(
         turn,
         extra_instructions=[f"You are working on a task for your organisation:\n{task.description}", *extra],
@@ -49,6 +54,14 @@ def _finish(task: Task, status: TaskStatus, *, error: str | None = None, result:
 
 @job(RUN_JOB, queue="tasks", lock_per="task_id", retry=False)
 async def run_task(ctx: JobContext, task_id: str) -> str:
+    try:
+        return await _run(ctx, task_id)
+    finally:
+        # The task's browser lives while its steps run; it closes with the task (or stays for a retry).
+        await ctx.resources.browsers.close_session(task_browser_key(task_id))
+
+
+async def _run(ctx: JobContext, task_id: str) -> str:
     session = ctx.uow.session
     task = await session.get(Task, task_id, with_for_update=True)
     if task is None or task.status in FINISHED:
@@ -78,7 +91,7 @@ async def run_task(ctx: JobContext, task_id: str) -> str:
             prompt = (
                 f"Carry out step {n + 1} of {len(steps)}: {step['title']}. Report what you did and found."
             )
-            outcome = await _ask(ctx, task, agent, prompt, context)
+            outcome = await _ask(ctx, task, agent, prompt, context, step=n + 1)
             if not outcome.ok:
                 return _finish(task, TaskStatus.FAILED, error=f"Step {n + 1} failed: {outcome.error}")
             step["done"], step["output"] = True, outcome.text[:MAX_OUTPUT]

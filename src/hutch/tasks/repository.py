@@ -9,6 +9,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.agents.models import Agent
+from hutch.browser.models import Screenshot
 from hutch.core.principal import Principal
 from hutch.tasks.models import FINISHED, Task, TaskStatus
 
@@ -58,6 +59,19 @@ class TaskRepository:
             stmt = stmt.where(Task.agent_id == agent_id)
         rows = (await self.session.execute(stmt.order_by(Task.created_at.desc()).limit(limit))).all()
         return [(task, name) for task, name in rows]
+
+    async def latest_screen(self, org_id: str, task_id: str) -> tuple[Screenshot | None, TaskStatus | None]:
+        """The task's newest browser screenshot and the task's status (None: the task is gone)."""
+        status = await self.session.scalar(
+            select(Task.status).where(Task.org_id == org_id, Task.id == task_id)
+        )
+        latest = await self.session.scalar(
+            select(Screenshot)
+            .where(Screenshot.org_id == org_id, Screenshot.task_id == task_id)
+            .order_by(Screenshot.created_at.desc(), Screenshot.id.desc())
+            .limit(1)
+        )
+        return latest, status
 
     async def lock_due(self, now: datetime) -> Sequence[Task]:
         """Scheduled tasks whose next run is due, locked; those others hold locked are skipped."""

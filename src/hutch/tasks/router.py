@@ -5,19 +5,33 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from fastapi.responses import StreamingResponse
 
 from hutch.core.errors import Conflict, Forbidden, NotFound, Unauthorized, error_responses
 from hutch.http.authz import Reader, Writer
-from hutch.http.dependencies import UoWDep
+from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.tasks.live import live_screens
 from hutch.tasks.models import Task
-from hutch.tasks.schemas import TaskCreate, TaskList, TaskOut, TaskUpdate
+from hutch.tasks.schemas import TaskCreate, TaskList, TaskOut, TaskStep, TaskUpdate
 from hutch.tasks.service import Tasks
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
 
 
-def _out(task: Task) -> TaskOut:
-    return TaskOut.model_validate(task, from_attributes=True)
+def _out(task: Task, screenshots: dict[int, list[str]] | None = None) -> TaskOut:
+    out = TaskOut.model_validate(task, from_attributes=True)
+    shots = screenshots or {}
+    out.steps = [
+        TaskStep(
+            number=n,
+            title=str(step.get("title", "")),
+            done=bool(step.get("done")),
+            output=step.get("output"),
+            screenshots=shots.get(n, []),
+        )
+        for n, step in enumerate(task.plan or [], start=1)
+    ]
+    return out
 
 
 @router.post(
@@ -51,9 +65,34 @@ async def list_tasks(
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, responses=error_responses(Unauthorized, NotFound))
-async def get_task(task_id: str, principal: Reader, uow: UoWDep) -> TaskOut:
-    """A task with its plan (each step's title, whether it is done, what it produced) and result."""
-    return _out(await Tasks(uow).get(principal, task_id))
+async def get_task(task_id: str, principal: Reader, uow: UoWDep, resources: ResourcesDep) -> TaskOut:
+    """A task with its plan (each step's title, whether it is done, what it produced), the screenshots its
+    browser took in each step (`steps[].screenshots`), and its result."""
+    task, screenshots = await Tasks(uow).get_with_screenshots(principal, task_id, resources.screenshots)
+    return _out(task, screenshots)
+
+
+@router.get(
+    "/tasks/{task_id}/live",
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The latest screen"},
+        **error_responses(Unauthorized, NotFound),
+    },
+)
+async def task_live(
+    task_id: str, principal: Reader, uow: UoWDep, resources: ResourcesDep
+) -> StreamingResponse:
+    """The task's screen while it runs, as server-sent `screen` events `{url, step, action, page_url, at}`
+    (the latest screen first, then each new one within a second), and a last `end` event `{status}` once
+    the task is finished. 404 outside the agent's org."""
+    task = await Tasks(uow).get(principal, task_id)
+    await uow.checkpoint()  # the stream holds no database connection between its reads
+    events = live_screens(resources.database, task.org_id, task.id)
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.patch(

@@ -45,6 +45,14 @@ class TaskUpdate(BaseModel):
     _check_zone = field_validator("timezone")(_zone)
 
 
+class TaskStep(BaseModel):
+    number: int  # from 1
+    title: str
+    done: bool
+    output: str | None
+    screenshots: list[str] = Field(default_factory=list)  # URLs of the browser's screens in this step
+
+
 class TaskOut(BaseModel):
     id: str
     agent_id: str
@@ -60,6 +68,7 @@ class TaskOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    steps: list[TaskStep] = Field(default_factory=list)  # the plan's steps, with their screenshots
 
 
 class TaskList(BaseModel):

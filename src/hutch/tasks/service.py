@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from hutch.agents.repository import AgentRepository
+from hutch.browser.screenshots import ScreenshotStore
+from hutch.browser.service import Screenshots
 from hutch.core.errors import Conflict, NotFound
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
@@ -73,6 +75,13 @@ class Tasks:
         if task is None:
             raise NotFound("Task")
         return task
+
+    async def get_with_screenshots(
+        self, principal: Principal, task_id: str, store: ScreenshotStore
+    ) -> tuple[Task, dict[int, list[str]]]:
+        """The task and its browser's screenshot URLs by step."""
+        task = await self.get(principal, task_id)
+        return task, await Screenshots(self.session, store).by_step(task.org_id, task.id)
 
     async def update(
         self,

@@ -42,6 +42,7 @@ from hutch.billing.quotas import (
     quota_notice_due,
 )
 from hutch.billing.repository import UsageCounts
+from hutch.browser.agent_browser import AgentBrowser, BrowserScope
 from hutch.conversations.attachments_repository import AttachmentRepository
 from hutch.conversations.end_users import EndUserProfile
 from hutch.conversations.inbox import EndUserBlocked, TakenOver
@@ -64,6 +65,7 @@ from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
 from hutch.db.carried import Carried
 from hutch.db.engine import NO_FLUSH_WAIT, UnitOfWork
 from hutch.db.jobs import WorkerResources
+from hutch.engine.browser_tools import BROWSER
 from hutch.engine.catalog import DEMO_MODEL, Credentials
 from hutch.engine.deps import EngineDeps
 from hutch.engine.gateway import ResolvedModel
@@ -79,6 +81,7 @@ from hutch.knowledge.search import Passage
 from hutch.knowledge.service import embed_query, has_knowledge, search_with
 from hutch.runtimes.client import RuntimeTarget, complete, ready_runtime
 from hutch.turns.media import (
+    IMAGE_TYPES,
     NO_VISION,
     VOICE_FAILED,
     ReadFile,
@@ -179,11 +182,24 @@ class Turn:
     notice_error: str | None = None
     # Calls to outside tools the plan still allows this month (read after phase 1); None: no limit.
     tool_budget: ToolBudget | None = None
+    # The task and step a task's turn works on: its browser is the task's, kept between steps.
+    task_id: str | None = None
+    task_step: int | None = None
+    # Whether the plan gives the agent its browser, and how many the org may have open (read after phase
+    # 1); then the turn's browser, whose downloads are kept with the answer.
+    browser_plan: BrowserPlan | None = None
+    browser: AgentBrowser | None = None
 
     @property
     def stored(self) -> tuple[Conversation, Message]:
         assert self.conversation is not None and self.user_message is not None, "an unstored turn"
         return self.conversation, self.user_message
+
+
+@dataclass(frozen=True)
+class BrowserPlan:
+    allowed: bool
+    at_once: int | None
 
 
 @dataclass
@@ -558,6 +574,9 @@ class TurnFlow:
         """What phase 1 reads once its writes are committed: the tool budget, then the passages."""
         if not turn.held and reaches_outside(turn.agent.tools):
             turn.tool_budget = await self.quotas.tool_calls_left(turn.agent.org_id)
+            if BROWSER in turn.agent.tools:
+                limits = (await self.quotas.plan_of(turn.agent.org_id)).limits
+                turn.browser_plan = BrowserPlan(limits.browser, limits.browsers)
             turn.reads = replace(turn.reads, connected=await self._connected(turn))
             await self.uow.checkpoint()
         return await self._with_passages(turn)
@@ -613,6 +632,9 @@ class TurnFlow:
         tools = list(agent.tools)
         if reads.searchable:
             tools.append("search_knowledge")
+        turn.browser = self._browser(turn)
+        if turn.browser is None and BROWSER in tools:
+            tools.remove(BROWSER)  # the plan leaves it out: the model is not offered it
         instructions = build_instructions(
             PromptContext(
                 agent=agent,
@@ -641,6 +663,7 @@ class TurnFlow:
             knowledge=helpers.search_words,
             team=helpers.team(),
             handoff=_handoff(helpers, turn.conversation.id) if turn.conversation else None,
+            browser=turn.browser,
         )
         return TurnRequest(
             instructions=instructions,
@@ -656,6 +679,29 @@ class TurnFlow:
             extra_tools=build_tools(reads.connected, self.resources.mcp, self.settings, taken=tools),
             meter=self._meter(turn),
             media=images_of(turn.files),
+        )
+
+    def _browser(self, turn: Turn) -> AgentBrowser | None:
+        """The turn's browser, when the agent enables it and its plan allows it."""
+        plan = turn.browser_plan
+        if plan is None or not plan.allowed or (plan.at_once is not None and plan.at_once <= 0):
+            return None
+        scope = BrowserScope(
+            org_id=turn.agent.org_id,
+            agent_id=turn.agent.id,
+            conversation_id=turn.conversation.id if turn.conversation else None,
+            task_id=turn.task_id,
+            step=turn.task_step,
+            reference=turn.reference,
+        )
+        return AgentBrowser(
+            self.resources.browsers,
+            self.resources.screenshots,
+            self.resources.database,
+            self.resources.jobs,
+            scope,
+            plan.at_once,
+            self.settings.attachment_max_mb * 1024 * 1024,
         )
 
     def _meter(self, turn: Turn) -> ToolMeter:
@@ -740,6 +786,9 @@ class TurnFlow:
             await self.quotas.meter_turn(
                 org_id, usage, self._ledger(), turn.reference, api_key_id=self.api_key_id
             )
+            if turn.browser is not None and turn.task_id is None:
+                # A turn kept nowhere has nothing to come back to: its browser closes with it.
+                await self.resources.browsers.close_session(turn.browser.scope.key)
         else:
             # The answer and the usage it counts are one statement, which locks the conversation's row first,
             # then the counters' (the order ``begin`` takes them in). Credits go in the same transaction.
@@ -752,6 +801,7 @@ class TurnFlow:
             else:
                 async with self.uow.alone():  # one statement, its own transaction
                     message = await self._store_answer(turn, outcome, counters)
+            self._keep_downloads(turn, message)
         if not outcome.ok:
             await self._count_failure(outcome)
         if turn.conversation is not None:
@@ -762,6 +812,16 @@ class TurnFlow:
                 self.uow.defer(COMPACT_JOB, conversation_id=turn.conversation.id)
         await self.uow.checkpoint()
         return Answer(turn, message, outcome)
+
+    def _keep_downloads(self, turn: Turn, message: Message) -> None:
+        """The files the agent downloaded with its browser, attached to its answer."""
+        if turn.browser is None or not turn.browser.downloads:
+            return
+        attachments = AttachmentRepository(self.session)
+        for file in turn.browser.downloads:
+            kind = AttachmentKind.IMAGE if file.content_type in IMAGE_TYPES else AttachmentKind.DOCUMENT
+            read = ReadFile(kind, file.content_type, file.filename, file.data, file.text)
+            attachments.add(stored_file(read, message, message.conversation_id))
 
     def _ledger(self) -> Ledger:
         return Ledger.of(self.uow, self.resources)

@@ -1,0 +1,194 @@
+"""The browser of one turn: what ``EngineDeps.browser`` is when an agent may use the browser.
+
+It opens (or finds again) the browser session of what the turn works for — its conversation, or its task,
+whose steps share one — runs the action, keeps a screenshot of the screen after it (the image in the
+screenshot store, its row in a short unit of work of its own: no connection is held while the browser
+works) and answers the model in words. Files downloaded are kept here until the turn stores its answer,
+which carries them as attachments (``hutch.turns.flow``).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from playwright.async_api import Error as PlaywrightError
+
+from hutch.browser.models import Screenshot
+from hutch.browser.pool import (
+    BrowserActionFailed,
+    BrowserBusy,
+    BrowserPool,
+    BrowserSession,
+    DownloadedFile,
+    Observation,
+)
+from hutch.browser.repository import ScreenshotRepository
+from hutch.browser.screenshots import ScreenshotStore, ScreenshotStoreFailed, screenshot_key
+from hutch.core.ids import new_id
+from hutch.db.engine import Database, JobSink, unit_of_work
+from hutch.engine.deps import BrowserResult
+from hutch.knowledge.parsing import UnreadableDocument, kind_of, parse
+
+log = structlog.get_logger(__name__)
+
+MAX_DOWNLOAD_TEXT = 8000  # characters of a downloaded file's text given to the model
+# What the tools may ask (``hutch.engine.browser_tools``), by action name.
+ACTIONS = frozenset({"open", "read", "click", "type", "select", "scroll", "back", "screenshot", "download"})
+
+
+@dataclass(frozen=True)
+class BrowserScope:
+    """What a browser works for: a conversation, or a task (whose steps share it), of one agent."""
+
+    org_id: str
+    agent_id: str
+    conversation_id: str | None = None
+    task_id: str | None = None
+    step: int | None = None  # the task's step (from 1)
+    reference: str = ""  # a turn kept nowhere (an API call without a conversation): its own browser
+
+    @property
+    def key(self) -> str:
+        """The browser session's key: ids are unique across orgs (the pool checks the org as well)."""
+        if self.task_id is not None:
+            return task_browser_key(self.task_id)
+        if self.conversation_id is not None:
+            return f"conversation:{self.conversation_id}"
+        return f"turn:{self.reference}"
+
+
+def task_browser_key(task_id: str) -> str:
+    return f"task:{task_id}"
+
+
+@dataclass(frozen=True)
+class BrowserFile:
+    """A file the agent downloaded, to keep with its answer."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    text: str | None
+
+
+@dataclass
+class AgentBrowser:
+    pool: BrowserPool
+    store: ScreenshotStore
+    database: Database
+    jobs: JobSink | None
+    scope: BrowserScope
+    at_once: int | None  # browsers the org may have open at once (its plan); None: no limit
+    max_download_bytes: int
+    downloads: list[BrowserFile] = field(default_factory=list)
+
+    async def act(self, action: str, tool_call_id: str | None, **arguments: Any) -> BrowserResult:
+        if action not in ACTIONS:
+            return BrowserResult(f"There is no browser action {action!r}.")
+        try:
+            session = await self.pool.session(self.scope.key, self.scope.org_id, self.at_once)
+        except BrowserBusy as exc:
+            return BrowserResult(str(exc))
+        except PlaywrightError as exc:
+            log.warning("the browser did not start", error=str(exc))
+            return BrowserResult("The browser could not be started here; answer without it.")
+        note = ""
+        observation: Observation | None
+        try:
+            observation = await session.run(lambda: self._perform(session, action, arguments))
+        except BrowserActionFailed as exc:
+            note = str(exc)
+            observation = await self._look(session, note)
+        except PlaywrightError as exc:  # the page or the browser crashed: the next action starts afresh
+            log.warning("a browser action failed", action=action, error=str(exc))
+            await self.pool.close_session(self.scope.key)
+            return BrowserResult("The browser stopped working on this page; open the page again.")
+        if observation is None:
+            return BrowserResult(note)
+        shot_id = await self._keep(observation, action, tool_call_id)
+        text = observation.for_model()
+        if action == "download" and self.downloads and not note:
+            text = f"{self._download_words(self.downloads[-1])}\n\n{text}"
+        return BrowserResult(text, shot_id, observation.screenshot)
+
+    async def _perform(self, session: BrowserSession, action: str, arguments: dict[str, Any]) -> Observation:
+        perform: dict[str, Callable[[], Awaitable[Observation]]] = {
+            "open": lambda: session.navigate(str(arguments["url"])),
+            "read": lambda: session.observe(),
+            "screenshot": lambda: session.observe("Screenshot taken."),
+            "click": lambda: session.click(int(arguments["element"])),
+            "type": lambda: session.type_text(
+                int(arguments["element"]), str(arguments["text"]), bool(arguments.get("submit"))
+            ),
+            "select": lambda: session.select(int(arguments["element"]), str(arguments["option"])),
+            "scroll": lambda: session.scroll(str(arguments.get("direction", "down"))),
+            "back": lambda: session.back(),
+        }
+        if action == "download":
+            observation, file = await session.download(int(arguments["element"]), self.max_download_bytes)
+            self.downloads.append(self._kept(file))
+            return observation
+        return await perform[action]()
+
+    async def _look(self, session: BrowserSession, note: str) -> Observation | None:
+        """The screen after an action that did not work, with why; None when even that fails."""
+        try:
+            return await session.run(lambda: session.observe(note))
+        except PlaywrightError:
+            return None
+
+    @staticmethod
+    def _kept(file: DownloadedFile) -> BrowserFile:
+        content_type = mimetypes.guess_type(file.filename)[0] or "application/octet-stream"
+        text: str | None = None
+        kind = kind_of(file.filename, content_type)
+        if kind is not None:
+            try:
+                sections = parse(file.data, kind)
+                text = "\n\n".join(s.text for s in sections).strip() or None
+            except UnreadableDocument:
+                text = None
+        return BrowserFile(file.filename, content_type, file.data, text)
+
+    @staticmethod
+    def _download_words(file: BrowserFile) -> str:
+        words = f"Downloaded {file.filename} ({len(file.data)} bytes); it is kept in the conversation."
+        if file.text:
+            shown = file.text[:MAX_DOWNLOAD_TEXT]
+            cut = "\n[... the rest is cut]" if len(file.text) > MAX_DOWNLOAD_TEXT else ""
+            words += f"\nIts text:\n{shown}{cut}"
+        return words
+
+    async def _keep(self, observation: Observation, action: str, tool_call_id: str | None) -> str | None:
+        """Store the screenshot and its row; None when the store failed (the action still counts)."""
+        shot_id = new_id("shot")
+        key = screenshot_key(self.scope.org_id, shot_id)
+        try:
+            await self.store.put(key, observation.screenshot, "image/jpeg")
+        except (ScreenshotStoreFailed, OSError) as exc:
+            log.warning("a browser screenshot could not be stored", error=str(exc))
+            return None
+        async with unit_of_work(self.database, self.jobs) as uow:
+            ScreenshotRepository(uow.session).add(
+                Screenshot(
+                    id=shot_id,
+                    org_id=self.scope.org_id,
+                    agent_id=self.scope.agent_id,
+                    conversation_id=self.scope.conversation_id,
+                    task_id=self.scope.task_id,
+                    step=self.scope.step,
+                    tool_call_id=(tool_call_id or "")[:100] or None,
+                    action=action,
+                    page_url=observation.reading.url[:4000],
+                    storage_key=key,
+                    content_type="image/jpeg",
+                    size_bytes=len(observation.screenshot),
+                    created_at=datetime.now(UTC),
+                )
+            )
+        return shot_id

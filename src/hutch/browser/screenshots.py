@@ -1,0 +1,113 @@
+"""Where screenshots are kept: files under the data directory, or an S3-compatible bucket.
+
+:func:`build_screenshot_store` picks one from settings at start-up (``HUTCH_SCREENSHOTS_BUCKET`` names a
+bucket; ``HUTCH_SCREENSHOTS_S3_ENDPOINT_URL`` points at MinIO, R2 or another S3-compatible service).
+Keys are ``<org id>/<screenshot id>.jpg``, made by Hutch, never by a caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from hutch.settings import Settings
+
+SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_-]+\.(jpg|png)$")
+
+
+class ScreenshotStoreFailed(Exception):
+    """The store could not keep or give back an image."""
+
+
+class ScreenshotStore(Protocol):
+    """Keeps screenshot images by key."""
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    async def get(self, key: str) -> bytes | None: ...
+
+
+def screenshot_key(org_id: str, screenshot_id: str) -> str:
+    key = f"{org_id}/{screenshot_id}.jpg"
+    if not SAFE_KEY.match(key):
+        raise ValueError(f"not a screenshot key: {key!r}")
+    return key
+
+
+class FileScreenshots:
+    """Files under ``<data dir>/screenshots``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        if not SAFE_KEY.match(key):
+            raise ValueError(f"not a screenshot key: {key!r}")
+        return self.root / key
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await asyncio.to_thread(self._write, self._path(key), data)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(path)
+
+    async def get(self, key: str) -> bytes | None:
+        path = self._path(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            return None
+
+
+class BucketScreenshots:
+    """Objects in an S3-compatible bucket, through boto3 (its calls run in a thread)."""
+
+    def __init__(self, bucket: str, client: Any) -> None:
+        self.bucket = bucket
+        self.client = client
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        try:
+            await asyncio.to_thread(
+                self.client.put_object, Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise ScreenshotStoreFailed(
+                f"the screenshot could not be stored in {self.bucket}: {exc}"
+            ) from None
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            answer = await asyncio.to_thread(self.client.get_object, Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise ScreenshotStoreFailed(f"the screenshot could not be read from {self.bucket}") from None
+        body: bytes = await asyncio.to_thread(answer["Body"].read)
+        return body
+
+
+def build_screenshot_store(settings: Settings) -> ScreenshotStore:
+    if settings.screenshots_bucket is None:
+        return FileScreenshots(settings.resolved_data_dir / "screenshots")
+    key_id = settings.screenshots_s3_access_key_id
+    secret = settings.screenshots_s3_secret_access_key
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.screenshots_s3_endpoint_url,
+        region_name=settings.screenshots_s3_region,
+        aws_access_key_id=key_id.get_secret_value() if key_id else None,
+        aws_secret_access_key=secret.get_secret_value() if secret else None,
+        config=Config(retries={"max_attempts": 3}, connect_timeout=5, read_timeout=15),
+    )
+    return BucketScreenshots(settings.screenshots_bucket, client)
