@@ -4,7 +4,7 @@ discovery, the authorization request, the code exchange and the ID token's check
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,7 +12,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from oidc_provider_mock import run_server_in_thread
 from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,13 +30,6 @@ from tests.fakes.smtp import SmtpServer
 PASSWORD = "a-perfectly-fine-password"
 CLIENT_SECRET = "oidc-client-secret-value"
 ATTEMPT_COOKIE = "hutch_sso"
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[str]:
-    """A real OpenID provider: discovery, JWKS, authorization and token endpoints, signed ID tokens."""
-    with run_server_in_thread() as server:
-        yield f"http://localhost:{server.server_port}"
 
 
 def sso_settings(settings: Settings, issuer: str) -> Settings:
