@@ -8,7 +8,6 @@ question whose answer sits in another org's documents, a `previous_response_id` 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from httpx import AsyncClient
