@@ -75,6 +75,7 @@ from hutch.web import (
     public_pages,
     settings_pages,
     sso_pages,
+    task_pages,
     tool_pages,
 )
 from hutch.web.languages import LanguageMiddleware, install_translations
@@ -246,6 +247,7 @@ def create_app(
         agent_pages.router,
         agent_tabs.router,
         inbox_pages.router,
+        task_pages.router,
         org_pages.router,
         key_pages.router,
         tool_pages.router,

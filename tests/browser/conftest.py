@@ -40,7 +40,9 @@ async def pool(
 ) -> AsyncIterator[BrowserPool]:
     """The browsers of every test in the module: the test sites listen on 127.0.0.1, which the operator
     allows (HUTCH_EGRESS_ALLOW); every other private address stays refused. Closed before the sites."""
-    browsers = BrowserPool(settings.model_copy(update={"egress_allow": ["127.0.0.1"], "browser_pool_size": 6}))
+    browsers = BrowserPool(
+        settings.model_copy(update={"egress_allow": ["127.0.0.1"], "browser_pool_size": 6})
+    )
     yield browsers
     await browsers.close()
 

@@ -19,6 +19,7 @@ from tests.browser.conftest import call, chat, new_agent, tool_results
 from tests.browser.site import REPORT, PrivateService, TestSite
 from tests.factories import Account, create_account
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
+from tests.web.test_dashboard import log_in
 
 pytestmark = pytest.mark.usefixtures("browsing")
 
@@ -80,6 +81,10 @@ async def test_an_agent_signs_in_with_the_browser_and_every_step_has_a_screensho
     assert (await client.get(urls[3], headers=stranger.headers)).status_code == 404
     assert (await client.get(urls[3])).status_code == 401
 
+    await log_in(client, owner.user.email)
+    page = await client.get(f"/app/inbox/{answer['conversation_id']}")
+    assert page.text.count('<img src="/app/screenshots/shot_') == 4
+
     shots = (await session.scalars(select(Screenshot).where(Screenshot.agent_id == agent["id"]))).all()
     assert sorted(s.action for s in shots) == ["click", "open", "type", "type"]
     stored = settings.resolved_data_dir / "screenshots" / shots[0].storage_key
@@ -117,7 +122,9 @@ async def test_two_orgs_browsers_never_share_cookies_but_a_conversation_keeps_it
     site: TestSite,
 ) -> None:
     ours, theirs = await new_agent(client, owner), await new_agent(client, stranger)
-    fake_llm.script(call("browser_open", url=f"{site.base_url}/remember?v=alpha"), ScriptedReply(content="ok"))
+    fake_llm.script(
+        call("browser_open", url=f"{site.base_url}/remember?v=alpha"), ScriptedReply(content="ok")
+    )
     first = await chat(client, owner, ours, "Remember alpha")
 
     fake_llm.script(call("browser_open", url=f"{site.base_url}/whoami"), ScriptedReply(content="ok"))

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,9 +22,10 @@ from hutch.tasks.live import live_screens
 from hutch.tasks.models import Task, TaskStatus
 from tests.browser.conftest import call, new_agent, tool_results
 from tests.browser.site import TestSite
-from tests.conftest import RecordingJobQueue
-from tests.factories import Account, create_account
+from tests.conftest import RecordingJobQueue, asgi_client
+from tests.factories import create_account
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
+from tests.web.test_dashboard import log_in
 
 pytestmark = pytest.mark.usefixtures("browsing")
 
@@ -41,6 +43,7 @@ def sse(body: str) -> list[tuple[str, dict[str, Any]]]:
 
 async def test_a_task_fills_a_two_page_form_in_one_browser_and_each_step_shows_its_screens(
     client: AsyncClient,
+    app: FastAPI,
     session: AsyncSession,
     settings: Settings,
     fake_llm: FakeLLMServer,
@@ -78,7 +81,10 @@ async def test_a_task_fills_a_two_page_form_in_one_browser_and_each_step_shows_i
     assert "Applying as Grace Hopper|team" in tool_results(fake_llm)[0]
     task = (await client.get(f"/api/v1/tasks/{task_id}", headers=owner.headers)).json()
     assert task["status"] == "completed"
-    assert [(s["number"], s["done"], len(s["screenshots"])) for s in task["steps"]] == [(1, True, 4), (2, True, 3)]
+    assert [(s["number"], s["done"], len(s["screenshots"])) for s in task["steps"]] == [
+        (1, True, 4),
+        (2, True, 3),
+    ]
     last = task["steps"][1]["screenshots"][-1]
     image = await client.get(last, headers=owner.headers)
     assert image.status_code == 200 and image.content[:3] == b"\xff\xd8\xff"
@@ -93,6 +99,18 @@ async def test_a_task_fills_a_two_page_form_in_one_browser_and_each_step_shows_i
     assert (await client.get(f"/api/v1/tasks/{task_id}/live", headers=stranger.headers)).status_code == 404
     assert (await client.get(f"/api/v1/tasks/{task_id}")).status_code == 401
     assert (await client.get(f"/api/v1/tasks/{task_id}", headers=stranger.headers)).status_code == 404
+
+    # The dashboard's task page shows each step's screens; a member of another org sees none of it.
+    await log_in(client, owner.user.email)
+    shown = await client.get(f"/app/tasks/{task_id}")
+    assert shown.status_code == 200 and "Fill in the second page" in shown.text
+    dashboard_shot = last.replace("/api/v1/screenshots/", "/app/screenshots/")
+    assert shown.text.count('<img src="/app/screenshots/') == 7 and dashboard_shot in shown.text
+    assert (await client.get(dashboard_shot)).content == image.content
+    async with asgi_client(app) as other:
+        await log_in(other, stranger.user.email)
+        assert (await other.get(f"/app/tasks/{task_id}")).status_code == 404
+        assert (await other.get(dashboard_shot)).status_code == 404
 
 
 async def test_the_live_view_shows_a_new_screen_within_a_second(

@@ -43,10 +43,10 @@ class Screenshots:
         return ScreenshotImage(data, shot.content_type)
 
     async def by_step(self, org_id: str, task_id: str) -> dict[int, list[str]]:
-        """The task's screenshot URLs by step number (from 1), oldest first."""
+        """The task's screenshot ids by step number (from 1), oldest first."""
         steps: dict[int, list[str]] = defaultdict(list)
         for shot in await self.repository.of_task(org_id, task_id):
-            steps[shot.step or 0].append(screenshot_url(shot.id))
+            steps[shot.step or 0].append(shot.id)
         return dict(steps)
 
     async def latest_of_task(self, org_id: str, task_id: str) -> Screenshot | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from hutch.browser.service import screenshot_url
@@ -28,9 +28,15 @@ def _event(name: str, data: dict[str, Any], event_id: str | None = None) -> str:
 
 
 async def live_screens(
-    database: Database, org_id: str, task_id: str, *, interval: float = POLL_SECONDS
+    database: Database,
+    org_id: str,
+    task_id: str,
+    *,
+    interval: float = POLL_SECONDS,
+    url_of: Callable[[str], str] = screenshot_url,
 ) -> AsyncIterator[str]:
-    """The events of one viewer of the task's screen (see the module's docstring)."""
+    """The events of one viewer of the task's screen (see the module's docstring); ``url_of`` makes a
+    screenshot's address (the API's, or the dashboard's)."""
     shown: str | None = None
     quiet = 0.0
     yield ": the latest screen of the task follows\n\n"
@@ -42,7 +48,7 @@ async def live_screens(
             yield _event(
                 "screen",
                 {
-                    "url": screenshot_url(latest.id),
+                    "url": url_of(latest.id),
                     "step": latest.step,
                     "action": latest.action,
                     "page_url": latest.page_url,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
+from hutch.browser.service import screenshot_url
 from hutch.core.errors import Conflict, Forbidden, NotFound, Unauthorized, error_responses
 from hutch.http.authz import Reader, Writer
 from hutch.http.dependencies import ResourcesDep, UoWDep
@@ -27,7 +28,7 @@ def _out(task: Task, screenshots: dict[int, list[str]] | None = None) -> TaskOut
             title=str(step.get("title", "")),
             done=bool(step.get("done")),
             output=step.get("output"),
-            screenshots=shots.get(n, []),
+            screenshots=[screenshot_url(shot) for shot in shots.get(n, [])],
         )
         for n, step in enumerate(task.plan or [], start=1)
     ]

@@ -79,7 +79,7 @@ class Tasks:
     async def get_with_screenshots(
         self, principal: Principal, task_id: str, store: ScreenshotStore
     ) -> tuple[Task, dict[int, list[str]]]:
-        """The task and its browser's screenshot URLs by step."""
+        """The task and its browser's screenshot ids by step."""
         task = await self.get(principal, task_id)
         return task, await Screenshots(self.session, store).by_step(task.org_id, task.id)
 
