@@ -309,3 +309,25 @@ async def test_the_operators_pages_and_landing_text_come_from_files(branded: Bra
 
 def test_a_brand_without_a_name_keeps_hutch_everywhere() -> None:
     assert Brand(primary_color="#0a7d5a").powered_by_line is None  # no credit line under Hutch itself
+
+
+async def test_the_widgets_config_carries_the_brand(
+    branded: Branded, session: AsyncSession, client: AsyncClient
+) -> None:
+    shop = "https://shop.example"
+    owner = await create_account(session, branded.settings, email="widget@brand.example")
+    agent = await branded.client.post(
+        "/api/v1/agents", json={"name": "Shop helper", "audience": "public"}, headers=owner.headers
+    )
+    made = await branded.client.post(
+        f"/api/v1/agents/{agent.json()['id']}/channels/webchat",
+        json={"allowed_origins": [shop]},
+        headers=owner.headers,
+    )
+    assert made.status_code == 201, made.text
+    api = f"/api/v1/widget/{made.json()['token']}"
+    config = (await branded.client.get(api, headers={"Origin": shop})).json()
+    assert config["brand_name"] == "Acme Assist" and config["primary_color"] == "#0a7d5a"
+    assert config["accent_ink"] == "#ffffff" and config["powered_by"] is None  # turned off in the file
+    plain = (await client.get(api, headers={"Origin": shop})).json()  # the same widget, no brand set
+    assert (plain["brand_name"], plain["primary_color"], plain["powered_by"]) == ("Hutch", None, None)

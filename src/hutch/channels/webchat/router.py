@@ -73,6 +73,10 @@ class WidgetCreate(BaseModel):
 class WidgetConfig(BaseModel):
     agent_name: str
     greeting: str
+    brand_name: str  # the operator's product
+    primary_color: str | None = None  # the brand's colour for the bubble; None: the widget's own blue
+    accent_ink: str | None = None  # text on that colour
+    powered_by: str | None = None  # the discreet credit line, unless the operator turned it off
 
 
 class VisitorMessage(BaseModel):
@@ -159,7 +163,15 @@ async def widget_config(token: str, request: Request, uow: UoWDep, resources: Re
     _channel, agent = await _visitor_widget(uow, token, request)
     await _speak_to_visitor(request, uow, resources, agent)
     greeting = gettext("Hello! I am {name}. How can I help?").format(name=agent.name)
-    return WidgetConfig(agent_name=agent.name, greeting=greeting)
+    brand = resources.brand
+    return WidgetConfig(
+        agent_name=agent.name,
+        greeting=greeting,
+        brand_name=brand.name,
+        primary_color=brand.primary_color,
+        accent_ink=brand.accent_ink if brand.primary_color else None,
+        powered_by=brand.powered_by_line,
+    )
 
 
 async def _speak_to_visitor(request: Request, uow: UnitOfWork, resources: Resources, agent: Agent) -> None:
