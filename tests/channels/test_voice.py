@@ -344,3 +344,22 @@ async def test_the_voice_agent_knows_the_time_left_and_answers_through_the_engin
 def test_the_voice_worker_says_what_it_needs() -> None:
     result = CliRunner().invoke(cli_app, ["voice-agent"])
     assert result.exit_code == 1 and "hutch[voice]" in result.output
+
+
+async def test_one_caller_past_the_per_person_limit_hears_why_while_others_are_answered(voice: Voice) -> None:
+    v = voice
+    await v.session.execute(update(Org).where(Org.id == v.owner.org.id).values(plan="fairuse"))  # 3 a minute
+    await v.session.commit()
+
+    async def speak(caller: str, words: str) -> str:
+        return "".join([piece async for piece in answer_turn(v.resources, v.agent_id, caller, words)])
+
+    for n in range(3):
+        assert await speak("user:eager", f"question {n}") == f"[Demo — no AI] You said: question {n}"
+    assert await speak("user:eager", "one more") == (
+        "You are sending messages faster than I can answer. Please wait a minute and try again."
+    )
+    assert await speak("user:calm", "hello") == "[Demo — no AI] You said: hello"  # someone else is answered
+    listed = (await v.client.get("/api/v1/conversations", headers=v.owner.headers)).json()["items"]
+    notes = {item["end_user"]["limited_note"] for item in listed}
+    assert notes == {None, "went past 3 messages a minute per person (Nora)"}  # the owner sees who

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from twilio.request_validator import RequestValidator
 
+from hutch.accounts.models import Org
 from hutch.app import create_app
 from hutch.channels.models import ExternalEvent
 from hutch.channels.whatsapp.gateway import WhatsAppGateway
@@ -225,3 +226,29 @@ async def test_linking_needs_whatsapp_configured_and_a_personal_agent(
         headers=owner.headers,
     )
     assert bad.status_code == 422
+
+
+async def test_per_person_limits_spare_the_owners_own_number_and_stop_a_stranger(
+    on_whatsapp: OnWhatsApp,
+) -> None:
+    w = on_whatsapp
+    await w.say(f"LINK {await w.link()}")
+    await w.session.execute(update(Org).where(Org.id == w.owner.org.id).values(plan="fairuse"))  # 3 a minute
+    await w.session.commit()
+    for n in range(4):  # the member's own assistant: no per-person limit
+        assert await w.say(f"note {n}") == [f"[Demo — no AI] You said: note {n}"]
+
+    # The agent made public: whoever writes from the linked number is a stranger it answers within limits.
+    public = await w.client.patch(
+        f"/api/v1/agents/{w.agent_id}",
+        json={"audience": "public", "end_user_messages_per_minute": 2},
+        headers=w.owner.headers,
+    )
+    assert public.status_code == 200, public.text
+    for n in range(2):
+        assert await w.say(f"question {n}") == [f"[Demo — no AI] You said: question {n}"]
+    assert await w.say("one more") == [
+        "You are sending messages faster than I can answer. Please wait a minute and try again."
+    ]
+    [listed] = (await w.client.get("/api/v1/conversations", headers=w.owner.headers)).json()["items"]
+    assert listed["end_user"]["limited_note"] == "went past 2 messages a minute per person (My assistant)"
