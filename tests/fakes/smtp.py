@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from email.header import decode_header, make_header
 from email.message import Message
 
 from aiosmtpd.controller import Controller
@@ -22,7 +23,8 @@ class ReceivedEmail:
 
     @property
     def subject(self) -> str:
-        return str(self.message["Subject"])
+        """As the reader sees it: encoded words (non-ASCII subjects, RFC 2047) decoded."""
+        return str(make_header(decode_header(str(self.message["Subject"]))))
 
     def _part(self, content_type: str) -> str | None:
         for part in self.message.walk():

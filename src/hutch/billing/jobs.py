@@ -11,6 +11,7 @@ from hutch.billing.ledger import LOW_BALANCE_JOB
 from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas
 from hutch.billing.webhooks import PAYMENT_FAILED_JOB
 from hutch.db.jobs import JobContext, job
+from hutch.i18n import _, use_language
 from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
 from hutch.notifications.service import queue_email
 
@@ -26,17 +27,23 @@ async def email_owners(
     compose: Callable[[str], tuple[str, str]],
     chat: str | None = None,
 ) -> int:
-    """Queue the (subject, body) ``compose`` makes from the org's name to each owner who takes email, and
-    (with ``chat``) tell the owners' linked chats too; each sent notice is recorded. How many emails."""
+    """Queue the (subject, body) ``compose`` makes from the org's name to each owner who takes email, in
+    their language, and (with ``chat``) tell the owners' linked chats too; each sent notice is recorded. How
+    many emails."""
     org = await ctx.uow.session.get(Org, org_id)
     if org is None:
         return 0
-    subject, body = compose(org.name)
     emailed = 0
     product = ctx.resources.brand.name
-    body += f"\nChoose how {product} tells you about {org.name}: {ctx.settings.base_url}{PREFERENCES_PAGE}\n"
+    preferences = f"{ctx.settings.base_url}{PREFERENCES_PAGE}"
     for owner in await owners(ctx.uow, org_id, kind):
         if owner.wants_email:
+            with use_language(ctx.settings, owner.language):
+                subject, body = compose(org.name)
+                body += "\n" + _("Choose how {product} tells you about {org}: {link}").format(
+                    product=product, org=org.name, link=preferences
+                )
+                body += "\n"
             queue_email(
                 ctx.uow, ctx.resources.secret_box, to=owner.email, subject=subject, body=body, kind=kind
             )
@@ -60,9 +67,16 @@ async def notify_low_balance(ctx: JobContext, org_id: str, credits_cents: int) -
         org_id,
         "low_balance",
         lambda org: (
-            f"{org}: prepaid credits are running low",
-            f"Hello,\n\n{org} has {money(credits_cents)} of prepaid credits left. When they run out, "
-            f"answers that are charged to credits stop.\n\nBuy a prepaid package: {packages}\n",
+            _("{org}: prepaid credits are running low").format(org=org),
+            _("Hello,")
+            + "\n\n"
+            + _(
+                "{org} has {amount} of prepaid credits left. When they run out, answers that are charged to "
+                "credits stop."
+            ).format(org=org, amount=money(credits_cents))
+            + "\n\n"
+            + _("Buy a prepaid package: {link}").format(link=packages)
+            + "\n",
         ),
         chat=f"Your prepaid credits are running low: {money(credits_cents)} left. {packages}",
     )
@@ -83,16 +97,25 @@ async def notify_payment_failed(
         dedup_key=f"payment_failed:{org_id}",
         org_id=org_id,
     )
-    pay = f"Pay the invoice: {invoice_url}\n" if invoice_url else ""
     billing = f"{ctx.settings.base_url}{BILLING_PAGE}"
+
+    def pay() -> str:
+        return _("Pay the invoice: {link}").format(link=invoice_url) + "\n" if invoice_url else ""
+
     return await email_owners(
         ctx,
         org_id,
         "payment_failed",
         lambda org: (
-            f"{org}: a payment failed",
-            f"Hello,\n\nThe payment of {money(amount_cents)} for {org}'s subscription failed. Stripe will "
-            f"try again; update the card in the billing portal to keep the plan: {billing}\n" + pay,
+            _("{org}: a payment failed").format(org=org),
+            _("Hello,")
+            + "\n\n"
+            + _(
+                "The payment of {amount} for {org}'s subscription failed. Stripe will try again; update the "
+                "card in the billing portal to keep the plan: {link}"
+            ).format(amount=money(amount_cents), org=org, link=billing)
+            + "\n"
+            + pay(),
         ),
         chat=f"A payment of {money(amount_cents)} for your subscription failed; please update your card: "
         f"{billing}",
@@ -105,16 +128,33 @@ async def notify_quota(ctx: JobContext, org_id: str, percent: int) -> int:
     plan = await Quotas(ctx.uow.session, ctx.resources.plans).plan_of(org_id)
     limit = plan.limits.messages_per_month
     upgrade = f"{ctx.settings.base_url}{BILLING_PAGE}"
-    if percent >= 100:
-        headline = f"all {limit} messages of the {plan.name} plan are used this month"
-        advice = "Agents answer again next month, or now with a bigger plan"
-    else:
-        headline = f"{percent}% of the {plan.name} plan's {limit} messages are used this month"
-        advice = "When they are all used, agents stop answering until next month; a bigger plan avoids it"
+
+    def headline() -> str:
+        if percent >= 100:
+            return _("all {limit} messages of the {plan} plan are used this month").format(
+                limit=limit, plan=plan.name
+            )
+        return _("{percent}% of the {plan} plan's {limit} messages are used this month").format(
+            percent=percent, plan=plan.name, limit=limit
+        )
+
+    def advice() -> str:
+        if percent >= 100:
+            return _("Agents answer again next month, or now with a bigger plan")
+        return _("When they are all used, agents stop answering until next month; a bigger plan avoids it")
+
     return await email_owners(
         ctx,
         org_id,
         f"quota_{percent}",
-        lambda org: (f"{org}: {headline}", f"Hello,\n\nFor {org}, {headline}. {advice}: {upgrade}\n"),
-        chat=f"Heads up: {headline}. {upgrade}",
+        lambda org: (
+            f"{org}: {headline()}",
+            _("Hello,")
+            + "\n\n"
+            + _("For {org}, {headline}. {advice}: {link}").format(
+                org=org, headline=headline(), advice=advice(), link=upgrade
+            )
+            + "\n",
+        ),
+        chat=f"Heads up: {headline()}. {upgrade}",
     )

@@ -12,6 +12,7 @@ from hutch.conversations.service import COMPACT_JOB
 from hutch.core.ids import new_id
 from hutch.db.jobs import JobContext, job
 from hutch.engine.compaction import summarize
+from hutch.i18n import _
 from hutch.notifications.models import NoticeKind
 
 
@@ -70,9 +71,15 @@ async def needs_human_notice(ctx: JobContext, conversation_id: str, reason: str)
     text = f"Someone talking to {name} on {conversation.channel} wants a person ({reason}). Open: {link}"
 
     def compose(org_name: str) -> tuple[str, str]:
+        said = _("Someone talking to {agent} on {channel} wants a person ({reason}). Open: {link}").format(
+            agent=name, channel=conversation.channel, reason=reason, link=link
+        )
         return (
-            f"{name}: someone wants to talk to a person",
-            f"Hello,\n\n{text}\n\nTake the conversation over in the inbox to answer them.\n",
+            _("{agent}: someone wants to talk to a person").format(agent=name),
+            _("Hello,")
+            + f"\n\n{said}\n\n"
+            + _("Take the conversation over in the inbox to answer them.")
+            + "\n",
         )
 
     return await email_owners(ctx, conversation.org_id, NoticeKind.NEEDS_HUMAN.value, compose, chat=text)

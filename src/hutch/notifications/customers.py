@@ -19,6 +19,7 @@ class Owner:
     wants_email: bool
     wants_telegram: bool
     wants_whatsapp: bool
+    language: str | None = None  # their chosen language, for emails
 
     @property
     def wants_chat(self) -> bool:
@@ -39,7 +40,7 @@ async def owners(uow: UnitOfWork, org_id: str, kind: str = "") -> list[Owner]:
         org_id, notice.value if notice else None, every_member=notice is NoticeKind.NEEDS_HUMAN
     )
     found = []
-    for uid, email, general_email, general_chat, by_email, by_telegram, by_whatsapp in rows:
+    for uid, email, general_email, general_chat, by_email, by_telegram, by_whatsapp, language in rows:
         chat = general_chat is not False
         found.append(
             Owner(
@@ -48,6 +49,7 @@ async def owners(uow: UnitOfWork, org_id: str, kind: str = "") -> list[Owner]:
                 wants_email=by_email if by_email is not None else general_email is not False,
                 wants_telegram=by_telegram if by_telegram is not None else chat,
                 wants_whatsapp=by_whatsapp if by_whatsapp is not None else chat,
+                language=language,
             )
         )
     return found

@@ -13,9 +13,9 @@ from hutch.notifications.models import (
     SentNotification,
 )
 
-# (user id, email, wants email, wants chat, and for the notice's kind: email, telegram, whatsapp): each is
-# None when the person never chose.
-OwnerRow = tuple[str, str, bool | None, bool | None, bool | None, bool | None, bool | None]
+# (user id, email, wants email, wants chat, and for the notice's kind: email, telegram, whatsapp; then their
+# language): each is None when the person never chose.
+OwnerRow = tuple[str, str, bool | None, bool | None, bool | None, bool | None, bool | None, str | None]
 
 
 class OutboundEmailRepository:
@@ -49,6 +49,7 @@ class NotificationRepository:
                 NotificationChoice.email,
                 NotificationChoice.telegram,
                 NotificationChoice.whatsapp,
+                User.language,
             )
             .join(Membership, Membership.user_id == User.id)
             .outerjoin(NotificationPreference, NotificationPreference.user_id == User.id)

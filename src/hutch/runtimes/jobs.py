@@ -21,6 +21,7 @@ from hutch.alerts.models import Severity
 from hutch.alerts.service import raise_alert
 from hutch.billing.jobs import email_owners
 from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
+from hutch.i18n import _
 from hutch.runtimes.drivers.base import RuntimeDriver
 from hutch.runtimes.models import Runtime, RuntimeStatus
 from hutch.runtimes.repository import RuntimeRepository
@@ -123,9 +124,15 @@ async def provision(ctx: JobContext, runtime_id: str, agent_id: str) -> str:
             runtime.org_id,
             "runtime_ready",
             lambda org: (
-                f"{name} is ready",
-                f"The dedicated runtime of {name} ({org}) is ready; its messages are answered there now.\n\n"
-                f"See it here: {ctx.settings.base_url}/app/agents/{runtime.agent_id}/runtime\n",
+                _("{agent} is ready").format(agent=name),
+                _(
+                    "The dedicated runtime of {agent} ({org}) is ready; its messages are answered there now."
+                ).format(agent=name, org=org)
+                + "\n\n"
+                + _("See it here: {link}").format(
+                    link=f"{ctx.settings.base_url}/app/agents/{runtime.agent_id}/runtime"
+                )
+                + "\n",
             ),
             chat=f"Your assistant {name} is ready.",
         )

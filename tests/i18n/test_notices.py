@@ -1,0 +1,85 @@
+"""What bots say by themselves, in the org's language or the end user's own (when the org allows it), the
+model told the end user's language, and an email in its reader's language."""
+
+from __future__ import annotations
+
+from httpx import AsyncClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.conversations.models import EndUser
+from hutch.engine.prompt import language_hint
+from hutch.settings import Settings
+from tests.channels.test_telegram import OnTelegram
+from tests.conftest import RecordingJobQueue
+from tests.factories import create_account
+from tests.fakes.llm import FakeLLMServer, ScriptedReply
+from tests.fakes.smtp import SmtpServer
+from tests.fakes.telegram import Sender, sticker_update
+
+SPANISH_HELP = "Escríbeme un mensaje y te responderé."
+ENGLISH_HELP = "Write me a message and I will answer."
+SPANISH_UNREADABLE = "No puedo leer ese tipo de mensaje."
+
+
+async def test_an_org_set_to_spanish_gets_its_bots_notices_in_spanish(on_telegram: OnTelegram) -> None:
+    t = on_telegram
+    assert (await t.say("/help"))[0].startswith(ENGLISH_HELP)
+    changed = await t.client.patch("/api/v1/org", json={"language": "es"}, headers=t.owner.headers)
+    assert changed.status_code == 200
+    [help_text] = await t.say("/help")
+    assert help_text.startswith(SPANISH_HELP) and "/reset" in help_text
+    assert await t.post(sticker_update(update_id=7001)) == 200
+    await t.run_jobs()
+    assert t.telegram.sent_texts(Sender().id)[-1].startswith(SPANISH_UNREADABLE)
+
+
+async def test_an_end_users_telegram_language_is_used_only_when_the_org_allows_it(
+    on_telegram: OnTelegram,
+) -> None:
+    t = on_telegram
+    spanish_speaker = Sender(id=5_550_042, first_name="Lucía", username="lucia", language_code="es")
+    assert (await t.say("/help", sender=spanish_speaker))[0].startswith(ENGLISH_HELP)  # not allowed yet
+    allowed = await t.client.patch(
+        "/api/v1/org", json={"use_end_user_language": True}, headers=t.owner.headers
+    )
+    assert allowed.status_code == 200
+    assert (await t.say("/help", sender=spanish_speaker))[0].startswith(SPANISH_HELP)
+    assert (await t.say("/help"))[0].startswith(ENGLISH_HELP)  # Ada's app is in English
+    unspoken = Sender(id=5_550_043, first_name="Kenji", username="kenji", language_code="ja")
+    assert (await t.say("/help", sender=unspoken))[0].startswith(ENGLISH_HELP)  # no Japanese: the org's
+
+
+async def test_the_model_is_told_the_end_users_language_and_it_is_kept(
+    on_telegram: OnTelegram, fake_llm: FakeLLMServer
+) -> None:
+    t = on_telegram
+    await t.client.patch(
+        f"/api/v1/agents/{t.agent_id}", json={"model": "openai/gpt-4o-mini"}, headers=t.owner.headers
+    )
+    fake_llm.script(ScriptedReply(content="¡Hola!"))
+    lucia = Sender(id=5_550_044, first_name="Lucía", username="lucia", language_code="es")
+    assert await t.say("hola", sender=lucia) == ["¡Hola!"]
+    system = fake_llm.requests[-1].body["messages"][0]
+    assert system["role"] == "system" and "The user's app is set to Spanish (es)" in str(system["content"])
+    of_lucia = select(EndUser.language).where(EndUser.external_id == f"telegram:{lucia.id}")
+    assert await t.session.scalar(of_lucia) == "es"
+    assert language_hint(None) is None
+
+
+async def test_a_spanish_person_gets_their_emails_in_spanish(
+    client: AsyncClient,
+    jobs: RecordingJobQueue,
+    mailbox: SmtpServer,
+    session: AsyncSession,
+    settings: Settings,
+) -> None:
+    owner = await create_account(session, settings)
+    await client.patch("/api/v1/users/me", json={"language": "es"}, headers=owner.headers)
+    sent = await client.post("/api/v1/auth/password-reset/request", json={"email": owner.user.email})
+    assert sent.status_code == 202
+    await jobs.run_pending()
+    [email] = mailbox.wait_for(owner.user.email)
+    assert email.subject == "Restablece tu contraseña"
+    assert "Elige una contraseña nueva aquí" in email.body and "60 minutos" in email.body
+    assert email.link("/reset-password").startswith("https://hutch.example/reset-password?token=")
