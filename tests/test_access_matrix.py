@@ -250,6 +250,8 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/tasks/{task_id}"): Access(Guard.READ),
     ("PATCH", "/api/v1/tasks/{task_id}"): Access(Guard.WRITE, {"description": "Follow up other leads"}),
     ("POST", "/api/v1/tasks/{task_id}/cancel"): Access(Guard.WRITE),
+    ("GET", "/api/v1/tasks/{task_id}/live"): Access(Guard.READ),
+    ("GET", "/api/v1/screenshots/{screenshot_id}"): Access(Guard.READ),
     ("POST", "/api/v1/voice/token"): Access(Guard.CHAT, {"agent_id": "{agent_id}"}),
     ("GET", "/api/v1/voice/sessions"): Access(Guard.READ),
     ("POST", "/webhooks/livekit"): Access(Guard.PUBLIC),
@@ -305,6 +307,9 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/app/agents/{agent_id}/tasks"): Access(Guard.WEB),
     ("POST", "/app/agents/{agent_id}/tasks"): Access(Guard.WEB, form={"description": "x"}),
     ("POST", "/app/agents/{agent_id}/tasks/{task_id}/cancel"): Access(Guard.WEB),
+    ("GET", "/app/tasks/{task_id}"): Access(Guard.WEB),
+    ("GET", "/app/tasks/{task_id}/live"): Access(Guard.WEB),
+    ("GET", "/app/screenshots/{screenshot_id}"): Access(Guard.WEB),
     ("GET", "/app/agents/{agent_id}/memories"): Access(Guard.WEB),
     ("POST", "/app/agents/{agent_id}/memories/forget"): Access(Guard.WEB, form={"end_user": "user:b"}),
     ("POST", "/app/agents/{agent_id}/memories/{memory_id}/delete"): Access(Guard.WEB),
@@ -564,7 +569,19 @@ async def world(deployment: LiveDeployment, settings: Settings) -> World:
         url="https://hooks.b.example/t",
         signing_secret_encrypted="x",
     )
-    session.add_all([b_channel, b_link, b_attachment, b_server, b_tool])
+    b_screenshot = Screenshot(
+        id=new_id("shot"),
+        org_id=b.org.id,
+        agent_id=b_agent["id"],
+        task_id=b_task.json()["id"],
+        step=1,
+        action="open",
+        page_url="https://b.example/secret",
+        storage_key=f"{b.org.id}/b-secret.jpg",
+        content_type="image/jpeg",
+        size_bytes=3,
+    )
+    session.add_all([b_channel, b_link, b_attachment, b_server, b_tool, b_screenshot])
     await session.commit()
     b_ids = {
         "key_id": b_key["id"],
@@ -580,6 +597,7 @@ async def world(deployment: LiveDeployment, settings: Settings) -> World:
         "task_id": b_task.json()["id"],
         "response_id": b_response.json()["id"],
         "attachment_id": b_attachment.id,
+        "screenshot_id": b_screenshot.id,
         "server_id": b_server.id,
         "tool_id": b_tool.id,
         "end_user_id": await session.scalar(select(EndUser.id).where(EndUser.org_id == b.org.id)),
