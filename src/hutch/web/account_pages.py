@@ -20,14 +20,16 @@ from hutch.accounts.email_links import EmailLinks
 from hutch.accounts.models import User
 from hutch.accounts.orgs import OrgService
 from hutch.accounts.repository import UserRepository
-from hutch.accounts.schemas import NewPasswordForm, SignupRequest
+from hutch.accounts.schemas import NewPasswordForm, ProfileUpdate, SignupRequest
 from hutch.accounts.service import AuthService
 from hutch.core.errors import HutchError, NotFound
 from hutch.core.request_context import client_ip
 from hutch.deletion.dependencies import DeletionsDep, ExportsDep
 from hutch.deletion.schemas import ExportOut
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.i18n import _, language_for, set_language
 from hutch.web.deps import Viewer, ViewerDep, attempt, page
+from hutch.web.languages import language_choices
 from hutch.web.sessions import COOKIE, WebSessions, clear_session_cookie
 from hutch.web.sso_pages import account_section
 from hutch.web.templating import brand_of, render
@@ -185,7 +187,24 @@ async def account_page(
         now=datetime.now(UTC),
         flash=done[:200] or None,
         sso_section=sso_section,
+        languages=language_choices(resources.settings),
     )
+
+
+@router.post(f"{ACCOUNT}/language", response_class=HTMLResponse)
+async def choose_language(
+    found: ViewerDep, uow: UoWDep, resources: ResourcesDep, language: Annotated[str, Form(max_length=16)] = ""
+) -> Response:
+    """The same as ``PATCH /api/v1/users/me {language}``; empty: follow the browser again."""
+    auth = AuthService(uow, resources.settings, resources.rate_limiter, resources.secret_box)
+    user = await _me(uow, found)
+    try:
+        await auth.update_profile(user, ProfileUpdate(language=language or None))
+    except (HutchError, ValidationError):
+        return RedirectResponse("/app/account", status_code=303)  # a language not offered: nothing changes
+    set_language(resources.settings, language_for(resources.settings, user.language))
+    done = _("Saved: the dashboard and your emails are in the language you chose.")
+    return RedirectResponse("/app/account?" + urlencode({"done": done}), status_code=303)
 
 
 @router.post(f"{ACCOUNT}/export")

@@ -6,11 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from babel import Locale, UnknownLocaleError
 from jinja2 import Environment
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hutch.i18n import current_html_lang, gettext, language_for, ngettext, reset_language, set_language
+from hutch.i18n import (
+    current_html_lang,
+    gettext,
+    language_for,
+    languages,
+    ngettext,
+    reset_language,
+    set_language,
+)
 from hutch.i18n.negotiation import accepted
 from hutch.settings import Settings
 
@@ -50,3 +59,15 @@ def install_translations(env: Environment) -> None:
 def translated_note(notes: Mapping[str, str], key: str | None) -> str | None:
     """The note a page shows after a change (``?note=saved``), in the language of the moment."""
     return gettext(notes[key]) if key is not None and key in notes else None
+
+
+def language_choices(settings: Settings) -> list[tuple[str, str]]:
+    """Every language Hutch speaks here as (code, its own name): ``("es", "Español")``."""
+    choices = []
+    for code in languages(settings):
+        try:
+            name = Locale.parse(code).get_display_name(code) or code
+        except (ValueError, UnknownLocaleError):
+            name = code
+        choices.append((code, name[:1].upper() + name[1:]))
+    return choices

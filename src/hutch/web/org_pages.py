@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from hutch.accounts.models import OrgRole
 from hutch.accounts.orgs import OrgService
+from hutch.accounts.schemas import OrgUpdate
 from hutch.admin.analytics import org_usage
 from hutch.agents.repository import AgentRepository
 from hutch.agents.schemas import AgentCreate, ProviderKeyCreate
@@ -24,34 +25,37 @@ from hutch.channels.repository import ChannelRepository
 from hutch.core.errors import Forbidden, HutchError, ServiceUnavailable
 from hutch.core.request_context import client_ip
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.i18n import N_, _
 from hutch.resources import Resources
 from hutch.tasks.manager import MANAGER_ROLE
 from hutch.web import charts
 from hutch.web.app_pages import agents_service, first_error
 from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, page
 from hutch.web.key_pages import FORM_FIELD, form_errors, key_limits, org_agents
+from hutch.web.languages import language_choices, translated_note
 from hutch.web.sso_pages import team_section
 
 router = APIRouter(prefix="/app", include_in_schema=False)
-SCOPES = [("read", "Read"), ("write", "Write"), ("chat", "Chat")]
+SCOPES = [("read", N_("Read")), ("write", N_("Write")), ("chat", N_("Chat"))]
 NOTES = {
-    "revoked": "The key is revoked: requests with it are refused from now on.",
-    "provider": "Provider key saved; models of that provider can answer now.",
-    "provider-deleted": "Provider key deleted.",
-    "canceled": "Your subscription ends at the end of the paid period.",
-    "changed": "Plan changed.",
-    "invited": "Invitation sent.",
-    "paid": "Thank you! Your payment is being confirmed; this page shows it in a moment.",
+    "revoked": N_("The key is revoked: requests with it are refused from now on."),
+    "provider": N_("Provider key saved; models of that provider can answer now."),
+    "provider-deleted": N_("Provider key deleted."),
+    "canceled": N_("Your subscription ends at the end of the paid period."),
+    "changed": N_("Plan changed."),
+    "invited": N_("Invitation sent."),
+    "paid": N_("Thank you! Your payment is being confirmed; this page shows it in a moment."),
+    "language": N_("Saved: your agents' own notices are in the language you chose."),
 }
 
 
 def _manager_only(found: Viewer) -> None:
     if not found.can_manage:
-        raise Forbidden("Only the organisation's owners and admins can do this.")
+        raise Forbidden(_("Only the organisation's owners and admins can do this."))
 
 
 def _note(request: Request) -> str | None:
-    return NOTES.get(request.query_params.get("note", ""))
+    return translated_note(NOTES, request.query_params.get("note"))
 
 
 # --- API keys -----------------------------------------------------------------------------------------
@@ -391,6 +395,7 @@ async def _team_page(
     service = _orgs(uow, resources)
     members = await service.members(found.principal)
     invitations = await service.pending_invitations(found.principal) if found.can_manage else []
+    org = await service.current(found.principal)
     context: dict[str, Any] = {"errors": {}, "values": {}, **extra}
     return page(
         request,
@@ -403,8 +408,25 @@ async def _team_page(
         roles=[r.value for r in OrgRole],
         flash=_note(request),
         sso_org=await team_section(uow, resources, found.org_id),  # the org's single sign-on requirement
+        org_language=(org.language, org.use_end_user_language),  # of its bots' notices
+        languages=language_choices(resources.settings),
         **context,
     )
+
+
+@router.post("/team/language")
+async def choose_org_language(
+    found: ViewerDep,
+    uow: UoWDep,
+    resources: ResourcesDep,
+    language: Annotated[str, Form(max_length=16)] = "",
+    use_end_user_language: Annotated[bool, Form()] = False,
+) -> Response:
+    """The same as ``PATCH /api/v1/org {language, use_end_user_language}`` (owners and admins)."""
+    _manager_only(found)
+    update = OrgUpdate(language=language or None, use_end_user_language=use_end_user_language)
+    await _orgs(uow, resources).update(found.principal, update)
+    return RedirectResponse("/app/team?note=language", status_code=303)
 
 
 @router.get("/team", response_class=HTMLResponse)
