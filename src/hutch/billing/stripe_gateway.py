@@ -22,7 +22,7 @@ PACKAGE_LOOKUP_PREFIX = "hutch_package_"
 class StripeNotConfigured(ServiceUnavailable):
     def __init__(self) -> None:
         super().__init__(
-            "Payments are not set up on this Hutch (HUTCH_STRIPE_SECRET_KEY is missing); "
+            "Payments are not set up on this service (HUTCH_STRIPE_SECRET_KEY is missing); "
             "ask the operator, or an admin can assign the plan."
         )
 

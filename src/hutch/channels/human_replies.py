@@ -92,7 +92,7 @@ async def _telegram(ctx: JobContext, conversation: Conversation, chat_id: str, t
 async def _whatsapp(ctx: JobContext, number: str, text: str) -> str:
     gateway = ctx.resources.whatsapp
     if gateway is None:
-        return "not delivered: WhatsApp is not set up on this Hutch"
+        return "not delivered: WhatsApp is not set up on this service"
     link = await LinkRepository(ctx.uow.session).active_at("whatsapp", number)
     try:
         await gateway.notify(number, text, link.last_inbound_at if link is not None else None)

@@ -198,7 +198,7 @@ def check_destination(host: str, addresses: Sequence[str], policy: EgressPolicy)
         if reason is not None and not policy.allows_address(address):
             spelled = normalise_host(host).strip("[]") == str(address)
             why = f"{host} is {reason}" if spelled else f"{host} resolves to {reason} ({address})"
-            raise EgressRefused(f"refused: {why}; Hutch only fetches public addresses")
+            raise EgressRefused(f"refused: {why}; only public addresses are fetched")
     return parsed[0]
 
 
@@ -407,7 +407,7 @@ async def fetch(
 
 
 async def _read_capped(answer: httpx.Response, max_bytes: int, url: str) -> bytes:
-    too_large = EgressError(f"{url} answered with more than {max_bytes} bytes; Hutch reads at most that")
+    too_large = EgressError(f"{url} answered with more than {max_bytes} bytes; no more than that is read")
     declared = answer.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise too_large

@@ -254,7 +254,7 @@ async def _handle_unreachable(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, ConnectionError | FileNotFoundError):
         raise exc
     log.warning("a service is unreachable", error=f"{exc.__class__.__name__}: {exc}", path=request.url.path)
-    unavailable = ServiceUnavailable("A service Hutch depends on is unavailable for a moment; retry shortly.")
+    unavailable = ServiceUnavailable("A service we depend on is unavailable for a moment; retry shortly.")
     unavailable.headers = {"Retry-After": "5"}
     return await _handle_hutch_error(request, unavailable)
 

@@ -54,7 +54,7 @@ class McpServerCreate(BaseModel):
             if not HEADER_NAME.match(name):
                 raise ValueError(f"{name!r} is not a valid header name")
             if name.lower() in RESERVED_HEADERS:
-                raise ValueError(f"the {name} header is set by Hutch")
+                raise ValueError(f"the {name} header is set by the platform")
             if any(c in header for c in "\r\n\0") or len(header) > 8000:
                 raise ValueError(f"the value of {name} is not a valid header value")
         return value

@@ -118,7 +118,7 @@ class ConnectedToolService:
             return
         server.status, server.error = McpServerStatus.CONNECTED, None
         if len(listed) > MAX_LISTED_TOOLS:
-            server.error = f"the server lists {len(listed)} tools; Hutch keeps the first {MAX_LISTED_TOOLS}"
+            server.error = f"the server lists {len(listed)} tools; only the first {MAX_LISTED_TOOLS} are kept"
         server.tools = [
             {"name": t.name, "description": t.description, "input_schema": t.input_schema}
             for t in listed[:MAX_LISTED_TOOLS]

@@ -38,7 +38,7 @@ COMMANDS = [
 class PlatformBotNotConfigured(ServiceUnavailable):
     def __init__(self) -> None:
         super().__init__(
-            "This Hutch has no platform Telegram bot (HUTCH_TELEGRAM_BOT_TOKEN); connect your own bot to "
+            "This service has no platform Telegram bot (HUTCH_TELEGRAM_BOT_TOKEN); connect your own bot to "
             "the agent instead (POST /api/v1/agents/{id}/channels/telegram)."
         )
 

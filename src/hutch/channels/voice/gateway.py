@@ -17,7 +17,7 @@ VOICE_AGENT_NAME = "hutch"  # the name `hutch voice-agent` registers under; toke
 class VoiceNotConfigured(ServiceUnavailable):
     def __init__(self) -> None:
         super().__init__(
-            "Voice is not set up on this Hutch: the operator sets HUTCH_LIVEKIT_URL, HUTCH_LIVEKIT_API_KEY "
+            "Voice is not set up on this service: the operator sets HUTCH_LIVEKIT_URL, HUTCH_LIVEKIT_API_KEY "
             "and HUTCH_LIVEKIT_API_SECRET."
         )
 

@@ -33,7 +33,7 @@ class MediaUnavailable(Exception):
 class WhatsAppNotConfigured(ServiceUnavailable):
     def __init__(self) -> None:
         super().__init__(
-            "WhatsApp is not set up on this Hutch (HUTCH_TWILIO_ACCOUNT_SID, HUTCH_TWILIO_AUTH_TOKEN and "
+            "WhatsApp is not set up on this service (HUTCH_TWILIO_ACCOUNT_SID, HUTCH_TWILIO_AUTH_TOKEN and "
             "HUTCH_TWILIO_WHATSAPP_FROM); ask the operator."
         )
 
