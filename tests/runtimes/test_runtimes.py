@@ -383,6 +383,40 @@ async def test_a_plan_without_dedicated_runtimes_answers_402_naming_it(runtimes:
     assert created.status_code == 402 and "Tiny plan" in created.json()["detail"]
 
 
+async def test_placement_dedicated_past_the_plans_runtimes_answers_402_and_changes_nothing(
+    runtimes: Runtimes,
+) -> None:
+    r = runtimes
+    await r.session.execute(update(Org).where(Org.id == r.owner.org.id).values(plan="one-runtime"))
+    await r.session.commit()
+    first = await r.client.patch(
+        f"/api/v1/agents/{r.agent_id}", json={"placement": "dedicated"}, headers=r.owner.headers
+    )
+    assert first.status_code == 200 and (await r.state())["status"] == "provisioning"
+    other = await r.client.post("/api/v1/agents", json={"name": "Other"}, headers=r.owner.headers)
+    other_url = f"/api/v1/agents/{other.json()['id']}"
+
+    refused = await r.client.patch(other_url, json={"placement": "dedicated"}, headers=r.owner.headers)
+    assert refused.status_code == 402
+    assert refused.json()["detail"] == (
+        "The One runtime plan allows 1 dedicated runtime; upgrade the plan to add more."
+    )
+    assert (await r.client.get(other_url, headers=r.owner.headers)).json()["placement"] == "shared"
+    assert (await r.client.get(f"{other_url}/runtime", headers=r.owner.headers)).json()["status"] == "none"
+    count = await r.session.scalar(
+        select(func.count()).select_from(Runtime).where(Runtime.org_id == r.owner.org.id)
+    )
+    assert count == 1
+
+    # Released from the first agent, the plan's runtime goes to the other.
+    await r.client.patch(
+        f"/api/v1/agents/{r.agent_id}", json={"placement": "shared"}, headers=r.owner.headers
+    )
+    moved = await r.client.patch(other_url, json={"placement": "dedicated"}, headers=r.owner.headers)
+    assert moved.status_code == 200 and moved.json()["placement"] == "dedicated"
+    await r.client.patch(other_url, json={"placement": "shared"}, headers=r.owner.headers)
+
+
 async def test_the_dashboards_placement_setting_requests_releases_and_is_refused_like_the_api(
     runtimes: Runtimes,
 ) -> None:

@@ -78,7 +78,7 @@ class PlanProvisioning:
         account = await self.session.get(BillingAccount, org_id)
         ended = entitlement(account, plans.billing, datetime.now(UTC))
         rows = {row.item: row for row in await self.inclusions.of_org(org_id, for_update=True)}
-        told = {row.item: row.notified_state for row in rows.values()}
+        told = {row.item: row.notified_state for row in rows.values()}  # read before the rows change
         principal = Principal(PrincipalKind.USER, org_id, USER_SCOPES, org_role="owner")
         if ended is None:
             for item in plan.includes:
@@ -184,7 +184,7 @@ class PlanProvisioning:
             line = await self._news(row, told.get(row.item))
             if line is not None:
                 lines.append(line)
-                row.notified_state = row.state.value
+                row.notified_state = _told_key(row)
         if not lines:
             return
         billing = f"{self.ctx.settings.base_url}{BILLING_PAGE}"
@@ -204,7 +204,7 @@ class PlanProvisioning:
     async def _news(self, row: Inclusion, told: str | None) -> str | None:
         """What to tell about ``row`` now, once per state; None when nothing news-worthy happened."""
         state, label = row.state, LABELS.get(row.item, row.item)
-        if told == state.value:
+        if told == _told_key(row):
             return None
         base = self.ctx.settings.base_url
         page = f"{base}/app/agents/{row.agent_id}/channels"
@@ -231,6 +231,13 @@ class PlanProvisioning:
         if state is InclusionState.ERROR:
             return f"Your plan's {label} could not be set up: {row.detail}"
         return None
+
+
+def _told_key(row: Inclusion) -> str:
+    """What the owners were last told about ``row``: its state, and for a wait, what it waits for."""
+    if row.state is InclusionState.WAITING:
+        return f"waiting:{'agent' if row.agent_id is None else 'you'}"
+    return row.state.value
 
 
 @job(FOLLOW_PLAN_JOB, queue="provisioning", lock_per="org_id")
