@@ -1,0 +1,88 @@
+"""Screenshots in an S3-compatible bucket (boto3 against moto's server): kept, read back through the
+screenshot URL by the agent's org, refused to others."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from httpx import AsyncClient
+from moto.server import ThreadedMotoServer
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hutch.browser.models import Screenshot
+from hutch.browser.screenshots import BucketScreenshots, build_screenshot_store, screenshot_key
+from hutch.browser.service import screenshot_url
+from hutch.core.ids import new_id
+from hutch.resources import Resources
+from hutch.settings import Settings
+from tests.factories import create_account
+
+BUCKET = "hutch-screens"
+JPEG = b"\xff\xd8\xff\xe0 a screen"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s"
+    ).create_bucket(Bucket=BUCKET)
+    yield endpoint
+    server.stop()
+
+
+async def test_a_screenshot_in_the_bucket_answers_through_its_url_to_its_org_only(
+    client: AsyncClient, session: AsyncSession, settings: Settings, resources: Resources, s3_endpoint: str
+) -> None:
+    store = build_screenshot_store(
+        settings.model_copy(
+            update={
+                "screenshots_bucket": BUCKET,
+                "screenshots_s3_endpoint_url": s3_endpoint,
+                "screenshots_s3_access_key_id": SecretStr("k"),
+                "screenshots_s3_secret_access_key": SecretStr("s"),
+            }
+        )
+    )
+    assert isinstance(store, BucketScreenshots)
+    resources.screenshots = store
+    owner = await create_account(session, settings, org_name="Bucketeers")
+    stranger = await create_account(session, settings, org_name="Others")
+    agent = (await client.post("/api/v1/agents", json={"name": "Clerk"}, headers=owner.headers)).json()
+    shot_id = new_id("shot")
+    key = screenshot_key(owner.org.id, shot_id)
+    await store.put(key, JPEG, "image/jpeg")
+    session.add(
+        Screenshot(
+            id=shot_id,
+            org_id=owner.org.id,
+            agent_id=agent["id"],
+            action="open",
+            page_url="https://example.org/",
+            storage_key=key,
+            content_type="image/jpeg",
+            size_bytes=len(JPEG),
+            created_at=datetime.now(UTC),
+        )
+    )
+    await session.commit()
+
+    object_ = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+    ).get_object(Bucket=BUCKET, Key=key)
+    assert object_["Body"].read() == JPEG and object_["ContentType"] == "image/jpeg"
+    answer = await client.get(screenshot_url(shot_id), headers=owner.headers)
+    assert answer.status_code == 200 and answer.content == JPEG
+    assert (await client.get(screenshot_url(shot_id), headers=stranger.headers)).status_code == 404
+    assert await store.get(screenshot_key(owner.org.id, "shot_gone")) is None
