@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from hutch.browser.service import screenshot_url
@@ -34,7 +34,7 @@ async def live_screens(
     *,
     interval: float = POLL_SECONDS,
     url_of: Callable[[str], str] = screenshot_url,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """The events of one viewer of the task's screen (see the module's docstring); ``url_of`` makes a
     screenshot's address (the API's, or the dashboard's)."""
     shown: str | None = None
