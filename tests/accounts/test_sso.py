@@ -405,6 +405,8 @@ async def test_an_org_that_requires_sso_refuses_its_members_passwords(
     required = await browser.patch("/api/v1/org", json={"required_sso_provider": "oidc"}, headers=owner)
     assert required.status_code == 200 and required.json()["required_sso_provider"] == "oidc"
     assert (await browser.get("/api/v1/org", headers=owner)).json()["required_sso_provider"] == "oidc"
+    team = (await browser.get("/app/team")).text  # the owner's dashboard session, from linking above
+    assert "Members sign in with <strong>Acme ID</strong> only" in team and 'name="provider"' in team
     in_org = {**admin, "X-Org-Id": org_id}
     not_owner = await browser.patch("/api/v1/org", json={"required_sso_provider": None}, headers=in_org)
     assert not_owner.status_code == 403 and "Only an owner" in not_owner.json()["detail"]
