@@ -31,6 +31,7 @@ from hutch.bootstrap import (
     require_current_schema,
     settle_garbage_collector,
 )
+from hutch.core.brand import BrandError, load_brand
 from hutch.core.errors import HutchError, StartupError
 from hutch.core.logging import configure_logging
 from hutch.core.security import SecretBox
@@ -253,7 +254,8 @@ def worker(
         try:
             catalog = load_catalog(handle.settings)
             plans = load_plans(handle.settings)
-        except (CatalogError, PlanFileError) as exc:
+            load_brand(handle.settings)  # a bad brand stops the start here, in one line
+        except (CatalogError, PlanFileError, BrandError) as exc:
             raise fail(str(exc)) from None
         asyncio.run(_run_worker(handle, concurrency or handle.settings.worker_concurrency, catalog, plans))
     console.print("Worker stopped.")
@@ -295,7 +297,8 @@ def voice_agent(
         try:
             catalog = load_catalog(handle.settings)
             plans = load_plans(handle.settings)
-        except (CatalogError, PlanFileError) as exc:
+            load_brand(handle.settings)  # a bad brand stops the start here, in one line
+        except (CatalogError, PlanFileError, BrandError) as exc:
             raise fail(str(exc)) from None
         from hutch.channels.voice.worker import run
         from hutch.core.metrics import Metrics
