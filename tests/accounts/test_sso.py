@@ -3,6 +3,7 @@ discovery, the authorization request, the code exchange and the ID token's check
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,12 +13,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
+from joserfc import jwt
+from joserfc.jwk import OctKey, RSAKey
 from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Membership, Org, OrgRole, SsoIdentity, SsoProvider, User
-from hutch.accounts.oidc_gateway import SsoProviders
+from hutch.accounts.oidc_gateway import SsoProviders, SsoRefused
 from hutch.app import create_app
 from hutch.audit.models import AuditEntry
 from hutch.db.engine import Database
@@ -447,3 +450,31 @@ async def test_an_org_that_requires_sso_refuses_its_members_passwords(
     actions = (await session.scalars(select(AuditEntry.action))).all()
     assert {"sso_required", "sso_requirement_removed", "login_refused_sso_required"} <= set(actions)
     assert [i.provider for i in await identities_of(session, boss.id)] == [SsoProvider.OIDC]
+
+
+# --- the ID token's signature ------------------------------------------------------------------------------
+
+
+async def test_an_id_token_not_signed_by_the_providers_keys_is_refused(
+    settings: Settings, issuer: str
+) -> None:
+    """Tokens with the right claims, signed with another key (under the provider's key id) or with the
+    client secret (HS256), never pass: only the provider's published keys count."""
+    gateway = SsoProviders.from_settings(sso_settings(settings, issuer)).get("oidc")
+    metadata = await gateway.metadata()
+    [published] = httpx.get(metadata["jwks_uri"]).json()["keys"]
+    now = int(time.time())
+    claims = {
+        "iss": issuer,
+        "aud": "hutch-oidc",
+        "sub": "someone",
+        "iat": now,
+        "exp": now + 300,
+        "nonce": "n1",
+    }
+    forged = jwt.encode({"alg": "RS256", "kid": published["kid"]}, claims, RSAKey.generate_key(2048))
+    with pytest.raises(SsoRefused, match="ID token failed its checks"):
+        await gateway._verified_claims(forged, "n1", metadata, None)
+    shared = jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(CLIENT_SECRET.encode() * 2))
+    with pytest.raises(SsoRefused, match="ID token failed its checks"):
+        await gateway._verified_claims(shared, "n1", metadata, None)
