@@ -17,8 +17,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from pydantic import ValidationError
 
 from hutch.accounts.email_links import EmailLinks
-from hutch.accounts.models import User
-from hutch.accounts.orgs import OrgService
+from hutch.accounts.models import OrgRole, User
+from hutch.accounts.orgs import ROLE_NAMES, OrgService
 from hutch.accounts.repository import UserRepository
 from hutch.accounts.schemas import NewPasswordForm, ProfileUpdate, SignupRequest
 from hutch.accounts.service import AuthService
@@ -61,8 +61,10 @@ async def verify_email_page(
     links = EmailLinks(uow, resources.settings, resources.secret_box, resources.rate_limiter)
     result = await attempt(uow, links.verify_email(token))
     if isinstance(result, HutchError):
-        return message(request, "Email not confirmed", result.detail, error=True)
-    return message(request, "Email confirmed", f"Thank you: {result.email} is confirmed.")
+        return message(request, _("Email not confirmed"), result.detail, error=True)
+    return message(
+        request, _("Email confirmed"), _("Thank you: {email} is confirmed.").format(email=result.email)
+    )
 
 
 @router.get("/reset-password", response_class=HTMLResponse)
@@ -82,9 +84,11 @@ async def reset_password_submit(
     links = EmailLinks(uow, resources.settings, resources.secret_box, resources.rate_limiter)
     result = await attempt(uow, links.reset_password(token, new_password, client_ip(request)))
     if isinstance(result, HutchError):
-        return message(request, "Password not changed", result.detail, error=True)
+        return message(request, _("Password not changed"), result.detail, error=True)
     return message(
-        request, "Password changed", "Your password is changed and every earlier session is signed out."
+        request,
+        _("Password changed"),
+        _("Your password is changed and every earlier session is signed out."),
     )
 
 
@@ -96,7 +100,7 @@ async def invitation_page(
         uow, OrgService(uow, resources.settings, resources.secret_box).open_invitation(token)
     )
     if isinstance(opened, HutchError):
-        return message(request, "Invitation not valid", opened.detail, error=True)
+        return message(request, _("Invitation not valid"), opened.detail, error=True)
     invitation, org = opened
     return render(
         request,
@@ -121,7 +125,7 @@ async def invitation_submit(
     orgs = OrgService(uow, resources.settings, resources.secret_box)
     opened = await attempt(uow, orgs.open_invitation(token))
     if isinstance(opened, HutchError):
-        return message(request, "Invitation not valid", opened.detail, error=True)
+        return message(request, _("Invitation not valid"), opened.detail, error=True)
     invitation, org = opened
     # Plain values: a failed attempt below rolls back and expires the loaded rows.
     page = {"token": token, "org_name": org.name, "role": invitation.role.value, "email": invitation.email}
@@ -148,9 +152,11 @@ async def invitation_submit(
         return render(request, "invitation.html", status_code=400, error=outcome.detail, **page)
     return message(
         request,
-        f"Welcome to {page['org_name']}",
-        f"You joined {page['org_name']} as {page['role']}.",
-        next_steps=f"Sign in with {page['email']} to start.",
+        _("Welcome to {org}").format(org=page["org_name"]),
+        _("You joined {org} as {role}.").format(
+            org=page["org_name"], role=_(ROLE_NAMES[OrgRole(page["role"])])
+        ),
+        next_steps=_("Sign in with {email} to start.").format(email=page["email"]),
     )
 
 
@@ -213,7 +219,7 @@ async def request_export(found: ViewerDep, uow: UoWDep, exports: ExportsDep) -> 
     await exports.request(await _me(uow, found))
     return RedirectResponse(
         "/app/account?"
-        + urlencode({"done": "Your export is being prepared; it is ready in a minute or two."}),
+        + urlencode({"done": _("Your export is being prepared; it is ready in a minute or two.")}),
         status_code=303,
     )
 
@@ -252,7 +258,7 @@ async def delete_account(
     asked = (
         await attempt(uow, deletions.delete_me(user, client_ip(request)))
         if confirm.strip().lower() == found.email.lower()
-        else HutchError("Type your email exactly as shown.")
+        else HutchError(_("Type your email exactly as shown."))
     )
     if isinstance(asked, HutchError):
         return page(
@@ -270,9 +276,11 @@ async def delete_account(
         await WebSessions(uow.session).end(token)
     response = message(
         request,
-        "Your account is being deleted",
-        "Your account, and the organisations you were the last owner of, are being deleted for good.",
-        next_steps=f"You are signed out. Thank you for having used {brand_of(request).name}.",
+        _("Your account is being deleted"),
+        _("Your account, and the organisations you were the last owner of, are being deleted for good."),
+        next_steps=_("You are signed out. Thank you for having used {product}.").format(
+            product=brand_of(request).name
+        ),
     )
     clear_session_cookie(response)
     return response

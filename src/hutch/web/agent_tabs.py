@@ -23,12 +23,14 @@ from hutch.channels.whatsapp.service import link_instructions, start_link
 from hutch.conversations.memories import Memories
 from hutch.core.errors import HutchError, NotFound
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.i18n import N_, _
 from hutch.knowledge.parsing import kind_of
 from hutch.knowledge.service import KnowledgeService
 from hutch.runtimes.service import RuntimeService
 from hutch.tasks.service import Tasks
 from hutch.web.agent_pages import agent_page, load_agent
 from hutch.web.deps import ViewerDep, attempt, error_text
+from hutch.web.languages import translated_note
 from hutch.web.qr_codes import qr_svg
 
 router = APIRouter(prefix="/app/agents/{agent_id}", include_in_schema=False)
@@ -42,22 +44,22 @@ def back(agent_id: str, tab: str, note: str | None = None) -> RedirectResponse:
 
 
 NOTES = {
-    "uploaded": "Uploaded: the document is being read and will be searchable in a moment.",
-    "deleted": "Deleted.",
-    "connected": "Connected.",
-    "reconnected": "Reconnected: the bot answers again.",
-    "requested": "Your bot is being created; this page shows it when it is ready (about a minute).",
-    "code": "A new verification code is shown below.",
-    "removed": "Removed.",
-    "runtime": "Done: the runtime's status below follows the change.",
-    "task": "Task created: the agent plans it, then works through the steps.",
-    "canceled": "Task canceled.",
-    "forgotten": "Forgotten: the agent no longer knows it.",
+    "uploaded": N_("Uploaded: the document is being read and will be searchable in a moment."),
+    "deleted": N_("Deleted."),
+    "connected": N_("Connected."),
+    "reconnected": N_("Reconnected: the bot answers again."),
+    "requested": N_("Your bot is being created; this page shows it when it is ready (about a minute)."),
+    "code": N_("A new verification code is shown below."),
+    "removed": N_("Removed."),
+    "runtime": N_("Done: the runtime's status below follows the change."),
+    "task": N_("Task created: the agent plans it, then works through the steps."),
+    "canceled": N_("Task canceled."),
+    "forgotten": N_("Forgotten: the agent no longer knows it."),
 }
 
 
 def flash(request: Request) -> str | None:
-    return NOTES.get(request.query_params.get("note", ""))
+    return translated_note(NOTES, request.query_params.get("note"))
 
 
 # --- knowledge ----------------------------------------------------------------------------------------
@@ -95,7 +97,7 @@ async def knowledge_upload(
     service = KnowledgeService.of(uow, resources)
     error = None
     if not isinstance(upload, UploadFile) or not upload.filename:
-        error = "Choose a file to upload."
+        error = _("Choose a file to upload.")
     else:
         kind = kind_of(upload.filename, upload.content_type)
         if kind is None:
@@ -212,7 +214,7 @@ async def connect_telegram(
     agent = await load_agent(found, uow, resources, agent_id)
     token = bot_token.strip()
     if not token or ":" not in token:
-        text = "Paste the token @BotFather gave you (it looks like 123456789:AAE...)."
+        text = _("Paste the token @BotFather gave you (it looks like 123456789:AAE...).")
         return await _channel_error(request, found, uow, resources, agent.id, "bot_token", text)
     connected = await attempt(
         uow, TelegramChannels.of(uow, resources).connect(found.principal, agent.id, token)
@@ -342,7 +344,7 @@ async def link_whatsapp(
         )
     number = phone.strip().replace(" ", "")
     if not E164.fullmatch(number):
-        text = "Give the number in international form, with + and the country code, like +14155550100."
+        text = _("Give the number in international form, with + and the country code, like +14155550100.")
         return await _channel_error(request, found, uow, resources, agent.id, "phone", text)
     started = await attempt(uow, start_link(uow, settings, found.principal, number, agent.id))
     if isinstance(started, HutchError):
@@ -447,7 +449,7 @@ async def create_task(
 ) -> Response:
     agent = await load_agent(found, uow, resources, agent_id)
     values = {"description": description, "schedule": schedule, "timezone": timezone}
-    error = "Describe the task." if not description.strip() else None
+    error = _("Describe the task.") if not description.strip() else None
     if error is None:
         try:
             await Tasks(uow).create(

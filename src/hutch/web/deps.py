@@ -20,14 +20,14 @@ from hutch.core.errors import Forbidden, HutchError
 from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind, Scope
 from hutch.db.engine import UnitOfWork
 from hutch.http.dependencies import ResourcesDep, UoWDep
-from hutch.i18n import language_for, set_language
+from hutch.i18n import N_, _, language_for, set_language
 from hutch.web.sessions import COOKIE, CSRF_COOKIE, WebSessions, same_token
 from hutch.web.templating import render
 
 CSRF_HEADER = "X-CSRF-Token"
 # What a member of a suspended organisation may still open: their own account (export, deletion).
 SUSPENDED_ORG_PATHS = ("/app/account",)
-CSRF_FAILED = "This form has expired or did not come from this site. Reload the page and try again."
+CSRF_FAILED = N_("This form has expired or did not come from this site. Reload the page and try again.")
 
 
 T = TypeVar("T")
@@ -63,13 +63,18 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
 
 def error_page(request: Request, status: int, detail: str) -> Response:
     viewer = getattr(request.state, "viewer", None)
-    headings = {401: "Please sign in", 402: "Plan limit reached", 403: "Not allowed", 404: "Not found"}
+    headings = {
+        401: _("Please sign in"),
+        402: _("Plan limit reached"),
+        403: _("Not allowed"),
+        404: _("Not found"),
+    }
     return render(
         request,
         "error.html",
         status_code=status,
         viewer=viewer,
-        heading=headings.get(status, "Something went wrong" if status >= 500 else "That did not work"),
+        heading=headings.get(status, _("Something went wrong") if status >= 500 else _("That did not work")),
         detail=detail,
     )
 
@@ -126,10 +131,10 @@ async def viewer(request: Request, uow: UoWDep, resources: ResourcesDep) -> View
     if request.method not in ("GET", "HEAD") and not same_token(
         await _sent_csrf(request), web_session.csrf_token
     ):
-        raise Forbidden(CSRF_FAILED)
+        raise Forbidden(_(CSRF_FAILED))
     memberships = await MembershipRepository(uow.session).orgs_of(user.id)
     if not memberships:
-        raise Forbidden("You are not in any organisation; ask for an invitation or sign up again.")
+        raise Forbidden(_("You are not in any organisation; ask for an invitation or sign up again."))
     current = next(((o, m) for o, m in memberships if o.id == web_session.org_id), memberships[0])
     org, membership = current
     if not user.is_platform_admin and not request.url.path.startswith(SUSPENDED_ORG_PATHS):
@@ -165,7 +170,7 @@ ViewerDep = Annotated[Viewer, Depends(viewer)]
 
 async def admin_viewer(found: ViewerDep) -> Viewer:
     if not found.is_admin:
-        raise Forbidden("Only platform admins see the admin console.")
+        raise Forbidden(_("Only platform admins see the admin console."))
     return found
 
 
@@ -183,7 +188,7 @@ async def check_form_csrf(request: Request) -> None:
     sent = (await request.form()).get("csrf")
     expected = request.cookies.get(CSRF_COOKIE)
     if not expected or not isinstance(sent, str) or not same_token(sent, expected):
-        raise Forbidden(CSRF_FAILED)
+        raise Forbidden(_(CSRF_FAILED))
 
 
 def with_csrf_cookie(response: HTMLResponse, token: str, secure: bool) -> HTMLResponse:
