@@ -23,8 +23,10 @@ from hutch.core.errors import HutchError
 from hutch.db.engine import unit_of_work
 from hutch.db.jobs import WorkerResources
 from hutch.engine.runner import TextDelta
+from hutch.i18n import N_, gettext, use_language
 from hutch.turns.flow import TurnFlow
 from hutch.turns.inbox import notice
+from hutch.turns.language import notice_language
 
 log = structlog.get_logger(__name__)
 CHANNEL = "voice"
@@ -44,7 +46,9 @@ def voice_agents_available() -> bool:
     return True
 
 
-HELD = "A person from the team is looking after this conversation; they have your words and will reply."
+HELD = N_("A person from the team is looking after this conversation; they have your words and will reply.")
+GONE = N_("Sorry, this assistant is no longer available.")
+CANNOT_ANSWER = N_("Sorry, I cannot answer right now. Please try again later.")
 
 
 async def answer_turn(
@@ -60,22 +64,31 @@ async def answer_turn(
         flow = TurnFlow(uow, resources, time_left=time_left)
         agent = await uow.session.get(HutchAgent, agent_id)
         if agent is None:
-            yield "Sorry, this assistant is no longer available."
+            yield said_in(resources, None, GONE)
             return
+        # What the agent says by itself is in its org's language (a call tells no language of its own).
+        language = await notice_language(uow.session, resources.settings, agent.org_id, None)
         try:
             turn = await flow.begin(agent, CHANNEL, caller, text)
         except EndUserRateLimited as refused:  # fair use: the caller hears why and when to come back
-            yield notice(refused)
+            with use_language(resources.settings, language):
+                why = notice(refused)
+            yield why
             return
         except HutchError:
-            yield "Sorry, I cannot answer right now. Please try again later."
+            yield said_in(resources, language, CANNOT_ANSWER)
             return
         if turn.held:  # a member has taken the conversation over: the words are kept for them
-            yield HELD
+            yield said_in(resources, language, HELD)
             return
         async for event in flow.stream(turn):
             if isinstance(event, TextDelta):
                 yield event.text
+
+
+def said_in(resources: WorkerResources, language: str | None, text: str) -> str:
+    with use_language(resources.settings, language):
+        return gettext(text)
 
 
 def run(resources: WorkerResources, mode: str) -> None:  # pragma: no cover - needs LiveKit and speech
