@@ -14,6 +14,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 from hutch.core.brand import Brand, Page
+from hutch.i18n import N_, _
 
 log = structlog.get_logger(__name__)
 # "js-default": CommonMark with raw HTML off; links to javascript:, vbscript: and file: URLs are refused.
@@ -30,8 +31,8 @@ class Policy:
 
 
 DEFAULTS = {
-    "privacy": ("Privacy policy", "HUTCH_PRIVACY_FILE"),
-    "terms": ("Terms of service", "HUTCH_TERMS_FILE"),
+    "privacy": (N_("Privacy policy"), "HUTCH_PRIVACY_FILE"),
+    "terms": (N_("Terms of service"), "HUTCH_TERMS_FILE"),
 }
 
 
@@ -84,14 +85,23 @@ def policy(kind: str, path: Path | None, brand: Brand | None = None) -> Policy:
     own = brand.page(kind) if brand is not None else None
     if own is not None and (shown := brand_page(own)) is not None:
         return shown
-    title, setting = DEFAULTS[kind]
+    source_title, setting = DEFAULTS[kind]
+    title = _(source_title)
     if path is not None:
         try:
             return Policy(title, setting, file_text(path), True)
         except OSError as exc:
             log.warning("policy file unreadable; showing the default text", setting=setting, error=str(exc))
-    body = Markup(
-        "<p>The operator of this service has not published its {} yet. Until they do, ask them (the "
-        "support address is on their website) how your data is handled and which terms apply.</p>"
-    ).format(title.lower())
+    notice = (
+        _(
+            "The operator of this service has not published its privacy policy yet. Until they do, ask them "
+            "(the support address is on their website) how your data is handled and which terms apply."
+        )
+        if kind == "privacy"
+        else _(
+            "The operator of this service has not published its terms of service yet. Until they do, ask "
+            "them (the support address is on their website) how your data is handled and which terms apply."
+        )
+    )
+    body = Markup("<p>{}</p>").format(notice)
     return Policy(title, setting, body, False)
