@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -23,6 +24,10 @@ from hutch.db.embedded import ROOT_DATA_DIR, is_under_home, running_as_root
 SECRETS_FILE = "secrets.json"
 # An HUTCH_EGRESS_ALLOW entry that is not a CIDR: a name (``*.`` for its subdomains) or an address.
 EGRESS_HOST = re.compile(r"^(\*\.)?[A-Za-z0-9_.:\[\]-]+$")
+
+
+# Words of the placeholders people copy from examples ("change-me", "my-secret-key", "default"...).
+PLACEHOLDER_WORDS = ("change", "secret", "example", "default", "password", "placeholder", "replace")
 
 
 class Environment(StrEnum):
@@ -232,6 +237,18 @@ class Settings(BaseSettings):
             return [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("allowed_origins")
+    @classmethod
+    def _exact_origins(cls, value: list[str]) -> list[str]:
+        # Dashboard CORS sends credentials: a wildcard (or "null", what sandboxed frames send) would let any
+        # site read a signed-in person's answers, as the origin is echoed back.
+        for origin in value:
+            if not re.fullmatch(r"https?://[^/\s*?#@]+", origin):
+                raise ValueError(
+                    f"HUTCH_ALLOWED_ORIGINS lists exact origins (https://app.example), not {origin!r}"
+                )
+        return value
+
     @field_validator("runtime_ec2_security_group_ids", mode="before")
     @classmethod
     def _split_groups(cls, value: Any) -> Any:
@@ -335,10 +352,27 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"production mode requires {', '.join(missing)}")
+            self._refuse_weak_secrets()
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("HUTCH_SECRET_KEY must be at least 32 characters")
         self._check_web_search()
         return self
+
+    def _refuse_weak_secrets(self) -> None:
+        """Production refuses a secret someone could guess: a placeholder copied from an example, a repeated
+        character, a Fernet key of repeated bytes."""
+        assert self.secret_key is not None
+        secret = self.secret_key.get_secret_value()
+        if any(word in secret.lower() for word in PLACEHOLDER_WORDS) or len(set(secret)) < 16:
+            raise ValueError(
+                "HUTCH_SECRET_KEY looks like a placeholder or repeats itself; generate one with "
+                '`python -c "import secrets; print(secrets.token_urlsafe(48))"`'
+            )
+        for key in self.encryption_keys:
+            if len(set(base64.urlsafe_b64decode(key.get_secret_value()))) < 16:
+                raise ValueError(
+                    "HUTCH_ENCRYPTION_KEYS holds a key of repeated bytes; make one with `hutch keys generate`"
+                )
 
     def _check_web_search(self) -> None:
         provider = self.web_search_provider
