@@ -2,9 +2,9 @@
 
 Chromium sends every request of the context here (pages, redirects, images, scripts, downloads, WebSocket
 upgrades; loopback too, see ``BYPASS_NOTHING``), so the same rules as every other tool apply to each one:
-the host is resolved and checked by :func:`hutch.core.egress.check_url`, and the proxy connects to the very
-address it checked. A name that answers "public" to the check and "private" afterwards (DNS rebinding) gets
-nowhere, because Chromium never resolves names itself while it uses a proxy.
+the host is resolved and checked as :func:`hutch.core.egress.check_url` does, and the proxy connects to the
+very address it checked. A name that answers "public" to the check and "private" afterwards (DNS
+rebinding) gets nowhere, because Chromium never resolves names itself while it uses a proxy.
 
 HTTPS goes through ``CONNECT`` tunnels (the TLS session stays between Chromium and the site); plain HTTP is
 forwarded one request per connection. A refused destination answers 403 with the reason, and the reason
@@ -15,12 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
 
 import structlog
 
-from hutch.core.egress import EgressError, EgressPolicy, EgressRefused, Resolver, check_url, system_resolver
+from hutch.core.egress import (
+    EgressError,
+    EgressPolicy,
+    EgressRefused,
+    IPAddress,
+    Resolver,
+    check_destination,
+    literal_address,
+    system_resolver,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +86,19 @@ class EgressProxy:
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
+    async def _checked(self, host: str, port: int) -> IPAddress:
+        """The address to connect to for ``host``, once every address it resolves to is acceptable (the
+        rules of :func:`hutch.core.egress.check_url`, without building an HTTP client per request)."""
+        literal = literal_address(host)
+        if literal is not None:
+            addresses: Sequence[str] = [str(literal)]
+        else:
+            try:
+                addresses = await self.resolver(host, port)
+            except OSError:
+                raise EgressError(f"{host} could not be resolved") from None
+        return check_destination(host, addresses, self.policy)
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         if len(head) > MAX_HEAD_BYTES:
@@ -91,8 +114,9 @@ class EgressProxy:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             await _answer(writer, 400, "only http and https go through this browser")
             return
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            checked = await check_url(url, self.policy, resolver=self.resolver)
+            address = await self._checked(parts.hostname, port)
         except EgressRefused as exc:
             reason = str(exc)
             self.refusals.append(reason)
@@ -104,7 +128,7 @@ class EgressProxy:
             return
         try:
             upstream_reader, upstream_writer = await asyncio.wait_for(
-                asyncio.open_connection(str(checked.address), checked.port), CONNECT_TIMEOUT_SECONDS
+                asyncio.open_connection(str(address), port), CONNECT_TIMEOUT_SECONDS
             )
         except (OSError, TimeoutError) as exc:
             await _answer(writer, 502, f"{parts.hostname} could not be reached ({exc.__class__.__name__})")
