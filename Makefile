@@ -3,21 +3,30 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
-# Extras for `make test`; add local-embeddings to run the local embedding tests (needs PyTorch).
+# Extras for `make test`: dev, or dev,local-embeddings to run the local embedding tests too (install PyTorch
+# first: $(BIN)/pip install -r requirements/torch.txt).
 EXTRAS ?= dev
+# Every install comes from a lock: each package pinned, with the hashes of its files (see requirements/).
+RUNTIME_LOCK := requirements/runtime.txt
+DEV_LOCK := requirements/$(if $(findstring local-embeddings,$(EXTRAS)),dev-embeddings,dev).txt
+LOCK_TOOLS := $(VENV)/.lock-tools
+INSTALL := $(BIN)/pip install --quiet --require-hashes
+# Hutch itself, without a dependency or a build backend that the lock did not bring.
+INSTALL_HUTCH := $(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(STAMP): $(RUNTIME_LOCK) pyproject.toml | $(BIN)/python
+	$(INSTALL) -r $(RUNTIME_LOCK)
+	$(INSTALL_HUTCH)
 	touch $@
 
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+$(DEV_STAMP): $(DEV_LOCK) $(RUNTIME_LOCK) pyproject.toml | $(BIN)/python
+	$(INSTALL) -r $(DEV_LOCK)
+	$(INSTALL_HUTCH)
 	touch $@ $(STAMP)
 
 ## Start Hutch on http://127.0.0.1:8000 (embedded PostgreSQL unless HUTCH_DATABASE_URL is set).
@@ -35,6 +44,15 @@ lint: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/run_all.py
+
+$(LOCK_TOOLS)/bin/uv: requirements/tools.txt
+	$(PYTHON) -m venv $(LOCK_TOOLS)
+	$(LOCK_TOOLS)/bin/pip install --quiet --require-hashes -r requirements/tools.txt
+	touch $@
+
+## Write the lock files again after a change to pyproject.toml (UPGRADE=1: newest allowed releases).
+lock: $(LOCK_TOOLS)/bin/uv
+	$(PYTHON) requirements/lock.py --uv $(LOCK_TOOLS)/bin/uv $(if $(UPGRADE),--upgrade)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
