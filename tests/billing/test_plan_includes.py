@@ -122,6 +122,7 @@ class Shop:
 
     async def sweep(self) -> int:
         """The minute's sweep, as the worker runs it: how many orgs it followed."""
+        assert self.jobs.worker_resources is not None
         found: int = await self.jobs.execute(
             SWEEP_JOB, {"timestamp": 0}, job_id=0, attempt=0, resources=self.jobs.worker_resources
         )
@@ -418,6 +419,9 @@ async def test_an_admin_assigning_the_plan_provisions_it_once_the_first_agent_ex
 
 async def test_a_plan_without_includes_provisions_nothing(shop: Shop) -> None:
     s = shop
+    listed = (await s.client.get("/api/v1/billing/plans")).json()["items"]
+    includes = {plan["id"]: plan["includes"] for plan in listed}
+    assert (includes["bundle"], includes["starter"]) == (["runtime", "telegram_bot"], [])
     await s.deliver(await s.checkout("starter"))
     await s.deliver(s.stripe.advance_trial_end(await s.subscription_id()))
     results = await s.jobs.run_pending()

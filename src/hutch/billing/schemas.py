@@ -20,6 +20,7 @@ class PlanOut(BaseModel):
     pay_per_use: bool
     available: bool  # can be bought now (free, or a paid plan with Stripe configured)
     limits: dict[str, Any]
+    includes: list[str] = []  # what a live subscription sets up by itself: "runtime", "telegram_bot"
 
 
 class PlanList(BaseModel):

@@ -62,6 +62,7 @@ def plan_out(plan: Plan, settings: Settings) -> PlanOut:
         pay_per_use=plan.pay_per_use,
         available=not plan.is_paid or stripe_configured(settings),
         limits=plan.limits.model_dump(),
+        includes=list(plan.includes),
     )
 
 
