@@ -35,8 +35,15 @@ Secret = Annotated[str, Form(max_length=256)]
 
 
 def safe_next(target: str | None) -> str:
-    """Only paths of this site: a login link must not send people elsewhere."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only paths of this site: a login link must not send people elsewhere. Browsers drop tabs and line
+    breaks from a URL and read a backslash as a slash, so "/<tab>/evil.example" would be "//evil.example":
+    any control character, space or backslash sends to the dashboard instead."""
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not any(c == "\\" or c.isspace() or ord(c) < 32 or ord(c) == 127 for c in target)
+    ):
         return target
     return "/app"
 
