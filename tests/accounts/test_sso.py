@@ -261,6 +261,22 @@ async def test_a_replayed_code_is_refused(browser: AsyncClient, session: AsyncSe
     assert COOKIE not in browser.cookies
 
 
+async def test_an_attempt_signs_in_once_even_with_a_second_code(
+    browser: AsyncClient, session: AsyncSession, issuer: str
+) -> None:
+    subject = person(issuer, "twice@example.com")
+    started = await start(browser)
+    first, second = authorize(started, subject), authorize(started, subject)  # two codes, one attempt
+    assert first != second
+    assert (await browser.get(first)).status_code == 303
+    [jar_domain] = {c.domain for c in browser.cookies.jar if c.name == COOKIE}
+    browser.cookies.clear()
+    browser.cookies.set(ATTEMPT_COOKIE, started.cookie, domain=jar_domain, path="/auth/oidc")
+    again = await browser.get(second)
+    assert again.status_code == 400 and "already used" in again.text
+    assert COOKIE not in browser.cookies
+
+
 async def test_an_id_token_for_another_nonce_is_refused(
     browser: AsyncClient, sso_app: FastAPI, session: AsyncSession, issuer: str
 ) -> None:

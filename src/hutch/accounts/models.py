@@ -136,3 +136,13 @@ class SsoIdentity(TimestampMixin, Base):
     provider: Mapped[SsoProvider] = mapped_column(str_enum(SsoProvider, "sso_provider"))
     subject: Mapped[str] = mapped_column(String(255))
     email: Mapped[str] = mapped_column(String(320))  # as the provider last said it, normalised
+
+
+class SsoUsedState(Base):
+    """The ``state`` of each completed single sign-on callback, kept while its attempt could still be
+    replayed: an attempt signs in once, even if its cookie comes back with another code."""
+
+    __tablename__ = "sso_used_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the state
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -25,14 +25,14 @@ from hutch.accounts.models import SsoIdentity, SsoProvider, User
 from hutch.accounts.oidc_gateway import ProviderIdentity, SsoProviders, provider_label
 from hutch.accounts.repository import MembershipRepository, OrgRepository, UserRepository
 from hutch.accounts.service import NO_PASSWORD, AuthService, NewAccount
-from hutch.accounts.sso_repository import SsoIdentityRepository
+from hutch.accounts.sso_repository import SsoIdentityRepository, SsoStateRepository
 from hutch.accounts.suspension import refuse_suspended_user
 from hutch.audit.service import record_audit
 from hutch.core.errors import BadRequest, Conflict, Forbidden, HutchError, NotFound
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.ratelimit import RateLimiter
-from hutch.core.security import SecretBox
+from hutch.core.security import SecretBox, sha256_hex
 from hutch.db.engine import UnitOfWork
 from hutch.settings import Settings
 
@@ -198,6 +198,14 @@ class SsoService:
         return AuthService(self.uow, self.settings, self.rate_limiter, self.secret_box)
 
     # --- signing in and up ----------------------------------------------------------------------------
+
+    async def spend(self, attempt: SignInAttempt) -> None:
+        """An attempt completes once: its state is recorded, and a second callback with it is refused
+        (say its cookie is sent again with another code from the same authorization request)."""
+        now = datetime.now(UTC)
+        expires_at = datetime.fromtimestamp(attempt.issued_at + ATTEMPT_SECONDS + 60, UTC)
+        if not await SsoStateRepository(self.session).spend(sha256_hex(attempt.state), expires_at, now):
+            raise SignInExpired()
 
     async def sign_in(self, found: ProviderIdentity, next: str, ip: str | None) -> SignInOutcome:
         """The callback of a sign-in (or sign-up) through a provider."""

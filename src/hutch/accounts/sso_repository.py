@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hutch.accounts.models import SsoIdentity, SsoProvider
+from hutch.accounts.models import SsoIdentity, SsoProvider, SsoUsedState
 
 
 class SsoIdentityRepository:
@@ -34,3 +37,19 @@ class SsoIdentityRepository:
     async def delete(self, identity: SsoIdentity) -> None:
         await self.session.delete(identity)
         await self.session.flush()
+
+
+class SsoStateRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def spend(self, state_hash: str, expires_at: datetime, now: datetime) -> bool:
+        """Record a state as used; False when it already was (a replay). Forgets the states past use."""
+        await self.session.execute(delete(SsoUsedState).where(SsoUsedState.expires_at < now))
+        stmt = (
+            insert(SsoUsedState)
+            .values(state_hash=state_hash, expires_at=expires_at)
+            .on_conflict_do_nothing(index_elements=[SsoUsedState.state_hash])
+            .returning(SsoUsedState.state_hash)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none() is not None

@@ -145,6 +145,9 @@ async def sso_callback(
         response = _message(request, "Not signed in", found.detail, status_code=found.status_code)
         return _clear(response, ATTEMPT_COOKIE)
     sso = _sso(uow, resources)
+    spent = await attempt(uow, sso.spend(started))  # after the provider answered: no connection held then
+    if isinstance(spent, HutchError):
+        return _clear(_message(request, "Not signed in", spent.detail, status_code=400), ATTEMPT_COOKIE)
     if started.link_user_id is not None:
         return _clear(await _link_signed_in(request, uow, sso, started.link_user_id, found), ATTEMPT_COOKIE)
     outcome = await attempt(uow, sso.sign_in(found, started.next, client_ip(request)))

@@ -1,4 +1,5 @@
-"""Single sign-on: the providers linked to an account, and orgs that require them.
+"""Single sign-on: the providers linked to an account, orgs that require them, and the states of completed
+sign-ins (each works once).
 
 Revision ID: 0036_sso_identities
 Revises: 0035_languages
@@ -35,8 +36,17 @@ def upgrade() -> None:
         sa.UniqueConstraint("user_id", "provider", name="uq_sso_identities_user_id_provider"),
     )
     op.add_column("orgs", sa.Column("required_sso_provider", PROVIDER, nullable=True))
+    op.create_table(
+        "sso_used_states",
+        sa.Column("state_hash", sa.String(length=64), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("state_hash", name="pk_sso_used_states"),
+    )
+    op.create_index("ix_sso_used_states_expires_at", "sso_used_states", ["expires_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_sso_used_states_expires_at", table_name="sso_used_states")
+    op.drop_table("sso_used_states")
     op.drop_column("orgs", "required_sso_provider")
     op.drop_table("sso_identities")
