@@ -413,8 +413,14 @@ async def test_an_admin_assigning_the_plan_provisions_it_once_the_first_agent_ex
     assert included["telegram_bot"]["state"] == "ready"
     assert included["telegram_bot"]["bot_username"] == "bea_helper_bot"
 
-    await s.client.delete(f"/api/v1/agents/{agent_id}/runtime", headers=s.owner.headers)
+    # The agent deleted (its runtime and bot with it): both wait for the org's next first agent.
+    deleted = await s.client.delete(f"/api/v1/agents/{agent_id}", headers=s.owner.headers)
+    assert deleted.status_code == 204
     await s.jobs.run_pending()
+    assert await s.sweep() == 1
+    await s.jobs.run_pending()
+    assert await s.states() == {"runtime": "waiting", "telegram_bot": "waiting"}
+    assert await s.runtime() is None
 
 
 async def test_a_plan_without_includes_provisions_nothing(shop: Shop) -> None:

@@ -42,9 +42,9 @@ class InclusionRepository:
         return await self.session.scalar(select(Inclusion).where(Inclusion.bot_request_id == request_id))
 
     async def orgs_to_follow(self, now: datetime, grace_hours: float) -> list[str]:
-        """Orgs whose included things wait (for an agent, a bot), or still run although the subscription
-        ended or stayed unpaid past the grace period: time or another domain moved them, not a billing
-        event."""
+        """Orgs whose included things wait (for an agent, a bot), lost their agent, or still run although the
+        subscription ended or stayed unpaid past the grace period: time or another domain moved them, not a
+        billing event."""
         cutoff = now - timedelta(hours=grace_hours)
         lapsed = or_(
             BillingAccount.status == SubscriptionStatus.CANCELED,
@@ -57,6 +57,8 @@ class InclusionRepository:
             .where(
                 or_(
                     Inclusion.state == InclusionState.WAITING,
+                    # Its agent was deleted: the org's next first agent gets it.
+                    (Inclusion.state != InclusionState.SUSPENDED) & Inclusion.agent_id.is_(None),
                     (Inclusion.state != InclusionState.SUSPENDED) & lapsed,
                 )
             )
