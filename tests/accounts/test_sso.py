@@ -211,6 +211,12 @@ async def test_google_goes_through_the_same_checks(
     [identity] = await identities_of(session, user.id)
     assert identity.provider is SsoProvider.GOOGLE
 
+    # The same address at the other provider: no password to link with, so no way but the account page.
+    browser.cookies.clear()
+    other = await sign_in(browser, person(issuer, "gina@example.com"))
+    assert other.status_code == 409 and "link Acme ID from your account page" in other.text
+    assert COOKIE not in browser.cookies and len(await identities_of(session, user.id)) == 1
+
 
 async def test_the_identity_not_the_email_finds_the_account(
     browser: AsyncClient, session: AsyncSession, issuer: str

@@ -218,8 +218,15 @@ class SsoService:
             if user.email_verified_at is None and found.email_verified and found.email == user.email:
                 user.email_verified_at = datetime.now(UTC)  # the provider vouches for the address now
             return await self._finish(user, found.provider, ip)
-        if await self.users.by_email(found.email) is not None:
+        existing = await self.users.by_email(found.email)
+        if existing is not None:
             # Never a silent takeover: an address alone does not prove the account is theirs.
+            if not self.has_password(existing):
+                label = provider_label(self.settings, found.provider)
+                raise Conflict(
+                    f"An account with {found.email} already exists and signs in with another provider: "
+                    f"sign in with it, then link {label} from your account page."
+                )
             return NeedsPassword(PendingLink.of(found, next))
         user, org = await self._auth().create_account(
             NewAccount(
