@@ -65,9 +65,10 @@ async def main(rounds: int) -> None:
 
         times: dict[str, list[float]] = {k: [] for k in ("po", "fo", "ho", "pc", "fc", "hc")}
         for n in range(1, rounds + 1):
-            times["po"].append(await timed(lambda: plain_open(n)))
-            times["fo"].append(await timed(lambda: full_open(n)))
-            times["ho"].append(await timed(lambda: agent.act("open", None, url=f"{bench.site}/p/{n}")))
+            url = f"{bench.site}/p/{n}"
+            times["po"].append(await timed(lambda n=n: plain_open(n)))  # type: ignore[misc]
+            times["fo"].append(await timed(lambda n=n: full_open(n)))  # type: ignore[misc]
+            times["ho"].append(await timed(lambda url=url: agent.act("open", None, url=url)))  # type: ignore[misc]
             # The link is element [3] of Hutch's reading (the search field and its button come first).
             times["pc"].append(await timed(plain_click))
             times["fc"].append(await timed(full_click))
@@ -81,7 +82,8 @@ async def main(rounds: int) -> None:
         return [name, p50, percentile(values, 99), extra]
 
     print_table(
-        f"One browser action, {rounds} rounds (ms); overhead = Hutch's median minus Playwright doing the same work",
+        f"One browser action, {rounds} rounds (ms); overhead: Hutch's median minus Playwright doing the "
+        "same work",
         ["action", "p50", "p99", "overhead p50"],
         [
             row("open: Playwright goto + screenshot", "po"),

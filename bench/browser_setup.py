@@ -28,7 +28,7 @@ ORG, AGENT = "org_bench", "agt_bench"
 class _Pages(BaseHTTPRequestHandler):
     """``/p/<n>``: a page with a heading, some text, a form and a link to the next page."""
 
-    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+    def do_GET(self) -> None:
         n = int(self.path.rsplit("/", 1)[-1] or 0) if self.path.startswith("/p/") else 0
         body = (
             f"<!doctype html><title>Page {n}</title><h1>Page {n}</h1>"
@@ -91,7 +91,7 @@ async def bench_setup(pool_size: int = 8) -> AsyncIterator[Bench]:
                 )
                 await session.commit()
             settings = Settings(
-                _env_file=None,  # type: ignore[call-arg]
+                _env_file=None,
                 egress_allow=["127.0.0.1"],
                 browser_pool_size=pool_size,
                 data_dir=Path(tmp) / "data",
