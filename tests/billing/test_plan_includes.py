@@ -142,39 +142,6 @@ class Shop:
         return agent_id
 
 
-async def _shop(
-    resources: Resources,
-    client: AsyncClient,
-    session: AsyncSession,
-    stripe: FakeStripe,
-    telegram: FakeTelegramServer,
-    mailbox: SmtpServer,
-    secret: str,
-    *,
-    with_agent: bool,
-) -> Shop:
-    admin = await create_account(session, resources.settings, platform_admin=True, org_name="Operator")
-    owner = await create_account(session, resources.settings, org_name="Acme", email="owner@acme.example")
-    shop = Shop(client, session, resources, stripe, telegram, mailbox, secret, owner, admin, None)
-    if with_agent:
-        shop.agent_id = await shop.add_agent()
-        session.add(
-            ChannelLink(
-                id=new_id("lnk"),
-                org_id=owner.org.id,
-                user_id=owner.user.id,
-                agent_id=shop.agent_id,
-                channel="telegram",
-                address=OWNER_CHAT,
-                status=LinkStatus.ACTIVE,
-                code_hash=new_id("code").ljust(64, "0"),
-                code_expires_at=datetime.now(UTC),
-            )
-        )
-        await session.commit()
-    return shop
-
-
 @pytest.fixture
 async def shop_parts(
     fake_stripe_server: FakeStripe,
@@ -221,24 +188,48 @@ async def shop_parts(
 
 
 @pytest.fixture
-async def shop(
+async def bare_shop(
     shop_parts: tuple[Resources, AsyncClient, str],
     session: AsyncSession,
     fake_stripe_server: FakeStripe,
     telegram_server: FakeTelegramServer,
     mailbox: SmtpServer,
 ) -> Shop:
+    """An owner without an agent, and no creator account for the bot factory."""
     resources, client, secret = shop_parts
-    found = await _shop(
-        resources, client, session, fake_stripe_server, telegram_server, mailbox, secret, with_agent=True
+    admin = await create_account(session, resources.settings, platform_admin=True, org_name="Operator")
+    owner = await create_account(session, resources.settings, org_name="Acme", email="owner@acme.example")
+    return Shop(
+        client, session, resources, fake_stripe_server, telegram_server, mailbox, secret, owner, admin, None
     )
-    added = await client.post(
+
+
+@pytest.fixture
+async def shop(bare_shop: Shop) -> Shop:
+    """The owner with an agent and a linked Telegram chat; the bot factory with a creator account."""
+    s = bare_shop
+    s.agent_id = await s.add_agent()
+    s.session.add(
+        ChannelLink(
+            id=new_id("lnk"),
+            org_id=s.owner.org.id,
+            user_id=s.owner.user.id,
+            agent_id=s.agent_id,
+            channel="telegram",
+            address=OWNER_CHAT,
+            status=LinkStatus.ACTIVE,
+            code_hash=new_id("code").ljust(64, "0"),
+            code_expires_at=datetime.now(UTC),
+        )
+    )
+    await s.session.commit()
+    added = await s.client.post(
         "/api/v1/admin/creator-accounts",
         json={"phone": "+15550000001", "api_id": 12345, "api_hash": "0" * 32, "session": fake_session()},
-        headers=found.admin.headers,
+        headers=s.admin.headers,
     )
     assert added.status_code == 201, added.text
-    return found
+    return s
 
 
 def _subscription_of(events: list[JSON]) -> str:
@@ -366,16 +357,9 @@ async def test_cancel_and_unpaid_past_grace_suspend_and_payment_resumes(shop: Sh
 
 
 async def test_an_admin_assigning_the_plan_provisions_it_once_the_first_agent_exists(
-    shop_parts: tuple[Resources, AsyncClient, str],
-    session: AsyncSession,
-    fake_stripe_server: FakeStripe,
-    telegram_server: FakeTelegramServer,
-    mailbox: SmtpServer,
+    bare_shop: Shop,
 ) -> None:
-    resources, client, secret = shop_parts
-    s = await _shop(
-        resources, client, session, fake_stripe_server, telegram_server, mailbox, secret, with_agent=False
-    )
+    s = bare_shop
     assigned = await s.client.put(
         f"/api/v1/admin/orgs/{s.owner.org.id}/plan", json={"plan": "bundle"}, headers=s.admin.headers
     )
@@ -400,7 +384,7 @@ async def test_an_admin_assigning_the_plan_provisions_it_once_the_first_agent_ex
     assert any(link in m.body for m in s.notices())
 
     # The bot the customer connects there is the included one.
-    telegram_server.add_bot("123456:AAF_the_customers_own_bot", "bea_helper_bot")
+    s.telegram.add_bot("123456:AAF_the_customers_own_bot", "bea_helper_bot")
     connected = await s.client.post(
         f"/api/v1/agents/{agent_id}/channels/telegram",
         json={"bot_token": "123456:AAF_the_customers_own_bot"},

@@ -334,18 +334,23 @@ async def test_one_person_past_the_agents_limit_is_refused_while_others_get_answ
     assert limited["Calm Lovelace"] is None
 
 
-async def test_a_blocked_person_costs_nothing(on_telegram: OnTelegram) -> None:
-    t = on_telegram
+async def _block_a_spammer(t: OnTelegram, plan: str) -> None:
+    """The first person says hello and is blocked; the org moves to ``plan``; the spammer sends three more."""
     await t.say("hello")
     [conversation] = (await t.client.get("/api/v1/conversations", headers=t.owner.headers)).json()["items"]
     blocked = await t.client.post(
         f"/api/v1/end-users/{conversation['end_user']['id']}/block", headers=t.owner.headers
     )
     assert blocked.status_code == 200
-    await t.session.execute(update(Org).where(Org.id == t.owner.org.id).values(plan="daily"))
+    await t.session.execute(update(Org).where(Org.id == t.owner.org.id).values(plan=plan))
     await t.session.commit()
     for n in range(3):
         assert await t.say(f"spam {n}") == []  # no answer
+
+
+async def test_a_blocked_person_costs_nothing(on_telegram: OnTelegram) -> None:
+    t = on_telegram
+    await _block_a_spammer(t, "daily")
     # The plan answers 2 a day: "hello" was one, the blocked spam none, so someone else gets the second.
     [answer] = await t.say("hi", Sender(id=7_003, first_name="Other"))
     assert "come back tomorrow" not in answer
@@ -355,16 +360,7 @@ async def test_a_blocked_person_costs_nothing(on_telegram: OnTelegram) -> None:
 
 async def test_a_blocked_person_takes_no_place_in_the_orgs_minute(on_telegram: OnTelegram) -> None:
     t = on_telegram
-    await t.say("hello")
-    [conversation] = (await t.client.get("/api/v1/conversations", headers=t.owner.headers)).json()["items"]
-    blocked = await t.client.post(
-        f"/api/v1/end-users/{conversation['end_user']['id']}/block", headers=t.owner.headers
-    )
-    assert blocked.status_code == 200
-    await t.session.execute(update(Org).where(Org.id == t.owner.org.id).values(plan="tiny"))
-    await t.session.commit()
-    for n in range(3):
-        assert await t.say(f"spam {n}") == []  # no answer
+    await _block_a_spammer(t, "tiny")
     # The plan answers 3 a minute: the blocked spam took none of them, so someone else gets all three.
     other = Sender(id=7_004, first_name="Other")
     for n in range(3):

@@ -78,7 +78,7 @@ def package_out(package: Package, settings: Settings) -> PackageOut:
 
 
 INCLUDED_LABELS = {"runtime": "Dedicated runtime", "telegram_bot": "Telegram bot"}
-# A running runtime's own status, for an included runtime the flow asked for.
+# A runtime's own status, for an included runtime.
 RUNTIME_STATES = {
     RuntimeStatus.PROVISIONING: "provisioning",
     RuntimeStatus.READY: "ready",
@@ -88,16 +88,20 @@ RUNTIME_STATES = {
 
 
 def inclusion_out(view: InclusionView) -> InclusionOut:
+    """The row as the customer reads it; an included runtime's state is the runtime's own, as it is now
+    (the runtimes' lifecycle moves it between the flow's visits: ready, restarted, stopped, restored)."""
     row = view.inclusion
     state, detail = row.state.value, row.detail
-    running = (InclusionState.PROVISIONING, InclusionState.READY)
-    if row.item == "runtime" and row.state in running:
-        if view.runtime_status is None:
+    if row.item == "runtime" and row.state not in (InclusionState.WAITING, InclusionState.ERROR):
+        if view.runtime_status is not None:
+            state = RUNTIME_STATES[view.runtime_status]
+            if view.runtime_status is RuntimeStatus.READY:
+                detail = None
+            elif row.state is not InclusionState.SUSPENDED:
+                detail = view.runtime_error
+        elif row.state is not InclusionState.SUSPENDED:
             state = "removed"
             detail = "The runtime was removed; the next payment or plan change starts a new one."
-        else:
-            state = RUNTIME_STATES[view.runtime_status]
-            detail = view.runtime_error if view.runtime_status is not RuntimeStatus.READY else None
     return InclusionOut(
         item=row.item,
         label=INCLUDED_LABELS.get(row.item, row.item),
