@@ -372,7 +372,8 @@ async def test_link_and_unlink_a_provider_from_the_account_page(
     assert back.status_code == 303 and back.headers["location"].startswith("/app/account?done=")
     [identity] = await identities_of(session, user.id)
     assert identity.subject == subject
-    assert "Acme ID (linker.work@example.com)" in (await browser.get("/app/account")).text
+    shown = (await browser.get(back.headers["location"])).text
+    assert "Acme ID is linked to your account." in shown and "Acme ID (linker.work@example.com)" in shown
 
     web_csrf = (await browser.get("/app/account")).text.split('name="csrf" value="')[1].split('"')[0]
     unlinked = await browser.post("/app/account/sso/oidc/unlink", data={"csrf": web_csrf})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -168,7 +169,8 @@ async def _link_signed_in(
     if isinstance(linked, HutchError):
         return _message(request, "Not linked", linked.detail, status_code=linked.status_code)
     label = sso.providers.label(found.provider)
-    return RedirectResponse(f"/app/account?done={label}+is+linked+to+your+account.", status_code=303)
+    done = urlencode({"done": f"{label} is linked to your account."})
+    return RedirectResponse(f"/app/account?{done}", status_code=303)
 
 
 async def _answer(
@@ -274,7 +276,7 @@ async def account_unlink(
         raise InvalidField("provider", "Unknown sign-in provider.") from None
     await _sso(uow, resources).unlink(found.user_id, chosen, client_ip(request))
     label = resources.sso.label(chosen)
-    return RedirectResponse(f"/app/account?done={label}+is+unlinked.", status_code=303)
+    return RedirectResponse("/app/account?" + urlencode({"done": f"{label} is unlinked."}), status_code=303)
 
 
 # --- the org: require a provider --------------------------------------------------------------------------
