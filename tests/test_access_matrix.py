@@ -272,6 +272,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/forgot-password"): Access(Guard.PUBLIC),
     ("GET", "/privacy"): Access(Guard.PUBLIC),
     ("GET", "/terms"): Access(Guard.PUBLIC),
+    ("GET", "/pages/{slug}"): Access(Guard.PUBLIC),  # the brand's own pages
     ("POST", "/forgot-password"): Access(Guard.PUBLIC),
     ("GET", "/app"): Access(Guard.WEB),
     ("GET", "/app/onboarding"): Access(Guard.WEB),
