@@ -82,4 +82,5 @@ async def test_a_spanish_person_gets_their_emails_in_spanish(
     [email] = mailbox.wait_for(owner.user.email)
     assert email.subject == "Restablece tu contraseña"
     assert "Elige una contraseña nueva aquí" in email.body and "60 minutos" in email.body
+    assert email.html is not None and '<html lang="es">' in email.html and "Restablece" in email.html
     assert email.link("/reset-password").startswith("https://hutch.example/reset-password?token=")

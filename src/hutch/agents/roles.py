@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hutch.i18n import N_
+
 CUSTOM_ROLE = "custom"
 
 
@@ -21,8 +23,8 @@ ROLE_TEMPLATES: dict[str, RoleTemplate] = {
     for t in (
         RoleTemplate(
             key="assistant",
-            title="Assistant",
-            description="A friendly general-purpose assistant.",
+            title=N_("Assistant"),
+            description=N_("A friendly general-purpose assistant."),
             persona=(
                 "You are a helpful, friendly assistant. Answer clearly and briefly, ask when something is "
                 "ambiguous, and say so when you do not know. Remember what the user tells you about "
@@ -32,8 +34,10 @@ ROLE_TEMPLATES: dict[str, RoleTemplate] = {
         ),
         RoleTemplate(
             key="support",
-            title="Customer support",
-            description="Answers customers' questions from the company's knowledge, politely and precisely.",
+            title=N_("Customer support"),
+            description=N_(
+                "Answers customers' questions from the company's knowledge, politely and precisely."
+            ),
             persona=(
                 "You are a customer support agent. Be warm, patient and precise. Base answers on the "
                 "company's knowledge; when you are not sure, say so and offer to hand over to a person. "
@@ -43,8 +47,8 @@ ROLE_TEMPLATES: dict[str, RoleTemplate] = {
         ),
         RoleTemplate(
             key="sales",
-            title="Sales",
-            description="Qualifies leads, answers product questions and books the next step.",
+            title=N_("Sales"),
+            description=N_("Qualifies leads, answers product questions and books the next step."),
             persona=(
                 "You are a sales assistant. Understand what the prospect needs, explain how the product "
                 "helps in plain words, handle objections honestly, and propose a concrete next step. Keep "
@@ -54,8 +58,8 @@ ROLE_TEMPLATES: dict[str, RoleTemplate] = {
         ),
         RoleTemplate(
             key="researcher",
-            title="Researcher",
-            description="Looks things up, reads sources and reports findings with references.",
+            title=N_("Researcher"),
+            description=N_("Looks things up, reads sources and reports findings with references."),
             persona=(
                 "You are a careful researcher. Break questions down, read sources, compare them, and report "
                 "findings with the sources you used. Separate facts from your interpretation."
@@ -64,8 +68,8 @@ ROLE_TEMPLATES: dict[str, RoleTemplate] = {
         ),
         RoleTemplate(
             key="executive_assistant",
-            title="Executive assistant",
-            description="Keeps track of priorities, notes and follow-ups for one busy person.",
+            title=N_("Executive assistant"),
+            description=N_("Keeps track of priorities, notes and follow-ups for one busy person."),
             persona=(
                 "You are an executive assistant. Be concise and proactive: keep track of priorities, "
                 "commitments and follow-ups, draft messages when asked, and remember preferences."
@@ -74,8 +78,10 @@ ROLE_TEMPLATES: dict[str, RoleTemplate] = {
         ),
         RoleTemplate(
             key="manager",
-            title="Manager",
-            description="Deploys and directs the organisation's other agents: give it goals in plain words.",
+            title=N_("Manager"),
+            description=N_(
+                "Deploys and directs the organisation's other agents: give it goals in plain words."
+            ),
             persona=(
                 "You are the manager of this organisation's AI employees. When the user describes work, "
                 "deploy an employee with a fitting role and its first task, or give the task to an existing "

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 from hutch.core.brand import Brand
+from hutch.i18n import _, current_html_lang
 
 URL = re.compile(r"https?://[^\s<>\"']+")
 
@@ -22,7 +23,7 @@ class BrandedEmail:
 def _footer_lines(brand: Brand, site: str) -> list[str]:
     lines = [brand.name, site]
     if brand.support_email:
-        lines.append(f"Questions? Write to {brand.support_email}.")
+        lines.append(_("Questions? Write to {email}.").format(email=brand.support_email))
     if brand.legal_entity:
         lines.append(f"© {brand.legal_entity}")
     if brand.powered_by_line:
@@ -66,13 +67,13 @@ def branded_email(subject: str, body: str, brand: Brand, base_url: str) -> Brand
     content = Markup("\n").join(
         Markup('<p style="margin:0 0 16px">{}</p>').format(_paragraph(p, accent)) for p in paragraphs
     )
-    foot = Markup("<br>\n").join(escape(line) for line in footer)
+    foot_lines = [escape(line) for line in footer]
     if brand.support_email:  # the address as a link in the HTML version
-        address = escape(brand.support_email)
         link = Markup('<a href="mailto:{0}" style="color:{1}">{0}</a>').format(brand.support_email, accent)
-        foot = Markup(str(foot).replace(f"Write to {address}.", f"Write to {link}."))  # noqa: S704 - escaped
+        foot_lines[2] = escape(_("Questions? Write to {email}.")).format(email=link)
+    foot = Markup("<br>\n").join(foot_lines)
     html = Markup(
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<!doctype html>\n<html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>{subject}</title></head>\n"
         '<body style="margin:0;padding:24px;background:#f5f6f8;color:#1d2330;'
@@ -83,5 +84,5 @@ def branded_email(subject: str, body: str, brand: Brand, base_url: str) -> Brand
         '<hr style="border:0;border-top:1px solid #d5dae2;margin:24px 0 12px">\n'
         '<p style="margin:0;font-size:12px;color:#4f5868">{foot}</p>\n'
         "</div>\n</body></html>\n"
-    ).format(subject=subject, accent=accent, mark=mark, content=content, foot=foot)
+    ).format(lang=current_html_lang(), subject=subject, accent=accent, mark=mark, content=content, foot=foot)
     return BrandedEmail(text=text, html=str(html))

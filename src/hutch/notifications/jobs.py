@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import structlog
 
 from hutch.db.jobs import JobContext, job
+from hutch.i18n import use_language
 from hutch.notifications.email_layout import branded_email
 from hutch.notifications.gateway import Email
 from hutch.notifications.repository import OutboundEmailRepository
@@ -22,7 +23,8 @@ async def send_email(ctx: JobContext, email_id: str) -> bool:
     if email is None or email.sent_at is not None:
         return False
     body = ctx.resources.secret_box.decrypt(email.body_encrypted)
-    branded = branded_email(email.subject, body, ctx.resources.brand, ctx.settings.base_url)
+    with use_language(ctx.settings, email.language):  # the signature and HTML in the body's language
+        branded = branded_email(email.subject, body, ctx.resources.brand, ctx.settings.base_url)
     await ctx.resources.email.send(
         Email(to=email.to_address, subject=email.subject, body=branded.text, html=branded.html)
     )

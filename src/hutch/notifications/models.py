@@ -10,6 +10,7 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hutch.db.base import Base, TimestampMixin
+from hutch.i18n import N_
 
 
 class NoticeKind(StrEnum):
@@ -34,11 +35,11 @@ class NoticeKind(StrEnum):
             return None
 
 
-NOTICE_LABELS = {
-    NoticeKind.LOW_BALANCE: "Prepaid credits running low",
-    NoticeKind.PAYMENT_FAILED: "A payment failed",
-    NoticeKind.QUOTA: "The plan's monthly messages nearly or all used",
-    NoticeKind.NEEDS_HUMAN: "A conversation needs a person",
+NOTICE_LABELS = {  # translated where shown
+    NoticeKind.LOW_BALANCE: N_("Prepaid credits running low"),
+    NoticeKind.PAYMENT_FAILED: N_("A payment failed"),
+    NoticeKind.QUOTA: N_("The plan's monthly messages nearly or all used"),
+    NoticeKind.NEEDS_HUMAN: N_("A conversation needs a person"),
 }
 
 
@@ -52,6 +53,7 @@ class OutboundEmail(TimestampMixin, Base):
     body_encrypted: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(64), index=True)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    language: Mapped[str | None] = mapped_column(String(16))  # the body's: its signature and HTML follow it
 
 
 class NotificationPreference(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hutch.core.ids import new_id
 from hutch.core.security import SecretBox
 from hutch.db.engine import UnitOfWork
+from hutch.i18n import current_language
 from hutch.notifications.models import OutboundEmail
 from hutch.notifications.repository import OutboundEmailRepository
 
@@ -21,6 +22,7 @@ def queue_email(
         subject=subject,
         body_encrypted=secret_box.encrypt(body),
         kind=kind,
+        language=current_language(),  # what the body was written in (hutch.i18n.use_language)
     )
     OutboundEmailRepository(uow.session).add(email)
     uow.defer(SEND_EMAIL_JOB, email_id=email.id)

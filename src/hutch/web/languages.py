@@ -52,6 +52,7 @@ class LanguageMiddleware:
 def install_translations(env: Environment) -> None:
     """Give the templates gettext in the language of the moment, and ``html_lang()`` for ``<html lang>``."""
     env.add_extension("jinja2.ext.i18n")
+    env.policies["ext.i18n.trimmed"] = True  # a {% trans %} block's line breaks and indents are not text
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["html_lang"] = current_html_lang
 

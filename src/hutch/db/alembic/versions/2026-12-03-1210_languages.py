@@ -26,9 +26,12 @@ def upgrade() -> None:
     )
     # What the channel says the person speaks (Telegram's language_code), when it says.
     op.add_column("end_users", sa.Column("language", sa.String(length=16), nullable=True))
+    # The language an email was written in: its signature and HTML version are sent in the same.
+    op.add_column("outbound_emails", sa.Column("language", sa.String(length=16), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("outbound_emails", "language")
     op.drop_column("end_users", "language")
     op.drop_column("orgs", "use_end_user_language")
     op.drop_column("orgs", "language")
