@@ -331,3 +331,21 @@ async def test_the_widgets_config_carries_the_brand(
     assert config["accent_ink"] == "#ffffff" and config["powered_by"] is None  # turned off in the file
     plain = (await client.get(api, headers={"Origin": shop})).json()  # the same widget, no brand set
     assert (plain["brand_name"], plain["primary_color"], plain["powered_by"]) == ("Hutch", None, None)
+
+
+async def test_pages_keep_hutch_without_a_brand_and_credit_it_under_one(
+    client: AsyncClient, settings: Settings, database: Database, database_url: str
+) -> None:
+    plain = (await client.get("/login")).text
+    assert '<span class="brand-name">Hutch</span>' in plain and "<title>Log in · Hutch</title>" in plain
+    assert "Powered by" not in plain and 'href="/static/favicon.svg"' in plain
+    assert "--brand-primary: #2458c6" in plain  # today's colour
+    named = settings.model_copy(update={"brand_name": "Acme Assist", "brand_primary_color": "#FFCC00"})
+    resources = build_test_resources(named, database, database_url)
+    try:
+        async with asgi_client(create_app(resources=resources)) as branded_client:
+            page = (await branded_client.get("/login")).text
+    finally:
+        await resources.llm.close()
+    assert "<title>Log in · Acme Assist</title>" in page and "Powered by Hutch" in page  # on by default
+    assert "--brand-primary: #ffcc00" in page and "--accent-ink: #1d2330" in page  # dark text on yellow
