@@ -101,6 +101,10 @@ async def test_a_runtime_is_provisioned_serves_and_is_restarted_when_killed(runt
     assert "ready" in await r.jobs.run_pending()  # and the owners' "ready" email goes out
     state = await r.state()
     assert state["status"] == "ready" and state["driver"] == "process" and state["attempts"] == 0
+    assert state["memory_mb"] > 10 and state["uptime_seconds"] >= 0 and state["cpu_percent"] >= 0
+    await log_in(r.client, r.owner.user.email)
+    view = (await r.client.get(f"/app/agents/{r.agent_id}/runtime")).text
+    assert 'id="runtime-usage"' in view and "% of a core" in view and " MB</dd>" in view
     health = httpx.get(f"{state['endpoint']}/healthz", timeout=5).json()
     assert health["status"] == "ok"
     logs = await r.client.get(f"{r.url}/logs", headers=r.owner.headers)

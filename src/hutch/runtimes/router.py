@@ -10,6 +10,7 @@ from hutch.core.errors import Forbidden, NotFound, QuotaExceeded, Unauthorized, 
 from hutch.http.authz import Reader, Writer
 from hutch.http.dependencies import ResourcesDep
 from hutch.runtimes.dependencies import RuntimeServiceDep
+from hutch.runtimes.drivers.base import RuntimeUsage
 from hutch.runtimes.models import Runtime
 from hutch.runtimes.schemas import RuntimeLogs, RuntimeOut
 from hutch.runtimes.service import NoCapacity
@@ -17,7 +18,7 @@ from hutch.runtimes.service import NoCapacity
 router = APIRouter(prefix="/api/v1/agents/{agent_id}/runtime", tags=["runtimes"])
 
 
-def _out(runtime: Runtime | None) -> RuntimeOut:
+def _out(runtime: Runtime | None, usage: RuntimeUsage | None = None) -> RuntimeOut:
     if runtime is None:
         return RuntimeOut(status="none")
     return RuntimeOut(
@@ -26,6 +27,9 @@ def _out(runtime: Runtime | None) -> RuntimeOut:
         endpoint=runtime.endpoint,
         last_error=runtime.last_error,
         attempts=runtime.attempts,
+        cpu_percent=usage.cpu_percent if usage else None,
+        memory_mb=usage.memory_mb if usage else None,
+        uptime_seconds=usage.uptime_seconds if usage else None,
     )
 
 
@@ -42,9 +46,12 @@ async def create_runtime(agent_id: str, principal: Writer, runtimes: RuntimeServ
 
 
 @router.get("", response_model=RuntimeOut, responses=error_responses(Unauthorized, Forbidden, NotFound))
-async def get_runtime(agent_id: str, principal: Reader, runtimes: RuntimeServiceDep) -> RuntimeOut:
-    """Where the agent's runtime stands: none, provisioning, ready, error (with why) or stopped."""
-    return _out(await runtimes.of_agent(principal, agent_id))
+async def get_runtime(
+    agent_id: str, principal: Reader, runtimes: RuntimeServiceDep, resources: ResourcesDep
+) -> RuntimeOut:
+    """Where the agent's runtime stands: none, provisioning, ready, error (with why) or stopped; while it
+    is ready, its CPU (`cpu_percent`, of one core), memory (`memory_mb`) and `uptime_seconds`."""
+    return _out(*await runtimes.with_usage(principal, agent_id, resources))
 
 
 @router.delete(

@@ -11,6 +11,10 @@ class RuntimeOut(BaseModel):
     endpoint: str | None = None
     last_error: str | None = None
     attempts: int = 0
+    # While it is ready, what it uses now (the process and Docker drivers tell; EC2 does not yet):
+    cpu_percent: float | None = None  # percent of one core: two busy cores read 200
+    memory_mb: float | None = None
+    uptime_seconds: float | None = None
 
 
 class RuntimeLogs(BaseModel):

@@ -35,7 +35,7 @@ from hutch.core.security import SecretBox, sha256_hex
 from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import WorkerResources
 from hutch.runtimes.config import AgentSpec, ProviderKey, RuntimeConfig
-from hutch.runtimes.drivers.base import RuntimeDriver, RuntimeSpec
+from hutch.runtimes.drivers.base import RuntimeDriver, RuntimeSpec, RuntimeUsage
 from hutch.runtimes.drivers.docker import DockerDriver
 from hutch.runtimes.drivers.ec2 import Ec2Driver
 from hutch.runtimes.models import Runtime, RuntimeHost, RuntimeStatus
@@ -145,6 +145,23 @@ class RuntimeService:
         self.destroy_later(runtime)
         await self.session.delete(runtime)
         agent.placement = Placement.SHARED
+
+    async def with_usage(
+        self, principal: Principal, agent_id: str, drivers: HasDrivers
+    ) -> tuple[Runtime | None, RuntimeUsage | None]:
+        """The agent's runtime and, when it is ready, what it uses now (CPU, memory, uptime). The reading
+        waits on the driver (a fraction of a second, or Docker's API): the request's transaction ends
+        first, so no connection is held meanwhile."""
+        runtime = await self.of_agent(principal, agent_id)
+        if runtime is None or runtime.status is not RuntimeStatus.READY or not runtime.handle:
+            return runtime, None
+        driver = await driver_for(
+            drivers.runtime_drivers, self.session, self.settings, runtime.driver, runtime.host_id
+        )
+        await self.uow.checkpoint()
+        if driver is None:
+            return runtime, None
+        return runtime, await driver.usage(runtime.handle)
 
     async def logs(self, principal: Principal, agent_id: str, drivers: HasDrivers, lines: int) -> str:
         runtime = await self.of_agent(principal, agent_id)

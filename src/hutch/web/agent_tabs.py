@@ -376,7 +376,7 @@ async def runtime_tab(
 ) -> HTMLResponse:
     agent = await load_agent(found, uow, resources, agent_id)
     service = _runtimes(uow, resources)
-    runtime = await service.of_agent(found.principal, agent.id)
+    runtime, usage = await service.with_usage(found.principal, agent.id, resources)
     logs = ""
     if runtime is not None:
         try:
@@ -384,7 +384,15 @@ async def runtime_tab(
         except HutchError as exc:
             logs = str(exc.detail)
     return agent_page(
-        request, found, agent, "runtime", runtime=runtime, logs=logs, flash=flash(request), error=None
+        request,
+        found,
+        agent,
+        "runtime",
+        runtime=runtime,
+        usage=usage,
+        logs=logs,
+        flash=flash(request),
+        error=None,
     )
 
 

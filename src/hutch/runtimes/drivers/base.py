@@ -21,6 +21,16 @@ class RuntimeSpec:
 
 
 @dataclass(frozen=True)
+class RuntimeUsage:
+    """What a running runtime uses now: CPU (percent of one core, so two busy cores read 200), memory,
+    and how long it has been up. A driver that cannot tell a value leaves it None."""
+
+    cpu_percent: float | None
+    memory_mb: float | None
+    uptime_seconds: float | None
+
+
+@dataclass(frozen=True)
 class Started:
     handle: str  # the driver's own id for it (a pid, a container id, an instance id)
     endpoint: str  # where the platform reaches it: http://host:port
@@ -40,3 +50,5 @@ class RuntimeDriver(Protocol):
     async def destroy(self, home: Path, handle: str | None) -> None: ...
 
     async def logs(self, home: Path, lines: int = 200) -> str: ...
+
+    async def usage(self, handle: str) -> RuntimeUsage | None: ...

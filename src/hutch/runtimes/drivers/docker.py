@@ -10,6 +10,7 @@ re-provisions it if it stops answering.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ import docker
 from docker.errors import DockerException, NotFound
 
 from hutch.runtimes.config import config_json
-from hutch.runtimes.drivers.base import Liveness, RuntimeSpec, Started
+from hutch.runtimes.drivers.base import Liveness, RuntimeSpec, RuntimeUsage, Started
 
 RUNTIME_PORT = 8000
 API_VERSION = "1.45"
@@ -120,9 +121,41 @@ class DockerDriver:
     async def logs(self, home: Path, lines: int = 200) -> str:
         return await asyncio.to_thread(self._logs, home.name, lines)
 
+    async def usage(self, handle: str) -> RuntimeUsage | None:
+        """The container's CPU and memory (Docker's stats, one reading) and how long it has run."""
+        return await asyncio.to_thread(self._usage, handle)
+
+    def _usage(self, handle: str) -> RuntimeUsage | None:
+        try:
+            container = self.client.containers.get(handle)
+            stats: dict[str, Any] = container.stats(stream=False)
+        except (NotFound, DockerException):
+            return None
+        return container_usage(stats, container.attrs.get("State", {}).get("StartedAt"))
+
     def _logs(self, agent_id: str, lines: int) -> str:
         try:
             raw: bytes = self.client.containers.get(container_name(agent_id)).logs(tail=lines)
         except (NotFound, DockerException):
             return ""
         return raw.decode(errors="replace")
+
+
+def container_usage(stats: dict[str, Any], started_at: str | None) -> RuntimeUsage:
+    """Docker's stats as ``docker stats`` shows them: CPU from the two readings it carries (percent of one
+    core), memory without the page cache."""
+    cpu_stats, before = stats.get("cpu_stats") or {}, stats.get("precpu_stats") or {}
+    used = (cpu_stats.get("cpu_usage") or {}).get("total_usage", 0) - (before.get("cpu_usage") or {}).get(
+        "total_usage", 0
+    )
+    system = cpu_stats.get("system_cpu_usage", 0) - before.get("system_cpu_usage", 0)
+    cores = cpu_stats.get("online_cpus") or len((cpu_stats.get("cpu_usage") or {}).get("percpu_usage") or [1])
+    cpu = round(used / system * cores * 100, 1) if used > 0 and system > 0 else 0.0
+    memory = stats.get("memory_stats") or {}
+    cache = (memory.get("stats") or {}).get("inactive_file", 0)
+    memory_mb = round((memory["usage"] - cache) / 1024 / 1024, 1) if "usage" in memory else None
+    uptime = None
+    if started_at and not started_at.startswith("0001"):
+        started = datetime.fromisoformat(started_at[:26].rstrip("Z") + "+00:00")
+        uptime = round((datetime.now(UTC) - started).total_seconds(), 1)
+    return RuntimeUsage(cpu, memory_mb, uptime)

@@ -20,7 +20,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hutch.runtimes.config import config_json
-from hutch.runtimes.drivers.base import Liveness, RuntimeSpec, Started
+from hutch.runtimes.drivers.base import Liveness, RuntimeSpec, RuntimeUsage, Started
 from hutch.settings import Settings
 
 RUNTIME_PORT = 8000
@@ -190,6 +190,10 @@ class Ec2Driver:
                 await asyncio.to_thread(self.ec2.terminate_instances, InstanceIds=[instance_id])
             except (ClientError, BotoCoreError):
                 return
+
+    async def usage(self, handle: str) -> RuntimeUsage | None:
+        """Not measured for machines yet (it would come from CloudWatch): the status shows none."""
+        return None
 
     async def logs(self, home: Path, lines: int = 200) -> str:
         instance = await asyncio.to_thread(self._by_agent, home.name)

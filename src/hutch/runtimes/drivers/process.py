@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from hutch.runtimes.config import write_config
-from hutch.runtimes.drivers.base import Liveness, RuntimeSpec, Started
+from hutch.runtimes.drivers.base import Liveness, RuntimeSpec, RuntimeUsage, Started
+from hutch.runtimes.drivers.proc_usage import process_usage
 from hutch.runtimes.launcher import socket_name
 
 STOP_GRACE_SECONDS = 5.0
@@ -162,6 +163,11 @@ class ProcessDriver:
         if handle:
             await self.stop(handle)
         shutil.rmtree(home, ignore_errors=True)
+
+    async def usage(self, handle: str) -> RuntimeUsage | None:
+        """CPU, memory and uptime of the runtime's process and its children (its browser), from /proc."""
+        pid, _ = _parse(handle)
+        return await process_usage(pid)
 
     async def logs(self, home: Path, lines: int = 200) -> str:
         path = home / "runtime.log"
