@@ -141,6 +141,14 @@ def test_the_builtin_plans_file_has_the_five_plans(settings: Settings) -> None:
     assert [p.id for p in plans.plans] == ["free", "starter", "growth", "pro", "enterprise"]
     assert plans.plan("starter") is not None and plans.plan("starter").trial_hours == 48  # type: ignore[union-attr]
     assert {p.id for p in plans.packages} >= {"time-1h", "time-5h", "time-20h"}
+    assert [p.includes for p in plans.plans] == [
+        (),
+        (),
+        ("runtime",),
+        ("runtime", "telegram_bot"),
+        ("runtime", "telegram_bot"),
+    ]
+    assert plans.billing.past_due_grace_hours == 72
 
 
 @pytest.mark.parametrize(
@@ -154,6 +162,12 @@ def test_the_builtin_plans_file_has_the_five_plans(settings: Settings) -> None:
             'plans[0] (id "free").limits.agents',
         ),
         ('[[plans]]\nid = "free"\nname = "Free"\nprice_cents = 0\ncolour = "red"\n', "colour"),
+        (
+            '[[plans]]\nid = "free"\nname = "Free"\nprice_cents = 0\nincludes = ["runtime"]\n'
+            "[plans.limits]\ndedicated_runtimes = 0\n",
+            "includes 'runtime', but limits.dedicated_runtimes is 0",
+        ),
+        ('[[plans]]\nid = "free"\nname = "Free"\nprice_cents = 0\nincludes = ["pony"]\n', "includes"),
     ],
 )
 def test_a_bad_plans_file_is_refused_with_where_and_what(
