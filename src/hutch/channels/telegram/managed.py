@@ -45,7 +45,7 @@ from hutch.core.principal import Principal
 from hutch.core.security import SecretBox, sha256_hex
 from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import WorkerResources
-from hutch.i18n import N_, _
+from hutch.i18n import N_, _, use_language
 from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
 from hutch.notifications.service import queue_email
 from hutch.settings import Settings
@@ -334,11 +334,19 @@ async def tell_owners_bot_broken(
 ) -> None:
     """Tell the org's owners (email and their linked chats) that a bot stopped working, and the fix."""
     page = f"{settings.base_url}/app/agents/{channel.agent_id}/channels"
-    fix = "Reconnect it in one tap" if channel.managed else "Connect it again with a new token"
-    subject = f"Your Telegram bot @{channel.username} stopped working"
-    body = f"Hello,\n\n@{channel.username} stopped answering: {reason}\n\n{fix}: {page}\n"
+
+    def fix() -> str:
+        return _("Reconnect it in one tap") if channel.managed else _("Connect it again with a new token")
+
+    def subject() -> str:
+        return _("Your Telegram bot @{bot} stopped working").format(bot=channel.username)
+
     for owner in await owners(uow, channel.org_id, BROKEN_NOTICE):
         if owner.wants_email:
-            queue_email(uow, secret_box, to=owner.email, subject=subject, body=body, kind=BROKEN_NOTICE)
-            record(uow, channel.org_id, owner.user_id, BROKEN_NOTICE, "email", subject)
-    uow.defer(NOTIFY_CHATS_JOB, org_id=channel.org_id, text=f"{subject}. {fix}: {page}", kind=BROKEN_NOTICE)
+            with use_language(settings, owner.language):  # each owner's own
+                said = _("@{bot} stopped answering: {reason}").format(bot=channel.username, reason=reason)
+                body = _("Hello,") + f"\n\n{said}\n\n{fix()}: {page}\n"
+                queue_email(uow, secret_box, to=owner.email, subject=subject(), body=body, kind=BROKEN_NOTICE)
+            record(uow, channel.org_id, owner.user_id, BROKEN_NOTICE, "email", subject())
+    text = f"{subject()}. {fix()}: {page}"
+    uow.defer(NOTIFY_CHATS_JOB, org_id=channel.org_id, text=text, kind=BROKEN_NOTICE)
