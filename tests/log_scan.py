@@ -30,6 +30,8 @@ SHAPES = {
     "provider key": re.compile(r"\bsk-[A-Za-z0-9_-]{20,}"),
     "Stripe key": re.compile(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9]{10,}"),
     "webhook secret": re.compile(r"\bwhsec_[A-Za-z0-9]{20,}"),
+    "password hash": re.compile(r"\$argon2(?:id|i|d)\$v=\d+\$m=\d+"),
+    "Fernet key": re.compile(r"HUTCH_ENCRYPTION_KEYS=[A-Za-z0-9_-]{43}="),
 }
 _found: list[str] = []
 _scanned = {"tests": 0, "bytes": 0}

@@ -12,6 +12,7 @@ def test_secret_shapes_are_recognised() -> None:
         "a access"
     )
     assert leaks_in("password a-long-enough-password") == ["the literal secret a-lo…"]
+    assert leaks_in("hash=$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA")[0].startswith("a password hash")
 
 
 def test_ordinary_log_lines_pass() -> None:

@@ -8,8 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.accounts.models import RefreshToken, User
+from hutch.apikeys.models import ApiKey
 from hutch.core.logging import configure_logging
+from hutch.db.engine import create_engine
 from tests.conftest import RecordingJobQueue
 from tests.fakes.smtp import SmtpServer
 
@@ -24,7 +30,11 @@ def log_output() -> Iterator[io.StringIO]:
 
 
 async def test_a_whole_account_lifecycle_leaks_nothing(
-    client: AsyncClient, jobs: RecordingJobQueue, mailbox: SmtpServer, log_output: io.StringIO
+    client: AsyncClient,
+    jobs: RecordingJobQueue,
+    mailbox: SmtpServer,
+    log_output: io.StringIO,
+    session: AsyncSession,
 ) -> None:
     password = "my-very-own-password"
     signup = await client.post(
@@ -58,9 +68,35 @@ async def test_a_whole_account_lifecycle_leaks_nothing(
         "api key": key,
         "emailed token": link_token,
     }
+    # What is stored in their place is key material too: the password's hash, the key's and the tokens'
+    # digests must never be answered or logged either.
+    user = await session.scalar(select(User).where(User.email == "quiet@example.com"))
+    assert user is not None
+    secrets["password hash"] = user.password_hash
+    secrets["api key hash"] = str(
+        await session.scalar(select(ApiKey.key_hash).where(ApiKey.created_by_user_id == user.id))
+    )
+    for n, digest in enumerate(
+        await session.scalars(select(RefreshToken.token_hash).where(RefreshToken.user_id == user.id))
+    ):
+        secrets[f"refresh token hash {n}"] = digest
     logs = log_output.getvalue()
     assert "quiet@example.com" in logs or "POST" in logs  # the logs did capture the traffic
     for name, secret in secrets.items():
         assert secret not in logs, f"the {name} was logged"
         for answer in answers:
             assert secret not in answer.text, f"the {name} came back in {answer.request.url}"
+
+
+async def test_a_failed_statement_names_no_values(database_url: str) -> None:
+    """SQL errors end up in the log with the 500 they become: they carry the statement, never its values."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(DBAPIError) as failure:
+                await conn.execute(
+                    text("SELECT 1 / (length(CAST(:value AS text)) * 0)"), {"value": "hk_not-a-number-secret"}
+                )
+    finally:
+        await engine.dispose()
+    assert "hk_not-a-number-secret" not in str(failure.value)

@@ -108,6 +108,7 @@ class PostgresRateLimiter:
             # connection is retried once on a fresh one, and recycling bounds how long one can go stale.
             pool_pre_ping=False,
             pool_recycle=1800,
+            hide_parameters=True,  # a key may carry an email or an address: no values in error messages
             connect_args={
                 "server_settings": {
                     "application_name": "hutch-ratelimit",

@@ -39,6 +39,9 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
         pool_size=pool_size,
         max_overflow=max_overflow,
         connect_args={"server_settings": {"application_name": "hutch"}},
+        # A failed statement's message (logged with the 500 it becomes) names no values: they may be a
+        # password's hash, a key's digest or what a caller typed.
+        hide_parameters=True,
     )
     ping_when_idle(engine)
     return engine
