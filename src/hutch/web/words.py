@@ -51,3 +51,4 @@ LIMITS = (
     N_("browsers"),
 )
 INCLUDED = (N_("Dedicated runtime"), N_("Telegram bot"))
+FOOTER_PAGES = (N_("Privacy"), N_("Terms"))  # the footer's links to the operator's policies

@@ -49,7 +49,7 @@ from hutch.db.engine import UnitOfWork
 from hutch.http.authz import Writer
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.http.uploads import chat_form, is_multipart, validated
-from hutch.i18n import gettext, set_language
+from hutch.i18n import N_, gettext, set_language
 from hutch.resources import Resources
 from hutch.turns.flow import Answer, TurnFlow
 from hutch.turns.inbox import notice
@@ -77,6 +77,8 @@ class WidgetConfig(BaseModel):
     primary_color: str | None = None  # the brand's colour for the bubble; None: the widget's own blue
     accent_ink: str | None = None  # text on that colour
     powered_by: str | None = None  # the discreet credit line, unless the operator turned it off
+    # The bubble's own words (buttons, labels, errors) in the org's language or the visitor's, by key.
+    texts: dict[str, str] = Field(default_factory=dict)
 
 
 class VisitorMessage(BaseModel):
@@ -157,6 +159,25 @@ async def _visitor_widget(uow: UnitOfWork, token: str, request: Request) -> tupl
     return channel, agent
 
 
+# What widget.js says by itself; it shows these English words until the configuration arrives.
+WIDGET_TEXTS = {
+    "open_chat": N_("Open chat"),
+    "chat": N_("Chat"),
+    "new_conversation": N_("New conversation"),
+    "remove_file": N_("Remove the attached file"),
+    "remove": N_("Remove"),
+    "attach_file": N_("Attach a file"),
+    "write_message": N_("Write a message"),
+    "message": N_("Message"),
+    "send": N_("Send"),
+    "image_sent": N_("Image sent: "),
+    "attached": N_("Attached: "),
+    "failed": N_("Something went wrong. Please try again."),
+    "unavailable": N_("The chat is not available right now."),
+    "not_sent": N_("The message could not be sent. Check your connection and try again."),
+}
+
+
 @router.get("/api/v1/widget/{token}", response_model=WidgetConfig, responses=VISITOR_ERRORS)
 async def widget_config(token: str, request: Request, uow: UoWDep, resources: ResourcesDep) -> WidgetConfig:
     """What the bubble shows before the first message (in the org's language, or the visitor's)."""
@@ -171,6 +192,7 @@ async def widget_config(token: str, request: Request, uow: UoWDep, resources: Re
         primary_color=brand.primary_color,
         accent_ink=brand.accent_ink if brand.primary_color else None,
         powered_by=brand.powered_by_line,
+        texts={key: gettext(text) for key, text in WIDGET_TEXTS.items()},
     )
 
 

@@ -97,6 +97,27 @@
   var file = null; // the file attached to the next message
   var loaded = false;
   var greeting = "";
+  // The widget's own words, replaced by the configuration's (the org's or the visitor's language).
+  var t = {
+    open_chat: "Open chat", chat: "Chat", new_conversation: "New conversation",
+    remove_file: "Remove the attached file", remove: "Remove", attach_file: "Attach a file",
+    write_message: "Write a message", message: "Message", send: "Send", image_sent: "Image sent: ",
+    attached: "Attached: ", failed: "Something went wrong. Please try again.",
+    unavailable: "The chat is not available right now.",
+    not_sent: "The message could not be sent. Check your connection and try again.",
+  };
+
+  function speak(texts) {
+    Object.keys(texts || {}).forEach(function (key) { if (key in t) t[key] = texts[key]; });
+    bubble.setAttribute("aria-label", t.open_chat); bubble.title = t.chat;
+    panel.setAttribute("aria-label", t.chat);
+    root.querySelector(".reset").textContent = t.new_conversation;
+    var unattach = root.querySelector(".unattach");
+    unattach.setAttribute("aria-label", t.remove_file); unattach.textContent = t.remove;
+    attach.setAttribute("aria-label", t.attach_file); attach.title = t.attach_file;
+    input.placeholder = t.write_message; input.setAttribute("aria-label", t.message);
+    send.textContent = t.send;
+  }
   var known = 0; // messages of the conversation shown
 
   function line(role, text) {
@@ -113,7 +134,7 @@
     if (kind !== "image") return;
     var img = document.createElement("img");
     img.src = src;
-    img.alt = "Image sent: " + name;
+    img.alt = t.image_sent + name;
     img.onload = function () { log.scrollTop = log.scrollHeight; };
     div.appendChild(img);
   }
@@ -121,13 +142,13 @@
   function choose(picked) {
     file = picked || null;
     chosen.classList.toggle("chosen", !!file);
-    chosen.querySelector(".file-name").textContent = file ? "Attached: " + file.name : "";
+    chosen.querySelector(".file-name").textContent = file ? t.attached + file.name : "";
   }
 
   function detailOf(response) {
     return response.json().then(function (body) {
-      return typeof body.detail === "string" ? body.detail : "Something went wrong. Please try again.";
-    }, function () { return "Something went wrong. Please try again."; });
+      return typeof body.detail === "string" ? body.detail : t.failed;
+    }, function () { return t.failed; });
   }
 
   function load() {
@@ -136,6 +157,7 @@
     fetch(api).then(function (r) { return r.ok ? r.json() : null; }).then(function (config) {
       if (!config) return;
       root.querySelector(".title").textContent = config.agent_name;
+      speak(config.texts);
       // The operator's brand: its colour, and the discreet credit line unless turned off.
       if (config.primary_color) {
         host.style.setProperty("--hutch-accent", config.primary_color);
@@ -147,7 +169,7 @@
       return fetch(api + "/messages?visitor_id=" + visitor).then(function (r) { return r.json(); });
     }).then(function (history) {
       if (history) render(history);
-    }).catch(function () { line("notice", "The chat is not available right now."); });
+    }).catch(function () { line("notice", t.unavailable); });
   }
 
   function render(history) {
@@ -223,7 +245,7 @@
         log.scrollTop = log.scrollHeight;
       });
     }).catch(function () {
-      line("notice", "The message could not be sent. Check your connection and try again.");
+      line("notice", t.not_sent);
     }).then(function () { send.disabled = false; input.focus(); });
   }
 
