@@ -270,7 +270,7 @@ async def test_a_checkout_provisions_what_the_plan_includes_and_tells_the_owner(
     mails = s.mailbox.messages(s.owner.user.email)
     assert [m.subject for m in mails if "ready" in m.subject] == [
         "Ada is ready",  # the runtime's own notice
-        f"Acme: Your Telegram bot @{bot.username} is ready",
+        f"Acme: your Telegram bot @{bot.username} is ready",
     ]
     ready = next(m for m in mails if "Telegram bot" in m.subject)
     assert f"https://t.me/{bot.username}" in ready.body and f"/app/agents/{s.agent_id}/channels" in ready.body

@@ -12,10 +12,12 @@ from datetime import datetime, timedelta
 from hutch.billing.models import BillingAccount, SubscriptionStatus
 from hutch.billing.plans import BillingSettings
 from hutch.db.engine import UnitOfWork
+from hutch.i18n import N_
 
 FOLLOW_PLAN_JOB = "provisioning.follow_plan"
-ENDED = "the subscription ended"
-UNPAID = "the subscription's payment is past due"
+# Why included things stop: stored as the reason, and told to the owners in their language.
+ENDED = N_("the subscription ended")
+UNPAID = N_("the subscription's payment is past due")
 
 
 def follow_plan(uow: UnitOfWork, org_id: str) -> None:

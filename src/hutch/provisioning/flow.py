@@ -25,6 +25,7 @@ first agent or for its bot, an agent deleted, a subscription unpaid past the gra
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -46,6 +47,7 @@ from hutch.channels.telegram.service import TelegramChannels
 from hutch.core.errors import HutchError
 from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind
 from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
+from hutch.i18n import N_, _
 from hutch.runtimes.models import RuntimeStatus
 from hutch.runtimes.repository import RuntimeRepository
 from hutch.runtimes.service import RuntimeService, standing
@@ -53,7 +55,24 @@ from hutch.runtimes.service import RuntimeService, standing
 log = structlog.get_logger(__name__)
 SWEEP_JOB = "provisioning.sweep"
 NOTICE = "plan_includes"
-LABELS: dict[str, str] = {"runtime": "dedicated runtime", "telegram_bot": "Telegram bot"}
+LABELS: dict[str, str] = {"runtime": N_("dedicated runtime"), "telegram_bot": N_("Telegram bot")}
+# What the owners are told (``News``).
+PAUSED_SUBJECT = N_("{org}: your plan's {item} is paused")
+PAUSED = N_("Your plan's {item} is paused: {reason}. Paying again resumes it.")
+INCLUDES_SUBJECT = N_("{org}: your plan includes a {item}")
+NEEDS_AGENT = N_("Your plan includes a {item}: create your first agent and it is set up for it.")
+NEEDS_YOU = N_("Your plan includes a {item}: create it in one tap here: {link}")
+BACK_SUBJECT = N_("{org}: your plan's {item} is back")
+STARTING_AGAIN = N_("Your plan's {item} is starting again.")
+RUNNING_AGAIN = N_("Your plan's {item} is running again.")
+BOT_READY_SUBJECT = N_("{org}: your Telegram bot @{bot} is ready")
+BOT_READY = N_("Your Telegram bot @{bot} is ready: https://t.me/{bot}")
+BOT_READY_UNVERIFIED = N_(
+    "Your Telegram bot @{bot} is ready: https://t.me/{bot}. Send it the code shown on {link} to become its "
+    "owner."
+)
+FAILED_SUBJECT = N_("{org}: your plan's {item} could not be set up")
+FAILED = N_("Your plan's {item} could not be set up: {reason}")
 NO_AGENT = "Waiting for the organisation's first agent: it is set up within a minute of its creation."
 BY_HAND = "Waiting for you: create the bot in one tap on the agent's channels page."
 
@@ -114,8 +133,7 @@ class PlanProvisioning:
     async def _runtime(self, principal: Principal, agent: Agent, row: Inclusion) -> None:
         verdict, why = await standing(self.uow, self.resources.plans, self.ctx.settings, row.org_id)
         if verdict != "good":  # the org is suspended, or its prepaid credits ran out: the lifecycle holds it
-            reason = (why or "").removeprefix("suspended: ")
-            row.state, row.detail = InclusionState.SUSPENDED, f"paused because {reason}"
+            row.state, row.detail = InclusionState.SUSPENDED, (why or "").removeprefix("suspended: ")
             return
         runtime = await RuntimeRepository(self.session).of_agent(agent.id)
         if runtime is not None and runtime.status in (RuntimeStatus.PROVISIONING, RuntimeStatus.READY):
@@ -175,62 +193,78 @@ class PlanProvisioning:
             channel = await self.session.get(Channel, row.channel_id)
             if channel is not None:
                 await TelegramChannels.of(self.uow, self.resources).pause(channel)
-        row.state, row.detail = InclusionState.SUSPENDED, f"paused because {why}; paying again resumes it"
+        row.state, row.detail = InclusionState.SUSPENDED, why
 
     async def _tell(self, org: Org, rows: list[Inclusion], told: dict[str, str | None]) -> None:
-        """One notice (email and linked chats) for what changed since the owners were last told."""
-        lines: list[str] = []
+        """One notice (email and linked chats) for what changed since the owners were last told; written in
+        each owner's language (``email_owners`` renders it for each)."""
+        news: list[News] = []
         for row in rows:
-            line = await self._news(row, told.get(row.item))
-            if line is not None:
-                lines.append(line)
+            found = await self._news(row, told.get(row.item))
+            if found is not None:
+                news.append(found)
                 row.notified_state = _told_key(row)
-        if not lines:
+        if not news:
             return
         billing = f"{self.ctx.settings.base_url}{BILLING_PAGE}"
-        subject = lines[0].split(":")[0] if len(lines) == 1 else "What your plan includes"
-        text = "\n".join(f"- {line}" for line in lines)
-        await email_owners(
-            self.ctx,
-            org.id,
-            NOTICE,
-            lambda name: (
-                f"{name}: {subject}",
-                f"Hello,\n\nFor {name}:\n{text}\n\nSee them all: {billing}\n",
-            ),
-            chat=f"{text}\n{billing}",
-        )
 
-    async def _news(self, row: Inclusion, told: str | None) -> str | None:
+        def compose(name: str) -> tuple[str, str]:
+            lines = "\n".join(f"- {item.line()}" for item in news)
+            if len(news) == 1:
+                subject = news[0].subject(name)
+            else:
+                subject = _("{org}: what your plan includes").format(org=name)
+            see = _("See them on the billing page: {link}").format(link=billing)
+            return subject, _("Hello,") + f"\n\n{lines}\n\n{see}\n"
+
+        chat = "\n".join(item.line() for item in news) + f"\n{billing}"
+        await email_owners(self.ctx, org.id, NOTICE, compose, chat=chat)
+
+    async def _news(self, row: Inclusion, told: str | None) -> News | None:
         """What to tell about ``row`` now, once per state; None when nothing news-worthy happened."""
-        state, label = row.state, LABELS.get(row.item, row.item)
+        state = row.state
         if told == _told_key(row):
             return None
-        base = self.ctx.settings.base_url
-        page = f"{base}/app/agents/{row.agent_id}/channels"
+        values = {"item": LABELS.get(row.item, row.item), "reason": row.detail or ""}
+        values["link"] = f"{self.ctx.settings.base_url}/app/agents/{row.agent_id}/channels"
         if state is InclusionState.SUSPENDED:
-            return f"Your plan's {label} is {row.detail}."
+            return News(PAUSED_SUBJECT, PAUSED, values)
         if state is InclusionState.WAITING and row.agent_id is None:
-            return f"Your plan includes a {label}: create your first agent and it is set up for it."
+            return News(INCLUDES_SUBJECT, NEEDS_AGENT, values)
         if state is InclusionState.WAITING:
-            return f"Your plan includes a {label}: create it in one tap here: {page}"
+            return News(INCLUDES_SUBJECT, NEEDS_YOU, values)
         if told == InclusionState.SUSPENDED.value and state is InclusionState.PROVISIONING:
-            return f"Your plan's {label} is starting again."
+            return News(BACK_SUBJECT, STARTING_AGAIN, values)
         if told == InclusionState.SUSPENDED.value and state is InclusionState.READY:
-            return f"Your plan's {label} is running again."
+            return News(BACK_SUBJECT, RUNNING_AGAIN, values)
         if state is InclusionState.READY and row.item == "telegram_bot" and row.channel_id is not None:
             channel = await self.session.get(Channel, row.channel_id)
             if channel is None:
                 return None
-            owner = (
-                f" Send it the code shown on {page} to become its owner."
-                if channel.status is ChannelStatus.UNVERIFIED
-                else ""
-            )
-            return f"Your Telegram bot @{channel.username} is ready: https://t.me/{channel.username}.{owner}"
+            values["bot"] = channel.username or ""
+            unverified = channel.status is ChannelStatus.UNVERIFIED
+            return News(BOT_READY_SUBJECT, BOT_READY_UNVERIFIED if unverified else BOT_READY, values)
         if state is InclusionState.ERROR:
-            return f"Your plan's {label} could not be set up: {row.detail}"
+            return News(FAILED_SUBJECT, FAILED, values)
         return None
+
+
+@dataclass(frozen=True)
+class News:
+    """One change to tell, as marked texts and their values: rendered in the reader's language."""
+
+    subject_text: str
+    line_text: str
+    values: dict[str, str]
+
+    def _values(self) -> dict[str, str]:
+        return {**self.values, "item": _(self.values["item"]), "reason": _(self.values["reason"])}
+
+    def subject(self, org: str) -> str:
+        return _(self.subject_text).format(**self._values(), org=org)
+
+    def line(self) -> str:
+        return _(self.line_text).format(**self._values())
 
 
 def _told_key(row: Inclusion) -> str:
