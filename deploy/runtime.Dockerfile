@@ -3,6 +3,9 @@
 # A runtime reads its agent from HUTCH_RUNTIME_CONFIG and keeps its memory files in /workspace.
 FROM python:3.11-slim
 
+# The browser the agent drives (docs/browser.md): Debian's Chromium; Hutch never downloads one.
+RUN apt-get update && apt-get install -y --no-install-recommends chromium fonts-liberation \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 hutch
 WORKDIR /app
 COPY pyproject.toml README.md LICENSE ./

@@ -33,14 +33,14 @@ async def _ask(
     in the task's browser (kept between steps), its screenshots filed under the step."""
     flow = TurnFlow(ctx.uow, ctx.resources)
     turn = await flow.begin_unstored(
-        agent, CHANNEL, None, prompt, reference=f"{task.id}:{new_id('turn')}", admit=False
+        agent, CHANNEL, None, prompt, reference=f"{task.id}:{new_id('turn')}", admit=False, on_runtime=True
     )
     turn.task_id, turn.task_step = task.id, step
-    request = flow.request(
-        turn,
-        extra_instructions=[f"You are working on a task for your organisation:\n{task.description}", *extra],
-    )
-    outcome = await flow.engine.run(request)
+    turn.context = [f"You are working on a task for your organisation:\n{task.description}", *extra]
+    if turn.reads.runtime is not None:  # a dedicated runtime that is ready works on the step
+        outcome = await flow.outcome(turn)
+    else:
+        outcome = await flow.engine.run(flow.request(turn))
     await flow.finish(turn, outcome)
     return outcome
 

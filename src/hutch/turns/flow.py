@@ -185,6 +185,9 @@ class Turn:
     # The task and step a task's turn works on: its browser is the task's, kept between steps.
     task_id: str | None = None
     task_step: int | None = None
+    # What the caller adds to the agent's instructions (a task's description and progress): given to the
+    # engine with them, or to the agent's dedicated runtime as a system message.
+    context: list[str] = field(default_factory=list)
     # Whether the plan gives the agent its browser, and how many the org may have open (read after phase
     # 1); then the turn's browser, whose downloads are kept with the answer.
     browser_plan: BrowserPlan | None = None
@@ -348,10 +351,12 @@ class TurnFlow:
         *,
         reference: str | None = None,
         admit: bool = True,
+        on_runtime: bool = False,
     ) -> Turn:
         """Phase 1 of a turn whose exchange is not kept (an OpenAI call without `user`, a task step): admit
         and count the message (unless ``admit`` is false: a task's steps were admitted with the task), read
-        the facts (with an end user) and the org; committed before this returns."""
+        the facts (with an end user) and the org, and with ``on_runtime`` the agent's dedicated runtime when
+        it is ready (``outcome`` then asks it); committed before this returns."""
         try:
             if admit:
                 await self._admit(agent, channel, end_user)
@@ -367,7 +372,11 @@ class TurnFlow:
                 if end_user is not None
                 else []
             )
-            reads = PromptReads(facts, await self._org_name(agent.org_id))
+            reads = PromptReads(
+                facts,
+                await self._org_name(agent.org_id),
+                runtime=await self._runtime(agent) if on_runtime else None,
+            )
             turn = Turn(agent, channel, end_user, prompt, reads, stored_history=False)
             if reference is not None:
                 turn.reference = reference
@@ -644,7 +653,7 @@ class TurnFlow:
                 facts=reads.facts,
                 summary=reads.summary,
                 knowledge=reads.passages,
-                extra=list(extra_instructions),
+                extra=[*turn.context, *extra_instructions],
                 language=reads.language,
             )
         )
@@ -760,7 +769,9 @@ class TurnFlow:
         if target is None:
             return None
         reads = turn.reads
-        context = [f"Summary of the conversation so far:\n{reads.summary}"] if reads.summary else []
+        context = list(turn.context)
+        if reads.summary:
+            context.append(f"Summary of the conversation so far:\n{reads.summary}")
         context += [f"From [{title}]:\n{text}" for title, text in reads.passages]
         messages: list[dict[str, Any]] = (
             [{"role": "system", "content": "\n\n".join(context)}] if context else []
