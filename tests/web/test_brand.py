@@ -146,6 +146,7 @@ def test_a_bad_setting_is_refused_by_name(settings: Settings, update: dict[str, 
     [
         ('primary_color = "#12345"', "primary_color: must be a hex colour"),
         ('colour = "#123456"', "colour: is not a brand setting"),
+        ('default_host = "acme.example"', "default_host: is not a brand setting"),
         ('public_url = "acme.example"', "public_url: must be an http(s) URL"),
         ('[pages.faq]\ntitle = "FAQ"\nfile = "missing.md"', "pages.faq.file:"),
         ('[pages."Bad Name"]\ntitle = "x"\nfile = "about.txt"', "pages.Bad Name: a page's name"),

@@ -250,6 +250,8 @@ def _read_file(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BrandError(f"HUTCH_BRAND_FILE ({path}): not valid TOML: {exc}") from None
     where = f"HUTCH_BRAND_FILE ({path})"
+    if "default_host" in raw:  # derived from the public URL, not set
+        raise BrandError(f"{where}: default_host: is not a brand setting (see docs/brand.md)")
     base = path.parent
     landing = raw.get("landing")
     if isinstance(landing, dict) and isinstance(landing.get("file"), str):
