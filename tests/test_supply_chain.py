@@ -9,6 +9,7 @@ import subprocess
 import sysconfig
 import tomllib
 from collections import defaultdict
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -137,7 +138,7 @@ def test_ci_and_the_image_install_from_the_locks() -> None:
 # Python runs every line of a .pth file that starts with "import" at each start-up of the environment, before
 # any of Hutch's code: a place to hide code. These are the ones with a reason to be there, each checked for
 # the content that reason needs.
-ALLOWED_PTH = {
+ALLOWED_PTH: dict[str, tuple[str, Callable[[str], bool]]] = {
     # The editable install of Hutch itself (`pip install -e .` with hatchling): one line, the src folder.
     "_editable_impl_hutch.pth": ("hutch", lambda text: text.strip() == str(ROOT / "src")),
     # setuptools (the copy `python -m venv` puts in every environment) makes its own distutils win over the

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -53,7 +54,7 @@ HAPROXY = shutil.which("haproxy", path=f"{os.environ.get('PATH', '')}:/usr/sbin:
 TOKEN = "626262626:AAE_replicas_token_for_the_replica_bot"
 UPDATES = 48  # Telegram updates, from CHATS people
 CHATS = 8
-KILL_AFTER = 20  # updates accepted before one API process and one worker are killed
+KILL_AFTER = 16  # updates accepted before one API process and one worker are killed
 PAYMENTS = 10  # Stripe payments, each announced by two events, each event sent twice
 RATE_LIMIT = 10  # per minute, on one key
 MONTHLY_QUOTA = 5  # messages a month on the "monthly5" plan of tests/billing/plans.toml
@@ -174,9 +175,7 @@ def replicas(
         running.base = f"http://127.0.0.1:{proxy_port}"
         try:
             for name, port in ports.items():
-                wait_until(
-                    lambda port=port, name=name: _ready(running, name, port), timeout=180, interval=0.2
-                )
+                wait_until(partial(_ready, running, name, port), timeout=180, interval=0.2)
             yield running
         finally:
             for process in [*running.apis.values(), *running.workers, proxy]:
@@ -277,7 +276,7 @@ def send_until_accepted(client: httpx.Client, path: str, content: bytes, headers
         try:
             answer = client.post(path, content=content, headers=headers)
             if answer.status_code == 200:
-                return answer.headers.get("X-Hutch-Replica", "")
+                return str(answer.headers.get("X-Hutch-Replica", ""))
         except httpx.HTTPError:
             pass
         assert time.monotonic() < deadline, f"{path} refused for 30 s"
@@ -386,6 +385,7 @@ def test_two_api_processes_and_two_workers_survive_losing_one_of_each(
         # Limits counted across both API processes, while the traffic runs: within one minute's window.
         if time.time() % 60 > 55:  # a burst takes a second or two
             time.sleep(60.5 - time.time() % 60)
+        rate_window = time.time() // 60
         rated = burst(hutch.base, limited, owner.agent, RATE_LIMIT * 2 + 5)
         quota = burst(hutch.base, capped_key, capped.agent, MONTHLY_QUOTA * 2 + 2)
         assert {replica for _, replica in rated} == {"api1", "api2"}, rated  # both processes counted
@@ -402,7 +402,6 @@ def test_two_api_processes_and_two_workers_survive_losing_one_of_each(
         hutch.apis["api1"].wait(10)
         hutch.workers[0].wait(10)
         cut_off = turns_in_flight(hutch.home / "worker-1.log")
-        rate_window = time.time() // 60
         # The dead worker's jobs are taken over once its heartbeat is stale: by its replacement when it
         # starts (systemd restarts it: deploy/hutch-worker@.service), or by the survivor within a minute.
         time.sleep(max(0.0, STALLED_AFTER + 0.5 - (time.monotonic() - killed_at)))
@@ -420,7 +419,7 @@ def test_two_api_processes_and_two_workers_survive_losing_one_of_each(
         assert after_quota is not None and after_quota.status_code == 402
         assert after_quota.headers["X-Hutch-Replica"] == "api2"
         assert after_rate is not None
-        if time.time() // 60 == rate_window:  # (a new minute has a new window)
+        if time.time() // 60 == rate_window:  # (a new minute opens a new window)
             assert after_rate.status_code == 429
         assert accepted_by["api1"] > 0 and accepted_by["api2"] > 0 and sum(accepted_by.values()) == UPDATES
 
