@@ -350,3 +350,9 @@ async def test_pages_keep_hutch_without_a_brand_and_credit_it_under_one(
         await resources.llm.close()
     assert "<title>Log in · Acme Assist</title>" in page and "Powered by Hutch" in page  # on by default
     assert "--brand-primary: #ffcc00" in page and "--accent-ink: #1d2330" in page  # dark text on yellow
+
+
+def test_the_sender_quotes_a_name_mail_needs_quoted() -> None:
+    quoted = Brand(name="Acmé, Inc.", default_host="acme.example")
+    assert quoted.sender == '"Acmé, Inc." <noreply@acme.example>'
+    assert Brand(email_from="Acmé Shop <hi@acme.example>").sender == "Acmé Shop <hi@acme.example>"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import tomllib
-from email.utils import formataddr, parseaddr
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -53,6 +55,14 @@ def _check_link(value: str | None) -> str | None:
     if parts.scheme in ("http", "https") and parts.netloc:
         return value
     raise ValueError("must be an http(s) URL or a path on this site starting with /")
+
+
+def _mailbox(name: str, address: str) -> str:
+    """``Name <address>``, the name quoted where mail needs it and left readable (not encoded) otherwise."""
+    try:
+        return str(Address(display_name=name, addr_spec=address))
+    except (HeaderParseError, IndexError, ValueError):
+        raise ValueError("must look like Name <address@example.com>") from None
 
 
 def _check_address(value: str | None) -> str | None:
@@ -132,7 +142,7 @@ class Brand(BaseModel):
         name, address = parseaddr(value)
         if not name or "@" not in address:
             raise ValueError("must look like Name <address@example.com>")
-        return formataddr((name, address))
+        return _mailbox(name, address)
 
     @field_validator("public_url")
     @classmethod
@@ -170,7 +180,7 @@ class Brand(BaseModel):
     @property
     def sender(self) -> str:
         """The From of every email."""
-        return self.email_from or formataddr((self.name, f"noreply@{self.default_host}"))
+        return self.email_from or _mailbox(self.name, f"noreply@{self.default_host}")
 
     @property
     def powered_by_line(self) -> str | None:
@@ -186,12 +196,6 @@ class Brand(BaseModel):
 
     def page(self, slug: str) -> Page | None:
         return next((p for p in self.pages if p.slug == slug), None)
-
-    def support_line(self) -> str:
-        """Where to ask for help, for the foot of emails and error pages."""
-        if self.support_email:
-            return f"Questions? Write to {self.support_email}."
-        return ""
 
 
 DEFAULT_TITLES = (("privacy", "Privacy"), ("terms", "Terms"))
