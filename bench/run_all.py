@@ -20,6 +20,7 @@ BENCHES = [
     "bench_dashboard.py",
     "bench_inbox.py",
     "bench_soak.py",
+    "fuzz_long.py",
 ]
 
 if __name__ == "__main__":
