@@ -20,6 +20,8 @@ BENCHES = [
     "bench_dashboard.py",
     "bench_inbox.py",
     "bench_soak.py",
+    "bench_budgets.py",
+    "bench_tenant_search.py",
     "fuzz_long.py",
 ]
 
