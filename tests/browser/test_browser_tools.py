@@ -4,6 +4,8 @@ and two orgs' browsers never share cookies."""
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from hutch.settings import Settings
 from tests.browser.conftest import call, chat, new_agent, tool_results
 from tests.browser.site import REPORT, PrivateService, TestSite
 from tests.factories import Account, create_account
+from tests.fakes.anthropic import AnthropicReply, FakeAnthropicServer, ToolUse
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
 from tests.web.test_dashboard import log_in
 
@@ -60,6 +63,7 @@ async def test_an_agent_signs_in_with_the_browser_and_every_step_has_a_screensho
     assert '[1] text field "Username" name=username' in results[0]
     assert "Welcome, ada" in results[3] and "42 coins" in results[3]
     assert "open sesame" not in "".join(results)  # a password field reads "(filled)", not its value
+    assert "image_url" not in json.dumps(fake_llm.requests[-1].body)  # not a computer-use model: text only
 
     listed = await client.get(
         f"/api/v1/agents/{agent['id']}/conversations/{answer['conversation_id']}/messages",
@@ -188,3 +192,28 @@ async def test_an_org_past_its_plans_browsers_at_once_is_told_so(
 
     assert "allows 1 browser(s) at once" in tool_results(fake_llm)[0]
     assert browsing.of_org(owner.org.id) == 1
+
+
+async def test_a_computer_use_model_sees_the_screen_after_each_action(
+    client: AsyncClient, owner: Account, fake_anthropic: FakeAnthropicServer, site: TestSite
+) -> None:
+    answer = await client.post(
+        "/api/v1/agents",
+        json={"name": "Looker", "model": "anthropic/claude-sonnet-4-5", "tools": ["browser"]},
+        headers=owner.headers,
+    )
+    agent = answer.json()
+    fake_anthropic.script(
+        AnthropicReply(tool_calls=[ToolUse("browser_open", {"url": f"{site.base_url}/login"})]),
+        AnthropicReply(content="I see a sign-in form."),
+    )
+
+    reply = await chat(client, owner, agent, "What is on the login page?")
+
+    assert reply["message"]["content"] == "I see a sign-in form."
+    after_action = fake_anthropic.requests[-1].body["messages"][-1]["content"]
+    result = next(b for b in after_action if b["type"] == "tool_result")
+    assert "[1] text field" in json.dumps(result["content"])  # the page as text, as for every model
+    images = [b for b in after_action if b["type"] == "image"]
+    assert [i["source"]["media_type"] for i in images] == ["image/jpeg"]
+    assert base64.b64decode(images[0]["source"]["data"])[:3] == b"\xff\xd8\xff"

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic_ai import ModelRetry, RunContext, Tool
-from pydantic_ai.messages import ToolReturn
+from pydantic_ai.messages import BinaryContent, ToolReturn
 
 from hutch.engine.deps import BrowserResult, EngineDeps
 from hutch.engine.metering import METERED
@@ -23,8 +23,12 @@ NO_BROWSER = "No browser is available here (not in the plan, or not on this runt
 MAX_TYPED_CHARS = 5000
 
 
-def _answer(result: BrowserResult) -> ToolReturn:
+def _answer(result: BrowserResult, sees_screen: bool) -> ToolReturn:
+    """The page as text; for a model that works from screenshots, the screen itself too."""
     metadata = {"screenshot": result.screenshot_id} if result.screenshot_id else None
+    if sees_screen and result.image:
+        screen = BinaryContent(data=result.image, media_type="image/jpeg")
+        return ToolReturn(return_value=result.text, content=["The screen now:", screen], metadata=metadata)
     return ToolReturn(return_value=result.text, metadata=metadata)
 
 
@@ -32,7 +36,7 @@ async def _act(ctx: RunContext[EngineDeps], action: str, **arguments: Any) -> To
     browser = ctx.deps.browser
     if browser is None:
         return ToolReturn(return_value=NO_BROWSER)
-    return _answer(await browser.act(action, ctx.tool_call_id, **arguments))
+    return _answer(await browser.act(action, ctx.tool_call_id, **arguments), ctx.deps.sees_screen)
 
 
 async def browser_open(ctx: RunContext[EngineDeps], url: str) -> ToolReturn:

@@ -54,6 +54,9 @@ class ModelSpec(BaseModel):
     input_usd_per_mtok: Decimal = Field(ge=0)
     output_usd_per_mtok: Decimal = Field(ge=0)
     vision: bool = False  # reads images in the user's message (docs/media.md)
+    # Works from screenshots (trained for computer use): the browser's tools show it the screen after each
+    # action as well as the page's text (docs/browser.md).
+    computer_use: bool = False
 
     @property
     def provider(self) -> str:

@@ -77,3 +77,4 @@ class EngineDeps:
     team: TeamActions | None = None  # for manager agents
     handoff: HumanHandoff | None = None  # a stored conversation's: a person can take it over
     browser: BrowserActions | None = None  # when the agent enables the browser and its plan allows it
+    sees_screen: bool = False  # the model works from screenshots: browser actions show it the screen

@@ -673,6 +673,7 @@ class TurnFlow:
             team=helpers.team(),
             handoff=_handoff(helpers, turn.conversation.id) if turn.conversation else None,
             browser=turn.browser,
+            sees_screen=primary.spec.computer_use,
         )
         return TurnRequest(
             instructions=instructions,
