@@ -25,6 +25,10 @@ $(STAMP): $(RUNTIME_LOCK) pyproject.toml | $(BIN)/python
 	touch $@
 
 $(DEV_STAMP): $(DEV_LOCK) $(RUNTIME_LOCK) pyproject.toml | $(BIN)/python
+ifneq (,$(findstring local-embeddings,$(EXTRAS)))
+	@$(BIN)/python -c "import torch" 2>/dev/null || { echo "The local-embeddings extra needs PyTorch, \
+	which the lock leaves out: $(BIN)/pip install -r requirements/torch.txt first."; exit 1; }
+endif
 	$(INSTALL) -r $(DEV_LOCK)
 	$(INSTALL_HUTCH)
 	touch $@ $(STAMP)
