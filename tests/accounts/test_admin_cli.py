@@ -1,19 +1,30 @@
-"""``hutch admin create-user|grant|revoke`` as an operator runs them, against a real database."""
+"""``hutch admin create-user|grant|revoke`` as an operator runs them, against a real database.
+
+The commands run in this process through Typer's runner (tests/test_cli.py starts the real executable):
+a process start per command would cost seconds each.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
+
+from hutch.cli import app
 
 from hutch.db.urls import libpq_conninfo
 from tests.conftest import TEST_SECRET_KEY, PostgresServer
 
-HUTCH = [sys.executable, "-m", "hutch.cli"]
+
+@dataclass(frozen=True)
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
 @pytest.fixture
@@ -23,10 +34,11 @@ def operator_db(postgres: PostgresServer, migrated_template: str) -> Iterator[st
     postgres.drop_database(url)
 
 
-def hutch(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUTCH_")}
+def hutch(url: str, *args: str, stdin: str | None = None) -> Outcome:
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("HUTCH_")}
     env.update(HUTCH_DATABASE_URL=url, HUTCH_SECRET_KEY=TEST_SECRET_KEY)
-    return subprocess.run([*HUTCH, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60)
+    result = CliRunner().invoke(app, list(args), input=stdin, env=env)
+    return Outcome(result.exit_code, result.stdout, result.stderr)
 
 
 def users(url: str) -> list[tuple[str, bool, bool]]:
