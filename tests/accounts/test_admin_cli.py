@@ -15,7 +15,6 @@ import pytest
 from typer.testing import CliRunner
 
 from hutch.cli import app
-
 from hutch.db.urls import libpq_conninfo
 from tests.conftest import TEST_SECRET_KEY, PostgresServer
 
