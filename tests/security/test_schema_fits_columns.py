@@ -43,14 +43,16 @@ TABLE_OF = {
     "AutoBotCreate": "ManagedBotRequest",
     "ChannelLinkRequest": "ChannelLink",
     "GrantRequest": "LedgerEntry",
-    "Body_upload_document_api_v1_agents__agent_id__documents_post": "Document",
+    "DocumentText": "Document",
 }
 # (schema, field) → (table, column) for fields stored under another name or in another table.
 STORED_AS = {
     ("SignupRequest", "org_name"): ("Org", "name"),
     ("InvitationCreate", "email"): ("Invitation", "email"),
     ("HumanReply", "content"): ("Message", "content"),
-    ("SuspendRequest", "reason"): ("Org", "suspended_reason"),
+    ("SuspendRequest", "reason"): ("Org", "suspension_reason"),
+    ("ChatRequest", "message"): ("Message", "content"),
+    ("VisitorMessage", "text"): ("Message", "content"),
     ("GrantRequest", "reason"): ("LedgerEntry", "description"),
 }
 
