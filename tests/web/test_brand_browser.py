@@ -107,7 +107,8 @@ def check_branded(page: Page, base: str, path: str) -> None:
     assert (seen["primary"], seen["nameColour"]) == ("#0a7d5a", GREEN), path
 
 
-def test_every_customer_page_wears_the_brand(browser: Browser, branded_hutch: BrandedHutch) -> None:
+# The deployment first: it then stops after Chromium, which holds no open connection to wait for by then.
+def test_every_customer_page_wears_the_brand(branded_hutch: BrandedHutch, browser: Browser) -> None:
     base = branded_hutch.base_url
     context = browser.new_context()
     page = context.new_page()
