@@ -1,0 +1,103 @@
+"""A Spanish session in a real browser: a Spanish browser gets Spanish pages before signing in and after
+signing up; a person who chose Spanish gets the dashboard in Spanish from an English browser, and switches
+back on their account page. One `hutch serve` and one Chromium for the whole module."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import PostgresServer
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.live_server import serve_hutch
+
+PASSWORD = "una-contraseña-larga"
+
+
+@dataclass(frozen=True)
+class Served:
+    base_url: str
+
+
+@pytest.fixture(scope="module")
+def served(
+    postgres: PostgresServer, migrated_template: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    if not CHROMIUM.exists():
+        pytest.fail("Browser tests need Debian's Chromium: apt-get install chromium")
+    with serve_hutch(postgres, migrated_template, tmp_path_factory.mktemp("spanish")) as hutch:
+        yield Served(hutch.base_url)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def html_lang(page: Page) -> str | None:
+    return page.locator("html").get_attribute("lang")
+
+
+def test_a_spanish_browser_signs_up_in_spanish(browser: Browser, served: Served) -> None:
+    context = browser.new_context(locale="es-ES")
+    page = context.new_page()
+    page.goto(f"{served.base_url}/login")
+    assert html_lang(page) == "es"
+    expect(page.get_by_role("heading", level=1)).to_have_text("Iniciar sesión")
+    page.get_by_role("link", name="Registrarse").click()
+    page.get_by_label("Correo").fill("lucia@example.com")
+    page.get_by_label("Contraseña").fill(PASSWORD)
+    page.get_by_label("Empresa").fill("Tapas y Cía")
+    page.get_by_role("button", name="Registrarse").click()
+    page.wait_for_url(re.compile(r"/app/onboarding"))
+    assert html_lang(page) == "es"
+    expect(page.get_by_role("heading", level=1)).to_have_text("¡Hola! Vamos a preparar tu primer asistente")
+    expect(page.get_by_role("button", name="Crear mi asistente")).to_be_visible()
+    context.close()
+
+
+def test_a_person_who_chose_spanish_sees_the_dashboard_in_spanish_and_switches_back(
+    browser: Browser, served: Served
+) -> None:
+    base = served.base_url
+    signed_up = httpx.post(
+        f"{base}/api/v1/auth/signup", json={"email": "marta@example.com", "password": PASSWORD}
+    )
+    assert signed_up.status_code == 201, signed_up.text
+    owner = {"Authorization": f"Bearer {signed_up.json()['access_token']}"}
+    assert httpx.patch(f"{base}/api/v1/users/me", json={"language": "es"}, headers=owner).status_code == 200
+
+    context = browser.new_context(locale="en-US")  # the browser asks for English; her choice wins
+    page = context.new_page()
+    page.goto(f"{base}/login")
+    assert html_lang(page) == "en"
+    page.get_by_label("Email").fill("marta@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r"/app"))
+    page.goto(f"{base}/app/agents")
+    assert html_lang(page) == "es"
+    expect(page.get_by_role("heading", level=1)).to_have_text("Agentes")
+    expect(
+        page.get_by_role("navigation", name="Panel").get_by_role("link", name="Bandeja de entrada")
+    ).to_be_visible()
+    expect(page.get_by_role("button", name="Cerrar sesión")).to_be_visible()
+
+    page.goto(f"{base}/app/account")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Tu cuenta")
+    page.get_by_label("El panel y tus correos están en").select_option("en")
+    page.get_by_role("button", name="Guardar").click()
+    page.wait_for_url(re.compile(r"/app/account"))
+    assert html_lang(page) == "en"
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your account")
+    me = httpx.get(f"{base}/api/v1/users/me", headers=owner).json()
+    assert me["language"] == "en"
+    context.close()
