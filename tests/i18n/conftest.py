@@ -1,3 +1,4 @@
-"""The channel tests' Telegram deployment, shared with these."""
+"""The channel tests' Telegram deployment and web chat widget, shared with these."""
 
 from tests.channels.test_telegram import on_telegram  # noqa: F401 (a fixture)
+from tests.channels.test_webchat import widget  # noqa: F401 (a fixture)

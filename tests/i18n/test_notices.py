@@ -11,6 +11,7 @@ from hutch.conversations.models import EndUser
 from hutch.engine.prompt import language_hint
 from hutch.settings import Settings
 from tests.channels.test_telegram import OnTelegram
+from tests.channels.test_webchat import SHOP, Widget, new_visitor
 from tests.conftest import RecordingJobQueue
 from tests.factories import create_account
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
@@ -84,3 +85,28 @@ async def test_a_spanish_person_gets_their_emails_in_spanish(
     assert "Elige una contraseña nueva aquí" in email.body and "60 minutos" in email.body
     assert email.html is not None and '<html lang="es">' in email.html and "Restablece" in email.html
     assert email.link("/reset-password").startswith("https://hutch.example/reset-password?token=")
+
+
+async def test_the_widget_speaks_the_orgs_language_or_the_visitors_when_allowed(widget: Widget) -> None:
+    w = widget
+    spanish_visitor = {"Origin": SHOP, "Accept-Language": "es-ES,es;q=0.9"}
+    config = (await w.client.get(w.api, headers=spanish_visitor)).json()
+    assert (
+        config["greeting"] == "Hello! I am Shop helper. How can I help?" and config["texts"]["send"] == "Send"
+    )
+
+    allow = {"use_end_user_language": True}
+    assert (await w.client.patch("/api/v1/org", json=allow, headers=w.owner.headers)).status_code == 200
+    config = (await w.client.get(w.api, headers=spanish_visitor)).json()
+    assert config["greeting"] == "¡Hola! Soy Shop helper. ¿En qué puedo ayudarte?"
+    assert config["texts"]["send"] == "Enviar" and config["texts"]["write_message"] == "Escribe un mensaje"
+
+    # Over the limit: the refusal the visitor reads is in their language too (3 messages a minute here).
+    visitor = new_visitor()
+    for text in ("uno", "dos", "tres"):
+        assert (await w.send(visitor, text, origin=SHOP)).status_code == 200
+    refused = await w.client.post(
+        f"{w.api}/messages", json={"visitor_id": visitor, "text": "cuatro"}, headers=spanish_visitor
+    )
+    assert refused.status_code == 429
+    assert refused.json()["detail"] == "Estás enviando mensajes demasiado rápido. Espera un momento."
