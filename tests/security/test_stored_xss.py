@@ -9,8 +9,10 @@ import re
 
 from httpx import AsyncClient
 from playwright.async_api import async_playwright
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.conversations.models import Conversation, EndUser
 from hutch.settings import Settings
 from tests.conftest import RecordingJobQueue
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -60,6 +62,15 @@ async def test_stored_xss(
         f"/api/v1/agents/{agent_id}/documents", json={"title": PAYLOAD[:300], "content": "x"}, headers=headers
     )
     await jobs.run_pending()
+    # An end user names themself (Telegram's first name and username): the inbox shows both
+    stored = await session.get(Conversation, conversation)
+    assert stored is not None
+    await session.execute(
+        update(EndUser)
+        .where(EndUser.org_id == owner.org.id, EndUser.external_id == stored.end_user)
+        .values(display_name=PAYLOAD[:200], username=PAYLOAD[:200])
+    )
+    await session.commit()
 
     # An SVG avatar is refused (only JPEG, PNG and WebP are recognised by their bytes) and nothing is served
     svg = await client.put(
