@@ -15,7 +15,7 @@ from hutch.i18n.negotiation import accepted, negotiate
 from hutch.settings import Settings
 from tests.conftest import asgi_client, build_test_resources
 from tests.factories import create_account
-from tests.web.test_dashboard import log_in
+from tests.web.test_dashboard import csrf_of, log_in
 
 FRENCH_PO = """msgid ""
 msgstr ""
@@ -101,3 +101,12 @@ async def test_an_operator_adds_a_language_with_a_po_file(
         owner = await create_account(session, configured)
         chosen = await c.patch("/api/v1/users/me", json={"language": "fr"}, headers=owner.headers)
         assert chosen.status_code == 200 and chosen.json()["language"] == "fr"
+
+
+async def test_form_errors_are_in_the_browsers_language(client: AsyncClient) -> None:
+    spanish = {"Accept-Language": "es"}
+    form = await client.get("/signup", headers=spanish)
+    sent = {"csrf": csrf_of(form), "email": "corto@example.com", "password": "corta", "org_name": "Acme"}
+    refused = await client.post("/signup", data=sent, headers=spanish)
+    assert refused.status_code == 422
+    assert "Demasiado corto: al menos 8 caracteres." in refused.text and '<html lang="es">' in refused.text

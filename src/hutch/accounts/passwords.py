@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hutch.i18n import _
+
 _COMMON = frozenset(
     (
         "password",
@@ -46,7 +48,7 @@ _COMMON = frozenset(
 def strong_password(password: str) -> str:
     """Pydantic validator: the password itself when acceptable, else a ValueError saying why."""
     if len(password) < 8:
-        raise ValueError("password must be at least 8 characters")
+        raise ValueError(_("password must be at least 8 characters"))
     if password.lower() in _COMMON:
-        raise ValueError("this password is too common; choose a less guessable one")
+        raise ValueError(_("this password is too common; choose a less guessable one"))
     return password

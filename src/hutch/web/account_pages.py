@@ -29,7 +29,7 @@ from hutch.deletion.schemas import ExportOut
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.i18n import _, language_for, set_language
 from hutch.web.deps import Viewer, ViewerDep, attempt, page
-from hutch.web.languages import language_choices
+from hutch.web.languages import language_choices, validation_message
 from hutch.web.sessions import COOKIE, WebSessions, clear_session_cookie
 from hutch.web.sso_pages import account_section
 from hutch.web.templating import brand_of, render
@@ -79,7 +79,7 @@ async def reset_password_submit(
     try:
         new_password = NewPasswordForm(password=password).password
     except ValidationError as exc:
-        error = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        error = validation_message(exc.errors()[0])
         return render(request, "reset_password.html", status_code=400, token=token, error=error.capitalize())
     links = EmailLinks(uow, resources.settings, resources.secret_box, resources.rate_limiter)
     result = await attempt(uow, links.reset_password(token, new_password, client_ip(request)))
@@ -138,7 +138,7 @@ async def invitation_submit(
                 email=page["email"], password=password, name=name or None, invitation_token=token
             )
         except ValidationError as exc:
-            outcome = HutchError(str(exc.errors()[0]["msg"]).removeprefix("Value error, ").capitalize() + ".")
+            outcome = HutchError(validation_message(exc.errors()[0]).capitalize().rstrip(".") + ".")
         else:
             outcome = await attempt(uow, auth.signup(signup, ip))
     else:

@@ -18,6 +18,7 @@ from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.i18n import N_, _
 from hutch.resources import Resources
 from hutch.web.deps import Viewer, ViewerDep, page
+from hutch.web.languages import validation_message
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 CHANNELS = [
@@ -36,7 +37,7 @@ def agents_service(uow: UoWDep, resources: Resources) -> AgentService:
 def first_error(exc: ValidationError) -> tuple[str, str]:
     error = exc.errors()[0]
     field = str(error["loc"][0]) if error["loc"] else "form"
-    return field, str(error["msg"]).removeprefix("Value error, ")
+    return field, validation_message(error)
 
 
 @router.get("", response_class=HTMLResponse)

@@ -5,6 +5,7 @@ every request, replaced by the person's own choice once the dashboard knows who 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from jinja2 import Environment
@@ -72,3 +73,28 @@ def language_choices(settings: Settings) -> list[tuple[str, str]]:
             name = code
         choices.append((code, name[:1].upper() + name[1:]))
     return choices
+
+
+def validation_message(error: Mapping[str, Any]) -> str:
+    """A form field's problem as Pydantic found it, in the language of the moment: the usual kinds in
+    Hutch's words, a rule's own message (already translated where it was raised) as it is."""
+    kind, context = error.get("type"), error.get("ctx") or {}
+    if kind == "missing":
+        return gettext("This field is required.")
+    if kind == "string_too_short":
+        if context.get("min_length", 1) <= 1:
+            return gettext("This field is required.")
+        return gettext("Too short: at least {n} characters.").format(n=context.get("min_length"))
+    if kind == "string_too_long":
+        return gettext("Too long: at most {n} characters.").format(n=context.get("max_length"))
+    if kind in ("int_parsing", "int_from_float"):
+        return gettext("Give a whole number.")
+    if kind in ("float_parsing", "decimal_parsing"):
+        return gettext("Give a number.")
+    if kind in ("greater_than_equal", "greater_than"):
+        return gettext("Too small: the least is {n}.").format(n=context.get("ge", context.get("gt")))
+    if kind in ("less_than_equal", "less_than"):
+        return gettext("Too large: the most is {n}.").format(n=context.get("le", context.get("lt")))
+    if kind == "value_error" and "email" in str(error.get("msg", "")):
+        return gettext("This is not a valid email address.")
+    return str(error.get("msg", "")).removeprefix("Value error, ")
