@@ -1,4 +1,4 @@
-"""One Chromium for the module (the pool agents use), the sites it visits, and helpers to script the
+"""One Chromium for the package (the pool agents use), the sites it visits, and helpers to script the
 fake model's browser calls."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.factories import Account
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def site() -> Iterator[TestSite]:
     server = TestSite()
     server.start()
@@ -26,7 +26,7 @@ def site() -> Iterator[TestSite]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def private_service() -> Iterator[PrivateService]:
     server = PrivateService()
     server.start()
@@ -34,11 +34,11 @@ def private_service() -> Iterator[PrivateService]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def pool(
     settings: Settings, site: TestSite, private_service: PrivateService
 ) -> AsyncIterator[BrowserPool]:
-    """The browsers of every test in the module: the test sites listen on 127.0.0.1, which the operator
+    """The browsers of every test here: the test sites listen on 127.0.0.1, which the operator
     allows (HUTCH_EGRESS_ALLOW); every other private address stays refused. Closed before the sites."""
     browsers = BrowserPool(
         settings.model_copy(update={"egress_allow": ["127.0.0.1"], "browser_pool_size": 6})
