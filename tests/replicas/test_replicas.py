@@ -310,6 +310,20 @@ def test_two_api_processes_and_two_workers_survive_losing_one_of_each(
     fake_llm_server.reset()
     # Every model call takes a moment, so a killed worker dies with turns in flight.
     fake_llm_server.script(*(ScriptedReply(delay=MODEL_SECONDS) for _ in range(400)))
+    try:
+        run_and_break_replicas(postgres, migrated_template, telegram_server, fake_llm_server, tmp_path)
+    finally:  # the fakes are the whole run's: the next test finds them as it would without this one
+        fake_llm_server.reset()
+        telegram_server.reset()
+
+
+def run_and_break_replicas(
+    postgres: PostgresServer,
+    migrated_template: str,
+    telegram_server: FakeTelegramServer,
+    fake_llm_server: FakeLLMServer,
+    tmp_path: Path,
+) -> None:
     with (
         replicas(postgres, migrated_template, tmp_path, telegram_server, fake_llm_server) as hutch,
         httpx.Client(base_url=hutch.base, timeout=30) as setup,
