@@ -106,15 +106,18 @@ class EgressProxy:
         lines = head.decode("latin-1").split("\r\n")
         method, target, version = [*lines[0].split(" "), "", ""][:3]
         if method == "CONNECT":
-            host, _, port = target.rpartition(":")
-            url = f"https://{host}:{port or 443}/"
+            host, _, connect_port = target.rpartition(":")
+            url = f"https://{host}:{connect_port or 443}/"
         else:
             url = target
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # a port out of range
+            port = 0
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port:
             await _answer(writer, 400, "only http and https go through this browser")
             return
-        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
             address = await self._checked(parts.hostname, port)
         except EgressRefused as exc:
