@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 from fastapi.responses import StreamingResponse
 
 from hutch.browser.service import screenshot_url
+from hutch.core.bounds import Limit, Skip
 from hutch.core.errors import Conflict, Forbidden, NotFound, Unauthorized, error_responses
 from hutch.http.authz import Reader, Writer
 from hutch.http.dependencies import ResourcesDep, UoWDep
@@ -57,8 +56,8 @@ async def list_tasks(
     agent_id: str,
     principal: Reader,
     uow: UoWDep,
-    skip: Annotated[int, Query(ge=0, le=1_000_000)] = 0,  # hutch.core.bounds.MAX_SKIP
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    skip: Skip = 0,
+    limit: Limit = 50,
 ) -> TaskList:
     """The agent's tasks, newest first (scheduled ones and their runs included)."""
     items, total = await Tasks(uow).page(principal, agent_id, skip, limit)
