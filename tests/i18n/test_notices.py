@@ -7,9 +7,11 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.billing.ledger import LOW_BALANCE_JOB
 from hutch.conversations.models import EndUser
 from hutch.engine.prompt import language_hint
 from hutch.settings import Settings
+from tests.channels.test_platform_bot import ADA, PLATFORM_TOKEN, Platform
 from tests.channels.test_telegram import OnTelegram
 from tests.channels.test_webchat import SHOP, Widget, new_visitor
 from tests.conftest import RecordingJobQueue
@@ -110,3 +112,28 @@ async def test_the_widget_speaks_the_orgs_language_or_the_visitors_when_allowed(
     )
     assert refused.status_code == 429
     assert refused.json()["detail"] == "Estás enviando mensajes demasiado rápido. Espera un momento."
+
+
+async def test_owners_hear_notices_in_their_own_language_in_email_and_chat(
+    platform: Platform, mailbox: SmtpServer
+) -> None:
+    p = platform
+    started = await p.deep_link()
+    await p.say(f"/start {started['code']}")  # the owner's Telegram chat is linked
+    await p.client.patch("/api/v1/users/me", json={"language": "es"}, headers=p.owner.headers)
+    assert isinstance(p.resources.jobs, RecordingJobQueue)
+    emailed = await p.resources.jobs.execute(
+        LOW_BALANCE_JOB,
+        {"org_id": p.owner.org.id, "credits_cents": 150},
+        job_id=0,
+        attempt=0,
+        resources=p.resources,
+    )
+    assert emailed == 1
+    await p.resources.jobs.run_pending()
+    assert p.telegram.sent_texts(ADA.id, PLATFORM_TOKEN)[-1].startswith(
+        "Te quedan pocos créditos prepago: $1.50."
+    )
+    [email] = mailbox.wait_for(p.owner.user.email)
+    assert email.subject.endswith(": quedan pocos créditos prepago")
+    assert "Compra un paquete prepago" in email.body

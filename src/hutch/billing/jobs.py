@@ -12,7 +12,7 @@ from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas
 from hutch.billing.webhooks import PAYMENT_FAILED_JOB
 from hutch.db.jobs import JobContext, job
 from hutch.i18n import _, use_language
-from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
+from hutch.notifications.customers import NOTIFY_CHATS_JOB, in_each_language, owners, record
 from hutch.notifications.service import queue_email
 
 # Where customers act on a notice: pages of the dashboard, never the API's paths.
@@ -25,7 +25,7 @@ async def email_owners(
     org_id: str,
     kind: str,
     compose: Callable[[str], tuple[str, str]],
-    chat: str | None = None,
+    chat: Callable[[], str] | None = None,
 ) -> int:
     """Queue the (subject, body) ``compose`` makes from the org's name to each owner who takes email, in
     their language, and (with ``chat``) tell the owners' linked chats too; each sent notice is recorded. How
@@ -49,8 +49,9 @@ async def email_owners(
             )
             record(ctx.uow, org_id, owner.user_id, kind, "email", subject)
             emailed += 1
-    if chat:
-        ctx.uow.defer(NOTIFY_CHATS_JOB, org_id=org_id, text=chat, kind=kind)
+    if chat is not None:  # said in each owner's language by the job
+        texts = in_each_language(ctx.settings, chat)
+        ctx.uow.defer(NOTIFY_CHATS_JOB, org_id=org_id, text=chat(), kind=kind, texts=texts)
     return emailed
 
 
@@ -78,7 +79,9 @@ async def notify_low_balance(ctx: JobContext, org_id: str, credits_cents: int) -
             + _("Buy a prepaid package: {link}").format(link=packages)
             + "\n",
         ),
-        chat=f"Your prepaid credits are running low: {money(credits_cents)} left. {packages}",
+        chat=lambda: _("Your prepaid credits are running low: {amount} left. {link}").format(
+            amount=money(credits_cents), link=packages
+        ),
     )
 
 
@@ -117,8 +120,9 @@ async def notify_payment_failed(
             + "\n"
             + pay(),
         ),
-        chat=f"A payment of {money(amount_cents)} for your subscription failed; please update your card: "
-        f"{billing}",
+        chat=lambda: _(
+            "A payment of {amount} for your subscription failed; please update your card: {link}"
+        ).format(amount=money(amount_cents), link=billing),
     )
 
 
@@ -156,5 +160,5 @@ async def notify_quota(ctx: JobContext, org_id: str, percent: int) -> int:
             )
             + "\n",
         ),
-        chat=f"Heads up: {headline()}. {upgrade}",
+        chat=lambda: _("Heads up: {headline}. {link}").format(headline=headline(), link=upgrade),
     )

@@ -12,6 +12,7 @@ from hutch.channels.whatsapp.service import EVENT_SOURCE as WHATSAPP_SOURCE
 from hutch.channels.whatsapp.service import INBOUND_JOB
 from hutch.conversations.inbox import HUMAN_REPLY_JOB
 from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
+from hutch.i18n import language_for
 from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
 
 
@@ -30,19 +31,24 @@ NOTIFY_JOB = NOTIFY_CHATS_JOB
 
 
 @job(NOTIFY_JOB, queue="channels", retry=3)
-async def notify_owners(ctx: JobContext, org_id: str, text: str, kind: str = "notice") -> int:
+async def notify_owners(
+    ctx: JobContext, org_id: str, text: str, kind: str = "notice", texts: dict[str, str] | None = None
+) -> int:
     """Tell the organisation's owners something in the chats they linked (Telegram through the platform
     bot, WhatsApp, with the approved template outside the 24-hour window), the ways each chose for this
-    kind of notice; each message sent is recorded. How many chats were told."""
+    kind of notice; each message sent is recorded. How many chats were told. ``texts``: the notice in each
+    language, for each owner's own (else ``text``)."""
     chatty = {owner.user_id: owner for owner in await owners(ctx.uow, org_id, kind) if owner.wants_chat}
     links = await LinkRepository(ctx.uow.session).active_of_users(org_id, chatty)
     # Signed with the operator's product name: the platform bot and number speak for the brand.
     brand = ctx.resources.brand
-    signed = f"{brand.name}: {text}" if brand.is_custom else text
     told = 0
     for link in links:
-        if not chatty[link.user_id].wants(link.channel):
+        owner = chatty[link.user_id]
+        if not owner.wants(link.channel):
             continue
+        said = (texts or {}).get(language_for(ctx.settings, owner.language), text)
+        signed = f"{brand.name}: {said}" if brand.is_custom else said
         if link.channel == "telegram" and (token := platform_token(ctx.settings)):
             try:
                 await ctx.resources.telegram.send(token, link.address, signed)

@@ -68,12 +68,14 @@ async def needs_human_notice(ctx: JobContext, conversation_id: str, reason: str)
     agent = await session.get(Agent, conversation.agent_id)
     name = agent.name if agent is not None else "your agent"
     link = f"{ctx.settings.base_url}/app/inbox/{conversation.id}"
-    text = f"Someone talking to {name} on {conversation.channel} wants a person ({reason}). Open: {link}"
 
-    def compose(org_name: str) -> tuple[str, str]:
-        said = _("Someone talking to {agent} on {channel} wants a person ({reason}). Open: {link}").format(
+    def say() -> str:
+        return _("Someone talking to {agent} on {channel} wants a person ({reason}). Open: {link}").format(
             agent=name, channel=conversation.channel, reason=reason, link=link
         )
+
+    def compose(org_name: str) -> tuple[str, str]:
+        said = say()
         return (
             _("{agent}: someone wants to talk to a person").format(agent=name),
             _("Hello,")
@@ -82,4 +84,4 @@ async def needs_human_notice(ctx: JobContext, conversation_id: str, reason: str)
             + "\n",
         )
 
-    return await email_owners(ctx, conversation.org_id, NoticeKind.NEEDS_HUMAN.value, compose, chat=text)
+    return await email_owners(ctx, conversation.org_id, NoticeKind.NEEDS_HUMAN.value, compose, chat=say)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hutch.core.ids import new_id
 from hutch.db.engine import UnitOfWork
+from hutch.i18n import languages, use_language
 from hutch.notifications.models import NoticeKind, SentNotification
 from hutch.notifications.repository import NotificationRepository
+from hutch.settings import Settings
 
 NOTIFY_CHATS_JOB = "channels.notify_owners"  # run by the channels domain, which reaches the chats
 
@@ -53,6 +56,16 @@ async def owners(uow: UnitOfWork, org_id: str, kind: str = "") -> list[Owner]:
             )
         )
     return found
+
+
+def in_each_language(settings: Settings, say: Callable[[], str]) -> dict[str, str]:
+    """What ``say()`` says in every language Hutch speaks here: a chat notice whose owners each read their
+    own (the job that sends it picks each one's)."""
+    texts = {}
+    for language in languages(settings):
+        with use_language(settings, language):
+            texts[language] = say()
+    return texts
 
 
 def record(uow: UnitOfWork, org_id: str, user_id: str, kind: str, channel: str, summary: str) -> None:

@@ -134,7 +134,7 @@ async def provision(ctx: JobContext, runtime_id: str, agent_id: str) -> str:
                 )
                 + "\n",
             ),
-            chat=f"Your assistant {name} is ready.",
+            chat=lambda: _("Your assistant {agent} is ready.").format(agent=name),
         )
     return "ready"
 

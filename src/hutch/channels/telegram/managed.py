@@ -46,7 +46,7 @@ from hutch.core.security import SecretBox, sha256_hex
 from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import WorkerResources
 from hutch.i18n import N_, _, use_language
-from hutch.notifications.customers import NOTIFY_CHATS_JOB, owners, record
+from hutch.notifications.customers import NOTIFY_CHATS_JOB, in_each_language, owners, record
 from hutch.notifications.service import queue_email
 from hutch.settings import Settings
 
@@ -348,5 +348,6 @@ async def tell_owners_bot_broken(
                 body = _("Hello,") + f"\n\n{said}\n\n{fix()}: {page}\n"
                 queue_email(uow, secret_box, to=owner.email, subject=subject(), body=body, kind=BROKEN_NOTICE)
             record(uow, channel.org_id, owner.user_id, BROKEN_NOTICE, "email", subject())
+    texts = in_each_language(settings, lambda: f"{subject()}. {fix()}: {page}")
     text = f"{subject()}. {fix()}: {page}"
-    uow.defer(NOTIFY_CHATS_JOB, org_id=channel.org_id, text=text, kind=BROKEN_NOTICE)
+    uow.defer(NOTIFY_CHATS_JOB, org_id=channel.org_id, text=text, kind=BROKEN_NOTICE, texts=texts)
