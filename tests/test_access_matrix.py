@@ -22,6 +22,7 @@ from sqlalchemy import select
 from starlette.routing import Mount
 
 from hutch.accounts.models import OrgRole
+from hutch.browser.models import Screenshot
 from hutch.channels.models import Channel, ChannelLink, ChannelStatus, ChannelType, LinkStatus
 from hutch.conversations.models import AttachmentKind, EndUser, Message, MessageAttachment
 from hutch.conversations.repository import MemoryRepository
