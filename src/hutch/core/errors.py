@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -245,7 +246,18 @@ async def _handle_database_error(request: Request, exc: Exception) -> Response:
         unavailable = ServiceUnavailable("The database is unavailable for a moment; retry shortly.")
         unavailable.headers = {"Retry-After": "5"}
         return await _handle_hutch_error(request, unavailable)
+    if type(exc.orig).__name__ == "TooManyConnectionsError":  # PostgreSQL's max_connections reached
+        return await _handle_database_busy(request, exc)
     raise exc  # an unexpected failure: the 500 path logs it with the request id
+
+
+async def _handle_database_busy(request: Request, exc: Exception) -> Response:
+    """Every connection busy (the pool waited its timeout, or PostgreSQL has no connection left): a burst
+    larger than the deployment serves. A 503 worth a retry, not a 500."""
+    log.warning("the database is saturated", error=exc.__class__.__name__, path=request.url.path)
+    busy = ServiceUnavailable("The database is busy with other requests; retry shortly.")
+    busy.headers = {"Retry-After": "2"}
+    return await _handle_hutch_error(request, busy)
 
 
 async def _handle_unreachable(request: Request, exc: Exception) -> Response:
@@ -262,6 +274,7 @@ async def _handle_unreachable(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HutchError, _handle_hutch_error)
     app.add_exception_handler(DBAPIError, _handle_database_error)
+    app.add_exception_handler(PoolTimeout, _handle_database_busy)
     app.add_exception_handler(OSError, _handle_unreachable)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation)
