@@ -77,6 +77,8 @@ def test_a_person_who_chose_spanish_sees_the_dashboard_in_spanish_and_switches_b
 
     context = browser.new_context(locale="en-US")  # the browser asks for English; her choice wins
     page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.goto(f"{base}/login")
     assert html_lang(page) == "en"
     page.get_by_label("Email").fill("marta@example.com")
@@ -90,6 +92,9 @@ def test_a_person_who_chose_spanish_sees_the_dashboard_in_spanish_and_switches_b
         page.get_by_role("navigation", name="Panel").get_by_role("link", name="Bandeja de entrada")
     ).to_be_visible()
     expect(page.get_by_role("button", name="Cerrar sesión")).to_be_visible()
+    # The dashboard's scripts get their words in Spanish too, without breaking the page's security policy.
+    assert "Copiado" in (page.locator("#hutch-texts").text_content() or "")
+    assert errors == []
 
     page.goto(f"{base}/app/account")
     expect(page.get_by_role("heading", level=1)).to_have_text("Tu cuenta")

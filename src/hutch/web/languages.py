@@ -13,6 +13,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hutch.i18n import (
+    N_,
     current_html_lang,
     gettext,
     language_for,
@@ -50,12 +51,35 @@ class LanguageMiddleware:
             reset_language(token)
 
 
+# What the dashboard's scripts (static/app.js, static/inbox.js) write by themselves, given to them by every
+# page in its language.
+SCRIPT_TEXTS = {
+    "copied": N_("Copied"),
+    "bot_connected": N_("Connected: @{bot} answers for this agent now."),
+    "bot_not_connected": N_("The bot could not be connected: "),
+    "image_sent": N_("Image sent: "),
+    "not_sent": N_("The message could not be sent."),
+    "connection_lost": N_("The connection was lost; check your network and try again."),
+    "team": N_("Team"),
+    "you": N_("You"),
+    "tokens": N_("{in} in · {out} out"),
+    "not_delivered": N_("not delivered"),
+    "live": N_("New messages appear here as they arrive."),
+    "reconnecting": N_("Reconnecting…"),
+}
+
+
+def script_texts() -> dict[str, str]:
+    return {key: gettext(text) for key, text in SCRIPT_TEXTS.items()}
+
+
 def install_translations(env: Environment) -> None:
     """Give the templates gettext in the language of the moment, and ``html_lang()`` for ``<html lang>``."""
     env.add_extension("jinja2.ext.i18n")
     env.policies["ext.i18n.trimmed"] = True  # a {% trans %} block's line breaks and indents are not text
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["html_lang"] = current_html_lang
+    env.globals["script_texts"] = script_texts
 
 
 def translated_note(notes: Mapping[str, str], key: str | None) -> str | None:

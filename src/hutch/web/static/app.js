@@ -3,6 +3,10 @@
   "use strict";
   var csrfMeta = document.querySelector('meta[name="csrf-token"]');
   var csrf = csrfMeta ? csrfMeta.content : "";
+  // The words this script writes, in the page's language (layout.html), English when missing.
+  var textsTag = document.getElementById("hutch-texts");
+  var T = textsTag ? JSON.parse(textsTag.textContent || "{}") : {};
+  function say(key, english) { return T[key] || english; }
 
   // Ask before destructive actions.
   document.addEventListener("submit", function (event) {
@@ -19,7 +23,7 @@
     var text = source ? (source.value !== undefined && source.tagName !== "P" ? source.value : source.textContent) : "";
     navigator.clipboard.writeText(text.trim()).then(function () {
       var label = button.textContent;
-      button.textContent = "Copied";
+      button.textContent = say("copied", "Copied");
       setTimeout(function () { button.textContent = label; }, 1500);
     });
   });
@@ -35,11 +39,12 @@
           if (!found || found.status === "waiting" || found.status === "opened") { return; }
           clearInterval(timer);
           if (found.status === "connected") {
-            state.textContent = "Connected: @" + found.bot_username + " answers for this agent now.";
+            state.textContent = say("bot_connected", "Connected: @{bot} answers for this agent now.")
+              .replace("{bot}", found.bot_username);
             state.className = "ok";
             setTimeout(function () { window.location = waiting.getAttribute("data-done"); }, 2500);
           } else {
-            state.textContent = "The bot could not be connected: " + found.error;
+            state.textContent = say("bot_not_connected", "The bot could not be connected: ") + found.error;
             state.className = "notice error";
           }
         });
@@ -97,7 +102,7 @@
       if (file && /^image\//.test(file.type)) {
         var img = document.createElement("img");
         img.src = URL.createObjectURL(file);
-        img.alt = "Image sent: " + file.name;
+        img.alt = say("image_sent", "Image sent: ") + file.name;
         img.style.cssText = "display:block;max-width:14rem;max-height:14rem";
         mine.appendChild(img);
       }
@@ -116,13 +121,13 @@
           return response.text().then(function (html) {
             var doc = new DOMParser().parseFromString(html, "text/html");
             var alert = doc.querySelector("[role=alert]");
-            reply.textContent = alert ? alert.textContent.trim() : "The message could not be sent.";
+            reply.textContent = alert ? alert.textContent.trim() : say("not_sent", "The message could not be sent.");
             reply.classList.add("error");
           });
         }
         return readEvents(response.body.getReader(), reply);
       }).catch(function () {
-        reply.textContent = "The connection was lost; check your network and try again.";
+        reply.textContent = say("connection_lost", "The connection was lost; check your network and try again.");
       }).finally(function () { reply.removeAttribute("aria-busy"); });
     });
   }
