@@ -3,6 +3,7 @@ discovery, the authorization request, the code exchange and the ID token's check
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -27,7 +28,13 @@ from hutch.db.engine import Database
 from hutch.resources import Resources
 from hutch.settings import Settings
 from hutch.web.sessions import COOKIE
-from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
+from tests.conftest import (
+    PostgresServer,
+    RecordingJobQueue,
+    asgi_client,
+    build_test_resources,
+    live_deployment,
+)
 from tests.fakes.smtp import SmtpServer
 
 PASSWORD = "a-perfectly-fine-password"
@@ -501,3 +508,20 @@ async def test_an_id_token_not_signed_by_the_providers_keys_is_refused(
     shared = jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(CLIENT_SECRET.encode() * 2))
     with pytest.raises(SsoRefused, match="ID token failed its checks"):
         await gateway._verified_claims(shared, "n1", metadata, None)
+
+
+async def test_two_first_sign_ins_at_once_make_one_account(
+    postgres: PostgresServer, migrated_template: str, settings: Settings, issuer: str
+) -> None:
+    """Two tabs finishing a first sign-in together, on a database where each request really commits: one
+    account, both signed in, no error."""
+    configured = sso_settings(settings, issuer)
+    async with live_deployment(postgres, migrated_template, configured) as live:
+        live.resources.sso = SsoProviders.from_settings(configured, google_issuer=issuer)
+        subject = person(issuer, "twins@example.com")
+        async with asgi_client(live.app) as first, asgi_client(live.app) as second:
+            callbacks = [authorize(await start(tab), subject) for tab in (first, second)]
+            answers = await asyncio.gather(first.get(callbacks[0]), second.get(callbacks[1]))
+        assert [a.status_code for a in answers] == [303, 303], [a.text for a in answers]
+        [user] = await users_named(live.session, "twins@example.com")
+        assert len(await identities_of(live.session, user.id)) == 1

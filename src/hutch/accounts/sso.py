@@ -209,6 +209,7 @@ class SsoService:
 
     async def sign_in(self, found: ProviderIdentity, next: str, ip: str | None) -> SignInOutcome:
         """The callback of a sign-in (or sign-up) through a provider."""
+        await self.identities.hold_sign_up(found.provider, found.subject, found.email)
         identity = await self.identities.by_subject(found.provider, found.subject)
         if identity is not None:
             user = await self.users.get(identity.user_id)

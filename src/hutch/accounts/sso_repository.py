@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +14,12 @@ from hutch.accounts.models import SsoIdentity, SsoProvider, SsoUsedState
 class SsoIdentityRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def hold_sign_up(self, provider: SsoProvider, subject: str, email: str) -> None:
+        """Two first sign-ins of one person at once (two tabs) wait for each other until commit, so the
+        second finds the account the first made instead of failing on the unique subject or email."""
+        for key in (f"hutch.sso:{provider.value}:{subject}", f"hutch.signup:{email.lower()}"):
+            await self.session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
 
     async def by_subject(self, provider: SsoProvider, subject: str) -> SsoIdentity | None:
         """The one way to find who signs in: the provider and its subject, never the email."""
