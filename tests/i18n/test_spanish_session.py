@@ -1,6 +1,6 @@
 """A Spanish session in a real browser: a Spanish browser gets Spanish pages before signing in and after
 signing up; a person who chose Spanish gets the dashboard in Spanish from an English browser, and switches
-back on their account page. One `hutch serve` and one Chromium for the whole module."""
+back on their account page. One Hutch and one Chromium for the whole module."""
 
 from __future__ import annotations
 
@@ -11,10 +11,14 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from pydantic import SecretStr
 
-from tests.conftest import PostgresServer
+from hutch.app import create_app
+from hutch.db.engine import Database
+from hutch.settings import Settings
+from tests.conftest import PostgresServer, build_test_resources
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.live_server import serve_hutch
+from tests.fakes.server import BackgroundServer
 
 PASSWORD = "una-contraseña-larga"
 
@@ -25,13 +29,19 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(
-    postgres: PostgresServer, migrated_template: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Served]:
+def served(postgres: PostgresServer, migrated_template: str, settings: Settings) -> Iterator[Served]:
+    """Hutch on a database of its own, answering real HTTP from a thread of this process."""
     if not CHROMIUM.exists():
         pytest.fail("Browser tests need Debian's Chromium: apt-get install chromium")
-    with serve_hutch(postgres, migrated_template, tmp_path_factory.mktemp("spanish")) as hutch:
-        yield Served(hutch.base_url)
+    url = postgres.create_database(prefix="hutch_spanish", template=migrated_template)
+    configured = settings.model_copy(update={"database_url": SecretStr(url)})
+    server = BackgroundServer(create_app(resources=build_test_resources(configured, Database(url), url)))
+    server.start()
+    try:
+        yield Served(server.base_url)
+    finally:
+        server.stop()
+        postgres.drop_database(url)
 
 
 @pytest.fixture(scope="module")
