@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -37,8 +38,9 @@ def plans_file(directory: Path) -> Path:
     return path
 
 
-async def fire(bases: list[str], key: str, model: str, calls: int) -> tuple[int, int, int]:
-    """Send ``calls`` completions at once, round robin over ``bases``: (admitted, refused, other)."""
+async def fire(bases: list[str], key: str, model: str, calls: int) -> tuple[int, int, str]:
+    """Send ``calls`` completions at once, round robin over ``bases``: (admitted, refused, the other
+    answers by status)."""
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -54,7 +56,10 @@ async def fire(bases: list[str], key: str, model: str, calls: int) -> tuple[int,
         statuses = await asyncio.gather(*(one(n) for n in range(calls)), return_exceptions=True)
     admitted = sum(1 for s in statuses if s == 200)
     refused = sum(1 for s in statuses if s in (402, 429))
-    return admitted, refused, len(statuses) - admitted - refused
+    others = Counter(
+        str(s) if isinstance(s, int) else type(s).__name__ for s in statuses if s not in (200, 402, 429)
+    )
+    return admitted, refused, " ".join(f"{n}x{status}" for status, n in sorted(others.items())) or "-"
 
 
 def set_up(base: str, budgeted_key: bool) -> tuple[str, str, str]:
