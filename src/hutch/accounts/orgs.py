@@ -44,7 +44,7 @@ def checked_language(settings: Settings, code: str | None) -> str | None:
     found = is_supported(settings, code)
     if found is None:
         speaks = ", ".join(languages(settings))
-        raise InvalidField("language", f"Hutch has no catalogue for '{code}'; choose one of: {speaks}.")
+        raise InvalidField("language", f"No translation is installed for '{code}'; choose one of: {speaks}.")
     return found
 
 
