@@ -29,7 +29,9 @@ def production(monkeypatch: pytest.MonkeyPatch, secret_key: str, encryption_key:
     monkeypatch.setenv("HUTCH_ENCRYPTION_KEYS", encryption_key or Fernet.generate_key().decode())
 
 
-@pytest.mark.parametrize("weak", WEAK)
+@pytest.mark.parametrize(
+    "weak", WEAK, ids=["change-me", "secret-word", "one-letter", "two-letters", "suite-key"]
+)
 def test_default_or_weak_secrets_refused_in_production(monkeypatch: pytest.MonkeyPatch, weak: str) -> None:
     # What `hutch serve` and `hutch worker` load first; tests/test_cli.py shows its refusal stops them
     production(monkeypatch, weak)
