@@ -217,7 +217,9 @@ class PlanProvisioning:
             see = _("See them on the billing page: {link}").format(link=billing)
             return subject, _("Hello,") + f"\n\n{lines}\n\n{see}\n"
 
-        chat = "\n".join(item.line() for item in news) + f"\n{billing}"
+        def chat() -> str:  # said in each owner's language, like the email
+            return "\n".join(item.line() for item in news) + f"\n{billing}"
+
         await email_owners(self.ctx, org.id, NOTICE, compose, chat=chat)
 
     async def _news(self, row: Inclusion, told: str | None) -> News | None:
