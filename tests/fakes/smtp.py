@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import logging
 import re
 import socket
 import threading
@@ -13,6 +14,10 @@ from email.message import Message
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+# aiosmtpd logs every DATA line at debug level: the mail server's own log, not Hutch's, and it would put the
+# emailed tokens (quoted-printable, past any redaction) in the logs the suite scans for secrets.
+logging.getLogger("mail.log").setLevel(logging.INFO)
 
 
 @dataclass(frozen=True)
