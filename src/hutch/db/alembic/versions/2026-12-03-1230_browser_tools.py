@@ -39,9 +39,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_browser_screenshots_task", "browser_screenshots", ["task_id", "created_at"])
-    op.create_index(
-        "ix_browser_screenshots_org_created", "browser_screenshots", ["org_id", "created_at"]
-    )
+    op.create_index("ix_browser_screenshots_org_created", "browser_screenshots", ["org_id", "created_at"])
 
 
 def downgrade() -> None:
