@@ -174,6 +174,27 @@ async def test_a_plan_without_the_browser_offers_no_browser_tools(
     assert offered == ["current_time"]
 
 
+async def test_a_plan_without_the_browser_refuses_it_at_setup_and_changes_nothing(
+    client: AsyncClient, owner: Account, session: AsyncSession
+) -> None:
+    agent = await new_agent(client, owner, ["current_time"])
+    await session.execute(update(Org).where(Org.id == owner.org.id).values(plan="no-browser"))
+    await session.commit()
+
+    refused = await client.patch(
+        f"/api/v1/agents/{agent['id']}", json={"tools": ["browser", "current_time"]}, headers=owner.headers
+    )
+    assert refused.status_code == 402 and "does not include the browser" in refused.json()["detail"]
+    created = await client.post(
+        "/api/v1/agents",
+        json={"name": "Clicker", "model": "openai/gpt-4o", "tools": ["browser"]},
+        headers=owner.headers,
+    )
+    assert created.status_code == 402
+    kept = await client.get(f"/api/v1/agents/{agent['id']}", headers=owner.headers)
+    assert kept.json()["tools"] == ["current_time"]
+
+
 async def test_an_org_past_its_plans_browsers_at_once_is_told_so(
     client: AsyncClient,
     owner: Account,

@@ -19,12 +19,13 @@ from hutch.agents.schemas import AgentCreate, AgentUpdate, ProviderKeyCreate
 from hutch.audit.service import record_audit
 from hutch.billing.plans import LimitName, PlanCatalog
 from hutch.billing.quotas import Quotas
-from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound
+from hutch.core.errors import Conflict, Forbidden, InvalidField, NotFound, QuotaExceeded
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.security import SecretBox
 from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import WorkerResources
+from hutch.engine.browser_tools import BROWSER
 from hutch.engine.catalog import Credentials, ProviderKind
 from hutch.engine.gateway import LLMGateway
 from hutch.engine.tools import TOOLS
@@ -223,6 +224,14 @@ class AgentService:
         unavailable = TOOLS.unavailable(added, self.llm.settings)
         if unavailable:
             raise InvalidField("tools", "; ".join(unavailable))
+        if BROWSER in added:
+            plan = await self.quotas.plan_of(org_id)
+            if not plan.limits.browser:  # refused here, not only left out at turn time
+                raise QuotaExceeded(
+                    "browser",
+                    plan.name,
+                    f"The {plan.name} plan does not include the browser; upgrade the plan to use it.",
+                )
 
     async def _org_keys(self, org_id: str) -> dict[str, Credentials]:
         return await org_credentials(self.session, self.secret_box, org_id)
