@@ -6,12 +6,14 @@ a process start per command would cost seconds each.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from hutch.cli import app
@@ -24,6 +26,20 @@ class Outcome:
     returncode: int
     stdout: str
     stderr: str
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """The commands set logging up for an operator's terminal; the rest of the suite keeps its own."""
+    config = structlog.get_config()
+    named = [logging.getLogger(name) for name in ("", *logging.root.manager.loggerDict)]
+    kept = [(logger, logger.handlers[:], logger.level, logger.propagate) for logger in named]
+    yield
+    structlog.configure(**config)
+    for logger, handlers, level, propagate in kept:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 @pytest.fixture
