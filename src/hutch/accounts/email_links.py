@@ -124,7 +124,7 @@ class EmailLinks:
         now = datetime.now(UTC)
         user.password_hash = hash_password(new_password)
         # Whoever held the old password loses every session; the link proved the mailbox, too.
-        user.sessions_valid_after = now.replace(microsecond=0)
+        user.sessions_valid_after = now
         user.email_verified_at = user.email_verified_at or now
         await RefreshTokenRepository(self.session).revoke_all_of_user(user.id, now)
         await record_audit(

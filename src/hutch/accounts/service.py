@@ -176,7 +176,7 @@ class AuthService:
             raise Forbidden("The current password is not correct.")
         now = datetime.now(UTC)
         user.password_hash = hash_password(new_password)
-        user.sessions_valid_after = now.replace(microsecond=0)
+        user.sessions_valid_after = now
         await RefreshTokenRepository(self.session).revoke_all_of_user(user.id, now)
         await record_audit(
             self.session, action="password_changed", actor_user_id=user.id, target=user.id, ip=ip

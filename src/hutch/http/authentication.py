@@ -103,8 +103,10 @@ async def _user_from_access_token(session: AsyncSession, resources: Resources, t
     if user is None:
         raise Unauthorized(EXPIRED_SESSION)
     issued_at = datetime.fromtimestamp(int(claims["iat"]), UTC)
-    if user.sessions_valid_after is not None and issued_at < user.sessions_valid_after:
-        raise Unauthorized(EXPIRED_SESSION)  # issued before a password change
+    # Issued before a password change. A token's ``iat`` has whole seconds, so the one the change itself
+    # issued (same second) still counts; dashboard sessions are compared to the microsecond.
+    if user.sessions_valid_after is not None and issued_at < user.sessions_valid_after.replace(microsecond=0):
+        raise Unauthorized(EXPIRED_SESSION)
     refuse_suspended_user(user)
     now = datetime.now(UTC)
     if user.last_active_at is None or (now - user.last_active_at).total_seconds() >= ACTIVITY_GRANULARITY:
