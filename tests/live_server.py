@@ -9,12 +9,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
-from tests.conftest import TEST_PLANS, TEST_SECRET_KEY, PostgresServer
-from tests.fakes.server import free_port, wait_until
+from hutch.app import create_app
+from hutch.db.engine import Database
+from hutch.settings import Settings
+from tests.conftest import TEST_PLANS, TEST_SECRET_KEY, PostgresServer, build_test_resources
+from tests.fakes.server import BackgroundServer, free_port, wait_until
 from tests.log_scan import scan
 
 
@@ -68,3 +73,26 @@ def serve_hutch(postgres: PostgresServer, template: str, home: Path, **settings:
             process.kill()
         postgres.drop_database(url)
         scan(f"hutch serve ({home.name})", log.read_text())
+
+
+@dataclass(frozen=True)
+class ServedInThread:
+    base_url: str
+    database_url: str
+
+
+@contextmanager
+def serve_in_thread(
+    postgres: PostgresServer, template: str, settings: Settings, prefix: str, **updates: Any
+) -> Iterator[ServedInThread]:
+    """Hutch on a database of its own, answering real HTTP from a thread of this process (a `hutch serve`
+    of its own takes seconds more to start); ``updates`` change its settings."""
+    url = postgres.create_database(prefix=prefix, template=template)
+    configured = settings.model_copy(update={"database_url": SecretStr(url), **updates})
+    server = BackgroundServer(create_app(resources=build_test_resources(configured, Database(url), url)))
+    server.start()
+    try:
+        yield ServedInThread(server.base_url, url)
+    finally:
+        server.stop()
+        postgres.drop_database(url)

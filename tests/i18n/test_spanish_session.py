@@ -6,42 +6,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from pydantic import SecretStr
 
-from hutch.app import create_app
-from hutch.db.engine import Database
 from hutch.settings import Settings
-from tests.conftest import PostgresServer, build_test_resources
+from tests.conftest import PostgresServer
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.fakes.server import BackgroundServer
+from tests.live_server import ServedInThread, serve_in_thread
 
 PASSWORD = "una-contraseña-larga"
 
 
-@dataclass(frozen=True)
-class Served:
-    base_url: str
-
-
 @pytest.fixture(scope="module")
-def served(postgres: PostgresServer, migrated_template: str, settings: Settings) -> Iterator[Served]:
-    """Hutch on a database of its own, answering real HTTP from a thread of this process."""
+def served(postgres: PostgresServer, migrated_template: str, settings: Settings) -> Iterator[ServedInThread]:
     if not CHROMIUM.exists():
         pytest.fail("Browser tests need Debian's Chromium: apt-get install chromium")
-    url = postgres.create_database(prefix="hutch_spanish", template=migrated_template)
-    configured = settings.model_copy(update={"database_url": SecretStr(url)})
-    server = BackgroundServer(create_app(resources=build_test_resources(configured, Database(url), url)))
-    server.start()
-    try:
-        yield Served(server.base_url)
-    finally:
-        server.stop()
-        postgres.drop_database(url)
+    with serve_in_thread(postgres, migrated_template, settings, "hutch_spanish") as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +39,7 @@ def html_lang(page: Page) -> str | None:
     return page.locator("html").get_attribute("lang")
 
 
-def test_a_spanish_browser_signs_up_in_spanish(browser: Browser, served: Served) -> None:
+def test_a_spanish_browser_signs_up_in_spanish(browser: Browser, served: ServedInThread) -> None:
     context = browser.new_context(locale="es-ES")
     page = context.new_page()
     page.goto(f"{served.base_url}/login")
@@ -75,7 +58,7 @@ def test_a_spanish_browser_signs_up_in_spanish(browser: Browser, served: Served)
 
 
 def test_a_person_who_chose_spanish_sees_the_dashboard_in_spanish_and_switches_back(
-    browser: Browser, served: Served
+    browser: Browser, served: ServedInThread
 ) -> None:
     base = served.base_url
     signed_up = httpx.post(

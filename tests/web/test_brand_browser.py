@@ -13,14 +13,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
-from pydantic import SecretStr
 
-from hutch.app import create_app
-from hutch.db.engine import Database
 from hutch.settings import Settings
-from tests.conftest import PostgresServer, build_test_resources
+from tests.conftest import PostgresServer
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.fakes.server import BackgroundServer
+from tests.live_server import serve_in_thread
 from tests.web.test_brand import write_brand
 
 NAME = "Acme Assist"
@@ -49,17 +46,10 @@ def branded_hutch(
         pytest.fail("Browser tests need Debian's Chromium: apt-get install chromium")
     # Acme Assist, #0a7d5a, a logo in its assets, powered_by = false; the file overrides the name setting.
     brand_file = write_brand(tmp_path_factory.mktemp("brand"))
-    url = postgres.create_database(prefix="hutch_brand", template=migrated_template)
-    configured = settings.model_copy(
-        update={"database_url": SecretStr(url), "brand_file": brand_file, "brand_name": "Overridden"}
-    )
-    server = BackgroundServer(create_app(resources=build_test_resources(configured, Database(url), url)))
-    server.start()
-    try:
-        yield BrandedHutch(server.base_url)
-    finally:
-        server.stop()
-        postgres.drop_database(url)
+    with serve_in_thread(
+        postgres, migrated_template, settings, "hutch_brand", brand_file=brand_file, brand_name="Overridden"
+    ) as served:
+        yield BrandedHutch(served.base_url)
 
 
 @pytest.fixture(scope="module")
