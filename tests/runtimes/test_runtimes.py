@@ -217,10 +217,10 @@ async def test_failed_attempts_are_retried_then_reported(runtimes: Runtimes) -> 
     assert (await r.state())["attempts"] == 0
 
 
-async def test_a_dedicated_agent_is_answered_by_its_runtime(
-    runtimes: Runtimes, fake_llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+async def request_runtime_on_the_fake(
+    r: Runtimes, fake_llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    r = runtimes
+    """The agent on a model the org's key serves from the fake LLM, and its runtime requested."""
     monkeypatch.setenv("HUTCH_PROVIDER_URLS_ALLOW_PRIVATE", "true")  # the runtime reaches the local fake
     key = await r.client.post(
         "/api/v1/provider-keys",
@@ -232,6 +232,13 @@ async def test_a_dedicated_agent_is_answered_by_its_runtime(
         f"/api/v1/agents/{r.agent_id}", json={"model": "openai/gpt-4o-mini"}, headers=r.owner.headers
     )
     await r.client.post(r.url, headers=r.owner.headers)
+
+
+async def test_a_dedicated_agent_is_answered_by_its_runtime(
+    runtimes: Runtimes, fake_llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = runtimes
+    await request_runtime_on_the_fake(r, fake_llm, monkeypatch)
     fake_llm.script(ScriptedReply(content="Meanwhile, the shared workers answer."))
     chat = f"/api/v1/agents/{r.agent_id}/chat"
     first = await r.client.post(chat, json={"message": "Hello?"}, headers=r.owner.headers)

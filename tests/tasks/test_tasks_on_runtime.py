@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
-from tests.runtimes.test_runtimes import Runtimes, runtimes  # noqa: F401 - the fixture
+from tests.runtimes.test_runtimes import Runtimes, request_runtime_on_the_fake, runtimes  # noqa: F401 - the fixture
 
 PLAN = '{"steps": [{"title": "Count the open invoices"}]}'
 
@@ -16,17 +16,7 @@ async def test_a_dedicated_agents_task_steps_are_answered_by_its_runtime(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     r = runtimes
-    monkeypatch.setenv("HUTCH_PROVIDER_URLS_ALLOW_PRIVATE", "true")  # the runtime reaches the local fake
-    key = await r.client.post(
-        "/api/v1/provider-keys",
-        json={"provider": "openai", "api_key": "sk-org-runtime", "base_url": fake_llm.api_base},
-        headers=r.owner.headers,
-    )
-    assert key.status_code == 201, key.text
-    await r.client.patch(
-        f"/api/v1/agents/{r.agent_id}", json={"model": "openai/gpt-4o-mini"}, headers=r.owner.headers
-    )
-    await r.client.post(r.url, headers=r.owner.headers)
+    await request_runtime_on_the_fake(r, fake_llm, monkeypatch)
     assert "ready" in await r.jobs.run_pending()
 
     fake_llm.script(ScriptedReply(content=PLAN), ScriptedReply(content="There are 7 open invoices."))
