@@ -4,6 +4,7 @@ through a ``.pth`` file that nobody vouched for."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sysconfig
@@ -93,9 +94,19 @@ def test_pytorch_is_pinned_once_and_left_out_of_the_hashed_locks() -> None:
 
 
 def make_commands(*arguments: str) -> list[str]:
-    """What ``make`` would run from scratch (``-B -n``: every target out of date, nothing executed)."""
+    """What ``make`` would run from scratch (``-B -n``: every target out of date, nothing executed).
+
+    The outer ``make test`` passes its command-line variables (CI's ``EXTRAS=...``) down through MAKEFLAGS;
+    they are dropped so each case sees only its own arguments."""
+    environment = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
     done = subprocess.run(
-        ["make", "-B", "-n", *arguments], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30
+        ["make", "-B", "-n", *arguments],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     return done.stdout.splitlines()
 
