@@ -45,3 +45,15 @@ class ScreenshotRepository:
             .limit(1)
         )
         return found
+
+    async def keys_of_agent(self, org_id: str, agent_id: str) -> list[str]:
+        """Where the agent's screenshot images are kept (its rows go with the agent by cascade)."""
+        return list(
+            (
+                await self.session.scalars(
+                    select(Screenshot.storage_key).where(
+                        Screenshot.org_id == org_id, Screenshot.agent_id == agent_id
+                    )
+                )
+            ).all()
+        )

@@ -2,13 +2,16 @@
 
 :func:`build_screenshot_store` picks one from settings at start-up (``HUTCH_SCREENSHOTS_BUCKET`` names a
 bucket; ``HUTCH_SCREENSHOTS_S3_ENDPOINT_URL`` points at MinIO, R2 or another S3-compatible service).
-Keys are ``<org id>/<screenshot id>.jpg``, made by Hutch, never by a caller.
+Keys are ``<org id>/<screenshot id>.jpg``, made by Hutch, never by a caller. Deleting is idempotent (what is
+gone already is not an error): an org's deletion removes its whole prefix, an agent's the keys of its rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,6 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from hutch.settings import Settings
 
 SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_-]+\.(jpg|png)$")
+SAFE_ORG = re.compile(r"^[A-Za-z0-9_-]+$")
+DELETE_BATCH = 1000  # keys per S3 DeleteObjects call (its limit)
 
 
 class ScreenshotStoreFailed(Exception):
@@ -31,6 +36,20 @@ class ScreenshotStore(Protocol):
     async def put(self, key: str, data: bytes, content_type: str) -> None: ...
 
     async def get(self, key: str) -> bytes | None: ...
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        """Remove these images (those already gone are skipped)."""
+        ...
+
+    async def delete_org(self, org_id: str) -> int:
+        """Remove every image of the org (its key prefix); how many were there."""
+        ...
+
+
+def _org_prefix(org_id: str) -> str:
+    if not SAFE_ORG.match(org_id):
+        raise ValueError(f"not an org id: {org_id!r}")
+    return f"{org_id}/"
 
 
 def screenshot_key(org_id: str, screenshot_id: str) -> str:
@@ -68,6 +87,30 @@ class FileScreenshots:
         except FileNotFoundError:
             return None
 
+    async def delete(self, keys: Sequence[str]) -> None:
+        paths = [self._path(key) for key in keys]
+        await asyncio.to_thread(self._unlink, paths)
+
+    @staticmethod
+    def _unlink(paths: list[Path]) -> None:
+        for path in paths:
+            path.unlink(missing_ok=True)
+
+    async def delete_org(self, org_id: str) -> int:
+        folder = self.root / _org_prefix(org_id)
+        return await asyncio.to_thread(self._remove_folder, folder)
+
+    @staticmethod
+    def _remove_folder(folder: Path) -> int:
+        if not folder.is_dir():
+            return 0
+        try:
+            count = sum(1 for p in folder.iterdir() if p.suffix in (".jpg", ".png"))
+            shutil.rmtree(folder)
+        except FileNotFoundError:  # removed meanwhile (a deletion run twice at once)
+            return 0
+        return count
+
 
 class BucketScreenshots:
     """Objects in an S3-compatible bucket, through boto3 (its calls run in a thread)."""
@@ -95,6 +138,53 @@ class BucketScreenshots:
             raise ScreenshotStoreFailed(f"the screenshot could not be read from {self.bucket}") from None
         body: bytes = await asyncio.to_thread(answer["Body"].read)
         return body
+
+    async def delete(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            if not SAFE_KEY.match(key):
+                raise ValueError(f"not a screenshot key: {key!r}")
+        await self._delete_keys(list(keys))
+
+    async def delete_org(self, org_id: str) -> int:
+        prefix = _org_prefix(org_id)
+        try:
+            keys = await asyncio.to_thread(self._keys_under, prefix)
+        except (BotoCoreError, ClientError) as exc:
+            raise ScreenshotStoreFailed(
+                f"the screenshots in {self.bucket} could not be listed: {exc}"
+            ) from None
+        return await self._delete_keys(keys)
+
+    def _keys_under(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys += [item["Key"] for item in page.get("Contents", [])]
+        return keys
+
+    async def _delete_keys(self, keys: list[str]) -> int:
+        """S3 deletes a missing key without complaint, so a retried deletion just deletes nothing again;
+        how many keys were given."""
+        removed = 0
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start : start + DELETE_BATCH]
+            try:
+                answer = await asyncio.to_thread(
+                    self.client.delete_objects,
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+                )
+            except (BotoCoreError, ClientError) as exc:
+                raise ScreenshotStoreFailed(
+                    f"the screenshots could not be deleted from {self.bucket}: {exc}"
+                ) from None
+            errors = answer.get("Errors") or []
+            if errors:
+                raise ScreenshotStoreFailed(
+                    f"{len(errors)} screenshot(s) could not be deleted from {self.bucket}: "
+                    f"{errors[0].get('Code', 'error')}"
+                )
+            removed += len(batch)
+        return removed
 
 
 def build_screenshot_store(settings: Settings) -> ScreenshotStore:

@@ -7,7 +7,8 @@ The steps, each recorded in the deletion's ``report`` when done (a retry skips t
 2. per organisation: ``telegram`` — each bot's webhook removed (``deleteWebhook``), ``runtimes`` — the
    dedicated runtimes destroyed by their driver, ``stripe`` — the Stripe customer deleted (its subscriptions
    end with it), ``data`` — the organisation's row, with everything that belongs to it by the database's
-   cascades;
+   cascades, ``screenshots`` — the images of its agents' browser screenshots, from files or the bucket
+   (everything under the org's key prefix; none can be added once its rows are gone);
 3. ``users`` — the user (or the members left in no organisation), with their sessions and tokens.
 
 An account goes with the organisations it owns alone. What a step failed on is kept (``error``), in words
@@ -247,6 +248,7 @@ class Deletions:
                 (f"runtimes:{org_id}", lambda org_id=org_id: self._runtimes(org_id)),
                 (f"stripe:{org_id}", lambda org_id=org_id: self._stripe(org_id)),
                 (f"data:{org_id}", lambda org_id=org_id: self._data(org_id)),
+                (f"screenshots:{org_id}", lambda org_id=org_id: self._screenshots(org_id)),
             ]
         steps.append(("users", lambda: self._users(deletion.report["users_to_delete"])))
         return steps
@@ -317,6 +319,10 @@ class Deletions:
     async def _data(self, org_id: str) -> str:
         removed = await self.reads.delete_org(org_id)
         return "organisation and its data deleted" if removed else "already gone"
+
+    async def _screenshots(self, org_id: str) -> str:
+        removed = await self.resources.screenshots.delete_org(org_id)
+        return f"{removed} screenshot(s) removed"
 
     async def _users(self, user_ids: list[str]) -> str:
         return f"{await self.reads.delete_users(user_ids)} user(s) deleted"
