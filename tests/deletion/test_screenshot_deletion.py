@@ -28,6 +28,7 @@ from hutch.settings import Settings
 from tests.browser.test_screenshot_store import BUCKET, s3_endpoint  # noqa: F401 - the fixture
 from tests.conftest import RecordingJobQueue
 from tests.factories import Account, create_account
+from tests.web.test_dashboard import csrf_of, log_in
 
 JPEG = b"\xff\xd8\xff\xe0 a screen"
 
@@ -163,3 +164,23 @@ async def test_screenshots_go_with_their_agent_and_their_org(
         and again["report"][f"screenshots:{owner.org.id}"] == "0 screenshot(s) removed"
     )
     assert await kept(store, others) == [True]
+
+
+async def test_an_agent_deleted_from_the_dashboard_takes_its_screenshots_along(
+    client: AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    jobs: RecordingJobQueue,
+    resources: Resources,
+) -> None:
+    owner = await create_account(session, settings, org_name="Tidy")
+    agent = (await client.post("/api/v1/agents", json={"name": "Scout"}, headers=owner.headers)).json()
+    keys = await shots(session, resources.screenshots, owner, agent["id"], 2)
+    await log_in(client, owner.user.email)
+    form = await client.get(f"/app/agents/{agent['id']}/settings?confirm=1")
+    deleted = await client.post(
+        f"/app/agents/{agent['id']}/delete", data={"confirm": "Scout", "csrf": csrf_of(form)}
+    )
+    assert deleted.status_code == 303, deleted.text
+    assert await jobs.run_pending() == ["2 screenshot(s) forgotten"]
+    assert await kept(resources.screenshots, keys) == [False, False]

@@ -22,6 +22,7 @@ from hutch.conversations.service import ConversationService
 from hutch.core.errors import BadRequest, HutchError
 from hutch.core.principal import Principal
 from hutch.db.engine import UnitOfWork
+from hutch.deletion.flow import delete_agent as delete_agent_and_its_parts
 from hutch.engine.tools import TOOLS
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.http.uploads import chat_form, is_multipart, validated
@@ -315,5 +316,5 @@ async def delete_agent(
     agent = await load_agent(found, uow, resources, agent_id)
     if confirm != agent.name:
         return RedirectResponse(f"/app/agents/{agent.id}/settings?confirm=1", status_code=303)
-    await agents_service(uow, resources).delete(found.principal, agent.id)
+    await delete_agent_and_its_parts(uow, resources, found.principal, agent.id)
     return RedirectResponse("/app/agents", status_code=303)
