@@ -15,6 +15,12 @@ from starlette.routing import Route
 from tests.fakes.server import BackgroundServer
 
 REPORT = b"Quarterly report\nRevenue grew 12 percent.\n"
+# /signin and /pointer place their fields and button at fixed points: (x, y) of each one's centre.
+FIXED_STYLE = (
+    "body{margin:0}#u,#p,#b{position:fixed;left:100px;width:300px;height:40px;font-size:20px}"
+    "#u{top:100px}#p{top:200px}#b{top:300px}"
+)
+SIGNIN_FIELDS = {"username": (250, 120), "password": (250, 220), "button": (250, 320)}
 
 
 def page(title: str, body: str) -> HTMLResponse:
@@ -39,6 +45,8 @@ class TestSite(BackgroundServer):
                 routes=[
                     Route("/login", self._login_form, methods=["GET"]),
                     Route("/login", self._login, methods=["POST"]),
+                    Route("/signin", self._signin_form),
+                    Route("/pointer", self._pointer),
                     Route("/account", self._account),
                     Route("/apply/1", self._apply_first, methods=["GET", "POST"]),
                     Route("/apply/2", self._apply_second, methods=["GET", "POST"]),
@@ -66,6 +74,31 @@ class TestSite(BackgroundServer):
             "<label>Username <input name=username></label>"
             "<label>Password <input type=password name=password></label>"
             "<button>Sign in</button></form>",
+        )
+
+    async def _signin_form(self, request: Request) -> Response:
+        """The login form laid out at fixed points of the screen, for models that click at coordinates:
+        the centres of Username, Password and the button are SIGNIN_FIELDS."""
+        return page(
+            "Sign in",
+            f"<style>{FIXED_STYLE}</style><form method=post action=/login>"
+            "<input id=u name=username aria-label=Username>"
+            "<input id=p type=password name=password aria-label=Password>"
+            "<button id=b>Sign in</button></form>",
+        )
+
+    async def _pointer(self, request: Request) -> Response:
+        """A tall page whose fixed button and keys write what they got into the page (#log)."""
+        return page(
+            "Pointer",
+            f"<style>{FIXED_STYLE}#log{{position:fixed;left:100px;top:400px}}</style>"
+            "<div style='height:4000px'></div><button id=b>Press</button><p id=log></p>"
+            "<script>const log=[];const b=document.getElementById('b');"
+            "const show=(what)=>{log.push(what);document.getElementById('log').textContent=log.join(' ')};"
+            "b.onclick=()=>show('click');b.ondblclick=()=>show('dblclick');"
+            "b.oncontextmenu=(e)=>{e.preventDefault();show('contextmenu')};"
+            "document.onkeydown=(e)=>{if(e.ctrlKey&&e.key==='k')show('ctrl+k')};"
+            "window.onscroll=()=>{document.title='Pointer at '+Math.round(window.scrollY)};</script>",
         )
 
     async def _login(self, request: Request) -> Response:

@@ -3,17 +3,19 @@
 It records every request and answers from a script: text, tool calls, streaming (server-sent events),
 delays, HTTP errors in Anthropic's error shape, errors inside a stream and garbage bodies. With nothing
 scripted it echoes the last user text, so flows work without setup. Requests are checked the way the
-real API checks them (key, version header, required fields, tool_use / tool_result pairing), so an
-engine that builds a malformed conversation fails here as it would in production.
+real API checks them (key, version header, required fields, tool_use / tool_result pairing, images that
+are what their media type says, the computer tool only under its beta), so an engine that builds a
+malformed conversation fails here as it would in production.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +28,21 @@ from starlette.routing import Route
 from tests.fakes.llm import RecordedRequest
 from tests.fakes.server import BackgroundServer
 
-__all__ = ["AnthropicReply", "FakeAnthropicServer", "RecordedRequest", "ToolUse"]
+__all__ = ["AnthropicReply", "FakeAnthropicServer", "RecordedRequest", "ToolUse", "betas_of"]
+
+# The computer tool's versions and the beta each needs (https://docs.anthropic.com/en/docs/agents-and-tools/
+# tool-use/computer-use-tool).
+COMPUTER_TOOL_BETAS = {
+    "computer_20241022": "computer-use-2024-10-22",
+    "computer_20250124": "computer-use-2025-01-24",
+    "computer_20251124": "computer-use-2025-11-24",
+}
+IMAGE_MAGIC = {
+    "image/jpeg": b"\xff\xd8\xff",
+    "image/png": b"\x89PNG",
+    "image/gif": b"GIF8",
+    "image/webp": b"RIFF",
+}
 
 # https://docs.anthropic.com/en/api/errors
 ERROR_TYPES = {
@@ -128,6 +144,11 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def betas_of(headers: Mapping[str, str]) -> set[str]:
+    """The betas a request names in its ``anthropic-beta`` header (comma-separated)."""
+    return {beta.strip() for beta in headers.get("anthropic-beta", "").split(",") if beta.strip()}
+
+
 def _error_body(kind: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
@@ -204,7 +225,53 @@ def _check_messages(messages: Any) -> None:
     # An assistant turn ending in tool_use with no results after it is fine: the model is asked to go on.
 
 
-def _check_tools(tools: Any, tool_choice: Any) -> None:
+def _check_computer_tool(i: int, tool: dict[str, Any], betas: set[str]) -> None:
+    """The computer tool exists only under its beta, and takes the screen's size instead of a schema."""
+    kind = str(tool["type"])
+    beta = COMPUTER_TOOL_BETAS.get(kind)
+    if beta is None or beta not in betas:
+        raise InvalidRequest(
+            f"tools.{i}: Input tag '{kind}' found using 'type' does not match any of the expected tags"
+        )
+    if tool.get("name") != "computer":
+        raise InvalidRequest(f"tools.{i}.{kind}.name: Input should be 'computer'")
+    for field_name in ("display_width_px", "display_height_px"):
+        value = tool.get(field_name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidRequest(f"tools.{i}.{kind}.{field_name}: Input should be a positive integer")
+    if "input_schema" in tool:
+        raise InvalidRequest(f"tools.{i}.{kind}.input_schema: Extra inputs are not permitted")
+
+
+def _check_image(where: str, block: dict[str, Any]) -> None:
+    source = block.get("source")
+    if not isinstance(source, dict) or source.get("type") != "base64":
+        raise InvalidRequest(f"{where}.source: Input should be a base64 image source")
+    media_type = source.get("media_type")
+    if media_type not in IMAGE_MAGIC:
+        raise InvalidRequest(f"{where}.source.media_type: Input should be {', '.join(IMAGE_MAGIC)}")
+    try:
+        data = base64.b64decode(str(source.get("data", "")), validate=True)
+    except ValueError:
+        raise InvalidRequest(f"{where}.source.data: Invalid base64 data") from None
+    if not data.startswith(IMAGE_MAGIC[media_type]):
+        raise InvalidRequest(f"{where}: Image does not match the provided media type {media_type}")
+
+
+def _check_images(messages: list[dict[str, Any]]) -> None:
+    """Images, in messages and inside tool results, are real images of their media type."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            if block["type"] == "image":
+                _check_image(f"messages.{i}.content.{j}", block)
+            inner = block.get("content") if block["type"] == "tool_result" else None
+            for k, part in enumerate(inner if isinstance(inner, list) else []):
+                if isinstance(part, dict) and part.get("type") == "image":
+                    _check_image(f"messages.{i}.content.{j}.content.{k}", part)
+
+
+def _check_tools(tools: Any, tool_choice: Any, betas: set[str] | None = None) -> None:
     names: set[str] = set()
     if tools is not None:
         if not isinstance(tools, list):
@@ -212,6 +279,8 @@ def _check_tools(tools: Any, tool_choice: Any) -> None:
         for i, tool in enumerate(tools):
             if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
                 raise InvalidRequest(f"tools.{i}.name: Field required")
+            if str(tool.get("type", "")).startswith("computer_"):
+                _check_computer_tool(i, tool, betas or set())
             # Server tools (web search, ...) carry a versioned `type` and no schema.
             if tool.get("type", "custom") == "custom" and not isinstance(tool.get("input_schema"), dict):
                 raise InvalidRequest(f"tools.{i}.custom.input_schema: Field required")
@@ -225,7 +294,7 @@ def _check_tools(tools: Any, tool_choice: Any) -> None:
         raise InvalidRequest(f"tool_choice: tool {tool_choice.get('name')!r} is not in tools")
 
 
-def _check_request(body: dict[str, Any], *, needs_max_tokens: bool) -> None:
+def _check_request(body: dict[str, Any], *, needs_max_tokens: bool, betas: set[str] | None = None) -> None:
     for name in ("model", "messages") + (("max_tokens",) if needs_max_tokens else ()):
         if name not in body:
             raise InvalidRequest(f"{name}: Field required")
@@ -241,7 +310,8 @@ def _check_request(body: dict[str, Any], *, needs_max_tokens: bool) -> None:
     if "system" in body:
         _check_system(body["system"])
     _check_messages(body["messages"])
-    _check_tools(body.get("tools"), body.get("tool_choice"))
+    _check_images(body["messages"])
+    _check_tools(body.get("tools"), body.get("tool_choice"), betas)
 
 
 @dataclass
@@ -383,6 +453,11 @@ class FakeAnthropicServer(BackgroundServer):
     def requests(self) -> list[RecordedRequest]:
         return self.state.requests
 
+    def tool_results(self, index: int = -1) -> list[dict[str, Any]]:
+        """The ``tool_result`` blocks of a request's last message (the answers to the model's calls)."""
+        content = self.requests[index].body["messages"][-1]["content"]
+        return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+
     # --- endpoints --------------------------------------------------------------------------------
 
     async def _http_exception(self, request: Request, exc: Exception) -> Response:
@@ -421,7 +496,7 @@ class FakeAnthropicServer(BackgroundServer):
         if not isinstance(body, dict):
             return _error(400, "The request body is not valid JSON.")
         try:
-            _check_request(body, needs_max_tokens=needs_max_tokens)
+            _check_request(body, needs_max_tokens=needs_max_tokens, betas=betas_of(request.headers))
         except InvalidRequest as exc:
             return _error(400, str(exc))
         return body

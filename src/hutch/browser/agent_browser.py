@@ -39,6 +39,27 @@ log = structlog.get_logger(__name__)
 MAX_DOWNLOAD_TEXT = 8000  # characters of a downloaded file's text given to the model
 # What the tools may ask (``hutch.engine.browser_tools``), by action name.
 ACTIONS = frozenset({"open", "read", "click", "type", "select", "scroll", "back", "screenshot", "download"})
+# What a computer-use model's ``computer`` tool may ask (``hutch.engine.computer_use``): actions at screen
+# coordinates and on the keyboard, named as the model names them.
+POINTER_ACTIONS = frozenset(
+    {
+        "left_click",
+        "right_click",
+        "middle_click",
+        "double_click",
+        "triple_click",
+        "mouse_move",
+        "left_click_drag",
+        "left_mouse_down",
+        "left_mouse_up",
+        "scroll",
+        "type",
+        "key",
+        "hold_key",
+        "wait",
+        "cursor_position",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +109,8 @@ class AgentBrowser:
     downloads: list[BrowserFile] = field(default_factory=list)
 
     async def act(self, action: str, tool_call_id: str | None, **arguments: Any) -> BrowserResult:
-        if action not in ACTIONS:
+        pointer = action.startswith("computer:")
+        if action not in ACTIONS and (not pointer or action.removeprefix("computer:") not in POINTER_ACTIONS):
             return BrowserResult(f"There is no browser action {action!r}.")
         try:
             session = await self.pool.session(self.scope.key, self.scope.org_id, self.at_once)
@@ -114,7 +136,7 @@ class AgentBrowser:
         text = observation.for_model()
         if action == "download" and self.downloads and not note:
             text = f"{self._download_words(self.downloads[-1])}\n\n{text}"
-        return BrowserResult(text, shot_id, observation.screenshot)
+        return BrowserResult(text, shot_id, observation.screenshot, observation.in_brief())
 
     async def _perform(self, session: BrowserSession, action: str, arguments: dict[str, Any]) -> Observation:
         perform: dict[str, Callable[[], Awaitable[Observation]]] = {
@@ -129,6 +151,8 @@ class AgentBrowser:
             "scroll": lambda: session.scroll(str(arguments.get("direction", "down"))),
             "back": lambda: session.back(),
         }
+        if action.startswith("computer:"):
+            return await _point(session, action.removeprefix("computer:"), arguments)
         if action == "download":
             observation, file = await session.download(int(arguments["element"]), self.max_download_bytes)
             self.downloads.append(self._kept(file))
@@ -183,7 +207,7 @@ class AgentBrowser:
                     task_id=self.scope.task_id,
                     step=self.scope.step,
                     tool_call_id=(tool_call_id or "")[:100] or None,
-                    action=action,
+                    action=action.removeprefix("computer:"),
                     page_url=observation.reading.url[:4000],
                     storage_key=key,
                     content_type="image/jpeg",
@@ -192,3 +216,43 @@ class AgentBrowser:
                 )
             )
         return shot_id
+
+
+async def _point(session: BrowserSession, action: str, arguments: dict[str, Any]) -> Observation:
+    """A computer-use model's action (``computer:<action>``), at screen coordinates or on the keyboard."""
+
+    def point(name: str) -> tuple[int, int]:
+        value = arguments.get(name)
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise BrowserActionFailed(f"{action} needs `{name}` as [x, y].")
+        return int(value[0]), int(value[1])
+
+    text = str(arguments.get("text") or "")
+    clicks = {"left_click": 1, "double_click": 2, "triple_click": 3, "right_click": 1, "middle_click": 1}
+    if action in clicks:
+        button = {"right_click": "right", "middle_click": "middle"}.get(action, "left")
+        x, y = point("coordinate") if arguments.get("coordinate") is not None else session.cursor
+        return await session.pointer_click(x, y, button=button, clicks=clicks[action], modifiers=text)
+    if action == "mouse_move":
+        return await session.pointer_move(*point("coordinate"))
+    if action == "left_click_drag":
+        return await session.pointer_drag(point("start_coordinate"), point("coordinate"))
+    if action in ("left_mouse_down", "left_mouse_up"):
+        return await session.pointer_button(down=action == "left_mouse_down")
+    if action == "scroll":
+        direction = str(arguments.get("scroll_direction") or "down")
+        if direction not in ("up", "down", "left", "right"):
+            raise BrowserActionFailed("scroll_direction is up, down, left or right.")
+        at = point("coordinate") if arguments.get("coordinate") is not None else (None, None)
+        return await session.pointer_scroll(at[0], at[1], direction, int(arguments.get("scroll_amount") or 3))
+    if action == "type":
+        if not text:
+            raise BrowserActionFailed("type needs the `text` to type.")
+        return await session.keyboard_type(text)
+    if action in ("key", "hold_key"):
+        hold = float(arguments.get("duration") or 0) if action == "hold_key" else 0.0
+        return await session.keyboard_press(text, hold)
+    if action == "cursor_position":
+        x, y = session.cursor
+        return await session.observe(f"The mouse is at ({x}, {y}).")
+    return await session.wait(float(arguments.get("duration") or 1))

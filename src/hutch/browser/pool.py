@@ -28,6 +28,7 @@ from playwright.async_api import (
     Locator,
     Page,
     Playwright,
+    Request,
     async_playwright,
 )
 from playwright.async_api import Error as PlaywrightError
@@ -35,12 +36,13 @@ from playwright.async_api import Error as PlaywrightError
 from hutch.browser.egress_proxy import BYPASS_NOTHING, EgressProxy
 from hutch.browser.page_text import READ_PAGE_SCRIPT, PageReading, selector_of
 from hutch.core.egress import EgressPolicy, Resolver, system_resolver
+from hutch.engine.deps import BROWSER_SCREEN
 from hutch.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT = {"width": BROWSER_SCREEN[0], "height": BROWSER_SCREEN[1]}
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -54,6 +56,51 @@ CHROMIUM_ARGS = [
 ]
 SETTLE_MS = 3000  # after an action, how long to wait for a page it started loading
 SCREENSHOT_QUALITY = 70
+# Actions at screen coordinates (computer-use models): how long a click or a key press may take to start
+# loading a page before the screen is taken, and how far one step of the wheel scrolls.
+POINTER_SETTLE_MS = 150
+SCROLL_STEP_PX = 100
+MAX_WAIT_SECONDS = 5.0
+# Keys as computer-use models name them (X11 keysyms, as xdotool takes them) -> Playwright's names.
+KEY_NAMES = {
+    "return": "Enter",
+    "enter": "Enter",
+    "kp_enter": "Enter",
+    "tab": "Tab",
+    "escape": "Escape",
+    "esc": "Escape",
+    "backspace": "Backspace",
+    "delete": "Delete",
+    "del": "Delete",
+    "insert": "Insert",
+    "home": "Home",
+    "end": "End",
+    "up": "ArrowUp",
+    "down": "ArrowDown",
+    "left": "ArrowLeft",
+    "right": "ArrowRight",
+    "page_up": "PageUp",
+    "prior": "PageUp",
+    "pageup": "PageUp",
+    "page_down": "PageDown",
+    "next": "PageDown",
+    "pagedown": "PageDown",
+    "space": "Space",
+    "minus": "-",
+    "plus": "+",
+    "equal": "=",
+    "period": ".",
+    "comma": ",",
+    "slash": "/",
+    "ctrl": "Control",
+    "control": "Control",
+    "alt": "Alt",
+    "shift": "Shift",
+    "super": "Meta",
+    "cmd": "Meta",
+    "meta": "Meta",
+    "win": "Meta",
+}
 
 
 class BrowserBusy(Exception):
@@ -76,6 +123,11 @@ class Observation:
         text = self.reading.for_model()
         return f"{self.note}\n\n{text}" if self.note else text
 
+    def in_brief(self) -> str:
+        """What the action did and which page is open, without the page's text."""
+        where = f"Page: {self.reading.title or '(no title)'}\nAddress: {self.reading.url}"
+        return f"{self.note}\n{where}" if self.note else where
+
 
 @dataclass(frozen=True)
 class DownloadedFile:
@@ -96,6 +148,8 @@ class BrowserSession:
     last_used: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     closed: bool = False
+    cursor: tuple[int, int] = (0, 0)  # where the mouse was last moved (Playwright does not tell)
+    _loads: _PageLoads | None = None  # watches the page for loads that pointer actions start
 
     @property
     def busy(self) -> bool:
@@ -191,6 +245,123 @@ class BrowserSession:
         observation = await self.observe(f"Downloaded {download.suggested_filename} ({len(data)} bytes).")
         return observation, DownloadedFile(download.suggested_filename or "download", data)
 
+    # --- actions at screen coordinates, for computer-use models -------------------------------------
+
+    async def pointer_click(
+        self, x: int, y: int, *, button: str = "left", clicks: int = 1, modifiers: str = ""
+    ) -> Observation:
+        """Click (``clicks`` times) at a point of the screen, holding ``modifiers`` ("shift", "ctrl+alt")."""
+        self._on_screen(x, y)
+        held = [_key_name(k) for k in modifiers.split("+") if k.strip()] if modifiers else []
+        marks = self._marks()
+        try:
+            for key in held:
+                await self.page.keyboard.down(key)
+            await self.page.mouse.click(x, y, button=button, click_count=clicks)  # type: ignore[arg-type]
+            for key in reversed(held):
+                await self.page.keyboard.up(key)
+        except PlaywrightError as exc:
+            raise BrowserActionFailed(f"Clicking at ({x}, {y}) did not work: {_first_line(exc)}") from None
+        self.cursor = (x, y)
+        what = {1: "Clicked", 2: "Double-clicked", 3: "Triple-clicked"}.get(clicks, "Clicked")
+        side = "" if button == "left" else f" with the {button} button"
+        return await self._settled(marks, f"{what}{side} at ({x}, {y}).")
+
+    async def pointer_move(self, x: int, y: int) -> Observation:
+        self._on_screen(x, y)
+        marks = self._marks()
+        await self.page.mouse.move(x, y)
+        self.cursor = (x, y)
+        return await self._settled(marks, f"Moved the mouse to ({x}, {y}).")
+
+    async def pointer_button(self, down: bool) -> Observation:
+        """Press (or release) the left button where the mouse is."""
+        marks = self._marks()
+        await (self.page.mouse.down() if down else self.page.mouse.up())
+        x, y = self.cursor
+        return await self._settled(
+            marks, f"{'Pressed' if down else 'Released'} the left button at ({x}, {y})."
+        )
+
+    async def pointer_drag(self, start: tuple[int, int], end: tuple[int, int]) -> Observation:
+        self._on_screen(*start)
+        self._on_screen(*end)
+        marks = self._marks()
+        await self.page.mouse.move(*start)
+        await self.page.mouse.down()
+        await self.page.mouse.move(*end, steps=10)
+        await self.page.mouse.up()
+        self.cursor = end
+        return await self._settled(marks, f"Dragged from {start} to {end}.")
+
+    async def pointer_scroll(self, x: int | None, y: int | None, direction: str, amount: int) -> Observation:
+        """Turn the wheel ``amount`` steps (``direction``: up, down, left or right) over a point."""
+        if x is not None and y is not None:
+            self._on_screen(x, y)
+            await self.page.mouse.move(x, y)
+            self.cursor = (x, y)
+        step = SCROLL_STEP_PX * max(1, min(amount, 50))
+        dx, dy = {"up": (0, -step), "down": (0, step), "left": (-step, 0), "right": (step, 0)}[direction]
+        await self.page.mouse.wheel(dx, dy)
+        await self.page.wait_for_timeout(POINTER_SETTLE_MS)
+        return await self.observe(f"Scrolled {direction} {amount} step(s).")
+
+    async def keyboard_type(self, text: str) -> Observation:
+        marks = self._marks()
+        try:
+            await self.page.keyboard.type(text)
+        except PlaywrightError as exc:
+            raise BrowserActionFailed(f"Typing did not work: {_first_line(exc)}") from None
+        return await self._settled(marks, f"Typed {len(text)} character(s).")
+
+    async def keyboard_press(self, keys: str, hold_seconds: float = 0.0) -> Observation:
+        """Press a key or a combination ("Return", "ctrl+a"); several, separated by spaces, in turn. With
+        ``hold_seconds``, hold it down that long."""
+        combos = ["+".join(_key_name(k) for k in combo.split("+")) for combo in keys.split()]
+        if not combos:
+            raise BrowserActionFailed("Name the key to press (for example Return or ctrl+a).")
+        marks = self._marks()
+        try:
+            for combo in combos:
+                if hold_seconds > 0:
+                    parts = combo.split("+")
+                    for key in parts:
+                        await self.page.keyboard.down(key)
+                    await self.page.wait_for_timeout(min(hold_seconds, MAX_WAIT_SECONDS) * 1000)
+                    for key in reversed(parts):
+                        await self.page.keyboard.up(key)
+                else:
+                    await self.page.keyboard.press(combo)
+        except PlaywrightError as exc:
+            raise BrowserActionFailed(f"Pressing {keys} did not work: {_first_line(exc)}") from None
+        return await self._settled(marks, f"Pressed {keys}.")
+
+    async def wait(self, seconds: float) -> Observation:
+        seconds = max(0.0, min(seconds, MAX_WAIT_SECONDS))
+        await self.page.wait_for_timeout(seconds * 1000)
+        return await self.observe(f"Waited {seconds:g} s.")
+
+    def _on_screen(self, x: int, y: int) -> None:
+        width, height = VIEWPORT["width"], VIEWPORT["height"]
+        if not (0 <= x < width and 0 <= y < height):
+            raise BrowserActionFailed(f"({x}, {y}) is off the screen, which is {width}x{height}.")
+
+    def _marks(self) -> tuple[int, int]:
+        """Where the page's loads and the proxy's refusals stand before an action."""
+        if self._loads is None:
+            self._loads = _PageLoads.watching(self.page)
+        return self._loads.navigations, len(self.proxy.refusals)
+
+    async def _settled(self, marks: tuple[int, int], note: str) -> Observation:
+        """The screen once a page the action started loading has loaded (a click on a link, Enter in a
+        form): such actions do not wait for it themselves."""
+        assert self._loads is not None
+        navigations, refusals = marks
+        await self.page.wait_for_timeout(POINTER_SETTLE_MS)
+        if self._loads.navigations > navigations:
+            await self._loads.loaded(self.page, self.timeout_ms)
+        return await self.observe(f"{note} {self._refusal_note(refusals)}".strip())
+
     async def _element(self, ref: int) -> Locator:
         locator = self.page.locator(selector_of(ref))
         if await locator.count() == 0:
@@ -218,6 +389,48 @@ class BrowserSession:
         with contextlib.suppress(PlaywrightError):
             await self.context.close()
         await self.proxy.close()
+
+
+@dataclass(eq=False)
+class _PageLoads:
+    """Counts the navigations of a page's main frame and whether the last one has loaded."""
+
+    navigations: int = 0
+    loads_after_last: int = 0
+
+    @classmethod
+    def watching(cls, page: Page) -> _PageLoads:
+        loads = cls()
+
+        def requested(request: Request) -> None:
+            if request.is_navigation_request() and request.frame == page.main_frame:
+                loads.navigations += 1
+                loads.loads_after_last = 0
+
+        def loaded(_: Page) -> None:
+            loads.loads_after_last += 1
+
+        page.on("request", requested)
+        page.on("load", loaded)
+        return loads
+
+    async def loaded(self, page: Page, timeout_ms: int) -> None:
+        """Wait (within ``SETTLE_MS``) until the page the last navigation asked for has loaded."""
+        deadline = time.monotonic() + min(SETTLE_MS, timeout_ms) / 1000
+        while self.loads_after_last == 0 and (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(PlaywrightError):
+                await page.wait_for_event("load", timeout=left * 1000)
+
+
+def _key_name(key: str) -> str:
+    """A key as Playwright names it, from a computer-use model's name for it ("Return", "ctrl", "a")."""
+    key = key.strip()
+    named = KEY_NAMES.get(key.lower())
+    if named is not None:
+        return named
+    if len(key) > 1 and key[0] in "fF" and key[1:].isdigit():
+        return f"F{key[1:]}"
+    return key
 
 
 def _read_capped(path: Path, max_bytes: int) -> bytes:

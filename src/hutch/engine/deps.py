@@ -45,6 +45,10 @@ class TeamActions(Protocol):
     async def cancel(self, task_id: str) -> str: ...
 
 
+# The browser's screen (its viewport), in pixels: computer-use models are told it and point within it.
+BROWSER_SCREEN = (1280, 800)
+
+
 @dataclass(frozen=True)
 class BrowserResult:
     """What a browser action answers the model: the page as text, and the screenshot kept of it."""
@@ -52,6 +56,9 @@ class BrowserResult:
     text: str
     screenshot_id: str | None = None
     image: bytes | None = None  # the screenshot itself (JPEG), for models that look at the screen
+    # What the action did and which page is open, without the page's text: for models that act on the
+    # screenshot (computer use), which is their view of the page. Empty: ``text`` says it all.
+    brief: str = ""
 
 
 class BrowserActions(Protocol):

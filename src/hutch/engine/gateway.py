@@ -1,7 +1,8 @@
 """The LLM gateway: turns a catalog model and credentials into a pydantic-ai model, and keeps SDK clients.
 
 Every OpenAI-compatible provider goes through ``OpenAIChatModel`` with an ``OpenAIProvider`` on its base URL
-(chat completions); Anthropic through ``AnthropicModel``; the demo model is a local function. SDK clients
+(chat completions); Anthropic through ``AnthropicModel`` (``anthropic_model``, which also offers the
+computer-use tool); the demo model is a local function. SDK clients
 retry timeouts, 429 and 5xx themselves (``HUTCH_LLM_MAX_RETRIES``, exponential backoff) before the engine
 turns to the agent's fallback model. They send over the SDKs' aiohttp transport, which takes a quarter less
 CPU per call than their default; OpenAI-compatible chat requests skip the SDK's walk of their body
@@ -111,14 +112,15 @@ class LLMGateway:
         client = self._client(resolved)
         if kind is ProviderKind.ANTHROPIC:
             from anthropic import AsyncAnthropic
-            from pydantic_ai.models.anthropic import AnthropicModel
             from pydantic_ai.providers.anthropic import AnthropicProvider
+
+            from hutch.engine.anthropic_model import HutchAnthropicModel
 
             assert isinstance(client, AsyncAnthropic)
             # Anthropic accepts temperatures up to 1.
             settings = ModelSettings(temperature=min(temperature, 1.0), max_tokens=max_tokens)
             provider = AnthropicProvider(anthropic_client=client)
-            return AnthropicModel(resolved.spec.name, provider=provider, settings=settings)
+            return HutchAnthropicModel(resolved.spec.name, provider=provider, settings=settings)
         assert isinstance(client, AsyncOpenAI)
         profile = OpenAIModelProfile(openai_supports_strict_tool_definition=resolved.strict_tools)
         return OpenAIChatModel(

@@ -39,6 +39,7 @@ from pydantic_ai.usage import UsageLimits
 
 from hutch.core.logging import redact_text
 from hutch.core.metrics import Metrics
+from hutch.engine.computer_use import drives_the_screen, with_computer
 from hutch.engine.deps import EngineDeps
 from hutch.engine.gateway import LLMGateway, ResolvedModel
 from hutch.engine.metering import MeteredToolset, ToolMeter
@@ -143,7 +144,10 @@ class Engine:
 
     def _tools(self, request: TurnRequest) -> list[Tool[EngineDeps]]:
         strict = request.primary.strict_tools and (request.fallback is None or request.fallback.strict_tools)
-        return TOOLS.build(request.tools, self.settings, strict=strict) + request.extra_tools
+        tools = TOOLS.build(request.tools, self.settings, strict=strict) + request.extra_tools
+        if request.deps.browser is not None and drives_the_screen(request.primary, request.fallback):
+            return with_computer(tools, strict)  # the browser as Anthropic's computer tool
+        return tools
 
     def _first_request(self, request: TurnRequest) -> FirstRequest | None:
         """The turn's first model request, made directly: most turns end with its answer, and the agent
@@ -320,10 +324,7 @@ def tool_calls_of(messages: list[ModelMessage], meter: ToolMeter | None = None) 
                     "result": None,
                 }
             elif isinstance(part, ToolReturnPart) and part.tool_call_id in calls:
-                content = (
-                    part.content if isinstance(part.content, str) else json.dumps(part.content, default=str)
-                )
-                calls[part.tool_call_id]["result"] = content[:2000]
+                calls[part.tool_call_id]["result"] = _result_text(part.content)[:2000]
                 if isinstance(part.metadata, dict):  # a connected tool's: which it was, whether it worked
                     calls[part.tool_call_id].update(
                         {k: v for k, v in part.metadata.items() if k in RECORDED_METADATA}
@@ -335,6 +336,16 @@ def tool_calls_of(messages: list[ModelMessage], meter: ToolMeter | None = None) 
                         calls[part.tool_call_id]["metered"] = True
                         calls[part.tool_call_id]["cost_micro_usd"] = record.cost_micro_usd
     return [c for c in calls.values() if c["result"] is not None]
+
+
+def _result_text(content: Any) -> str:
+    """A tool's answer as its record keeps it: its text; an image in it (a screenshot for a computer-use
+    model) is kept apart, as the record's ``screenshot``."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and any(isinstance(item, BinaryContent) for item in content):
+        return "\n".join(str(item) for item in content if isinstance(item, str))
+    return json.dumps(content, default=str)
 
 
 def text_of_event(event: object) -> str:

@@ -1,0 +1,140 @@
+"""Computer-use models drive the agent's browser through the interface they were trained on.
+
+A turn whose model the catalog marks ``computer_use`` on Anthropic (and whose fallback, if any, is one
+too) is offered Anthropic's own ``computer`` tool in place of the text tools that act on numbered
+elements: the model is told the screen's size, looks at screenshots and answers with actions at pixel
+coordinates (``left_click`` at ``[x, y]``, ``type``, ``key``, ``scroll`` ...). They run in the same
+browser as the text tools (the conversation's or the task's, behind the same egress guard and plan
+limits), each keeping a screenshot the same way; the screenshot is what the tool answers the model.
+
+The model keeps the text tools a screen cannot stand in for: ``browser_open`` (the screenshot shows the
+page, not an address bar), ``browser_read`` (a long page's text at once, and the element numbers the
+next two take), ``browser_select`` (a drop-down's list is drawn outside the page, so it never shows in
+a screenshot), ``browser_back`` and ``browser_download`` (the file is kept in the conversation).
+
+Here the tool is an ordinary pydantic-ai tool, marked in its metadata with the screen's size; the
+Anthropic model (``hutch.engine.anthropic_model``) sends a tool so marked as the ``computer`` tool.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic_ai import ModelRetry, RunContext, Tool
+from pydantic_ai.messages import BinaryContent, ToolReturn
+
+from hutch.engine.browser_tools import BROWSER_TOOL_NAMES, MAX_TYPED_CHARS, NO_BROWSER
+from hutch.engine.catalog import ProviderKind
+from hutch.engine.deps import BROWSER_SCREEN, BrowserResult, EngineDeps
+from hutch.engine.gateway import ResolvedModel
+from hutch.engine.metering import METERED
+
+COMPUTER: Final = "computer"  # the tool's name, fixed by Anthropic
+# The metadata key of the tool definition sent as Anthropic's computer tool; its value is the screen size.
+COMPUTER_USE = "computer_use"
+ANTHROPIC_COMPUTER_TOOL: Final = "computer_20250124"
+ANTHROPIC_COMPUTER_BETA = "computer-use-2025-01-24"
+KEPT_TEXT_TOOLS = frozenset(
+    {"browser_open", "browser_read", "browser_select", "browser_back", "browser_download"}
+)
+
+ComputerAction = Literal[
+    "screenshot",
+    "left_click",
+    "right_click",
+    "middle_click",
+    "double_click",
+    "triple_click",
+    "mouse_move",
+    "left_click_drag",
+    "left_mouse_down",
+    "left_mouse_up",
+    "scroll",
+    "type",
+    "key",
+    "hold_key",
+    "wait",
+    "cursor_position",
+]
+
+
+def drives_the_screen(primary: ResolvedModel, fallback: ResolvedModel | None) -> bool:
+    """Whether the turn's browser is offered as Anthropic's computer tool: both models that may answer
+    (the fallback too, which gets the same tools) are Anthropic models marked ``computer_use``."""
+    return all(
+        model.spec.computer_use and model.provider.kind is ProviderKind.ANTHROPIC
+        for model in (primary, fallback)
+        if model is not None
+    )
+
+
+async def computer(
+    ctx: RunContext[EngineDeps],
+    action: ComputerAction,
+    coordinate: list[int] | None = None,
+    text: str | None = None,
+    start_coordinate: list[int] | None = None,
+    scroll_direction: Literal["up", "down", "left", "right"] | None = None,
+    scroll_amount: int | None = None,
+    duration: float | None = None,
+) -> ToolReturn:
+    """Use the browser's screen: look at it, point, click, type and press keys.
+
+    Args:
+        action: What to do.
+        coordinate: [x, y] in pixels, for clicks, moving the mouse, the end of a drag and scrolling.
+        text: What to type; the key or combination to press ("Return", "ctrl+a"); keys to hold on a click.
+        start_coordinate: [x, y] where a drag starts.
+        scroll_direction: up, down, left or right.
+        scroll_amount: How many steps of the wheel to scroll.
+        duration: Seconds to wait, or to hold a key.
+    """
+    browser = ctx.deps.browser
+    if browser is None:
+        return ToolReturn(return_value=NO_BROWSER)
+    if text is not None and len(text) > MAX_TYPED_CHARS:
+        raise ModelRetry(f"Type at most {MAX_TYPED_CHARS} characters at once.")
+    if action == "screenshot":
+        result = await browser.act("screenshot", ctx.tool_call_id)
+    else:
+        arguments = {
+            "coordinate": coordinate,
+            "text": text,
+            "start_coordinate": start_coordinate,
+            "scroll_direction": scroll_direction,
+            "scroll_amount": scroll_amount,
+            "duration": duration,
+        }
+        given = {name: value for name, value in arguments.items() if value is not None}
+        result = await browser.act(f"computer:{action}", ctx.tool_call_id, **given)
+    return screen_answer(result)
+
+
+def screen_answer(result: BrowserResult) -> ToolReturn:
+    """The tool's answer: what the action did and the page's address, then the screen as an image (the
+    tool result's content, as Anthropic's computer tool expects it)."""
+    metadata = {"screenshot": result.screenshot_id} if result.screenshot_id else None
+    words = result.brief or result.text
+    if result.image is None:
+        return ToolReturn(return_value=words, metadata=metadata)
+    screen = BinaryContent(data=result.image, media_type="image/jpeg")
+    return ToolReturn(return_value=[words, screen], metadata=metadata)
+
+
+def computer_tool(strict: bool) -> Tool[EngineDeps]:
+    width, height = BROWSER_SCREEN
+    return Tool(
+        computer,
+        name=COMPUTER,
+        strict=strict or None,
+        metadata={METERED: True, COMPUTER_USE: {"display_width_px": width, "display_height_px": height}},
+    )
+
+
+def with_computer(tools: list[Tool[EngineDeps]], strict: bool) -> list[Tool[EngineDeps]]:
+    """The turn's tools with the browser's element tools replaced by the computer tool (see the module's
+    docstring for the ones kept); unchanged when the browser is not among them."""
+    if not any(tool.name in BROWSER_TOOL_NAMES for tool in tools):
+        return tools
+    kept = [tool for tool in tools if tool.name not in BROWSER_TOOL_NAMES or tool.name in KEPT_TEXT_TOOLS]
+    return [*kept, computer_tool(strict)]
