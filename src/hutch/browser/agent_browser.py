@@ -3,8 +3,9 @@
 It opens (or finds again) the browser session of what the turn works for — its conversation, or its task,
 whose steps share one — runs the action, keeps a screenshot of the screen after it (the image in the
 screenshot store, its row in a short unit of work of its own: no connection is held while the browser
-works) and answers the model in words. Files downloaded are kept here until the turn stores its answer,
-which carries them as attachments (``hutch.turns.flow``).
+works; on a dedicated runtime, in the answer the platform reads) and answers the model in words. Files
+downloaded are kept here until the turn stores its answer, which carries them as attachments
+(``hutch.turns.flow``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import mimetypes
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from playwright.async_api import Error as PlaywrightError
@@ -97,12 +98,60 @@ class BrowserFile:
     text: str | None
 
 
-@dataclass
-class AgentBrowser:
-    pool: BrowserPool
+class ScreenshotKeeper(Protocol):
+    """Where a browser's screenshots go: the platform's store and rows (:class:`StoredScreenshots`), or on a
+    dedicated runtime the answer the platform reads (``hutch.runtimes.browser``)."""
+
+    async def keep(
+        self, scope: BrowserScope, image: bytes, action: str, tool_call_id: str | None, page_url: str
+    ) -> str | None:
+        """Keep one screen (a JPEG); its id, None when it could not be kept (the action still counts)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoredScreenshots:
+    """The image in the screenshot store, its row in a short unit of work of its own."""
+
     store: ScreenshotStore
     database: Database
     jobs: JobSink | None
+
+    async def keep(
+        self, scope: BrowserScope, image: bytes, action: str, tool_call_id: str | None, page_url: str
+    ) -> str | None:
+        shot_id = new_id("shot")
+        key = screenshot_key(scope.org_id, shot_id)
+        try:
+            await self.store.put(key, image, "image/jpeg")
+        except (ScreenshotStoreFailed, OSError) as exc:
+            log.warning("a browser screenshot could not be stored", error=str(exc))
+            return None
+        async with unit_of_work(self.database, self.jobs) as uow:
+            ScreenshotRepository(uow.session).add(
+                Screenshot(
+                    id=shot_id,
+                    org_id=scope.org_id,
+                    agent_id=scope.agent_id,
+                    conversation_id=scope.conversation_id,
+                    task_id=scope.task_id,
+                    step=scope.step,
+                    tool_call_id=(tool_call_id or "")[:100] or None,
+                    action=action[:40],
+                    page_url=page_url[:4000],
+                    storage_key=key,
+                    content_type="image/jpeg",
+                    size_bytes=len(image),
+                    created_at=datetime.now(UTC),
+                )
+            )
+        return shot_id
+
+
+@dataclass
+class AgentBrowser:
+    pool: BrowserPool
+    keeper: ScreenshotKeeper  # where its screenshots go
     scope: BrowserScope
     at_once: int | None  # browsers the org may have open at once (its plan); None: no limit
     max_download_bytes: int
@@ -189,33 +238,14 @@ class AgentBrowser:
         return words
 
     async def _keep(self, observation: Observation, action: str, tool_call_id: str | None) -> str | None:
-        """Store the screenshot and its row; None when the store failed (the action still counts)."""
-        shot_id = new_id("shot")
-        key = screenshot_key(self.scope.org_id, shot_id)
-        try:
-            await self.store.put(key, observation.screenshot, "image/jpeg")
-        except (ScreenshotStoreFailed, OSError) as exc:
-            log.warning("a browser screenshot could not be stored", error=str(exc))
-            return None
-        async with unit_of_work(self.database, self.jobs) as uow:
-            ScreenshotRepository(uow.session).add(
-                Screenshot(
-                    id=shot_id,
-                    org_id=self.scope.org_id,
-                    agent_id=self.scope.agent_id,
-                    conversation_id=self.scope.conversation_id,
-                    task_id=self.scope.task_id,
-                    step=self.scope.step,
-                    tool_call_id=(tool_call_id or "")[:100] or None,
-                    action=action.removeprefix("computer:"),
-                    page_url=observation.reading.url[:4000],
-                    storage_key=key,
-                    content_type="image/jpeg",
-                    size_bytes=len(observation.screenshot),
-                    created_at=datetime.now(UTC),
-                )
-            )
-        return shot_id
+        """Keep the screen after the action; None when it could not be kept (the action still counts)."""
+        return await self.keeper.keep(
+            self.scope,
+            observation.screenshot,
+            action.removeprefix("computer:"),
+            tool_call_id,
+            observation.reading.url,
+        )
 
 
 async def _point(session: BrowserSession, action: str, arguments: dict[str, Any]) -> Observation:

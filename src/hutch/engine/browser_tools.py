@@ -19,7 +19,7 @@ from hutch.engine.deps import BrowserResult, EngineDeps
 from hutch.engine.metering import METERED
 
 BROWSER = "browser"  # the name an agent's ``tools`` holds for the whole toolset
-NO_BROWSER = "No browser is available here (not in the plan, or not on this runtime yet); answer without it."
+NO_BROWSER = "No browser is available here (the plan leaves it out); answer without it."
 MAX_TYPED_CHARS = 5000
 
 

@@ -38,6 +38,8 @@ class RuntimeConfig(BaseModel):
     org_name: str
     provider_keys: dict[str, ProviderKey] = {}  # the org's own keys; the platform's come from settings
     gateway_token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # the platform's bearer token, hashed
+    # The platform's HUTCH_EGRESS_ALLOW: private hosts or networks the agent's browser may reach.
+    egress_allow: list[str] = []
 
     def agent_row(self) -> Agent:
         """The agent as the engine knows it (a detached row: the runtime has no database)."""

@@ -313,6 +313,7 @@ async def build_spec(
             for p, c in keys.items()
         },
         gateway_token_sha256=sha256_hex(token),
+        egress_allow=list(settings.egress_allow),
     )
     plan = await Quotas(session.session, plans).plan_of(runtime.org_id)
     return RuntimeSpec(

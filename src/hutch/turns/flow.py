@@ -42,7 +42,7 @@ from hutch.billing.quotas import (
     quota_notice_due,
 )
 from hutch.billing.repository import UsageCounts
-from hutch.browser.agent_browser import AgentBrowser, BrowserScope
+from hutch.browser.agent_browser import AgentBrowser, BrowserScope, StoredScreenshots
 from hutch.conversations.attachments_repository import AttachmentRepository
 from hutch.conversations.end_users import EndUserProfile
 from hutch.conversations.inbox import EndUserBlocked, TakenOver
@@ -704,11 +704,10 @@ class TurnFlow:
             step=turn.task_step,
             reference=turn.reference,
         )
+        keeper = StoredScreenshots(self.resources.screenshots, self.resources.database, self.resources.jobs)
         return AgentBrowser(
             self.resources.browsers,
-            self.resources.screenshots,
-            self.resources.database,
-            self.resources.jobs,
+            keeper,
             scope,
             plan.at_once,
             self.settings.attachment_max_mb * 1024 * 1024,
@@ -783,7 +782,18 @@ class TurnFlow:
         ]
         prompt = prompt_with_documents(turn.prompt, turn.files, self.settings.attachment_prompt_tokens)
         messages.append({"role": "user", "content": prompt or ""})
-        return await complete(target, self.resources.catalog, messages, turn.end_user, turn.agent.slug)
+        # The runtime drives a browser of its own; the screens it sends are kept through the turn's browser.
+        turn.browser = self._browser(turn)
+        budget = turn.tool_budget
+        return await complete(
+            target,
+            self.resources.catalog,
+            messages,
+            turn.end_user,
+            turn.agent.slug,
+            browser=turn.browser,
+            tool_calls=(budget.left, budget.limit) if budget else None,
+        )
 
     # --- phase 3 -----------------------------------------------------------------------------------------
 
