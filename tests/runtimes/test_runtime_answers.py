@@ -155,7 +155,7 @@ async def test_screens_are_stored_for_the_turn_and_only_those_are_named(
     assert [(f.filename, f.data) for f in turn_browser.downloads] == [("report.txt", b"hi")]
 
     count = select(func.count()).select_from(Screenshot).where(Screenshot.agent_id == agent["id"])
-    before = await session.scalar(count)
+    before = await session.scalar(count) or 0
     outcome_event = event("hutch.outcome", {"ok": True, "text": "Done.", "tool_calls": []})
     for answer, with_browser in (
         (screen("shot_runtime2") + outcome_event, False),  # screens the plan did not allow
