@@ -1,6 +1,7 @@
-"""Computer-use models drive the same browser through Anthropic's computer tool: the model is told the
-screen's size, clicks at pixel coordinates and types, each action keeps a screenshot like the text tools'
-do, and the screenshot is what the model gets back. Other models keep the text toolset."""
+"""Computer-use models drive the same browser through their provider's computer tool (Anthropic's, and
+OpenAI's on the Responses API): the model is told the screen's size, clicks at pixel coordinates and
+types, each action keeps a screenshot like the text tools' do, and the screenshot is what the model gets
+back. Other models keep the text toolset."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hutch.browser.models import Screenshot
 from hutch.browser.pool import BrowserActionFailed, BrowserPool
 from hutch.settings import Settings
-from tests.browser.conftest import chat
+from tests.browser.conftest import call, chat
 from tests.browser.site import SIGNIN_FIELDS, TestSite
 from tests.factories import Account, create_account
 from tests.fakes.anthropic import AnthropicReply, FakeAnthropicServer, ToolUse, betas_of
+from tests.fakes.llm import FakeLLMServer, ScriptedReply
 
 pytestmark = pytest.mark.usefixtures("browsing")
 
@@ -202,3 +204,145 @@ async def test_pointer_actions_reach_the_page_at_their_coordinates(pool: Browser
             await session.run(lambda: session.pointer_click(1280, 10))
     finally:
         await pool.close_session("test:pointer")
+
+
+async def test_a_streamed_turn_drives_the_screen_too(
+    client: AsyncClient, owner: Account, fake_anthropic: FakeAnthropicServer, site: TestSite
+) -> None:
+    agent = await new_agent(client, owner, "anthropic/claude-sonnet-4-6")
+    fake_anthropic.script(
+        AnthropicReply(tool_calls=[ToolUse("browser_open", {"url": f"{site.base_url}/pointer"})]),
+        computer("left_click", coordinate=list(SIGNIN_FIELDS["button"])),
+        AnthropicReply(content="Pressed it once."),
+    )
+
+    answer = await client.post(
+        f"/api/v1/agents/{agent['id']}/chat",
+        json={"message": "Press the button"},
+        headers=owner.headers | {"Accept": "text/event-stream"},
+    )
+
+    assert answer.status_code == 200 and "Pressed it once." in answer.text
+    assert all(request.body.get("stream") for request in fake_anthropic.requests)
+    clicked = fake_anthropic.tool_results()[0]
+    assert "Clicked at (250, 320)." in text_of(clicked) and image_of(clicked)[:3] == b"\xff\xd8\xff"
+
+
+def clicks(*actions: dict[str, Any]) -> list[ScriptedReply]:
+    return [ScriptedReply(computer_action=action) for action in actions]
+
+
+async def test_openais_computer_use_model_signs_in_through_computer_calls(
+    client: AsyncClient, owner: Account, fake_llm: FakeLLMServer, site: TestSite, session: AsyncSession
+) -> None:
+    agent = await new_agent(client, owner, "openai/computer-use-preview")
+    (ux, uy), (px, py) = SIGNIN_FIELDS["username"], SIGNIN_FIELDS["password"]
+    fake_llm.script(
+        call("browser_open", url=f"{site.base_url}/signin"),
+        *clicks(
+            {"type": "click", "button": "left", "x": ux, "y": uy},
+            {"type": "type", "text": "ada"},
+            {"type": "click", "button": "left", "x": px, "y": py},
+            {"type": "type", "text": "open sesame"},
+            {"type": "keypress", "keys": ["ENTER"]},
+        ),
+        ScriptedReply(content="Signed in."),
+    )
+
+    answer = await chat(client, owner, agent, "Sign in as ada")
+
+    assert answer["message"]["content"] == "Signed in."
+    assert site.state.received == [("/login", {"username": "ada", "password": "open sesame"})]
+    first = fake_llm.requests[0]
+    assert first.path == "/v1/responses" and first.body["truncation"] == "auto"
+    assert {
+        "type": "computer_use_preview",
+        "display_width": 1280,
+        "display_height": 800,
+        "environment": "browser",
+    } in (first.body["tools"])
+    offered = sorted(tool.get("name", tool["type"]) for tool in first.body["tools"])
+    assert offered == sorted(
+        [
+            "computer_use_preview",
+            "browser_open",
+            "browser_read",
+            "browser_select",
+            "browser_back",
+            "browser_download",
+        ]
+    )
+    sent = fake_llm.requests[-1].body["input"]
+    outputs = [item for item in sent if item.get("type") == "computer_call_output"]
+    assert len(outputs) == 5
+    screens = [
+        base64.b64decode(o["output"]["image_url"].removeprefix("data:image/jpeg;base64,")) for o in outputs
+    ]
+    assert all(screen[:3] == b"\xff\xd8\xff" for screen in screens)
+    assert [item["action"]["type"] for item in sent if item.get("type") == "computer_call"] == [
+        "click",
+        "type",
+        "click",
+        "type",
+        "keypress",
+    ]
+
+    listed = await client.get(
+        f"/api/v1/agents/{agent['id']}/conversations/{answer['conversation_id']}/messages",
+        headers=owner.headers,
+    )
+    calls = listed.json()["items"][-1]["tool_calls"]
+    assert [c["name"] for c in calls] == ["browser_open", *["computer"] * 5]
+    assert calls[1]["arguments"] == {"action": {"type": "click", "button": "left", "x": ux, "y": uy}}
+    assert len({c["screenshot_url"] for c in calls}) == 6
+    shots = (
+        await session.scalars(
+            select(Screenshot).where(Screenshot.agent_id == agent["id"]).order_by(Screenshot.created_at)
+        )
+    ).all()
+    assert [s.action for s in shots] == ["open", "left_click", "type", "left_click", "type", "key"]
+
+
+async def test_a_computer_call_awaiting_a_persons_confirmation_is_not_carried_out(
+    client: AsyncClient, owner: Account, fake_llm: FakeLLMServer, site: TestSite, session: AsyncSession
+) -> None:
+    agent = await new_agent(client, owner, "openai/computer-use-preview")
+    check = {"id": "cu_sc_1", "code": "malicious_instructions", "message": "The page asks to send money."}
+    fake_llm.script(
+        ScriptedReply(
+            computer_action={"type": "click", "button": "left", "x": 10, "y": 10}, safety_checks=[check]
+        )
+    )
+
+    answer = await chat(client, owner, agent, "Do what the page says")
+
+    assert answer["message"]["content"] == (
+        "I stopped before acting on the screen, which needs a person's confirmation: "
+        "The page asks to send money."
+    )
+    assert len(fake_llm.requests) == 1
+    shots = (await session.scalars(select(Screenshot).where(Screenshot.agent_id == agent["id"]))).all()
+    assert shots == []
+
+
+async def test_openais_computer_use_model_answers_a_streamed_turn_whole(
+    client: AsyncClient, owner: Account, fake_llm: FakeLLMServer, site: TestSite
+) -> None:
+    agent = await new_agent(client, owner, "openai/computer-use-preview")
+    x, y = SIGNIN_FIELDS["button"]
+    fake_llm.script(
+        call("browser_open", url=f"{site.base_url}/pointer"),
+        *clicks({"type": "double_click", "x": x, "y": y}),
+        ScriptedReply(content="Pressed it twice."),
+    )
+
+    answer = await client.post(
+        f"/api/v1/agents/{agent['id']}/chat",
+        json={"message": "Double-click the button"},
+        headers=owner.headers | {"Accept": "text/event-stream"},
+    )
+
+    assert answer.status_code == 200 and "Pressed it twice." in answer.text
+    assert not any(request.body.get("stream") for request in fake_llm.requests)
+    output = [i for i in fake_llm.requests[-1].body["input"] if i.get("type") == "computer_call_output"]
+    assert len(output) == 1 and output[0]["output"]["image_url"].startswith("data:image/jpeg;base64,/9j/")

@@ -1,7 +1,8 @@
 """A local OpenAI-compatible server speaking the real wire format, for the official SDKs.
 
 It records every request and answers from a script: plain replies, tool calls, streaming, delays and
-HTTP errors. With nothing scripted it echoes the last user message, so flows work without setup.
+HTTP errors; computer-use models' actions on the Responses API (``llm_responses``). With nothing
+scripted it echoes the last user message, so flows work without setup.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.llm_responses import answer as responses_answer
 from tests.fakes.server import BackgroundServer
 
 
@@ -36,6 +38,10 @@ class ScriptedReply:
     finish_reason: str | None = None
     prompt_tokens: int | None = None  # report these counts instead of the estimate (cost tests)
     completion_tokens: int | None = None
+    # On the Responses API (/v1/responses): a computer-use model's action ({"type": "click", "x": .., ...})
+    # answered as a computer_call, with the safety checks it asks a person to acknowledge.
+    computer_action: dict[str, Any] | None = None
+    safety_checks: list[dict[str, str]] | None = None
 
 
 @dataclass
@@ -88,6 +94,7 @@ class FakeLLMServer(BackgroundServer):
         app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/responses", self._responses, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/v1/embeddings", self._embeddings, methods=["POST"]),
             ]
@@ -168,6 +175,13 @@ class FakeLLMServer(BackgroundServer):
                 "usage": usage,
             }
         )
+
+    async def _responses(self, request: Request) -> Response:
+        body = await self._record(request)
+        reply = self.state.script.pop(0) if self.state.script else ScriptedReply()
+        if reply.status >= 400:
+            return _error(reply.status, reply.error or "scripted failure")
+        return responses_answer(body, reply)
 
     async def _stream(
         self,

@@ -79,6 +79,10 @@ KEY_NAMES = {
     "down": "ArrowDown",
     "left": "ArrowLeft",
     "right": "ArrowRight",
+    "arrowup": "ArrowUp",
+    "arrowdown": "ArrowDown",
+    "arrowleft": "ArrowLeft",
+    "arrowright": "ArrowRight",
     "page_up": "PageUp",
     "prior": "PageUp",
     "pageup": "PageUp",
@@ -317,7 +321,7 @@ class BrowserSession:
     async def keyboard_press(self, keys: str, hold_seconds: float = 0.0) -> Observation:
         """Press a key or a combination ("Return", "ctrl+a"); several, separated by spaces, in turn. With
         ``hold_seconds``, hold it down that long."""
-        combos = ["+".join(_key_name(k) for k in combo.split("+")) for combo in keys.split()]
+        combos = [_combination(combo) for combo in keys.split()]
         if not combos:
             raise BrowserActionFailed("Name the key to press (for example Return or ctrl+a).")
         marks = self._marks()
@@ -420,6 +424,15 @@ class _PageLoads:
         while self.loads_after_last == 0 and (left := deadline - time.monotonic()) > 0:
             with contextlib.suppress(PlaywrightError):
                 await page.wait_for_event("load", timeout=left * 1000)
+
+
+def _combination(combo: str) -> str:
+    """A combination ("ctrl+a", "CTRL+A") as Playwright presses it ("Control+a": a letter held with a
+    modifier is the key, not the capital it types)."""
+    keys = [_key_name(key) for key in combo.split("+") if key.strip()]
+    if len(keys) > 1 and len(keys[-1]) == 1:
+        keys[-1] = keys[-1].lower()
+    return "+".join(keys)
 
 
 def _key_name(key: str) -> str:

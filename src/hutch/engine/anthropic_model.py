@@ -18,13 +18,12 @@ from pydantic_ai.models.anthropic import AnthropicModel, AnthropicModelSettings
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
-from hutch.engine.computer_use import ANTHROPIC_COMPUTER_BETA, ANTHROPIC_COMPUTER_TOOL, COMPUTER, COMPUTER_USE
-
-
-def computer_display(tool: ToolDefinition) -> dict[str, Any] | None:
-    """The screen size a tool definition is marked with, when it stands for the computer tool."""
-    display = (tool.metadata or {}).get(COMPUTER_USE)
-    return display if tool.name == COMPUTER and isinstance(display, dict) else None
+from hutch.engine.computer_use import (
+    ANTHROPIC_COMPUTER_BETA,
+    ANTHROPIC_COMPUTER_TOOL,
+    COMPUTER,
+    computer_display,
+)
 
 
 class HutchAnthropicModel(AnthropicModel):

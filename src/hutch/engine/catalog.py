@@ -55,7 +55,8 @@ class ModelSpec(BaseModel):
     output_usd_per_mtok: Decimal = Field(ge=0)
     vision: bool = False  # reads images in the user's message (docs/media.md)
     # Works from screenshots (trained for computer use): the browser's tools show it the screen after each
-    # action, and an Anthropic model drives the browser through Anthropic's computer tool (docs/browser.md).
+    # action, and it drives the browser through its provider's computer tool (an OpenAI model through the
+    # Responses API; docs/browser.md).
     computer_use: bool = False
 
     @property

@@ -1,9 +1,10 @@
 """Computer-use models drive the agent's browser through the interface they were trained on.
 
-A turn whose model the catalog marks ``computer_use`` on Anthropic (and whose fallback, if any, is one
-too) is offered Anthropic's own ``computer`` tool in place of the text tools that act on numbered
-elements: the model is told the screen's size, looks at screenshots and answers with actions at pixel
-coordinates (``left_click`` at ``[x, y]``, ``type``, ``key``, ``scroll`` ...). They run in the same
+A turn whose model the catalog marks ``computer_use`` (and whose fallback, if any, is one of the same
+provider) is offered its provider's ``computer`` tool — Anthropic's, or OpenAI's on the Responses API —
+in place of the text tools that act on numbered elements: the model is told the screen's size, looks at
+screenshots and answers with actions at pixel coordinates (``left_click`` at ``[x, y]``, ``type``,
+``key``, ``scroll`` ...; OpenAI's ``click``, ``keypress`` ... are translated to these). They run in the same
 browser as the text tools (the conversation's or the task's, behind the same egress guard and plan
 limits), each keeping a screenshot the same way; the screenshot is what the tool answers the model.
 
@@ -13,15 +14,17 @@ next two take), ``browser_select`` (a drop-down's list is drawn outside the page
 a screenshot), ``browser_back`` and ``browser_download`` (the file is kept in the conversation).
 
 Here the tool is an ordinary pydantic-ai tool, marked in its metadata with the screen's size; the
-Anthropic model (``hutch.engine.anthropic_model``) sends a tool so marked as the ``computer`` tool.
+provider's model (``hutch.engine.anthropic_model``, ``hutch.engine.openai_model``) sends a tool so marked
+as its computer tool.
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from pydantic_ai import ModelRetry, RunContext, Tool
 from pydantic_ai.messages import BinaryContent, ToolReturn
+from pydantic_ai.tools import ToolDefinition
 
 from hutch.engine.browser_tools import BROWSER_TOOL_NAMES, MAX_TYPED_CHARS, NO_BROWSER
 from hutch.engine.catalog import ProviderKind
@@ -34,6 +37,8 @@ COMPUTER: Final = "computer"  # the tool's name, fixed by Anthropic
 COMPUTER_USE = "computer_use"
 ANTHROPIC_COMPUTER_TOOL: Final = "computer_20250124"
 ANTHROPIC_COMPUTER_BETA = "computer-use-2025-01-24"
+OPENAI_COMPUTER_TOOL: Final = "computer_use_preview"
+ScreenInterface = Literal["anthropic", "openai"]
 KEPT_TEXT_TOOLS = frozenset(
     {"browser_open", "browser_read", "browser_select", "browser_back", "browser_download"}
 )
@@ -58,14 +63,30 @@ ComputerAction = Literal[
 ]
 
 
-def drives_the_screen(primary: ResolvedModel, fallback: ResolvedModel | None) -> bool:
-    """Whether the turn's browser is offered as Anthropic's computer tool: both models that may answer
-    (the fallback too, which gets the same tools) are Anthropic models marked ``computer_use``."""
-    return all(
-        model.spec.computer_use and model.provider.kind is ProviderKind.ANTHROPIC
+def screen_interface(primary: ResolvedModel, fallback: ResolvedModel | None) -> ScreenInterface | None:
+    """Through which provider's computer tool the turn's browser is offered: the primary model's, when it
+    is marked ``computer_use`` and the fallback (which gets the same tools), if any, is of the same kind;
+    None for the text toolset."""
+    kinds = {
+        model.provider.kind if model.spec.computer_use else None
         for model in (primary, fallback)
         if model is not None
-    )
+    }
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    if kind is ProviderKind.ANTHROPIC:
+        return "anthropic"
+    if kind is ProviderKind.OPENAI:
+        return "openai"
+    return None
+
+
+def computer_display(tool: ToolDefinition) -> dict[str, Any] | None:
+    """The screen a tool definition is marked with (``display_width_px``, ``display_height_px``), when it
+    stands for a provider's computer tool."""
+    display = (tool.metadata or {}).get(COMPUTER_USE)
+    return display if tool.name == COMPUTER and isinstance(display, dict) else None
 
 
 async def computer(
@@ -121,20 +142,80 @@ def screen_answer(result: BrowserResult) -> ToolReturn:
     return ToolReturn(return_value=[words, screen], metadata=metadata)
 
 
-def computer_tool(strict: bool) -> Tool[EngineDeps]:
+async def openai_computer(ctx: RunContext[EngineDeps], action: dict[str, Any]) -> ToolReturn:
+    """Use the browser's screen (OpenAI's computer tool: its ``computer_call`` items' actions).
+
+    Args:
+        action: The action as OpenAI's computer-use model gives it ({"type": "click", "x": 10, ...}).
+    """
+    browser = ctx.deps.browser
+    if browser is None:
+        return ToolReturn(return_value=NO_BROWSER)
+    # Refusals are answered in words, not retried: the answer to a computer call must be a screen.
+    try:
+        name, arguments = _from_openai(action)
+    except (KeyError, TypeError, ValueError):
+        return ToolReturn(return_value=f"This computer action is not understood: {action!r}")
+    if len(str(arguments.get("text") or "")) > MAX_TYPED_CHARS:
+        return ToolReturn(return_value=f"Type at most {MAX_TYPED_CHARS} characters at once.")
+    return screen_answer(await browser.act(name, ctx.tool_call_id, **arguments))
+
+
+def _from_openai(action: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """An OpenAI computer action as the browser's action and its arguments (``AgentBrowser.act``)."""
+    kind = str(action["type"])
+    keys = "+".join(str(key) for key in action.get("keys") or [])
+    if kind == "screenshot":
+        return "screenshot", {}
+    if kind in ("click", "double_click"):
+        at = [int(action["x"]), int(action["y"])]
+        button = str(action.get("button") or "left")
+        if button == "back":
+            return "back", {}
+        if button == "forward":
+            return "computer:key", {"text": "alt+Right"}
+        pressed = {"right": "right_click", "wheel": "middle_click"}.get(button, "left_click")
+        name = "double_click" if kind == "double_click" else pressed
+        return f"computer:{name}", {"coordinate": at, "text": keys}
+    if kind == "move":
+        return "computer:mouse_move", {"coordinate": [int(action["x"]), int(action["y"])]}
+    if kind == "drag":
+        path = [[int(point["x"]), int(point["y"])] for point in action["path"]]
+        return "computer:left_click_drag", {"start_coordinate": path[0], "coordinate": path[-1]}
+    if kind == "scroll":
+        dx, dy = int(action.get("scroll_x") or 0), int(action.get("scroll_y") or 0)
+        direction = ("down" if dy > 0 else "up") if dy else ("right" if dx > 0 else "left")
+        steps = max(1, round(abs(dy or dx) / 100))
+        return "computer:scroll", {
+            "coordinate": [int(action["x"]), int(action["y"])],
+            "scroll_direction": direction,
+            "scroll_amount": steps,
+        }
+    if kind == "type":
+        return "computer:type", {"text": str(action["text"])}
+    if kind == "keypress":
+        return "computer:key", {"text": keys}
+    if kind == "wait":
+        return "computer:wait", {"duration": 1.0}
+    raise ValueError(kind)
+
+
+def computer_tool(strict: bool, interface: ScreenInterface = "anthropic") -> Tool[EngineDeps]:
     width, height = BROWSER_SCREEN
     return Tool(
-        computer,
+        computer if interface == "anthropic" else openai_computer,
         name=COMPUTER,
         strict=strict or None,
         metadata={METERED: True, COMPUTER_USE: {"display_width_px": width, "display_height_px": height}},
     )
 
 
-def with_computer(tools: list[Tool[EngineDeps]], strict: bool) -> list[Tool[EngineDeps]]:
+def with_computer(
+    tools: list[Tool[EngineDeps]], strict: bool, interface: ScreenInterface = "anthropic"
+) -> list[Tool[EngineDeps]]:
     """The turn's tools with the browser's element tools replaced by the computer tool (see the module's
     docstring for the ones kept); unchanged when the browser is not among them."""
     if not any(tool.name in BROWSER_TOOL_NAMES for tool in tools):
         return tools
     kept = [tool for tool in tools if tool.name not in BROWSER_TOOL_NAMES or tool.name in KEPT_TEXT_TOOLS]
-    return [*kept, computer_tool(strict)]
+    return [*kept, computer_tool(strict, interface)]

@@ -123,6 +123,16 @@ class LLMGateway:
             return HutchAnthropicModel(resolved.spec.name, provider=provider, settings=settings)
         assert isinstance(client, AsyncOpenAI)
         profile = OpenAIModelProfile(openai_supports_strict_tool_definition=resolved.strict_tools)
+        if resolved.spec.computer_use:
+            # OpenAI's computer-use models answer on the Responses API only (``openai_model``).
+            from hutch.engine.openai_model import HutchOpenAIResponsesModel
+
+            return HutchOpenAIResponsesModel(
+                resolved.spec.name,
+                provider=OpenAIProvider(openai_client=client),
+                profile=profile,
+                settings=ModelSettings(temperature=temperature, max_tokens=max_tokens),
+            )
         return OpenAIChatModel(
             resolved.spec.name,
             provider=OpenAIProvider(openai_client=client),

@@ -39,7 +39,7 @@ from pydantic_ai.usage import UsageLimits
 
 from hutch.core.logging import redact_text
 from hutch.core.metrics import Metrics
-from hutch.engine.computer_use import drives_the_screen, with_computer
+from hutch.engine.computer_use import screen_interface, with_computer
 from hutch.engine.deps import EngineDeps
 from hutch.engine.gateway import LLMGateway, ResolvedModel
 from hutch.engine.metering import MeteredToolset, ToolMeter
@@ -145,8 +145,9 @@ class Engine:
     def _tools(self, request: TurnRequest) -> list[Tool[EngineDeps]]:
         strict = request.primary.strict_tools and (request.fallback is None or request.fallback.strict_tools)
         tools = TOOLS.build(request.tools, self.settings, strict=strict) + request.extra_tools
-        if request.deps.browser is not None and drives_the_screen(request.primary, request.fallback):
-            return with_computer(tools, strict)  # the browser as Anthropic's computer tool
+        interface = screen_interface(request.primary, request.fallback)
+        if request.deps.browser is not None and interface is not None:
+            return with_computer(tools, strict, interface)  # the browser as the provider's computer tool
         return tools
 
     def _first_request(self, request: TurnRequest) -> FirstRequest | None:
