@@ -18,6 +18,8 @@ from hutch.browser.pool import BrowserActionFailed, BrowserPool
 from hutch.settings import Settings
 from tests.browser.conftest import call, chat
 from tests.browser.site import SIGNIN_FIELDS, TestSite
+from tests.browser.test_task_browser import sse
+from tests.conftest import RecordingJobQueue
 from tests.factories import Account, create_account
 from tests.fakes.anthropic import AnthropicReply, FakeAnthropicServer, ToolUse, betas_of
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
@@ -346,3 +348,31 @@ async def test_openais_computer_use_model_answers_a_streamed_turn_whole(
     assert not any(request.body.get("stream") for request in fake_llm.requests)
     output = [i for i in fake_llm.requests[-1].body["input"] if i.get("type") == "computer_call_output"]
     assert len(output) == 1 and output[0]["output"]["image_url"].startswith("data:image/jpeg;base64,/9j/")
+
+
+async def test_a_tasks_computer_actions_show_on_its_step_and_in_the_live_view(
+    client: AsyncClient,
+    owner: Account,
+    fake_anthropic: FakeAnthropicServer,
+    site: TestSite,
+    jobs: RecordingJobQueue,
+) -> None:
+    agent = await new_agent(client, owner, "anthropic/claude-sonnet-4-6")
+    fake_anthropic.script(
+        AnthropicReply(content='{"steps": [{"title": "Press the button"}]}'),
+        AnthropicReply(tool_calls=[ToolUse("browser_open", {"url": f"{site.base_url}/pointer"})]),
+        computer("left_click", coordinate=list(SIGNIN_FIELDS["button"])),
+        AnthropicReply(content="Pressed."),
+    )
+    created = await client.post(
+        f"/api/v1/agents/{agent['id']}/tasks", json={"description": "Press the button"}, headers=owner.headers
+    )
+
+    await jobs.run_pending()
+
+    task = (await client.get(f"/api/v1/tasks/{created.json()['id']}", headers=owner.headers)).json()
+    assert task["status"] == "completed"
+    assert [(s["number"], len(s["screenshots"])) for s in task["steps"]] == [(1, 2)]
+    live = await client.get(f"/api/v1/tasks/{task['id']}/live", headers=owner.headers)
+    screen = next(data for event, data in sse(live.text) if event == "screen")
+    assert screen["action"] == "left_click" and screen["url"] == task["steps"][0]["screenshots"][-1]
