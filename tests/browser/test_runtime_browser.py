@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -153,3 +155,33 @@ async def test_a_dedicated_agent_drives_the_browser_of_its_runtime(
 
     await r.client.delete(r.url, headers=r.owner.headers)
     await r.jobs.run_pending()
+
+
+LIMITED_BROWSER = """
+import asyncio, sys
+from playwright.async_api import async_playwright
+from hutch.browser.pool import CHROMIUM_ARGS
+from hutch.runtimes.launcher import apply_limits
+
+apply_limits(None, 1024)  # a plan's runtime_memory_mb, as the process driver's launcher applies it
+
+async def main() -> None:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=sys.argv[1], args=CHROMIUM_ARGS)
+        page = await browser.new_page()
+        await page.set_content("<p>Within the limit</p>")
+        print(await page.inner_text("p"))
+        await browser.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_runtimes_memory_limit_leaves_its_browser_room(settings: Settings) -> None:
+    ran = subprocess.run(
+        [sys.executable, "-c", LIMITED_BROWSER, str(settings.browser_executable)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.stdout.strip() == "Within the limit", ran.stderr[-2000:]

@@ -27,10 +27,12 @@ def socket_name(runtimes_dir: Path) -> str:
 
 
 def apply_limits(cpu: float | None, memory_mb: int | None) -> None:
-    """The plan's memory becomes an address-space limit, its CPU a set of cores."""
+    """The plan's memory becomes a limit on the memory each process of the runtime writes (its data: heap
+    and private mappings), its CPU a set of cores. Not an address-space limit: Chromium, which the agent's
+    browser runs, reserves far more address space than it uses and does not start under one."""
     if memory_mb:
         limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     if cpu:
         cores = sorted(os.sched_getaffinity(0))[: max(1, math.ceil(cpu))]
         os.sched_setaffinity(0, cores)

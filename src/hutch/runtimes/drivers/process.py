@@ -27,9 +27,17 @@ from hutch.runtimes.launcher import socket_name
 
 STOP_GRACE_SECONDS = 5.0
 LAUNCHER_START_SECONDS = 30.0
-# What a runtime may take from the platform's environment: models and their keys, and the basics.
+# What a runtime may take from the platform's environment: models and their keys, the browser (its
+# executable, pool size and timeouts: the same machine), and the basics.
 _PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
-_PASSED_PREFIXES = ("HUTCH_LLM_", "HUTCH_MODELS_", "HUTCH_PROVIDER_URLS_", "HUTCH_LOG_", "HUTCH_ENV")
+_PASSED_PREFIXES = (
+    "HUTCH_LLM_",
+    "HUTCH_MODELS_",
+    "HUTCH_PROVIDER_URLS_",
+    "HUTCH_LOG_",
+    "HUTCH_ENV",
+    "HUTCH_BROWSER_",
+)
 _MODEL_KEYS = ("OPENAI", "ANTHROPIC", "GOOGLE", "MOONSHOT", "DEEPSEEK", "OPENAI_COMPATIBLE")
 
 
