@@ -32,8 +32,8 @@ from hutch.engine.deps import BROWSER_SCREEN, BrowserResult, EngineDeps
 from hutch.engine.gateway import ResolvedModel
 from hutch.engine.metering import METERED
 
-COMPUTER: Final = "computer"  # the tool's name, fixed by Anthropic
-# The metadata key of the tool definition sent as Anthropic's computer tool; its value is the screen size.
+COMPUTER: Final = "computer"  # the tool's name (Anthropic fixes it; OpenAI's calls are named so here)
+# The metadata key of the tool definition sent as the provider's computer tool; its value, the screen.
 COMPUTER_USE = "computer_use"
 ANTHROPIC_COMPUTER_TOOL: Final = "computer_20250124"
 ANTHROPIC_COMPUTER_BETA = "computer-use-2025-01-24"
