@@ -119,6 +119,7 @@ async def test_an_instance_is_started_with_the_runtime_and_later_terminated(
     ).decode()
     assert "pip install -q 'hutch==0.1.0'" in script and "systemctl enable --now hutch-runtime" in script
     assert '"slug": "jarvis"' in script and CONFIG_PATH in script
+    assert "apt-get install -y -q chromium" in script  # the agent's browser
     volume = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [started.handle]}])[
         "Volumes"
     ][0]

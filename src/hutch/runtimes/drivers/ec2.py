@@ -41,6 +41,8 @@ def user_data(spec: RuntimeSpec, pip_spec: str) -> str:
     return f"""#!/bin/bash
 set -euo pipefail
 apt-get update -q && apt-get install -y -q python3-venv
+# The agent's browser: Chromium from the distribution (Debian's "chromium"; without it, no browser).
+apt-get install -y -q chromium fonts-liberation || echo "no chromium package: the agent has no browser" >&2
 python3 -m venv /opt/hutch && /opt/hutch/bin/pip install -q '{pip_spec}'
 useradd --system --create-home hutch || true
 install -d -o hutch -m 700 /etc/hutch /var/lib/hutch/workspace
