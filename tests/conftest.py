@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from hutch.app import create_app
 from hutch.core.metrics import Metrics
-from hutch.core.ratelimit import PostgresRateLimiter
+from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
 from hutch.db import migrations
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database, create_engine
@@ -246,12 +246,15 @@ class RecordingJobQueue(JobQueue):
         return results
 
 
-def build_test_resources(settings: Settings, database: Database, database_url: str) -> Resources:
+def build_test_resources(
+    settings: Settings, database: Database, database_url: str, rate_limiter: RateLimiter | None = None
+) -> Resources:
+    """Hutch's resources on ``database``; the rate limiter borrows its connections unless ``rate_limiter``
+    (a pool of its own, as the app has, where requests run concurrently)."""
     jobs = RecordingJobQueue(settings, database_url)
     shared = build_worker_resources(settings, database, Metrics())
-    built = build_resources(
-        shared, jobs, PostgresRateLimiter(database.engine), frozenset(migrations.head_revisions())
-    )
+    limiter = rate_limiter or PostgresRateLimiter(database.engine)
+    built = build_resources(shared, jobs, limiter, frozenset(migrations.head_revisions()))
     jobs.worker_resources = built.worker_resources
     return built
 
@@ -312,13 +315,17 @@ async def live_deployment(
     url = postgres.create_database(prefix="hutch_live", template=migrated_template)
     database = Database(url, pool_size=20, max_overflow=20)  # 40: far below max_connections
     live_settings = settings.model_copy(update={"database_url": SecretStr(url)})
-    resources = build_test_resources(live_settings, database, url)
+    # As in the app, the limiter has a pool of its own: a request holding a connection never waits for a
+    # second one from the pool its concurrent requests exhaust.
+    limiter = PostgresRateLimiter.with_own_pool(database.engine.url)
+    resources = build_test_resources(live_settings, database, url, limiter)
     try:
         app = create_app(resources=resources)
         async with asgi_client(app) as client, database.sessionmaker() as session:
             yield LiveDeployment(resources, client, session, app)
     finally:
         await resources.llm.close()
+        await limiter.aclose()
         await database.dispose()
         postgres.drop_database(url)
 

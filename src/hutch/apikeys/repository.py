@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 
 from sqlalchemy import and_, bindparam, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Org
 from hutch.agents.models import Agent
@@ -53,17 +53,6 @@ _KEY_WITH_SPEND = (
 )
 
 
-_RESERVE = text(
-    "INSERT INTO api_key_spend (api_key_id, month, spent_cents) "
-    "SELECT :key_id, :month, CAST(:amount AS bigint) "
-    "WHERE CAST(:amount AS bigint) <= CAST(:budget AS bigint) "
-    "ON CONFLICT (api_key_id, month) DO UPDATE "
-    "SET spent_cents = api_key_spend.spent_cents + EXCLUDED.spent_cents "
-    "WHERE api_key_spend.spent_cents + EXCLUDED.spent_cents <= CAST(:budget AS bigint) "
-    "RETURNING spent_cents"
-)
-
-
 def adjust_spend_sql(after: str | None = None) -> str:
     """Adds ``:delta`` cents (never below zero in total) to key ``:key_id``'s spend in ``:month``.
 
@@ -76,9 +65,6 @@ def adjust_spend_sql(after: str | None = None) -> str:
         "ON CONFLICT (api_key_id, month) DO UPDATE "
         "SET spent_cents = GREATEST(api_key_spend.spent_cents + CAST(:delta AS bigint), 0)"
     )
-
-
-_ADJUST = text(adjust_spend_sql())
 
 
 class ApiKeyRepository:
@@ -130,24 +116,3 @@ class ApiKeyListing:
             .where(ApiKey.org_id == org_id, ApiKeySpend.month == month)
         )
         return {key_id: int(spent) for key_id, spent in (await self.session.execute(stmt)).all()}
-
-
-class ApiKeySpendRepository:
-    """Keys' monthly spend, each write one statement on an autocommit connection of its own (see
-    :mod:`hutch.apikeys.budget`)."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-
-    async def reserve(self, key_id: str, month: date, amount_cents: int, budget_cents: int) -> int | None:
-        """Add ``amount_cents`` to the month's spend unless that passes ``budget_cents``; the spend after it,
-        or None when it would pass."""
-        params = {"key_id": key_id, "month": month, "amount": amount_cents, "budget": budget_cents}
-        async with self._engine.connect() as conn:
-            spent = (await conn.execute(_RESERVE, params)).scalar_one_or_none()
-        return None if spent is None else int(spent)
-
-    async def adjust(self, key_id: str, month: date, delta_cents: int) -> None:
-        """Add ``delta_cents`` (positive or negative; never below zero in total) to the month's spend."""
-        async with self._engine.connect() as conn:
-            await conn.execute(_ADJUST, {"key_id": key_id, "month": month, "delta": delta_cents})

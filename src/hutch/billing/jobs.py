@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from hutch.accounts.models import Org
 from hutch.alerts.models import Severity
 from hutch.alerts.service import raise_alert
+from hutch.billing.holds import SpendHolds
 from hutch.billing.ledger import LOW_BALANCE_JOB
 from hutch.billing.quotas import QUOTA_NOTICE_JOB, Quotas
 from hutch.billing.webhooks import PAYMENT_FAILED_JOB
-from hutch.db.jobs import JobContext, job
+from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
 from hutch.i18n import _, use_language
 from hutch.notifications.customers import NOTIFY_CHATS_JOB, in_each_language, owners, record
 from hutch.notifications.service import queue_email
@@ -162,3 +164,10 @@ async def notify_quota(ctx: JobContext, org_id: str, percent: int) -> int:
         ),
         chat=lambda: _("Heads up: {headline}. {link}").format(headline=headline(), link=upgrade),
     )
+
+
+@job("billing.purge_expired_holds", cron="41 * * * *", queue=HOUSEKEEPING_QUEUE, retry=False)
+async def purge_expired_holds(ctx: JobContext, timestamp: int) -> int:
+    """Every hour: delete the spend holds of turns that never finished (they stopped counting when they
+    expired); how many."""
+    return await SpendHolds(ctx.uow.session).purge_expired(datetime.now(UTC))

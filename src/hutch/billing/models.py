@@ -208,3 +208,18 @@ class RevenueEvent(Base):
     plan: Mapped[str | None] = mapped_column(String(64))
     package: Mapped[str | None] = mapped_column(String(64))  # the prepaid package a purchase bought
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SpendHold(Base):
+    """What a turn in flight may cost at most, held from its admission against its API key's monthly budget
+    and its org's credits, and deleted in the transaction that meters its answer (``hutch.billing.holds``).
+    A hold whose turn never finished (its process died) stops counting when it expires."""
+
+    __tablename__ = "spend_holds"
+
+    reference: Mapped[str] = mapped_column(String(100), primary_key=True)  # the turn's (its message's id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    api_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    key_cents: Mapped[int] = mapped_column(BigInteger, default=0)  # against the key's budget
+    credit_cents: Mapped[int] = mapped_column(BigInteger, default=0)  # against the org's credits
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -229,24 +229,14 @@ class Quotas:
                     f"The {plan.name} plan answers {per_minute} messages per minute; try again shortly.",
                 )
 
-    async def message_reservation(
-        self, org_id: str, *, after: str | None = None, now: datetime | None = None
-    ) -> Carried:
-        """One message on the day's and the month's counts, for a statement to carry (``after``: see
-        :func:`~hutch.core.quota.reserve_statement`); settle its values with :meth:`settle_reservation`."""
+    async def message_reservation(self, org_id: str, *, now: datetime | None = None) -> Carried:
+        """One message on the day's and the month's counts, for a statement to carry; settle its values with
+        :meth:`settle_reservation`."""
         now = now or datetime.now(UTC)
-        plan = await self.plan_of(org_id)
-        limits = plan.limits
+        limits = (await self.plan_of(org_id)).limits
         return self.repository.message_reservation(
-            org_id, now, limits.messages_per_day, limits.messages_per_month, after=after
+            org_id, now, limits.messages_per_day, limits.messages_per_month
         )
-
-    async def message_given_back(self, org_id: str, now: datetime | None = None) -> Carried:
-        """Takes one reserved message off the day's and the month's counts, for a statement to carry: a
-        turn whose message was counted by the statement that stored it, and then not answered."""
-        reserved = await self.message_reservation(org_id, now=now)
-        unlimited = {"amount": -1, "reserve_day_limit": None, "reserve_month_limit": None}
-        return Carried(reserved.ctes, reserved.columns, {**reserved.params, **unlimited})
 
     async def settle_reservation(
         self, org_id: str, reserved: Mapping[str, Any], now: datetime | None = None

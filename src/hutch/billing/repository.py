@@ -39,10 +39,10 @@ from hutch.knowledge.models import Document
 _ORG = select(Org).where(Org.id == bindparam("org_id"))  # built once: read on every turn
 
 
-def _message_reservation(after: str | None) -> tuple[tuple[CTE, ...], tuple[Label[Any], ...]]:
+def _message_reservation() -> tuple[tuple[CTE, ...], tuple[Label[Any], ...]]:
     """The day's and the month's message reservations as CTEs, and their new counts (NULL: refused) as
     columns. Each CTE runs whatever the other does; when either is refused the caller raises, and the
-    rollback takes back the one that succeeded. With ``after``, they are made once that CTE's row is."""
+    rollback takes back the one that succeeded."""
     ctes = tuple(
         text(
             reserve_statement(
@@ -51,7 +51,6 @@ def _message_reservation(after: str | None) -> tuple[tuple[CTE, ...], tuple[Labe
                 "messages",
                 limit=f"reserve_{period}_limit",
                 keys={"org_id": "reserve_org_id", period: f"reserve_{period}"},
-                after=after,
             )
         )
         .columns(column("messages"))
@@ -125,12 +124,12 @@ class QuotaRepository:
 
     @staticmethod
     def message_reservation(
-        org_id: str, now: datetime, day_limit: int | None, month_limit: int | None, *, after: str | None
+        org_id: str, now: datetime, day_limit: int | None, month_limit: int | None
     ) -> Carried:
         """One message on the day's and the month's counts, within the limits (None: no limit), for a
         statement to carry; its columns ``reserved_day`` and ``reserved_month`` are the new counts, NULL when
         a limit refused it."""
-        ctes, columns = built_once(("message reservation", after), lambda: _message_reservation(after))
+        ctes, columns = built_once(("message reservation",), _message_reservation)
         params = {  # named apart from the columns of the inserts that carry them (see ``Carried``)
             "reserve_org_id": org_id,
             "reserve_day": utc_day(now),

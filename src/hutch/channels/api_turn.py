@@ -15,6 +15,7 @@ from hutch.core.principal import Principal
 from hutch.db.engine import UnitOfWork, unit_of_work
 from hutch.engine.runner import TextDelta, TurnOutcome, TurnRequest
 from hutch.turns.flow import AgentPaused, Answer, Turn, TurnFlow
+from hutch.turns.spend import CallSize
 
 UPSTREAM_FAILED = 502
 FAILURE_MESSAGE = "The agent's model did not answer; try again in a moment."
@@ -49,14 +50,23 @@ async def begin_call(
     reference: str,
     conversation_id: str | None = None,
     keep: bool = True,
+    size: CallSize | None = None,
 ) -> Turn:
     """Phase 1. Kept (an end user named, a new question, ``keep``): the question is stored in that end user's
     conversation (the caller sends the history, so it is a record, never a prompt). Otherwise the call is
-    counted and nothing about it kept (``reference`` names it in the ledger)."""
+    counted and nothing about it kept (``reference`` names it in the ledger). ``size``: the caller's own
+    history and instructions, and the answer's token limit it asks for (what the turn holds is sized on)."""
     if not keep or end_user is None or prompt is None:
-        return await flow.begin_unstored(agent, channel, end_user, prompt, reference=reference)
+        return await flow.begin_unstored(agent, channel, end_user, prompt, reference=reference, size=size)
     return await flow.begin(
-        agent, channel, end_user, prompt, conversation_id, stored_history=False, caller_waits=True
+        agent,
+        channel,
+        end_user,
+        prompt,
+        conversation_id,
+        stored_history=False,
+        caller_waits=True,
+        size=size,
     )
 
 

@@ -118,8 +118,6 @@ _OPEN_COUNTED = (
 )
 _FROM_OPEN = {"org_id": "org_id", "conversation_id": "id", "channel": "channel"}
 _ADDED_TO_OPEN = _insert_counted(_OPEN_COUNTED, _FROM_OPEN).cte("added")
-# The name other statements' CTEs read from to come after the conversation's row lock (see ``Carried``).
-COUNTED_CONVERSATION = _OPEN_COUNTED.name
 
 
 def _append_to_open(carried: Carried) -> Executable:

@@ -30,6 +30,7 @@ class Principal:
     org_role: str | None = None  # the user's role in org_id; None for API keys
     is_platform_admin: bool = False
     api_key_id: str | None = None
+    api_key_budget_cents: int | None = None  # the key's monthly budget; None: no budget
     agent_ids: frozenset[str] | None = None  # an API key restricted to these agents
 
     @property

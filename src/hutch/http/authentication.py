@@ -90,6 +90,7 @@ async def _principal_from_api_key(
         org_id=api_key.org_id,
         scopes=frozenset(Scope(s) for s in api_key.scopes),
         api_key_id=api_key.id,
+        api_key_budget_cents=api_key.monthly_budget_cents,
         agent_ids=frozenset(api_key.agent_ids) if api_key.agent_ids is not None else None,
     )
 

@@ -32,6 +32,7 @@ from hutch.agents.repository import AgentRepository
 from hutch.agents.service import decrypted, org_credentials
 from hutch.alerts.models import Severity
 from hutch.alerts.service import raise_alert
+from hutch.billing.holds import SpendHolds
 from hutch.billing.ledger import Ledger
 from hutch.billing.quotas import (
     QUOTA_NOTICE_JOB,
@@ -56,7 +57,7 @@ from hutch.conversations.models import (
     MessageRole,
     MessageStatus,
 )
-from hutch.conversations.repository import COUNTED_CONVERSATION, MemoryRepository, MessageRepository
+from hutch.conversations.repository import MemoryRepository, MessageRepository
 from hutch.conversations.service import COMPACT_JOB, ConversationService
 from hutch.core.errors import Conflict, HutchError
 from hutch.core.ids import new_id
@@ -92,6 +93,7 @@ from hutch.turns.media import (
     stored_file,
 )
 from hutch.turns.repository import TurnRepository
+from hutch.turns.spend import CallSize, hold_cents
 from hutch.turns.tools import KNOWLEDGE_TOP_K, TimeLeft, TurnTools
 
 MANAGER_ROLE = "manager"
@@ -192,6 +194,8 @@ class Turn:
     # 1); then the turn's browser, whose downloads are kept with the answer.
     browser_plan: BrowserPlan | None = None
     browser: AgentBrowser | None = None
+    # The reference of what phase 1 held of the key's budget and the org's credits, released by phase 3.
+    hold: str | None = None
 
     @property
     def stored(self) -> tuple[Conversation, Message]:
@@ -226,12 +230,14 @@ class TurnFlow:
         resources: WorkerResources,
         *,
         api_key_id: str | None = None,
+        key_budget_cents: int | None = None,
         time_left: TimeLeft | None = None,
     ) -> None:
         self.uow = uow
         # Voice sessions count the time running sessions use before they are charged; None: not tracked.
         self.time_left = time_left
         self.api_key_id = api_key_id  # the API key asking, whose monthly budget pays for the answer
+        self.key_budget_cents = key_budget_cents  # its monthly budget; None: no budget
         self.session = uow.session
         self.resources = resources
         self.settings = resources.settings
@@ -244,10 +250,26 @@ class TurnFlow:
         )
         self.quotas = Quotas(uow.session, resources.plans, limiter)
 
+    @classmethod
+    def of_caller(cls, uow: UnitOfWork, resources: WorkerResources, principal: Principal) -> TurnFlow:
+        """The flow of a request's caller: an API key's answers are paid from its monthly budget."""
+        return cls(
+            uow,
+            resources,
+            api_key_id=principal.api_key_id,
+            key_budget_cents=principal.api_key_budget_cents,
+        )
+
     def continued_on(self, uow: UnitOfWork) -> TurnFlow:
         """This flow on another unit of work (a stream's, which outlives its request's): the org, its plan and
         its provider keys stay known."""
-        flow = TurnFlow(uow, self.resources, api_key_id=self.api_key_id, time_left=self.time_left)
+        flow = TurnFlow(
+            uow,
+            self.resources,
+            api_key_id=self.api_key_id,
+            key_budget_cents=self.key_budget_cents,
+            time_left=self.time_left,
+        )
         flow._keys = dict(self._keys)
         flow.quotas = self.quotas.on(uow.session)
         return flow
@@ -298,6 +320,7 @@ class TurnFlow:
         record: Record | None = None,
         profile: EndUserProfile | None = None,
         media: ReadMedia | None = None,
+        size: CallSize | None = None,
     ) -> Turn:
         """Phase 1 of a stored turn: admit, store the message and read what the model call needs; committed
         (with ``record``'s writes and the turn's jobs) before this returns. A refusal (paused agent, a limit,
@@ -307,32 +330,24 @@ class TurnFlow:
         ``caller_waits``: the sender waits for the answer, so the commit need not wait for the disk (see
         ``NO_FLUSH_WAIT``). ``profile``: who the channel says the end user is, kept when a conversation
         opens. ``media``: files sent with the message, read beforehand (``hutch.turns.media``), stored with
-        it."""
+        it. ``size``: what the caller sends beside the stored conversation (an API call's own history)."""
         try:
-            # The org's counters row is shared by all its turns: the reservation comes last before the
-            # commit, so it is held for one round trip (carried by the message's statement when nothing else
-            # follows it: the OpenAI API's turns, whose caller sends the history).
-            reserve_last = stored_history or record is not None
             turn = await self._admit_and_store(
-                agent,
-                channel,
-                end_user,
-                text,
-                conversation_id,
-                stored_history,
-                caller_waits,
-                reserve_last,
-                profile,
+                agent, channel, end_user, text, conversation_id, stored_history, caller_waits, profile
             )
             if media is not None:
                 self._with_files(turn, media)
                 await self._meter_transcriptions(agent.org_id, media.files)
             if record is not None:
                 await record(self.uow, turn.stored[1])
-            if reserve_last and not turn.held:
+            if not turn.held:
+                # The org's counters row is shared by all its turns: the reservation comes last, after the
+                # rates (whose limiter may take a connection of its own), so it is held for the few round
+                # trips of the hold and the commit, and no connection is awaited while it is held.
                 await self.session.flush()
                 reservation = await self.quotas.message_reservation(agent.org_id)
                 await self._settle(agent, await self.turns.run_alone(reservation))
+                await self._hold_spend(turn, turn.stored[1].id, size or CallSize())
             await self.uow.checkpoint()
         except HutchError as refused:
             limited = _limited_note(agent, channel, end_user, refused)  # read before the rollback expires it
@@ -352,6 +367,7 @@ class TurnFlow:
         reference: str | None = None,
         admit: bool = True,
         on_runtime: bool = False,
+        size: CallSize | None = None,
     ) -> Turn:
         """Phase 1 of a turn whose exchange is not kept (an OpenAI call without `user`, a task step): admit
         and count the message (unless ``admit`` is false: a task's steps were admitted with the task), read
@@ -380,6 +396,8 @@ class TurnFlow:
             turn = Turn(agent, channel, end_user, prompt, reads, stored_history=False)
             if reference is not None:
                 turn.reference = reference
+            if admit:  # a task's steps were admitted, and are charged, with the task
+                await self._hold_spend(turn, turn.reference, size or CallSize())
             await self.uow.checkpoint()
         except HutchError as refused:
             limited = _limited_note(agent, channel, end_user, refused)  # read before the rollback expires it
@@ -449,6 +467,7 @@ class TurnFlow:
             agent, message.channel or conversation.channel, conversation.end_user, message.content, reads
         )
         turn.conversation, turn.user_message = conversation, message
+        turn.hold = message.id  # what the stopped attempt held, if anything, is released with the answer
         self._resumed_files(turn, await AttachmentRepository(self.session).with_data_of_message(message.id))
         await self.uow.checkpoint()
         return await self._after_commit(turn)
@@ -462,40 +481,28 @@ class TurnFlow:
         conversation_id: str | None,
         stored_history: bool,
         caller_waits: bool,
-        reserve_last: bool,
         profile: EndUserProfile | None = None,
     ) -> Turn:
         await self._admit(agent, channel, end_user, rates=False)
-        # Most messages go to the open conversation in one statement that also reads the end user's facts (and
-        # reserves the message on the usage counters, unless ``reserve_last``). The conversation is locked
-        # before the counters, in the order ``finish`` takes them: turns of one conversation taking them in
-        # opposite orders would deadlock. A refusal rolls the new conversation and message back with
-        # everything else.
+        # Most messages go to the open conversation in one statement that also reads the end user's facts. The
+        # conversation is locked before the counters (reserved by ``begin``), in the order ``finish`` takes
+        # them: turns of one conversation taking them in opposite orders would deadlock. A refusal rolls the
+        # new conversation and message back with everything else.
         also = MemoryRepository.facts_carried(agent.id, end_user, self.settings.memories_in_prompt)
         also += EndUserRepository.blocked_carried(agent.org_id, channel, end_user)
         if caller_waits:
             also += NO_FLUSH_WAIT
-        carrying = also
-        if not reserve_last:
-            carrying += await self.quotas.message_reservation(agent.org_id, after=COUNTED_CONVERSATION)
         conversation, message, carried = await self.conversations.add_user_message(
-            agent, channel, end_user, text, conversation_id, carrying=carrying, profile=profile
+            agent, channel, end_user, text, conversation_id, carrying=also, profile=profile
         )
         if carried is None:  # the message opened its conversation (or named one): carried work runs alone
-            if not reserve_last:
-                carrying = also + await self.quotas.message_reservation(agent.org_id)
-            carried = await self.turns.run_alone(carrying)
+            carried = await self.turns.run_alone(also)
         if carried["end_user_blocked"]:
             raise EndUserBlocked()
         await self._admit_rates(agent, channel, end_user)  # refused: the rollback takes the message back
         if conversation.status is ConversationStatus.TAKEN_OVER and conversation.closed_at is None:
-            # The member holding it answers: nothing is read for a model, nothing reserved or counted (a
-            # count the message's own statement made is given back, on this rare path only).
-            if not reserve_last:
-                await self.turns.run_alone(await self.quotas.message_given_back(agent.org_id))
+            # The member holding it answers: nothing is read for a model, nothing reserved or counted.
             return Turn(agent, channel, end_user, text, PromptReads([]), conversation, message, held=True)
-        if not reserve_last:
-            await self._settle(agent, carried)
         facts = list(carried["facts"] or [])
         if stored_history:
             reads = await self._prompt_reads(agent, conversation, message, facts)
@@ -549,6 +556,36 @@ class TurnFlow:
         percent = quota_notice_due(plan, self.quotas.month_count)
         if percent is not None:
             self.uow.defer(QUOTA_NOTICE_JOB, org_id=agent.org_id, percent=percent)
+
+    async def _hold_spend(self, turn: Turn, reference: str, size: CallSize) -> None:
+        """Phase 1's last writes: the turn's largest likely cost held against the paying API key's budget and
+        the org's credits until phase 3 meters the answer (``hutch.billing.holds``); 402 or 429 when the
+        caps leave no room. Nothing is held when neither pays (or the org's own provider keys answer)."""
+        agent = turn.agent
+        if turn.held or turn.notice is not None:
+            return
+        key = None
+        if self.api_key_id is not None and self.key_budget_cents is not None:
+            key = (self.api_key_id, self.key_budget_cents)
+        credits = (await self.quotas.plan_of(agent.org_id)).pay_per_use
+        if key is None and not credits:
+            return
+        primary, fallback = self._resolve(agent, await self._org_keys(agent.org_id))
+        reads = turn.reads
+        known = [agent.system_prompt, turn.prompt or "", reads.summary or "", *reads.facts]
+        known += [m.content for m in reads.history]
+        amount = hold_cents(
+            [m for m in (primary, fallback) if m is not None and not m.byok],
+            known_chars=sum(map(len, known)) + size.input_chars,
+            documents=agent.has_documents,
+            files=bool(turn.files),
+            tools=bool(agent.tools),
+            max_tokens=size.max_tokens or agent.max_tokens,
+            settings=self.settings,
+        )
+        holds = SpendHolds(self.session)
+        if await holds.take(reference, agent.org_id, amount, datetime.now(UTC), key=key, credits=credits):
+            turn.hold = reference
 
     async def _prompt_reads(
         self, agent: Agent, conversation: Conversation, message: Message, facts: list[str]
@@ -808,6 +845,8 @@ class TurnFlow:
             await self.quotas.meter_turn(
                 org_id, usage, self._ledger(), turn.reference, api_key_id=self.api_key_id
             )
+            if turn.hold is not None:
+                await SpendHolds(self.session).release(turn.hold)
             if turn.browser is not None and turn.task_id is None:
                 # A turn kept nowhere has nothing to come back to: its browser closes with it.
                 await self.resources.browsers.close_session(turn.browser.scope.key)
@@ -815,6 +854,8 @@ class TurnFlow:
             # The answer and the usage it counts are one statement, which locks the conversation's row first,
             # then the counters' (the order ``begin`` takes them in). Credits go in the same transaction.
             counters = self.quotas.turn_counters(org_id, usage, api_key_id=self.api_key_id)
+            if turn.hold is not None:  # what phase 1 held goes as what the answer cost comes
+                counters += SpendHolds.released(turn.hold)
             if carrying is not None:
                 counters += carrying(outcome.text)
             if await self.quotas.charges_credits(org_id, usage):

@@ -115,7 +115,7 @@ async def chat(
         if media.refusal is not None:
             raise refusal_error(media)
         text = media.text
-    flow = TurnFlow(uow, resources, api_key_id=principal.api_key_id)
+    flow = TurnFlow.of_caller(uow, resources, principal)
     # Committed: the user's message is safe before the model is called (made durable by the answer's commit).
     turn = await flow.begin(
         agent,

@@ -25,6 +25,7 @@ from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.engine.runner import TextDelta, TurnOutcome, TurnRequest
 from hutch.turns.flow import Turn, TurnFlow
+from hutch.turns.spend import CallSize, chars_of
 
 CHANNEL = "anthropic_api"
 
@@ -56,7 +57,10 @@ class MessagesCall:
     async def begin(self, flow: TurnFlow) -> tuple[Turn, TurnRequest]:
         """Phase 1 (committed), then the engine's request, built before answering so a refusal (a member
         holds the conversation) is the response's status."""
-        turn = await begin_call(flow, self.agent, CHANNEL, self.end_user, self.read.prompt, reference=self.id)
+        size = CallSize(chars_of(self.read.history, self.read.system), self.body.max_tokens)
+        turn = await begin_call(
+            flow, self.agent, CHANNEL, self.end_user, self.read.prompt, reference=self.id, size=size
+        )
         caller = [s for s in self.read.system if s.strip()]
         request = flow.request(
             turn,

@@ -28,7 +28,7 @@ async def create_message(
 ) -> MessageOut | JSONResponse | StreamingResponse:
     """Anthropic Messages, answered by the agent named in `model` (needs an API key with `chat`); with
     `stream`, Anthropic's events."""
-    flow = TurnFlow(uow, resources, api_key_id=principal.api_key_id)
+    flow = TurnFlow.of_caller(uow, resources, principal)
     call = await MessagesCall.parse(flow, principal, body)
     turn, request = await call.begin(flow)  # committed: what the caller said is safe before the model runs
     if body.stream:

@@ -32,6 +32,7 @@ from hutch.core.principal import Principal
 from hutch.db.engine import UnitOfWork
 from hutch.engine.runner import TurnRequest
 from hutch.turns.flow import Answer, Turn, TurnFlow
+from hutch.turns.spend import CallSize, chars_of
 
 CHANNEL = "openai_api"
 
@@ -109,6 +110,10 @@ class ResponseCall:
             reference=self.id,
             conversation_id=self.conversation_id,
             keep=self.body.store,
+            size=CallSize(
+                chars_of(self.read.history, [self.body.instructions or "", *self.read.system]),
+                self.body.max_output_tokens,
+            ),
         )
         caller = [s for s in [self.body.instructions or "", *self.read.system] if s.strip()]
         request = flow.request(

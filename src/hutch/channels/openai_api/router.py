@@ -50,6 +50,7 @@ from hutch.engine.runner import TextDelta, TurnOutcome, TurnRequest
 from hutch.http.authz import Chatter, Reader
 from hutch.http.dependencies import ResourcesDep, UoWDep
 from hutch.turns.flow import Turn, TurnFlow
+from hutch.turns.spend import CallSize, chars_of
 
 router = APIRouter(tags=["openai-compatible"])
 CHANNEL = "openai_api"
@@ -75,7 +76,12 @@ class CompletionCall:
     async def begin(self, flow: TurnFlow, agent: Agent) -> Turn:
         """Phase 1: with `user`, the new message is stored in that end user's conversation (the caller keeps
         the history); without, the call is counted and nothing about it kept."""
-        return await begin_call(flow, agent, CHANNEL, self.end_user, self.prompt, reference=self.id)
+        size = CallSize(
+            chars_of(self.history, self.system), self.body.max_completion_tokens or self.body.max_tokens
+        )
+        return await begin_call(
+            flow, agent, CHANNEL, self.end_user, self.prompt, reference=self.id, size=size
+        )
 
     def request(self, flow: TurnFlow, turn: Turn) -> TurnRequest:
         caller = [s for s in self.system if s.strip()]
@@ -94,7 +100,7 @@ async def chat_completions(
     body: ChatCompletionRequest, principal: Chatter, uow: UoWDep, resources: ResourcesDep
 ) -> ChatCompletion | JSONResponse | StreamingResponse:
     """OpenAI Chat Completions, answered by the agent named in `model` (needs an API key with `chat`)."""
-    flow = TurnFlow(uow, resources, api_key_id=principal.api_key_id)
+    flow = TurnFlow.of_caller(uow, resources, principal)
     agent = await find_agent(flow, principal, body.model)
     call = CompletionCall.parse(body)
     turn = await call.begin(flow, agent)  # committed: what the user said is safe before the model runs
