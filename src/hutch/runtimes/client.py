@@ -78,21 +78,21 @@ async def complete(
     it sends is kept through this one's keeper (as the platform's, under the turn's org, agent and
     conversation or task); files it downloaded join ``browser.downloads``. ``tool_calls``: the metered
     tool calls the plan still allows this month, and how many it allows (None: no limit)."""
-    extension = PlatformTurn(
-        browser=_grant(browser) if browser is not None else None,
-        tool_calls_left=tool_calls[0] if tool_calls else None,
-        tool_calls_limit=tool_calls[1] if tool_calls else None,
-    )
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": messages,
-        "stream": True,
-        EXTENSION: extension.model_dump(mode="json", exclude_none=True),
-    }
-    if user:
-        body["user"] = user
     reader = _AnswerReader(browser)
     try:
+        extension = PlatformTurn(
+            browser=_grant(browser) if browser is not None else None,
+            tool_calls_left=tool_calls[0] if tool_calls else None,
+            tool_calls_limit=tool_calls[1] if tool_calls else None,
+        )
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "stream": True,
+            EXTENSION: extension.model_dump(mode="json", exclude_none=True),
+        }
+        if user:
+            body["user"] = user
         async with (
             httpx.AsyncClient(timeout=TIMEOUT) as client,
             client.stream(
@@ -104,20 +104,25 @@ async def complete(
         ):
             answer.raise_for_status()
             await reader.read(answer.aiter_bytes())
-        data = reader.outcome
-        if data is None:
+        if reader.outcome is None:
             raise AnswerRefused("the answer ended before its outcome")
-    except (httpx.HTTPError, AnswerRefused, KeyError, IndexError, ValueError) as exc:
+        return _outcome(reader.outcome, reader.tool_calls(reader.outcome), catalog, model)
+    except (httpx.HTTPError, AnswerRefused, KeyError, IndexError, TypeError, ValueError) as exc:
         error = redact_text(f"dedicated runtime: {exc.__class__.__name__}: {exc}")[:2000]
         log.warning("runtime reply failed", endpoint=target.endpoint, error=error)
-        return TurnOutcome(text=APOLOGY, ok=False, error=error, model=model, tool_calls=reader.tool_calls({}))
+        return TurnOutcome(text=APOLOGY, ok=False, error=error, model=model)
+
+
+def _outcome(
+    data: dict[str, Any], records: list[dict[str, Any]], catalog: Catalog, model: str
+) -> TurnOutcome:
+    """The runtime's outcome as the platform counts it: its cost from the catalog, its metered calls."""
     answered_by = str(data.get("model") or model)
     spec = catalog.find(answered_by)
-    input_tokens = int(data.get("input_tokens") or 0)
-    output_tokens = int(data.get("output_tokens") or 0)
-    records = reader.tool_calls(data)
+    input_tokens = max(0, int(data.get("input_tokens") or 0))
+    output_tokens = max(0, int(data.get("output_tokens") or 0))
     metered = [r for r in records if r.get("metered")]
-    tool_cost = sum(int(r.get("cost_micro_usd") or 0) for r in metered)
+    tool_cost = sum(max(0, int(r.get("cost_micro_usd") or 0)) for r in metered)
     return TurnOutcome(
         text=str(data.get("text") or ""),
         ok=bool(data.get("ok")),
@@ -178,12 +183,17 @@ class _AnswerReader:
                 data += line.removeprefix("data:").strip()
         if not data or data == "[DONE]":
             return
+        if name not in (SCREENSHOT_EVENT, DOWNLOAD_EVENT, OUTCOME_EVENT):
+            return
+        event = json.loads(data)
+        if not isinstance(event, dict):
+            raise AnswerRefused(f"a {name} event is not an object")
         if name == SCREENSHOT_EVENT:
-            await self._screenshot(json.loads(data))
+            await self._screenshot(event)
         elif name == DOWNLOAD_EVENT:
-            self._download(json.loads(data))
-        elif name == OUTCOME_EVENT:
-            self.outcome = json.loads(data)
+            self._download(event)
+        else:
+            self.outcome = event
 
     async def _screenshot(self, event: dict[str, Any]) -> None:
         self.received += 1
