@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hutch.app import create_app
 from hutch.browser.models import Screenshot
 from hutch.db.engine import Database
+from hutch.runtimes.client import close_task_browser, ready_runtime
 from hutch.runtimes.drivers.process import ProcessDriver
 from hutch.runtimes.models import Runtime
 from hutch.settings import Settings
@@ -152,6 +153,9 @@ async def test_a_dedicated_agent_drives_the_browser_of_its_runtime(
     assert [len(s["screenshots"]) for s in task["steps"]] == [3, 2]
     live = await r.client.get(f"/api/v1/tasks/{task['id']}/live", headers=r.owner.headers)
     assert sse(live.text)[0][1]["url"] == task["steps"][1]["screenshots"][-1]
+    # The task ended, and its browser on the runtime with it (closing it again finds none open).
+    target = await ready_runtime(session, r.resources.secret_box, r.agent_id)
+    assert target is not None and await close_task_browser(target, task["id"]) is False
 
     await r.client.delete(r.url, headers=r.owner.headers)
     await r.jobs.run_pending()

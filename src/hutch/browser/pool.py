@@ -540,10 +540,13 @@ class BrowserPool:
             del self._sessions[session.key]
         await session.close()
 
-    async def close_session(self, key: str) -> None:
+    async def close_session(self, key: str) -> bool:
+        """Close the session for ``key``; whether one was open."""
         session = self._sessions.get(key)
-        if session is not None:
-            await self._drop(session)
+        if session is None:
+            return False
+        await self._drop(session)
+        return True
 
     async def reap(self) -> int:
         """Close the sessions idle for longer than the idle time; how many were closed."""

@@ -27,6 +27,7 @@ from hutch.engine.catalog import Catalog
 from hutch.engine.runner import APOLOGY, TurnOutcome
 from hutch.runtimes.repository import RuntimeRepository
 from hutch.runtimes.wire import (
+    CLOSE_PATH,
     DOWNLOAD_EVENT,
     EXTENSION,
     MAX_SCREENSHOT_BYTES,
@@ -35,11 +36,13 @@ from hutch.runtimes.wire import (
     OUTCOME_EVENT,
     SCREENSHOT_EVENT,
     BrowserGrant,
+    CloseTaskBrowser,
     PlatformTurn,
 )
 
 log = structlog.get_logger(__name__)
 TIMEOUT = httpx.Timeout(120.0, connect=5.0)  # the runtime sends a comment every 15 s while it works
+CLOSE_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 JPEG = b"\xff\xd8\xff"
 # One event: a screenshot (base64) or a downloaded file, whose bounds the browser's limits set.
 MAX_EVENT_BYTES = 64 * 1024 * 1024
@@ -135,6 +138,25 @@ def _outcome(
         metered_tool_calls=len(metered),
         tool_cost_micro_usd=tool_cost,
     )
+
+
+async def close_task_browser(target: RuntimeTarget, task_id: str) -> bool:
+    """Close the task's browser on the runtime (the task ended); whether one was open. A runtime that does
+    not answer is only logged: its browser closes after its idle time anyway."""
+    try:
+        async with httpx.AsyncClient(timeout=CLOSE_TIMEOUT) as client:
+            answer = await client.post(
+                f"{target.endpoint}{CLOSE_PATH}",
+                json=CloseTaskBrowser(task_id=task_id).model_dump(),
+                headers={"Authorization": f"Bearer {target.token}"},
+            )
+        answer.raise_for_status()
+        return bool(answer.json().get("closed"))
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        log.warning(
+            "closing a task's browser on its runtime failed", endpoint=target.endpoint, error=str(exc)
+        )
+        return False
 
 
 class AnswerRefused(Exception):

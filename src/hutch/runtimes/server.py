@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from hutch import __version__
-from hutch.browser.agent_browser import AgentBrowser, BrowserScope
+from hutch.browser.agent_browser import AgentBrowser, BrowserScope, task_browser_key
 from hutch.browser.pool import BrowserPool
 from hutch.core.errors import BadRequest, Unauthorized, install_error_handlers, openai_error
 from hutch.core.metrics import Metrics
@@ -45,7 +45,14 @@ from hutch.engine.runner import Engine, TextDelta, TurnOutcome, TurnRequest
 from hutch.engine.tools import cost_per_call
 from hutch.runtimes.browser import ScreenSink, download_event, sse_event
 from hutch.runtimes.config import RuntimeConfig
-from hutch.runtimes.wire import EXTENSION, KEEPALIVE_SECONDS, OUTCOME_EVENT, PlatformTurn
+from hutch.runtimes.wire import (
+    CLOSE_PATH,
+    EXTENSION,
+    KEEPALIVE_SECONDS,
+    OUTCOME_EVENT,
+    CloseTaskBrowser,
+    PlatformTurn,
+)
 from hutch.runtimes.workspace import Workspace, WorkspaceFacts
 from hutch.settings import Settings
 
@@ -166,6 +173,11 @@ def create_runtime_app(config: RuntimeConfig, workspace_dir: Path, settings: Set
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "agent": config.agent.slug}
+
+    @app.post(CLOSE_PATH, dependencies=[Depends(platform_only)])
+    async def close_task_browser(body: CloseTaskBrowser) -> dict[str, bool]:
+        """The task ended: its browser closes (``closed`` is false when none was open)."""
+        return {"closed": await runtime.browsers.close_session(task_browser_key(body.task_id))}
 
     @app.post("/v1/chat/completions", dependencies=[Depends(platform_only)], response_model=ChatCompletion)
     async def chat_completions(

@@ -11,6 +11,10 @@ of server-sent events — sent on the platform's own authenticated request, so n
 - ``hutch.outcome`` ``{ok, error, text, model, input_tokens, output_tokens, tool_calls, metered_tool_calls}``
   last, then ``data: [DONE]``; comments (``: working``) keep a long step's connection alive.
 
+When a task ends, the platform closes its browser on the runtime (``POST /hutch/browsers/close``
+:class:`CloseTaskBrowser` → ``{closed}``), as it closes a shared agent's; a browser left open closes after
+the runtime's idle time anyway.
+
 The platform decides whose screenshots they are (its turn's org, agent, conversation or task), makes their
 ids and keys, bounds each event's size and their number, and names on the stored tool calls only the
 screenshots it stored for this turn.
@@ -21,6 +25,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 EXTENSION = "hutch"  # the request's field
+CLOSE_PATH = "/hutch/browsers/close"
 SCREENSHOT_EVENT = "hutch.screenshot"
 DOWNLOAD_EVENT = "hutch.download"
 OUTCOME_EVENT = "hutch.outcome"
@@ -49,3 +54,9 @@ class PlatformTurn(BaseModel):
     browser: BrowserGrant | None = None  # None: no browser this turn (the plan leaves it out)
     tool_calls_left: int | None = Field(default=None, ge=0)  # metered tool calls the plan still allows
     tool_calls_limit: int | None = Field(default=None, ge=0)
+
+
+class CloseTaskBrowser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str = Field(pattern=_ID)

@@ -10,12 +10,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from hutch.agents.models import Agent
+from hutch.agents.models import Agent, Placement
 from hutch.browser.agent_browser import task_browser_key
 from hutch.core.errors import HutchError
 from hutch.core.ids import new_id
+from hutch.db.engine import unit_of_work
 from hutch.db.jobs import HOUSEKEEPING_QUEUE, JobContext, job
+from hutch.engine.browser_tools import BROWSER
 from hutch.engine.runner import TurnOutcome
+from hutch.runtimes.client import close_task_browser, ready_runtime
 from hutch.tasks.models import FINISHED, Task, TaskStatus
 from hutch.tasks.planning import PLAN_INSTRUCTIONS, PlanError, parse_plan
 from hutch.tasks.repository import TaskRepository
@@ -59,6 +62,20 @@ async def run_task(ctx: JobContext, task_id: str) -> str:
     finally:
         # The task's browser lives while its steps run; it closes with the task (or stays for a retry).
         await ctx.resources.browsers.close_session(task_browser_key(task_id))
+        await _close_on_runtime(ctx, task_id)
+
+
+async def _close_on_runtime(ctx: JobContext, task_id: str) -> None:
+    """The task's browser on its agent's dedicated runtime, closed too (read in a unit of work of its own:
+    the task's may have failed)."""
+    async with unit_of_work(ctx.resources.database, None) as uow:
+        task = await uow.session.get(Task, task_id)
+        agent = await uow.session.get(Agent, task.agent_id) if task is not None else None
+        if agent is None or agent.placement is not Placement.DEDICATED or BROWSER not in agent.tools:
+            return
+        target = await ready_runtime(uow.session, ctx.resources.secret_box, agent.id)
+    if target is not None:
+        await close_task_browser(target, task_id)
 
 
 async def _run(ctx: JobContext, task_id: str) -> str:
