@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hutch.accounts.models import Org
 from hutch.agents.models import Agent, AgentStatus, Audience, Placement
-from hutch.browser.agent_browser import AgentBrowser, BrowserScope
+from hutch.browser.agent_browser import AgentBrowser, BrowserScope, StoredScreenshots
 from hutch.browser.pool import BrowserPool
 from hutch.browser.screenshots import FileScreenshots
 from hutch.db import migrations
@@ -56,7 +56,8 @@ class Bench:
     def browser(self, key: str) -> AgentBrowser:
         """The browser a conversation's turn would get (one per ``key``)."""
         scope = BrowserScope(org_id=ORG, agent_id=AGENT, reference=key)
-        return AgentBrowser(self.pool, self.store, self.database, None, scope, None, 20 * 1024 * 1024)
+        keeper = StoredScreenshots(self.store, self.database, None)
+        return AgentBrowser(self.pool, keeper, scope, None, 20 * 1024 * 1024)
 
 
 @asynccontextmanager
