@@ -54,6 +54,19 @@ class SpendHolds:
     def __init__(self, session: AsyncSession) -> None:
         self.repository = HoldRepository(session)
 
+    async def check(self, org_id: str, now: datetime, *, key: tuple[str, int] | None, credits: bool) -> None:
+        """Refuse a call the caps leave no room for, as :meth:`take` would, from a read without locks: a
+        burst's calls past the cap are refused before they write anything or wait for a lock."""
+        if key is None and not credits:
+            return
+        room = await self.repository.room(org_id, key[0] if key else None, month_of(now), now)
+        _refuse(
+            key[1] - int(room.spent or 0) if key is not None else None,
+            int(room.credits or 0) if credits else None,
+            int(room.key_held),
+            int(room.credits_held),
+        )
+
     async def take(
         self,
         reference: str,
@@ -74,17 +87,9 @@ class SpendHolds:
         key_room = credit_room = None
         if key is not None:
             key_room = key[1] - await self.repository.lock_key_spend(key[0], month_of(now))
-            if key_room <= 0:
-                raise BudgetExhausted()
         if credits:
             credit_room = await self.repository.lock_credits(org_id)
-            if credit_room <= 0:
-                raise NoCreditsLeft()
-        key_held, credits_held = await self.repository.held(org_id, key_id, now)
-        if key_room is not None and key_held >= key_room:
-            raise BudgetHeld()
-        if credit_room is not None and credits_held >= credit_room:
-            raise CreditsHeld()
+        _refuse(key_room, credit_room, *await self.repository.held(org_id, key_id, now))
         self.repository.add(
             SpendHold(
                 reference=reference,
@@ -107,3 +112,15 @@ class SpendHolds:
 
     async def purge_expired(self, now: datetime) -> int:
         return await self.repository.purge_expired(now)
+
+
+def _refuse(key_room: int | None, credit_room: int | None, key_held: int, credits_held: int) -> None:
+    """402 when a cap (None: not in play) has no room left, 429 when calls in flight hold what is left."""
+    if key_room is not None and key_room <= 0:
+        raise BudgetExhausted()
+    if credit_room is not None and credit_room <= 0:
+        raise NoCreditsLeft()
+    if key_room is not None and key_held >= key_room:
+        raise BudgetHeld()
+    if credit_room is not None and credits_held >= credit_room:
+        raise CreditsHeld()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +22,17 @@ _LOCK_CREDITS = text("SELECT credits_cents FROM balances WHERE org_id = :org_id 
 # Read after the locks, so the statement's snapshot holds every hold and charge committed before them.
 _HELD = text(
     "SELECT "
+    "(SELECT coalesce(sum(key_cents), 0) FROM spend_holds "
+    " WHERE api_key_id = CAST(:key_id AS varchar) AND expires_at > :now) AS key_held, "
+    "(SELECT coalesce(sum(credit_cents), 0) FROM spend_holds "
+    " WHERE org_id = :org_id AND credit_cents > 0 AND expires_at > :now) AS credits_held"
+)
+# Without locks: what a call about to be admitted can see is left, to refuse it before it writes anything.
+_ROOM = text(
+    "SELECT "
+    "(SELECT spent_cents FROM api_key_spend "
+    " WHERE api_key_id = CAST(:key_id AS varchar) AND month = :month) AS spent, "
+    "(SELECT credits_cents FROM balances WHERE org_id = :org_id) AS credits, "
     "(SELECT coalesce(sum(key_cents), 0) FROM spend_holds "
     " WHERE api_key_id = CAST(:key_id AS varchar) AND expires_at > :now) AS key_held, "
     "(SELECT coalesce(sum(credit_cents), 0) FROM spend_holds "
@@ -51,6 +63,12 @@ class HoldRepository:
         """What the unexpired holds keep of the key's budget and of the org's credits, in cents."""
         row = (await self.session.execute(_HELD, {"org_id": org_id, "key_id": key_id, "now": now})).one()
         return int(row.key_held), int(row.credits_held)
+
+    async def room(self, org_id: str, key_id: str | None, month: date, now: datetime) -> Any:
+        """The key's spend this month, the org's credits and what holds keep of each, read without locks
+        (columns ``spent``, ``credits``, ``key_held``, ``credits_held``)."""
+        params = {"org_id": org_id, "key_id": key_id, "month": month, "now": now}
+        return (await self.session.execute(_ROOM, params)).one()
 
     def add(self, hold: SpendHold) -> None:
         self.session.add(hold)

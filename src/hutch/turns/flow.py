@@ -416,7 +416,11 @@ class TurnFlow:
             raise AgentPaused()
         # A suspended org's agents answer nothing; its row is read once per turn for the plan anyway.
         refuse_suspended_org(await self.quotas.org(agent.org_id))
-        await self.models_for(agent)  # refuse before storing anything when no model can answer
+        primary, fallback = await self.models_for(agent)  # refuse before storing anything when none answers
+        if not primary.byok or (fallback is not None and not fallback.byok):
+            # Past a cap (or what is left of it held by calls in flight): refused before any write.
+            key, credits = await self._payers(agent)
+            await SpendHolds(self.session).check(agent.org_id, datetime.now(UTC), key=key, credits=credits)
         if rates:
             await self._admit_rates(agent, channel, end_user)
 
@@ -564,10 +568,7 @@ class TurnFlow:
         agent = turn.agent
         if turn.held or turn.notice is not None:
             return
-        key = None
-        if self.api_key_id is not None and self.key_budget_cents is not None:
-            key = (self.api_key_id, self.key_budget_cents)
-        credits = (await self.quotas.plan_of(agent.org_id)).pay_per_use
+        key, credits = await self._payers(agent)
         if key is None and not credits:
             return
         primary, fallback = self._resolve(agent, await self._org_keys(agent.org_id))
@@ -586,6 +587,14 @@ class TurnFlow:
         holds = SpendHolds(self.session)
         if await holds.take(reference, agent.org_id, amount, datetime.now(UTC), key=key, credits=credits):
             turn.hold = reference
+
+    async def _payers(self, agent: Agent) -> tuple[tuple[str, int] | None, bool]:
+        """Who pays for the turn's answer: the API key asking and its monthly budget (None: no budget), and
+        whether the org's credits do (pay-per-use plans)."""
+        key = None
+        if self.api_key_id is not None and self.key_budget_cents is not None:
+            key = (self.api_key_id, self.key_budget_cents)
+        return key, (await self.quotas.plan_of(agent.org_id)).pay_per_use
 
     async def _prompt_reads(
         self, agent: Agent, conversation: Conversation, message: Message, facts: list[str]
