@@ -346,10 +346,12 @@ async def test_pages_keep_hutch_without_a_brand_and_credit_it_under_one(
     try:
         async with asgi_client(create_app(resources=resources)) as branded_client:
             page = (await branded_client.get("/login")).text
+            spanish = (await branded_client.get("/login", headers={"Accept-Language": "es"})).text
     finally:
         await resources.llm.close()
     assert "<title>Log in · Acme Assist</title>" in page and "Powered by Hutch" in page  # on by default
     assert "--brand-primary: #ffcc00" in page and "--accent-ink: #1d2330" in page  # dark text on yellow
+    assert "Con la tecnología de Hutch" in spanish and "Powered by" not in spanish  # in the reader's language
 
 
 def test_the_sender_quotes_a_name_mail_needs_quoted() -> None:

@@ -183,6 +183,11 @@ class Brand(BaseModel):
         return self.email_from or _mailbox(self.name, f"noreply@{self.default_host}")
 
     @property
+    def software(self) -> str:
+        """The software's own name, which the "Powered by" credit gives (in the reader's language)."""
+        return PRODUCT
+
+    @property
     def powered_by_line(self) -> str | None:
         """The discreet credit under a branded product, unless the operator turned it off."""
         return f"Powered by {PRODUCT}" if self.is_custom and self.powered_by else None

@@ -27,7 +27,7 @@ def _footer_lines(brand: Brand, site: str) -> list[str]:
     if brand.legal_entity:
         lines.append(f"© {brand.legal_entity}")
     if brand.powered_by_line:
-        lines.append(brand.powered_by_line)
+        lines.append(_("Powered by {product}").format(product=brand.software))
     return lines
 
 

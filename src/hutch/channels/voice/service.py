@@ -27,6 +27,7 @@ from hutch.core.errors import Conflict, NotFound, PaymentRequired
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.db.engine import UnitOfWork
+from hutch.i18n import _
 from hutch.settings import Settings
 
 EVENT_SOURCE = "livekit"
@@ -103,7 +104,9 @@ class VoiceSessions:
                 raise NoTimeLeft()
             threshold = self.plans.billing.low_time_threshold_seconds
             if left < threshold:
-                warning = f"Only about {max(1, left // 60)} minutes of voice time left; buy a time card soon."
+                warning = _("Only about {minutes} minutes of voice time left; buy a time card soon.").format(
+                    minutes=max(1, left // 60)
+                )
         ttl = timedelta(minutes=self.settings.voice_token_minutes)
         voice = VoiceSession(
             id=new_id("vs"),

@@ -191,7 +191,9 @@ async def widget_config(token: str, request: Request, uow: UoWDep, resources: Re
         brand_name=brand.name,
         primary_color=brand.primary_color,
         accent_ink=brand.accent_ink if brand.primary_color else None,
-        powered_by=brand.powered_by_line,
+        powered_by=(
+            gettext("Powered by {product}").format(product=brand.software) if brand.powered_by_line else None
+        ),
         texts={key: gettext(text) for key, text in WIDGET_TEXTS.items()},
     )
 
