@@ -19,8 +19,10 @@ from typing import Any, Protocol
 import structlog
 from playwright.async_api import Error as PlaywrightError
 
+from hutch.browser.leases import BrowserLeases
 from hutch.browser.models import Screenshot
 from hutch.browser.pool import (
+    PLAN_BROWSERS_BUSY,
     BrowserActionFailed,
     BrowserBusy,
     BrowserPool,
@@ -156,11 +158,16 @@ class AgentBrowser:
     at_once: int | None  # browsers the org may have open at once (its plan); None: no limit
     max_download_bytes: int
     downloads: list[BrowserFile] = field(default_factory=list)
+    # Counts its session among the org's open browsers across processes (None: only this pool's count, as
+    # on a dedicated runtime).
+    leases: BrowserLeases | None = None
 
     async def act(self, action: str, tool_call_id: str | None, **arguments: Any) -> BrowserResult:
         pointer = action.startswith("computer:")
         if action not in ACTIONS and (not pointer or action.removeprefix("computer:") not in POINTER_ACTIONS):
             return BrowserResult(f"There is no browser action {action!r}.")
+        if not await self._leased():
+            return BrowserResult(PLAN_BROWSERS_BUSY.format(at_once=self.at_once))
         try:
             session = await self.pool.session(self.scope.key, self.scope.org_id, self.at_once)
         except BrowserBusy as exc:
@@ -177,7 +184,7 @@ class AgentBrowser:
             observation = await self._look(session, note)
         except PlaywrightError as exc:  # the page or the browser crashed: the next action starts afresh
             log.warning("a browser action failed", action=action, error=str(exc))
-            await self.pool.close_session(self.scope.key)
+            await self.close()
             return BrowserResult("The browser stopped working on this page; open the page again.")
         if observation is None:
             return BrowserResult(note)
@@ -186,6 +193,18 @@ class AgentBrowser:
         if action == "download" and self.downloads and not note:
             text = f"{self._download_words(self.downloads[-1])}\n\n{text}"
         return BrowserResult(text, shot_id, observation.screenshot, observation.in_brief())
+
+    async def _leased(self) -> bool:
+        """Whether the session counts among the org's open browsers (renewed by each action)."""
+        if self.leases is None or self.at_once is None:
+            return True
+        return await self.leases.take(self.scope.key, self.scope.org_id, self.at_once)
+
+    async def close(self) -> None:
+        """Close the session (the turn or the task it worked for is over): it no longer counts."""
+        await self.pool.close_session(self.scope.key)
+        if self.leases is not None:
+            await self.leases.release(self.scope.key)
 
     async def _perform(self, session: BrowserSession, action: str, arguments: dict[str, Any]) -> Observation:
         perform: dict[str, Callable[[], Awaitable[Observation]]] = {

@@ -1,5 +1,6 @@
 """A screenshot of an agent's browser after one of its actions: kept for the message's tool call, the
-task's step and the live view. The image itself lives in the screenshot store (files or a bucket)."""
+task's step and the live view. The image itself lives in the screenshot store (files or a bucket). And the
+browsers an org has open, counted across every process against its plan."""
 
 from __future__ import annotations
 
@@ -32,3 +33,15 @@ class Screenshot(Base):
     content_type: Mapped[str] = mapped_column(String(50))
     size_bytes: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class BrowserLease(Base):
+    """A browser session an org has open in some process of the deployment, counted against the plan's
+    ``browsers`` (``hutch.browser.leases``); renewed by each action, it lapses when the session would
+    have closed for being idle."""
+
+    __tablename__ = "browser_leases"
+
+    session_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -459,6 +459,12 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else exc.__class__.__name__
 
 
+PLAN_BROWSERS_BUSY = (
+    "The organisation's plan allows {at_once} browser(s) at once and they are all open; try again in a few "
+    "minutes."
+)
+
+
 class BrowserPool:
     """The process's Chromium and the sessions open on it (see the module's docstring)."""
 
@@ -508,10 +514,7 @@ class BrowserPool:
                 found.last_used = time.monotonic()
                 return found
             if at_once is not None and self.of_org(org_id) >= at_once:
-                raise BrowserBusy(
-                    f"The organisation's plan allows {at_once} browser(s) at once and they are all open; "
-                    "try again in a few minutes."
-                )
+                raise BrowserBusy(PLAN_BROWSERS_BUSY.format(at_once=at_once))
             if len(self._sessions) >= self.size:
                 await self._evict_one()
             browser = await self._chromium()

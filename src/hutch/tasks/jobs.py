@@ -12,6 +12,7 @@ from typing import Any
 
 from hutch.agents.models import Agent, Placement
 from hutch.browser.agent_browser import task_browser_key
+from hutch.browser.leases import BrowserLeases
 from hutch.core.errors import HutchError
 from hutch.core.ids import new_id
 from hutch.db.engine import unit_of_work
@@ -61,7 +62,9 @@ async def run_task(ctx: JobContext, task_id: str) -> str:
         return await _run(ctx, task_id)
     finally:
         # The task's browser lives while its steps run; it closes with the task (or stays for a retry).
-        await ctx.resources.browsers.close_session(task_browser_key(task_id))
+        key = task_browser_key(task_id)
+        await ctx.resources.browsers.close_session(key)
+        await BrowserLeases(ctx.resources.database, ctx.settings.browser_idle_seconds).release(key)
         await _close_on_runtime(ctx, task_id)
 
 

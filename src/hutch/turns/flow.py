@@ -44,6 +44,7 @@ from hutch.billing.quotas import (
 )
 from hutch.billing.repository import UsageCounts
 from hutch.browser.agent_browser import AgentBrowser, BrowserScope, StoredScreenshots
+from hutch.browser.leases import BrowserLeases
 from hutch.conversations.attachments_repository import AttachmentRepository
 from hutch.conversations.end_users import EndUserProfile
 from hutch.conversations.inbox import EndUserBlocked, TakenOver
@@ -757,6 +758,7 @@ class TurnFlow:
             scope,
             plan.at_once,
             self.settings.attachment_max_mb * 1024 * 1024,
+            leases=BrowserLeases(self.resources.database, self.settings.browser_idle_seconds),
         )
 
     def _meter(self, turn: Turn) -> ToolMeter:
@@ -858,7 +860,7 @@ class TurnFlow:
                 await SpendHolds(self.session).release(turn.hold)
             if turn.browser is not None and turn.task_id is None:
                 # A turn kept nowhere has nothing to come back to: its browser closes with it.
-                await self.resources.browsers.close_session(turn.browser.scope.key)
+                await turn.browser.close()
         else:
             # The answer and the usage it counts are one statement, which locks the conversation's row first,
             # then the counters' (the order ``begin`` takes them in). Credits go in the same transaction.
