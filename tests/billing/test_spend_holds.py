@@ -152,3 +152,48 @@ async def test_a_hold_keeps_what_is_left_until_its_turn_ends_and_stops_counting_
     assert await holds.purge_expired(now + HOLD_TTL) == 1
     await live.session.commit()
     assert await holds_of(live, owner.org.id) == 0
+
+
+async def test_each_request_of_a_tool_loop_is_held_before_it_is_made_and_the_loop_stops_at_the_cap(
+    live: LiveDeployment, settings: Settings, fake_llm: FakeLLMServer
+) -> None:
+    owner = await create_account(live.session, settings)
+    agent = await live.client.post(
+        "/api/v1/agents",
+        json={"name": "Clock", "model": "openai/gpt-4o", "tools": ["current_time"], "max_tokens": 1_000},
+        headers=owner.headers,
+    )
+    key = await live.client.post(
+        "/api/v1/api-keys",
+        json={"label": "loop", "scopes": ["chat"], "monthly_budget_cents": 4},
+        headers=owner.headers,
+    )
+    headers = {"X-API-Key": key.json()["key"]}
+    tool_call = {"id": "call_1", "type": "function", "function": {"name": "current_time", "arguments": "{}"}}
+    request = ScriptedReply(tool_calls=[tool_call], prompt_tokens=1_000, completion_tokens=1_000)
+    answer = ScriptedReply(content="It is noon.", prompt_tokens=1_000, completion_tokens=1_000)
+    question = {
+        "model": agent.json()["slug"],
+        "messages": [{"role": "user", "content": "time?"}],
+        "user": "ana",
+    }
+
+    # 4 cents of room: each request holds 2 before it is made, so both requests of the first call run.
+    fake_llm.script(request, answer)
+    first = await live.client.post("/v1/chat/completions", json=question, headers=headers)
+    assert first.status_code == 200 and first.json()["choices"][0]["message"]["content"] == "It is noon."
+    assert len(fake_llm.requests) == 2
+    # 1 cent left: the second call is admitted, but its loop stops before a request it has no room for.
+    fake_llm.script(request, answer)
+    second = await live.client.post("/v1/chat/completions", json=question, headers=headers)
+    assert second.status_code == 502
+    assert len(fake_llm.requests) == 3  # the second request was never made
+
+    spent = await live.session.scalar(select(func.sum(ApiKeySpend.spent_cents)))
+    assert spent == 3 + 2  # 2.5 cents, then the one request made (1.25): whole cents, rounded up
+    stopped = await live.session.scalar(
+        select(Message).where(Message.org_id == owner.org.id).order_by(Message.seq.desc()).limit(1)
+    )
+    assert stopped is not None and stopped.error is not None and "stop before finishing" in stopped.error
+    assert stopped.cost_micro_usd == 12_500  # what it spent is recorded and charged
+    assert await holds_of(live, owner.org.id) == 0

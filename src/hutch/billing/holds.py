@@ -83,24 +83,48 @@ class SpendHolds:
         False when nothing was held."""
         if amount_cents <= 0 or (key is None and not credits):
             return False
-        key_id = key[0] if key is not None else None
-        key_room = credit_room = None
-        if key is not None:
-            key_room = key[1] - await self.repository.lock_key_spend(key[0], month_of(now))
-        if credits:
-            credit_room = await self.repository.lock_credits(org_id)
-        _refuse(key_room, credit_room, *await self.repository.held(org_id, key_id, now))
+        await self._room(org_id, now, key=key, credits=credits)
         self.repository.add(
             SpendHold(
                 reference=reference,
                 org_id=org_id,
-                api_key_id=key_id,
+                api_key_id=key[0] if key is not None else None,
                 key_cents=amount_cents if key is not None else 0,
                 credit_cents=amount_cents if credits else 0,
                 expires_at=now + HOLD_TTL,
             )
         )
         return True
+
+    async def extend(
+        self,
+        reference: str,
+        org_id: str,
+        amount_cents: int,
+        now: datetime,
+        *,
+        key: tuple[str, int] | None,
+        credits: bool,
+    ) -> None:
+        """Add ``amount_cents`` to the hold ``reference`` (one more model request of its turn's tool loop),
+        refused as :meth:`take` is: its own hold counts among those in flight."""
+        await self._room(org_id, now, key=key, credits=credits)
+        await self.repository.extend(
+            reference,
+            amount_cents if key is not None else 0,
+            amount_cents if credits else 0,
+            now + HOLD_TTL,
+        )
+
+    async def _room(self, org_id: str, now: datetime, *, key: tuple[str, int] | None, credits: bool) -> None:
+        """Lock the key's spend and the org's credits (until the transaction ends), then refuse when what is
+        left is reached or held."""
+        key_room = credit_room = None
+        if key is not None:
+            key_room = key[1] - await self.repository.lock_key_spend(key[0], month_of(now))
+        if credits:
+            credit_room = await self.repository.lock_credits(org_id)
+        _refuse(key_room, credit_room, *await self.repository.held(org_id, key[0] if key else None, now))
 
     @staticmethod
     def released(reference: str) -> Carried:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, text
+from sqlalchemy import delete, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.billing.models import SpendHold
@@ -72,6 +72,17 @@ class HoldRepository:
 
     def add(self, hold: SpendHold) -> None:
         self.session.add(hold)
+
+    async def extend(self, reference: str, key_cents: int, credit_cents: int, until: datetime) -> None:
+        await self.session.execute(
+            update(SpendHold)
+            .where(SpendHold.reference == reference)
+            .values(
+                key_cents=SpendHold.key_cents + key_cents,
+                credit_cents=SpendHold.credit_cents + credit_cents,
+                expires_at=until,
+            )
+        )
 
     @staticmethod
     def released(reference: str) -> Carried:

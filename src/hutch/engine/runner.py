@@ -8,14 +8,15 @@ the caller stores it and nothing the user sent is lost.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import structlog
 from pydantic_ai import Agent as PydanticAgent
-from pydantic_ai import AgentRunError, DeferredToolRequests
+from pydantic_ai import AgentRunError, DeferredToolRequests, RunContext
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import (
     BinaryContent,
     ModelMessage,
@@ -30,7 +31,7 @@ from pydantic_ai.messages import (
     UserContent,
     UserPromptPart,
 )
-from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models import Model, ModelRequestContext, ModelRequestParameters
 from pydantic_ai.models.fallback import FallbackModel
 from pydantic_ai.run import AgentRunResultEvent
 from pydantic_ai.tools import Tool, ToolDefinition
@@ -70,6 +71,40 @@ class TurnRequest:
     meter: ToolMeter = field(default_factory=ToolMeter)  # times the turn's tool calls, meters outside ones
     # Images sent with the prompt (for models the catalog marks ``vision``): one user message with the text.
     media: list[BinaryContent] = field(default_factory=list)
+    # Holds what one more model request of the tool loop may cost before it is made (the first was held with
+    # the turn's admission): None when held, else why the turn must stop (``hutch.billing.holds``).
+    hold_more: HoldMore | None = None
+
+
+HoldMore = Callable[[], Awaitable[str | None]]
+
+
+class SpendStopped(Exception):
+    """The tool loop's next model request would pass the key's budget or the org's credits."""
+
+    def __init__(self, notice: str, messages: list[ModelMessage]) -> None:
+        super().__init__(notice)
+        self.notice = notice
+        self.messages = messages  # the run's messages so far, its responses' usage included
+
+
+@dataclass
+class _HoldEachRequest(AbstractCapability[EngineDeps]):
+    """Before each model request the agent makes past the ones already held, hold what it may cost."""
+
+    hold_more: HoldMore
+    held: int  # requests already held (the turn's first, when the agent makes it)
+
+    async def before_model_request(
+        self, ctx: RunContext[EngineDeps], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        if self.held > 0:
+            self.held -= 1
+            return request_context
+        refused = await self.hold_more()
+        if refused is not None:
+            raise SpendStopped(refused, list(request_context.messages))
+        return request_context
 
 
 @dataclass(frozen=True)
@@ -128,8 +163,11 @@ class Engine:
         )
         return FallbackModel(primary, fallback)
 
-    def _agent(self, request: TurnRequest, model: Model) -> PydanticAgent[EngineDeps, Any]:
+    def _agent(self, request: TurnRequest, model: Model, held: int) -> PydanticAgent[EngineDeps, Any]:
+        """The agent that runs the tool loop; ``held``: its model requests already held (see
+        :class:`_HoldEachRequest`)."""
         output_type: Any = [str, DeferredToolRequests] if request.external_tools else str
+        holds = [_HoldEachRequest(request.hold_more, held)] if request.hold_more is not None else []
         return PydanticAgent(
             model,
             instructions=request.instructions,
@@ -140,6 +178,7 @@ class Engine:
             ],
             output_type=output_type,
             retries=2,
+            capabilities=holds,
         )
 
     def _tools(self, request: TurnRequest) -> list[Tool[EngineDeps]]:
@@ -188,12 +227,14 @@ class Engine:
                 if self._settled(request, response):
                     return self._succeeded(request, [response])
                 history, prompt, earlier = [*messages, response], None, [response]
-            result = await self._agent(request, model).run(
+            result = await self._agent(request, model, held=1 - len(earlier)).run(
                 prompt,
                 message_history=history,
                 deps=request.deps,
                 usage_limits=UsageLimits(request_limit=MAX_MODEL_REQUESTS_PER_TURN - len(earlier)),
             )
+        except SpendStopped as stopped:
+            return self._stopped(request, [*earlier, *stopped.messages[len(history) :]], stopped.notice)
         except RECOVERABLE as exc:
             return self._failed(request, exc)
         return self._succeeded(request, [*earlier, *result.new_messages()], result.output)
@@ -217,7 +258,7 @@ class Engine:
                     yield self._succeeded(request, [response])
                     return
                 history, prompt, earlier = [*messages, response], None, [response]
-            async with self._agent(request, model).run_stream_events(
+            async with self._agent(request, model, held=1 - len(earlier)).run_stream_events(
                 prompt,
                 message_history=history,
                 deps=request.deps,
@@ -231,6 +272,10 @@ class Engine:
                     if text := text_of_event(agent_event):
                         streamed = True
                         yield TextDelta(text)
+        except SpendStopped as stopped:
+            outcome = self._stopped(request, [*earlier, *stopped.messages[len(history) :]], stopped.notice)
+            yield TextDelta(("\n\n" if streamed else "") + outcome.text)
+            yield outcome
         except RECOVERABLE as exc:
             outcome = self._failed(request, exc)
             if not streamed:
@@ -271,6 +316,13 @@ class Engine:
         self.metrics.llm_requests.labels(provider, "fallback" if used_fallback else "ok").inc()
         self.metrics.llm_tokens.labels(provider, "input").inc(outcome.input_tokens)
         self.metrics.llm_tokens.labels(provider, "output").inc(outcome.output_tokens)
+        return outcome
+
+    def _stopped(self, request: TurnRequest, new: list[ModelMessage], notice: str) -> TurnOutcome:
+        """The outcome of a tool loop stopped before a request the caps left no room for: what its requests
+        so far cost, and the notice as the answer."""
+        outcome = self._succeeded(request, new)
+        outcome.text, outcome.ok, outcome.error, outcome.external_calls = notice, False, notice, []
         return outcome
 
     def _which(self, request: TurnRequest, model_name: str | None) -> ResolvedModel:

@@ -65,7 +65,7 @@ from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
 from hutch.db.carried import Carried
-from hutch.db.engine import NO_FLUSH_WAIT, UnitOfWork
+from hutch.db.engine import NO_FLUSH_WAIT, UnitOfWork, unit_of_work
 from hutch.db.jobs import WorkerResources
 from hutch.engine.browser_tools import BROWSER
 from hutch.engine.catalog import DEMO_MODEL, Credentials
@@ -74,7 +74,14 @@ from hutch.engine.gateway import ResolvedModel
 from hutch.engine.history import select_history, to_model_messages
 from hutch.engine.metering import ToolMeter, reaches_outside
 from hutch.engine.prompt import PromptContext, build_instructions
-from hutch.engine.runner import Engine, TextDelta, TurnOutcome, TurnRequest
+from hutch.engine.runner import (
+    MAX_MODEL_REQUESTS_PER_TURN,
+    Engine,
+    HoldMore,
+    TextDelta,
+    TurnOutcome,
+    TurnRequest,
+)
 from hutch.engine.tools import cost_per_call
 from hutch.i18n import gettext
 from hutch.integrations.tools import ConnectedTool, build_tools, is_connected, read_connected
@@ -94,7 +101,7 @@ from hutch.turns.media import (
     stored_file,
 )
 from hutch.turns.repository import TurnRepository
-from hutch.turns.spend import CallSize, hold_cents
+from hutch.turns.spend import CallSize, Held, hold_cents
 from hutch.turns.tools import KNOWLEDGE_TOP_K, TimeLeft, TurnTools
 
 MANAGER_ROLE = "manager"
@@ -195,8 +202,9 @@ class Turn:
     # 1); then the turn's browser, whose downloads are kept with the answer.
     browser_plan: BrowserPlan | None = None
     browser: AgentBrowser | None = None
-    # The reference of what phase 1 held of the key's budget and the org's credits, released by phase 3.
-    hold: str | None = None
+    # What phase 1 held of the key's budget and the org's credits (each further model request adds to it),
+    # released by phase 3.
+    hold: Held | None = None
 
     @property
     def stored(self) -> tuple[Conversation, Message]:
@@ -472,7 +480,7 @@ class TurnFlow:
             agent, message.channel or conversation.channel, conversation.end_user, message.content, reads
         )
         turn.conversation, turn.user_message = conversation, message
-        turn.hold = message.id  # what the stopped attempt held, if anything, is released with the answer
+        turn.hold = Held(message.id)  # what the stopped attempt held, if anything, goes with the answer
         self._resumed_files(turn, await AttachmentRepository(self.session).with_data_of_message(message.id))
         await self.uow.checkpoint()
         return await self._after_commit(turn)
@@ -581,13 +589,42 @@ class TurnFlow:
             known_chars=sum(map(len, known)) + size.input_chars,
             documents=agent.has_documents,
             files=bool(turn.files),
-            tools=bool(agent.tools),
             max_tokens=size.max_tokens or agent.max_tokens,
             settings=self.settings,
         )
+        requests = 1
+        if turn.reads.runtime is not None and agent.tools:
+            # A dedicated runtime runs the tool loop itself: each of its requests is held up front.
+            requests = MAX_MODEL_REQUESTS_PER_TURN
         holds = SpendHolds(self.session)
-        if await holds.take(reference, agent.org_id, amount, datetime.now(UTC), key=key, credits=credits):
-            turn.hold = reference
+        now = datetime.now(UTC)
+        if await holds.take(reference, agent.org_id, amount * requests, now, key=key, credits=credits):
+            turn.hold = Held(reference, amount if requests == 1 else 0, key, credits)
+
+    def _hold_more(self, turn: Turn) -> HoldMore | None:
+        """For the engine: hold one more model request of the turn's tool loop, in a short unit of work of
+        its own; why the turn must stop, when the caps leave no room."""
+        held, org_id = turn.hold, turn.agent.org_id
+        if held is None or held.request_cents <= 0:
+            return None
+
+        async def hold_more() -> str | None:
+            try:
+                async with unit_of_work(self.resources.database, None) as uow:
+                    await SpendHolds(uow.session).extend(
+                        held.reference,
+                        org_id,
+                        held.request_cents,
+                        datetime.now(UTC),
+                        key=held.key,
+                        credits=held.credits,
+                    )
+                    await uow.checkpoint()
+            except HutchError as refused:
+                return f"I had to stop before finishing: {refused.detail}"
+            return None
+
+        return hold_more
 
     async def _payers(self, agent: Agent) -> tuple[tuple[str, int] | None, bool]:
         """Who pays for the turn's answer: the API key asking and its monthly budget (None: no budget), and
@@ -736,6 +773,7 @@ class TurnFlow:
             extra_tools=build_tools(reads.connected, self.resources.mcp, self.settings, taken=tools),
             meter=self._meter(turn),
             media=images_of(turn.files),
+            hold_more=self._hold_more(turn),
         )
 
     def _browser(self, turn: Turn) -> AgentBrowser | None:
@@ -857,7 +895,7 @@ class TurnFlow:
                 org_id, usage, self._ledger(), turn.reference, api_key_id=self.api_key_id
             )
             if turn.hold is not None:
-                await SpendHolds(self.session).release(turn.hold)
+                await SpendHolds(self.session).release(turn.hold.reference)
             if turn.browser is not None and turn.task_id is None:
                 # A turn kept nowhere has nothing to come back to: its browser closes with it.
                 await turn.browser.close()
@@ -866,7 +904,7 @@ class TurnFlow:
             # then the counters' (the order ``begin`` takes them in). Credits go in the same transaction.
             counters = self.quotas.turn_counters(org_id, usage, api_key_id=self.api_key_id)
             if turn.hold is not None:  # what phase 1 held goes as what the answer cost comes
-                counters += SpendHolds.released(turn.hold)
+                counters += SpendHolds.released(turn.hold.reference)
             if carrying is not None:
                 counters += carrying(outcome.text)
             if await self.quotas.charges_credits(org_id, usage):

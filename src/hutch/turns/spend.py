@@ -10,10 +10,20 @@ from pydantic_ai.messages import ModelMessage
 
 from hutch.billing.holds import cents
 from hutch.engine.gateway import ResolvedModel
-from hutch.engine.runner import MAX_MODEL_REQUESTS_PER_TURN
 from hutch.settings import Settings
 
 INSTRUCTIONS_TOKENS = 1_000  # the instructions around the agent's persona: time, channel, tools, facts
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a turn holds (``hutch.billing.holds``): its reference, the cents each model request holds
+    (0: none more), who pays (the API key and its budget; the org's credits)."""
+
+    reference: str
+    request_cents: int = 0
+    key: tuple[str, int] | None = None
+    credits: bool = False
 
 
 @dataclass(frozen=True)
@@ -31,15 +41,14 @@ def hold_cents(
     known_chars: int,
     documents: bool,
     files: bool,
-    tools: bool,
     max_tokens: int,
     settings: Settings,
 ) -> int:
-    """The most the turn may cost, in whole cents, on the models that would be paid for (not the org's own
-    keys): its prompt (``known_chars`` of text, the instructions, retrieved passages and files' text within
-    their budgets) and ``max_tokens`` of answer, for each request the tool loop may make (a tool's answer
-    is not counted: the bound covers what the caller controls). Token counts are estimated (about four
-    characters a token)."""
+    """The most one model request of the turn may cost, in whole cents, on the models that would be paid for
+    (not the org's own keys): its prompt (``known_chars`` of text, the instructions, retrieved passages and
+    files' text within their budgets) and ``max_tokens`` of answer. Each further request of the tool loop is
+    held again before it is made (a tool's answer is not counted: the bound covers what the caller
+    controls). Token counts are estimated (about four characters a token)."""
     if not models:
         return 0
     input_tokens = INSTRUCTIONS_TOKENS + -(-known_chars // 4)
@@ -47,8 +56,7 @@ def hold_cents(
         input_tokens += settings.knowledge_prompt_tokens
     if files:
         input_tokens += settings.attachment_prompt_tokens
-    requests = MAX_MODEL_REQUESTS_PER_TURN if tools else 1
-    return cents(max(m.spec.cost_micro_usd(input_tokens, max_tokens) for m in models) * requests)
+    return cents(max(m.spec.cost_micro_usd(input_tokens, max_tokens) for m in models))
 
 
 def chars_of(messages: Sequence[ModelMessage], texts: Sequence[str] = ()) -> int:
