@@ -96,9 +96,10 @@ def test_pytorch_is_pinned_once_and_left_out_of_the_hashed_locks() -> None:
 def make_commands(*arguments: str) -> list[str]:
     """What ``make`` would run from scratch (``-B -n``: every target out of date, nothing executed).
 
-    The outer ``make test`` passes its command-line variables (CI's ``EXTRAS=...``) down through MAKEFLAGS;
-    they are dropped so each case sees only its own arguments."""
-    environment = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
+    The outer ``make test`` passes its command-line variables (CI's ``EXTRAS=...``) down, through MAKEFLAGS
+    and as environment variables; they are dropped so each case sees only its own arguments."""
+    outer = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "EXTRAS"}
+    environment = {k: v for k, v in os.environ.items() if k not in outer}
     done = subprocess.run(
         ["make", "-B", "-n", *arguments],
         cwd=ROOT,
