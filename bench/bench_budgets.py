@@ -31,6 +31,7 @@ from hutch.db.urls import libpq_conninfo
 CAP_CENTS = 500
 UPSTREAM_KEY = "sk-bench-budgets"
 RETRY_FOR_SECONDS = 60
+LOGS = ROOT / "bench" / "results" / "budgets"  # each API process's output
 MESSAGE = "budget " * 2_600  # about 4,500 tokens: a little over one cent of GPT-4o input
 
 
@@ -134,9 +135,13 @@ def main() -> int:
         )
         subprocess.run([*HUTCH, "db", "upgrade"], env=env, check=True, capture_output=True)
         bases = []
-        for _ in range(2):
+        LOGS.mkdir(parents=True, exist_ok=True)
+        for n in range(2):
             port = free_port()
-            running.enter_context(process([*HUTCH, "serve", "--no-worker", "--port", str(port)], env))
+            log = LOGS / f"hutch-{n + 1}.log"
+            log.unlink(missing_ok=True)
+            command = [*HUTCH, "serve", "--no-worker", "--port", str(port)]
+            running.enter_context(process(command, env, log))
             bases.append(f"http://127.0.0.1:{port}")
         for base in bases:
             wait_for(f"{base}/readyz")
