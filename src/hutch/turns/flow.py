@@ -593,7 +593,7 @@ class TurnFlow:
             settings=self.settings,
         )
         requests = 1
-        if turn.reads.runtime is not None and agent.tools:
+        if reads.runtime is not None and agent.tools:
             # A dedicated runtime runs the tool loop itself: each of its requests is held up front.
             requests = MAX_MODEL_REQUESTS_PER_TURN
         holds = SpendHolds(self.session)
@@ -621,7 +621,7 @@ class TurnFlow:
                     )
                     await uow.checkpoint()
             except HutchError as refused:
-                return f"I had to stop before finishing: {refused.detail}"
+                return gettext("I had to stop before finishing: {reason}").format(reason=refused.detail)
             return None
 
         return hold_more
