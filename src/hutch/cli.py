@@ -46,6 +46,10 @@ from hutch.worker_process import exit_with_parent, worker_process
 if TYPE_CHECKING:
     from hutch.admin.demo import DemoReport
 
+# On a stop signal, requests in flight get this long to finish; then open streams (a dashboard's live inbox,
+# a task's live view) are closed, so a restart never waits on a page someone left open.
+SHUTDOWN_GRACE_SECONDS = 20
+
 app = typer.Typer(
     name="hutch",
     help="Hutch: run an AI-assistant business on your own servers.",
@@ -163,6 +167,7 @@ def serve(
                     log_config=None,
                     proxy_headers=True,
                     access_log=False,
+                    timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
                 )
             else:
                 _serve_api(settings, handle)
@@ -183,6 +188,7 @@ def _serve_api(settings: Settings, handle: DatabaseHandle) -> None:
         server_header=False,
         access_log=False,  # Hutch's own middleware logs each request, with its id
         lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
     server = uvicorn.Server(config)
     with stop_signals_end_quietly():

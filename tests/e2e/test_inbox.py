@@ -84,3 +84,4 @@ def test_take_over_reply_see_a_message_arrive_live_and_hand_back(
     check(page, artifacts, "44-handed-back")
     answered = httpx.post(chat, json={"message": "One more question"}, headers=auth, timeout=30)
     assert answered.status_code == 200  # the agent answers again
+    page.close()  # its live stream ends with it: stopping Hutch need not wait for it
