@@ -14,7 +14,7 @@ import mimetypes
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 import structlog
 from playwright.async_api import Error as PlaywrightError
@@ -34,6 +34,7 @@ from hutch.browser.repository import ScreenshotRepository
 from hutch.browser.screenshots import ScreenshotStore, ScreenshotStoreFailed, screenshot_key
 from hutch.core.ids import new_id
 from hutch.db.engine import Database, JobSink, unit_of_work
+from hutch.engine.computer_use import ComputerAction
 from hutch.engine.deps import BrowserResult
 from hutch.knowledge.parsing import UnreadableDocument, kind_of, parse
 
@@ -42,27 +43,9 @@ log = structlog.get_logger(__name__)
 MAX_DOWNLOAD_TEXT = 8000  # characters of a downloaded file's text given to the model
 # What the tools may ask (``hutch.engine.browser_tools``), by action name.
 ACTIONS = frozenset({"open", "read", "click", "type", "select", "scroll", "back", "screenshot", "download"})
-# What a computer-use model's ``computer`` tool may ask (``hutch.engine.computer_use``): actions at screen
-# coordinates and on the keyboard, named as the model names them.
-POINTER_ACTIONS = frozenset(
-    {
-        "left_click",
-        "right_click",
-        "middle_click",
-        "double_click",
-        "triple_click",
-        "mouse_move",
-        "left_click_drag",
-        "left_mouse_down",
-        "left_mouse_up",
-        "scroll",
-        "type",
-        "key",
-        "hold_key",
-        "wait",
-        "cursor_position",
-    }
-)
+# What a computer-use model's ``computer`` tool may ask besides a screenshot (``hutch.engine.computer_use``):
+# actions at screen coordinates and on the keyboard, named as the model names them.
+POINTER_ACTIONS = frozenset(get_args(ComputerAction)) - {"screenshot"}
 
 
 @dataclass(frozen=True)
