@@ -15,6 +15,7 @@ from pathlib import Path
 from hutch.accounts.models import Org
 from hutch.agents.models import Agent, AgentStatus, Audience, Placement
 from hutch.browser.agent_browser import AgentBrowser, BrowserScope, StoredScreenshots
+from hutch.browser.leases import BrowserLeases
 from hutch.browser.pool import BrowserPool
 from hutch.browser.screenshots import FileScreenshots
 from hutch.db import migrations
@@ -57,7 +58,9 @@ class Bench:
         """The browser a conversation's turn would get (one per ``key``)."""
         scope = BrowserScope(org_id=ORG, agent_id=AGENT, reference=key)
         keeper = StoredScreenshots(self.store, self.database, None)
-        return AgentBrowser(self.pool, keeper, scope, None, 20 * 1024 * 1024)
+        # As a plan with a limit of browsers at once has it: each action renews the session's lease.
+        leases = BrowserLeases(self.database, idle_seconds=300)
+        return AgentBrowser(self.pool, keeper, scope, 100, 20 * 1024 * 1024, leases=leases)
 
 
 @asynccontextmanager
