@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hutch.worker_process import WorkerProcess
+from hutch.worker_process import WorkerProcess, usable_cores, worker_count, worker_processes
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -39,6 +39,26 @@ def test_a_worker_that_dies_is_started_again_and_stopped_with_serve(tmp_path: Pa
     wait_until(lambda: not _alive(last))
     time.sleep(1.5)  # longer than the restart delay: a stopped worker stays stopped
     assert starts.read_text().count("x") == 2
+
+
+def test_serve_starts_one_worker_per_core_unless_told_and_stops_them_side_by_side(tmp_path: Path) -> None:
+    assert worker_count(0) == usable_cores() >= 1
+    assert worker_count(3) == 3
+    started = tmp_path / "started"
+    # Each child notes its start and takes 1 s to stop once told (a worker finishing its running jobs).
+    script = (
+        "import os, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(1), sys.exit(0)))\n"
+        f"open({str(started)!r}, 'a').write(str(os.getpid()) + '\\n')\n"
+        "time.sleep(60)\n"
+    )
+    with worker_processes(dict(os.environ), 3, [sys.executable, "-c", script]) as workers:
+        wait_until(lambda: started.exists() and len(started.read_text().split()) == 3)
+        pids = {worker.pid for worker in workers}
+        assert len(pids) == 3 and None not in pids
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 2.5  # told at once, not one after the other (3 s)
+    assert not any(_alive(pid) for pid in pids if pid is not None)
 
 
 def test_the_worker_stops_when_serve_dies(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ from hutch.db.jobs import JobOutbox
 from hutch.db.urls import describe
 from hutch.engine.catalog import Catalog, CatalogError, load_catalog
 from hutch.settings import Settings, SettingsError, export_to_environment, load_settings
-from hutch.worker_process import exit_with_parent, worker_process
+from hutch.worker_process import exit_with_parent, worker_count, worker_processes
 
 if TYPE_CHECKING:
     from hutch.admin.demo import DemoReport
@@ -152,10 +152,12 @@ def serve(
             return
         with ExitStack() as running:
             if run_worker:
-                # The worker runs beside the API, not in its event loop: a burst of turns does not slow
-                # the acknowledgement of webhooks, and the two use two cores.
+                # Workers run beside the API, not in its event loop: a burst of turns does not slow the
+                # acknowledgement of webhooks; and one per core, since each is one Python process.
                 export_to_environment(settings, handle.url)
-                running.enter_context(worker_process(dict(os.environ)))
+                running.enter_context(
+                    worker_processes(dict(os.environ), worker_count(settings.worker_processes))
+                )
             if workers > 1:
                 export_to_environment(settings, handle.url)
                 uvicorn.run(
@@ -225,9 +227,11 @@ def stop_signals_end_quietly() -> Iterator[None]:
 def _print_welcome(settings: Settings, handle: DatabaseHandle, run_worker: bool) -> None:
     base = f"http://{settings.host}:{settings.port}"
     where = "embedded PostgreSQL" if handle.embedded else describe(handle.url)
+    count = worker_count(settings.worker_processes)
+    workers = f"{count} beside the API" if run_worker else "separate (hutch worker)"
     lines = [
         f"[bold]Hutch {__version__}[/] is starting at [link={base}]{base}[/]",
-        f"Database: {where}; job worker: {'beside the API' if run_worker else 'separate (hutch worker)'}",
+        f"Database: {where}; job workers: {workers}",
         "",
         f"  Dashboard     {base}/",
         f"  API docs      {base}/docs",

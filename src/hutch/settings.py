@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # Chat turns a worker runs at once. A turn waiting on its model holds no database connection, only
     # memory (tens of kilobytes), so one process keeps hundreds in flight with a small pool.
     turn_concurrency: int = Field(default=500, ge=1, le=10_000)
+    # Job worker processes `hutch serve` starts beside its API; 0: one per core it may use. A worker is one
+    # Python process, so one core: turns are bound by its CPU once they no longer wait on connections.
+    worker_processes: int = Field(default=0, ge=0, le=64)
     # A worker whose heartbeat is older than this is dead; its running jobs are retried.
     worker_stalled_timeout: float = Field(default=30.0, gt=0)
     worker_heartbeat_interval: float = Field(default=5.0, gt=0)

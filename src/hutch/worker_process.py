@@ -1,8 +1,11 @@
-"""The job worker `hutch serve` starts beside its API: a child process it supervises.
+"""The job workers `hutch serve` starts beside its API: child processes it supervises, one per core by
+default (``HUTCH_WORKER_PROCESSES``).
 
 A worker in the API's own process would share one event loop, and so one core, with every request: a
-burst of chat turns would slow the acknowledgement of every webhook. As a child it runs `hutch worker` on
-the same database, is started again when it dies, and stops when `hutch serve` stops or dies (it watches
+burst of chat turns would slow the acknowledgement of every webhook. And one worker is one core: turns that
+hold no connection while their model thinks are bound by the CPU of the process running them. Each child
+runs `hutch worker` on the same database (they share the queue; one chat's turns stay in order through
+the queue's locks), is started again when it dies, and stops when `hutch serve` stops or dies (it watches
 the pipe it was given as stdin and stops when that closes).
 """
 
@@ -77,13 +80,21 @@ class WorkerProcess:
             delay = min(delay * 2, MAX_RESTART_DELAY)
             self._spawn()
 
-    def stop(self) -> None:
+    def request_stop(self) -> None:
+        """Tell the child to stop (SIGTERM) without waiting: several workers then stop side by side."""
         with self._lock:
             self._stopping.set()
             child = self._child
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        """Stop the child and wait for it (killing it after its grace period)."""
+        if not self._stopping.is_set():
+            self.request_stop()
+        child = self._child
         if child is None or child.poll() is not None:
             return
-        child.send_signal(signal.SIGTERM)
         try:
             child.wait(timeout=STOP_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
@@ -96,14 +107,34 @@ class WorkerProcess:
                     child.stdin.close()
 
 
-@contextmanager
-def worker_process(environment: dict[str, str]) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(environment)
-    process.start()
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container or taskset limits it)."""
     try:
-        yield process
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_count(setting: int) -> int:
+    """``HUTCH_WORKER_PROCESSES``: 0 means one per usable core."""
+    return setting or usable_cores()
+
+
+@contextmanager
+def worker_processes(
+    environment: dict[str, str], count: int, command: list[str] | None = None
+) -> Iterator[list[WorkerProcess]]:
+    """``count`` supervised workers; on the way out all are told to stop at once, then waited for."""
+    processes = [WorkerProcess(environment, command) for _ in range(count)]
+    try:
+        for process in processes:
+            process.start()
+        yield processes
     finally:
-        process.stop()
+        for process in processes:
+            process.request_stop()
+        for process in processes:
+            process.stop()
 
 
 def exit_with_parent() -> None:
