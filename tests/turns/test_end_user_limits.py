@@ -98,3 +98,60 @@ async def test_bad_values_are_422(client: httpx.AsyncClient, owner: Account, fie
     assert changed.status_code == 422, changed.text
     got = (await client.get(f"/api/v1/agents/{agent['id']}", headers=owner.headers)).json()
     assert got["end_user_messages_per_minute"] is None and got["end_user_messages_per_day"] is None
+
+
+async def test_a_blocked_api_user_is_refused_on_every_path_and_costs_nothing(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    agent = await make_agent(client, owner, model="demo/echo")
+    key = await make_key(client, owner, scopes=["chat"])
+    auth = {"Authorization": f"Bearer {key}"}
+    assert (await ask(client, key, agent["slug"], "bob")).status_code == 200  # stored: bob is in the inbox
+    listed = (await client.get("/api/v1/conversations", headers=owner.headers)).json()["items"]
+    [bob] = [item["end_user"] for item in listed if item["channel"] == "openai_api"]
+    blocked = await client.post(f"/api/v1/end-users/{bob['id']}/block", headers=owner.headers)
+    assert blocked.status_code == 200
+    before = (await client.get("/api/v1/billing/usage", headers=owner.headers)).json()["usage"]
+
+    stored = await ask(client, key, agent["slug"], "bob")
+    unstored = await client.post(
+        "/v1/responses",
+        json={"model": agent["slug"], "input": "hi", "store": False, "user": "bob"},
+        headers=auth,
+    )
+    tool_result = await client.post(
+        "/v1/chat/completions",
+        json={
+            "model": agent["slug"],
+            "user": "bob",
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            ],
+        },
+        headers=auth,
+    )
+    for refused in (stored, unstored, tool_result):
+        assert refused.status_code == 403, refused.text
+        assert "blocked" in refused.json()["error"]["message"]
+    after = (await client.get("/api/v1/billing/usage", headers=owner.headers)).json()["usage"]
+    assert after["messages_today"] == before["messages_today"]  # nothing counted
+    assert (await ask(client, key, agent["slug"], "alice")).status_code == 200  # others go on
+
+    unblocked = await client.delete(f"/api/v1/end-users/{bob['id']}/block", headers=owner.headers)
+    assert unblocked.status_code == 204
+    # The blocked calls took no place in bob's minute either: two more of the plan's 3, then 429.
+    assert (await ask(client, key, agent["slug"], "bob")).status_code == 200
+    assert (await ask(client, key, agent["slug"], "bob")).status_code == 200
+    assert (await ask(client, key, agent["slug"], "bob")).status_code == 429

@@ -384,19 +384,16 @@ class TurnFlow:
         it is ready (``outcome`` then asks it); committed before this returns."""
         try:
             if admit:
-                await self._admit(agent, channel, end_user)
+                await self._admit(agent, channel, end_user, rates=False)
+            else:
+                await self.models_for(agent)  # a missing provider key answers before anything runs
+            # Read with the person's facts: a blocked end user is refused before the rates count them.
+            facts = await self._facts_unless_blocked(agent, channel, end_user)
+            if admit:
+                await self._admit_rates(agent, channel, end_user)
                 reservation = await self.quotas.message_reservation(agent.org_id)
                 reserved = await self.quotas.repository.write(reservation)
                 await self.quotas.settle_reservation(agent.org_id, reserved)
-            else:
-                await self.models_for(agent)  # a missing provider key answers before anything runs
-            facts = (
-                await MemoryRepository(self.session).facts(
-                    agent.id, end_user, self.settings.memories_in_prompt
-                )
-                if end_user is not None
-                else []
-            )
             reads = PromptReads(
                 facts,
                 await self._org_name(agent.org_id),
@@ -415,6 +412,19 @@ class TurnFlow:
                 await self._note_limited(limited)
             raise
         return await self._after_commit(turn)
+
+    async def _facts_unless_blocked(self, agent: Agent, channel: str, end_user: str | None) -> list[str]:
+        """An unstored turn's facts about its end user, in one statement that also says whether the org
+        blocked them: a blocked end user is refused (403) on every path, stored or not."""
+        if end_user is None:
+            return []
+        carried = MemoryRepository.facts_carried(agent.id, end_user, self.settings.memories_in_prompt)
+        read = await self.turns.run_alone(
+            carried + EndUserRepository.blocked_carried(agent.org_id, channel, end_user)
+        )
+        if read["end_user_blocked"]:
+            raise EndUserBlocked()
+        return list(read["facts"] or [])
 
     async def _admit(self, agent: Agent, channel: str, end_user: str | None, *, rates: bool = True) -> None:
         """Admission, the same for every turn: the agent answers, the org is not suspended, a model can
