@@ -51,8 +51,8 @@ class LanguageMiddleware:
             reset_language(token)
 
 
-# What the dashboard's scripts (static/app.js, static/inbox.js) write by themselves, given to them by every
-# page in its language.
+# What the dashboard's scripts (static/app.js, static/inbox.js, static/task_live.js) write by themselves,
+# given to them by every page in its language.
 SCRIPT_TEXTS = {
     "copied": N_("Copied"),
     "bot_connected": N_("Connected: @{bot} answers for this agent now."),
@@ -66,6 +66,12 @@ SCRIPT_TEXTS = {
     "not_delivered": N_("not delivered"),
     "live": N_("New messages appear here as they arrive."),
     "reconnecting": N_("Reconnecting…"),
+    "failed": N_("failed"),
+    "task_step": N_("Step {step}: {action} on {page}"),
+    "task_completed": N_("The task is done. Reload the page to see every step."),
+    "task_failed": N_("The task failed. Reload the page to see every step."),
+    "task_canceled": N_("The task was canceled. Reload the page to see every step."),
+    "task_deleted": N_("The task was deleted."),
 }
 
 

@@ -163,8 +163,10 @@
             var usage = payload.usage;
             var meta = document.createElement("span");
             meta.className = "meta";
-            meta.textContent = usage.input_tokens + " in · " + usage.output_tokens + " out · $" +
-              (usage.cost_micro_usd / 1e6).toFixed(4) + (payload.message.status === "failed" ? " · failed" : "");
+            meta.textContent = say("tokens", "{in} in · {out} out")
+              .replace("{in}", usage.input_tokens).replace("{out}", usage.output_tokens) + " · $" +
+              (usage.cost_micro_usd / 1e6).toFixed(4) +
+              (payload.message.status === "failed" ? " · " + say("failed", "failed") : "");
             reply.appendChild(meta);
           }
           chat.scrollTop = chat.scrollHeight;

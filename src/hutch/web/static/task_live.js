@@ -3,6 +3,16 @@
   "use strict";
   var live = document.getElementById("live");
   if (!live || !window.EventSource) return;
+  // The words this script writes, in the page's language (layout.html), English when missing.
+  var textsTag = document.getElementById("hutch-texts");
+  var T = textsTag ? JSON.parse(textsTag.textContent || "{}") : {};
+  function say(key, english) { return T[key] || english; }
+  var ends = {
+    completed: say("task_completed", "The task is done. Reload the page to see every step."),
+    failed: say("task_failed", "The task failed. Reload the page to see every step."),
+    canceled: say("task_canceled", "The task was canceled. Reload the page to see every step."),
+    deleted: say("task_deleted", "The task was deleted."),
+  };
   var screen = document.getElementById("live-screen");
   var state = document.getElementById("live-state");
   var source = new EventSource(live.getAttribute("data-source"));
@@ -10,11 +20,12 @@
     var data = JSON.parse(event.data);
     screen.src = data.url;
     screen.hidden = false;
-    state.textContent = "Step " + (data.step || "?") + ": " + data.action + " on " + data.page_url;
+    state.textContent = say("task_step", "Step {step}: {action} on {page}")
+      .replace("{step}", data.step || "?").replace("{action}", data.action).replace("{page}", data.page_url);
   });
   source.addEventListener("end", function (event) {
     var data = JSON.parse(event.data);
-    state.textContent = "The task is " + data.status + ". Reload the page to see every step.";
+    state.textContent = ends[data.status] || ends.completed;
     source.close();
   });
 })();
