@@ -89,7 +89,7 @@ async def overview(
             "Messages per day" if days <= 90 else "Messages per week",
             x,
             {"Messages": daily["Messages"]},
-            charts.describe(sum(daily_messages), "messages", days),
+            f"{sum(daily_messages):,.0f} messages over the last {days} days",
         ),
         "channels": charts.bars(
             "Messages by channel",

@@ -8,8 +8,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pygal
+from babel import Locale, UnknownLocaleError
+from babel.numbers import format_decimal
 from markupsafe import Markup, escape
 from pygal.style import Style
+
+from hutch.i18n import current_language
 
 STYLE = Style(
     background="white",
@@ -99,6 +103,17 @@ class RecentCharts:
         self._kept[key] = (time.monotonic(), value)
 
 
-def describe(total: float, unit: str, days: int) -> str:
-    """The text alternative's summary line: what the chart adds up to."""
-    return f"{total:,.0f} {unit} over the last {days} days"
+def number(value: float, digits: int = 0) -> str:
+    """``value`` as the language of the moment writes numbers (1,234.5 in English, 1234,5 in Spanish)."""
+    try:
+        locale = Locale.parse(current_language())
+    except (ValueError, UnknownLocaleError):
+        locale = Locale("en")
+    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+    return format_decimal(round(value, digits), format=pattern, locale=locale)
+
+
+def describe(sentence: str, total: float, days: int) -> str:
+    """The text alternative's summary line, what the chart adds up to: ``sentence`` (translated, with
+    ``%(num)s`` and ``%(days)s``) filled with the total, written in the language of the moment."""
+    return sentence % {"num": number(total), "days": days}

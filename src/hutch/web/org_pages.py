@@ -25,12 +25,13 @@ from hutch.channels.repository import ChannelRepository
 from hutch.core.errors import Forbidden, HutchError, ServiceUnavailable
 from hutch.core.request_context import client_ip
 from hutch.http.dependencies import ResourcesDep, UoWDep
-from hutch.i18n import N_, _
+from hutch.i18n import N_, _, current_language, ngettext
 from hutch.resources import Resources
 from hutch.tasks.manager import MANAGER_ROLE
 from hutch.web import charts
 from hutch.web.app_pages import agents_service, first_error
 from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, page
+from hutch.web.inbox_pages import CHANNELS
 from hutch.web.key_pages import FORM_FIELD, form_errors, key_limits, org_agents
 from hutch.web.languages import language_choices, translated_note
 from hutch.web.sso_pages import team_section
@@ -319,7 +320,7 @@ USAGE_CHARTS = charts.RecentCharts()
 @router.get("/usage", response_class=HTMLResponse)
 async def usage_page(request: Request, found: ViewerDep, uow: UoWDep, days: int = 30) -> HTMLResponse:
     days = min(max(days, 7), 365)
-    key = (found.org_id, str(days))
+    key = (found.org_id, str(days), current_language())  # the charts' words are in the reader's language
     drawn = USAGE_CHARTS.get(key)
     if drawn is None:
         drawn = await _usage_charts(uow, found.org_id, days)
@@ -329,57 +330,92 @@ async def usage_page(request: Request, found: ViewerDep, uow: UoWDep, days: int 
 
 
 async def _usage_charts(uow: UoWDep, org_id: str, days: int) -> tuple[dict[str, Markup], bool]:
-    """The usage page's charts, and whether there is nothing to show yet."""
+    """The usage page's charts, and whether there is nothing to show yet; their titles, legends and text
+    alternatives in the language of the moment."""
     report = await org_usage(uow.session, org_id, days)
     start = datetime.now(UTC).date() - timedelta(days=days - 1)
     labels = [(start + timedelta(days=i)).isoformat() for i in range(days)]
     index = {label: i for i, label in enumerate(labels)}
     by_channel: dict[str, list[float]] = {}
     for row in report["channels"]:
-        values = by_channel.setdefault(row["channel"], [0.0] * days)
+        values = by_channel.setdefault(_(CHANNELS.get(row["channel"], row["channel"])), [0.0] * days)
         values[index[row["day"].isoformat()]] += row["inbound"] + row["outbound"]
-    messages, tokens, voice = [0.0] * days, {"Input": [0.0] * days, "Output": [0.0] * days}, [0.0] * days
-    tools = {"Tool calls": [0.0] * days, "Voice notes (min)": [0.0] * days}
+    series = {name: [0.0] * days for name in ("messages", "input", "output", "voice", "tools", "notes")}
     for row in report["daily"]:
         i = index.get(row["day"].isoformat())
         if i is not None:
-            messages[i] = row["messages"]
-            tokens["Input"][i], tokens["Output"][i] = row["input_tokens"], row["output_tokens"]
-            voice[i] = row["voice_minutes"]
-            tools["Tool calls"][i] = row["tool_calls"]
-            tools["Voice notes (min)"][i] = row["transcription_minutes"]
-    total_messages = sum(messages)
-    summary = ", ".join(f"{k} {sum(v):,.0f}" for k, v in by_channel.items()) or "none"
-    x, per_channel = charts.weekly_when_long(labels, by_channel or {"No messages": [0.0] * days}, days)
-    _, daily = charts.weekly_when_long(
-        labels, {"Messages": messages, "Minutes": voice, **tokens, **tools}, days
-    )
+            series["messages"][i] = row["messages"]
+            series["input"][i], series["output"][i] = row["input_tokens"], row["output_tokens"]
+            series["voice"][i] = row["voice_minutes"]
+            series["tools"][i] = row["tool_calls"]
+            series["notes"][i] = row["transcription_minutes"]
+    total = {name: sum(values) for name, values in series.items()}
+    summary = ", ".join(f"{k} {charts.number(sum(v))}" for k, v in by_channel.items()) or _("none")
+    x, per_channel = charts.weekly_when_long(labels, by_channel or {_("No messages"): [0.0] * days}, days)
+    daily = charts.weekly_when_long(labels, series, days)[1]
+    tools, notes = _("Tool calls"), _("Voice notes (min)")
     graphs = {
-        "channels": charts.bars("Messages by channel", x, per_channel, f"Messages by channel: {summary}"),
+        "channels": charts.bars(
+            _("Messages by channel"),
+            x,
+            per_channel,
+            _("Messages by channel: {summary}").format(summary=summary),
+        ),
         "messages": charts.line(
-            "Messages", x, {"Messages": daily["Messages"]}, charts.describe(total_messages, "messages", days)
+            _("Messages"),
+            x,
+            {_("Messages"): daily["messages"]},
+            charts.describe(
+                ngettext(
+                    "%(num)s message over the last %(days)s days",
+                    "%(num)s messages over the last %(days)s days",
+                    round(total["messages"]),
+                ),
+                total["messages"],
+                days,
+            ),
         ),
         "tokens": charts.bars(
-            "Tokens",
+            _("Tokens"),
             x,
-            {"Input": daily["Input"], "Output": daily["Output"]},
-            charts.describe(sum(daily["Input"]) + sum(daily["Output"]), "tokens", days),
+            {_("Input"): daily["input"], _("Output"): daily["output"]},
+            charts.describe(
+                ngettext(
+                    "%(num)s token over the last %(days)s days",
+                    "%(num)s tokens over the last %(days)s days",
+                    round(total["input"] + total["output"]),
+                ),
+                total["input"] + total["output"],
+                days,
+            ),
         ),
         "voice": charts.line(
-            "Voice minutes",
+            _("Voice minutes"),
             x,
-            {"Minutes": daily["Minutes"]},
-            charts.describe(sum(voice), "voice minutes", days),
+            {_("Minutes"): daily["voice"]},
+            charts.describe(
+                ngettext(
+                    "%(num)s voice minute over the last %(days)s days",
+                    "%(num)s voice minutes over the last %(days)s days",
+                    round(total["voice"]),
+                ),
+                total["voice"],
+                days,
+            ),
         ),
         "tools": charts.bars(
-            "Tool calls and voice notes",
+            _("Tool calls and voice notes"),
             x,
-            {name: daily[name] for name in tools},
-            f"{sum(tools['Tool calls']):,.0f} tool calls and {sum(tools['Voice notes (min)']):,.1f} minutes "
-            f"of voice notes transcribed in the last {days} days",
+            {tools: daily["tools"], notes: daily["notes"]},
+            _(
+                "Over the last {days} days: {calls} tool calls, and {minutes} minutes of voice notes "
+                "transcribed"
+            ).format(
+                days=days, calls=charts.number(total["tools"]), minutes=charts.number(total["notes"], 1)
+            ),
         ),
     }
-    return graphs, total_messages == 0 and not by_channel
+    return graphs, total["messages"] == 0 and not by_channel
 
 
 # --- team ---------------------------------------------------------------------------------------------
@@ -449,7 +485,7 @@ async def invite(
         await _orgs(uow, resources).invite(found.principal, email.strip().lower(), OrgRole(role))
     except (ValueError, HutchError) as exc:
         await uow.rollback()
-        text = exc.detail if isinstance(exc, HutchError) else "Choose a role."
+        text = exc.detail if isinstance(exc, HutchError) else _("Choose a role.")
         return await _team_page(request, found, uow, resources, 422, errors={"email": text}, values=values)
     return RedirectResponse("/app/team?note=invited", status_code=303)
 
