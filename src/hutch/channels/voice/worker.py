@@ -49,6 +49,7 @@ def voice_agents_available() -> bool:
 HELD = N_("A person from the team is looking after this conversation; they have your words and will reply.")
 GONE = N_("Sorry, this assistant is no longer available.")
 CANNOT_ANSWER = N_("Sorry, I cannot answer right now. Please try again later.")
+TIME_WARNING = N_("Just so you know, your time is almost up.")  # on Hutch's "time nearly out" signal
 
 
 async def answer_turn(
@@ -122,13 +123,13 @@ def run(resources: WorkerResources, mode: str) -> None:  # pragma: no cover - ne
         agent_id = json.loads(ctx.job.metadata or "{}").get("agent_id", "")
         await ctx.connect()
         participant = await ctx.wait_for_participant()
-        left = await _time_left(resources, agent_id)
+        left, warning = await call_opening(resources, agent_id)
         voice = HutchVoice(agent_id, participant.identity, time_note(left))
         session = agents.AgentSession(stt=openai.STT(), tts=openai.TTS(), vad=silero.VAD.load())
 
         def on_data(packet: rtc.DataPacket) -> None:
             if packet.topic == "hutch" and json.loads(packet.data).get("type") == "time_warning":
-                session.say("Just so you know, your time is almost up.")
+                session.say(warning)
 
         ctx.room.on("data_received", on_data)
         await session.start(room=ctx.room, agent=voice)
@@ -146,9 +147,13 @@ def run(resources: WorkerResources, mode: str) -> None:  # pragma: no cover - ne
     )
 
 
-async def _time_left(resources: WorkerResources, agent_id: str) -> int | None:
+async def call_opening(resources: WorkerResources, agent_id: str) -> tuple[int | None, str]:
+    """At the start of a call: the caller's seconds left (None: not tracked) and what they hear when Hutch
+    warns that their time is nearly out, in the org's language (a call tells no language of its own)."""
     async with unit_of_work(resources.database, resources.jobs) as uow:
         agent = await uow.session.get(HutchAgent, agent_id)
         if agent is None:
-            return None
-        return await VoiceSessions(uow, resources.plans, resources.settings).time_left(agent.org_id)
+            return None, said_in(resources, None, TIME_WARNING)
+        language = await notice_language(uow.session, resources.settings, agent.org_id, None)
+        left = await VoiceSessions(uow, resources.plans, resources.settings).time_left(agent.org_id)
+    return left, said_in(resources, language, TIME_WARNING)
