@@ -363,3 +363,35 @@ async def test_one_caller_past_the_per_person_limit_hears_why_while_others_are_a
     listed = (await v.client.get("/api/v1/conversations", headers=v.owner.headers)).json()["items"]
     notes = {item["end_user"]["limited_note"] for item in listed}
     assert notes == {None, "went past 3 messages a minute per person (Nora)"}  # the owner sees who
+
+
+async def test_a_blocked_caller_gets_no_token_and_no_time_runs(voice: Voice) -> None:
+    v = voice
+    await v.grant(600)
+    key = await v.client.post(
+        "/api/v1/api-keys", json={"label": "site", "scopes": ["chat"]}, headers=v.owner.headers
+    )
+    site = {"X-API-Key": key.json()["key"]}
+    caller = f"key:{key.json()['id']}"  # the caller a token names, and whom the call's turns answer
+    assert await answer_turn_text(v, caller, "hello") == "[Demo — no AI] You said: hello"
+    [item] = (await v.client.get("/api/v1/conversations", headers=v.owner.headers)).json()["items"]
+    blocked = await v.client.post(
+        f"/api/v1/end-users/{item['end_user']['id']}/block", headers=v.owner.headers
+    )
+    assert blocked.status_code == 200
+
+    refused = await v.token(**site)
+    assert refused.status_code == 403 and "blocked" in refused.json()["detail"]
+    assert (await v.session.scalars(select(VoiceSession))).all() == []  # no room, no clock
+    assert await v.seconds() == 600
+    assert (await v.token()).status_code == 200  # a member's own call goes on
+
+    unblocked = await v.client.delete(
+        f"/api/v1/end-users/{item['end_user']['id']}/block", headers=v.owner.headers
+    )
+    assert unblocked.status_code == 204
+    assert (await v.token(**site)).status_code == 200
+
+
+async def answer_turn_text(v: Voice, caller: str, words: str) -> str:
+    return "".join([piece async for piece in answer_turn(v.resources, v.agent_id, caller, words)])

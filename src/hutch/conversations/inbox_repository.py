@@ -301,6 +301,11 @@ class EndUserRepository:
             .values(limited_at=at, limited_note=note)
         )
 
+    async def is_blocked(self, org_id: str, channel: str, end_user: str) -> bool:
+        """Whether the org blocked the end user on ``channel`` (before a turn: a voice token, say)."""
+        read = await self.blocked_carried(org_id, channel, end_user).execute(self.session)
+        return bool(read["end_user_blocked"])
+
     @staticmethod
     def blocked_carried(org_id: str, channel: str, end_user: str) -> Carried:
         """Whether the end user is blocked, and their language, as columns another statement carries

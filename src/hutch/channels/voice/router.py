@@ -76,8 +76,9 @@ async def voice_token(
     body: VoiceTokenRequest, principal: Chatter, uow: UoWDep, resources: ResourcesDep
 ) -> VoiceTokenOut:
     """A LiveKit token to talk with the agent: one new room per session, joinable only with this token, for
-    `HUTCH_VOICE_TOKEN_MINUTES`. Refused (402) when the organisation has no voice time left; `warning`
-    says when little is left. The time is charged by the second when the session ends."""
+    `HUTCH_VOICE_TOKEN_MINUTES`. Refused (402) when the organisation has no voice time left, and (403) when
+    the org blocked the caller from the inbox; `warning` says when little is left. The time is charged by
+    the second when the session ends."""
     issued, config = await _sessions(uow, resources).issue(principal, body.agent_id)
     return VoiceTokenOut(
         token=issued.token,

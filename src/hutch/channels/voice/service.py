@@ -23,6 +23,8 @@ from hutch.channels.models import ExternalEvent
 from hutch.channels.repository import VoiceSessionRepository
 from hutch.channels.voice.gateway import LiveKitConfig, livekit_config, room_token
 from hutch.channels.voice.models import VoiceSession, VoiceStatus
+from hutch.conversations.inbox import EndUserBlocked
+from hutch.conversations.inbox_repository import EndUserRepository
 from hutch.core.errors import Conflict, NotFound, PaymentRequired
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
@@ -31,6 +33,7 @@ from hutch.i18n import _
 from hutch.settings import Settings
 
 EVENT_SOURCE = "livekit"
+CHANNEL = "voice"  # the channel of a call's turns (``hutch.channels.voice.worker``) and of its caller
 EVENT_JOB = "voice.livekit_event"
 
 
@@ -94,6 +97,10 @@ class VoiceSessions:
         config = livekit_config(self.settings)
         if agent.status is not AgentStatus.ACTIVE:
             raise Conflict("This agent is paused; set its status to active to talk with it.")
+        identity = identity_of(principal)
+        if await EndUserRepository(self.session).is_blocked(agent.org_id, CHANNEL, identity):
+            # A blocked caller gets no room: no time runs, and nothing is charged.
+            raise EndUserBlocked()
         now = datetime.now(UTC)
         unlimited = await self._unlimited(agent.org_id)
         left: int | None = None
@@ -113,7 +120,7 @@ class VoiceSessions:
             org_id=agent.org_id,
             agent_id=agent.id,
             user_id=principal.user_id,
-            identity=identity_of(principal),
+            identity=identity,
             status=VoiceStatus.ISSUED,
             untracked=unlimited,
             expires_at=now + ttl,
