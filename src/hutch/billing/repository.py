@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import CTE, Label, bindparam, column, func, select, text, update
+from sqlalchemy import CTE, Label, column, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,7 +36,6 @@ from hutch.knowledge.models import Document
 
 # --- usage and quotas ---------------------------------------------------------------------------------
 
-_ORG = select(Org).where(Org.id == bindparam("org_id"))  # built once: read on every turn
 
 
 def _message_reservation() -> tuple[tuple[CTE, ...], tuple[Label[Any], ...]]:
@@ -120,7 +119,9 @@ class QuotaRepository:
         self.session = session
 
     async def org(self, org_id: str) -> Org | None:
-        return await self.session.scalar(_ORG, {"org_id": org_id})
+        # By primary key: a row the unit of work already holds (read for the channel's language, say) costs
+        # no round trip.
+        return await self.session.get(Org, org_id)
 
     @staticmethod
     def message_reservation(

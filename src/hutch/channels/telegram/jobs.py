@@ -15,7 +15,7 @@ import structlog
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import InvalidToken
 
-from hutch.accounts.models import OrgRole
+from hutch.accounts.models import Org, OrgRole
 from hutch.accounts.repository import MembershipRepository
 from hutch.agents.models import Agent
 from hutch.billing.subscriptions import Subscriptions
@@ -60,7 +60,7 @@ from hutch.core.principal import Principal, PrincipalKind
 from hutch.db.jobs import TURNS_QUEUE, JobContext, job
 from hutch.i18n import N_, _, use_language
 from hutch.turns.inbox import NO_REPLY, PLAN_LIMIT_NOTICE, answer_event
-from hutch.turns.language import notice_language
+from hutch.turns.language import choose_notice_language
 from hutch.turns.media import (
     Download,
     DownloadFailed,
@@ -110,6 +110,10 @@ class Chat:
     channel_id: str | None = None  # the agent's own bot
     unverified: bool = False  # a factory-made bot still waiting for its owner's code
     member: tuple[str, str] | None = None  # (org id, user id) of the linked user, on the platform bot
+    # Rows the turn reads again (the bot's, the org's): held here, the unit of work's identity map keeps
+    # them, so reading them again by primary key costs no round trip.
+    channel: Channel | None = None
+    org: Org | None = None
 
     def use(self, agent: Agent | None) -> None:
         # Ids kept apart from the row: a refused turn rolls back, which expires the row's attributes.
@@ -136,7 +140,7 @@ async def _chat(ctx: JobContext, channel_id: str, chat_id: int | str) -> Chat | 
     if channel is None or channel.token_encrypted is None:
         return None
     token = ctx.resources.secret_box.decrypt(channel.token_encrypted)
-    chat = Chat(token, False, chat_id, channel_id=channel.id)
+    chat = Chat(token, False, chat_id, channel_id=channel.id, channel=channel)
     chat.unverified = channel.status is ChannelStatus.UNVERIFIED
     chat.use(await session.get(Agent, channel.agent_id))
     return chat
@@ -188,7 +192,8 @@ async def _language(ctx: JobContext, chat: Chat, sender: Any) -> str:
     allows it (and, on the platform bot before a chat is linked, the sender's)."""
     said = language_code(sender.get("language_code")) if isinstance(sender, dict) else None
     org_id = chat.counted[0] if chat.counted else (chat.member[0] if chat.member else None)
-    return await notice_language(ctx.uow.session, ctx.settings, org_id, said)
+    chat.org = await ctx.uow.session.get(Org, org_id) if org_id is not None else None
+    return choose_notice_language(ctx.settings, chat.org, said)
 
 
 async def _answer(
@@ -278,7 +283,7 @@ async def _reply(
     if chat.channel_id is not None:  # an own bot: a factory-made one may wait for, or belong to, an owner
         sender = message.get("from") or {}
         sender_id = str(sender.get("id", ""))
-        channel = await ctx.uow.session.get(Channel, chat.channel_id)
+        channel = chat.channel
         if channel is not None and chat.unverified:
             verifications = Verifications(ctx.uow.session, ctx.resources.secret_box)
             return await verifications.answer(channel, text, sender_id, sender.get("username"))
