@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from hutch.accounts.models import Org
 from hutch.agents.models import Agent
 from hutch.channels.inbound import (
     NOT_SENT_AGAIN,
@@ -13,7 +14,7 @@ from hutch.channels.inbound import (
     interrupted_while_sending,
     sending,
 )
-from hutch.channels.models import ExternalEvent, LinkStatus
+from hutch.channels.models import ChannelLink, ExternalEvent, LinkStatus
 from hutch.channels.repository import InboxRepository, LinkRepository
 from hutch.channels.whatsapp.gateway import MediaUnavailable, WhatsAppGateway, WhatsAppNotConfigured
 from hutch.channels.whatsapp.service import EVENT_SOURCE, INBOUND_JOB, LINK_COMMAND
@@ -22,7 +23,7 @@ from hutch.core.security import sha256_hex
 from hutch.db.jobs import TURNS_QUEUE, JobContext, job
 from hutch.i18n import N_, _, use_language
 from hutch.turns.inbox import NO_REPLY, answer_event
-from hutch.turns.language import notice_language
+from hutch.turns.language import choose_notice_language
 from hutch.turns.media import Download, DownloadFailed, MediaReader, Received, TooLarge, default_filename
 
 CHANNEL = "whatsapp"
@@ -49,8 +50,12 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
     if gateway is None:
         raise WhatsAppNotConfigured()  # retried: the settings may be fixed meanwhile
     if event.reply is None:
-        with use_language(ctx.settings, await _language(ctx, sender)):
-            event.reply = await _reply(ctx, event, sender, gateway)
+        # The number's link and its org are read once: held here, the turn reads them from the unit of work.
+        link = await LinkRepository(session).active_at(CHANNEL, sender, for_update=True)
+        org = await session.get(Org, link.org_id) if link is not None else None
+        # (WhatsApp tells no language of its own: the org's.)
+        with use_language(ctx.settings, choose_notice_language(ctx.settings, org, None)):
+            event.reply = await _reply(ctx, event, sender, gateway, link)
         await ctx.uow.checkpoint()  # the answer is kept even if sending fails below
     if event.reply == NO_REPLY:  # a member holds the conversation (they answer), or a blocked end user
         return finish_event(event, "not answered: held by a member or blocked")
@@ -59,13 +64,9 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
     return finish_event(event, "answered")
 
 
-async def _language(ctx: JobContext, sender: str) -> str:
-    """The language of the org the number is linked to (WhatsApp tells no language of its own)."""
-    link = await LinkRepository(ctx.uow.session).active_at(CHANNEL, sender)
-    return await notice_language(ctx.uow.session, ctx.settings, link.org_id if link else None, None)
-
-
-async def _reply(ctx: JobContext, event: ExternalEvent, sender: str, gateway: WhatsAppGateway) -> str:
+async def _reply(
+    ctx: JobContext, event: ExternalEvent, sender: str, gateway: WhatsAppGateway, link: ChannelLink | None
+) -> str:
     session = ctx.uow.session
     params = event.payload
     now = datetime.now(UTC)
@@ -73,7 +74,6 @@ async def _reply(ctx: JobContext, event: ExternalEvent, sender: str, gateway: Wh
     command = LINK_COMMAND.match(body)
     if command is not None:
         return await _confirm_link(ctx, sender, command.group(1), now)
-    link = await LinkRepository(session).active_at(CHANNEL, sender, for_update=True)
     if link is None:
         return _(UNLINKED)
     link.last_inbound_at = now  # opens WhatsApp's 24-hour window for free-form replies
