@@ -525,3 +525,36 @@ async def test_two_first_sign_ins_at_once_make_one_account(
         assert [a.status_code for a in answers] == [303, 303], [a.text for a in answers]
         [user] = await users_named(live.session, "twins@example.com")
         assert len(await identities_of(live.session, user.id)) == 1
+
+
+# --- in the reader's language ----------------------------------------------------------------------------
+
+
+async def test_a_spanish_reader_is_told_in_spanish_and_the_api_stays_english(
+    browser: AsyncClient, session: AsyncSession, issuer: str
+) -> None:
+    browser.headers["Accept-Language"] = "es-ES,es;q=0.9"
+    subject = person(issuer, "lola@example.com", verified=False)
+    forged = (authorize(await start(browser), subject)).replace("state=", "state=x")
+    refused = await browser.get(forged)
+    assert refused.status_code == 400 and 'lang="es"' in refused.text
+    assert "Sesión no iniciada" in refused.text and "no empezó en este navegador" in refused.text
+    assert "did not start" not in refused.text
+
+    unverified = await sign_in(browser, subject)
+    assert unverified.status_code == 200 and "Confirma tu dirección de correo" in unverified.text
+    assert "Hemos enviado un enlace a lola@example.com" in unverified.text
+
+    # A password account refused on the sign-in page, in Spanish; the API's detail for developers in English.
+    owner = await password_signup(browser, "pepe@example.com")
+    wrong = await web_login(browser, "pepe@example.com", "not-the-password")
+    assert wrong.status_code == 401 and "Correo o contraseña incorrectos." in wrong.text
+    unlinked = await browser.patch("/api/v1/org", json={"required_sso_provider": "oidc"}, headers=owner)
+    assert unlinked.status_code == 409 and unlinked.json()["detail"].startswith("Link Acme ID to your own")
+
+    # A refusal on a dashboard page: unlinking the only way in.
+    assert (await sign_in(browser, person(issuer, "solo@example.com"))).status_code == 303
+    page = (await browser.get("/app/account")).text
+    csrf = page.split('name="csrf" value="')[1].split('"')[0]
+    kept = await browser.post("/app/account/sso/oidc/unlink", data={"csrf": csrf})
+    assert kept.status_code == 409 and "no te quedará ninguna forma de iniciar sesión" in kept.text

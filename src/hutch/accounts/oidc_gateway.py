@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from hutch.accounts.models import SsoProvider
 from hutch.core.errors import BadRequest, NotFound, ServiceUnavailable
+from hutch.i18n import N_, Wording
 from hutch.settings import Settings
 
 GOOGLE_ISSUER = "https://accounts.google.com"
@@ -35,15 +36,18 @@ CLOCK_LEEWAY_SECONDS = 60
 class SsoRefused(BadRequest):
     """The provider's answer did not prove who signed in (a used or expired code, a bad ID token)."""
 
-    def __init__(self, label: str, why: str) -> None:
-        super().__init__(f"Signing in with {label} did not work: {why} Start again.")
+    def __init__(self, message: str, label: str, **values: str) -> None:
+        # ``message``, marked where it is raised, is said whole in the reader's language where it is shown.
+        super().__init__(Wording(message, label=label, **values))
 
 
 class ProviderUnreachable(ServiceUnavailable):
     """The provider could not be reached or answered nonsense."""
 
     def __init__(self, label: str) -> None:
-        super().__init__(f"{label} could not be reached to sign you in; try again in a minute.")
+        super().__init__(
+            Wording(N_("{label} could not be reached to sign you in; try again in a minute."), label=label)
+        )
 
 
 @dataclass(frozen=True)
@@ -155,16 +159,31 @@ class OidcGateway:
                 )
             except OAuthError:
                 # Used already, expired, or not issued to us: the provider says no.
-                raise SsoRefused(self.label, "the provider did not accept this sign-in code.") from None
+                raise SsoRefused(
+                    N_(
+                        "Signing in with {label} did not work: the provider did not accept this sign-in "
+                        "code. Start again."
+                    ),
+                    self.label,
+                ) from None
             except httpx2.HTTPError:
                 raise ProviderUnreachable(self.label) from None
         id_token = token.get("id_token")
         if not isinstance(id_token, str):
-            raise SsoRefused(self.label, "the provider sent no ID token.")
+            raise SsoRefused(
+                N_("Signing in with {label} did not work: the provider sent no ID token. Start again."),
+                self.label,
+            )
         claims = await self._verified_claims(id_token, nonce, metadata, token.get("access_token"))
         email = claims.get("email")
         if not isinstance(email, str) or "@" not in email:
-            raise SsoRefused(self.label, "the provider did not share an email address.")
+            raise SsoRefused(
+                N_(
+                    "Signing in with {label} did not work: the provider did not share an email address. "
+                    "Start again."
+                ),
+                self.label,
+            )
         verified = claims.get("email_verified") in (True, "true")  # some providers send a string
         name = claims.get("name")
         return ProviderIdentity(
@@ -204,7 +223,14 @@ class OidcGateway:
             )
             claims.validate(leeway=CLOCK_LEEWAY_SECONDS)
         except (JoseError, ValueError) as exc:
-            raise SsoRefused(self.label, f"the ID token failed its checks ({_claim_of(exc)}).") from None
+            raise SsoRefused(
+                N_(
+                    "Signing in with {label} did not work: the ID token failed its checks ({claim}). "
+                    "Start again."
+                ),
+                self.label,
+                claim=_claim_of(exc),
+            ) from None
         return dict(claims)
 
 

@@ -30,6 +30,7 @@ from hutch.core.security import (
     verify_password,
 )
 from hutch.db.engine import UnitOfWork
+from hutch.i18n import N_, Wording
 from hutch.settings import Settings
 
 LOGIN_WINDOW_SECONDS = 15 * 60
@@ -46,7 +47,7 @@ class InvalidCredentials(Unauthorized):
     keeps_changes = True
 
     def __init__(self) -> None:
-        super().__init__("Incorrect email or password.")
+        super().__init__(Wording(N_("Incorrect email or password.")))
 
 
 class RefreshTokenRejected(Unauthorized):
@@ -65,8 +66,14 @@ class PasswordSignInRefused(Forbidden):
 
     def __init__(self, org_name: str, provider_label: str) -> None:
         super().__init__(
-            f"{org_name} requires signing in with {provider_label}: use the "
-            f'"Sign in with {provider_label}" button instead of your password.'
+            Wording(
+                N_(
+                    '{org} requires signing in with {label}: use the "Sign in with {label}" button '
+                    "instead of your password."
+                ),
+                org=org_name,
+                label=provider_label,
+            )
         )
 
 
@@ -201,7 +208,9 @@ class AuthService:
         for key, limit in keys:
             decision = await self.rate_limiter.peek(key, limit, LOGIN_WINDOW_SECONDS)
             if not decision.allowed:
-                raise RateLimited(decision.retry_after, "Too many failed logins; try again later.")
+                raise RateLimited(
+                    decision.retry_after, Wording(N_("Too many failed logins; try again later."))
+                )
         user = await self.users.by_email(email)
         if not verify_password(password, user.password_hash if user else None) or user is None:
             for key, limit in keys:

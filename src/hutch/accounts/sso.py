@@ -34,6 +34,7 @@ from hutch.core.principal import Principal
 from hutch.core.ratelimit import RateLimiter
 from hutch.core.security import SecretBox, sha256_hex
 from hutch.db.engine import UnitOfWork
+from hutch.i18n import N_, Wording
 from hutch.settings import Settings
 
 ATTEMPT_SECONDS = 10 * 60  # from the click on "Sign in with ..." to the provider's answer
@@ -44,7 +45,12 @@ class SignInExpired(BadRequest):
 
     def __init__(self) -> None:
         super().__init__(
-            "This sign-in did not start in this browser, took too long or was already used; start again."
+            Wording(
+                N_(
+                    "This sign-in did not start in this browser, took too long or was already used; "
+                    "start again."
+                )
+            )
         )
 
 
@@ -225,8 +231,14 @@ class SsoService:
             if not self.has_password(existing):
                 label = provider_label(self.settings, found.provider)
                 raise Conflict(
-                    f"An account with {found.email} already exists and signs in with another provider: "
-                    f"sign in with it, then link {label} from your account page."
+                    Wording(
+                        N_(
+                            "An account with {email} already exists and signs in with another provider: "
+                            "sign in with it, then link {label} from your account page."
+                        ),
+                        email=found.email,
+                        label=label,
+                    )
                 )
             return NeedsPassword(PendingLink.of(found, next))
         user, org = await self._auth().create_account(
@@ -288,7 +300,9 @@ class SsoService:
             required = org.required_sso_provider
             if required is not None and required is not provider:
                 label = provider_label(self.settings, required)
-                raise SsoSignInRefused(f"{org.name} requires signing in with {label}.")
+                raise SsoSignInRefused(
+                    Wording(N_("{org} requires signing in with {label}."), org=org.name, label=label)
+                )
 
     # --- linking and unlinking, from the account page -------------------------------------------------
 
@@ -323,9 +337,15 @@ class SsoService:
         if existing is not None:
             if existing.user_id == user.id:
                 return existing
-            raise Conflict(f"This {label} account is already linked to another account.")
+            raise Conflict(
+                Wording(N_("This {label} account is already linked to another account."), label=label)
+            )
         if any(i.provider is found.provider for i in await self.identities.of_user(user.id)):
-            raise Conflict(f"Another {label} account is already linked to yours; unlink it first.")
+            raise Conflict(
+                Wording(
+                    N_("Another {label} account is already linked to yours; unlink it first."), label=label
+                )
+            )
         identity = await self.identities.add(
             SsoIdentity(
                 id=new_id("sso"),
@@ -354,12 +374,19 @@ class SsoService:
         target = next((i for i in identities if i.provider is provider), None)
         label = provider_label(self.settings, provider)
         if target is None:
-            raise NotFound("Linked account", f"No {label} account is linked to yours.")
+            raise NotFound(
+                "Linked account", Wording(N_("No {label} account is linked to yours."), label=label)
+            )
         remaining = [i.provider for i in identities if i is not target]
         if not await self._can_still_sign_in(user, remaining):
             raise Conflict(
-                f'Unlinking {label} would leave you no way to sign in: set a password first ("Forgot '
-                'password" on the sign-in page) or link another provider.'
+                Wording(
+                    N_(
+                        'Unlinking {label} would leave you no way to sign in: set a password first ("Forgot '
+                        'password" on the sign-in page) or link another provider.'
+                    ),
+                    label=label,
+                )
             )
         await self.identities.delete(target)
         await record_audit(
@@ -397,19 +424,26 @@ class SsoService:
 
         The owner must have linked it themselves first: otherwise the change would lock them out."""
         if principal.org_role != "owner":
-            raise Forbidden("Only an owner of the organisation can require single sign-on.")
+            raise Forbidden(Wording(N_("Only an owner of the organisation can require single sign-on.")))
         org = await OrgRepository(self.session).get(principal.org_id)
         if org is None:
             raise NotFound("Organisation")
         if provider is not None:
             label = provider_label(self.settings, provider)
             if provider not in {g.provider for g in self.providers.configured()}:
-                raise Conflict(f"{label} sign-in is not configured on this deployment.")
+                raise Conflict(
+                    Wording(N_("{label} sign-in is not configured on this deployment."), label=label)
+                )
             mine = {i.provider for i in await self.identities.of_user(principal.user_id or "")}
             if provider not in mine and not principal.is_platform_admin:
                 raise Conflict(
-                    f"Link {label} to your own account first (your account page): requiring it would "
-                    "otherwise lock you out."
+                    Wording(
+                        N_(
+                            "Link {label} to your own account first (your account page): requiring it would "
+                            "otherwise lock you out."
+                        ),
+                        label=label,
+                    )
                 )
         if org.required_sso_provider is provider:
             return

@@ -53,6 +53,28 @@ def N_(message: str) -> str:
     return message
 
 
+class Wording(str):
+    """English text made of a marked message and its values, that can also say itself in the language of
+    the moment: an error's detail stays English in the API's answers, and the page that shows it says
+    ``said()``. Mark the message where it is written: ``Wording(N_("{name} is linked."), name=label)``."""
+
+    message: str
+    values: dict[str, object]
+
+    def __new__(cls, message: str, **values: object) -> Wording:
+        text = super().__new__(cls, message.format(**values))
+        text.message, text.values = message, values
+        return text
+
+    def said(self) -> str:
+        return gettext(self.message).format(**self.values)
+
+
+def said(text: str) -> str:
+    """``text`` in the language of the moment when it is a :class:`Wording`, else as it is."""
+    return text.said() if isinstance(text, Wording) else text
+
+
 def current_language() -> str:
     return _speaking.get().language
 
@@ -103,6 +125,7 @@ def use_language(settings: Settings, language: str | None) -> Iterator[str]:
 
 __all__ = [
     "N_",
+    "Wording",
     "_",
     "current_html_lang",
     "current_language",
@@ -112,6 +135,7 @@ __all__ = [
     "languages",
     "ngettext",
     "reset_language",
+    "said",
     "set_language",
     "use_language",
 ]

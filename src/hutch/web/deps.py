@@ -20,7 +20,7 @@ from hutch.core.errors import Forbidden, HutchError
 from hutch.core.principal import USER_SCOPES, Principal, PrincipalKind, Scope
 from hutch.db.engine import UnitOfWork
 from hutch.http.dependencies import ResourcesDep, UoWDep
-from hutch.i18n import N_, _, language_for, set_language
+from hutch.i18n import N_, _, language_for, said, set_language
 from hutch.web.languages import validation_message
 from hutch.web.sessions import COOKIE, CSRF_COOKIE, WebSessions, same_token
 from hutch.web.templating import render
@@ -76,7 +76,7 @@ def error_page(request: Request, status: int, detail: str) -> Response:
         status_code=status,
         viewer=viewer,
         heading=headings.get(status, _("Something went wrong") if status >= 500 else _("That did not work")),
-        detail=detail,
+        detail=said(detail),  # a refusal worded for pages too, in the reader's language
     )
 
 

@@ -15,6 +15,7 @@ from hutch.accounts.service import AuthService
 from hutch.core.errors import HutchError, NotFound
 from hutch.core.request_context import client_ip
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.i18n import said
 from hutch.web.deps import (
     attempt,
     check_form_csrf,
@@ -111,7 +112,7 @@ async def login(
     auth = AuthService(uow, resources.settings, resources.rate_limiter, resources.secret_box)
     user = await attempt(uow, auth.authenticate(email, password, client_ip(request)))
     if isinstance(user, HutchError):  # a failed attempt is kept: it counts towards the lockout
-        context = {"csrf": csrf, "next": safe_next(next), "email": email, "error": user.detail}
+        context = {"csrf": csrf, "next": safe_next(next), "email": email, "error": said(user.detail)}
         return page(request, "public/login.html", None, status_code=user.status_code, **context)
     token = await WebSessions(uow.session).start(
         user, await MembershipRepository(uow.session).first_org_id(user.id)

@@ -33,6 +33,7 @@ from hutch.core.errors import Forbidden, HutchError, InvalidField
 from hutch.core.request_context import client_ip
 from hutch.db.engine import UnitOfWork
 from hutch.http.dependencies import ResourcesDep, UoWDep
+from hutch.i18n import N_, _, said
 from hutch.resources import Resources
 from hutch.web.deps import (
     CSRF_FAILED,
@@ -50,6 +51,7 @@ from hutch.web.sessions import COOKIE, WebSessions, same_token, set_session_cook
 router = APIRouter(include_in_schema=False, dependencies=[Depends(html_errors)])
 FormCsrf = Annotated[str, Depends(form_csrf)]
 
+NOT_SIGNED_IN, NOT_LINKED = N_("Not signed in"), N_("Not linked")  # the headings of a refusal's page
 ATTEMPT_COOKIE = "hutch_sso"
 PENDING_COOKIE = "hutch_sso_link"
 COOKIE_PATH = "/auth/oidc"
@@ -132,10 +134,12 @@ async def sso_callback(
             resources.secret_box, request.cookies.get(ATTEMPT_COOKIE), gateway.provider.value, state
         )
     except SignInExpired as exc:
-        return _clear(_message(request, "Not signed in", exc.detail, status_code=400), ATTEMPT_COOKIE)
+        return _clear(_message(request, _(NOT_SIGNED_IN), said(exc.detail), status_code=400), ATTEMPT_COOKIE)
     if error or not code:
-        text = f"{gateway.label} did not sign you in ({error[:60] or 'no code'}). Start again when ready."
-        return _clear(_message(request, "Not signed in", text, status_code=400), ATTEMPT_COOKIE)
+        text = _("{provider} did not sign you in ({why}). Start again when ready.").format(
+            provider=gateway.label, why=error[:60] or _("no code")
+        )
+        return _clear(_message(request, _(NOT_SIGNED_IN), text, status_code=400), ATTEMPT_COOKIE)
     found = await attempt(
         uow,
         gateway.identity(
@@ -143,12 +147,14 @@ async def sso_callback(
         ),
     )
     if isinstance(found, HutchError):
-        response = _message(request, "Not signed in", found.detail, status_code=found.status_code)
+        response = _message(request, _(NOT_SIGNED_IN), said(found.detail), status_code=found.status_code)
         return _clear(response, ATTEMPT_COOKIE)
     sso = _sso(uow, resources)
     spent = await attempt(uow, sso.spend(started))  # after the provider answered: no connection held then
     if isinstance(spent, HutchError):
-        return _clear(_message(request, "Not signed in", spent.detail, status_code=400), ATTEMPT_COOKIE)
+        return _clear(
+            _message(request, _(NOT_SIGNED_IN), said(spent.detail), status_code=400), ATTEMPT_COOKIE
+        )
     if started.link_user_id is not None:
         return _clear(await _link_signed_in(request, uow, sso, started.link_user_id, found), ATTEMPT_COOKIE)
     outcome = await attempt(uow, sso.sign_in(found, started.next, client_ip(request)))
@@ -164,12 +170,12 @@ async def _link_signed_in(
     token = request.cookies.get(COOKIE)
     signed_in = await WebSessions(uow.session).find(token) if token else None
     if signed_in is None or signed_in.user.id != user_id:
-        return _message(request, "Not linked", SignInExpired().detail, status_code=400)
+        return _message(request, _(NOT_LINKED), said(SignInExpired().detail), status_code=400)
     linked = await attempt(uow, sso.link_signed_in(user_id, found, client_ip(request)))
     if isinstance(linked, HutchError):
-        return _message(request, "Not linked", linked.detail, status_code=linked.status_code)
+        return _message(request, _(NOT_LINKED), said(linked.detail), status_code=linked.status_code)
     label = sso.providers.label(found.provider)
-    done = urlencode({"done": f"{label} is linked to your account."})
+    done = urlencode({"done": _("{provider} is linked to your account.").format(provider=label)})
     return RedirectResponse(f"/app/account?{done}", status_code=303)
 
 
@@ -183,13 +189,15 @@ async def _answer(
     next: str,
 ) -> Response:
     if isinstance(outcome, HutchError):
-        return _message(request, "Not signed in", outcome.detail, status_code=outcome.status_code)
+        return _message(request, _(NOT_SIGNED_IN), said(outcome.detail), status_code=outcome.status_code)
     if isinstance(outcome, NeedsVerification):
         return _message(
             request,
-            "Confirm your email address",
-            f"We sent a link to {outcome.email}. Open it to confirm the address, then sign in with {label} "
-            "again.",
+            _("Confirm your email address"),
+            _(
+                "We sent a link to {email}. Open it to confirm the address, then sign in with {provider} "
+                "again."
+            ).format(email=outcome.email, provider=label),
         )
     if isinstance(outcome, NeedsPassword):
         pending = outcome.pending
@@ -217,14 +225,14 @@ async def sso_link_with_password(
     try:
         pending = PendingLink.open(resources.secret_box, request.cookies.get(PENDING_COOKIE))
     except SignInExpired as exc:
-        return _clear(_message(request, "Not linked", exc.detail, status_code=400), PENDING_COOKIE)
+        return _clear(_message(request, _(NOT_LINKED), said(exc.detail), status_code=400), PENDING_COOKIE)
     label = resources.sso.label(SsoProvider(pending.provider))
     outcome = await attempt(
         uow, _sso(uow, resources).link_with_password(pending, password, client_ip(request))
     )
     if isinstance(outcome, HutchError) and outcome.status_code in (401, 429):
         # A wrong password: ask again (the failure counts towards the sign-in lockout).
-        context = {"csrf": csrf, "email": pending.email, "label": label, "error": outcome.detail}
+        context = {"csrf": csrf, "email": pending.email, "label": label, "error": said(outcome.detail)}
         return page(request, "public/sso_link.html", None, status_code=outcome.status_code, **context)
     return _clear(await _answer(request, uow, resources, outcome, label, csrf, pending.next), PENDING_COOKIE)
 
@@ -273,10 +281,11 @@ async def account_unlink(
     try:
         chosen = SsoProvider(provider)
     except ValueError:
-        raise InvalidField("provider", "Unknown sign-in provider.") from None
+        raise InvalidField("provider", _("Unknown sign-in provider.")) from None
     await _sso(uow, resources).unlink(found.user_id, chosen, client_ip(request))
     label = resources.sso.label(chosen)
-    return RedirectResponse("/app/account?" + urlencode({"done": f"{label} is unlinked."}), status_code=303)
+    done = urlencode({"done": _("{provider} is unlinked.").format(provider=label)})
+    return RedirectResponse(f"/app/account?{done}", status_code=303)
 
 
 # --- the org: require a provider --------------------------------------------------------------------------
@@ -311,6 +320,6 @@ async def require_sso(
     try:
         chosen = SsoProvider(provider) if provider else None
     except ValueError:
-        raise InvalidField("provider", "Unknown sign-in provider.") from None
+        raise InvalidField("provider", _("Unknown sign-in provider.")) from None
     await _sso(uow, resources).require(found.principal, chosen, client_ip(request))
     return RedirectResponse("/app/team#sso", status_code=303)
