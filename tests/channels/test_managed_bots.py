@@ -21,8 +21,9 @@ from hutch.app import create_app
 from hutch.channels.jobs import NOTIFY_JOB
 from hutch.channels.models import Channel, ManagedBotRequest
 from hutch.channels.telegram.jobs import TOKEN_REVOKED
-from hutch.channels.telegram.managed import BAD_LINK, BOT_COMMANDS
+from hutch.channels.telegram.managed import BAD_LINK
 from hutch.channels.telegram.platform import SETUP_JOB, platform_secret
+from hutch.channels.telegram.profile import BOT_COMMANDS
 from hutch.channels.telegram.usernames import is_valid_username
 from hutch.db.engine import Database
 from hutch.notifications.models import OutboundEmail
@@ -388,3 +389,17 @@ async def test_the_channels_tab_offers_a_managed_bot_and_hears_when_it_is_connec
     await m.create()
     state = (await m.client.get(poll.group(1))).json()
     assert state["status"] == "connected" and state["bot_username"]
+
+
+async def test_the_new_bots_menu_and_descriptions_are_in_the_orgs_language(managed: Managed) -> None:
+    m = managed
+    spanish = await m.client.patch("/api/v1/org", json={"language": "es"}, headers=m.owner.headers)
+    assert spanish.status_code == 200
+    await m.open(await m.link())
+    assert "connected" in await m.create()
+    [channel] = await m.channels()
+    bot = m.bot(channel["bot_username"])
+    menu = {c["command"]: c["description"] for c in bot.commands[('{"type": "default"}', "")]}
+    assert menu["help"] == "Lo que puedo hacer" and menu["human"] == "Pedir una persona del equipo"
+    assert bot.description.startswith("¡Hola! Soy Shop Helper, un asistente de IA.")
+    assert bot.short_description == "Shop Helper: un asistente de IA."

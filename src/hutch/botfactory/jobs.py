@@ -24,12 +24,14 @@ from hutch.botfactory.botfather import (
 from hutch.botfactory.models import AccountStatus, BotRequest, CreatorAccount, RequestStatus
 from hutch.botfactory.service import CREATE_JOB, CreatorAccounts, utcnow
 from hutch.channels.models import ChannelStatus
+from hutch.channels.telegram.profile import bot_profile
 from hutch.channels.telegram.service import TelegramChannels
 from hutch.channels.telegram.usernames import candidates
 from hutch.channels.telegram.verification import Verifications
 from hutch.core.errors import HutchError, ServiceUnavailable
 from hutch.db.engine import UnitOfWork
 from hutch.db.jobs import JobContext, job
+from hutch.i18n import use_language
 
 log = structlog.get_logger(__name__)
 NONE_AVAILABLE = (
@@ -78,10 +80,11 @@ def _note(request: BotRequest, line: str) -> None:
     request.notes = "\n".join(filter(None, [request.notes, line]))[-4000:]
 
 
-async def _profile(ctx: JobContext, agent: Agent) -> Profile:
+async def _profile(ctx: JobContext, agent: Agent, org: Org | None) -> Profile:
+    """The new bot's descriptions, in the org's language (what its bots say by themselves)."""
     avatar = await ctx.uow.session.get(AgentAvatar, agent.id)
-    about = f"{agent.name}: an AI assistant."[:120]
-    description = f"Hello! I am {agent.name}, an AI assistant. Write me a message to start."[:512]
+    with use_language(ctx.settings, org.language if org is not None else None):
+        _name, description, about = bot_profile(agent.name)
     return Profile(description=description, about=about, photo=avatar.data if avatar is not None else None)
 
 
@@ -91,7 +94,7 @@ async def _ask_botfather(ctx: JobContext, request: BotRequest, agent: Agent) -> 
     accounts = CreatorAccounts(session, ctx.resources.secret_box)
     org = await session.get(Org, request.org_id)
     usernames = candidates(request.username_base, org.name if org else None)
-    profile = await _profile(ctx, agent)
+    profile = await _profile(ctx, agent, org)
     tried: set[str] = set()
     while True:
         account = await accounts.take_available(tried)

@@ -37,6 +37,7 @@ from hutch.channels.telegram.gateway import (
     TelegramGateway,
 )
 from hutch.channels.telegram.platform import PlatformBotNotConfigured, platform_token
+from hutch.channels.telegram.profile import bot_commands, bot_profile
 from hutch.channels.telegram.service import TelegramChannels
 from hutch.channels.telegram.usernames import candidates, display_name
 from hutch.core.errors import Conflict, HutchError, NotFound, ServiceUnavailable
@@ -57,14 +58,6 @@ LINK_MINUTES = 30
 PLATFORM_UPDATES = [*ALLOWED_UPDATES, "managed_bot"]  # what the platform bot's webhook asks Telegram for
 BROKEN_NOTICE = "channel_broken"
 IDENTITY_SECONDS = 300.0  # how long getMe's answer about the platform bot is trusted
-# The menu of an agent's own bot (what jobs.HELP describes).
-BOT_COMMANDS = [
-    ("start", "Start talking"),
-    ("help", "What I can do"),
-    ("reset", "Start a new conversation"),
-    ("human", "Ask for a person from the team"),
-    ("balance", "Prepaid credits and time left"),
-]
 BUTTON = N_("Create my bot")  # said in the chat's language (hutch.turns.language), like the rest
 BAD_LINK = N_(
     "That link is not valid any more (it works once, for 30 minutes, for whoever opens it first). "
@@ -110,13 +103,6 @@ def greeting(agent_name: str) -> str:
         "shows the bot's name and username (change them if you like), and once you confirm, I connect "
         "the new bot to {agent}."
     ).format(agent=agent_name, button=_(BUTTON))
-
-
-def bot_profile(agent: Agent) -> tuple[str, str, str]:
-    """A new bot's (name, description, short description), from its agent."""
-    name = display_name(agent.name)
-    description = f"Hello! I am {name}, an AI assistant. Write me a message to start."[:512]
-    return name, description, f"{name}: an AI assistant."[:120]
 
 
 class ManagedBots:
@@ -283,9 +269,13 @@ class ManagedBots:
         """Commands, name, descriptions and profile photo (the agent's avatar): a courtesy, so Telegram
         refusing one of them does not undo the connection."""
         avatar = await self.session.get(AgentAvatar, agent.id)
-        name, description, short = bot_profile(agent)
+        org = await self.session.get(Org, agent.org_id)
+        # In the org's language, as what its bots say by themselves.
+        with use_language(self.settings, org.language if org is not None else None):
+            name, description, short = bot_profile(agent.name)
+            commands = bot_commands()
         try:
-            await self.gateway.set_commands(token, BOT_COMMANDS)
+            await self.gateway.set_commands(token, commands)
             await self.gateway.set_profile(
                 token, name, description, short, as_jpeg(avatar.data) if avatar is not None else None
             )

@@ -21,17 +21,19 @@ from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.security import sha256_hex
 from hutch.db.engine import UnitOfWork
+from hutch.i18n import N_
 from hutch.settings import Settings
 
 PLATFORM = "platform"  # the channel id of the platform bot in webhook paths and inbox sources
 CHANNEL = "telegram"
 LINK_CODE_MINUTES = 30
 SETUP_JOB = "channels.telegram_platform_setup"
+# The platform bot's menu; marked for the catalogues, to be translated where it is set.
 COMMANDS = [
-    ("start", "Start talking with your assistant"),
-    ("help", "What I can do"),
-    ("reset", "Start a new conversation"),
-    ("balance", "Prepaid credits and time left"),
+    ("start", N_("Start talking with your assistant")),
+    ("help", N_("What I can do")),
+    ("reset", N_("Start a new conversation")),
+    ("balance", N_("Prepaid credits and time left")),
 ]
 
 
