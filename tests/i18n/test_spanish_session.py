@@ -1,6 +1,7 @@
 """A Spanish session in a real browser: a Spanish browser gets Spanish pages before signing in and after
 signing up; a person who chose Spanish gets the dashboard in Spanish from an English browser, and switches
-back on their account page. One Hutch and one Chromium for the whole module."""
+back on their account page; the usage charts and a task's page, its live view's script included, are in
+Spanish too. One Hutch and one Chromium for the whole module."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import re
 from collections.abc import Iterator
 
 import httpx
+import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from hutch.db.urls import libpq_conninfo
 from hutch.settings import Settings
 from tests.conftest import PostgresServer
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -39,6 +42,22 @@ def html_lang(page: Page) -> str | None:
     return page.locator("html").get_attribute("lang")
 
 
+def signed_up_in_spanish(base: str, email: str) -> dict[str, str]:
+    signed_up = httpx.post(f"{base}/api/v1/auth/signup", json={"email": email, "password": PASSWORD})
+    assert signed_up.status_code == 201, signed_up.text
+    owner = {"Authorization": f"Bearer {signed_up.json()['access_token']}"}
+    assert httpx.patch(f"{base}/api/v1/users/me", json={"language": "es"}, headers=owner).status_code == 200
+    return owner
+
+
+def log_in(page: Page, base: str, email: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r"/app"))
+
+
 def test_a_spanish_browser_signs_up_in_spanish(browser: Browser, served: ServedInThread) -> None:
     context = browser.new_context(locale="es-ES")
     page = context.new_page()
@@ -61,12 +80,7 @@ def test_a_person_who_chose_spanish_sees_the_dashboard_in_spanish_and_switches_b
     browser: Browser, served: ServedInThread
 ) -> None:
     base = served.base_url
-    signed_up = httpx.post(
-        f"{base}/api/v1/auth/signup", json={"email": "marta@example.com", "password": PASSWORD}
-    )
-    assert signed_up.status_code == 201, signed_up.text
-    owner = {"Authorization": f"Bearer {signed_up.json()['access_token']}"}
-    assert httpx.patch(f"{base}/api/v1/users/me", json={"language": "es"}, headers=owner).status_code == 200
+    owner = signed_up_in_spanish(base, "marta@example.com")
 
     context = browser.new_context(locale="en-US")  # the browser asks for English; her choice wins
     page = context.new_page()
@@ -74,10 +88,7 @@ def test_a_person_who_chose_spanish_sees_the_dashboard_in_spanish_and_switches_b
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.goto(f"{base}/login")
     assert html_lang(page) == "en"
-    page.get_by_label("Email").fill("marta@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/app"))
+    log_in(page, base, "marta@example.com")
     page.goto(f"{base}/app/agents")
     assert html_lang(page) == "es"
     expect(page.get_by_role("heading", level=1)).to_have_text("Agentes")
@@ -98,4 +109,51 @@ def test_a_person_who_chose_spanish_sees_the_dashboard_in_spanish_and_switches_b
     expect(page.get_by_role("heading", level=1)).to_have_text("Your account")
     me = httpx.get(f"{base}/api/v1/users/me", headers=owner).json()
     assert me["language"] == "en"
+    context.close()
+
+
+def test_the_usage_charts_and_a_live_task_page_are_in_spanish(
+    browser: Browser, served: ServedInThread
+) -> None:
+    base = served.base_url
+    owner = signed_up_in_spanish(base, "ines@example.com")
+    agent = httpx.post(
+        f"{base}/api/v1/agents",
+        json={"name": "Rita", "model": "demo/echo", "audience": "public"},
+        headers=owner,
+    ).json()
+    task = httpx.post(
+        f"{base}/api/v1/agents/{agent['id']}/tasks",
+        json={"description": "Rellenar el formulario"},
+        headers=owner,
+    ).json()
+
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    log_in(page, base, "ines@example.com")
+    page.goto(f"{base}/app/usage")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Uso")
+    alts = [page.locator("img.chart").nth(i).get_attribute("alt") for i in range(3)]
+    assert alts == [
+        "Mensajes por canal: ninguna",
+        "0 mensajes en los últimos 30 días",
+        "0 tokens en los últimos 30 días",
+    ]
+
+    page.goto(f"{base}/app/tasks/{task['id']}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Tarea de Rita")
+    expect(page.get_by_role("heading", name="Pasos")).to_be_visible()
+    live = page.locator("#live-state")
+    expect(live).to_have_text("Esperando la primera pantalla…")
+    # The task's browser shows a page, then the task is canceled: the live view's script says both in Spanish.
+    with psycopg.connect(libpq_conninfo(served.database_url), autocommit=True) as db:
+        db.execute(
+            "INSERT INTO browser_screenshots (id, org_id, agent_id, task_id, step, action, page_url,"
+            " storage_key, content_type, size_bytes) SELECT 'shot_es1', org_id, id, %s, 1, 'open',"
+            " 'https://example.org/', 'none.jpg', 'image/jpeg', 3 FROM agents WHERE id = %s",
+            (task["id"], agent["id"]),
+        )
+        expect(live).to_have_text("Paso 1: open en https://example.org/")
+        db.execute("UPDATE tasks SET status = 'canceled' WHERE id = %s", (task["id"],))
+    expect(live).to_have_text("La tarea se ha cancelado. Recarga la página para ver todos los pasos.")
     context.close()
