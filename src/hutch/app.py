@@ -143,7 +143,7 @@ def create_app(
         jobs = JobQueue(settings, url)
         await jobs.open()
         rate_limiter = build_rate_limiter(settings, database.engine)
-        shared = build_worker_resources(settings, database, metrics, catalog, plans, brand)
+        shared = build_worker_resources(settings, database, metrics, catalog, plans, brand, rate_limiter)
         await mirror_plans(database, shared.plans)
         built = build_resources(shared, jobs, rate_limiter, frozenset(head_revisions()))
         app.state.resources = built

@@ -16,7 +16,7 @@ from hutch.channels.whatsapp.gateway import WhatsAppGateway, whatsapp_configured
 from hutch.conversations.live import MessageWatch
 from hutch.core.brand import Brand, load_brand
 from hutch.core.metrics import Metrics
-from hutch.core.ratelimit import RateLimiter
+from hutch.core.ratelimit import RateLimiter, build_rate_limiter
 from hutch.core.security import SecretBox
 from hutch.db.engine import Database
 from hutch.db.jobs import JobOutbox, WorkerResources
@@ -38,7 +38,6 @@ class Resources(WorkerResources):
 
     jobs: JobQueue
     migration_heads: frozenset[str]
-    rate_limiter: RateLimiter
     message_watch: MessageWatch  # new messages for the inbox's open event streams
     sso: SsoProviders  # the single sign-on providers configured (Google, an OpenID Connect issuer)
 
@@ -54,8 +53,11 @@ def build_worker_resources(
     catalog: Catalog | None = None,
     plans: PlanCatalog | None = None,
     brand: Brand | None = None,
+    rate_limiter: RateLimiter | None = None,
 ) -> WorkerResources:
-    """The gateways and helpers every process needs, built once from settings."""
+    """The gateways and helpers every process needs, built once from settings. The rate limiter counts in
+    the store every process of the deployment uses (``build_rate_limiter``); an API process passes its own,
+    with a pool of its own."""
     catalog = catalog or load_catalog(settings)
     plans = plans or load_plans(settings)
     brand = brand or load_brand(settings)
@@ -82,6 +84,7 @@ def build_worker_resources(
         browsers=BrowserPool(settings),
         screenshots=build_screenshot_store(settings),
         brand=brand,
+        rate_limiter=rate_limiter or build_rate_limiter(settings, database.engine, own_pool=False),
     )
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from hutch.core.ratelimit import PostgresRateLimiter, purge_ended_windows
+from hutch.core.ratelimit import PostgresRateLimiter, RateHit, purge_ended_windows
 from hutch.db.jobs import HOUSEKEEPING_QUEUE, registry
 from hutch.resources import Resources
 from tests.conftest import RecordingJobQueue
@@ -32,6 +33,31 @@ async def test_concurrent_hits_never_exceed_the_limit(engine: AsyncEngine) -> No
     decisions = await asyncio.gather(*(limiter.hit(key, limit=10, window_seconds=60) for _ in range(40)))
     assert sum(d.allowed for d in decisions) == 10
     assert sorted(d.count for d in decisions) == list(range(1, 41))
+
+
+async def test_hit_many_counts_each_window_in_one_statement(engine: AsyncEngine) -> None:
+    limiter = PostgresRateLimiter(engine)
+    minute, day = f"test:{secrets.token_hex(6)}:60", f"test:{secrets.token_hex(6)}:86400"
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        rounds = [await limiter.hit_many([RateHit(minute, 2, 60), RateHit(day, 3, 86_400)]) for _ in range(4)]
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert len(statements) == 4  # one per call, both windows in it
+    assert [[d.allowed for d in decisions] for decisions in rounds] == [
+        [True, True],
+        [True, True],
+        [False, True],
+        [False, False],
+    ]
+    assert [d.count for d in rounds[3]] == [4, 4] and 1 <= rounds[3][0].retry_after <= 60
+    assert rounds[3][1].retry_after > 60  # the day's window ends at midnight UTC
+    assert (await limiter.peek(minute, 2, 60)).count == 4  # the same counters as hit's
 
 
 async def test_keys_longer_than_the_column_count_apart(engine: AsyncEngine) -> None:

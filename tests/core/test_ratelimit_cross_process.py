@@ -1,4 +1,5 @@
-"""One API key's rate limit holds across two separate ``hutch serve`` processes sharing a database.
+"""One API key's rate limit holds across two separate ``hutch serve`` processes sharing a database; one
+person's limit holds across an API process and a job worker, as each builds its resources.
 
 If either process counted on its own, 20 of the 30 requests would pass instead of 10.
 """
@@ -16,9 +17,18 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
+from hutch.billing.quotas import EndUserRateLimited
+from hutch.core.ids import new_id
+from hutch.core.metrics import Metrics
+from hutch.core.ratelimit import PostgresRateLimiter, RedisRateLimiter, build_rate_limiter
 from hutch.db import migrations
-from tests.conftest import TEST_SECRET_KEY, PostgresServer
+from hutch.db.engine import Database, unit_of_work
+from hutch.db.jobs import WorkerResources
+from hutch.resources import build_worker_resources
+from hutch.turns.flow import TurnFlow
+from tests.conftest import TEST_SECRET_KEY, PostgresServer, make_settings
 from tests.core.test_ratelimit_redis import RedisServer, free_port
 
 LIMIT = 10
@@ -145,3 +155,42 @@ def test_an_api_key_limit_holds_across_two_api_processes(
     retry_afters = [int(value) for _, status, value in answers if status == 429 and value is not None]
     assert len(retry_afters) == REQUESTS - LIMIT
     assert all(1 <= seconds <= 60 for seconds in retry_afters)
+
+
+async def _admitted(resources: WorkerResources, agent_id: str, person: str) -> bool:
+    """One message of ``person`` through a turn's admission on ``resources``, as the process would run it
+    (3 a minute, 5 a day)."""
+    async with unit_of_work(resources.database, None) as uow:
+        try:
+            await TurnFlow(uow, resources).quotas.admit_end_user("org_x", agent_id, person, 3, 5)
+        except EndUserRateLimited:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("store", ["postgres", "redis"])
+async def test_one_persons_limit_holds_across_an_api_process_and_a_worker(
+    store: str, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    redis = request.getfixturevalue("redis_for_processes").url if store == "redis" else None
+    settings = make_settings(database_url, tmp_path, redis_url=SecretStr(redis) if redis else None)
+    # Each "process" on its own pool, its resources built as `hutch serve` and `hutch worker` build them.
+    api_database = Database(database_url, pool_size=2, max_overflow=0)
+    worker_database = Database(database_url, pool_size=2, max_overflow=0)
+    api_limiter = build_rate_limiter(settings, api_database.engine)
+    api = build_worker_resources(settings, api_database, Metrics(), rate_limiter=api_limiter)
+    worker = build_worker_resources(settings, worker_database, Metrics())
+    try:
+        kind = RedisRateLimiter if store == "redis" else PostgresRateLimiter
+        assert isinstance(api.rate_limiter, kind) and isinstance(worker.rate_limiter, kind)
+        agent_id, person = new_id("ag"), "telegram:4242"
+        # The widget's API call, then Telegram's turns in the worker: one minute's 3, counted together.
+        assert [await _admitted(api, agent_id, person) for _ in range(2)] == [True, True]
+        assert await _admitted(worker, agent_id, person)
+        assert not await _admitted(worker, agent_id, person)
+        assert not await _admitted(api, agent_id, person)
+        assert await _admitted(worker, agent_id, "telegram:77")  # someone else goes on
+    finally:
+        for resources, database in ((api, api_database), (worker, worker_database)):
+            await resources.close()
+            await database.dispose()

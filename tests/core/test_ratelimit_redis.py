@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hutch.core.ratelimit import (
     REDIS_KEY_PREFIX,
     PostgresRateLimiter,
+    RateHit,
     RedisRateLimiter,
     build_rate_limiter,
     describe_redis_url,
@@ -116,6 +117,19 @@ async def test_allows_up_to_the_limit_then_says_when_to_retry(limiter: RedisRate
     assert [d.count for d in decisions] == [1, 2, 3, 4, 5]
     assert all(d.retry_after == 0 for d in decisions[:3])
     assert all(1 <= d.retry_after <= 60 for d in decisions[3:])
+
+
+async def test_hit_many_counts_each_window_in_one_round_trip(limiter: RedisRateLimiter) -> None:
+    minute, day = fresh_key(), fresh_key()
+    rounds = [await limiter.hit_many([RateHit(minute, 2, 60), RateHit(day, 3, 86_400)]) for _ in range(4)]
+    assert [[d.allowed for d in decisions] for decisions in rounds] == [
+        [True, True],
+        [True, True],
+        [False, True],
+        [False, False],
+    ]
+    assert [d.count for d in rounds[3]] == [4, 4] and 1 <= rounds[3][0].retry_after <= 60
+    assert (await limiter.peek(minute, 2, 60)).count == 4  # the same counters as hit's
 
 
 async def test_peek_counts_nothing(limiter: RedisRateLimiter) -> None:

@@ -7,7 +7,6 @@ answer's token cost in credits, except for answers made with their own provider 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from hutch.billing.plans import LimitName, Plan, PlanCatalog
 from hutch.billing.repository import QuotaRepository, UsageCounts
 from hutch.core.errors import PaymentRequired, QuotaExceeded, RateLimited
 from hutch.core.quota import lock_org, month_start, seconds_until_next_day, utc_day
-from hutch.core.ratelimit import RateDecision, RateLimiter
+from hutch.core.ratelimit import RateDecision, RateHit, RateLimiter
 from hutch.db.carried import Carried
 
 MICRO_USD_PER_CENT = 10_000
@@ -186,8 +185,8 @@ class Quotas:
         self, org_id: str, agent_id: str, end_user: str, per_minute: int | None, per_day: int | None
     ) -> None:
         """Refuse (429) one person's message past the agent's per-person limits, counted on the shared
-        limiter (so API processes and workers count together). Both windows are counted at once, in one
-        round trip's time; a refused message counts too, so sending faster does not help."""
+        limiter (so API processes and workers count together). Both windows are counted in one round trip
+        (``hit_many``); a refused message counts too, so sending faster does not help."""
         limits = await self.end_user_limits(org_id, per_minute, per_day)
         counted = [
             (limit, seconds)
@@ -199,11 +198,8 @@ class Quotas:
             return
         # The end user's id may be long (up to 200 characters, as long as the limiter's keys): hashed.
         person = hashlib.blake2b(end_user.encode(), digest_size=12).hexdigest()
-        decisions = await asyncio.gather(
-            *(
-                limiter.hit(f"end-user:{agent_id}:{person}:{seconds}", limit, seconds)
-                for limit, seconds in counted
-            )
+        decisions = await limiter.hit_many(
+            [RateHit(f"end-user:{agent_id}:{person}:{seconds}", limit, seconds) for limit, seconds in counted]
         )
         for (limit, seconds), decision in zip(counted, decisions, strict=True):
             if not decision.allowed:

@@ -8,6 +8,10 @@ Two stores keep the counters, with the same windows and the same answers:
   start-up the limiter gets a small pool of its own, tuned for these one-statement transactions.
 * Redis (``HUTCH_REDIS_URL``): each hit is one ``MULTI INCR EXPIRE EXEC`` round trip; keys expire with
   their window.
+
+Several counters of one event (a person's minute and day) are counted by ``hit_many`` in one round trip:
+one statement upserting their rows, or one ``MULTI`` of their ``INCR``/``EXPIRE`` pairs. Every process of
+a deployment (API and job workers) counts in the same store: :func:`build_rate_limiter` decides it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -26,7 +31,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from hutch.core.errors import StartupError
-from hutch.core.ratelimit_queries import RateCounters, delete_ended_windows, redis_hit
+from hutch.core.ratelimit_queries import RateCounters, delete_ended_windows, redis_hit, redis_hit_many
 from hutch.settings import Settings
 
 REDIS_KEY_PREFIX = "hutch:rl:"
@@ -44,13 +49,30 @@ class RateDecision:
     retry_after: int  # seconds until the window resets (0 when allowed)
 
 
+@dataclass(frozen=True)
+class RateHit:
+    """One counter a :meth:`RateLimiter.hit_many` counts: ``limit`` per window of ``window_seconds``."""
+
+    key: str
+    limit: int
+    window_seconds: int
+
+
 class RateLimiter(Protocol):
     async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision:
         """Count one hit and say whether it is within ``limit`` per window."""
         ...
 
+    async def hit_many(self, hits: Sequence[RateHit]) -> list[RateDecision]:
+        """:meth:`hit` on each counter (distinct keys), all in one round trip; the decisions in order."""
+        ...
+
     async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
         """Say whether the next hit would be allowed, without counting it."""
+        ...
+
+    async def aclose(self) -> None:
+        """Let go of the store's connections (a pool of the limiter's own, a Redis client)."""
         ...
 
 
@@ -127,6 +149,23 @@ class PostgresRateLimiter:
         count = await self._counters.hit(stored_key(key), window_start, expires_at)
         return _decide_hit(count, limit, retry_after)
 
+    async def hit_many(self, hits: Sequence[RateHit]) -> list[RateDecision]:
+        now = time.time()
+        rows: list[tuple[str, datetime, datetime]] = []
+        retry: list[int] = []
+        for hit in hits:
+            start, retry_after = _window_bounds(hit.window_seconds, now)
+            window_start = datetime.fromtimestamp(start, UTC)
+            rows.append(
+                (stored_key(hit.key), window_start, window_start + timedelta(seconds=hit.window_seconds))
+            )
+            retry.append(retry_after)
+        counts = await self._counters.hit_many(sorted(rows))  # one order for every caller: no deadlock
+        return [
+            _decide_hit(counts[key], hit.limit, retry_after)
+            for (key, _, _), hit, retry_after in zip(rows, hits, retry, strict=True)
+        ]
+
     async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
         start, retry_after = _window_bounds(window_seconds, time.time())
         count = await self._counters.count(stored_key(key), datetime.fromtimestamp(start, UTC))
@@ -183,6 +222,19 @@ class RedisRateLimiter:
         count = await redis_hit(self._client, name, retry_after + 1)
         return _decide_hit(count, limit, retry_after)
 
+    async def hit_many(self, hits: Sequence[RateHit]) -> list[RateDecision]:
+        now = time.time()
+        bounds = [_window_bounds(hit.window_seconds, now) for hit in hits]
+        names = [
+            (self._name(hit.key, start), retry_after + 1)
+            for hit, (start, retry_after) in zip(hits, bounds, strict=True)
+        ]
+        counts = await redis_hit_many(self._client, names)
+        return [
+            _decide_hit(count, hit.limit, retry_after)
+            for count, hit, (_, retry_after) in zip(counts, hits, bounds, strict=True)
+        ]
+
     async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
         start, retry_after = _window_bounds(window_seconds, time.time())
         value = await self._client.get(self._name(key, start))
@@ -231,9 +283,14 @@ def configured_redis_url(settings: Settings) -> str | None:
     return url or None
 
 
-def build_rate_limiter(settings: Settings, engine: AsyncEngine) -> PostgresRateLimiter | RedisRateLimiter:
-    """Redis when ``HUTCH_REDIS_URL`` is set, else PostgreSQL (which every deployment already has)."""
+def build_rate_limiter(
+    settings: Settings, engine: AsyncEngine, *, own_pool: bool = True
+) -> PostgresRateLimiter | RedisRateLimiter:
+    """Redis when ``HUTCH_REDIS_URL`` is set, else PostgreSQL (which every deployment already has): the same
+    store in every process, so API processes and workers count together. ``own_pool``: PostgreSQL's
+    counters on a small pool of their own (API processes, where requests hit them concurrently), else on
+    ``engine``'s (job workers)."""
     url = configured_redis_url(settings)
-    if url is None:
-        return PostgresRateLimiter.with_own_pool(engine.url)
-    return RedisRateLimiter.from_url(url)
+    if url is not None:
+        return RedisRateLimiter.from_url(url)
+    return PostgresRateLimiter.with_own_pool(engine.url) if own_pool else PostgresRateLimiter(engine)

@@ -3,6 +3,7 @@ table, and Redis's counter keys."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import redis.asyncio
@@ -15,6 +16,15 @@ _HIT = text(
     "VALUES (:key, :window_start, 1, :expires_at) "
     "ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limit_counters.count + 1 "
     "RETURNING count"
+)
+# Several counters in one statement (one row per key; the keys differ), each with its count after the hit.
+_HIT_MANY = text(
+    "INSERT INTO rate_limit_counters (key, window_start, count, expires_at) "
+    "SELECT hit.key, hit.window_start, 1, hit.expires_at FROM unnest("
+    "CAST(:keys AS varchar[]), CAST(:window_starts AS timestamptz[]), CAST(:expires AS timestamptz[])"
+    ") AS hit (key, window_start, expires_at) "
+    "ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limit_counters.count + 1 "
+    "RETURNING key, count"
 )
 _PEEK = text("SELECT count FROM rate_limit_counters WHERE key = :key AND window_start = :window_start")
 # SKIP LOCKED lets two purges that overlap share the work instead of queueing behind each other.
@@ -36,6 +46,26 @@ class RateCounters:
     async def hit(self, key: str, window_start: datetime, expires_at: datetime) -> int:
         """Count one hit in the window; the window's count after it."""
         return await self._count(_HIT, {"key": key, "window_start": window_start, "expires_at": expires_at})
+
+    async def hit_many(self, hits: Sequence[tuple[str, datetime, datetime]]) -> dict[str, int]:
+        """Count one hit on each (key, window start, expiry) in one statement, the keys locked in their
+        order (callers pass them sorted, so two statements never wait on each other in a circle); each
+        key's count after it."""
+        values = {
+            "keys": [key for key, _, _ in hits],
+            "window_starts": [start for _, start, _ in hits],
+            "expires": [expires for _, _, expires in hits],
+        }
+        try:
+            return await self._counts(values)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return await self._counts(values)  # once more on a fresh connection, as ``_count`` does
+
+    async def _counts(self, values: dict[str, object]) -> dict[str, int]:
+        async with self._engine.connect() as conn:
+            return {key: int(count) for key, count in await conn.execute(_HIT_MANY, values)}
 
     async def count(self, key: str, window_start: datetime) -> int:
         """The window's count (0 before its first hit)."""
@@ -70,3 +100,13 @@ async def redis_hit(client: redis.asyncio.Redis, name: str, ttl_seconds: int) ->
         pipe.expire(name, ttl_seconds)
         count, _ = await pipe.execute()
     return int(count)
+
+
+async def redis_hit_many(client: redis.asyncio.Redis, counters: Sequence[tuple[str, int]]) -> list[int]:
+    """:func:`redis_hit` on each (name, TTL) in one ``MULTI ... EXEC`` round trip; the counts after them."""
+    async with client.pipeline(transaction=True) as pipe:
+        for name, ttl_seconds in counters:
+            pipe.incr(name)
+            pipe.expire(name, ttl_seconds)
+        replies = await pipe.execute()
+    return [int(count) for count in replies[::2]]

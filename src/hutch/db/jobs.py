@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from hutch.channels.voice.gateway import LiveKitRooms
     from hutch.channels.whatsapp.gateway import WhatsAppGateway
     from hutch.core.metrics import Metrics
+    from hutch.core.ratelimit import RateLimiter
     from hutch.core.security import SecretBox
     from hutch.db.engine import Database, UnitOfWork
     from hutch.engine.catalog import Catalog
@@ -199,9 +200,12 @@ class WorkerResources:
     browsers: BrowserPool  # the browser agents drive: Chromium, started when first needed
     screenshots: ScreenshotStore  # where the browser's screenshots are kept
     brand: Brand = field(default_factory=Brand, kw_only=True)  # the operator's product name, sender, colour
+    # The counters of rates and per-person limits: the same store (PostgreSQL or Redis) in every process.
+    rate_limiter: RateLimiter = field(kw_only=True)
 
     async def close(self) -> None:
         await self.llm.close()
+        await self.rate_limiter.aclose()
         await self.browsers.close()
         await self.mcp.close()
         if self.stripe is not None:

@@ -63,7 +63,6 @@ from hutch.conversations.service import COMPACT_JOB, ConversationService
 from hutch.core.errors import Conflict, HutchError
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
-from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
 from hutch.db.carried import Carried
 from hutch.db.engine import NO_FLUSH_WAIT, UnitOfWork, unit_of_work
 from hutch.db.jobs import WorkerResources
@@ -253,11 +252,8 @@ class TurnFlow:
         self.conversations = ConversationService(uow.session)
         self.turns = TurnRepository(uow.session)
         self._keys: dict[str, dict[str, Credentials]] = {}  # org id → its provider keys, read once per flow
-        # API processes share their limiter; workers count per-minute rates in PostgreSQL directly.
-        limiter: RateLimiter = getattr(resources, "rate_limiter", None) or PostgresRateLimiter(
-            resources.database.engine
-        )
-        self.quotas = Quotas(uow.session, resources.plans, limiter)
+        # The process's limiter: API processes and workers count in the same store (PostgreSQL or Redis).
+        self.quotas = Quotas(uow.session, resources.plans, resources.rate_limiter)
 
     @classmethod
     def of_caller(cls, uow: UnitOfWork, resources: WorkerResources, principal: Principal) -> TurnFlow:
