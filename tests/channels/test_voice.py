@@ -26,7 +26,7 @@ from hutch.channels.models import ExternalEvent
 from hutch.channels.voice.jobs import WATCH_JOB
 from hutch.channels.voice.models import VoiceSession
 from hutch.channels.voice.service import VoiceSessions, time_note
-from hutch.channels.voice.worker import HELD, answer_turn
+from hutch.channels.voice.worker import HELD, TIME_WARNING, answer_turn, call_opening
 from hutch.cli import app as cli_app
 from hutch.conversations.models import Conversation, ConversationStatus
 from hutch.db.engine import Database, UnitOfWork
@@ -339,6 +339,19 @@ async def test_the_voice_agent_knows_the_time_left_and_answers_through_the_engin
     await v.session.commit()
     spoken = [piece async for piece in answer_turn(v.resources, v.agent_id, "user:caller", "Still there?")]
     assert spoken == [HELD]
+
+
+async def test_the_time_warning_is_spoken_in_the_orgs_language(voice: Voice) -> None:
+    v = voice
+    await v.grant(600)
+    left, warning = await call_opening(v.resources, v.agent_id)
+    assert left == 600 and warning == TIME_WARNING
+    spanish = await v.client.patch("/api/v1/org", json={"language": "es"}, headers=v.owner.headers)
+    assert spanish.status_code == 200
+    assert await call_opening(v.resources, v.agent_id) == (
+        600,
+        "Para que lo sepas: tu tiempo está a punto de terminarse.",
+    )
 
 
 def test_the_voice_worker_says_what_it_needs() -> None:
