@@ -3,6 +3,9 @@ refused choices change nothing; an operator's own catalogue adds a language."""
 
 from __future__ import annotations
 
+import base64
+import html
+import re
 from pathlib import Path
 
 from httpx import AsyncClient
@@ -110,3 +113,29 @@ async def test_form_errors_are_in_the_browsers_language(client: AsyncClient) -> 
     refused = await client.post("/signup", data=sent, headers=spanish)
     assert refused.status_code == 422
     assert "Demasiado corto: al menos 8 caracteres." in refused.text and '<html lang="es">' in refused.text
+
+
+async def test_the_usage_charts_are_drawn_in_each_readers_language(
+    client: AsyncClient, session: AsyncSession, settings: Settings
+) -> None:
+    owner = await create_account(session, settings)
+    await log_in(client, owner.user.email)
+
+    def charts(page: str) -> list[tuple[str, str]]:
+        """Each chart's text alternative and its drawing (the SVG: title and legend)."""
+        found = re.findall(r'<img class="chart" src="data:image/svg\+xml;base64,([^"]+)" alt="([^"]*)"', page)
+        return [(html.unescape(alt), base64.b64decode(svg).decode()) for svg, alt in found]
+
+    english = charts((await client.get("/app/usage")).text)
+    assert english[1][0] == "0 messages over the last 30 days" and ">Input<" in english[2][1]
+    # The same org's charts a moment later, for a Spanish reader: drawn again in Spanish, not the kept ones.
+    spanish = charts((await client.get("/app/usage", headers={"Accept-Language": "es"})).text)
+    assert [alt for alt, _svg in spanish] == [
+        "Mensajes por canal: ninguna",
+        "0 mensajes en los últimos 30 días",
+        "0 tokens en los últimos 30 días",
+        "0 minutos de voz en los últimos 30 días",
+        "En los últimos 30 días: 0 llamadas a herramientas y 0,0 minutos de notas de voz transcritos",
+    ]
+    assert ">Entrada<" in spanish[2][1] and ">Salida<" in spanish[2][1] and "Input" not in spanish[2][1]
+    assert ">Notas de voz (min)<" in spanish[4][1]
