@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hutch.channels.models import ExternalEvent
-from hutch.channels.repository import insert_event
+from hutch.channels.repository import event_marked, insert_event
+from hutch.db.carried import NOTHING, Carried
 from hutch.db.engine import UnitOfWork
 from hutch.i18n import N_
 
@@ -39,14 +41,30 @@ async def sending(uow: UnitOfWork, event: ExternalEvent) -> AsyncIterator[None]:
     """Around sending an answer: the event is marked as being sent first (committed). A send that fails with
     an error clears the mark, so the retry sends again; a worker that stops mid-send leaves it, and the retry
     records that instead of risking a second copy."""
-    event.outcome = SENDING
-    await uow.checkpoint()
+    await uow.checkpoint()  # what came before, with its jobs: the mark then commits alone, before the send
+    await mark_event(uow, event, SENDING)
     try:
         yield
     except Exception:
-        event.outcome = None
-        await uow.checkpoint()
+        await mark_event(uow, event, None)
         raise
+
+
+async def mark_event(
+    uow: UnitOfWork,
+    event: ExternalEvent,
+    outcome: str | None,
+    *,
+    handled: bool = False,
+    carrying: Carried = NOTHING,
+) -> None:
+    """Mark ``event`` (handled, with ``handled``) in one statement with what ``carrying`` adds (the chat's
+    message counts): committed by itself, or with the transaction the unit of work has open."""
+    handled_at = datetime.now(UTC) if handled else None
+    async with uow.alone():
+        await (event_marked(event, outcome, handled_at) + carrying).execute(uow.session)
+    set_committed_value(event, "outcome", outcome)  # written by the statement: nothing for the ORM to flush
+    set_committed_value(event, "handled_at", handled_at)
 
 
 def finish_event(event: ExternalEvent, outcome: str) -> str:

@@ -229,6 +229,50 @@ async def insert_event(
     return stored.first() is not None
 
 
+# An event's outcome (and, once handled, when), for a statement to carry: marking it costs no flush of the
+# ORM's unit of work and, run alone, one round trip.
+_EVENT_MARKED = (
+    text(
+        "UPDATE external_events SET outcome = :event_outcome, handled_at = :event_handled_at "
+        "WHERE source = :event_source AND external_id = :event_external_id RETURNING external_id"
+    )
+    .columns()
+    .cte("event_marked")
+)
+# The stored message a turn answers, kept on its event by phase 1's last statement.
+_EVENT_TURN = (
+    text(
+        "UPDATE external_events SET turn_message_id = :event_turn_message "
+        "WHERE source = :turn_event_source AND external_id = :turn_event_external_id RETURNING external_id"
+    )
+    .columns()
+    .cte("event_turn")
+)
+
+
+def event_marked(event: ExternalEvent, outcome: str | None, handled_at: datetime | None) -> Carried:
+    return Carried(
+        (_EVENT_MARKED,),
+        params={
+            "event_outcome": outcome,
+            "event_handled_at": handled_at,
+            "event_source": event.source,
+            "event_external_id": event.external_id,
+        },
+    )
+
+
+def event_turn(event: ExternalEvent, message_id: str) -> Carried:
+    return Carried(
+        (_EVENT_TURN,),
+        params={
+            "event_turn_message": message_id,
+            "turn_event_source": event.source,
+            "turn_event_external_id": event.external_id,
+        },
+    )
+
+
 class InboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session

@@ -63,7 +63,7 @@ from hutch.conversations.service import COMPACT_JOB, ConversationService
 from hutch.core.errors import Conflict, HutchError
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
-from hutch.db.carried import Carried
+from hutch.db.carried import NOTHING, Carried
 from hutch.db.engine import NO_FLUSH_WAIT, UnitOfWork, unit_of_work
 from hutch.db.jobs import WorkerResources
 from hutch.engine.browser_tools import BROWSER
@@ -105,9 +105,10 @@ from hutch.turns.tools import KNOWLEDGE_TOP_K, TimeLeft, TurnTools
 
 MANAGER_ROLE = "manager"
 PROVIDER_FAILURES_ALERT = 20  # failed answers per provider in 5 minutes that make an admin alert
-# Written in phase 1's transaction by the channel that runs the turn (its inbox event, say), so what the
-# channel records commits with the turn's own writes.
-Record = Callable[[UnitOfWork, Message], Awaitable[None]]
+# What the channel that runs the turn writes with its stored message (the inbox event's link to it, the
+# chat's count), carried by phase 1's last statement: it commits with the turn's own writes, and a busy row
+# (a widget's daily count) is locked only from that statement to the commit.
+Record = Callable[[Message], Carried]
 # What the channel writes with the answer (given its text), carried by the one statement that stores it: a
 # busy row (a bot's daily count) is then locked only while that statement runs.
 AnswerCarries = Callable[[str], Carried]
@@ -343,16 +344,17 @@ class TurnFlow:
             if media is not None:
                 self._with_files(turn, media)
                 await self._meter_transcriptions(agent.org_id, media.files)
-            if record is not None:
-                await record(self.uow, turn.stored[1])
+            recorded = record(turn.stored[1]) if record is not None else NOTHING
             if not turn.held:
                 # The org's counters row is shared by all its turns: the reservation comes last, after the
                 # rates (whose limiter may take a connection of its own), so it is held for the few round
                 # trips of the hold and the commit, and no connection is awaited while it is held.
                 await self.session.flush()
                 reservation = await self.quotas.message_reservation(agent.org_id)
-                await self._settle(agent, await self.turns.run_alone(reservation))
+                await self._settle(agent, await self.turns.run_alone(reservation + recorded))
                 await self._hold_spend(turn, turn.stored[1].id, size or CallSize())
+            elif recorded.ctes:
+                await self.turns.run_alone(recorded)
             await self.uow.checkpoint()
         except HutchError as refused:
             limited = _limited_note(agent, channel, end_user, refused)  # read before the rollback expires it

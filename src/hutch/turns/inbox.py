@@ -16,11 +16,12 @@ from hutch.accounts.suspension import OrgSuspended
 from hutch.agents.models import Agent
 from hutch.billing.quotas import EndUserRateLimited
 from hutch.channels.models import ExternalEvent
+from hutch.channels.repository import event_turn
 from hutch.conversations.end_users import EndUserProfile
 from hutch.conversations.inbox import EndUserBlocked
 from hutch.conversations.models import Message
 from hutch.core.errors import HutchError
-from hutch.db.engine import UnitOfWork
+from hutch.db.carried import Carried
 from hutch.db.jobs import JobContext
 from hutch.i18n import N_, _
 from hutch.turns.flow import TurnFlow
@@ -51,8 +52,9 @@ async def answer_event(
     flow = TurnFlow(ctx.uow, ctx.resources)
     message_id = event.turn_message_id
 
-    async def begun(uow: UnitOfWork, message: Message) -> None:
-        event.turn_message_id = message.id
+    def begun(message: Message) -> Carried:
+        set_committed_value(event, "turn_message_id", message.id)  # written by phase 1's last statement
+        return event_turn(event, message.id)
 
     if message_id is None:
         try:

@@ -24,6 +24,7 @@ from hutch.channels.inbound import (
     UNREADABLE_MESSAGE,
     finish_event,
     interrupted_while_sending,
+    mark_event,
     sending,
 )
 from hutch.channels.models import Channel, ChannelLink, ChannelStatus, ExternalEvent
@@ -52,11 +53,12 @@ from hutch.channels.telegram.platform import (
 )
 from hutch.channels.telegram.service import UPDATE_JOB, event_source, webhook_url
 from hutch.channels.telegram.verification import PRIVATE, Verifications, may_talk
-from hutch.channels.usage import count_messages
+from hutch.channels.usage import count_messages, counted_messages
 from hutch.conversations.end_users import language_code, telegram_profile
 from hutch.conversations.inbox import InboxService
 from hutch.conversations.service import ConversationService
 from hutch.core.principal import Principal, PrincipalKind
+from hutch.db.carried import NOTHING
 from hutch.db.jobs import TURNS_QUEUE, JobContext, job
 from hutch.i18n import N_, _, use_language
 from hutch.turns.inbox import NO_REPLY, PLAN_LIMIT_NOTICE, answer_event
@@ -226,12 +228,10 @@ async def _answer(
 
 
 async def _handled(ctx: JobContext, event: ExternalEvent, chat: Chat, outcome: str, sent: int = 0) -> str:
-    """The event handled, with the chat's messages in and out counted: last in the job's transaction, since
-    every chat of a bot adds to the same row of the day."""
-    finish_event(event, outcome)
-    if chat.counted is not None:
-        await ctx.uow.session.flush()
-        await count_messages(ctx.uow.session, *chat.counted, CHANNEL, inbound=1, outbound=sent)
+    """The event handled, with the chat's messages in and out counted, in one statement: last in the job,
+    since every chat of a bot adds to the same row of the day."""
+    counts = counted_messages(*chat.counted, CHANNEL, inbound=1, outbound=sent) if chat.counted else NOTHING
+    await mark_event(ctx.uow, event, outcome, handled=True, carrying=counts)
     return outcome
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from hutch.agents.models import Agent
 from hutch.channels.models import Channel
 from hutch.channels.schemas import ChannelOut, channel_out
-from hutch.channels.usage import count_messages, counted_messages
+from hutch.channels.usage import counted_messages
 from hutch.channels.webchat.service import (
     CHANNEL,
     AllowedOrigins,
@@ -311,8 +311,8 @@ async def widget_message(
         text = media.text
     flow = TurnFlow(uow, resources)
 
-    async def counted_in(uow: UnitOfWork, message: Message) -> None:
-        await count_messages(uow.session, agent.org_id, agent.id, CHANNEL, inbound=1)
+    def counted_in(message: Message) -> Carried:
+        return counted_messages(agent.org_id, agent.id, CHANNEL, inbound=1)
 
     try:
         # Committed: the visitor's message is safe before the model runs (made durable by the answer's).

@@ -12,6 +12,7 @@ from hutch.channels.inbound import (
     UNREADABLE_MESSAGE,
     finish_event,
     interrupted_while_sending,
+    mark_event,
     sending,
 )
 from hutch.channels.models import ChannelLink, ExternalEvent, LinkStatus
@@ -61,7 +62,8 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
         return finish_event(event, "not answered: held by a member or blocked")
     async with sending(ctx.uow, event):
         await gateway.send(sender, event.reply)
-    return finish_event(event, "answered")
+    await mark_event(ctx.uow, event, "answered", handled=True)
+    return "answered"
 
 
 async def _reply(
