@@ -14,6 +14,7 @@ BENCHES = [
     "bench_webhooks.py",
     "bench_knowledge.py",
     "bench_telegram.py",
+    "bench_end_user_limit.py",
     "bench_turns.py",
     "bench_runtimes.py",
     "bench_analytics.py",
