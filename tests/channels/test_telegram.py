@@ -160,6 +160,9 @@ async def test_a_message_is_stored_answered_once_and_replays_are_ignored(on_tele
     assert await t.run_jobs() == ["answered"]
     assert t.telegram.sent_texts(Sender().id) == ["[Demo — no AI] You said: Hello there"]
     assert "typing" in t.telegram.chat_actions(Sender().id)
+    # "Typing…" goes out beside the model's call, yet never after the answer, even an instant one.
+    shown = [call.method for call in t.telegram.calls if call.method in ("sendChatAction", "sendMessage")]
+    assert shown == ["sendChatAction", "sendMessage"]
     stored = (await t.session.scalars(select(Message).where(Message.org_id == t.owner.org.id))).all()
     assert [m.role.value for m in stored] == ["user", "assistant"]
     event = await t.session.get(ExternalEvent, (f"telegram:{t.channel_id}", "777"))

@@ -8,6 +8,7 @@ message twice: after phase 1 it resumes from the stored message; after phase 3 i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.orm.attributes import set_committed_value
@@ -72,9 +73,14 @@ async def answer_event(
         turn = resumed
     if turn.held:
         return NO_REPLY
-    if typing is not None and turn.notice is None:
-        await typing()
-    reply = (await flow.answer(turn, carrying=lambda text: reply_kept(event, text))).text
+    # "Typing…" goes out while the model starts: its round trip is not added to the answer's wait. It is
+    # awaited before the answer is handed on, so it never arrives after the answer.
+    shown = asyncio.ensure_future(typing()) if typing is not None and turn.notice is None else None
+    try:
+        reply = (await flow.answer(turn, carrying=lambda text: reply_kept(event, text))).text
+    finally:
+        if shown is not None:
+            await shown
     set_committed_value(event, "reply", reply)  # written by the answer's statement: nothing to flush
     return reply
 
