@@ -150,7 +150,7 @@ def test_the_usage_charts_and_a_live_task_page_are_in_spanish(
         db.execute(
             "INSERT INTO browser_screenshots (id, org_id, agent_id, task_id, step, action, page_url,"
             " storage_key, content_type, size_bytes) SELECT 'shot_es1', org_id, id, %s, 1, 'open',"
-            " 'https://example.org/', 'none.jpg', 'image/jpeg', 3 FROM agents WHERE id = %s",
+            " 'https://example.org/', org_id || '/shot_es1.jpg', 'image/jpeg', 3 FROM agents WHERE id = %s",
             (task["id"], agent["id"]),
         )
         expect(live).to_have_text("Paso 1: open en https://example.org/")
