@@ -131,6 +131,57 @@ async def test_settings_errors_show_next_to_the_field_and_change_nothing(
     )
 
 
+async def test_per_person_limits_are_set_in_the_form_within_the_plan(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    await sign_up(client)
+    await session.execute(update(Org).values(plan="fairuse"))  # 3 a minute, 100 a day per person
+    await session.commit()
+    agents = await client.get("/app/agents")
+    created = await client.post("/app/agents", data={"csrf": csrf_of(agents), "name": "Bo"})
+    agent_id = created.headers["location"].split("/")[3]
+    settings = await client.get(f"/app/agents/{agent_id}/settings")
+    assert "Messages a minute per person" in settings.text and "Plan: 3" in settings.text
+    form = {"csrf": csrf_of(settings), "name": "Bo", "model": "demo/echo"}
+    agent = (await session.scalars(select(Agent).where(Agent.id == agent_id))).one()
+
+    for fields, shown in (
+        (
+            {"end_user_messages_per_minute": "0", "end_user_messages_per_day": ""},
+            "Too small: the least is 1.",
+        ),
+        ({"end_user_messages_per_minute": "4", "end_user_messages_per_day": ""}, "allows at most 3"),
+    ):
+        refused = await client.post(f"/app/agents/{agent_id}/settings", data={**form, **fields})
+        assert refused.status_code == 422 and 'id="end_user_messages_per_minute-error"' in refused.text
+        assert shown in refused.text
+        await session.refresh(agent)
+        assert agent.end_user_messages_per_minute is None  # nothing changed
+    spanish = await client.post(
+        f"/app/agents/{agent_id}/settings",
+        data={**form, "end_user_messages_per_minute": "", "end_user_messages_per_day": "101"},
+        headers={"Accept-Language": "es"},
+    )
+    assert spanish.status_code == 422 and "el plan Fair use permite como máximo 100" in spanish.text
+
+    saved = await client.post(
+        f"/app/agents/{agent_id}/settings",
+        data={**form, "end_user_messages_per_minute": "2", "end_user_messages_per_day": "50"},
+    )
+    assert saved.status_code == 303
+    await session.refresh(agent)
+    assert (agent.end_user_messages_per_minute, agent.end_user_messages_per_day) == (2, 50)
+    shown_again = await client.get(f"/app/agents/{agent_id}/settings")
+    assert 'name="end_user_messages_per_minute" min="1" value="2"' in shown_again.text
+    back = await client.post(
+        f"/app/agents/{agent_id}/settings",
+        data={**form, "end_user_messages_per_minute": "", "end_user_messages_per_day": "50"},
+    )
+    assert back.status_code == 303
+    await session.refresh(agent)
+    assert (agent.end_user_messages_per_minute, agent.end_user_messages_per_day) == (None, 50)  # the plan's
+
+
 async def test_api_key_is_shown_once(client: AsyncClient) -> None:
     await sign_up(client)
     keys = await client.get("/app/api-keys")

@@ -29,6 +29,7 @@ from hutch.engine.browser_tools import BROWSER
 from hutch.engine.catalog import Credentials, ProviderKind
 from hutch.engine.gateway import LLMGateway
 from hutch.engine.tools import TOOLS
+from hutch.i18n import N_, Wording
 from hutch.integrations.tools import is_connected, unknown_connected
 from hutch.settings import Settings
 
@@ -197,9 +198,8 @@ class AgentService:
         for field, value in fields:
             allowed = plan.limit(field)
             if value is not None and allowed is not None and value > allowed:
-                raise InvalidField(
-                    field, f"the {plan.name} plan allows at most {allowed}; choose {allowed} or fewer"
-                )
+                message = N_("the {plan} plan allows at most {allowed}; choose {allowed} or fewer")
+                raise InvalidField(field, Wording(message, plan=plan.name, allowed=allowed))
 
     def _check_model(self, field: str, model: str) -> None:
         if self.llm.catalog.find(model) is None:

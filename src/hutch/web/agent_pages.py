@@ -14,6 +14,7 @@ from hutch.agents.models import Agent, AgentAvatar
 from hutch.agents.roles import ROLE_TEMPLATES
 from hutch.agents.schemas import AgentUpdate
 from hutch.agents.service import org_credentials
+from hutch.billing.quotas import Quotas
 from hutch.conversations.attachments_repository import AttachmentRepository
 from hutch.conversations.inbox import TakenOver
 from hutch.conversations.models import Message, MessageAttachment
@@ -38,6 +39,7 @@ from hutch.web.app_pages import agents_service
 from hutch.web.deps import Viewer, ViewerDep, attempt, error_text, field_errors, page
 
 router = APIRouter(prefix="/app/agents/{agent_id}", include_in_schema=False)
+PER_PERSON = ("end_user_messages_per_minute", "end_user_messages_per_day")  # empty: the plan's default
 TABS = [
     ("chat", N_("Chat")),
     ("inbox", N_("Inbox")),  # every conversation of this agent, on every channel (the inbox, filtered)
@@ -192,7 +194,9 @@ async def _settings_context(uow: UnitOfWork, resources: Resources, agent: Agent)
         (spec, resources.llm.available(spec.provider, keys)) for spec in resources.catalog.models.values()
     ]
     avatar = await uow.session.get(AgentAvatar, agent.id)
+    plan = await Quotas(uow.session, resources.plans).plan_of(agent.org_id)
     return {
+        "plan_per_person": (plan.limits.end_user_messages_per_minute, plan.limits.end_user_messages_per_day),
         "models": models,
         "roles": list(ROLE_TEMPLATES.values()),
         "tools": TOOLS.specs(),
@@ -232,12 +236,14 @@ async def settings_save(
             "audience",
             "placement",
             "status",
+            *PER_PERSON,
         )
         if key in form
     }
     data: dict[str, Any] = {k: v for k, v in fields.items() if v != ""}
-    if "fallback_model" in fields and fields["fallback_model"] == "":
-        data["fallback_model"] = None
+    for nullable in ("fallback_model", *PER_PERSON):  # empty: none (a per-person limit: the plan's)
+        if fields.get(nullable) == "":
+            data[nullable] = None
     data["tools"] = [str(t) for t in form.getlist("tools")]
     errors: dict[str, str] = {}
     try:

@@ -49,7 +49,7 @@ def error_text(exc: HutchError) -> str:
     """What to show next to the field: a rule's own words, not the field's name in front of them."""
     body = exc.body()
     if isinstance(body, list) and body and isinstance(body[0], dict):
-        return str(body[0].get("msg", exc.detail))
+        return said(body[0].get("msg", exc.detail))  # a rule worded for pages too: in the reader's language
     return str(exc.detail)
 
 
