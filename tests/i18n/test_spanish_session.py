@@ -153,7 +153,9 @@ def test_the_usage_charts_and_a_live_task_page_are_in_spanish(
             " 'https://example.org/', org_id || '/shot_es1.jpg', 'image/jpeg', 3 FROM agents WHERE id = %s",
             (task["id"], agent["id"]),
         )
-        expect(live).to_have_text("Paso 1: open en https://example.org/")
+        expect(live).to_have_text("Paso 1: open en https://example.org/", timeout=15_000)  # a loaded machine
         db.execute("UPDATE tasks SET status = 'canceled' WHERE id = %s", (task["id"],))
-    expect(live).to_have_text("La tarea se ha cancelado. Recarga la página para ver todos los pasos.")
+    expect(live).to_have_text(
+        "La tarea se ha cancelado. Recarga la página para ver todos los pasos.", timeout=15_000
+    )
     context.close()
