@@ -85,3 +85,54 @@ def test_take_over_reply_see_a_message_arrive_live_and_hand_back(
     answered = httpx.post(chat, json={"message": "One more question"}, headers=auth, timeout=30)
     assert answered.status_code == 200  # the agent answers again
     page.close()  # its live stream ends with it: stopping Hutch need not wait for it
+
+
+def test_an_owner_sets_a_per_person_limit_sees_who_hit_it_and_blocks_then_unblocks_them(
+    browser: Browser, live_hutch: LiveHutch, artifacts: Path
+) -> None:
+    base, email = live_hutch.base_url, "fair@example.com"
+    page = browser.new_page(base_url=base)
+    page.goto("/signup")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Company").fill("Fair Co")
+    page.get_by_role("button", name="Sign up").click()
+    page.get_by_label("Name").fill("Desk")
+    page.get_by_role("button", name="Create my assistant").click()
+    expect(page).to_have_url(re.compile(r"/app/agents/agt_\w+/chat"))
+    agent_id = page.url.split("?")[0].removesuffix("/chat").rsplit("/", 1)[1]
+
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("Messages a minute per person").fill("1")
+    check(page, artifacts, "45-fair-use-settings")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_text("Saved.")).to_be_visible()
+    expect(page.get_by_label("Messages a minute per person")).to_have_value("1")
+
+    # One person, named by an API caller's `user`, sends two messages in a minute: the second is refused.
+    token = httpx.post(f"{base}/api/v1/auth/login", json={"email": email, "password": PASSWORD}).json()
+    made = httpx.post(
+        f"{base}/api/v1/api-keys",
+        json={"label": "site", "scopes": ["chat"]},
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+    )
+    key = {"Authorization": f"Bearer {made.json()['key']}"}
+
+    def ask() -> int:
+        body = {"model": agent_id, "user": "bob", "messages": [{"role": "user", "content": "Hi"}]}
+        return httpx.post(f"{base}/v1/chat/completions", json=body, headers=key, timeout=30).status_code
+
+    assert [ask(), ask()] == [200, 429]
+
+    page.get_by_role("navigation", name="Dashboard").get_by_role("link", name="Inbox").click()
+    row = page.get_by_role("row").filter(has_text="api:bob")
+    expect(row.get_by_text("limited")).to_be_visible()
+    row.get_by_role("link", name="api:bob").click()
+    expect(page.locator("#limited")).to_contain_text("went past 1 message a minute per person")
+    page.get_by_role("button", name="Block api:bob").click()
+    expect(page.get_by_text("blocked", exact=True)).to_be_visible()
+    assert ask() == 403  # no answer, nothing counted
+    page.get_by_role("button", name="Unblock api:bob").click()
+    expect(page.get_by_role("button", name="Block api:bob")).to_be_visible()
+    expect(page.get_by_text("blocked", exact=True)).to_have_count(0)
+    page.close()
