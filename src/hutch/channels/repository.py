@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Row, Table, bindparam, func, select, text,
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from hutch.accounts.models import Org
 from hutch.agents.models import Agent, Audience
 from hutch.channels.models import (
     Channel,
@@ -34,9 +35,24 @@ def _in_org(entity: Owned, org_id: str) -> ColumnElement[bool]:
 # --- channels -------------------------------------------------------------------------------------------
 
 
+# A channel with its agent and the agent's org: what a messenger turn reads first, in one round trip.
+_WITH_AGENT_AND_ORG = (
+    select(Channel, Agent, Org)
+    .outerjoin(Agent, Agent.id == Channel.agent_id)
+    .outerjoin(Org, Org.id == Agent.org_id)
+    .where(Channel.id == bindparam("channel_id"))
+)
+
+
 class ChannelRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def with_agent_and_org(self, channel_id: str) -> tuple[Channel, Agent | None, Org | None] | None:
+        """The channel, its agent and the agent's org (kept by the unit of work: reading them again by primary
+        key then costs nothing while the caller holds them)."""
+        row = (await self.session.execute(_WITH_AGENT_AND_ORG, {"channel_id": channel_id})).first()
+        return None if row is None else (row[0], row[1], row[2])
 
     def add(self, channel: Channel) -> None:
         self.session.add(channel)
@@ -239,15 +255,6 @@ _EVENT_MARKED = (
     .columns()
     .cte("event_marked")
 )
-# The stored message a turn answers, kept on its event by phase 1's last statement.
-_EVENT_TURN = (
-    text(
-        "UPDATE external_events SET turn_message_id = :event_turn_message "
-        "WHERE source = :turn_event_source AND external_id = :turn_event_external_id RETURNING external_id"
-    )
-    .columns()
-    .cte("event_turn")
-)
 
 
 def event_marked(event: ExternalEvent, outcome: str | None, handled_at: datetime | None) -> Carried:
@@ -258,17 +265,6 @@ def event_marked(event: ExternalEvent, outcome: str | None, handled_at: datetime
             "event_handled_at": handled_at,
             "event_source": event.source,
             "event_external_id": event.external_id,
-        },
-    )
-
-
-def event_turn(event: ExternalEvent, message_id: str) -> Carried:
-    return Carried(
-        (_EVENT_TURN,),
-        params={
-            "event_turn_message": message_id,
-            "turn_event_source": event.source,
-            "turn_event_external_id": event.external_id,
         },
     )
 

@@ -17,7 +17,6 @@ from hutch.accounts.suspension import OrgSuspended
 from hutch.agents.models import Agent
 from hutch.billing.quotas import EndUserRateLimited
 from hutch.channels.models import ExternalEvent
-from hutch.channels.repository import event_turn
 from hutch.conversations.end_users import EndUserProfile
 from hutch.conversations.inbox import EndUserBlocked
 from hutch.conversations.models import Message
@@ -27,7 +26,7 @@ from hutch.db.jobs import JobContext
 from hutch.i18n import N_, _
 from hutch.turns.flow import TurnFlow
 from hutch.turns.media import ReadMedia
-from hutch.turns.repository import reply_kept
+from hutch.turns.repository import event_turn, reply_kept
 
 # What a held turn (a member has taken the conversation over) or a blocked end user gets: nothing sent.
 NO_REPLY = ""

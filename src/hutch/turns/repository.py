@@ -21,6 +21,29 @@ _REPLY_KEPT = (
 )
 
 
+# The stored message a turn answers, kept on its event by phase 1's last statement.
+_EVENT_TURN = (
+    text(
+        "UPDATE external_events SET turn_message_id = :event_turn_message "
+        "WHERE source = :turn_event_source AND external_id = :turn_event_external_id RETURNING external_id"
+    )
+    .columns()
+    .cte("event_turn")
+)
+
+
+def event_turn(event: ExternalEvent, message_id: str) -> Carried:
+    """The stored message kept on its event, so a retried job resumes the turn instead of storing it again."""
+    return Carried(
+        (_EVENT_TURN,),
+        params={
+            "event_turn_message": message_id,
+            "turn_event_source": event.source,
+            "turn_event_external_id": event.external_id,
+        },
+    )
+
+
 def reply_kept(event: ExternalEvent, reply: str) -> Carried:
     """The answer kept on its event by the statement that stores it (a retried job then only delivers)."""
     return Carried(

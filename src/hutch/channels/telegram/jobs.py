@@ -28,7 +28,7 @@ from hutch.channels.inbound import (
     sending,
 )
 from hutch.channels.models import Channel, ChannelLink, ChannelStatus, ExternalEvent
-from hutch.channels.repository import InboxRepository
+from hutch.channels.repository import ChannelRepository, InboxRepository
 from hutch.channels.telegram.gateway import (
     BotBlocked,
     Buttons,
@@ -138,13 +138,16 @@ async def _chat(ctx: JobContext, channel_id: str, chat_id: int | str) -> Chat | 
         if chat.link is not None:
             chat.use(await session.get(Agent, chat.link.agent_id))
         return chat
-    channel = await session.get(Channel, channel_id)
-    if channel is None or channel.token_encrypted is None:
+    found = await ChannelRepository(session).with_agent_and_org(channel_id)
+    if found is None:
+        return None
+    channel, agent, org = found
+    if channel.token_encrypted is None:
         return None
     token = ctx.resources.secret_box.decrypt(channel.token_encrypted)
-    chat = Chat(token, False, chat_id, channel_id=channel.id, channel=channel)
+    chat = Chat(token, False, chat_id, channel_id=channel.id, channel=channel, org=org)
     chat.unverified = channel.status is ChannelStatus.UNVERIFIED
-    chat.use(await session.get(Agent, channel.agent_id))
+    chat.use(agent)
     return chat
 
 
