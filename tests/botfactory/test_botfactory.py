@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.accounts.models import Org
 from hutch.alerts.models import Alert
 from hutch.app import create_app
 from hutch.botfactory.gateway import HealthReport
@@ -465,3 +466,34 @@ async def test_the_dashboard_shows_the_new_bot_and_its_code(factory: Factory) ->
     assert renewed.status_code == 303
     new = (await f.client.get(f.auto, headers=f.customer.headers)).json()["verification"]["code"]
     assert new != code and new in (await f.client.get(tab)).text
+
+
+async def test_bots_deleted_and_asked_for_again_count_against_the_plans_day(factory: Factory) -> None:
+    f = factory
+    await f.add_account("+15550000009")
+    await f.session.execute(update(Org).where(Org.id == f.customer.org.id).values(plan="botday"))  # 2 a day
+    await f.session.commit()
+    channels = f"/api/v1/agents/{f.agent_id}/channels"
+    for made in range(1, 3):  # make the bot, delete it, ask again
+        await f.request_bot()
+        assert len(f.father.all_bots()) == made
+        [bot] = (await f.client.get(channels, headers=f.customer.headers)).json()["items"]
+        removed = await f.client.delete(f"{channels}/{bot['id']}", headers=f.customer.headers)
+        assert removed.status_code == 204
+    refused = await f.client.post(f.auto, json={}, headers=f.customer.headers)
+    assert refused.status_code == 429 and 1 <= int(refused.headers["retry-after"]) <= 86_400
+    detail = refused.json()["detail"]
+    assert "Bot a day plan allows 2 Telegram bot requests a day" in detail and "tomorrow (UTC)" in detail
+    assert len(f.father.all_bots()) == 2  # no third bot from the operator's accounts
+
+    # A new agent in the same org is refused too: the day's count is the org's.
+    other = await f.client.post(
+        "/api/v1/agents", json={"name": "Bo", "model": "demo/echo"}, headers=f.customer.headers
+    )
+    deleted = await f.client.delete(f"/api/v1/agents/{f.agent_id}", headers=f.customer.headers)
+    assert deleted.status_code in (202, 204)
+    again = await f.client.post(
+        f"/api/v1/agents/{other.json()['id']}/channels/telegram/auto", json={}, headers=f.customer.headers
+    )
+    assert again.status_code == 429
+    assert await f.run_jobs() == [] and len(f.father.all_bots()) == 2

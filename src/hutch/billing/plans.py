@@ -29,6 +29,7 @@ LimitName = Literal[
     "transcription_minutes_per_month",
     "attachment_mb",
     "telegram_bots",
+    "telegram_bot_requests_per_day",
     "end_user_messages_per_minute",
     "end_user_messages_per_day",
 ]
@@ -74,6 +75,8 @@ class PlanLimits(_Strict):
     attachment_types: tuple[AttachmentKind, ...] = ATTACHMENT_KINDS  # what people may send in chat
     # Telegram bots of the org's agents, however each was made (its token, the factory, a managed bot).
     telegram_bots: int | None = Field(default=None, ge=0)
+    # Bots asked of the bot factory a day (UTC), deleted ones too: each uses the operator's creator accounts.
+    telegram_bot_requests_per_day: int | None = Field(default=None, ge=0)
     # Fair use: what one person (a stranger on Telegram, WhatsApp, the widget, voice or the API's `user`)
     # may send one agent; an agent may set lower values of its own.
     end_user_messages_per_minute: int | None = Field(default=None, ge=1)

@@ -37,6 +37,7 @@ LIMIT_LABELS: dict[LimitName, tuple[str, str]] = {
     "documents_per_agent": ("document per agent", "documents per agent"),
     "storage_mb": ("MB of storage", "MB of storage"),
     "telegram_bots": ("Telegram bot", "Telegram bots"),
+    "telegram_bot_requests_per_day": ("Telegram bot request a day", "Telegram bot requests a day"),
     "end_user_messages_per_minute": ("message a minute per person", "messages a minute per person"),
     "end_user_messages_per_day": ("message a day per person", "messages a day per person"),
 }

@@ -16,6 +16,7 @@ from hutch.core.errors import (
     Forbidden,
     NotFound,
     PaymentRequired,
+    RateLimited,
     ServiceUnavailable,
     Unauthorized,
     error_responses,
@@ -215,7 +216,7 @@ async def _request_out(requests: BotRequests, request: BotRequest) -> BotRequest
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BotRequestOut,
     responses=error_responses(
-        Unauthorized, Forbidden, NotFound, Conflict, PaymentRequired, ServiceUnavailable
+        Unauthorized, Forbidden, NotFound, Conflict, PaymentRequired, RateLimited, ServiceUnavailable
     ),
 )
 async def request_bot(
@@ -223,8 +224,8 @@ async def request_bot(
 ) -> BotRequestOut:
     """Have Hutch create a Telegram bot for the agent (no @BotFather needed). It takes up to a minute: read
     the outcome with GET; when it succeeded, send the verification code to the bot to become its owner.
-    402 past the plan's `telegram_bots`."""
-    requests = BotRequests(uow, resources.secret_box, resources.plans)
+    402 past the plan's `telegram_bots`; 429 (until midnight UTC) past its `telegram_bot_requests_per_day`."""
+    requests = BotRequests(uow, resources.secret_box, resources.plans, resources.rate_limiter)
     request = await requests.request(principal, agent_id, body.name)
     return await _request_out(requests, request)
 

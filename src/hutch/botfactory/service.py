@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hutch.agents.models import Agent
 from hutch.agents.repository import AgentRepository
 from hutch.audit.service import record_audit
-from hutch.billing.plans import PlanCatalog
-from hutch.billing.quotas import Quotas
+from hutch.billing.plans import Plan, PlanCatalog
+from hutch.billing.quotas import DAY_SECONDS, LIMIT_LABELS, Quotas
 from hutch.botfactory.gateway import AccountCredentials, CreatorClients
 from hutch.botfactory.models import (
     AccountStatus,
@@ -30,14 +30,25 @@ from hutch.channels.models import Channel
 from hutch.channels.repository import ChannelRepository
 from hutch.channels.telegram.usernames import display_name
 from hutch.channels.telegram.verification import IssuedCode, Verifications
-from hutch.core.errors import Conflict, NotFound, ServiceUnavailable
+from hutch.core.errors import Conflict, NotFound, RateLimited, ServiceUnavailable
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
+from hutch.core.ratelimit import RateLimiter
 from hutch.core.security import SecretBox
 from hutch.db.engine import UnitOfWork
 
 CREATE_JOB = "botfactory.create_bot"
 BUSY_LEASE = timedelta(minutes=10)  # longer than any conversation: the job gives the account back sooner
+
+
+class BotRequestsUsedUp(RateLimited):
+    def __init__(self, plan: Plan, allowed: int, retry_after: int) -> None:
+        label = LIMIT_LABELS["telegram_bot_requests_per_day"][allowed != 1]
+        super().__init__(
+            retry_after,
+            f"The {plan.name} plan allows {allowed} {label} (bots deleted since count too); "
+            "try again tomorrow (UTC) or upgrade the plan.",
+        )
 
 
 def utcnow() -> datetime:
@@ -192,12 +203,21 @@ class CreatorAccounts:
 class BotRequests:
     """Customers' side: ask for a bot for an agent, and read how it went."""
 
-    def __init__(self, uow: UnitOfWork, secret_box: SecretBox, plans: PlanCatalog | None = None) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        secret_box: SecretBox,
+        plans: PlanCatalog | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         self.uow = uow
         self.session = uow.session
         self.requests = BotRequestRepository(uow.session)
         self.secret_box = secret_box
-        self.plans = plans  # to refuse a bot past the plan's telegram_bots before making it
+        # To refuse a bot past the plan's telegram_bots, or past its telegram_bot_requests_per_day (counted
+        # on the limiter), before making it.
+        self.plans = plans
+        self.limiter = limiter
 
     async def _agent(self, principal: Principal, agent_id: str) -> Agent:
         agent = await AgentRepository(self.session).get(principal, agent_id)
@@ -209,9 +229,10 @@ class BotRequests:
         agent = await self._agent(principal, agent_id)
         if await self.requests.agent_has_bot(agent.id):
             raise Conflict("This agent already has a Telegram bot; remove it before asking for a new one.")
-        if self.plans is not None:
+        quotas = Quotas(self.session, self.plans, self.limiter) if self.plans is not None else None
+        if quotas is not None:
             channels = ChannelRepository(self.session)
-            await Quotas(self.session, self.plans).check_count(
+            await quotas.check_count(
                 agent.org_id, "telegram_bots", lambda: channels.telegram_bots_in_org(agent.org_id)
             )
         if await CreatorAccounts(self.session, self.secret_box).usable_count() == 0:
@@ -221,6 +242,8 @@ class BotRequests:
             )
         if await self.requests.open_for_agent(agent.id) is not None:
             raise Conflict("A bot is already being created for this agent; wait for it to finish.")
+        if quotas is not None:  # last: a request refused for another reason uses none of the day's
+            await self._within_the_day(quotas, agent.org_id)
         request = BotRequest(
             id=new_id("btr"),
             org_id=agent.org_id,
@@ -233,6 +256,18 @@ class BotRequests:
         await self.session.flush()
         self.uow.defer(CREATE_JOB, request_id=request.id)
         return request
+
+    async def _within_the_day(self, quotas: Quotas, org_id: str) -> None:
+        """Refuse (429 until midnight UTC) a request past the plan's ``telegram_bot_requests_per_day``. The
+        count is the limiter's, by org: requests for bots (and agents) deleted since still count, so making,
+        deleting and asking again cannot use the operator's creator accounts without end."""
+        plan = await quotas.plan_of(org_id)
+        allowed = plan.limit("telegram_bot_requests_per_day")
+        if allowed is None:
+            return
+        decision = await quotas.limiter_hit(f"bot-requests:{org_id}", allowed, DAY_SECONDS)
+        if decision is not None and not decision.allowed:
+            raise BotRequestsUsedUp(plan, allowed, decision.retry_after)
 
     async def latest(self, principal: Principal, agent_id: str) -> BotRequest:
         agent = await self._agent(principal, agent_id)

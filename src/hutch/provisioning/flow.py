@@ -177,9 +177,8 @@ class PlanProvisioning:
             row.state, row.detail = InclusionState.WAITING, BY_HAND
             return
         try:
-            request = await BotRequests(self.uow, secret_box, self.resources.plans).request(
-                principal, agent.id, None
-            )
+            factory = BotRequests(self.uow, secret_box, self.resources.plans, self.resources.rate_limiter)
+            request = await factory.request(principal, agent.id, None)
         except HutchError as refused:  # the plan's bots used already
             row.state, row.detail = InclusionState.ERROR, refused.detail
             return

@@ -299,7 +299,7 @@ async def request_bot(
     name: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     agent = await load_agent(found, uow, resources, agent_id)
-    requests = BotRequests(uow, resources.secret_box, resources.plans)
+    requests = BotRequests(uow, resources.secret_box, resources.plans, resources.rate_limiter)
     asked = await attempt(uow, requests.request(found.principal, agent.id, name.strip() or None))
     if isinstance(asked, HutchError):
         return await _channel_error(request, found, uow, resources, agent.id, "auto", asked)
