@@ -91,3 +91,14 @@ def _alive(pid: int) -> bool:
         return os.waitpid(pid, os.WNOHANG) == (0, 0)
     except ChildProcessError:
         return False
+
+
+def test_workers_beside_the_api_run_at_a_lower_priority() -> None:
+    """`hutch serve`'s workers yield the cores to its API (HUTCH_WORKER_NICENESS): webhooks are acknowledged
+    first on a busy machine."""
+    script = "import os, hutch.worker_process as w; w.lower_priority({}); print(os.nice(0))"
+    for niceness in (5, 0):
+        ran = subprocess.run(
+            [sys.executable, "-c", script.format(niceness)], capture_output=True, text=True, check=True
+        )
+        assert int(ran.stdout) == os.nice(0) + niceness

@@ -41,7 +41,7 @@ from hutch.db.jobs import JobOutbox
 from hutch.db.urls import describe
 from hutch.engine.catalog import Catalog, CatalogError, load_catalog
 from hutch.settings import Settings, SettingsError, export_to_environment, load_settings
-from hutch.worker_process import exit_with_parent, worker_count, worker_processes
+from hutch.worker_process import exit_with_parent, lower_priority, worker_count, worker_processes
 
 if TYPE_CHECKING:
     from hutch.admin.demo import DemoReport
@@ -256,8 +256,9 @@ def worker(
 ) -> None:
     """Run a job worker. Start as many as needed, on as many machines: they share the queue."""
     settings = settings_or_exit()
-    if exit_with_parent_:
+    if exit_with_parent_:  # started by `hutch serve`, beside its API
         exit_with_parent()
+        lower_priority(settings.worker_niceness)
     with database_or_exit(settings, apply_migrations=settings.uses_embedded_database) as handle:
         if not settings.uses_embedded_database:
             require_current_schema(handle.url)

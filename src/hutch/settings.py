@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # Job worker processes `hutch serve` starts beside its API; 0: one per core it may use. A worker is one
     # Python process, so one core: turns are bound by its CPU once they no longer wait on connections.
     worker_processes: int = Field(default=0, ge=0, le=64)
+    # How much lower than the API's the workers `hutch serve` starts run (nice): on a machine both share, a
+    # webhook is acknowledged before more turn work is done; 0: the same priority.
+    worker_niceness: int = Field(default=5, ge=0, le=19)
     # A worker whose heartbeat is older than this is dead; its running jobs are retried.
     worker_stalled_timeout: float = Field(default=30.0, gt=0)
     worker_heartbeat_interval: float = Field(default=5.0, gt=0)

@@ -137,6 +137,14 @@ def worker_processes(
             process.stop()
 
 
+def lower_priority(niceness: int) -> None:
+    """In a worker beside the API (``HUTCH_WORKER_NICENESS``): the API's acknowledgements, which senders time
+    and retry, come before more turn work when the two share the cores."""
+    if niceness > 0:
+        with contextlib.suppress(OSError):  # not allowed here: run at the same priority
+            os.nice(niceness)
+
+
 def exit_with_parent() -> None:
     """In the child: stop gracefully (SIGTERM to ourselves) once the parent's end of stdin closes."""
 
