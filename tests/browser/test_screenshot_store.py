@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import boto3
 import pytest
@@ -14,12 +15,19 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.browser.models import Screenshot
-from hutch.browser.screenshots import BucketScreenshots, build_screenshot_store, screenshot_key
+from hutch.browser.screenshots import (
+    BucketScreenshots,
+    FileScreenshots,
+    ScreenshotStore,
+    build_screenshot_store,
+    screenshot_key,
+)
 from hutch.browser.service import screenshot_url
 from hutch.core.ids import new_id
 from hutch.resources import Resources
 from hutch.settings import Settings
 from tests.factories import create_account
+from tests.web.test_dashboard import log_in
 
 BUCKET = "hutch-screens"
 JPEG = b"\xff\xd8\xff\xe0 a screen"
@@ -86,3 +94,88 @@ async def test_a_screenshot_in_the_bucket_answers_through_its_url_to_its_org_onl
     assert answer.status_code == 200 and answer.content == JPEG
     assert (await client.get(screenshot_url(shot_id), headers=stranger.headers)).status_code == 404
     assert await store.get(screenshot_key(owner.org.id, "shot_gone")) is None
+
+
+def _bucket(settings: Settings, endpoint: str) -> BucketScreenshots:
+    store = build_screenshot_store(
+        settings.model_copy(
+            update={
+                "screenshots_bucket": BUCKET,
+                "screenshots_s3_endpoint_url": endpoint,
+                "screenshots_s3_access_key_id": SecretStr("k"),
+                "screenshots_s3_secret_access_key": SecretStr("s"),
+            }
+        )
+    )
+    assert isinstance(store, BucketScreenshots)
+    return store
+
+
+@pytest.mark.parametrize("kind", ["files", "bucket"])
+async def test_a_row_whose_key_is_malformed_or_unknown_answers_404_and_the_others_still_show(
+    kind: str,
+    client: AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    resources: Resources,
+    s3_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    store: ScreenshotStore = (
+        FileScreenshots(tmp_path / "screens") if kind == "files" else _bucket(settings, s3_endpoint)
+    )
+    resources.screenshots = store
+    owner = await create_account(session, settings, org_name="Keepers")
+    other = await create_account(session, settings, org_name="Neighbours")
+    agent = (await client.post("/api/v1/agents", json={"name": "Clerk"}, headers=owner.headers)).json()
+    org = owner.org.id
+    good = screenshot_key(org, "shot_good")
+    await store.put(good, JPEG, "image/jpeg")
+    neighbours = screenshot_key(other.org.id, "shot_theirs")  # a real image, of another org
+    await store.put(neighbours, b"\xff\xd8 theirs", "image/jpeg")
+    keys = {
+        "good": good,
+        "bare": "none.jpg",
+        "empty": "",
+        "up": "../../etc/passwd",
+        "up_inside": f"{org}/../{other.org.id}/shot_theirs.jpg",
+        "absolute": f"/{org}/shot_good.jpg",
+        "deeper": f"{org}/sub/shot_good.jpg",
+        "gif": f"{org}/shot_good.gif",
+        "spaces": f"{org}/shot good.jpg",
+        "unicode": f"{org}/shöt.jpg",
+        "newline": f"{good}\n",
+        "long": f"{org}/{'x' * 260}.jpg",
+        "unknown": screenshot_key(org, "shot_never_kept"),
+        "neighbours": neighbours,
+    }
+    ids = {name: new_id("shot") for name in keys}
+    for name, key in keys.items():
+        session.add(
+            Screenshot(
+                id=ids[name],
+                org_id=org,
+                agent_id=agent["id"],
+                action="open",
+                page_url="https://example.org/",
+                storage_key=key,
+                content_type="image/jpeg",
+                size_bytes=len(JPEG),
+                created_at=datetime.now(UTC),
+            )
+        )
+    await session.commit()
+
+    await log_in(client, owner.user.email)  # the dashboard's image URL too
+    for name in keys:
+        api = await client.get(screenshot_url(ids[name]), headers=owner.headers)
+        page = await client.get(f"/app/screenshots/{ids[name]}")
+        if name == "good":
+            assert api.status_code == page.status_code == 200 and api.content == page.content == JPEG
+        else:
+            assert (api.status_code, page.status_code) == (404, 404), (name, api.text, page.text)
+            assert api.json() == {"detail": "Screenshot not found."}
+    # Deleting the rows' keys, malformed ones too, removes the org's image and nothing outside it.
+    await store.delete([key for name, key in keys.items() if name != "neighbours"])
+    assert await store.get(good) is None
+    assert await store.get(neighbours) == b"\xff\xd8 theirs"

@@ -2,8 +2,10 @@
 
 :func:`build_screenshot_store` picks one from settings at start-up (``HUTCH_SCREENSHOTS_BUCKET`` names a
 bucket; ``HUTCH_SCREENSHOTS_S3_ENDPOINT_URL`` points at MinIO, R2 or another S3-compatible service).
-Keys are ``<org id>/<screenshot id>.jpg``, made by Hutch, never by a caller. Deleting is idempotent (what is
-gone already is not an error): an org's deletion removes its whole prefix, an agent's the keys of its rows.
+Keys are ``<org id>/<screenshot id>.jpg``, made by Hutch, never by a caller. A key of any other shape names
+nothing a store holds: reading it finds nothing (the image answers 404) and deleting it deletes nothing.
+Deleting is idempotent (what is gone already is not an error): an org's deletion removes its whole prefix,
+an agent's the keys of its rows.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hutch.settings import Settings
 
-SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_-]+\.(jpg|png)$")
-SAFE_ORG = re.compile(r"^[A-Za-z0-9_-]+$")
+# Each part short enough to be a file name anywhere (255 bytes): a longer one names nothing Hutch made.
+SAFE_KEY = re.compile(r"[A-Za-z0-9_-]{1,100}/[A-Za-z0-9_-]{1,200}\.(jpg|png)")
+SAFE_ORG = re.compile(r"[A-Za-z0-9_-]{1,100}")
 DELETE_BATCH = 1000  # keys per S3 DeleteObjects call (its limit)
 
 
@@ -47,14 +50,19 @@ class ScreenshotStore(Protocol):
 
 
 def _org_prefix(org_id: str) -> str:
-    if not SAFE_ORG.match(org_id):
+    if not SAFE_ORG.fullmatch(org_id):
         raise ValueError(f"not an org id: {org_id!r}")
     return f"{org_id}/"
 
 
+def is_screenshot_key(key: str) -> bool:
+    """Whether ``key`` has the shape of the keys Hutch makes (no other can name a stored image)."""
+    return SAFE_KEY.fullmatch(key) is not None  # match() would let a trailing newline through
+
+
 def screenshot_key(org_id: str, screenshot_id: str) -> str:
     key = f"{org_id}/{screenshot_id}.jpg"
-    if not SAFE_KEY.match(key):
+    if not is_screenshot_key(key):
         raise ValueError(f"not a screenshot key: {key!r}")
     return key
 
@@ -66,7 +74,7 @@ class FileScreenshots:
         self.root = root
 
     def _path(self, key: str) -> Path:
-        if not SAFE_KEY.match(key):
+        if not is_screenshot_key(key):
             raise ValueError(f"not a screenshot key: {key!r}")
         return self.root / key
 
@@ -81,6 +89,8 @@ class FileScreenshots:
         partial.replace(path)
 
     async def get(self, key: str) -> bytes | None:
+        if not is_screenshot_key(key):
+            return None
         path = self._path(key)
         try:
             return await asyncio.to_thread(path.read_bytes)
@@ -88,7 +98,7 @@ class FileScreenshots:
             return None
 
     async def delete(self, keys: Sequence[str]) -> None:
-        paths = [self._path(key) for key in keys]
+        paths = [self._path(key) for key in keys if is_screenshot_key(key)]
         await asyncio.to_thread(self._unlink, paths)
 
     @staticmethod
@@ -130,6 +140,8 @@ class BucketScreenshots:
             ) from None
 
     async def get(self, key: str) -> bytes | None:
+        if not is_screenshot_key(key):
+            return None  # S3 would refuse an empty key or take ".." as part of a name: neither is ours
         try:
             answer = await asyncio.to_thread(self.client.get_object, Bucket=self.bucket, Key=key)
         except ClientError as exc:
@@ -140,10 +152,7 @@ class BucketScreenshots:
         return body
 
     async def delete(self, keys: Sequence[str]) -> None:
-        for key in keys:
-            if not SAFE_KEY.match(key):
-                raise ValueError(f"not a screenshot key: {key!r}")
-        await self._delete_keys(list(keys))
+        await self._delete_keys([key for key in keys if is_screenshot_key(key)])
 
     async def delete_org(self, org_id: str) -> int:
         prefix = _org_prefix(org_id)

@@ -35,7 +35,8 @@ class Screenshots:
     async def image(self, principal: Principal, screenshot_id: str) -> ScreenshotImage:
         """The image, for members of the org whose agent took it; anyone else gets 404."""
         shot = await self.repository.readable(principal, screenshot_id)
-        if shot is None:
+        # A key outside the org's own prefix is no image of this org's, whatever the store holds there.
+        if shot is None or not shot.storage_key.startswith(f"{shot.org_id}/"):
             raise NotFound("Screenshot")
         data = await self.store.get(shot.storage_key)
         if data is None:
