@@ -61,6 +61,8 @@ def build_worker_resources(
     catalog = catalog or load_catalog(settings)
     plans = plans or load_plans(settings)
     brand = brand or load_brand(settings)
+    # The store every process counts in; a worker hits it less often than an API process: a smaller pool.
+    limiter = rate_limiter or build_rate_limiter(settings, database.engine, pool_size=2, max_overflow=3)
     return WorkerResources(
         settings=settings,
         database=database,
@@ -84,7 +86,7 @@ def build_worker_resources(
         browsers=BrowserPool(settings),
         screenshots=build_screenshot_store(settings),
         brand=brand,
-        rate_limiter=rate_limiter or build_rate_limiter(settings, database.engine, own_pool=False),
+        rate_limiter=limiter,
     )
 
 
