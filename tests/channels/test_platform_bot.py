@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from hutch.accounts.models import Org
 from hutch.app import create_app
 from hutch.channels.jobs import NOTIFY_JOB
 from hutch.channels.models import ExternalEvent
-from hutch.channels.telegram.platform import SETUP_JOB, platform_secret
+from hutch.channels.telegram.platform import COMMANDS, SETUP_JOB, platform_secret
 from hutch.db.engine import Database
 from hutch.resources import Resources
 from hutch.settings import Settings
@@ -106,7 +106,7 @@ async def platform(
         await resources.stripe.close()
 
 
-async def test_the_platform_bot_gets_its_webhook_and_commands(platform: Platform) -> None:
+async def test_the_platform_bot_gets_its_webhook_and_a_menu_in_every_language(platform: Platform) -> None:
     p = platform
     assert isinstance(p.resources.jobs, RecordingJobQueue)
     outcome = await p.resources.jobs.execute(SETUP_JOB, {}, job_id=0, attempt=0, resources=p.resources)
@@ -114,7 +114,27 @@ async def test_the_platform_bot_gets_its_webhook_and_commands(platform: Platform
     webhook = p.telegram.webhook(PLATFORM_TOKEN)
     assert webhook is not None and webhook.url == "https://hutch.example/webhooks/telegram/platform"
     assert webhook.secret_token == platform_secret(p.settings)
-    assert "setMyCommands" in [c.method for c in p.telegram.recorded(token=PLATFORM_TOKEN)]
+    # The menu for everyone in the deployment's default language (English), and one in each language.
+    bot = p.telegram.bots[PLATFORM_TOKEN]
+    menus = {code: {c["command"]: c["description"] for c in menu} for (_, code), menu in bot.commands.items()}
+    assert set(menus) == {"", "en", "es"}
+    assert menus[""] == menus["en"] == dict(COMMANDS) and menus["en"]["help"] == "What I can do"
+    assert menus["es"]["help"] == "Lo que puedo hacer" and set(menus["es"]) == set(menus[""])
+    assert bot.shown_to("es-ES").commands == bot.commands[('{"type": "default"}', "es")]
+    assert bot.shown_to("de").commands == bot.commands[('{"type": "default"}', "")]
+    calls = len(p.telegram.recorded("setMyCommands", PLATFORM_TOKEN))
+    assert calls == 3  # one per language
+
+    # Run again (every start does) on a deployment speaking Spanish by default: one call per language
+    # again, the variants as they were, and every other language sees the Spanish menu.
+    spanish = replace(p.resources, settings=p.settings.model_copy(update={"default_language": "es"}))
+    assert (
+        await p.resources.jobs.execute(SETUP_JOB, {}, job_id=1, attempt=0, resources=spanish) == "webhook set"
+    )
+    assert len(p.telegram.recorded("setMyCommands", PLATFORM_TOKEN)) == calls + 3
+    assert bot.shown_to("de").commands == bot.shown_to("es").commands != bot.shown_to("en").commands
+    assert {code for _, code in bot.commands} == {"", "en", "es"}
+    assert bot.shown_to("en").commands == [{"command": c, "description": d} for c, d in COMMANDS]
 
 
 async def test_a_deep_link_binds_the_chat_to_the_personal_agent(platform: Platform) -> None:

@@ -10,7 +10,9 @@ would have received (``fake.sent_messages(chat_id)``), and failures can be scrip
 added with ``can_manage_bots=True`` sends a ``request_managed_bot`` keyboard button, the user's two taps
 (``press_managed_bot_button``) create the bot and give the ``managed_bot`` update and the
 ``managed_bot_created`` message, ``getManagedBotToken`` hands over its token, and ``revoke_token`` /
-``remove_bot`` play an owner revoking or deleting it.
+``remove_bot`` play an owner revoking or deleting it. A bot's menu, name and descriptions are kept for
+everyone and per ``language_code`` (a two-letter code; anything else is refused), as Telegram keeps them:
+``bot.shown_to("es")`` is what a user whose app speaks Spanish sees.
 
 The ``*_update`` functions build inbound ``Update`` JSON of the real shape for tests to POST to Hutch's
 webhook, with ``webhook_headers(secret)`` carrying the secret token header Telegram sends::
@@ -68,8 +70,11 @@ BAD_GATEWAY_BODY = (
 _STRING_FIELDS = frozenset(
     {"text", "url", "secret_token", "parse_mode", "callback_query_id", "action", "inline_message_id"}
     | {"ip_address", "language_code", "caption", "business_connection_id"}
+    | {"name", "description", "short_description"}
 )
 _INT_ID = re.compile(r"-?\d+")
+_LANGUAGE_CODE = re.compile(r"[a-z]{2}")  # the Bot API's language_code: a two-letter ISO 639-1 code
+_DEFAULT_SCOPE = json.dumps({"type": "default"}, sort_keys=True)
 _FILES = "__files__"  # where multipart uploads are kept among a call's parameters
 
 
@@ -97,9 +102,33 @@ class FakeBot:
     description: str = ""
     short_description: str = ""
     profile_photo: bytes | None = None
+    # Dedicated to the users of one language (by language_code); the fields above are everyone else's.
+    names: dict[str, str] = field(default_factory=dict)
+    descriptions: dict[str, str] = field(default_factory=dict)
+    short_descriptions: dict[str, str] = field(default_factory=dict)
 
     def as_user(self) -> dict[str, Any]:
         return {"id": self.id, "is_bot": True, "first_name": self.first_name, "username": self.username}
+
+    def shown_to(self, language_code: str | None) -> ShownProfile:
+        """What a user whose app speaks ``language_code`` (as their ``from.language_code``: ``es``,
+        ``pt-br``) sees of the bot in a private chat: what is dedicated to their language, else everyone's."""
+        code = (language_code or "").partition("-")[0].lower()
+        menu = self.commands.get((_DEFAULT_SCOPE, code)) if code else None
+        return ShownProfile(
+            name=self.names.get(code) or self.first_name,
+            description=self.descriptions.get(code) or self.description,
+            short_description=self.short_descriptions.get(code) or self.short_description,
+            commands=menu if menu is not None else self.commands.get((_DEFAULT_SCOPE, ""), []),
+        )
+
+
+@dataclass(frozen=True)
+class ShownProfile:
+    name: str
+    description: str
+    short_description: str
+    commands: list[dict[str, str]]
 
 
 @dataclass
@@ -205,7 +234,9 @@ class FakeTelegramServer(BackgroundServer):
             "setMyName": self._set_my_name,
             "getMyName": self._get_my_name,
             "setMyDescription": self._set_my_description,
+            "getMyDescription": self._get_my_description,
             "setMyShortDescription": self._set_my_short_description,
+            "getMyShortDescription": self._get_my_short_description,
             "setMyProfilePhoto": self._set_my_profile_photo,
         }
         # Telegram matches method names case-insensitively.
@@ -611,29 +642,47 @@ class FakeTelegramServer(BackgroundServer):
     async def _replace_managed_bot_token(self, bot: FakeBot, params: dict[str, Any]) -> Response:
         return _ok(self.revoke_token(self._managed(bot, params).token))
 
+    # Each text is everyone's without a language_code, else dedicated to that language (an empty text
+    # removes the dedicated one); the getters answer what a user of the language sees.
+
     async def _set_my_name(self, bot: FakeBot, params: dict[str, Any]) -> Response:
-        name = str(params.get("name") or "")
+        name, code = str(params.get("name") or ""), _language_code(params)
         if len(name) > 64:
             raise _bad_request("BOT_TITLE_INVALID")
-        bot.first_name = name or bot.username
+        if code:
+            _dedicate(bot.names, code, name)
+        else:
+            bot.first_name = name or bot.username
         return _ok(True)
 
     async def _get_my_name(self, bot: FakeBot, params: dict[str, Any]) -> Response:
-        return _ok({"name": bot.first_name})
+        return _ok({"name": bot.shown_to(_language_code(params)).name})
 
     async def _set_my_description(self, bot: FakeBot, params: dict[str, Any]) -> Response:
-        description = str(params.get("description") or "")
+        description, code = str(params.get("description") or ""), _language_code(params)
         if len(description) > 512:
             raise _bad_request("BOT_DESCRIPTION_INVALID")
-        bot.description = description
+        if code:
+            _dedicate(bot.descriptions, code, description)
+        else:
+            bot.description = description
         return _ok(True)
 
+    async def _get_my_description(self, bot: FakeBot, params: dict[str, Any]) -> Response:
+        return _ok({"description": bot.shown_to(_language_code(params)).description})
+
     async def _set_my_short_description(self, bot: FakeBot, params: dict[str, Any]) -> Response:
-        short = str(params.get("short_description") or "")
+        short, code = str(params.get("short_description") or ""), _language_code(params)
         if len(short) > 120:
             raise _bad_request("BOT_ABOUT_INVALID")
-        bot.short_description = short
+        if code:
+            _dedicate(bot.short_descriptions, code, short)
+        else:
+            bot.short_description = short
         return _ok(True)
+
+    async def _get_my_short_description(self, bot: FakeBot, params: dict[str, Any]) -> Response:
+        return _ok({"short_description": bot.shown_to(_language_code(params)).short_description})
 
     async def _set_my_profile_photo(self, bot: FakeBot, params: dict[str, Any]) -> Response:
         photo = params.get("photo")
@@ -747,9 +796,23 @@ def _chat_key(chat_id: Any) -> int | str:
     return int(text) if _INT_ID.fullmatch(text) else text
 
 
+def _language_code(params: dict[str, Any]) -> str:
+    code = str(params.get("language_code") or "")
+    if code and not _LANGUAGE_CODE.fullmatch(code):
+        raise _bad_request("LANG_CODE_INVALID")
+    return code
+
+
+def _dedicate(texts: dict[str, str], code: str, text: str) -> None:
+    if text:
+        texts[code] = text
+    else:
+        texts.pop(code, None)
+
+
 def _commands_key(params: dict[str, Any]) -> tuple[str, str]:
     scope = params.get("scope") or {"type": "default"}
-    return json.dumps(scope, sort_keys=True), str(params.get("language_code") or "")
+    return json.dumps(scope, sort_keys=True), _language_code(params)
 
 
 def _has_managed_bot_button(markup: dict[str, Any]) -> bool:

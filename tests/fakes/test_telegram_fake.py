@@ -165,6 +165,39 @@ async def test_chat_actions_edits_callback_answers_and_commands(
         await bot.set_my_commands([("Bad-Command", "nope")])
 
 
+async def test_menus_names_and_descriptions_are_kept_per_language_as_telegram_shows_them(
+    bot: telegram.Bot, fake_telegram: FakeTelegramServer
+) -> None:
+    assert await bot.set_my_commands([("help", "What I can do")])
+    assert await bot.set_my_commands([("help", "Lo que puedo hacer")], language_code="es")
+    assert await bot.set_my_description("Hello! Write me.")
+    assert await bot.set_my_description("¡Hola! Escríbeme.", language_code="es")
+    assert await bot.set_my_short_description("A shop")
+    assert await bot.set_my_short_description("Una tienda", language_code="es")
+    assert await bot.set_my_name("Tienda", language_code="es")
+
+    assert [c.description for c in await bot.get_my_commands(language_code="es")] == ["Lo que puedo hacer"]
+    assert (await bot.get_my_description(language_code="es")).description == "¡Hola! Escríbeme."
+    assert (await bot.get_my_description(language_code="de")).description == "Hello! Write me."
+    assert (await bot.get_my_short_description(language_code="es")).short_description == "Una tienda"
+    assert (await bot.get_my_name(language_code="es")).name == "Tienda"
+    assert (await bot.get_my_name()).name == "Hutch Shop"
+
+    shop = fake_telegram.bots[TOKEN]
+    spanish, german = shop.shown_to("es-419"), shop.shown_to("de")
+    assert spanish.commands == [{"command": "help", "description": "Lo que puedo hacer"}]
+    assert spanish.description == "¡Hola! Escríbeme." and spanish.name == "Tienda"
+    assert german.commands == [{"command": "help", "description": "What I can do"}]
+    assert german.description == "Hello! Write me." and german.short_description == "A shop"
+
+    assert await bot.set_my_name("", language_code="es")  # an empty text removes the dedicated one
+    assert shop.shown_to("es").name == "Hutch Shop"
+    for code in ("pt_BR", "pt-br", "ES", "spa"):  # Telegram takes two-letter ISO 639-1 codes
+        with pytest.raises(BadRequest, match="Lang_code_invalid"):
+            await bot.set_my_description("Olá", language_code=code)
+    assert set(shop.descriptions) == {"es"}
+
+
 # PTB 22 warns that ``retry_after`` becomes a timedelta in its next major version; both shapes are read.
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 async def test_flood_control_answers_429_with_retry_after_then_recovers(

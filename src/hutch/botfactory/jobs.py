@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import structlog
+from telegram.error import TelegramError
 
 from hutch.accounts.models import Org
 from hutch.agents.models import Agent, AgentAvatar
@@ -24,7 +25,7 @@ from hutch.botfactory.botfather import (
 from hutch.botfactory.models import AccountStatus, BotRequest, CreatorAccount, RequestStatus
 from hutch.botfactory.service import CREATE_JOB, CreatorAccounts, utcnow
 from hutch.channels.models import ChannelStatus
-from hutch.channels.telegram.profile import bot_profile
+from hutch.channels.telegram.profile import bot_profile, dress_bot
 from hutch.channels.telegram.service import TelegramChannels
 from hutch.channels.telegram.usernames import candidates
 from hutch.channels.telegram.verification import Verifications
@@ -86,6 +87,19 @@ async def _profile(ctx: JobContext, agent: Agent, org: Org | None) -> Profile:
     with use_language(ctx.settings, org.language if org is not None else None):
         _name, description, about = bot_profile(agent.name)
     return Profile(description=description, about=about, photo=avatar.data if avatar is not None else None)
+
+
+async def _dress(ctx: JobContext, request: BotRequest, agent: Agent, token: str) -> None:
+    """The menu and descriptions, for everyone in the org's language and in each language Hutch speaks,
+    through the Bot API (BotFather's chat sets one language only; the name and photo it set stay). A
+    courtesy: Telegram refusing them does not undo the bot, and a retried job sets them again."""
+    org = await ctx.uow.session.get(Org, request.org_id)
+    language = org.language if org is not None else None
+    try:
+        await dress_bot(ctx.resources.telegram, ctx.settings, token, agent.name, language, name=False)
+    except TelegramError as error:
+        _note(request, f"the menu and descriptions were not set: {error}")
+        log.warning("a made bot's menu was not set", request_id=request.id, error=str(error))
 
 
 async def _ask_botfather(ctx: JobContext, request: BotRequest, agent: Agent) -> CreatedBot | None:
@@ -188,6 +202,7 @@ async def _create_bot(ctx: JobContext, request_id: str) -> str:
         raise  # Telegram is down: the job retries with the token it kept
     except HutchError as error:
         return _fail(request, f"The new bot @{request.bot_username} could not be connected: {error.detail}")
+    await _dress(ctx, request, agent, token)
     lifetime = timedelta(hours=ctx.settings.botfactory_verification_hours)
     await Verifications(session, ctx.resources.secret_box).issue(channel, lifetime)
     request.status, request.channel_id, request.finished_at = RequestStatus.SUCCEEDED, channel.id, utcnow()

@@ -135,9 +135,16 @@ class TelegramGateway:
         except TelegramError as exc:
             raise ServiceUnavailable(f"Telegram did not answer ({exc}); try again in a moment.") from None
 
-    async def set_commands(self, token: str, commands: list[tuple[str, str]]) -> None:
+    async def set_commands(
+        self, token: str, commands: list[tuple[str, str]], language_code: str = ""
+    ) -> None:
+        """The bot's menu of commands for users whose app speaks ``language_code`` (a two-letter code), or
+        with ``""`` for everyone without a menu in their language."""
         async with self.bot(token) as bot:
-            await bot.set_my_commands([BotCommand(name, description) for name, description in commands])
+            await bot.set_my_commands(
+                [BotCommand(name, description) for name, description in commands],
+                language_code=language_code or None,
+            )
 
     async def managed_bot_token(self, manager_token: str, bot_id: int) -> str:
         """The current token of a bot that ``manager_token``'s bot manages (``getManagedBotToken``); 400
@@ -151,15 +158,29 @@ class TelegramGateway:
             raise ServiceUnavailable(f"Telegram did not answer ({exc}); try again in a moment.") from None
 
     async def set_profile(
-        self, token: str, name: str, description: str, short_description: str, photo: bytes | None
+        self,
+        token: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        short_description: str | None = None,
+        language_code: str = "",
     ) -> None:
-        """The bot's shown name, descriptions and (when given, a JPEG) profile photo."""
+        """The bot's shown name and descriptions (those given), for users whose app speaks
+        ``language_code`` (a two-letter code), or with ``""`` for everyone without one in their language."""
+        language = language_code or None
         async with self.bot(token) as bot:
-            await bot.set_my_name(name)
-            await bot.set_my_description(description)
-            await bot.set_my_short_description(short_description)
-            if photo is not None:
-                await bot.set_my_profile_photo(InputProfilePhotoStatic(photo))
+            if name is not None:
+                await bot.set_my_name(name, language_code=language)
+            if description is not None:
+                await bot.set_my_description(description, language_code=language)
+            if short_description is not None:
+                await bot.set_my_short_description(short_description, language_code=language)
+
+    async def set_photo(self, token: str, jpeg: bytes) -> None:
+        """The bot's profile photo (one for every language)."""
+        async with self.bot(token) as bot:
+            await bot.set_my_profile_photo(InputProfilePhotoStatic(jpeg))
 
     async def answer_callback(self, token: str, callback_query_id: str) -> None:
         """Stop the button's spinner; a press older than Telegram keeps is not worth failing over."""

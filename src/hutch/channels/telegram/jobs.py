@@ -43,14 +43,15 @@ from hutch.channels.telegram.managed import (
     tell_owners_bot_broken,
 )
 from hutch.channels.telegram.platform import (
-    COMMANDS,
     PLATFORM,
     SETUP_JOB,
     confirm_telegram_link,
     linked_chat,
+    platform_commands,
     platform_secret,
     platform_token,
 )
+from hutch.channels.telegram.profile import set_menu
 from hutch.channels.telegram.service import UPDATE_JOB, event_source, webhook_url
 from hutch.channels.telegram.verification import PRIVATE, Verifications, may_talk
 from hutch.channels.usage import count_messages, counted_messages
@@ -448,7 +449,8 @@ async def _press(ctx: JobContext, gateway: TelegramGateway, chat: Chat, query: d
 
 @job(SETUP_JOB, queue="channels")
 async def set_up_platform_bot(ctx: JobContext) -> str:
-    """Point the platform bot's webhook at Hutch and list its commands; repeated at every start."""
+    """Point the platform bot's webhook at Hutch and list its commands, for everyone in the deployment's
+    default language and in each language Hutch speaks; repeated at every start."""
     token = platform_token(ctx.settings)
     if token is None:
         return "no platform bot"
@@ -456,5 +458,5 @@ async def set_up_platform_bot(ctx: JobContext) -> str:
     await gateway.set_webhook(
         token, webhook_url(ctx.settings, PLATFORM), platform_secret(ctx.settings), PLATFORM_UPDATES
     )
-    await gateway.set_commands(token, COMMANDS)
+    await set_menu(gateway, ctx.settings, token, None, platform_commands)
     return "webhook set"

@@ -37,7 +37,7 @@ from hutch.channels.telegram.gateway import (
     TelegramGateway,
 )
 from hutch.channels.telegram.platform import PlatformBotNotConfigured, platform_token
-from hutch.channels.telegram.profile import bot_commands, bot_profile
+from hutch.channels.telegram.profile import dress_bot
 from hutch.channels.telegram.service import TelegramChannels
 from hutch.channels.telegram.usernames import candidates, display_name
 from hutch.core.errors import Conflict, HutchError, NotFound, ServiceUnavailable
@@ -270,15 +270,11 @@ class ManagedBots:
         refusing one of them does not undo the connection."""
         avatar = await self.session.get(AgentAvatar, agent.id)
         org = await self.session.get(Org, agent.org_id)
-        # In the org's language, as what its bots say by themselves.
-        with use_language(self.settings, org.language if org is not None else None):
-            name, description, short = bot_profile(agent.name)
-            commands = bot_commands()
+        # For everyone in the org's language, as what its bots say by themselves; in each language too.
+        language = org.language if org is not None else None
+        photo = as_jpeg(avatar.data) if avatar is not None else None
         try:
-            await self.gateway.set_commands(token, commands)
-            await self.gateway.set_profile(
-                token, name, description, short, as_jpeg(avatar.data) if avatar is not None else None
-            )
+            await dress_bot(self.gateway, self.settings, token, agent.name, language, photo=photo)
         except TelegramError as error:
             log.warning("a managed bot's profile was not set", channel_id=channel.id, error=str(error))
 

@@ -21,7 +21,7 @@ from hutch.core.ids import new_id
 from hutch.core.principal import Principal
 from hutch.core.security import sha256_hex
 from hutch.db.engine import UnitOfWork
-from hutch.i18n import N_
+from hutch.i18n import N_, _
 from hutch.settings import Settings
 
 PLATFORM = "platform"  # the channel id of the platform bot in webhook paths and inbox sources
@@ -35,6 +35,11 @@ COMMANDS = [
     ("reset", N_("Start a new conversation")),
     ("balance", N_("Prepaid credits and time left")),
 ]
+
+
+def platform_commands() -> list[tuple[str, str]]:
+    """The platform bot's menu, in the language of the moment."""
+    return [(command, _(description)) for command, description in COMMANDS]
 
 
 class PlatformBotNotConfigured(ServiceUnavailable):
