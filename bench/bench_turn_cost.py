@@ -22,6 +22,7 @@ import psutil
 
 from bench_turns import (
     TOKEN,
+    FakeTelegramServer,
     Replies,
     Sender,
     connect_bot,
@@ -34,7 +35,6 @@ from bench_turns import (
     warm_up_telegram,
 )
 from common import print_table
-from tests.fakes.telegram import FakeTelegramServer
 
 
 def ours(base: str, data_dir: str) -> list[tuple[str, psutil.Process]]:
