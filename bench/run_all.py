@@ -16,6 +16,7 @@ BENCHES = [
     "bench_telegram.py",
     "bench_end_user_limit.py",
     "bench_turns.py",
+    "bench_turn_cost.py",
     "bench_runtimes.py",
     "bench_analytics.py",
     "bench_dashboard.py",
