@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -178,6 +179,7 @@ async def test_a_customer_gets_a_bot_of_their_own_in_two_taps(managed: Managed) 
     assert bot.webhook.secret_token and bot.webhook.secret_token != platform_secret(m.settings)
     assert [c["command"] for c in next(iter(bot.commands.values()))] == [c for c, _ in BOT_COMMANDS]
     assert bot.first_name == "Shop Helper" and "Shop Helper" in bot.description
+    assert bot.shown_to("es").description.startswith("¡Hola! Soy Shop Helper")  # each language its own
     assert bot.profile_photo is not None and bot.profile_photo.startswith(b"\xff\xd8")
     done = m.telegram.sent_messages(ADA.id, MANAGER_TOKEN)[-1]
     assert f"@{bot.username}" in done.plain_text and done.keyboard == {"remove_keyboard": True}
@@ -403,3 +405,16 @@ async def test_the_new_bots_menu_and_descriptions_are_in_the_orgs_language(manag
     assert menu["help"] == "Lo que puedo hacer" and menu["human"] == "Pedir una persona del equipo"
     assert bot.description.startswith("¡Hola! Soy Shop Helper, un asistente de IA.")
     assert bot.short_description == "Shop Helper: un asistente de IA."
+    # That is what every language without its own sees; each language Hutch speaks has its own.
+    spanish, english, german = bot.shown_to("es"), bot.shown_to("en-GB"), bot.shown_to("de")
+    assert german == spanish and spanish.commands == bot.commands[('{"type": "default"}', "")]
+    assert english.description.startswith("Hello! I am Shop Helper, an AI assistant.")
+    assert english.short_description == "Shop Helper: an AI assistant."
+    assert {c["command"]: c["description"] for c in english.commands}[
+        "human"
+    ] == "Ask for a person from the team"
+    assert english.name == spanish.name == "Shop Helper" and not bot.names  # a name is in no language
+    assert set(bot.descriptions) == set(bot.short_descriptions) == {"en", "es"}
+    # One call per method and language; the name once.
+    calls = Counter(c.method for c in m.telegram.recorded(token=bot.token) if c.method.startswith("setMy"))
+    assert calls == {"setMyCommands": 3, "setMyDescription": 3, "setMyShortDescription": 3, "setMyName": 1}
