@@ -31,7 +31,7 @@ from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
 from hutch.db import migrations
 from hutch.db.embedded import EmbeddedPostgres
 from hutch.db.engine import Database, create_engine
-from hutch.db.jobs import WorkerResources, registry
+from hutch.db.jobs import WorkerResources, after_writes, registry
 from hutch.db.urls import libpq_conninfo
 from hutch.resources import Resources, build_resources, build_worker_resources
 from hutch.settings import Environment, Settings
@@ -234,6 +234,22 @@ class RecordingJobQueue(JobQueue):
     ) -> None:
         self.deferred.append((task_name, kwargs))
         self.locks.append(lock if lock is not None else registry.spec(task_name).lock_for(kwargs))
+
+    async def defer_after(
+        self,
+        db: AsyncSession | AsyncConnection,
+        writes: str,
+        params: dict[str, Any],
+        task_name: str,
+        *,
+        lock: str | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        """The writes run (in one statement, as in production); the job is recorded when they wrote a row."""
+        if (await db.execute(after_writes(writes, "1"), params)).first() is None:
+            return False
+        await self.defer_within(db, task_name, lock=lock, **kwargs)
+        return True
 
     async def run_pending(self) -> list[Any]:
         assert self.worker_resources is not None

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.channels.repository import STORE_EVENT, event_row
 from hutch.db import migrations
 from hutch.db.jobs import DEFAULT_RETRY, JobContext, job, registry
 from hutch.db.urls import libpq_conninfo
@@ -104,6 +105,24 @@ async def test_a_job_queued_within_a_transaction_exists_only_if_it_commits(
     assert await session.scalar(count) == 0
     with pytest.raises(KeyError, match="unknown job"):
         await queue.defer_within(session, "tests.no_such_job")
+
+
+async def test_an_event_and_its_job_are_one_statement_and_a_replay_queues_nothing(
+    settings: Settings, database_url: str, session: AsyncSession
+) -> None:
+    """A webhook's event and the job answering it are stored by one statement (one round trip, atomic
+    without a transaction around it); the same event again writes nothing and queues nothing."""
+    queue = JobQueue(settings, database_url)
+    jobs = text("SELECT args, lock FROM procrastinate_jobs WHERE task_name = 'tests.follow_up'")
+    row = event_row("tests:webhook", "77", {"text": "hi"})
+    for stored in (True, False):
+        assert (
+            await queue.defer_after(session, STORE_EVENT, row, "tests.follow_up", lock="chat:1", name="e")
+            is stored
+        )
+    assert [tuple(job) for job in (await session.execute(jobs)).all()] == [({"name": "e"}, "chat:1")]
+    payload = await session.scalar(text("SELECT payload FROM external_events WHERE external_id = '77'"))
+    assert payload == {"text": "hi"}
 
 
 def test_jobs_retry_with_exponential_backoff_then_give_up() -> None:

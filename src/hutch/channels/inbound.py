@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from hutch.channels.models import ExternalEvent
-from hutch.channels.repository import event_marked, insert_event
+from hutch.channels.repository import STORE_EVENT, event_marked, event_row, insert_event
 from hutch.db.carried import NOTHING, Carried
-from hutch.db.engine import UnitOfWork
+from hutch.db.engine import JobsNotQueued, UnitOfWork
 from hutch.i18n import N_
 
 # For what a person sends that is neither text nor a file Hutch reads (a sticker, a location, an edit).
@@ -78,3 +78,22 @@ async def store_event(
 ) -> bool:
     """Put an inbound event in the inbox; False when it is already there (a replay)."""
     return await insert_event(db, source, external_id, payload)
+
+
+async def store_event_with_job(
+    uow: UnitOfWork,
+    source: str,
+    external_id: str,
+    payload: dict[str, Any],
+    task_name: str,
+    *,
+    lock: str | None = None,
+    **kwargs: Any,
+) -> bool:
+    """Put an inbound event in the inbox with the job that answers it, in one statement committed on its own
+    (a webhook is acknowledged after one round trip); False for a replay, which queues nothing."""
+    if uow.jobs is None:
+        raise JobsNotQueued(f"no job sink to queue {task_name}")
+    async with uow.alone():
+        row = event_row(source, external_id, payload)
+        return await uow.jobs.defer_after(uow.session, STORE_EVENT, row, task_name, lock=lock, **kwargs)

@@ -3,6 +3,7 @@ organisation's rows are picked by one filter, :func:`_in_org`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from datetime import date, datetime
 from typing import Any, cast
@@ -214,6 +215,18 @@ _STORE_EVENT = (
     .on_conflict_do_nothing()
     .returning(_EVENTS.c.external_id)
 )
+
+# The same insert as SQL for a statement that queues the event's job with it (``JobOutbox.defer_after``).
+STORE_EVENT = (
+    "INSERT INTO external_events (source, external_id, payload) "
+    "VALUES (:source, :external_id, CAST(:payload AS jsonb)) ON CONFLICT DO NOTHING RETURNING external_id"
+)
+
+
+def event_row(source: str, external_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """:data:`STORE_EVENT`'s parameters."""
+    return {"source": source, "external_id": external_id, "payload": json.dumps(payload)}
+
 
 GRACE = "2 minutes"  # longer than storing an event and queueing its job ever takes
 

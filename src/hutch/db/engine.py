@@ -117,6 +117,17 @@ class JobSink(Protocol):
         **kwargs: Any,
     ) -> None: ...
 
+    async def defer_after(
+        self,
+        db: AsyncSession | AsyncConnection,
+        writes: str,
+        params: dict[str, Any],
+        task_name: str,
+        *,
+        lock: str | None = None,
+        **kwargs: Any,
+    ) -> bool: ...
+
 
 class JobsNotQueued(RuntimeError):
     """A unit of work without a job sink was asked to queue jobs: refusing beats losing them."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hutch.core.brand import Brand
@@ -127,14 +127,41 @@ def load_job_modules() -> None:
 
 
 # procrastinate's own deferral function, called in SQL (priority 0, no queueing lock, run now).
-_DEFER_WITHIN = text(
-    "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, 0, :lock, NULL, CAST(:args AS jsonb), NULL)"
+_DEFER = (
+    "procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, 0, :lock, NULL, CAST(:args AS jsonb), NULL)"
     "::procrastinate_job_to_defer_v1])"
 )
+_DEFER_WITHIN = text(f"SELECT {_DEFER}")
+_AFTER: dict[str, TextClause] = {}  # statements built once per writes' SQL
+
+
+def after_writes(writes: str, then: str) -> TextClause:
+    """``then`` once per row that ``writes`` (a data-modifying statement with ``RETURNING``) returns, as one
+    statement. Both are Hutch's own SQL, never input: values go in bound parameters."""
+    key = f"{writes}\n{then}"
+    if key not in _AFTER:
+        _AFTER[key] = text(f"WITH written AS ({writes}) SELECT {then} FROM written")  # noqa: S608
+    return _AFTER[key]
 
 
 class JobOutbox:
     """Queues jobs inside the caller's transaction: one statement on the connection already in use."""
+
+    async def defer_after(
+        self,
+        db: AsyncSession | AsyncConnection,
+        writes: str,
+        params: dict[str, Any],
+        task_name: str,
+        *,
+        lock: str | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Run ``writes`` (SQL with ``RETURNING``) and, in the same statement, queue the job when they
+        returned a row (an event stored, not a replay); whether they did. Atomic without a transaction
+        around it: a webhook's event and its job cost one round trip."""
+        job = _job_params(task_name, lock, kwargs)
+        return (await db.execute(after_writes(writes, _DEFER), params | job)).first() is not None
 
     async def defer_within(
         self,
@@ -144,16 +171,17 @@ class JobOutbox:
         lock: str | None = None,
         **kwargs: Any,
     ) -> None:
-        spec = registry.spec(task_name)
-        await session.execute(
-            _DEFER_WITHIN,
-            {
-                "queue": spec.queue,
-                "task": task_name,
-                "lock": lock if lock is not None else spec.lock_for(kwargs),
-                "args": json.dumps(kwargs),
-            },
-        )
+        await session.execute(_DEFER_WITHIN, _job_params(task_name, lock, kwargs))
+
+
+def _job_params(task_name: str, lock: str | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    spec = registry.spec(task_name)
+    return {
+        "queue": spec.queue,
+        "task": task_name,
+        "lock": lock if lock is not None else spec.lock_for(kwargs),
+        "args": json.dumps(kwargs),
+    }
 
 
 TeamOf = Callable[["UnitOfWork", "WorkerResources", "Agent"], "TeamActions"]

@@ -11,7 +11,7 @@ from hutch.agents.models import Agent
 from hutch.agents.repository import AgentRepository
 from hutch.billing.plans import PlanCatalog
 from hutch.billing.quotas import Quotas
-from hutch.channels.inbound import store_event
+from hutch.channels.inbound import store_event_with_job
 from hutch.channels.models import Channel, ChannelStatus, ChannelType
 from hutch.channels.repository import ChannelRepository
 from hutch.channels.telegram.gateway import TelegramGateway
@@ -193,13 +193,16 @@ async def accept_update(
     update_id = update.get("update_id")
     if not isinstance(update_id, int):
         return False  # not an update: acknowledged so Telegram does not resend it
-    connection = await uow.session.connection()  # Core on the request's connection: no ORM on this hot path
-    if not await store_event(connection, event_source(channel_id), str(update_id), update):
-        return False
-    await jobs.defer_within(
-        connection, UPDATE_JOB, lock=chat_lock(channel_id, update), channel_id=channel_id, update_id=update_id
+    return await store_event_with_job(
+        uow,
+        event_source(channel_id),
+        str(update_id),
+        update,
+        UPDATE_JOB,
+        lock=chat_lock(channel_id, update),
+        channel_id=channel_id,
+        update_id=update_id,
     )
-    return True
 
 
 def chat_lock(channel_id: str, update: dict[str, Any]) -> str | None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from hutch.channels.inbound import store_event
+from hutch.channels.inbound import store_event_with_job
 from hutch.channels.links import personal_agent, retire_pending_links
 from hutch.channels.models import ChannelLink, LinkStatus
 from hutch.channels.repository import LinkRepository
@@ -64,9 +63,8 @@ async def accept_inbound(uow: UnitOfWork, params: dict[str, str]) -> bool:
     sid = params.get("MessageSid") or params.get("SmsMessageSid")
     if not sid:
         return False
-    payload: dict[str, Any] = dict(params)
-    if not await store_event(uow.session, EVENT_SOURCE, sid, payload):
-        return False
     # One number's messages are answered one at a time, in the order they came; numbers in parallel.
-    uow.defer(INBOUND_JOB, lock=f"whatsapp:{params.get('From', sid)}", message_sid=sid)
-    return True
+    lock = f"whatsapp:{params.get('From', sid)}"
+    return await store_event_with_job(
+        uow, EVENT_SOURCE, sid, dict(params), INBOUND_JOB, lock=lock, message_sid=sid
+    )
