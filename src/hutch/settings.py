@@ -70,8 +70,8 @@ class Settings(BaseSettings):
     # Chat turns a worker runs at once. A turn waiting on its model holds no database connection, only
     # memory (tens of kilobytes), so one process keeps hundreds in flight with a small pool.
     turn_concurrency: int = Field(default=500, ge=1, le=10_000)
-    # Job worker processes `hutch serve` starts beside its API; 0: one per core it may use. A worker is one
-    # Python process, so one core: turns are bound by its CPU once they no longer wait on connections.
+    # Job worker processes `hutch serve` starts beside its API; 0: one per core it may use but one (left to
+    # the API and the database). A worker is one Python process, so one core: turns are bound by its CPU.
     worker_processes: int = Field(default=0, ge=0, le=64)
     # How much lower than the API's the workers `hutch serve` starts run (nice): on a machine both share, a
     # webhook is acknowledged before more turn work is done; 0: the same priority.

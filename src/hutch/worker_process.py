@@ -1,5 +1,5 @@
-"""The job workers `hutch serve` starts beside its API: child processes it supervises, one per core by
-default (``HUTCH_WORKER_PROCESSES``).
+"""The job workers `hutch serve` starts beside its API: child processes it supervises, by default one per
+core but one (``HUTCH_WORKER_PROCESSES``).
 
 A worker in the API's own process would share one event loop, and so one core, with every request: a
 burst of chat turns would slow the acknowledgement of every webhook. And one worker is one core: turns that
@@ -116,8 +116,9 @@ def usable_cores() -> int:
 
 
 def worker_count(setting: int) -> int:
-    """``HUTCH_WORKER_PROCESSES``: 0 means one per usable core."""
-    return setting or usable_cores()
+    """``HUTCH_WORKER_PROCESSES``: 0 means one per usable core but one, left to the API and the database,
+    which share the machine (at least one). Workers that take every core starve the API's acknowledgements."""
+    return setting or max(1, usable_cores() - 1)
 
 
 @contextmanager
