@@ -49,17 +49,7 @@ def s3_endpoint() -> Iterator[str]:
 async def test_a_screenshot_in_the_bucket_answers_through_its_url_to_its_org_only(
     client: AsyncClient, session: AsyncSession, settings: Settings, resources: Resources, s3_endpoint: str
 ) -> None:
-    store = build_screenshot_store(
-        settings.model_copy(
-            update={
-                "screenshots_bucket": BUCKET,
-                "screenshots_s3_endpoint_url": s3_endpoint,
-                "screenshots_s3_access_key_id": SecretStr("k"),
-                "screenshots_s3_secret_access_key": SecretStr("s"),
-            }
-        )
-    )
-    assert isinstance(store, BucketScreenshots)
+    store = _bucket(settings, s3_endpoint)
     resources.screenshots = store
     owner = await create_account(session, settings, org_name="Bucketeers")
     stranger = await create_account(session, settings, org_name="Others")
