@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.agents.models import Agent
@@ -162,16 +162,23 @@ async def test_a_waiting_senders_message_commits_without_waiting_for_the_disk(
     or opens one; webhook messages (nobody waiting) keep a durable commit."""
     agent = await session.get(Agent, (await new_agent(client, owner))["id"])
     assert agent is not None
-    show = text("SHOW synchronous_commit")
-    settings_seen: list[str | None] = []
+    settings_seen: list[str] = []
 
-    async def seen(uow: UnitOfWork, message: Message) -> None:  # in phase 1's transaction, before its commit
-        settings_seen.append(await uow.session.scalar(show))
+    def seen(connection: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "day_reserved" in statement:  # phase 1's last statement, in its transaction before the commit
+            extra = connection.connection.cursor()
+            extra.execute("SHOW synchronous_commit")
+            settings_seen.append(extra.fetchone()[0])
 
-    flow = TurnFlow(UnitOfWork(session, resources.jobs), resources)
-    await flow.begin(agent, "api", "known", "hello", record=seen)
-    for end_user in ("known", "new"):
-        await flow.begin(agent, "api", end_user, "again", caller_waits=True, record=seen)
+    bind = session.get_bind()
+    event.listen(bind, "after_cursor_execute", seen)
+    try:
+        flow = TurnFlow(UnitOfWork(session, resources.jobs), resources)
+        await flow.begin(agent, "api", "known", "hello")
+        for end_user in ("known", "new"):
+            await flow.begin(agent, "api", end_user, "again", caller_waits=True)
+    finally:
+        event.remove(bind, "after_cursor_execute", seen)
     assert settings_seen == ["on", "off", "off"]
 
 
