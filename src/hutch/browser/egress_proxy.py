@@ -161,7 +161,7 @@ def _origin_form(method: str, parts: SplitResult, version: str, header_lines: li
 
 
 async def _answer(writer: asyncio.StreamWriter, status: int, reason: str) -> None:
-    body = f"Hutch's browser did not load this: {reason}".encode()
+    body = f"The agent's browser did not load this: {reason}".encode()  # seen in screenshots: no product name
     phrase = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway"}[status]
     writer.write(
         f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
