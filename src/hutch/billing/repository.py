@@ -37,7 +37,6 @@ from hutch.knowledge.models import Document
 # --- usage and quotas ---------------------------------------------------------------------------------
 
 
-
 def _message_reservation() -> tuple[tuple[CTE, ...], tuple[Label[Any], ...]]:
     """The day's and the month's message reservations as CTEs, and their new counts (NULL: refused) as
     columns. Each CTE runs whatever the other does; when either is refused the caller raises, and the
