@@ -382,7 +382,7 @@ class TurnFlow:
         it is ready (``outcome`` then asks it); committed before this returns."""
         try:
             if admit:
-                await self._admit(agent, channel, end_user, rates=False)
+                await self._admit(agent)
             else:
                 await self.models_for(agent)  # a missing provider key answers before anything runs
             # Read with the person's facts: a blocked end user is refused before the rates count them.
@@ -424,11 +424,10 @@ class TurnFlow:
             raise EndUserBlocked()
         return list(read["facts"] or [])
 
-    async def _admit(self, agent: Agent, channel: str, end_user: str | None, *, rates: bool = True) -> None:
+    async def _admit(self, agent: Agent) -> None:
         """Admission, the same for every turn: the agent answers, the org is not suspended, a model can
-        answer, then (unless ``rates`` is false: the caller checks them once it knows the person is not
-        blocked) the rates of :meth:`_admit_rates`. Quotas reserved with the message come after
-        (``_settle``)."""
+        answer, the caps leave room. The rates (:meth:`_admit_rates`) come once the caller knows the person
+        is not blocked; quotas reserved with the message after them (``_settle``)."""
         if agent.status is not AgentStatus.ACTIVE:
             raise AgentPaused()
         # A suspended org's agents answer nothing; its row is read once per turn for the plan anyway.
@@ -438,8 +437,6 @@ class TurnFlow:
             # Past a cap (or what is left of it held by calls in flight): refused before any write.
             key, credits = await self._payers(agent)
             await SpendHolds(self.session).check(agent.org_id, datetime.now(UTC), key=key, credits=credits)
-        if rates:
-            await self._admit_rates(agent, channel, end_user)
 
     async def _admit_rates(self, agent: Agent, channel: str, end_user: str | None) -> None:
         """The person within the agent's per-person limits (strangers only), the org within its plan's
@@ -504,7 +501,7 @@ class TurnFlow:
         caller_waits: bool,
         profile: EndUserProfile | None = None,
     ) -> Turn:
-        await self._admit(agent, channel, end_user, rates=False)
+        await self._admit(agent)
         # Most messages go to the open conversation in one statement that also reads the end user's facts. The
         # conversation is locked before the counters (reserved by ``begin``), in the order ``finish`` takes
         # them: turns of one conversation taking them in opposite orders would deadlock. A refusal rolls the
