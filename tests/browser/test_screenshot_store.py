@@ -57,19 +57,7 @@ async def test_a_screenshot_in_the_bucket_answers_through_its_url_to_its_org_onl
     shot_id = new_id("shot")
     key = screenshot_key(owner.org.id, shot_id)
     await store.put(key, JPEG, "image/jpeg")
-    session.add(
-        Screenshot(
-            id=shot_id,
-            org_id=owner.org.id,
-            agent_id=agent["id"],
-            action="open",
-            page_url="https://example.org/",
-            storage_key=key,
-            content_type="image/jpeg",
-            size_bytes=len(JPEG),
-            created_at=datetime.now(UTC),
-        )
-    )
+    session.add(_row(shot_id, owner.org.id, agent["id"], key))
     await session.commit()
 
     object_ = boto3.client(
@@ -84,6 +72,21 @@ async def test_a_screenshot_in_the_bucket_answers_through_its_url_to_its_org_onl
     assert answer.status_code == 200 and answer.content == JPEG
     assert (await client.get(screenshot_url(shot_id), headers=stranger.headers)).status_code == 404
     assert await store.get(screenshot_key(owner.org.id, "shot_gone")) is None
+
+
+def _row(shot_id: str, org_id: str, agent_id: str, key: str) -> Screenshot:
+    """A screenshot row of an opened page, its image kept under ``key``."""
+    return Screenshot(
+        id=shot_id,
+        org_id=org_id,
+        agent_id=agent_id,
+        action="open",
+        page_url="https://example.org/",
+        storage_key=key,
+        content_type="image/jpeg",
+        size_bytes=len(JPEG),
+        created_at=datetime.now(UTC),
+    )
 
 
 def _bucket(settings: Settings, endpoint: str) -> BucketScreenshots:
@@ -140,20 +143,7 @@ async def test_a_row_whose_key_is_malformed_or_unknown_answers_404_and_the_other
         "neighbours": neighbours,
     }
     ids = {name: new_id("shot") for name in keys}
-    for name, key in keys.items():
-        session.add(
-            Screenshot(
-                id=ids[name],
-                org_id=org,
-                agent_id=agent["id"],
-                action="open",
-                page_url="https://example.org/",
-                storage_key=key,
-                content_type="image/jpeg",
-                size_bytes=len(JPEG),
-                created_at=datetime.now(UTC),
-            )
-        )
+    session.add_all(_row(ids[name], org, agent["id"], key) for name, key in keys.items())
     await session.commit()
 
     await log_in(client, owner.user.email)  # the dashboard's image URL too
