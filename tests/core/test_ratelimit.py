@@ -60,6 +60,38 @@ async def test_hit_many_counts_each_window_in_one_statement(engine: AsyncEngine)
     assert (await limiter.peek(minute, 2, 60)).count == 4  # the same counters as hit's
 
 
+async def test_hit_then_counts_the_last_counter_only_while_the_first_ones_allow(engine: AsyncEngine) -> None:
+    limiter = PostgresRateLimiter(engine)
+    person, org = f"test:{secrets.token_hex(6)}", f"test:{secrets.token_hex(6)}"
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        rounds = [await limiter.hit_then([RateHit(person, 2, 60)], RateHit(org, 10, 60)) for _ in range(4)]
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert len(statements) == 4  # one round trip each
+    assert [decisions[0].count for decisions, _ in rounds] == [1, 2, 3, 4]
+    assert [then.count if then else None for _, then in rounds] == [1, 2, None, None]
+    assert (await limiter.peek(org, 10, 60)).count == 2  # the refused person spent none of it
+    _, past = await limiter.hit_then([RateHit(f"test:{secrets.token_hex(6)}", 5, 60)], RateHit(org, 2, 60))
+    assert past is not None and not past.allowed and past.count == 3
+
+
+async def test_concurrent_hit_then_keeps_both_counts_exact(engine: AsyncEngine) -> None:
+    limiter = PostgresRateLimiter(engine)
+    people = [f"test:{secrets.token_hex(6)}" for _ in range(4)]
+    org = f"test:{secrets.token_hex(6)}"
+    results = await asyncio.gather(
+        *(limiter.hit_then([RateHit(people[i % 4], 5, 60)], RateHit(org, 100, 60)) for i in range(40))
+    )
+    assert sum(then is not None for _, then in results) == 20  # five of each person's ten
+    assert (await limiter.peek(org, 100, 60)).count == 20
+
+
 async def test_keys_longer_than_the_column_count_apart(engine: AsyncEngine) -> None:
     # Keys carry what callers send (the email a login names): two long ones differing only at the end
     limiter = PostgresRateLimiter(engine)

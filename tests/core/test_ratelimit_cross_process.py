@@ -19,7 +19,7 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
-from hutch.billing.quotas import EndUserRateLimited
+from hutch.billing.quotas import EndUserRateLimited, Person
 from hutch.core.ids import new_id
 from hutch.core.metrics import Metrics
 from hutch.core.ratelimit import PostgresRateLimiter, RedisRateLimiter, build_rate_limiter
@@ -162,7 +162,7 @@ async def _admitted(resources: WorkerResources, agent_id: str, person: str) -> b
     (3 a minute, 5 a day)."""
     async with unit_of_work(resources.database, None) as uow:
         try:
-            await TurnFlow(uow, resources).quotas.admit_end_user("org_x", agent_id, person, 3, 5)
+            await TurnFlow(uow, resources).quotas.admit_message("org_x", Person(agent_id, person, 3, 5))
         except EndUserRateLimited:
             return False
     return True

@@ -132,6 +132,22 @@ async def test_hit_many_counts_each_window_in_one_round_trip(limiter: RedisRateL
     assert (await limiter.peek(minute, 2, 60)).count == 4  # the same counters as hit's
 
 
+async def test_hit_then_counts_the_last_counter_only_while_the_first_ones_allow(
+    limiter: RedisRateLimiter,
+) -> None:
+    minute, day, org = fresh_key(), fresh_key(), fresh_key()
+    rounds = [
+        await limiter.hit_then([RateHit(minute, 2, 60), RateHit(day, 5, 86_400)], RateHit(org, 10, 60))
+        for _ in range(4)
+    ]
+    assert [[d.count for d in decisions] for decisions, _ in rounds] == [[1, 1], [2, 2], [3, 3], [4, 4]]
+    assert [then.count if then else None for _, then in rounds] == [1, 2, None, None]
+    assert not rounds[2][0][0].allowed and 1 <= rounds[2][0][0].retry_after <= 60
+    assert (await limiter.peek(org, 10, 60)).count == 2  # the refused person spent none of it
+    _, past = await limiter.hit_then([RateHit(fresh_key(), 5, 60)], RateHit(org, 2, 60))
+    assert past is not None and not past.allowed and 1 <= past.retry_after <= 60
+
+
 async def test_peek_counts_nothing(limiter: RedisRateLimiter) -> None:
     key = fresh_key()
     assert (await limiter.peek(key, limit=2, window_seconds=60)).allowed

@@ -57,6 +57,22 @@ async def test_the_plans_limit_refuses_one_api_user_while_others_and_the_key_its
         assert (await ask(client, key, agent["slug"], None)).status_code == 200
 
 
+async def test_one_persons_refused_flood_spends_none_of_the_orgs_minute(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    # The plan answers 10 messages a minute for the whole org, 3 for one person.
+    agent = await make_agent(client, owner, model="demo/echo")
+    key = await make_key(client, owner, scopes=["chat"])
+    flood = [(await ask(client, key, agent["slug"], "flood")).status_code for _ in range(15)]
+    assert flood == [200] * 3 + [429] * 12
+    others = [
+        (await ask(client, key, agent["slug"], user)).status_code for user in ["a", "b", "c"] + [None] * 4
+    ]
+    assert others == [200] * 7  # 3 + 7: the org's 10
+    refused = await ask(client, key, agent["slug"], "d")
+    assert refused.status_code == 429 and "10 messages per minute" in refused.json()["error"]["message"]
+
+
 async def test_the_agents_setting_overrides_the_plans(client: httpx.AsyncClient, owner: Account) -> None:
     agent = await make_agent(client, owner, model="demo/echo", end_user_messages_per_minute=1)
     assert agent["end_user_messages_per_minute"] == 1

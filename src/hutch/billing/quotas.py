@@ -85,7 +85,11 @@ class EndUserRateLimited(RateLimited):
 
 
 @dataclass(frozen=True)
-class EndUserLimits:
+class Person:
+    """One end user of an agent, with the agent's own per-person limits (None: the plan's)."""
+
+    agent_id: str
+    end_user: str
     per_minute: int | None
     per_day: int | None
 
@@ -171,60 +175,55 @@ class Quotas:
         """Count one event on the shared limiter (None without one)."""
         return await self.limiter.hit(key, limit, window_seconds) if self.limiter is not None else None
 
-    async def end_user_limits(
-        self, org_id: str, per_minute: int | None, per_day: int | None
-    ) -> EndUserLimits:
-        """The per-person limits that apply to an agent: its own values (``None``: the plan's), never above
-        the plan's."""
-        limits = (await self.plan_of(org_id)).limits
-        return EndUserLimits(
-            _lower(per_minute, limits.end_user_messages_per_minute),
-            _lower(per_day, limits.end_user_messages_per_day),
-        )
+    async def admit_message(self, org_id: str, person: Person | None = None) -> None:
+        """Refuse (429) a message past the plan's per-minute rate; with ``person``, first past the agent's
+        per-person limits (a person refused spends none of the org's rate, so one person sending too fast
+        uses none of everyone else's). Every counter is on the shared limiter (API processes and workers
+        count together), all in one round trip; a person's refused message counts too, so sending faster
+        does not help."""
+        plan = await self.plan_of(org_id)
+        limiter = self.limiter
+        if limiter is None:
+            return
+        per_minute = plan.limits.messages_per_minute
+        org = RateHit(f"messages:{org_id}", per_minute, 60) if per_minute is not None else None
+        hits = self._person_hits(plan, person) if person is not None else []
+        if hits:
+            decisions, counted = (
+                await limiter.hit_then(hits, org) if org is not None else (await limiter.hit_many(hits), None)
+            )
+            for hit, decision in zip(hits, decisions, strict=True):
+                if not decision.allowed:
+                    raise EndUserRateLimited(
+                        hit.limit,
+                        hit.window_seconds,
+                        decision.retry_after,
+                        first=decision.count == hit.limit + 1,
+                    )
+        elif org is not None:
+            counted = await limiter.hit(org.key, org.limit, org.window_seconds)
+        else:
+            return
+        if counted is not None and not counted.allowed:
+            raise RateLimited(
+                counted.retry_after,
+                f"The {plan.name} plan answers {per_minute} messages per minute; try again shortly.",
+            )
 
-    async def admit_end_user(
-        self, org_id: str, agent_id: str, end_user: str, per_minute: int | None, per_day: int | None
-    ) -> None:
-        """Refuse (429) one person's message past the agent's per-person limits, counted on the shared
-        limiter (so API processes and workers count together). Both windows are counted in one round trip
-        (``hit_many``); a refused message counts too, so sending faster does not help."""
-        limits = await self.end_user_limits(org_id, per_minute, per_day)
-        counted = [
-            (limit, seconds)
-            for limit, seconds in ((limits.per_minute, 60), (limits.per_day, DAY_SECONDS))
+    @staticmethod
+    def _person_hits(plan: Plan, person: Person) -> list[RateHit]:
+        """The person's counters: the agent's per-person limits, held under the plan's."""
+        own = plan.limits
+        # The end user's id may be long (up to 200 characters, as long as the limiter's keys): hashed.
+        digest = hashlib.blake2b(person.end_user.encode(), digest_size=12).hexdigest()
+        return [
+            RateHit(f"end-user:{person.agent_id}:{digest}:{seconds}", limit, seconds)
+            for limit, seconds in (
+                (_lower(person.per_minute, own.end_user_messages_per_minute), 60),
+                (_lower(person.per_day, own.end_user_messages_per_day), DAY_SECONDS),
+            )
             if limit is not None
         ]
-        limiter = self.limiter
-        if not counted or limiter is None:
-            return
-        # The end user's id may be long (up to 200 characters, as long as the limiter's keys): hashed.
-        person = hashlib.blake2b(end_user.encode(), digest_size=12).hexdigest()
-        decisions = await limiter.hit_many(
-            [RateHit(f"end-user:{agent_id}:{person}:{seconds}", limit, seconds) for limit, seconds in counted]
-        )
-        for (limit, seconds), decision in zip(counted, decisions, strict=True):
-            if not decision.allowed:
-                raise EndUserRateLimited(
-                    limit, seconds, decision.retry_after, first=decision.count == limit + 1
-                )
-
-    async def reserve_message(self, org_id: str, now: datetime | None = None) -> Plan:
-        """Count one message against the org's rates and quotas, or refuse it (429 or 402)."""
-        await self.admit_message(org_id)
-        reservation = await self.message_reservation(org_id, now=now)
-        return await self.settle_reservation(org_id, await self.repository.write(reservation), now)
-
-    async def admit_message(self, org_id: str) -> None:
-        """Refuse (429) a message past the plan's per-minute rate, counted on the shared limiter."""
-        plan = await self.plan_of(org_id)
-        per_minute = plan.limits.messages_per_minute
-        if per_minute is not None and self.limiter is not None:
-            decision = await self.limiter.hit(f"messages:{org_id}", per_minute, 60)
-            if not decision.allowed:
-                raise RateLimited(
-                    decision.retry_after,
-                    f"The {plan.name} plan answers {per_minute} messages per minute; try again shortly.",
-                )
 
     async def message_reservation(self, org_id: str, *, now: datetime | None = None) -> Carried:
         """One message on the day's and the month's counts, for a statement to carry; settle its values with

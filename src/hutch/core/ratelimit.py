@@ -10,7 +10,9 @@ Two stores keep the counters, with the same windows and the same answers:
   their window.
 
 Several counters of one event (a person's minute and day) are counted by ``hit_many`` in one round trip:
-one statement upserting their rows, or one ``MULTI`` of their ``INCR``/``EXPIRE`` pairs. Every process of
+one statement upserting their rows, or one ``MULTI`` of their ``INCR``/``EXPIRE`` pairs. ``hit_then`` adds
+one counter counted only when those allow (the org's rate after the person's), in the same round trip: one
+statement, or one Lua script. Every process of
 a deployment (API and job workers) counts in the same store: :func:`build_rate_limiter` decides it.
 """
 
@@ -31,7 +33,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from hutch.core.errors import StartupError
-from hutch.core.ratelimit_queries import RateCounters, delete_ended_windows, redis_hit, redis_hit_many
+from hutch.core.ratelimit_queries import (
+    RateCounters,
+    delete_ended_windows,
+    redis_hit,
+    redis_hit_many,
+    redis_hit_then,
+)
 from hutch.settings import Settings
 
 REDIS_KEY_PREFIX = "hutch:rl:"
@@ -67,6 +75,14 @@ class RateLimiter(Protocol):
         """:meth:`hit` on each counter (distinct keys), all in one round trip; the decisions in order."""
         ...
 
+    async def hit_then(
+        self, hits: Sequence[RateHit], then: RateHit
+    ) -> tuple[list[RateDecision], RateDecision | None]:
+        """:meth:`hit_many` on ``hits``, then :meth:`hit` on ``then`` only when every one of them is allowed
+        (a person's counters before the org's: a person refused spends none of the org's rate), all in one
+        round trip; ``then``'s decision is None when it was not counted."""
+        ...
+
     async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
         """Say whether the next hit would be allowed, without counting it."""
         ...
@@ -93,6 +109,19 @@ def _window_bounds(window_seconds: int, now: float) -> tuple[int, int]:
     """The current window's start (epoch seconds) and the whole seconds until it ends (at least 1)."""
     start = math.floor(now / window_seconds) * window_seconds
     return start, max(1, math.ceil(start + window_seconds - now))
+
+
+def _window_row(hit: RateHit, now: float) -> tuple[str, datetime, datetime, int]:
+    """The counter row ``hit`` counts at ``now``: its stored key, window start and expiry, and the whole
+    seconds until the window ends."""
+    start, retry_after = _window_bounds(hit.window_seconds, now)
+    window_start = datetime.fromtimestamp(start, UTC)
+    return (
+        stored_key(hit.key),
+        window_start,
+        window_start + timedelta(seconds=hit.window_seconds),
+        retry_after,
+    )
 
 
 def _decide_hit(count: int, limit: int, retry_after: int) -> RateDecision:
@@ -143,28 +172,42 @@ class PostgresRateLimiter:
         return cls(engine, owns_engine=True)
 
     async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision:
-        start, retry_after = _window_bounds(window_seconds, time.time())
-        window_start = datetime.fromtimestamp(start, UTC)
-        expires_at = window_start + timedelta(seconds=window_seconds)
-        count = await self._counters.hit(stored_key(key), window_start, expires_at)
-        return _decide_hit(count, limit, retry_after)
+        stored, window_start, expires_at, retry_after = _window_row(
+            RateHit(key, limit, window_seconds), time.time()
+        )
+        return _decide_hit(await self._counters.hit(stored, window_start, expires_at), limit, retry_after)
 
     async def hit_many(self, hits: Sequence[RateHit]) -> list[RateDecision]:
         now = time.time()
-        rows: list[tuple[str, datetime, datetime]] = []
-        retry: list[int] = []
-        for hit in hits:
-            start, retry_after = _window_bounds(hit.window_seconds, now)
-            window_start = datetime.fromtimestamp(start, UTC)
-            rows.append(
-                (stored_key(hit.key), window_start, window_start + timedelta(seconds=hit.window_seconds))
-            )
-            retry.append(retry_after)
-        counts = await self._counters.hit_many(sorted(rows))  # one order for every caller: no deadlock
+        rows = [_window_row(hit, now) for hit in hits]
+        # One order for every caller: no deadlock.
+        counts = await self._counters.hit_many(
+            sorted((key, start, expires) for key, start, expires, _ in rows)
+        )
         return [
             _decide_hit(counts[key], hit.limit, retry_after)
-            for (key, _, _), hit, retry_after in zip(rows, hits, retry, strict=True)
+            for (key, _, _, retry_after), hit in zip(rows, hits, strict=True)
         ]
+
+    async def hit_then(
+        self, hits: Sequence[RateHit], then: RateHit
+    ) -> tuple[list[RateDecision], RateDecision | None]:
+        now = time.time()
+        rows = [_window_row(hit, now) for hit in hits]
+        then_key, then_start, then_expires, then_retry = _window_row(then, now)
+        counts = await self._counters.hit_then(
+            sorted(
+                (key, start, expires, hit.limit)
+                for (key, start, expires, _), hit in zip(rows, hits, strict=True)
+            ),
+            (then_key, then_start, then_expires),
+        )
+        decisions = [
+            _decide_hit(counts[key], hit.limit, retry_after)
+            for (key, _, _, retry_after), hit in zip(rows, hits, strict=True)
+        ]
+        then_count = counts.get(then_key)
+        return decisions, None if then_count is None else _decide_hit(then_count, then.limit, then_retry)
 
     async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
         start, retry_after = _window_bounds(window_seconds, time.time())
@@ -234,6 +277,26 @@ class RedisRateLimiter:
             _decide_hit(count, hit.limit, retry_after)
             for count, hit, (_, retry_after) in zip(counts, hits, bounds, strict=True)
         ]
+
+    async def hit_then(
+        self, hits: Sequence[RateHit], then: RateHit
+    ) -> tuple[list[RateDecision], RateDecision | None]:
+        now = time.time()
+        bounds = [_window_bounds(hit.window_seconds, now) for hit in hits]
+        then_start, then_retry = _window_bounds(then.window_seconds, now)
+        counts, then_count = await redis_hit_then(
+            self._client,
+            [
+                (self._name(hit.key, start), retry_after + 1, hit.limit)
+                for hit, (start, retry_after) in zip(hits, bounds, strict=True)
+            ],
+            (self._name(then.key, then_start), then_retry + 1),
+        )
+        decisions = [
+            _decide_hit(count, hit.limit, retry_after)
+            for count, hit, (_, retry_after) in zip(counts, hits, bounds, strict=True)
+        ]
+        return decisions, None if then_count is None else _decide_hit(then_count, then.limit, then_retry)
 
     async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
         start, retry_after = _window_bounds(window_seconds, time.time())

@@ -26,6 +26,28 @@ _HIT_MANY = text(
     "ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limit_counters.count + 1 "
     "RETURNING key, count"
 )
+# The same, then one more counter only when none of those went past its limit (``:limits``, in their order):
+# the later counter (an org's minute) is not spent by an event the first ones refuse (one person's flood).
+# One statement, so one round trip; the later key differs from the first ones.
+_HIT_THEN = text(
+    "WITH hit AS ("
+    " INSERT INTO rate_limit_counters (key, window_start, count, expires_at)"
+    " SELECT hit.key, hit.window_start, 1, hit.expires_at FROM unnest("
+    " CAST(:keys AS varchar[]), CAST(:window_starts AS timestamptz[]), CAST(:expires AS timestamptz[])"
+    " ) AS hit (key, window_start, expires_at)"
+    " ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limit_counters.count + 1"
+    " RETURNING key, count"
+    "), after AS ("
+    " INSERT INTO rate_limit_counters (key, window_start, count, expires_at)"
+    " SELECT :then_key, :then_window_start, 1, :then_expires"
+    " WHERE NOT EXISTS ("
+    "  SELECT 1 FROM hit JOIN unnest(CAST(:keys AS varchar[]), CAST(:limits AS integer[])) AS cap (key, lim)"
+    "  ON cap.key = hit.key WHERE hit.count > cap.lim"
+    " )"
+    " ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limit_counters.count + 1"
+    " RETURNING key, count"
+    ") SELECT key, count FROM hit UNION ALL SELECT key, count FROM after"
+)
 _PEEK = text("SELECT count FROM rate_limit_counters WHERE key = :key AND window_start = :window_start")
 # SKIP LOCKED lets two purges that overlap share the work instead of queueing behind each other.
 _PURGE_BATCH = text(
@@ -63,9 +85,33 @@ class RateCounters:
                 raise
             return await self._counts(values)  # once more on a fresh connection, as ``_count`` does
 
-    async def _counts(self, values: dict[str, object]) -> dict[str, int]:
+    async def hit_then(
+        self,
+        hits: Sequence[tuple[str, datetime, datetime, int]],
+        then: tuple[str, datetime, datetime],
+    ) -> dict[str, int]:
+        """:meth:`hit_many` on ``hits`` (key, window start, expiry, limit), then one hit on ``then`` only when
+        no count of ``hits`` passed its limit, in one statement (``then``'s key locked last); each counted
+        key's count after it (``then``'s key is missing when it was not counted)."""
+        values = {
+            "keys": [key for key, _, _, _ in hits],
+            "window_starts": [start for _, start, _, _ in hits],
+            "expires": [expires for _, _, expires, _ in hits],
+            "limits": [limit for _, _, _, limit in hits],
+            "then_key": then[0],
+            "then_window_start": then[1],
+            "then_expires": then[2],
+        }
+        try:
+            return await self._counts(values, _HIT_THEN)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return await self._counts(values, _HIT_THEN)
+
+    async def _counts(self, values: dict[str, object], statement: TextClause = _HIT_MANY) -> dict[str, int]:
         async with self._engine.connect() as conn:
-            return {key: int(count) for key, count in await conn.execute(_HIT_MANY, values)}
+            return {key: int(count) for key, count in await conn.execute(statement, values)}
 
     async def count(self, key: str, window_start: datetime) -> int:
         """The window's count (0 before its first hit)."""
@@ -100,6 +146,41 @@ async def redis_hit(client: redis.asyncio.Redis, name: str, ttl_seconds: int) ->
         pipe.expire(name, ttl_seconds)
         count, _ = await pipe.execute()
     return int(count)
+
+
+# INCR and EXPIRE on each of the first keys; then on the last key only when no count of the first ones
+# passed its limit. ARGV: a TTL and a limit per first key, then the last key's TTL. Returns the counts,
+# the last one 0 when it was not counted.
+_REDIS_HIT_THEN = """
+local n = #KEYS - 1
+local counts = {}
+local within = true
+for i = 1, n do
+  local count = redis.call('INCR', KEYS[i])
+  redis.call('EXPIRE', KEYS[i], ARGV[2 * i - 1])
+  counts[i] = count
+  if count > tonumber(ARGV[2 * i]) then within = false end
+end
+counts[n + 1] = 0
+if within then
+  counts[n + 1] = redis.call('INCR', KEYS[n + 1])
+  redis.call('EXPIRE', KEYS[n + 1], ARGV[2 * n + 1])
+end
+return counts
+"""
+
+
+async def redis_hit_then(
+    client: redis.asyncio.Redis, counters: Sequence[tuple[str, int, int]], then: tuple[str, int]
+) -> tuple[list[int], int | None]:
+    """:func:`redis_hit_many` on each (name, TTL, limit), then :func:`redis_hit` on ``then`` (name, TTL) only
+    when no count passed its limit, in one script run (one round trip, atomic); the counts, and ``then``'s
+    (None when it was not counted)."""
+    keys = [name for name, _, _ in counters] + [then[0]]
+    args = [value for _, ttl, limit in counters for value in (ttl, limit)] + [then[1]]
+    replies = await client.eval(_REDIS_HIT_THEN, len(keys), *keys, *args)
+    counts = [int(count) for count in replies]
+    return counts[:-1], counts[-1] or None
 
 
 async def redis_hit_many(client: redis.asyncio.Redis, counters: Sequence[tuple[str, int]]) -> list[int]:

@@ -37,6 +37,7 @@ from hutch.billing.ledger import Ledger
 from hutch.billing.quotas import (
     QUOTA_NOTICE_JOB,
     EndUserRateLimited,
+    Person,
     Quotas,
     ToolBudget,
     TurnUsage,
@@ -442,16 +443,12 @@ class TurnFlow:
         """The person within the agent's per-person limits (strangers only), the org within its plan's
         rate: both counted on the shared limiter, so they come after the block check (a blocked person
         costs nothing, not even a place in the org's minute)."""
+        person = None
         if end_user is not None and stranger(agent, channel, end_user):
-            # Before the org's rate: one person sending too fast uses none of everyone else's.
-            await self.quotas.admit_end_user(
-                agent.org_id,
-                agent.id,
-                end_user,
-                agent.end_user_messages_per_minute,
-                agent.end_user_messages_per_day,
+            person = Person(
+                agent.id, end_user, agent.end_user_messages_per_minute, agent.end_user_messages_per_day
             )
-        await self.quotas.admit_message(agent.org_id)
+        await self.quotas.admit_message(agent.org_id, person)
 
     async def _note_limited(self, limited: LimitedNote) -> None:
         """The first refusal of a person past a per-person limit in its window, noted on the person for the
