@@ -2,7 +2,8 @@
 
 A real `hutch serve` and `hutch worker` on the embedded PostgreSQL (the rate limiter's default store), a
 fake Telegram server, and two public demo-model bots in two organisations: one on a plan with per-person
-limits (a minute's and a day's, never reached), one on a plan without. Side by side in one run, rounds
+limits (a minute's and a day's, never reached), one on a plan without. Both plans have the org's own
+per-minute rate, as every plan Hutch ships with per-person limits has. Side by side in one run, rounds
 alternating between the two bots so both see the same machine (for turns, one turn a side per round):
 
 1. the webhook's acknowledgement, one update at a time over one connection;
@@ -45,20 +46,26 @@ PLANS = f"""
 id = "free"
 name = "No per-person limit"
 price_cents = 0
+[plans.limits]
+messages_per_minute = {BIG}
 
 [[plans]]
 id = "fair"
 name = "Per-person limit"
 price_cents = 0
 [plans.limits]
+messages_per_minute = {BIG}
 end_user_messages_per_minute = {BIG}
 end_user_messages_per_day = {BIG}
 """
 BOTS = {"limited": "424242401:AAE_bench_limited_bot_token", "unlimited": "424242402:AAE_bench_free_bot_token"}
 SENDERS = [Sender(id=5_560_000 + n, username=f"person{n}") for n in range(40)]
 ACK_ROUNDS, ACK_PER_ROUND = 10, 60
-TURN_ROUNDS, TURN_PER_ROUND = 300, 1  # one turn a side at a time: both see the same moment
+TURN_ROUNDS, TURN_PER_ROUND = 500, 1  # one turn a side at a time: both see the same moment
 ADMIT_ROUNDS, ADMIT_PER_ROUND = 6, 200
+# Which side goes first alternates from round to round: going second (just after the other side's work)
+# must not count against either.
+ORDERS = (("unlimited", "limited"), ("limited", "unlimited"))
 update_ids = count(1)
 
 
@@ -230,15 +237,15 @@ def main() -> None:
                 with httpx.Client(timeout=30) as client:
                     for name in BOTS:  # warm both paths
                         acknowledgements(client, urls[name], hooks[name], 50)
-                    for _ in range(ACK_ROUNDS):
-                        for name in ("unlimited", "limited"):
+                    for n in range(ACK_ROUNDS):
+                        for name in ORDERS[n % 2]:
                             acks[name] += acknowledgements(client, urls[name], hooks[name], ACK_PER_ROUND)
                     with process([*HUTCH, "worker", "--concurrency", "4"], env):
                         drained(telegram, 2 * 50 + 2 * ACK_ROUNDS * ACK_PER_ROUND)  # the acknowledged updates
                         for name, token in BOTS.items():  # warm both turns
                             turns(client, telegram, token, urls[name], hooks[name], 10)
-                        for _ in range(TURN_ROUNDS):
-                            for name in ("unlimited", "limited"):
+                        for n in range(TURN_ROUNDS):
+                            for name in ORDERS[n % 2]:
                                 token = BOTS[name]
                                 turned[name] += turns(
                                     client, telegram, token, urls[name], hooks[name], TURN_PER_ROUND
