@@ -16,7 +16,9 @@ import time
 from typing import Any
 
 import procrastinate
+import procrastinate.worker
 import structlog
+from procrastinate.jobs import Notification
 from procrastinate.psycopg_connector import PsycopgConnector
 
 from hutch.core.request_context import set_request_id
@@ -38,6 +40,40 @@ from hutch.settings import Settings
 log = structlog.get_logger(__name__)
 TURNS_POLL_SECONDS = 1.0
 OTHER_JOBS_POLL_SECONDS = 5.0  # procrastinate's default
+
+
+class AnnouncedWorker(procrastinate.worker.Worker):
+    """procrastinate's worker, fetching once more when a job was announced while it was fetching.
+
+    Its loop forgets announcements heard during a fetch (it clears its "new job" flag after each one). A
+    chat's next turn is announced when the chat's running turn ends (migration 0032); when that came while
+    the worker was fetching with a snapshot from just before, the fetch found nothing and the turn waited
+    for the next poll: a person's second message, sent quickly, was answered up to a second late.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._announced = 0
+
+    async def _handle_notification(self, *, channel: str, notification: Notification) -> None:
+        if notification["type"] == "job_inserted":
+            self._announced += 1
+        await super()._handle_notification(channel=channel, notification=notification)
+
+    async def _fetch_and_process_jobs(self) -> None:
+        while True:
+            announced = self._announced
+            # Until a fetch finds nothing (or the worker stops); once more when a job was announced meanwhile.
+            await super()._fetch_and_process_jobs()  # type: ignore[no-untyped-call]
+            if self._announced == announced or self._stop_event.is_set():
+                return
+
+
+async def run_announced_worker(app: procrastinate.App, **options: Any) -> None:
+    """:meth:`procrastinate.App.run_worker_async`, with :class:`AnnouncedWorker`."""
+    app.perform_import_paths()  # type: ignore[no-untyped-call]
+    worker = AnnouncedWorker(app=app, **{**app.worker_defaults, **options})
+    await worker.run()  # type: ignore[no-untyped-call]
 
 
 class JobQueue(JobOutbox):
@@ -203,7 +239,8 @@ class JobQueue(JobOutbox):
         ]
         runs = [
             asyncio.create_task(
-                self.app.run_worker_async(
+                run_announced_worker(
+                    self.app,
                     queues=queues,
                     concurrency=slots,
                     name=worker_name,

@@ -3,13 +3,19 @@ is; otherwise the person's next message would wait for the workers' next poll (s
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
+from typing import Any
 
+import procrastinate
 import psycopg
 import pytest
+from procrastinate.psycopg_connector import PsycopgConnector
 
 from hutch.db.urls import libpq_conninfo
+from hutch.worker import run_announced_worker
 from tests.conftest import PostgresServer
 
 CHANNEL = "procrastinate_any_queue_v1"
@@ -72,3 +78,48 @@ def test_nothing_is_announced_without_a_waiting_job_or_a_lock(jobs_db: str) -> N
         conn.execute("UPDATE procrastinate_jobs SET status = 'doing' WHERE id = %s", (other_chat,))
 
         assert heard(listener) == []
+
+
+async def test_a_job_announced_while_the_worker_fetches_runs_without_waiting_for_the_poll(
+    jobs_db: str,
+) -> None:
+    # The chat's running turn ends while the worker is fetching with a snapshot from just before: that
+    # fetch finds nothing, and the announcement heard meanwhile must still be acted on (the poll is 60 s).
+    app = procrastinate.App(connector=PsycopgConnector(conninfo=jobs_db))
+    ran = asyncio.Event()
+
+    @app.task(name="tests.next_turn", queue="turns")
+    async def next_turn() -> None:
+        ran.set()
+
+    async with app.open_async():
+        with psycopg.connect(jobs_db, autocommit=True) as conn:
+            running = insert(conn, "telegram:chn_1:42", "doing")
+            await next_turn.configure(lock="telegram:chn_1:42").defer_async()
+            fetch = app.job_manager.fetch_job
+            fetches = 0
+
+            async def fetch_as_the_lock_comes_free(queues: Any, worker_id: int) -> Any:
+                nonlocal fetches
+                fetches += 1
+                found = await fetch(queues=queues, worker_id=worker_id)
+                if fetches == 1:  # the running turn ends now, after this fetch's snapshot
+                    assert found is None
+                    conn.execute(
+                        "UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = %s", (running,)
+                    )
+                    await asyncio.sleep(0.3)  # its announcement arrives while this fetch is still "running"
+                return found
+
+            app.job_manager.fetch_job = fetch_as_the_lock_comes_free  # type: ignore[method-assign]
+            worker = asyncio.create_task(
+                run_announced_worker(
+                    app, queues=["turns"], install_signal_handlers=False, fetch_job_polling_interval=60
+                )
+            )
+            try:
+                await asyncio.wait_for(ran.wait(), timeout=5)
+            finally:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
