@@ -61,7 +61,7 @@ end_user_messages_per_day = {BIG}
 BOTS = {"limited": "424242401:AAE_bench_limited_bot_token", "unlimited": "424242402:AAE_bench_free_bot_token"}
 SENDERS = [Sender(id=5_560_000 + n, username=f"person{n}") for n in range(40)]
 ACK_ROUNDS, ACK_PER_ROUND = 10, 60
-TURN_ROUNDS, TURN_PER_ROUND = 500, 1  # one turn a side at a time: both see the same moment
+TURN_ROUNDS, TURN_PER_ROUND = 1000, 1  # one turn a side at a time: both see the same moment
 ADMIT_ROUNDS, ADMIT_PER_ROUND = 6, 200
 # Which side goes first alternates from round to round: going second (just after the other side's work)
 # must not count against either.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -123,3 +124,51 @@ async def test_a_job_announced_while_the_worker_fetches_runs_without_waiting_for
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+
+
+def test_a_job_deferred_as_the_running_one_ends_waits_its_turn_and_is_announced(jobs_db: str) -> None:
+    # The running job's end holds the chat's turn until it commits: a job inserted meanwhile waits for it
+    # (and is fetchable once inserted); one inserted first makes the end wait, and the end announces it.
+    with (
+        psycopg.connect(jobs_db) as ending,
+        psycopg.connect(jobs_db, autocommit=True) as conn,
+        psycopg.connect(jobs_db, autocommit=True) as listener,
+    ):
+        running = insert(conn, "telegram:chn_1:42", "doing")
+        listener.execute(f"LISTEN {CHANNEL}")
+        ending.execute("UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = %s", (running,))
+        inserted: list[int] = []
+        inserting = threading.Thread(
+            target=lambda: inserted.append(insert_alone(jobs_db, "telegram:chn_1:42"))
+        )
+        inserting.start()
+        inserting.join(timeout=0.5)
+        assert inserting.is_alive() and inserted == []  # waiting for the end to commit
+        ending.commit()
+        inserting.join(timeout=5)
+        assert inserted  # and then in, with the running job visibly ended: its own announcement fetches it
+
+        second = insert(conn, "telegram:chn_1:43", "doing")
+        waiting_tx = psycopg.connect(jobs_db)
+        try:
+            waiting = insert(waiting_tx, "telegram:chn_1:43", "todo")  # not committed yet
+            ended = threading.Thread(target=end_alone, args=(jobs_db, second))
+            ended.start()
+            ended.join(timeout=0.5)
+            assert ended.is_alive()  # the end waits for the insert's commit...
+            heard(listener)
+            waiting_tx.commit()
+            ended.join(timeout=5)
+        finally:
+            waiting_tx.close()
+        assert {"type": "job_inserted", "job_id": waiting} in heard(listener)  # ...and announces it
+
+
+def end_alone(jobs_db: str, job_id: int) -> None:
+    with psycopg.connect(jobs_db, autocommit=True) as conn:
+        conn.execute("UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = %s", (job_id,))
+
+
+def insert_alone(jobs_db: str, lock: str) -> int:
+    with psycopg.connect(jobs_db, autocommit=True) as conn:
+        return insert(conn, lock, "todo")
