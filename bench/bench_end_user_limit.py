@@ -1,8 +1,8 @@
 """What the per-person limit (fair use) adds to a Telegram bot's acknowledgement and to its turn.
 
 A real `hutch serve` and `hutch worker` on the embedded PostgreSQL (the rate limiter's default store), a
-fake Telegram server, and two public demo-model bots in two organisations: one on a plan with per-person
-limits (a minute's and a day's, never reached), one on a plan without. Both plans have the org's own
+fake Telegram server, and one organisation with two public demo-model bots: one whose agent sets per-person
+limits (a minute's and a day's, never reached), one whose agent sets none. The plan has the org's own
 per-minute rate, as every plan Hutch ships with per-person limits has. Side by side in one run, rounds
 alternating between the two bots so both see the same machine (for turns, one turn a side per round):
 
@@ -40,67 +40,61 @@ from hutch.db.urls import asyncpg_url
 sys.path.insert(0, str(ROOT))  # `tests` is a package at the repository root, not an installed one
 from tests.fakes.telegram import FakeTelegramServer, Sender, text_update, webhook_headers
 
-BIG = 10**9  # limits never reached: every message is admitted, as most are
+BIG = 100_000  # limits never reached: every message is admitted, as most are
+# The org's own per-minute rate, as every plan Hutch ships with per-person limits has.
 PLANS = f"""
 [[plans]]
 id = "free"
-name = "No per-person limit"
+name = "Bench"
 price_cents = 0
 [plans.limits]
 messages_per_minute = {BIG}
-
-[[plans]]
-id = "fair"
-name = "Per-person limit"
-price_cents = 0
-[plans.limits]
-messages_per_minute = {BIG}
-end_user_messages_per_minute = {BIG}
-end_user_messages_per_day = {BIG}
 """
-BOTS = {"limited": "424242401:AAE_bench_limited_bot_token", "unlimited": "424242402:AAE_bench_free_bot_token"}
+BOTS = {"first": "424242401:AAE_bench_first_bot_token", "second": "424242402:AAE_bench_second_bot_token"}
 SENDERS = [Sender(id=5_560_000 + n, username=f"person{n}") for n in range(40)]
 ACK_ROUNDS, ACK_PER_ROUND = 10, 60
 TURN_ROUNDS, TURN_PER_ROUND = 1000, 1  # one turn a side at a time: both see the same moment
 ADMIT_ROUNDS, ADMIT_PER_ROUND = 6, 200
-# Which side goes first alternates from round to round: going second (just after the other side's work)
-# must not count against either.
-ORDERS = (("unlimited", "limited"), ("limited", "unlimited"))
+# Which bot goes first alternates from round to round: going second (just after the other's work) must not
+# count against either. Halfway, the bots swap roles (the limits move to the other agent), so neither
+# bot's own rows count for or against the limit.
+ORDERS = (("first", "second"), ("second", "first"))
 update_ids = count(1)
 
 
-def connect(base: str) -> dict[str, str]:
-    """Two orgs, each with a public demo-model agent and its bot; the first (the platform admin's) moves to
-    the plan with per-person limits. The webhook URL of each bot, by name."""
-    urls = {}
-    with httpx.Client(base_url=base, timeout=30) as client:
-        admin = None
-        for n, (name, token) in enumerate(BOTS.items()):
-            signup = client.post(
-                "/api/v1/auth/signup", json={"email": f"{name}@example.com", "password": "bench password 1"}
-            )
-            signup.raise_for_status()
-            auth = {"Authorization": f"Bearer {signup.json()['access_token']}"}
-            if n == 0:
-                admin = auth
-                moved = client.put(
-                    f"/api/v1/admin/orgs/{signup.json()['org']['id']}/plan",
-                    json={"plan": "fair"},
-                    headers=admin,
-                )
-                moved.raise_for_status()
-            agent = client.post(
-                "/api/v1/agents", json={"name": f"{name} bot", "model": "demo/echo"}, headers=auth
-            )
+class Bots:
+    """One org with two public demo-model agents, each with its bot: the same org, plan and kind of rows,
+    so the only difference between them is the per-person limits one agent sets for itself (which one is
+    limited swaps halfway: :meth:`limit`)."""
+
+    def __init__(self, base: str) -> None:
+        self.client = httpx.Client(base_url=base, timeout=30)
+        signup = self.client.post(
+            "/api/v1/auth/signup", json={"email": "owner@example.com", "password": "bench password 1"}
+        )
+        signup.raise_for_status()
+        self.client.headers["Authorization"] = f"Bearer {signup.json()['access_token']}"
+        self.agents: dict[str, str] = {}
+        self.urls: dict[str, str] = {}
+        for name, token in BOTS.items():
+            agent = self.client.post("/api/v1/agents", json={"name": f"{name} bot", "model": "demo/echo"})
             agent.raise_for_status()
-            channel = client.post(
-                f"/api/v1/agents/{agent.json()['id']}/channels/telegram",
-                json={"bot_token": token},
-                headers=auth,
+            self.agents[name] = agent.json()["id"]
+            channel = self.client.post(
+                f"/api/v1/agents/{self.agents[name]}/channels/telegram", json={"bot_token": token}
             )
             channel.raise_for_status()
-            urls[name] = f"{base}/webhooks/telegram/{channel.json()['id']}"
-    return urls
+            self.urls[name] = f"{base}/webhooks/telegram/{channel.json()['id']}"
+
+    def limit(self, limited: str) -> dict[str, str]:
+        """Per-person limits (never reached) on ``limited``'s agent only; each bot's role by name."""
+        for name, agent in self.agents.items():
+            value = BIG if name == limited else None
+            self.client.patch(
+                f"/api/v1/agents/{agent}",
+                json={"end_user_messages_per_minute": value, "end_user_messages_per_day": value},
+            ).raise_for_status()
+        return {name: "limited" if name == limited else "unlimited" for name in BOTS}
 
 
 def acknowledgements(client: httpx.Client, url: str, headers: dict[str, str], n: int) -> list[float]:
@@ -228,7 +222,8 @@ def main() -> None:
             turned: dict[str, list[float]] = {"unlimited": [], "limited": []}
             with process([*HUTCH, "serve", "--no-worker", "--port", str(port)], env):
                 wait_for(f"{base}/readyz")
-                urls = connect(base)
+                bots = Bots(base)
+                urls = bots.urls
                 hooks = {}
                 for name, token in BOTS.items():
                     hook = telegram.webhook(token)
@@ -238,18 +233,24 @@ def main() -> None:
                     for name in BOTS:  # warm both paths
                         acknowledgements(client, urls[name], hooks[name], 50)
                     for n in range(ACK_ROUNDS):
+                        if n % (ACK_ROUNDS // 2) == 0:
+                            role = bots.limit("first" if n < ACK_ROUNDS // 2 else "second")
                         for name in ORDERS[n % 2]:
-                            acks[name] += acknowledgements(client, urls[name], hooks[name], ACK_PER_ROUND)
+                            acks[role[name]] += acknowledgements(
+                                client, urls[name], hooks[name], ACK_PER_ROUND
+                            )
                     with process([*HUTCH, "worker", "--concurrency", "4"], env):
                         drained(telegram, 2 * 50 + 2 * ACK_ROUNDS * ACK_PER_ROUND)  # the acknowledged updates
                         for name, token in BOTS.items():  # warm both turns
                             turns(client, telegram, token, urls[name], hooks[name], 10)
                         for n in range(TURN_ROUNDS):
+                            if n % (TURN_ROUNDS // 2) == 0:
+                                role = bots.limit("first" if n < TURN_ROUNDS // 2 else "second")
                             for name in ORDERS[n % 2]:
-                                token = BOTS[name]
-                                turned[name] += turns(
-                                    client, telegram, token, urls[name], hooks[name], TURN_PER_ROUND
+                                turned[role[name]] += turns(
+                                    client, telegram, BOTS[name], urls[name], hooks[name], TURN_PER_ROUND
                                 )
+                bots.client.close()
             admitted = asyncio.run(admissions(url))
         finally:
             postgres.stop()
