@@ -6,6 +6,8 @@ DEV_STAMP := $(VENV)/.installed-dev
 # Extras for `make test`: dev, or dev,local-embeddings to run the local embedding tests too (install PyTorch
 # first: $(BIN)/pip install -r requirements/torch.txt).
 EXTRAS ?= dev
+# Test processes for `make test`: one per core (`logical`), or a number (0: all in one process).
+TEST_WORKERS ?= logical
 # Every install comes from a lock: each package pinned, with the hashes of its files (see requirements/).
 RUNTIME_LOCK := requirements/runtime.txt
 DEV_LOCK := requirements/$(if $(findstring local-embeddings,$(EXTRAS)),dev-embeddings,dev).txt
@@ -39,7 +41,7 @@ run: $(STAMP)
 
 ## Run the whole test suite.
 test: $(DEV_STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
