@@ -22,6 +22,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.conversations.models import Conversation, Memory, MemoryKind, Message, MessageRole
@@ -155,6 +156,21 @@ class ConversationRepository:
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def insert_open(self, conversation: Conversation) -> bool:
+        """Insert ``conversation`` (every column set) as the end user's open one, in one statement; False,
+        inserting nothing, when another is open already (opened by a request a moment ago)."""
+        values = {column.key: getattr(conversation, column.key) for column in Conversation.__table__.columns}
+        stmt = (
+            pg_insert(Conversation)
+            .values(values)
+            .on_conflict_do_nothing(
+                index_elements=["agent_id", "channel", "end_user"],
+                index_where=Conversation.closed_at.is_(None),
+            )
+            .returning(Conversation.id)
+        )
+        return (await self.session.execute(stmt)).first() is not None
 
     async def open_for(self, agent_id: str, channel: str, end_user: str) -> Conversation | None:
         params = {"agent_id": agent_id, "channel": channel, "end_user": end_user}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -59,8 +58,13 @@ class ConversationService:
                 raise NotFound("Conversation")
             return found
         existing = await self.conversations.open_for(agent.id, channel, end_user)
-        if existing is not None:
-            return existing
+        return existing if existing is not None else await self._open_new(agent, channel, end_user, profile)
+
+    async def _open_new(
+        self, agent: Agent, channel: str, end_user: str, profile: EndUserProfile | None
+    ) -> Conversation:
+        """A new open conversation for the end user, who is then remembered (as ``profile`` names them when
+        the channel told); the one another request opened a moment ago, if it did."""
         conversation = Conversation(
             id=new_id("cnv"),
             org_id=agent.org_id,
@@ -69,21 +73,21 @@ class ConversationService:
             end_user=end_user,
             title="",
             message_count=0,
+            last_message_at=None,
+            closed_at=None,
             status=ConversationStatus.OPEN,
             taken_over_by=None,
             taken_over_at=None,
             needs_human_at=None,
+            created_at=datetime.now(UTC),
         )
-        try:
-            async with self.session.begin_nested():
-                self.session.add(conversation)
-                await self.session.flush()
-        except IntegrityError:
-            # Another request opened it a moment ago (the partial unique index): use that one.
+        if not await self.conversations.insert_open(conversation):
             raced = await self.conversations.open_for(agent.id, channel, end_user)
-            if raced is None:
-                raise
+            if raced is None:  # opened and closed again in the meantime: a new one after all
+                return await self._open_new(agent, channel, end_user, profile)
             return raced
+        make_transient_to_detached(conversation)  # every column is set: tracked as loaded, nothing to flush
+        self.session.add(conversation)
         await EndUserRepository(self.session).known(
             agent.org_id,
             channel,
@@ -119,7 +123,10 @@ class ConversationService:
                 message.conversation_id = conversation.id
                 self._stored(message, conversation.message_count)
                 return conversation, message, carried
-        conversation = await self.open(agent, channel, end_user, conversation_id, profile)
+            # No open conversation a moment ago: open one without reading again for it.
+            conversation = await self._open_new(agent, channel, end_user, profile)
+        else:
+            conversation = await self.open(agent, channel, end_user, conversation_id, profile)
         return conversation, await self.add(conversation, MessageRole.USER, text), None
 
     async def add(

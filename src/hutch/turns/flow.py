@@ -641,13 +641,15 @@ class TurnFlow:
     ) -> PromptReads:
         """With the end user's facts: the conversation's summary and the newest messages before ``message``
         after it, within the history budget; the org's name; the runtime that answers, if any."""
-        summary = await MemoryRepository(self.session).summary_of(conversation.id)
-        covered = (summary.covers_until_seq or 0) if summary else 0
-        recent = await MessageRepository(self.session).recent(
-            conversation.id, self.settings.history_messages + 1, before_seq=message.seq
-        )
-        earlier = [m for m in recent if m.seq > covered and m.id != message.id]
-        history = select_history(earlier, self.settings.history_token_budget)
+        summary, history = None, []
+        if message.seq > 1:  # the conversation's first message has no history nor a summary of one
+            summary = await MemoryRepository(self.session).summary_of(conversation.id)
+            covered = (summary.covers_until_seq or 0) if summary else 0
+            recent = await MessageRepository(self.session).recent(
+                conversation.id, self.settings.history_messages + 1, before_seq=message.seq
+            )
+            earlier = [m for m in recent if m.seq > covered and m.id != message.id]
+            history = select_history(earlier, self.settings.history_token_budget)
         return PromptReads(
             facts,
             await self._org_name(agent.org_id),
