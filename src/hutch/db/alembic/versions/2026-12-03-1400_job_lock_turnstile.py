@@ -22,16 +22,16 @@ down_revision: str | None = "0039_browser_leases"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The two-integer advisory key space, apart from the one-bigint keys Hutch's other locks use.
-TURNSTILE = 7_270_001
+# Both functions take pg_advisory_xact_lock(7270001, hashtext(lock)): the two-integer key space, apart from
+# the one-bigint keys of Hutch's other advisory locks.
 
 
 def upgrade() -> None:
     op.execute(
-        f"""
+        """
         CREATE FUNCTION hutch_job_lock_turnstile() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            PERFORM pg_advisory_xact_lock({TURNSTILE}, hashtext(NEW.lock));
+            PERFORM pg_advisory_xact_lock(7270001, hashtext(NEW.lock));
             RETURN NEW;
         END;
         $$
@@ -44,13 +44,13 @@ def upgrade() -> None:
     # The announcing function of 0032, taking the same turn before it looks for a waiting job (its query,
     # run after the wait, sees what was committed meanwhile).
     op.execute(
-        f"""
+        """
         CREATE OR REPLACE FUNCTION hutch_notify_lock_released() RETURNS trigger LANGUAGE plpgsql AS $$
         DECLARE
             waiting RECORD;
             payload TEXT;
         BEGIN
-            PERFORM pg_advisory_xact_lock({TURNSTILE}, hashtext(OLD.lock));
+            PERFORM pg_advisory_xact_lock(7270001, hashtext(OLD.lock));
             SELECT id, queue_name INTO waiting FROM procrastinate_jobs
             WHERE lock = OLD.lock AND status = 'todo' AND id <> OLD.id
             ORDER BY id LIMIT 1;
