@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,9 +37,9 @@ async def test_concurrent_hits_never_exceed_the_limit(engine: AsyncEngine) -> No
     assert sorted(d.count for d in decisions) == list(range(1, 41))
 
 
-async def test_hit_many_counts_each_window_in_one_statement(engine: AsyncEngine) -> None:
-    limiter = PostgresRateLimiter(engine)
-    minute, day = f"test:{secrets.token_hex(6)}:60", f"test:{secrets.token_hex(6)}:86400"
+@contextmanager
+def statements_on(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The statements ``engine`` runs inside the block."""
     statements: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -45,9 +47,16 @@ async def test_hit_many_counts_each_window_in_one_statement(engine: AsyncEngine)
 
     event.listen(engine.sync_engine, "before_cursor_execute", seen)
     try:
-        rounds = [await limiter.hit_many([RateHit(minute, 2, 60), RateHit(day, 3, 86_400)]) for _ in range(4)]
+        yield statements
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", seen)
+
+
+async def test_hit_many_counts_each_window_in_one_statement(engine: AsyncEngine) -> None:
+    limiter = PostgresRateLimiter(engine)
+    minute, day = f"test:{secrets.token_hex(6)}:60", f"test:{secrets.token_hex(6)}:86400"
+    with statements_on(engine) as statements:
+        rounds = [await limiter.hit_many([RateHit(minute, 2, 60), RateHit(day, 3, 86_400)]) for _ in range(4)]
     assert len(statements) == 4  # one per call, both windows in it
     assert [[d.allowed for d in decisions] for decisions in rounds] == [
         [True, True],
@@ -63,16 +72,8 @@ async def test_hit_many_counts_each_window_in_one_statement(engine: AsyncEngine)
 async def test_hit_then_counts_the_last_counter_only_while_the_first_ones_allow(engine: AsyncEngine) -> None:
     limiter = PostgresRateLimiter(engine)
     person, org = f"test:{secrets.token_hex(6)}", f"test:{secrets.token_hex(6)}"
-    statements: list[str] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    try:
+    with statements_on(engine) as statements:
         rounds = [await limiter.hit_then([RateHit(person, 2, 60)], RateHit(org, 10, 60)) for _ in range(4)]
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", seen)
     assert len(statements) == 4  # one round trip each
     assert [decisions[0].count for decisions, _ in rounds] == [1, 2, 3, 4]
     assert [then.count if then else None for _, then in rounds] == [1, 2, None, None]

@@ -78,12 +78,7 @@ class RateCounters:
             "window_starts": [start for _, start, _ in hits],
             "expires": [expires for _, _, expires in hits],
         }
-        try:
-            return await self._counts(values)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            return await self._counts(values)  # once more on a fresh connection, as ``_count`` does
+        return await self._counts(values, _HIT_MANY)
 
     async def hit_then(
         self,
@@ -102,14 +97,17 @@ class RateCounters:
             "then_window_start": then[1],
             "then_expires": then[2],
         }
+        return await self._counts(values, _HIT_THEN)
+
+    async def _counts(self, values: dict[str, object], statement: TextClause) -> dict[str, int]:
         try:
-            return await self._counts(values, _HIT_THEN)
+            return await self._key_counts(statement, values)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
-            return await self._counts(values, _HIT_THEN)
+            return await self._key_counts(statement, values)  # once more on a fresh connection, as ``_count``
 
-    async def _counts(self, values: dict[str, object], statement: TextClause = _HIT_MANY) -> dict[str, int]:
+    async def _key_counts(self, statement: TextClause, values: dict[str, object]) -> dict[str, int]:
         async with self._engine.connect() as conn:
             return {key: int(count) for key, count in await conn.execute(statement, values)}
 
