@@ -132,7 +132,12 @@ def test_localstripe_webhooks_move_the_plan_and_credit_purchases(
     assert balance == {"credits_cents": 1000 + 1000, "seconds": 0}  # the pack and the first-purchase bonus
 
     stripe.v1.subscriptions.cancel(subscription.id)
-    state = eventually(lambda: (s := get("/api/v1/billing/subscription"))["status"] == "canceled" and s)
+    # Status and plan change in one transaction but are read by two statements: wait until both show it.
+    state = eventually(
+        lambda: (
+            (s := get("/api/v1/billing/subscription"))["status"] == "canceled" and s["plan"] == "free" and s
+        )
+    )
     assert state and state["plan"] == "free"
     log = api.log.read_text()
     assert "Traceback" not in log, log

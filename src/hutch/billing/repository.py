@@ -331,6 +331,19 @@ class BillingRepository:
             .limit(1)
         )
 
+    async def plan_and_account(self, org_id: str) -> tuple[str | None, BillingAccount | None]:
+        """The org's plan (None without the org) and its billing account, read together: a webhook changes
+        both in one transaction, and two reads could each see a different side of it."""
+        row = (
+            await self.session.execute(
+                select(Org.plan, BillingAccount)
+                .select_from(Org)
+                .outerjoin(BillingAccount, BillingAccount.org_id == Org.id)
+                .where(Org.id == org_id)
+            )
+        ).first()
+        return (row[0], row[1]) if row is not None else (None, None)
+
     async def email_of_user(self, user_id: str) -> str | None:
         return await self.session.scalar(select(User.email).where(User.id == user_id))
 

@@ -180,9 +180,8 @@ class BillingService:
         return BalanceOut(credits_cents=balance.credits_cents, seconds=balance.seconds)
 
     async def subscription(self, org_id: str) -> SubscriptionOut:
-        org = await self.session.get(Org, org_id)
-        account = await self.session.get(BillingAccount, org_id)
-        plan = org.plan if org else "free"
+        org_plan, account = await self.repository.plan_and_account(org_id)
+        plan = org_plan or "free"
         includes = await self.included(org_id)
         if account is None:
             return SubscriptionOut(
