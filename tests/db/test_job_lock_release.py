@@ -96,15 +96,14 @@ async def test_a_job_announced_while_the_worker_fetches_runs_without_waiting_for
     async with app.open_async():
         with psycopg.connect(jobs_db, autocommit=True) as conn:
             running = insert(conn, "telegram:chn_1:42", "doing")
-            await next_turn.configure(lock="telegram:chn_1:42").defer_async()
             fetch = app.job_manager.fetch_job
-            fetches = 0
+            armed = False
 
             async def fetch_as_the_lock_comes_free(queues: Any, worker_id: int) -> Any:
-                nonlocal fetches
-                fetches += 1
+                nonlocal armed
                 found = await fetch(queues=queues, worker_id=worker_id)
-                if fetches == 1:  # the running turn ends now, after this fetch's snapshot
+                if armed:  # the running turn ends now, after this fetch's snapshot
+                    armed = False
                     assert found is None
                     conn.execute(
                         "UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = %s", (running,)
@@ -119,11 +118,27 @@ async def test_a_job_announced_while_the_worker_fetches_runs_without_waiting_for
                 )
             )
             try:
+                await listening(conn)  # announcements are heard from here on
+                armed = True
+                await next_turn.configure(lock="telegram:chn_1:42").defer_async()  # announced: one fetch
                 await asyncio.wait_for(ran.wait(), timeout=5)
             finally:
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+
+
+async def listening(conn: psycopg.Connection) -> None:
+    """Once the worker's listener has asked to hear of new jobs."""
+    for _ in range(100):
+        heard = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%%'"
+        ).fetchone()
+        if heard and heard[0]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the worker never listened for new jobs")
 
 
 def test_a_job_deferred_as_the_running_one_ends_waits_its_turn_and_is_announced(jobs_db: str) -> None:
