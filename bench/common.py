@@ -61,6 +61,8 @@ def process(
     args: Sequence[str], env: dict[str, str], log: Path | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A process for the bench, stopped at the end; its output goes to ``log`` (or nowhere)."""
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)  # results/ is not in a fresh clone
     output = log.open("ab") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen(
         list(args),

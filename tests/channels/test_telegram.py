@@ -18,11 +18,11 @@ from hutch.accounts.models import Org
 from hutch.app import create_app
 from hutch.channels.inbound import NOT_SENT_AGAIN, UNREADABLE_MESSAGE
 from hutch.channels.models import Channel, ExternalEvent
-from hutch.conversations.models import Message
+from hutch.conversations.models import EndUser, Message
 from hutch.db.engine import Database
 from hutch.resources import Resources
 from hutch.settings import Settings
-from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
+from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources, statements_on
 from tests.factories import Account, create_account
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
 from tests.fakes.telegram import (
@@ -167,6 +167,39 @@ async def test_a_message_is_stored_answered_once_and_replays_are_ignored(on_tele
     assert [m.role.value for m in stored] == ["user", "assistant"]
     event = await t.session.get(ExternalEvent, (f"telegram:{t.channel_id}", "777"))
     assert event is not None and event.handled_at is not None and event.outcome == "answered"
+
+
+async def test_a_turn_takes_few_statements_and_a_first_message_opens_its_conversation_in_one(
+    on_telegram: OnTelegram,
+) -> None:
+    """A burst is made of first messages, and each statement costs CPU in the worker and in PostgreSQL: a
+    chat's first message opens its conversation, is stored and remembers who sent it in one statement, as
+    later messages are stored in one."""
+    t = on_telegram
+    sender = Sender(id=5_550_077, first_name="Grace", last_name="Hopper", username="grace_h")
+    counted = []
+    for text in ("hello", "again"):
+        assert await t.post(text_update(text, sender=sender)) == 200
+        with statements_on(t.resources.database.engine) as statements:
+            await t.run_jobs()
+        counted.append(statements)
+    assert t.telegram.sent_texts(sender.id) == [
+        "[Demo — no AI] You said: hello",
+        "[Demo — no AI] You said: again",
+    ]
+    first, later = ([s for s in run if "SAVEPOINT" not in s] for run in counted)  # (the test's transaction)
+    conversation_writes = [
+        s for s in first if "INSERT INTO conversations" in s or "UPDATE conversations" in s
+    ]
+    assert len(conversation_writes) == 2  # the message stored, then the answer: one statement each
+    assert not [s for s in first if s.lstrip().startswith("INSERT INTO end_users")]  # rides on the first
+    # The event; the bot with its agent, org and provider keys; the message; its reservation; the answer;
+    # the sending mark and the handled one. Later messages read the conversation's summary and history too.
+    assert len(first) == 7 and len(later) == 9, (first, later)
+    remembered = await t.session.scalar(
+        select(EndUser.display_name).where(EndUser.external_id == f"telegram:{sender.id}")
+    )
+    assert remembered == "Grace Hopper"
 
 
 async def test_commands_and_messages_that_are_not_text(on_telegram: OnTelegram) -> None:

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from hutch.core.ratelimit import PostgresRateLimiter, RateHit, purge_ended_windows
 from hutch.db.jobs import HOUSEKEEPING_QUEUE, registry
 from hutch.resources import Resources
-from tests.conftest import RecordingJobQueue
+from tests.conftest import RecordingJobQueue, statements_on
 
 
 async def test_allows_up_to_the_limit_then_says_when_to_retry(engine: AsyncEngine) -> None:
@@ -35,21 +32,6 @@ async def test_concurrent_hits_never_exceed_the_limit(engine: AsyncEngine) -> No
     decisions = await asyncio.gather(*(limiter.hit(key, limit=10, window_seconds=60) for _ in range(40)))
     assert sum(d.allowed for d in decisions) == 10
     assert sorted(d.count for d in decisions) == list(range(1, 41))
-
-
-@contextmanager
-def statements_on(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The statements ``engine`` runs inside the block."""
-    statements: list[str] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", seen)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", seen)
 
 
 async def test_hit_many_counts_each_window_in_one_statement(engine: AsyncEngine) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import JSON, Select, bindparam, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,8 +32,11 @@ _KEYS_OF_AGENTS_ORG = (
     .where(ProviderKey.org_id == Agent.org_id)
     .scalar_subquery()
 )
+# The provider keys of the agent's org, as a column a read of the agent carries: (provider, encrypted key,
+# base URL) lists, for :func:`encrypted_keys_of`.
+KEYS_OF_AGENTS_ORG = type_coerce(_KEYS_OF_AGENTS_ORG, JSON).label("encrypted_keys")
 _BY_REF = (
-    select(Agent, Org, type_coerce(_KEYS_OF_AGENTS_ORG, JSON).label("encrypted_keys"))
+    select(Agent, Org, KEYS_OF_AGENTS_ORG)
     .join(Org, Org.id == Agent.org_id)
     .where(
         Agent.org_id == bindparam("org_id"), (Agent.id == bindparam("ref")) | (Agent.slug == bindparam("ref"))
@@ -42,6 +46,11 @@ _BY_REF = (
 _KEYS_OF_ORG = (
     select(ProviderKey).where(ProviderKey.org_id == bindparam("org_id")).order_by(ProviderKey.provider)
 )
+
+
+def encrypted_keys_of(carried: list[list[Any]]) -> list[EncryptedKey]:
+    """The keys :data:`KEYS_OF_AGENTS_ORG` read."""
+    return [(provider, key, url) for provider, key, url in carried]
 
 
 class AgentRepository:
@@ -85,7 +94,7 @@ class AgentRepository:
         row = (await self.session.execute(stmt, {"org_id": principal.org_id, "ref": ref})).first()
         if row is None:
             return None
-        return AgentToAnswer(row.Agent, row.Org, [(p, key, url) for p, key, url in row.encrypted_keys])
+        return AgentToAnswer(row.Agent, row.Org, encrypted_keys_of(row.encrypted_keys))
 
     async def count_in_org(self, org_id: str) -> int:
         stmt = select(func.count()).select_from(Agent).where(Agent.org_id == org_id)

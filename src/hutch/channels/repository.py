@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hutch.accounts.models import Org
 from hutch.agents.models import Agent, Audience
+from hutch.agents.repository import KEYS_OF_AGENTS_ORG, EncryptedKey, encrypted_keys_of
 from hutch.channels.models import (
     Channel,
     ChannelLink,
@@ -38,7 +39,7 @@ def _in_org(entity: Owned, org_id: str) -> ColumnElement[bool]:
 
 # A channel with its agent and the agent's org: what a messenger turn reads first, in one round trip.
 _WITH_AGENT_AND_ORG = (
-    select(Channel, Agent, Org)
+    select(Channel, Agent, Org, KEYS_OF_AGENTS_ORG)
     .outerjoin(Agent, Agent.id == Channel.agent_id)
     .outerjoin(Org, Org.id == Agent.org_id)
     .where(Channel.id == bindparam("channel_id"))
@@ -49,11 +50,13 @@ class ChannelRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def with_agent_and_org(self, channel_id: str) -> tuple[Channel, Agent | None, Org | None] | None:
-        """The channel, its agent and the agent's org (kept by the unit of work: reading them again by primary
-        key then costs nothing while the caller holds them)."""
+    async def with_agent_and_org(
+        self, channel_id: str
+    ) -> tuple[Channel, Agent | None, Org | None, list[EncryptedKey]] | None:
+        """The channel, its agent, the agent's org (kept by the unit of work: reading them again by primary
+        key then costs nothing while the caller holds them) and the org's provider keys, in one read."""
         row = (await self.session.execute(_WITH_AGENT_AND_ORG, {"channel_id": channel_id})).first()
-        return None if row is None else (row[0], row[1], row[2])
+        return None if row is None else (row[0], row[1], row[2], encrypted_keys_of(row[3]))
 
     def add(self, channel: Channel) -> None:
         self.session.add(channel)

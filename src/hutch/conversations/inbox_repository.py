@@ -21,7 +21,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, insert
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, TEXT, Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import Membership, User
@@ -29,7 +29,7 @@ from hutch.conversations.end_users import EndUserProfile
 from hutch.conversations.models import SEARCH_CONFIG, Conversation, ConversationStatus, EndUser, Message
 from hutch.core.ids import new_id
 from hutch.core.principal import Principal
-from hutch.db.carried import Carried
+from hutch.db.carried import Carried, built_once
 
 
 @dataclass(frozen=True)
@@ -249,6 +249,47 @@ _UNSEEN_STATEMENT = (
 )
 
 
+# The end user :meth:`EndUserRepository.known` remembers, from its parameters.
+_KNOWN_ADDRESS = select(
+    bindparam("known_org_id", type_=EndUser.org_id.type),
+    bindparam("known_channel", type_=EndUser.channel.type),
+    bindparam("known_external_id", type_=EndUser.external_id.type),
+)
+
+
+def remember_end_user(source: Select[Any], replace: bool) -> Insert:
+    """Remembers the end user whose org, channel and address ``source`` selects, with the name the
+    ``known_*`` parameters give (:func:`known_params`); ``replace``: the name replaces a stored one."""
+    stmt = insert(EndUser).from_select(
+        ["org_id", "channel", "external_id", "id", "display_name", "username", "language"],
+        source.add_columns(
+            bindparam("known_id", type_=EndUser.id.type),
+            bindparam("known_display_name", type_=EndUser.display_name.type),
+            bindparam("known_username", type_=EndUser.username.type),
+            bindparam("known_language", type_=EndUser.language.type),
+        ),
+    )
+    identity = [EndUser.org_id, EndUser.channel, EndUser.external_id]
+    if not replace:
+        return stmt.on_conflict_do_nothing(index_elements=identity)
+    changed = {
+        "display_name": stmt.excluded.display_name,
+        "username": stmt.excluded.username,
+        "language": func.coalesce(stmt.excluded.language, EndUser.language),
+    }
+    return stmt.on_conflict_do_update(index_elements=identity, set_=changed)
+
+
+def known_params(profile: EndUserProfile) -> dict[str, Any]:
+    """The parameters of :func:`remember_end_user` for ``profile``."""
+    return {
+        "known_id": new_id("eu"),
+        "known_display_name": profile.display_name[:200],
+        "known_username": profile.username[:200] if profile.username else None,
+        "known_language": profile.language,
+    }
+
+
 class EndUserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -257,25 +298,13 @@ class EndUserRepository:
         self, org_id: str, channel: str, external_id: str, profile: EndUserProfile, *, replace: bool
     ) -> None:
         """Remember who opened a conversation; ``replace``: with the name the channel gives now."""
-        stmt = insert(EndUser).values(
-            id=new_id("eu"),
-            org_id=org_id,
-            channel=channel,
-            external_id=external_id,
-            display_name=profile.display_name[:200],
-            username=profile.username[:200] if profile.username else None,
-            language=profile.language,
-        )
-        identity = [EndUser.org_id, EndUser.channel, EndUser.external_id]
-        if replace:
-            changed = {
-                "display_name": stmt.excluded.display_name,
-                "username": stmt.excluded.username,
-                "language": func.coalesce(stmt.excluded.language, EndUser.language),
-            }
-            await self.session.execute(stmt.on_conflict_do_update(index_elements=identity, set_=changed))
-        else:
-            await self.session.execute(stmt.on_conflict_do_nothing(index_elements=identity))
+        params = known_params(profile) | {
+            "known_org_id": org_id,
+            "known_channel": channel,
+            "known_external_id": external_id,
+        }
+        statement = built_once(("known", replace), lambda: remember_end_user(_KNOWN_ADDRESS, replace))
+        await self.session.execute(statement, params)
 
     async def get_in_org(self, org_id: str, end_user_id: str) -> EndUser | None:
         stmt = select(EndUser).where(EndUser.org_id == org_id, EndUser.id == end_user_id)

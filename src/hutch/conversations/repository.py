@@ -11,21 +11,34 @@ from sqlalchemy import (
     ColumnElement,
     Executable,
     Insert,
+    Integer,
     Select,
     Table,
     Update,
     bindparam,
     delete,
+    exists,
     func,
     insert,
+    literal,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hutch.conversations.models import Conversation, Memory, MemoryKind, Message, MessageRole
+from hutch.conversations.end_users import EndUserProfile
+from hutch.conversations.inbox_repository import known_params, remember_end_user
+from hutch.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    Memory,
+    MemoryKind,
+    Message,
+    MessageRole,
+)
 from hutch.core.ids import new_id
 from hutch.db.carried import NOTHING, Carried, built_once
 
@@ -118,22 +131,61 @@ _OPEN_COUNTED = (
     .cte("counted")
 )
 _FROM_OPEN = {"org_id": "org_id", "conversation_id": "id", "channel": "channel"}
-_ADDED_TO_OPEN = _insert_counted(_OPEN_COUNTED, _FROM_OPEN).cte("added")
+# Opens the end user's conversation, the message counted as its first, when the count above found none
+# open. No row when another request opened one a moment ago: the caller then takes the slow way.
+_OPENED = (
+    pg_insert(CONVERSATIONS)
+    .from_select(
+        [
+            "id",
+            "org_id",
+            "agent_id",
+            "channel",
+            "end_user",
+            "title",
+            "message_count",
+            "last_message_at",
+            "status",
+        ],
+        select(
+            bindparam("open_id", type_=CONVERSATIONS.c.id.type),
+            bindparam("open_org_id", type_=CONVERSATIONS.c.org_id.type),
+            bindparam("value_agent_id", type_=CONVERSATIONS.c.agent_id.type),
+            bindparam("value_channel", type_=CONVERSATIONS.c.channel.type),
+            bindparam("value_end_user", type_=CONVERSATIONS.c.end_user.type),
+            bindparam("value_title_if_none", type_=CONVERSATIONS.c.title.type),
+            literal(1, Integer),
+            bindparam("value_created_at", type_=CONVERSATIONS.c.last_message_at.type),
+            literal(ConversationStatus.OPEN, CONVERSATIONS.c.status.type),
+        ).where(~exists(select(_OPEN_COUNTED.c.id))),
+    )
+    .on_conflict_do_nothing(
+        index_elements=["agent_id", "channel", "end_user"], index_where=CONVERSATIONS.c.closed_at.is_(None)
+    )
+    .returning(*CONVERSATIONS.columns)
+    .cte("opened")
+)
+# The conversation the message goes to, with the message counted: the open one, or the one it opened.
+_TO_OPEN = union_all(select(_OPEN_COUNTED), select(_OPENED)).cte("conversation")
+_ADDED_TO_OPEN = _insert_counted(_TO_OPEN, _FROM_OPEN).cte("added")
 
 
-def _append_to_open(carried: Carried) -> Executable:
-    """Appends to the end user's open conversation, carrying what ``carried`` holds; rows are the
+def _append_to_open(carried: Carried, replace: bool) -> Executable:
+    """Appends to the end user's open conversation, or opens one (the end user remembered; with
+    ``replace``, their name replaces the one stored), carrying what ``carried`` holds; rows are the
     conversation and the carried columns."""
 
     def build() -> Executable:
-        carrier = select(_OPEN_COUNTED, *carried.columns).add_cte(_ADDED_TO_OPEN, *carried.ctes)
+        opener = select(_OPENED.c.org_id, _OPENED.c.channel, _OPENED.c.end_user)
+        known = remember_end_user(opener, replace).cte("known")
+        carrier = select(_TO_OPEN, *carried.columns).add_cte(_ADDED_TO_OPEN, known, *carried.ctes)
         return (
             select(Conversation, *carried.columns)
             .from_statement(carrier)
             .execution_options(populate_existing=True)
         )
 
-    return built_once(("append_to_open", carried.ctes, carried.columns), build)
+    return built_once(("append_to_open", replace, carried.ctes, carried.columns), build)
 
 
 def _values(message: Message, title_if_none: str, exclude: Container[str] = ()) -> dict[str, Any]:
@@ -202,13 +254,20 @@ class MessageRepository:
         agent_id: str,
         channel: str,
         end_user: str,
+        profile: EndUserProfile,
+        *,
+        replace: bool,
         carrying: Carried = NOTHING,
     ) -> tuple[Conversation, dict[str, Any]] | None:
-        """Append ``message`` to the end user's open conversation in one statement that carries ``carrying``:
-        the conversation and the carried columns' values; None when there is no open conversation yet."""
+        """Append ``message`` to the end user's open conversation, else open one with it (the end user
+        remembered as ``profile`` names them, replacing the name stored with ``replace``), in one statement
+        that carries ``carrying``: the conversation and the carried columns' values. None when another
+        request opened a conversation meanwhile: nothing was written."""
         values = _values(message, title_if_none, exclude=_FROM_OPEN)
         values |= {"value_agent_id": agent_id, "value_channel": channel, "value_end_user": end_user}
-        row = (await self.session.execute(_append_to_open(carrying), {**values, **carrying.params})).first()
+        values |= {"open_id": new_id("cnv"), "open_org_id": message.org_id, **known_params(profile)}
+        statement = _append_to_open(carrying, replace)
+        row = (await self.session.execute(statement, {**values, **carrying.params})).first()
         if row is None:
             return None
         return row[0], carrying.values(row)

@@ -110,21 +110,29 @@ class ConversationService:
     ) -> tuple[Conversation, Message, dict[str, Any] | None]:
         """Store what the end user said in the named conversation, else in their open one (opened if none).
 
-        Most messages go to an open conversation in one statement, which carries ``carrying``; the third
-        item is then the carried columns' values. It is None when the message took another way, and then
-        nothing carried ran: the caller does that work itself."""
+        Messages go to (or open) the end user's conversation in one statement, which carries ``carrying``;
+        the third item is then the carried columns' values. It is None when the message took another way (a
+        named conversation, one opened by another request meanwhile), and then nothing carried ran: the
+        caller does that work itself."""
         if conversation_id is None:
             message = _new_message(agent.org_id, channel, MessageRole.USER, text, MessageStatus.OK, {})
             appended = await self.messages.append_to_open(
-                message, _title(message.role, message.content), agent.id, channel, end_user, carrying
+                message,
+                _title(message.role, message.content),
+                agent.id,
+                channel,
+                end_user,
+                profile or default_profile(channel, end_user),
+                replace=profile is not None,
+                carrying=carrying,
             )
             if appended is not None:
                 conversation, carried = appended
                 message.conversation_id = conversation.id
                 self._stored(message, conversation.message_count)
                 return conversation, message, carried
-            # No open conversation a moment ago: open one without reading again for it.
-            conversation = await self._open_new(agent, channel, end_user, profile)
+            # Another request opened the end user's conversation a moment ago: the message goes to it.
+            conversation = await self.open(agent, channel, end_user, None, profile)
         else:
             conversation = await self.open(agent, channel, end_user, conversation_id, profile)
         return conversation, await self.add(conversation, MessageRole.USER, text), None

@@ -28,7 +28,7 @@ from pydantic_ai.tools import ToolDefinition
 
 from hutch.accounts.suspension import refuse_suspended_org
 from hutch.agents.models import Agent, AgentStatus, Audience, Placement
-from hutch.agents.repository import AgentRepository
+from hutch.agents.repository import AgentRepository, EncryptedKey
 from hutch.agents.service import decrypted, org_credentials
 from hutch.alerts.models import Severity
 from hutch.alerts.service import raise_alert
@@ -287,8 +287,12 @@ class TurnFlow:
         if found is None:
             return None
         self.quotas.knows(found.org)
-        self._keys[found.org.id] = decrypted(self.resources.secret_box, found.encrypted_keys)
+        self.knows_keys(found.org.id, found.encrypted_keys)
         return found.agent
+
+    def knows_keys(self, org_id: str, encrypted: list[EncryptedKey]) -> None:
+        """The org's provider keys, read by the caller with its own rows: the turn reads them no more."""
+        self._keys[org_id] = decrypted(self.resources.secret_box, encrypted)
 
     async def models_for(self, agent: Agent) -> tuple[ResolvedModel, ResolvedModel | None]:
         """The agent's model and fallback with their keys, or 409 saying which key is missing."""

@@ -15,6 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from hutch.accounts.suspension import OrgSuspended
 from hutch.agents.models import Agent
+from hutch.agents.repository import EncryptedKey
 from hutch.billing.quotas import EndUserRateLimited
 from hutch.channels.models import ExternalEvent
 from hutch.conversations.end_users import EndUserProfile
@@ -45,11 +46,15 @@ async def answer_event(
     typing: Callable[[], Awaitable[None]] | None = None,
     profile: EndUserProfile | None = None,
     media: ReadMedia | None = None,
+    org_keys: list[EncryptedKey] | None = None,
 ) -> str:
     """The reply to ``text``, kept on ``event`` (committed with the answer); a refusal's polite notice;
     :data:`NO_REPLY` when a member holds the conversation or the end user is blocked. ``media``: the files
-    sent with the message, read beforehand (``hutch.turns.media``)."""
+    sent with the message, read beforehand (``hutch.turns.media``). ``org_keys``: the org's provider keys,
+    when the channel read them with its own rows (else the turn reads them)."""
     flow = TurnFlow(ctx.uow, ctx.resources)
+    if org_keys is not None:
+        flow.knows_keys(agent.org_id, org_keys)
     message_id = event.turn_message_id
 
     def begun(message: Message) -> Carried:

@@ -18,6 +18,7 @@ from telegram.error import InvalidToken
 from hutch.accounts.models import Org, OrgRole
 from hutch.accounts.repository import MembershipRepository
 from hutch.agents.models import Agent
+from hutch.agents.repository import EncryptedKey
 from hutch.billing.subscriptions import Subscriptions
 from hutch.channels.inbound import (
     NOT_SENT_AGAIN,
@@ -117,6 +118,7 @@ class Chat:
     # them, so reading them again by primary key costs no round trip.
     channel: Channel | None = None
     org: Org | None = None
+    org_keys: list[EncryptedKey] | None = None  # the org's provider keys, read with the bot's row
 
     def use(self, agent: Agent | None) -> None:
         # Ids kept apart from the row: a refused turn rolls back, which expires the row's attributes.
@@ -142,11 +144,11 @@ async def _chat(ctx: JobContext, channel_id: str, chat_id: int | str) -> Chat | 
     found = await ChannelRepository(session).with_agent_and_org(channel_id)
     if found is None:
         return None
-    channel, agent, org = found
+    channel, agent, org, org_keys = found
     if channel.token_encrypted is None:
         return None
     token = ctx.resources.secret_box.decrypt(channel.token_encrypted)
-    chat = Chat(token, False, chat_id, channel_id=channel.id, channel=channel, org=org)
+    chat = Chat(token, False, chat_id, channel_id=channel.id, channel=channel, org=org, org_keys=org_keys)
     chat.unverified = channel.status is ChannelStatus.UNVERIFIED
     chat.use(agent)
     return chat
@@ -323,6 +325,7 @@ async def _reply(
         typing=lambda: gateway.typing(chat.token, chat.chat_id),
         profile=profile,
         media=media,
+        org_keys=chat.org_keys,
     )
 
 
