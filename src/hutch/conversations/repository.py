@@ -168,6 +168,13 @@ _OPENED = (
 # The conversation the message goes to, with the message counted: the open one, or the one it opened.
 _TO_OPEN = union_all(select(_OPEN_COUNTED), select(_OPENED)).cte("conversation")
 _ADDED_TO_OPEN = _insert_counted(_TO_OPEN, _FROM_OPEN).cte("added")
+# The conversation's summary (of its older messages) and the last message it covers, for the prompt: read
+# by the statement that stores the message (none for a conversation it opens).
+_SUMMARY = (Memory.conversation_id == _TO_OPEN.c.id, Memory.kind == MemoryKind.SUMMARY)
+_SUMMARY_COLUMNS = (
+    select(Memory.content).where(*_SUMMARY).scalar_subquery().label("summary"),
+    select(Memory.covers_until_seq).where(*_SUMMARY).scalar_subquery().label("summary_covers"),
+)
 
 
 def _append_to_open(carried: Carried, replace: bool) -> Executable:
@@ -178,11 +185,10 @@ def _append_to_open(carried: Carried, replace: bool) -> Executable:
     def build() -> Executable:
         opener = select(_OPENED.c.org_id, _OPENED.c.channel, _OPENED.c.end_user)
         known = remember_end_user(opener, replace).cte("known")
-        carrier = select(_TO_OPEN, *carried.columns).add_cte(_ADDED_TO_OPEN, known, *carried.ctes)
+        columns = (*_SUMMARY_COLUMNS, *carried.columns)
+        carrier = select(_TO_OPEN, *columns).add_cte(_ADDED_TO_OPEN, known, *carried.ctes)
         return (
-            select(Conversation, *carried.columns)
-            .from_statement(carrier)
-            .execution_options(populate_existing=True)
+            select(Conversation, *columns).from_statement(carrier).execution_options(populate_existing=True)
         )
 
     return built_once(("append_to_open", replace, carried.ctes, carried.columns), build)
@@ -261,8 +267,9 @@ class MessageRepository:
     ) -> tuple[Conversation, dict[str, Any]] | None:
         """Append ``message`` to the end user's open conversation, else open one with it (the end user
         remembered as ``profile`` names them, replacing the name stored with ``replace``), in one statement
-        that carries ``carrying``: the conversation and the carried columns' values. None when another
-        request opened a conversation meanwhile: nothing was written."""
+        that carries ``carrying``: the conversation and the carried columns' values, with the conversation's
+        summary (``summary``, ``summary_covers``: the last message it covers). None when another request
+        opened a conversation meanwhile: nothing was written."""
         values = _values(message, title_if_none, exclude=_FROM_OPEN)
         values |= {"value_agent_id": agent_id, "value_channel": channel, "value_end_user": end_user}
         values |= {"open_id": new_id("cnv"), "open_org_id": message.org_id, **known_params(profile)}
@@ -270,7 +277,7 @@ class MessageRepository:
         row = (await self.session.execute(statement, {**values, **carrying.params})).first()
         if row is None:
             return None
-        return row[0], carrying.values(row)
+        return row[0], {"summary": row.summary, "summary_covers": row.summary_covers, **carrying.values(row)}
 
     async def append(self, message: Message, title_if_none: str, carrying: Carried = NOTHING) -> int:
         """Insert ``message`` counted on its conversation (its row locked until the transaction ends), with

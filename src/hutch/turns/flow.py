@@ -524,7 +524,8 @@ class TurnFlow:
             return Turn(agent, channel, end_user, text, PromptReads([]), conversation, message, held=True)
         facts = list(carried["facts"] or [])
         if stored_history:
-            reads = await self._prompt_reads(agent, conversation, message, facts)
+            summary = (carried["summary"], carried["summary_covers"]) if "summary" in carried else None
+            reads = await self._prompt_reads(agent, conversation, message, facts, summary)
         else:
             reads = PromptReads(facts, await self._org_name(agent.org_id))
         language = (profile.language if profile else None) or carried.get("end_user_language")
@@ -641,14 +642,22 @@ class TurnFlow:
         return key, (await self.quotas.plan_of(agent.org_id)).pay_per_use
 
     async def _prompt_reads(
-        self, agent: Agent, conversation: Conversation, message: Message, facts: list[str]
+        self,
+        agent: Agent,
+        conversation: Conversation,
+        message: Message,
+        facts: list[str],
+        summary: tuple[str | None, int | None] | None = None,
     ) -> PromptReads:
-        """With the end user's facts: the conversation's summary and the newest messages before ``message``
-        after it, within the history budget; the org's name; the runtime that answers, if any."""
-        summary, history = None, []
+        """With the end user's facts: the conversation's summary (read here unless ``summary`` gives its
+        text and the last message it covers) and the newest messages before ``message`` after it, within
+        the history budget; the org's name; the runtime that answers, if any."""
+        text, history = None, []
         if message.seq > 1:  # the conversation's first message has no history nor a summary of one
-            summary = await MemoryRepository(self.session).summary_of(conversation.id)
-            covered = (summary.covers_until_seq or 0) if summary else 0
+            if summary is None:
+                stored = await MemoryRepository(self.session).summary_of(conversation.id)
+                summary = (stored.content, stored.covers_until_seq) if stored else (None, None)
+            text, covered = summary[0], summary[1] or 0
             recent = await MessageRepository(self.session).recent(
                 conversation.id, self.settings.history_messages + 1, before_seq=message.seq
             )
@@ -657,7 +666,7 @@ class TurnFlow:
         return PromptReads(
             facts,
             await self._org_name(agent.org_id),
-            summary.content if summary else None,
+            text,
             history,
             runtime=await self._runtime(agent),
         )
