@@ -193,10 +193,10 @@ async def test_a_turn_takes_few_statements_and_a_first_message_opens_its_convers
     ]
     assert len(conversation_writes) == 2  # the message stored, then the answer: one statement each
     assert not [s for s in first if s.lstrip().startswith("INSERT INTO end_users")]  # rides on the first
-    # The event; the bot with its agent, org and provider keys; the message; its reservation; the answer;
-    # the sending mark and the handled one. Later messages read the conversation's history too (its
-    # summary comes with the message's statement).
-    assert len(first) == 7 and len(later) == 8, (first, later)
+    # The event; the bot with its agent, org and provider keys; the message; its reservation; the answer,
+    # which marks the event as being sent; the handled mark. Later messages read the conversation's history
+    # too (its summary comes with the message's statement).
+    assert len(first) == 6 and len(later) == 7, (first, later)
     remembered = await t.session.scalar(
         select(EndUser.display_name).where(EndUser.external_id == f"telegram:{sender.id}")
     )
@@ -333,13 +333,40 @@ async def test_an_answer_interrupted_mid_send_is_not_sent_twice(on_telegram: OnT
     assert await t.post(text_update("once only", update_id=4242)) == 200
     event = await t.session.get(ExternalEvent, (f"telegram:{t.channel_id}", "4242"))
     assert event is not None
-    # As a worker leaves it when it stops between sending and recording: the reply may have arrived.
+    # As a worker leaves it when it stops after storing the answer (whose statement marks the event as being
+    # sent), or between sending and recording: the reply may have arrived.
     event.reply, event.outcome = "[Demo — no AI] You said: once only", "sending"
     await t.session.commit()
     assert await t.run_jobs() == [NOT_SENT_AGAIN]
     assert t.telegram.sent_texts(Sender().id) == []
     await t.session.refresh(event)
     assert event.handled_at is not None and event.outcome == NOT_SENT_AGAIN
+
+
+async def test_a_send_that_fails_clears_the_mark_and_the_retry_sends_the_stored_answer_once(
+    on_telegram: OnTelegram,
+) -> None:
+    """The statement that stores the answer marks the event as being sent; a send that fails with an error
+    clears the mark, so the retried job sends the same answer, without asking the model again."""
+    t = on_telegram
+    assert await t.post(text_update("ask once", update_id=4343)) == 200
+    assert isinstance(t.resources.jobs, RecordingJobQueue)
+    queued = list(t.resources.jobs.deferred)
+    t.telegram.fail("sendMessage", 400, "Bad Request: message is too long")
+    with pytest.raises(Exception, match="too long"):
+        await t.run_jobs()
+    event = await t.session.get(ExternalEvent, (f"telegram:{t.channel_id}", "4343"))
+    assert event is not None
+    assert event.reply == "[Demo — no AI] You said: ask once" and event.outcome is None
+    assert event.handled_at is None
+
+    t.resources.jobs.deferred.extend(queued)  # the queue's retry
+    assert await t.run_jobs() == ["answered"]
+    assert t.telegram.sent_texts(Sender().id) == ["[Demo — no AI] You said: ask once"]
+    answers = await t.session.scalar(
+        select(func.count()).select_from(Message).where(Message.role == "assistant")
+    )
+    assert answers == 1
 
 
 async def test_one_person_past_the_agents_limit_is_refused_while_others_get_answers(

@@ -38,15 +38,18 @@ def interrupted_while_sending(event: ExternalEvent) -> bool:
 
 @asynccontextmanager
 async def sending(uow: UnitOfWork, event: ExternalEvent) -> AsyncIterator[None]:
-    """Around sending an answer: the event is marked as being sent first (committed). A send that fails with
-    an error clears the mark, so the retry sends again; a worker that stops mid-send leaves it, and the retry
-    records that instead of risking a second copy."""
+    """Around sending an answer: the event is marked as being sent first (committed), unless the statement
+    that stored a turn's answer marked it already. A send that fails with an error clears the mark, so the
+    retry sends again; a worker that stops mid-send leaves it, and the retry records that instead of risking
+    a second copy."""
     await uow.checkpoint()  # what came before, with its jobs: the mark then commits alone, before the send
-    await mark_event(uow, event, SENDING)
+    if event.outcome != SENDING:
+        await mark_event(uow, event, SENDING)
     try:
         yield
     except Exception:
         await mark_event(uow, event, None)
+        await uow.checkpoint()  # committed before the job's failure rolls back what it did
         raise
 
 

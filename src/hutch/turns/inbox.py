@@ -2,8 +2,9 @@
 
 Phase 1 records the stored message on the event in its own commit, and phase 3 the answer, so a job that
 stops anywhere (a crash, kill -9, the database restarting) is retried without storing or admitting the
-message twice: after phase 1 it resumes from the stored message; after phase 3 it only delivers. Delivery
-(``channels.inbound.sending``) marks the event first, so an answer is sent once or visibly not sent again.
+message twice: after phase 1 it resumes from the stored message. Phase 3's statement also marks the event
+as being sent (``channels.inbound.sending``), so an answer is sent once or visibly not sent again: a job
+that stops after it records that instead of risking a second copy.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hutch.accounts.suspension import OrgSuspended
 from hutch.agents.models import Agent
 from hutch.agents.repository import EncryptedKey
 from hutch.billing.quotas import EndUserRateLimited
+from hutch.channels.inbound import SENDING
 from hutch.channels.models import ExternalEvent
 from hutch.conversations.end_users import EndUserProfile
 from hutch.conversations.inbox import EndUserBlocked
@@ -85,7 +87,9 @@ async def answer_event(
     finally:
         if shown is not None:
             await shown
-    set_committed_value(event, "reply", reply)  # written by the answer's statement: nothing to flush
+    # Written by the answer's statement, which marks the event as being sent: nothing to flush.
+    set_committed_value(event, "reply", reply)
+    set_committed_value(event, "outcome", SENDING)
     return reply
 
 

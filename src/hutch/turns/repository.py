@@ -8,12 +8,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.channels.inbound import SENDING
 from hutch.channels.models import ExternalEvent
 from hutch.db.carried import Carried
 
+# The answer kept on its event, which is marked as being sent: what follows the commit is the sending.
 _REPLY_KEPT = (
     text(
-        "UPDATE external_events SET reply = :event_reply "
+        "UPDATE external_events SET reply = :event_reply, outcome = :event_sending "
         "WHERE source = :event_source AND external_id = :event_external_id RETURNING external_id"
     )
     .columns()
@@ -45,10 +47,16 @@ def event_turn(event: ExternalEvent, message_id: str) -> Carried:
 
 
 def reply_kept(event: ExternalEvent, reply: str) -> Carried:
-    """The answer kept on its event by the statement that stores it (a retried job then only delivers)."""
+    """The answer kept on its event by the statement that stores it, the event marked as being sent
+    (``hutch.channels.inbound.sending``): a retried job then only delivers, or says why it did not."""
     return Carried(
         (_REPLY_KEPT,),
-        params={"event_reply": reply, "event_source": event.source, "event_external_id": event.external_id},
+        params={
+            "event_reply": reply,
+            "event_sending": SENDING,
+            "event_source": event.source,
+            "event_external_id": event.external_id,
+        },
     )
 
 
