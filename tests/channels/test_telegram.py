@@ -193,10 +193,10 @@ async def test_a_turn_takes_few_statements_and_a_first_message_opens_its_convers
     ]
     assert len(conversation_writes) == 2  # the message stored, then the answer: one statement each
     assert not [s for s in first if s.lstrip().startswith("INSERT INTO end_users")]  # rides on the first
-    # The event; the bot with its agent, org and provider keys; the message; its reservation; the answer,
-    # which marks the event as being sent; the handled mark. Later messages read the conversation's history
-    # too (its summary comes with the message's statement).
-    assert len(first) == 6 and len(later) == 7, (first, later)
+    # The update with its bot, the bot's agent, org and provider keys; the message; its reservation; the
+    # answer, which marks the update as being sent; the handled mark. Later messages read the conversation's
+    # history too (its summary comes with the message's statement).
+    assert len(first) == 5 and len(later) == 6, (first, later)
     remembered = await t.session.scalar(
         select(EndUser.display_name).where(EndUser.external_id == f"telegram:{sender.id}")
     )

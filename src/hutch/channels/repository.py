@@ -38,25 +38,36 @@ def _in_org(entity: Owned, org_id: str) -> ColumnElement[bool]:
 
 
 # A channel with its agent and the agent's org: what a messenger turn reads first, in one round trip.
-_WITH_AGENT_AND_ORG = (
-    select(Channel, Agent, Org, KEYS_OF_AGENTS_ORG)
+# A bot's update with the bot's channel, its agent, the agent's org and the org's provider keys: what a
+# Telegram turn reads first, in one statement. Only the update's row is locked (its job runs once).
+_EVENT_WITH_BOT = (
+    select(ExternalEvent, Channel, Agent, Org, KEYS_OF_AGENTS_ORG)
+    .select_from(ExternalEvent)
+    .outerjoin(Channel, Channel.id == bindparam("channel_id"))
     .outerjoin(Agent, Agent.id == Channel.agent_id)
     .outerjoin(Org, Org.id == Agent.org_id)
-    .where(Channel.id == bindparam("channel_id"))
+    .where(ExternalEvent.source == bindparam("source"), ExternalEvent.external_id == bindparam("external_id"))
+    .with_for_update(of=ExternalEvent)
 )
+# A bot's channel, its agent (when it has one), the agent's org and the org's provider keys.
+Bot = tuple[Channel, Agent | None, Org | None, list[EncryptedKey]]
 
 
 class ChannelRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def with_agent_and_org(
-        self, channel_id: str
-    ) -> tuple[Channel, Agent | None, Org | None, list[EncryptedKey]] | None:
-        """The channel, its agent, the agent's org (kept by the unit of work: reading them again by primary
-        key then costs nothing while the caller holds them) and the org's provider keys, in one read."""
-        row = (await self.session.execute(_WITH_AGENT_AND_ORG, {"channel_id": channel_id})).first()
-        return None if row is None else (row[0], row[1], row[2], encrypted_keys_of(row[3]))
+    async def event_with_bot(
+        self, source: str, external_id: str, channel_id: str
+    ) -> tuple[ExternalEvent, Bot | None] | None:
+        """The inbound event, locked, with the bot it came to (None when the channel is gone), in one read;
+        the rows are kept by the unit of work, so reading them again by primary key costs nothing."""
+        params = {"source": source, "external_id": external_id, "channel_id": channel_id}
+        row = (await self.session.execute(_EVENT_WITH_BOT, params)).first()
+        if row is None:
+            return None
+        event, channel, agent, org, keys = row
+        return event, (None if channel is None else (channel, agent, org, encrypted_keys_of(keys)))
 
     def add(self, channel: Channel) -> None:
         self.session.add(channel)

@@ -29,7 +29,7 @@ from hutch.channels.inbound import (
     sending,
 )
 from hutch.channels.models import Channel, ChannelLink, ChannelStatus, ExternalEvent
-from hutch.channels.repository import ChannelRepository, InboxRepository
+from hutch.channels.repository import Bot, ChannelRepository, InboxRepository
 from hutch.channels.telegram.gateway import (
     BotBlocked,
     Buttons,
@@ -130,7 +130,9 @@ class Chat:
         self.member = (link.org_id, link.user_id) if link is not None else None
 
 
-async def _chat(ctx: JobContext, channel_id: str, chat_id: int | str) -> Chat | None:
+async def _chat(ctx: JobContext, channel_id: str, chat_id: int | str, bot: Bot | None) -> Chat | None:
+    """Who the chat talks to: through the platform bot, its link; through an agent's own ``bot`` (read with
+    the update), the bot's agent."""
     session = ctx.uow.session
     if channel_id == PLATFORM:
         token = platform_token(ctx.settings)
@@ -141,10 +143,9 @@ async def _chat(ctx: JobContext, channel_id: str, chat_id: int | str) -> Chat | 
         if chat.link is not None:
             chat.use(await session.get(Agent, chat.link.agent_id))
         return chat
-    found = await ChannelRepository(session).with_agent_and_org(channel_id)
-    if found is None:
+    if bot is None:
         return None
-    channel, agent, org, org_keys = found
+    channel, agent, org, org_keys = bot
     if channel.token_encrypted is None:
         return None
     token = ctx.resources.secret_box.decrypt(channel.token_encrypted)
@@ -163,7 +164,12 @@ def _chat_id(part: Any) -> int | str | None:
 @job(UPDATE_JOB, queue=TURNS_QUEUE)
 async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: int) -> str:
     session = ctx.uow.session
-    event = await InboxRepository(session).event_for_update(event_source(channel_id), str(update_id))
+    source, bot = event_source(channel_id), None
+    if channel_id == PLATFORM:
+        event = await InboxRepository(session).event_for_update(source, str(update_id))
+    else:
+        found = await ChannelRepository(session).event_with_bot(source, str(update_id), channel_id)
+        event, bot = found if found is not None else (None, None)
     if event is None or event.handled_at is not None:
         return "done"
     if interrupted_while_sending(event):
@@ -179,7 +185,7 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
     query = update.get("callback_query")
     if isinstance(query, dict):
         chat_id = _chat_id(query.get("message"))
-        chat = await _chat(ctx, channel_id, chat_id) if chat_id is not None else None
+        chat = await _chat(ctx, channel_id, chat_id, bot) if chat_id is not None else None
         if chat is None:
             return finish_event(event, "nothing to answer")
         with use_language(ctx.settings, await _language(ctx, chat, query.get("from"))):
@@ -188,7 +194,7 @@ async def answer_telegram_update(ctx: JobContext, channel_id: str, update_id: in
     if isinstance(message, dict) and "managed_bot_created" in message:
         return finish_event(event, "noted: the managed_bot update connects the bot")
     chat_id = _chat_id(message)
-    chat = await _chat(ctx, channel_id, chat_id) if chat_id is not None else None
+    chat = await _chat(ctx, channel_id, chat_id, bot) if chat_id is not None else None
     if chat is None or not isinstance(message, dict) or (chat.agent is None and not chat.platform):
         return finish_event(event, "nothing to answer")
     with use_language(ctx.settings, await _language(ctx, chat, message.get("from"))):
