@@ -23,7 +23,7 @@ from hutch.db.engine import Database
 from hutch.resources import Resources
 from hutch.settings import Settings
 from hutch.turns.media import NO_VISION, NOT_DOWNLOADED, VOICE_NOT_SET_UP
-from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources
+from tests.conftest import RecordingJobQueue, asgi_client, build_test_resources, statements_on
 from tests.factories import Account, create_account
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
 from tests.fakes.twilio import FakeTwilioServer, inbound_whatsapp_webhook
@@ -152,6 +152,24 @@ async def test_a_number_is_linked_by_sending_the_code_from_it(on_whatsapp: OnWha
     assert "Linked!" in (await w.say(f"link {code}"))[0]
     assert await w.say("What's up?") == ["[Demo — no AI] You said: What's up?"]
     assert "not valid" in (await w.say(f"LINK {code}"))[0]  # single use
+
+
+async def test_a_turn_reads_the_number_its_agent_org_and_keys_in_one_statement(
+    on_whatsapp: OnWhatsApp,
+) -> None:
+    """Each statement costs CPU in the worker and in PostgreSQL: the number's link comes with its agent, the
+    org and its provider keys, and the answer's statement marks the message as being sent."""
+    w = on_whatsapp
+    assert "Linked!" in (await w.say(f"LINK {await w.link()}"))[0]
+    assert await w.inbound("first question") == 200
+    assert isinstance(w.resources.jobs, RecordingJobQueue)
+    with statements_on(w.resources.database.engine) as statements:
+        await w.resources.jobs.run_pending()
+    assert w.twilio.sent_bodies(f"whatsapp:{USER}")[-1] == "[Demo — no AI] You said: first question"
+    ran = [s for s in statements if "SAVEPOINT" not in s]  # (the test's transaction)
+    # The message, the number with its agent, org and keys, the link's 24-hour window, the message stored,
+    # its reservation, the answer (marking the message as being sent), the handled mark.
+    assert len(ran) == 7, ran
 
 
 async def test_bad_signatures_are_403_and_store_nothing(on_whatsapp: OnWhatsApp) -> None:

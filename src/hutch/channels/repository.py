@@ -118,9 +118,36 @@ class ChannelRepository:
 # --- personal links -------------------------------------------------------------------------------------
 
 
+# An address's active link (locked) with its agent, the agent's org and the org's provider keys: what a
+# WhatsApp turn reads first, in one statement.
+_LINKED_AGENT = (
+    select(ChannelLink, Agent, Org, KEYS_OF_AGENTS_ORG)
+    .outerjoin(Agent, Agent.id == ChannelLink.agent_id)
+    .outerjoin(Org, Org.id == Agent.org_id)
+    .where(
+        ChannelLink.channel == bindparam("channel"),
+        ChannelLink.address == bindparam("address"),
+        ChannelLink.status == LinkStatus.ACTIVE,
+    )
+    .with_for_update(of=ChannelLink)
+)
+
+
 class LinkRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def active_with_agent(
+        self, channel: str, address: str
+    ) -> tuple[ChannelLink, Agent | None, Org | None, list[EncryptedKey]] | None:
+        """The address's active link, locked, with its agent, the agent's org and the org's provider keys,
+        in one read (the rows kept by the unit of work)."""
+        params = {"channel": channel, "address": address}
+        row = (await self.session.execute(_LINKED_AGENT, params)).first()
+        if row is None:
+            return None
+        link, agent, org, keys = row
+        return link, agent, org, encrypted_keys_of(keys)
 
     def add(self, link: ChannelLink) -> None:
         self.session.add(link)

@@ -7,6 +7,7 @@ from typing import Any
 
 from hutch.accounts.models import Org
 from hutch.agents.models import Agent
+from hutch.agents.repository import EncryptedKey
 from hutch.channels.inbound import (
     NOT_SENT_AGAIN,
     UNREADABLE_MESSAGE,
@@ -52,11 +53,11 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
         raise WhatsAppNotConfigured()  # retried: the settings may be fixed meanwhile
     if event.reply is None:
         # The number's link and its org are read once: held here, the turn reads them from the unit of work.
-        link = await LinkRepository(session).active_at(CHANNEL, sender, for_update=True)
-        org = await session.get(Org, link.org_id) if link is not None else None
+        linked = await LinkRepository(session).active_with_agent(CHANNEL, sender)
+        org = linked[2] if linked is not None else None
         # (WhatsApp tells no language of its own: the org's.)
         with use_language(ctx.settings, choose_notice_language(ctx.settings, org, None)):
-            event.reply = await _reply(ctx, event, sender, gateway, link)
+            event.reply = await _reply(ctx, event, sender, gateway, linked)
         await ctx.uow.checkpoint()  # the answer is kept even if sending fails below
     if event.reply == NO_REPLY:  # a member holds the conversation (they answer), or a blocked end user
         return finish_event(event, "not answered: held by a member or blocked")
@@ -67,19 +68,22 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
 
 
 async def _reply(
-    ctx: JobContext, event: ExternalEvent, sender: str, gateway: WhatsAppGateway, link: ChannelLink | None
+    ctx: JobContext,
+    event: ExternalEvent,
+    sender: str,
+    gateway: WhatsAppGateway,
+    linked: tuple[ChannelLink, Agent | None, Org | None, list[EncryptedKey]] | None,
 ) -> str:
-    session = ctx.uow.session
     params = event.payload
     now = datetime.now(UTC)
     body = str(params.get("Body") or "")
     command = LINK_COMMAND.match(body)
     if command is not None:
         return await _confirm_link(ctx, sender, command.group(1), now)
-    if link is None:
+    if linked is None:
         return _(UNLINKED)
+    link, agent, _org, org_keys = linked
     link.last_inbound_at = now  # opens WhatsApp's 24-hour window for free-form replies
-    agent = await session.get(Agent, link.agent_id)
     if agent is None:
         return _(UNLINKED)
     received = _received(gateway, params)
@@ -91,7 +95,9 @@ async def _reply(
         if media.refusal is not None:
             return media.refusal
         body = media.text
-    return await answer_event(ctx, event, agent, CHANNEL, f"{CHANNEL}:{sender}", body, media=media)
+    return await answer_event(
+        ctx, event, agent, CHANNEL, f"{CHANNEL}:{sender}", body, media=media, org_keys=org_keys
+    )
 
 
 def _received(gateway: WhatsAppGateway, params: dict[str, Any]) -> list[Received]:
