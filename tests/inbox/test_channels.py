@@ -11,8 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hutch.accounts.models import OrgRole
 from hutch.channels.human_replies import EVENT_SOURCE as HUMAN_REPLY_SOURCE
-from hutch.channels.inbound import SENDING
-from hutch.channels.models import ChannelLink, ExternalEvent
+from hutch.channels.models import SENDING, ChannelLink, ExternalEvent
 from hutch.conversations.inbox import HUMAN_ASKED, NEEDS_HUMAN_JOB
 from hutch.conversations.models import Message
 from hutch.notifications.customers import NOTIFY_CHATS_JOB

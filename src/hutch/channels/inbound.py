@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hutch.channels.models import ExternalEvent
+from hutch.channels.models import SENDING, ExternalEvent
 from hutch.channels.repository import STORE_EVENT, event_marked, event_row, insert_event
 from hutch.db.carried import NOTHING, Carried
 from hutch.db.engine import JobsNotQueued, UnitOfWork
@@ -24,7 +24,6 @@ UNREADABLE_MESSAGE = N_(
 )
 
 
-SENDING = "sending"
 NOT_SENT_AGAIN = (
     "not sent again: the worker stopped while sending this answer, and the messenger cannot say whether it "
     "arrived (sending it again could send it twice)"

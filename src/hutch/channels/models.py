@@ -129,6 +129,10 @@ class ManagedBotRequest(TimestampMixin, Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+# An inbound event's outcome while its answer is being sent (``channels.inbound.sending``).
+SENDING = "sending"
+
+
 class ExternalEvent(Base):
     """Every inbound webhook event, stored before it is acknowledged and handled once."""
 

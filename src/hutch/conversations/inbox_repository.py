@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Table,
     and_,
     bindparam,
     case,
@@ -249,6 +250,8 @@ _UNSEEN_STATEMENT = (
 )
 
 
+# The table, not the mapped class: an insert from a select is a statement of its own, not the ORM's.
+_END_USERS: Table = EndUser.__table__  # type: ignore[assignment]
 # The end user :meth:`EndUserRepository.known` remembers, from its parameters.
 _KNOWN_ADDRESS = select(
     bindparam("known_org_id", type_=EndUser.org_id.type),
@@ -260,7 +263,7 @@ _KNOWN_ADDRESS = select(
 def remember_end_user(source: Select[Any], replace: bool) -> Insert:
     """Remembers the end user whose org, channel and address ``source`` selects, with the name the
     ``known_*`` parameters give (:func:`known_params`); ``replace``: the name replaces a stored one."""
-    stmt = insert(EndUser).from_select(
+    stmt = insert(_END_USERS).from_select(
         ["org_id", "channel", "external_id", "id", "display_name", "username", "language"],
         source.add_columns(
             bindparam("known_id", type_=EndUser.id.type),
@@ -269,13 +272,13 @@ def remember_end_user(source: Select[Any], replace: bool) -> Insert:
             bindparam("known_language", type_=EndUser.language.type),
         ),
     )
-    identity = [EndUser.org_id, EndUser.channel, EndUser.external_id]
+    identity = ["org_id", "channel", "external_id"]
     if not replace:
         return stmt.on_conflict_do_nothing(index_elements=identity)
     changed = {
         "display_name": stmt.excluded.display_name,
         "username": stmt.excluded.username,
-        "language": func.coalesce(stmt.excluded.language, EndUser.language),
+        "language": func.coalesce(stmt.excluded.language, _END_USERS.c.language),
     }
     return stmt.on_conflict_do_update(index_elements=identity, set_=changed)
 

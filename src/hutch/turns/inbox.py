@@ -18,8 +18,7 @@ from hutch.accounts.suspension import OrgSuspended
 from hutch.agents.models import Agent
 from hutch.agents.repository import EncryptedKey
 from hutch.billing.quotas import EndUserRateLimited
-from hutch.channels.inbound import SENDING
-from hutch.channels.models import ExternalEvent
+from hutch.channels.models import SENDING, ExternalEvent
 from hutch.conversations.end_users import EndUserProfile
 from hutch.conversations.inbox import EndUserBlocked
 from hutch.conversations.models import Message

@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hutch.channels.inbound import SENDING
-from hutch.channels.models import ExternalEvent
+from hutch.channels.models import SENDING, ExternalEvent
 from hutch.db.carried import Carried
 
 # The answer kept on its event, which is marked as being sent: what follows the commit is the sending.
