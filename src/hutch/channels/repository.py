@@ -133,13 +133,15 @@ _LINKED_AGENT = (
 )
 
 
+# An address's link, its agent (when it still has one), the agent's org and the org's provider keys.
+LinkedAgent = tuple[ChannelLink, Agent | None, Org | None, list[EncryptedKey]]
+
+
 class LinkRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def active_with_agent(
-        self, channel: str, address: str
-    ) -> tuple[ChannelLink, Agent | None, Org | None, list[EncryptedKey]] | None:
+    async def active_with_agent(self, channel: str, address: str) -> LinkedAgent | None:
         """The address's active link, locked, with its agent, the agent's org and the org's provider keys,
         in one read (the rows kept by the unit of work)."""
         params = {"channel": channel, "address": address}

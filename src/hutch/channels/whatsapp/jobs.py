@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from hutch.accounts.models import Org
 from hutch.agents.models import Agent
-from hutch.agents.repository import EncryptedKey
 from hutch.channels.inbound import (
     NOT_SENT_AGAIN,
     UNREADABLE_MESSAGE,
@@ -16,8 +14,8 @@ from hutch.channels.inbound import (
     mark_event,
     sending,
 )
-from hutch.channels.models import ChannelLink, ExternalEvent, LinkStatus
-from hutch.channels.repository import InboxRepository, LinkRepository
+from hutch.channels.models import ExternalEvent, LinkStatus
+from hutch.channels.repository import InboxRepository, LinkedAgent, LinkRepository
 from hutch.channels.whatsapp.gateway import MediaUnavailable, WhatsAppGateway, WhatsAppNotConfigured
 from hutch.channels.whatsapp.service import EVENT_SOURCE, INBOUND_JOB, LINK_COMMAND
 from hutch.core.egress import EgressError
@@ -52,7 +50,8 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
     if gateway is None:
         raise WhatsAppNotConfigured()  # retried: the settings may be fixed meanwhile
     if event.reply is None:
-        # The number's link and its org are read once: held here, the turn reads them from the unit of work.
+        # The number's link, its agent, org and provider keys are read once, in one statement: held here, the
+        # turn reads them from the unit of work.
         linked = await LinkRepository(session).active_with_agent(CHANNEL, sender)
         org = linked[2] if linked is not None else None
         # (WhatsApp tells no language of its own: the org's.)
@@ -72,7 +71,7 @@ async def _reply(
     event: ExternalEvent,
     sender: str,
     gateway: WhatsAppGateway,
-    linked: tuple[ChannelLink, Agent | None, Org | None, list[EncryptedKey]] | None,
+    linked: LinkedAgent | None,
 ) -> str:
     params = event.payload
     now = datetime.now(UTC)
