@@ -132,7 +132,8 @@ def test_localstripe_webhooks_move_the_plan_and_credit_purchases(
     assert balance == {"credits_cents": 1000 + 1000, "seconds": 0}  # the pack and the first-purchase bonus
 
     stripe.v1.subscriptions.cancel(subscription.id)
-    # Status and plan change in one transaction but are read by two statements: wait until both show it.
+    # Status and plan change in one transaction, which the webhook's delivery may not have reached yet:
+    # wait until both show it.
     state = eventually(
         lambda: (
             (s := get("/api/v1/billing/subscription"))["status"] == "canceled" and s["plan"] == "free" and s

@@ -37,7 +37,6 @@ def _in_org(entity: Owned, org_id: str) -> ColumnElement[bool]:
 # --- channels -------------------------------------------------------------------------------------------
 
 
-# A channel with its agent and the agent's org: what a messenger turn reads first, in one round trip.
 # A bot's update with the bot's channel, its agent, the agent's org and the org's provider keys: what a
 # Telegram turn reads first, in one statement. Only the update's row is locked (its job runs once).
 _EVENT_WITH_BOT = (
