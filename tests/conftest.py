@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from hutch.app import create_app
+from hutch.channels.telegram.gateway import TelegramGateway
 from hutch.core.metrics import Metrics
 from hutch.core.ratelimit import PostgresRateLimiter, RateLimiter
 from hutch.db import migrations
@@ -288,7 +289,19 @@ def build_test_resources(
     limiter = rate_limiter or PostgresRateLimiter(database.engine)
     built = build_resources(shared, jobs, limiter, frozenset(migrations.head_revisions()))
     jobs.worker_resources = built.worker_resources
+    _telegram_gateways.append(built.telegram)
     return built
+
+
+# The Telegram gateways tests built, closed after each test (they hold an HTTP session).
+_telegram_gateways: list[TelegramGateway] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_telegram_gateways() -> AsyncIterator[None]:
+    yield
+    while _telegram_gateways:
+        await _telegram_gateways.pop().close()
 
 
 @pytest.fixture

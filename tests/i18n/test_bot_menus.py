@@ -39,7 +39,9 @@ async def test_an_operators_languages_get_menus_under_telegrams_two_letter_codes
 
     telegram_server.reset()
     bot = telegram_server.add_bot(TOKEN, "operator_languages_bot")
-    await set_menu(TelegramGateway(telegram_server.base_url), configured, TOKEN, None, platform_commands)
+    gateway = TelegramGateway(telegram_server.base_url)
+    await set_menu(gateway, configured, TOKEN, None, platform_commands)
+    await gateway.close()
 
     def help_for(language_code: str) -> str:
         return {c["command"]: c["description"] for c in bot.shown_to(language_code).commands}["help"]

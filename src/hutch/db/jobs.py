@@ -233,6 +233,7 @@ class WorkerResources:
 
     async def close(self) -> None:
         await self.llm.close()
+        await self.telegram.close()
         await self.rate_limiter.aclose()
         await self.browsers.close()
         await self.mcp.close()

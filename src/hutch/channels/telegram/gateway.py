@@ -26,6 +26,7 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest as TelegramBadRequest
 from telegram.error import Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 
+from hutch.channels.telegram.transport import SharedTelegramSession
 from hutch.core.errors import BadRequest, ServiceUnavailable
 
 MAX_MESSAGE = 4096
@@ -79,8 +80,6 @@ def split_text(text: str, limit: int = MAX_MESSAGE) -> list[str]:
     return pieces
 
 
-# Bots (and their HTTP connection pools) kept per process, so each reply reuses a warm connection.
-_bots: OrderedDict[tuple[str, str], Bot] = OrderedDict()
 MAX_CACHED_BOTS = 256
 
 
@@ -88,18 +87,28 @@ class TelegramGateway:
     def __init__(self, api_base: str) -> None:
         self.base_url = api_base.rstrip("/") + "/bot"
         self.file_url = api_base.rstrip("/") + "/file/bot"  # where getFile's files are downloaded
+        self._http = SharedTelegramSession()  # every bot's requests, over the same warm connections
+        self._bots: OrderedDict[str, Bot] = OrderedDict()  # by token: a bot is cheap, but not free to make
+
+    async def close(self) -> None:
+        self._bots.clear()
+        await self._http.close()
 
     @asynccontextmanager
     async def bot(self, token: str) -> AsyncIterator[Bot]:
-        key = (self.base_url, token)
-        bot = _bots.get(key)
+        bot = self._bots.get(token)
         if bot is None:
-            bot = Bot(token, base_url=self.base_url, base_file_url=self.file_url)
-            _bots[key] = bot
-            if len(_bots) > MAX_CACHED_BOTS:
-                _, oldest = _bots.popitem(last=False)
-                await oldest.shutdown()
-        _bots.move_to_end(key)
+            bot = Bot(
+                token,
+                base_url=self.base_url,
+                base_file_url=self.file_url,
+                request=self._http,
+                get_updates_request=self._http,
+            )
+            self._bots[token] = bot
+            if len(self._bots) > MAX_CACHED_BOTS:
+                self._bots.popitem(last=False)  # it holds no connection of its own
+        self._bots.move_to_end(token)
         yield bot
 
     async def identify(self, token: str) -> BotIdentity:
