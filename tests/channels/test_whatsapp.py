@@ -16,7 +16,8 @@ from twilio.request_validator import RequestValidator
 
 from hutch.accounts.models import Org
 from hutch.app import create_app
-from hutch.channels.models import ExternalEvent
+from hutch.channels.models import ChannelLink, ExternalEvent
+from hutch.channels.repository import LinkRepository
 from hutch.channels.whatsapp.gateway import WhatsAppGateway
 from hutch.conversations.models import MessageAttachment
 from hutch.db.engine import Database
@@ -167,9 +168,23 @@ async def test_a_turn_reads_the_number_its_agent_org_and_keys_in_one_statement(
         await w.resources.jobs.run_pending()
     assert w.twilio.sent_bodies(f"whatsapp:{USER}")[-1] == "[Demo — no AI] You said: first question"
     ran = [s for s in statements if "SAVEPOINT" not in s]  # (the test's transaction)
-    # The message, the number with its agent, org and keys, the link's 24-hour window, the message stored,
-    # its reservation, the answer (marking the message as being sent), the handled mark.
-    assert len(ran) == 7, ran
+    # The message; the number's link, its 24-hour window opened, with its agent, org and keys; the message
+    # stored; its reservation; the answer (marking the message as being sent); the handled mark.
+    assert len(ran) == 6, ran
+
+    # The message opened the window (at its time, or later); an older message (a retried job's) never moves
+    # it back.
+    newest = select(ExternalEvent.received_at).order_by(ExternalEvent.received_at.desc()).limit(1)
+    received = await w.session.scalar(newest)
+    opened = await w.session.scalar(select(ChannelLink.last_inbound_at).where(ChannelLink.address == USER))
+    assert received is not None and opened is not None and opened >= received
+    links = LinkRepository(w.session)
+    linked = await links.inbound_to_active("whatsapp", USER, received - timedelta(hours=2))
+    assert linked is not None and linked[1] is not None and linked[0].last_inbound_at == opened
+    later = opened + timedelta(minutes=1)
+    linked = await links.inbound_to_active("whatsapp", USER, later)
+    assert linked is not None and linked[0].last_inbound_at == later
+    assert await links.inbound_to_active("whatsapp", "+15550000000", received) is None  # no active link
 
 
 async def test_bad_signatures_are_403_and_store_nothing(on_whatsapp: OnWhatsApp) -> None:

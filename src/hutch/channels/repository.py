@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Row, Table, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import aliased
 
 from hutch.accounts.models import Org
 from hutch.agents.models import Agent, Audience
@@ -119,16 +120,27 @@ class ChannelRepository:
 
 # An address's active link (locked) with its agent, the agent's org and the org's provider keys: what a
 # WhatsApp turn reads first, in one statement.
-_LINKED_AGENT = (
-    select(ChannelLink, Agent, Org, KEYS_OF_AGENTS_ORG)
-    .outerjoin(Agent, Agent.id == ChannelLink.agent_id)
-    .outerjoin(Org, Org.id == Agent.org_id)
+# The address's active link with WhatsApp's 24-hour window for free-form replies opened by the message (its
+# time; a retry never moves it back), locked by the update, then its agent, the agent's org and the org's
+# provider keys.
+_WINDOW_OPENED = (
+    update(ChannelLink)
     .where(
-        ChannelLink.channel == bindparam("channel"),
-        ChannelLink.address == bindparam("address"),
+        # (bind names that are not columns: an update's parameters named after its columns would be SET)
+        ChannelLink.channel == bindparam("link_channel"),
+        ChannelLink.address == bindparam("link_address"),
         ChannelLink.status == LinkStatus.ACTIVE,
     )
-    .with_for_update(of=ChannelLink)
+    .values(last_inbound_at=func.greatest(ChannelLink.last_inbound_at, bindparam("received_at")))
+    .returning(*ChannelLink.__table__.columns)
+    .cte("window_opened")
+)
+_OPENED_LINK = aliased(ChannelLink, _WINDOW_OPENED)
+_LINKED_AGENT = (
+    select(_OPENED_LINK, Agent, Org, KEYS_OF_AGENTS_ORG)
+    .outerjoin(Agent, Agent.id == _OPENED_LINK.agent_id)
+    .outerjoin(Org, Org.id == Agent.org_id)
+    .execution_options(populate_existing=True)  # the link as the update left it, even if loaded before
 )
 
 
@@ -140,10 +152,13 @@ class LinkRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def active_with_agent(self, channel: str, address: str) -> LinkedAgent | None:
-        """The address's active link, locked, with its agent, the agent's org and the org's provider keys,
-        in one read (the rows kept by the unit of work)."""
-        params = {"channel": channel, "address": address}
+    async def inbound_to_active(
+        self, channel: str, address: str, received_at: datetime
+    ) -> LinkedAgent | None:
+        """The address's active link, its reply window opened by a message ``received_at`` and the link
+        locked, with its agent, the agent's org and the org's provider keys: one statement (the rows kept
+        by the unit of work)."""
+        params = {"link_channel": channel, "link_address": address, "received_at": received_at}
         row = (await self.session.execute(_LINKED_AGENT, params)).first()
         if row is None:
             return None

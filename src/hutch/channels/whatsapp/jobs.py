@@ -50,9 +50,9 @@ async def answer_whatsapp_message(ctx: JobContext, message_sid: str) -> str:
     if gateway is None:
         raise WhatsAppNotConfigured()  # retried: the settings may be fixed meanwhile
     if event.reply is None:
-        # The number's link, its agent, org and provider keys are read once, in one statement: held here, the
-        # turn reads them from the unit of work.
-        linked = await LinkRepository(session).active_with_agent(CHANNEL, sender)
+        # The number's link (its reply window opened by this message), its agent, org and provider keys, in
+        # one statement: held here, the turn reads them from the unit of work.
+        linked = await LinkRepository(session).inbound_to_active(CHANNEL, sender, event.received_at)
         org = linked[2] if linked is not None else None
         # (WhatsApp tells no language of its own: the org's.)
         with use_language(ctx.settings, choose_notice_language(ctx.settings, org, None)):
@@ -81,8 +81,7 @@ async def _reply(
         return await _confirm_link(ctx, sender, command.group(1), now)
     if linked is None:
         return _(UNLINKED)
-    link, agent, _org, org_keys = linked
-    link.last_inbound_at = now  # opens WhatsApp's 24-hour window for free-form replies
+    _link, agent, _org, org_keys = linked
     if agent is None:
         return _(UNLINKED)
     received = _received(gateway, params)
