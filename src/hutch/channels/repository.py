@@ -118,11 +118,9 @@ class ChannelRepository:
 # --- personal links -------------------------------------------------------------------------------------
 
 
-# An address's active link (locked) with its agent, the agent's org and the org's provider keys: what a
-# WhatsApp turn reads first, in one statement.
-# The address's active link with WhatsApp's 24-hour window for free-form replies opened by the message (its
-# time; a retry never moves it back), locked by the update, then its agent, the agent's org and the org's
-# provider keys.
+# What a WhatsApp turn reads first, in one statement: the address's active link, WhatsApp's 24-hour window
+# for free-form replies opened by the message (at its time; a retry never moves it back) and the link locked
+# by that update; then its agent, the agent's org and the org's provider keys.
 _WINDOW_OPENED = (
     update(ChannelLink)
     .where(
