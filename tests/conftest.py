@@ -211,6 +211,8 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         finally:
             if transaction.is_active:
                 await transaction.rollback()
+            while _telegram_gateways:
+                await _telegram_gateways.pop().close()
 
 
 @pytest.fixture
@@ -293,15 +295,8 @@ def build_test_resources(
     return built
 
 
-# The Telegram gateways tests built, closed after each test (they hold an HTTP session).
+# The Telegram gateways a test built (they hold an HTTP session), closed with its database connection.
 _telegram_gateways: list[TelegramGateway] = []
-
-
-@pytest.fixture(autouse=True)
-async def _close_telegram_gateways() -> AsyncIterator[None]:
-    yield
-    while _telegram_gateways:
-        await _telegram_gateways.pop().close()
 
 
 @pytest.fixture

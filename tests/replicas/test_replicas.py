@@ -499,10 +499,16 @@ def run_and_break_replicas(
 
 def turns_in_flight(worker_log: Path) -> set[int]:
     """Telegram turns a worker has begun (typing shown) and not answered, from its log."""
-    text = worker_log.read_text()
-    begun = re.findall(r"sendChatAction.*job_id=(\d+) task=channels.telegram_update", text)
-    answered = re.findall(r"sendMessage.*job_id=(\d+) task=channels.telegram_update", text)
-    return {int(n) for n in begun} - {int(n) for n in answered}
+    requests = [line for line in worker_log.read_text().splitlines() if "telegram request" in line]
+
+    def jobs(api_method: str) -> set[int]:
+        return {
+            int(found[1])
+            for line in requests
+            if re.search(rf"api_method={api_method}\b", line) and (found := re.search(r"job_id=(\d+)", line))
+        }
+
+    return jobs("sendChatAction") - jobs("sendMessage")
 
 
 def _agent_id(client: httpx.Client, tenant: Tenant) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import structlog
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
@@ -25,6 +26,8 @@ CONNECT_TIMEOUT = 5.0
 POOL_TIMEOUT = 1.0
 MEDIA_READ_TIMEOUT = 20.0
 MAX_CONNECTIONS = 256  # to the Bot API, for every bot of the process together
+
+log = structlog.get_logger(__name__)
 
 
 class SharedTelegramSession(BaseRequest):
@@ -90,11 +93,14 @@ class SharedTelegramSession(BaseRequest):
         )
         try:
             async with self.session().request(method, url, data=body, timeout=timeout) as response:
-                return response.status, await response.read()
+                answer = await response.read()
         except TimeoutError as exc:
             raise TimedOut() from exc
         except aiohttp.ClientError as exc:
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+        # The Bot API method, never the URL: it holds the bot's token.
+        log.info("telegram request", api_method=url.rsplit("/", 1)[-1], status=response.status)
+        return response.status, answer
 
 
 def _given(value: ODVInput[float], default: float) -> float | None:
