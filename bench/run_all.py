@@ -17,6 +17,7 @@ BENCHES = [
     "bench_end_user_limit.py",
     "bench_turns.py",
     "bench_turn_cost.py",
+    "bench_turn_floor.py",
     "bench_runtimes.py",
     "bench_analytics.py",
     "bench_dashboard.py",
