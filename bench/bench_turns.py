@@ -160,7 +160,9 @@ def hutch_serve(tmp: Path, name: str, upstream: str, **extra: str) -> Iterator[s
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = LOGS / f"{name}-hutch.log"
-    with process([*HUTCH, "serve", "--port", str(port)], env, log):
+    with process(
+        [*HUTCH, "serve", "--port", str(port), *os.environ.get("BENCH_SERVE_ARGS", "").split()], env, log
+    ):
         try:
             wait_for(f"{base}/readyz", timeout=180)
         except RuntimeError as error:

@@ -8,9 +8,11 @@ scripted it echoes the last user message, so flows work without setup.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import math
+import struct
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -251,15 +253,16 @@ class FakeLLMServer(BackgroundServer):
         inputs = body.get("input", [])
         if isinstance(inputs, str):
             inputs = [inputs]
+        dimensions = int(body.get("dimensions") or self.state.embedding_dimensions)
+        # As the API answers: base64 when asked, else a list of numbers.
+        encode = embedding_as_base64 if body.get("encoding_format") == "base64" else list
         data = [
             {
                 "object": "embedding",
                 "index": i,
-                "embedding": deterministic_embedding(
-                    text, int(body.get("dimensions") or self.state.embedding_dimensions)
-                ),
+                "embedding": encode(deterministic_embedding(line, dimensions)),
             }
-            for i, text in enumerate(inputs)
+            for i, line in enumerate(inputs)
         ]
         tokens = sum(_tokens(t) for t in inputs)
         return JSONResponse(
@@ -270,6 +273,11 @@ class FakeLLMServer(BackgroundServer):
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
         )
+
+
+def embedding_as_base64(vector: list[float]) -> str:
+    """The API's ``encoding_format: base64``: the vector's little-endian float32 bytes."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
 
 def deterministic_embedding(text: str, dimensions: int) -> list[float]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import httpx
-from openai import APIError, AsyncOpenAI
+from openai import APIError, AsyncOpenAI, DefaultAioHttpClient
 
 from hutch.core.logging import redact_text
 from hutch.settings import Settings
@@ -34,6 +34,7 @@ class TranscriptionGateway:
             base_url=settings.transcription_base_url,
             timeout=settings.transcription_timeout_seconds,
             max_retries=1,
+            http_client=DefaultAioHttpClient(timeout=settings.transcription_timeout_seconds),
         )
 
     async def transcribe(self, data: bytes, filename: str, content_type: str) -> Transcript:

@@ -9,13 +9,17 @@ none). Every provider returns unit vectors of :data:`EMBEDDING_DIMENSIONS` numbe
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib.util
 import os
+import sys
 import threading
+from array import array
+from operator import itemgetter
 from typing import Any, Protocol
 
 import structlog
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAioHttpClient
 
 from hutch.engine.catalog import Credentials
 from hutch.knowledge.models import EMBEDDING_DIMENSIONS
@@ -35,6 +39,17 @@ class EmbeddingProvider(Protocol):
     async def close(self) -> None: ...
 
 
+def _vector(embedding: str | list[float]) -> list[float]:
+    """An embedding as the API sends it when asked for base64 (little-endian float32 bytes), or the plain
+    list some OpenAI-compatible servers send regardless."""
+    if isinstance(embedding, list):
+        return embedding
+    numbers = array("f", base64.b64decode(embedding))
+    if sys.byteorder == "big":
+        numbers.byteswap()
+    return numbers.tolist()
+
+
 class OpenAIEmbeddings:
     def __init__(self, settings: Settings, model: str) -> None:
         self.model = model
@@ -51,7 +66,11 @@ class OpenAIEmbeddings:
         client = self._clients.get((key, base_url))
         if client is None:
             client = AsyncOpenAI(
-                api_key=key or "none", base_url=base_url, timeout=self._timeout, max_retries=self._retries
+                api_key=key or "none",
+                base_url=base_url,
+                timeout=self._timeout,
+                max_retries=self._retries,
+                http_client=DefaultAioHttpClient(timeout=self._timeout),  # as the chat models' clients
             )
             self._clients[(key, base_url)] = client
         return client
@@ -62,10 +81,17 @@ class OpenAIEmbeddings:
         client = self._client(org_keys)
         vectors: list[list[float]] = []
         for start in range(0, len(texts), BATCH):
-            answer = await client.embeddings.create(
-                model=self.model, input=texts[start : start + BATCH], dimensions=EMBEDDING_DIMENSIONS
+            # Asked as base64 (four bytes a number, decoded in C) and read from the raw answer: some
+            # OpenAI-compatible servers send JSON lists regardless, and the SDK's parse then builds an
+            # object per number (milliseconds a query, on every turn of an agent with documents).
+            answer = await client.embeddings.with_raw_response.create(
+                model=self.model,
+                input=texts[start : start + BATCH],
+                dimensions=EMBEDDING_DIMENSIONS,
+                encoding_format="base64",
             )
-            vectors.extend(item.embedding for item in sorted(answer.data, key=lambda d: d.index))
+            data = answer.http_response.json()["data"]
+            vectors.extend(_vector(item["embedding"]) for item in sorted(data, key=itemgetter("index")))
         return vectors
 
     async def close(self) -> None:
