@@ -160,6 +160,7 @@ def hutch_serve(tmp: Path, name: str, upstream: str, **extra: str) -> Iterator[s
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = LOGS / f"{name}-hutch.log"
+    # BENCH_SERVE_ARGS adds arguments to `hutch serve` (`--workers 2`: two API processes).
     with process(
         [*HUTCH, "serve", "--port", str(port), *os.environ.get("BENCH_SERVE_ARGS", "").split()], env, log
     ):
