@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hutch.knowledge.embeddings import OpenAIEmbeddings, _vector
+from hutch.knowledge.embeddings import OpenAIEmbeddings, _vector, _vectors
 from hutch.knowledge.models import EMBEDDING_DIMENSIONS
 from hutch.settings import Settings
 from tests.fakes.llm import FakeLLMServer, deterministic_embedding, embedding_as_base64
@@ -51,3 +51,18 @@ def test_a_vector_reads_the_sameembedding_as_base64_and_as_a_list() -> None:
     as_base64 = _vector(embedding_as_base64(vector))
     assert as_list == vector
     assert close(as_base64, vector)
+
+
+@pytest.mark.parametrize("body", [{}, [], {"data": None}, {"data": [{"index": 0}]}, {"error": "nope"}])
+def test_an_answer_without_vectors_is_a_clear_error(body: object) -> None:
+    with pytest.raises(ValueError, match="without a list of vectors"):
+        _vectors(body)
+
+
+def test_vectors_follow_their_index_or_else_their_place() -> None:
+    first, second = [1.0, 0.0], [0.0, 1.0]
+    assert _vectors({"data": [{"index": 1, "embedding": second}, {"index": 0, "embedding": first}]}) == [
+        first,
+        second,
+    ]
+    assert _vectors({"data": [{"embedding": first}, {"embedding": second}]}) == [first, second]

@@ -15,7 +15,6 @@ import os
 import sys
 import threading
 from array import array
-from operator import itemgetter
 from typing import Any, Protocol
 
 import structlog
@@ -48,6 +47,15 @@ def _vector(embedding: str | list[float]) -> list[float]:
     if sys.byteorder == "big":
         numbers.byteswap()
     return numbers.tolist()
+
+
+def _vectors(body: Any) -> list[list[float]]:
+    """The vectors of an embeddings answer, in the order of the texts asked for."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list) or not all(isinstance(item, dict) and "embedding" in item for item in data):
+        raise ValueError("the embeddings endpoint answered without a list of vectors: check its base URL")
+    in_order = sorted(enumerate(data), key=lambda sent: sent[1].get("index", sent[0]))  # index: optional
+    return [_vector(item["embedding"]) for _, item in in_order]
 
 
 class OpenAIEmbeddings:
@@ -90,8 +98,7 @@ class OpenAIEmbeddings:
                 dimensions=EMBEDDING_DIMENSIONS,
                 encoding_format="base64",
             )
-            data = answer.http_response.json()["data"]
-            vectors.extend(_vector(item["embedding"]) for item in sorted(data, key=itemgetter("index")))
+            vectors.extend(_vectors(answer.http_response.json()))
         return vectors
 
     async def close(self) -> None:
