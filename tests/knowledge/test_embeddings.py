@@ -29,7 +29,7 @@ def llm() -> Iterator[FakeLLMServer]:
     server.stop()
 
 
-async def test_vectors_come_back_in_order_askedembedding_as_base64(llm: FakeLLMServer) -> None:
+async def test_vectors_come_back_in_order_asked_as_base64(llm: FakeLLMServer) -> None:
     embeddings = OpenAIEmbeddings(
         Settings(openai_api_key="sk-test", openai_base_url=f"{llm.base_url}/v1"), "text-embedding-3-small"
     )
@@ -45,7 +45,7 @@ async def test_vectors_come_back_in_order_askedembedding_as_base64(llm: FakeLLMS
         assert close(vector, expected)
 
 
-def test_a_vector_reads_the_sameembedding_as_base64_and_as_a_list() -> None:
+def test_a_vector_reads_the_same_as_base64_and_as_a_list() -> None:
     vector = deterministic_embedding("the same words either way", EMBEDDING_DIMENSIONS)
     as_list = _vector(list(vector))
     as_base64 = _vector(embedding_as_base64(vector))
