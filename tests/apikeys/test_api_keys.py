@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from httpx import AsyncClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hutch.apikeys.budget import month_of
 from hutch.apikeys.models import ApiKey, ApiKeySpend
 from hutch.settings import Settings
 from tests.factories import Account, create_account
@@ -110,7 +111,7 @@ async def test_spent_budget_is_402_and_last_use_is_recorded(
     assert used is not None
     assert (await client.get("/api/v1/api-keys/current", headers=owner.headers)).status_code == 403
     session.add(
-        ApiKeySpend(api_key_id=str(created["id"]), month=date.today().replace(day=1), spent_cents=500)
+        ApiKeySpend(api_key_id=str(created["id"]), month=month_of(datetime.now(UTC)), spent_cents=500)
     )
     await session.commit()
     spent = await client.get(KEY_PROBE, headers=headers)
