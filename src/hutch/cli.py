@@ -282,9 +282,9 @@ def runtime(
     ] = None,
 ) -> None:
     """Serve one agent on its own (a dedicated runtime): /v1/chat/completions for its platform, /healthz."""
-    from hutch.runtimes.__main__ import serve
+    from hutch.runtimes.__main__ import default_workspace, serve
 
-    if serve(agent_config, port, host, workspace):
+    if serve(agent_config, port, host, workspace or default_workspace(agent_config)):
         raise typer.Exit(1)
 
 

@@ -114,12 +114,15 @@ async def test_the_platform_provisions_on_a_docker_host(
 
 
 def test_the_runtime_reads_its_config_from_the_environment(tmp_path: Path) -> None:
-    """What containers and machines get: HUTCH_RUNTIME_CONFIG instead of a file."""
+    """What containers get: HUTCH_RUNTIME_CONFIG instead of a file, and no copy of it left on disk."""
     port = free_port()
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     env = {
         **os.environ,
         "HUTCH_RUNTIME_CONFIG": config_json(runtime_config("http://127.0.0.1:9/v1")),
         "HUTCH_DATA_DIR": str(tmp_path / "data"),
+        "TMPDIR": str(scratch),
     }
     command = [
         sys.executable,
@@ -138,6 +141,12 @@ def test_the_runtime_reads_its_config_from_the_environment(tmp_path: Path) -> No
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=15)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not [p for p in files if "sk-org-own-key" in p.read_text(errors="ignore")]  # it stayed in the env
+    no_workspace = subprocess.run(
+        [sys.executable, "-m", "hutch.runtimes", "--port", "1"], env=env, capture_output=True, text=True
+    )
+    assert no_workspace.returncode == 2 and "--workspace" in no_workspace.stderr
     without = subprocess.run(
         [sys.executable, "-m", "hutch.runtimes", "--port", "1"],
         env={k: v for k, v in env.items() if k != "HUTCH_RUNTIME_CONFIG"},

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -23,33 +22,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--workspace", type=Path)
     args = parser.parse_args(argv)
-    agent_config = args.agent_config
-    if agent_config is None:
-        inline = os.environ.get("HUTCH_RUNTIME_CONFIG")
-        if not inline:
-            parser.error("give --agent-config FILE or set HUTCH_RUNTIME_CONFIG")
-        agent_config = Path(tempfile.mkdtemp(prefix="hutch-runtime-")) / "agent.json"
-        agent_config.write_text(inline)
-        agent_config.chmod(0o600)
-    return serve(agent_config, args.port, args.host, args.workspace)
+    if args.agent_config is not None:
+        workspace = args.workspace or default_workspace(args.agent_config)
+        return serve(args.agent_config, args.port, args.host, workspace)
+    # Read from the environment as it is: a file would leave the provider keys on disk after the runtime.
+    inline = os.environ.get("HUTCH_RUNTIME_CONFIG")
+    if not inline:
+        parser.error("give --agent-config FILE or set HUTCH_RUNTIME_CONFIG")
+    if args.workspace is None:
+        parser.error("give --workspace DIR for the agent's memory files along with HUTCH_RUNTIME_CONFIG")
+    return serve(inline, args.port, args.host, args.workspace)
 
 
-def serve(agent_config: Path, port: int, host: str, workspace: Path | None) -> int:
+def default_workspace(agent_config: Path) -> Path:
+    return agent_config.parent / "workspace"
+
+
+def serve(source: Path | str, port: int, host: str, workspace: Path) -> int:
+    """Serve the agent whose config is in the file ``source``, or is ``source`` itself (JSON)."""
     import uvicorn
 
     from hutch.core.logging import configure_logging
     from hutch.engine.catalog import CatalogError
-    from hutch.runtimes.config import read_config
+    from hutch.runtimes.config import RuntimeConfig, read_config
     from hutch.runtimes.server import create_runtime_app
     from hutch.settings import SettingsError, load_settings
 
     try:
-        config = read_config(agent_config)
+        config = (
+            read_config(source) if isinstance(source, Path) else RuntimeConfig.model_validate_json(source)
+        )
         settings = load_settings()
         configure_logging(json_logs=settings.json_logs, level=settings.log_level)
-        app = create_runtime_app(config, workspace or agent_config.parent / "workspace", settings)
+        app = create_runtime_app(config, workspace, settings)
     except (OSError, ValidationError) as exc:
-        print(f"Error: Cannot read the agent config {agent_config}: {exc}", file=sys.stderr)
+        where = source if isinstance(source, Path) else "in HUTCH_RUNTIME_CONFIG"
+        print(f"Error: Cannot read the agent config {where}: {exc}", file=sys.stderr)
         return 1
     except (SettingsError, CatalogError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
