@@ -29,7 +29,7 @@ SHAPES = {
     "bot token": re.compile(r"\b\d{6,12}:AA[A-Za-z0-9_-]{30,}"),
     "provider key": re.compile(r"\bsk-[A-Za-z0-9_-]{20,}"),
     "Stripe key": re.compile(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9]{10,}"),
-    "webhook secret": re.compile(r"\bwhsec_[A-Za-z0-9]{20,}"),
+    "webhook secret": re.compile(r"\bwhsec_[A-Za-z0-9_-]{20,}"),
     "password hash": re.compile(r"\$argon2(?:id|i|d)\$v=\d+\$m=\d+"),
     "Fernet key": re.compile(r"HUTCH_ENCRYPTION_KEYS=[A-Za-z0-9_-]{43}="),
 }
