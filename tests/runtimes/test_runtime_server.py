@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -171,14 +172,22 @@ def _healthy(base: str) -> bool:
         return False
 
 
-def test_a_bad_config_says_what_is_wrong(tmp_path: Path) -> None:
+def test_a_bad_config_says_what_is_wrong_without_quoting_it(tmp_path: Path) -> None:
     config = tmp_path / "agent.json"
-    config.write_text('{"agent": {}}')
-    token = secrets.token_hex(4)
-    result = subprocess.run(
-        [sys.executable, "-m", "hutch.cli", "runtime", "--agent-config", str(config), "--port", "1"],
-        env={**os.environ, "HUTCH_DATA_DIR": str(tmp_path / token)},
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 1 and "Cannot read the agent config" in result.stdout + result.stderr
+    key = "sk-never-printed-" + secrets.token_hex(16)
+    config.write_text(json.dumps({"agent": {}, "provider_keys": {"openai": {"api_key": key, "base_url": 7}}}))
+
+    def run(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hutch.cli", "runtime", "--agent-config", str(path), "--port", "1"],
+            env={**os.environ, "HUTCH_DATA_DIR": str(tmp_path / "data")},
+            capture_output=True,
+            text=True,
+        )
+
+    invalid = run(config)
+    said = invalid.stdout + invalid.stderr
+    assert invalid.returncode == 1 and "is not valid" in said and "provider_keys.openai.base_url" in said
+    assert key[-8:] not in said  # not even the tail pydantic would quote
+    missing = run(tmp_path / "nowhere.json")
+    assert missing.returncode == 1 and "Cannot read the agent config" in missing.stdout + missing.stderr

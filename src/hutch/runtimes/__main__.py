@@ -55,9 +55,17 @@ def serve(source: Path | str, port: int, host: str, workspace: Path) -> int:
         settings = load_settings()
         configure_logging(json_logs=settings.json_logs, level=settings.log_level)
         app = create_runtime_app(config, workspace, settings)
-    except (OSError, ValidationError) as exc:
+    except OSError as exc:
+        print(f"Error: Cannot read the agent config {source}: {exc}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:
+        # Named by place and problem only: pydantic's own text quotes the input, provider keys included.
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'config'}: {error['msg']}"
+            for error in exc.errors(include_input=False)
+        )
         where = source if isinstance(source, Path) else "in HUTCH_RUNTIME_CONFIG"
-        print(f"Error: Cannot read the agent config {where}: {exc}", file=sys.stderr)
+        print(f"Error: The agent config {where} is not valid: {problems}", file=sys.stderr)
         return 1
     except (SettingsError, CatalogError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
