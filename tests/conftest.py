@@ -38,6 +38,7 @@ from hutch.db.urls import libpq_conninfo
 from hutch.resources import Resources, build_resources, build_worker_resources
 from hutch.settings import Environment, Settings
 from hutch.worker import JobQueue
+from tests.clock import TEST_CLOCK
 from tests.fakes.anthropic import FakeAnthropicServer
 from tests.fakes.llm import FakeLLMServer
 from tests.fakes.smtp import SmtpServer
@@ -96,6 +97,11 @@ class PostgresServer:
         with psycopg.connect(libpq_conninfo(self.admin_url), autocommit=True) as conn:
             for name in self.created:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def _clear_of_rate_limit_window_ends() -> None:
+    TEST_CLOCK.clear_of_window_end()  # see tests/clock.py
 
 
 @pytest.fixture(scope="session")
@@ -287,8 +293,8 @@ def build_test_resources(
     """Hutch's resources on ``database``; the rate limiter borrows its connections unless ``rate_limiter``
     (a pool of its own, as the app has, where requests run concurrently)."""
     jobs = RecordingJobQueue(settings, database_url)
-    shared = build_worker_resources(settings, database, Metrics())
-    limiter = rate_limiter or PostgresRateLimiter(database.engine)
+    limiter = rate_limiter or PostgresRateLimiter(database.engine, clock=TEST_CLOCK)
+    shared = build_worker_resources(settings, database, Metrics(), rate_limiter=limiter)
     built = build_resources(shared, jobs, limiter, frozenset(migrations.head_revisions()))
     jobs.worker_resources = built.worker_resources
     _telegram_gateways.append(built.telegram)
@@ -357,7 +363,7 @@ async def live_deployment(
     live_settings = settings.model_copy(update={"database_url": SecretStr(url)})
     # As in the app, the limiter has a pool of its own: a request holding a connection never waits for a
     # second one from the pool its concurrent requests exhaust.
-    limiter = PostgresRateLimiter.with_own_pool(database.engine.url)
+    limiter = PostgresRateLimiter.with_own_pool(database.engine.url, clock=TEST_CLOCK)
     resources = build_test_resources(live_settings, database, url, limiter)
     try:
         app = create_app(resources=resources)

@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from hutch.core.ratelimit import PostgresRateLimiter, RateHit, purge_ended_windows
 from hutch.db.jobs import HOUSEKEEPING_QUEUE, registry
 from hutch.resources import Resources
+from tests.clock import TEST_CLOCK
 from tests.conftest import RecordingJobQueue, statements_on
 
 
 async def test_allows_up_to_the_limit_then_says_when_to_retry(engine: AsyncEngine) -> None:
-    limiter = PostgresRateLimiter(engine)
+    limiter = PostgresRateLimiter(engine, clock=TEST_CLOCK)
     key = f"test:{secrets.token_hex(6)}"
     decisions = [await limiter.hit(key, limit=3, window_seconds=60) for _ in range(5)]
     assert [d.allowed for d in decisions] == [True, True, True, False, False]
@@ -27,7 +28,7 @@ async def test_allows_up_to_the_limit_then_says_when_to_retry(engine: AsyncEngin
 
 
 async def test_concurrent_hits_never_exceed_the_limit(engine: AsyncEngine) -> None:
-    limiter = PostgresRateLimiter(engine)
+    limiter = PostgresRateLimiter(engine, clock=TEST_CLOCK)
     key = f"test:{secrets.token_hex(6)}"
     decisions = await asyncio.gather(*(limiter.hit(key, limit=10, window_seconds=60) for _ in range(40)))
     assert sum(d.allowed for d in decisions) == 10
@@ -35,7 +36,7 @@ async def test_concurrent_hits_never_exceed_the_limit(engine: AsyncEngine) -> No
 
 
 async def test_hit_many_counts_each_window_in_one_statement(engine: AsyncEngine) -> None:
-    limiter = PostgresRateLimiter(engine)
+    limiter = PostgresRateLimiter(engine, clock=TEST_CLOCK)
     minute, day = f"test:{secrets.token_hex(6)}:60", f"test:{secrets.token_hex(6)}:86400"
     with statements_on(engine) as statements:
         rounds = [await limiter.hit_many([RateHit(minute, 2, 60), RateHit(day, 3, 86_400)]) for _ in range(4)]
@@ -47,7 +48,7 @@ async def test_hit_many_counts_each_window_in_one_statement(engine: AsyncEngine)
         [False, False],
     ]
     assert [d.count for d in rounds[3]] == [4, 4] and 1 <= rounds[3][0].retry_after <= 60
-    now = datetime.now(UTC)
+    now = datetime.fromtimestamp(TEST_CLOCK(), UTC)
     midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     # The day's window ends at midnight UTC (a minute window may end sooner or later than it).
     assert abs(rounds[3][1].retry_after - (midnight - now).total_seconds()) <= 2
@@ -55,7 +56,7 @@ async def test_hit_many_counts_each_window_in_one_statement(engine: AsyncEngine)
 
 
 async def test_hit_then_counts_the_last_counter_only_while_the_first_ones_allow(engine: AsyncEngine) -> None:
-    limiter = PostgresRateLimiter(engine)
+    limiter = PostgresRateLimiter(engine, clock=TEST_CLOCK)
     person, org = f"test:{secrets.token_hex(6)}", f"test:{secrets.token_hex(6)}"
     with statements_on(engine) as statements:
         rounds = [await limiter.hit_then([RateHit(person, 2, 60)], RateHit(org, 10, 60)) for _ in range(4)]
@@ -68,7 +69,7 @@ async def test_hit_then_counts_the_last_counter_only_while_the_first_ones_allow(
 
 
 async def test_concurrent_hit_then_keeps_both_counts_exact(engine: AsyncEngine) -> None:
-    limiter = PostgresRateLimiter(engine)
+    limiter = PostgresRateLimiter(engine, clock=TEST_CLOCK)
     people = [f"test:{secrets.token_hex(6)}" for _ in range(4)]
     org = f"test:{secrets.token_hex(6)}"
     results = await asyncio.gather(
@@ -80,7 +81,7 @@ async def test_concurrent_hit_then_keeps_both_counts_exact(engine: AsyncEngine) 
 
 async def test_keys_longer_than_the_column_count_apart(engine: AsyncEngine) -> None:
     # Keys carry what callers send (the email a login names): two long ones differing only at the end
-    limiter = PostgresRateLimiter(engine)
+    limiter = PostgresRateLimiter(engine, clock=TEST_CLOCK)
     head = f"login:email:{secrets.token_hex(6)}" + "0" * 400
     first = [await limiter.hit(head + "a", limit=2, window_seconds=60) for _ in range(3)]
     assert [d.allowed for d in first] == [True, True, False]
@@ -89,7 +90,7 @@ async def test_keys_longer_than_the_column_count_apart(engine: AsyncEngine) -> N
 
 
 async def test_own_pool_keeps_counting_after_its_connection_is_killed(engine: AsyncEngine) -> None:
-    limiter = PostgresRateLimiter.with_own_pool(engine.url)
+    limiter = PostgresRateLimiter.with_own_pool(engine.url, clock=TEST_CLOCK)
     key = f"test:{secrets.token_hex(6)}"
     try:
         assert (await limiter.hit(key, limit=3, window_seconds=60)).count == 1

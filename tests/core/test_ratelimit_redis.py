@@ -28,6 +28,7 @@ from hutch.core.ratelimit import (
     describe_redis_url,
 )
 from hutch.settings import Settings
+from tests.clock import TEST_CLOCK, wait_for_a_fresh_minute
 from tests.conftest import TEST_SECRET_KEY, make_settings
 from tests.fakes.server import free_port
 
@@ -101,7 +102,7 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def limiter(redis_server: RedisServer) -> AsyncIterator[RedisRateLimiter]:
-    limiter = RedisRateLimiter.from_url(redis_server.url)
+    limiter = RedisRateLimiter.from_url(redis_server.url, clock=TEST_CLOCK)
     yield limiter
     await limiter.aclose()
 
@@ -168,7 +169,7 @@ async def test_concurrent_hits_allow_exactly_the_limit(limiter: RedisRateLimiter
 
 
 async def test_two_limiters_share_one_counter(redis_server: RedisServer, limiter: RedisRateLimiter) -> None:
-    other = RedisRateLimiter.from_url(redis_server.url)  # as another process would hold it
+    other = RedisRateLimiter.from_url(redis_server.url, clock=TEST_CLOCK)  # as another process would hold it
     try:
         key = fresh_key()
         await asyncio.gather(*(lim.hit(key, 5, 60) for lim in (limiter, other) for _ in range(3)))
@@ -210,7 +211,8 @@ async def test_without_a_redis_url_hits_are_counted_in_postgresql(
         database_url, tmp_path, redis_url=None if redis_url is None else SecretStr(redis_url)
     )
     key = fresh_key()
-    limiter = build_rate_limiter(settings, engine)
+    limiter = build_rate_limiter(settings, engine)  # on real time, as its peek below
+    await asyncio.sleep(wait_for_a_fresh_minute(5))
     try:
         await limiter.hit(key, 5, 60)
     finally:
@@ -219,20 +221,18 @@ async def test_without_a_redis_url_hits_are_counted_in_postgresql(
 
 
 async def test_with_a_redis_url_hits_are_counted_in_redis(
-    redis_server: RedisServer,
-    limiter: RedisRateLimiter,
-    engine: AsyncEngine,
-    database_url: str,
-    tmp_path: Path,
+    redis_server: RedisServer, engine: AsyncEngine, database_url: str, tmp_path: Path
 ) -> None:
     settings = make_settings(database_url, tmp_path, redis_url=SecretStr(redis_server.url))
     key = fresh_key()
-    built = build_rate_limiter(settings, engine)
+    built = build_rate_limiter(settings, engine)  # on real time, as the peeks below
+    await asyncio.sleep(wait_for_a_fresh_minute(5))
     try:
         await built.hit(key, 5, 60)
+        assert (await built.peek(key, 5, 60)).count == 1
     finally:
         await built.aclose()
-    assert (await limiter.peek(key, 5, 60)).count == 1
+    assert isinstance(built, RedisRateLimiter)
     assert (await PostgresRateLimiter(engine).peek(key, 5, 60)).count == 0
 
 

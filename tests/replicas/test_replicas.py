@@ -41,6 +41,7 @@ from cryptography.fernet import Fernet
 
 from hutch.channels.inbound import NOT_SENT_AGAIN
 from hutch.db.urls import libpq_conninfo
+from tests.clock import wait_for_a_fresh_minute
 from tests.conftest import TEST_PLANS, TEST_SECRET_KEY, PostgresServer
 from tests.fakes.llm import FakeLLMServer, ScriptedReply
 from tests.fakes.server import free_port, wait_until
@@ -397,8 +398,7 @@ def run_and_break_replicas(
             thread.start()
 
         # Limits counted across both API processes, while the traffic runs: within one minute's window.
-        if time.time() % 60 > 55:  # a burst takes a second or two
-            time.sleep(60.5 - time.time() % 60)
+        time.sleep(wait_for_a_fresh_minute(5))  # a burst takes a second or two
         rate_window = time.time() // 60
         rated = burst(hutch.base, limited, owner.agent, RATE_LIMIT * 2 + 5)
         quota = burst(hutch.base, capped_key, capped.agent, MONTHLY_QUOTA * 2 + 2)

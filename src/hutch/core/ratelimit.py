@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -47,6 +47,10 @@ REDIS_KEY_PREFIX = "hutch:rl:"
 # quickly rather than hold them.
 REDIS_TIMEOUT_SECONDS = 2.0
 REDIS_STARTUP_TIMEOUT_SECONDS = 5.0
+
+# Epoch seconds now. Windows are fixed, so a caller that must not straddle one's end (a test counting to
+# its limit) can give a limiter a clock of its own.
+Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -145,12 +149,15 @@ class PostgresRateLimiter:
     :meth:`aclose`.
     """
 
-    def __init__(self, engine: AsyncEngine, *, owns_engine: bool = False) -> None:
+    def __init__(self, engine: AsyncEngine, *, owns_engine: bool = False, clock: Clock = time.time) -> None:
         self._counters = RateCounters(engine)
         self._owned = engine if owns_engine else None
+        self._clock = clock
 
     @classmethod
-    def with_own_pool(cls, url: URL, *, pool_size: int = 5, max_overflow: int = 5) -> PostgresRateLimiter:
+    def with_own_pool(
+        cls, url: URL, *, pool_size: int = 5, max_overflow: int = 5, clock: Clock = time.time
+    ) -> PostgresRateLimiter:
         engine = create_async_engine(
             url,
             pool_size=pool_size,
@@ -169,16 +176,16 @@ class PostgresRateLimiter:
                 }
             },
         )
-        return cls(engine, owns_engine=True)
+        return cls(engine, owns_engine=True, clock=clock)
 
     async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision:
         stored, window_start, expires_at, retry_after = _window_row(
-            RateHit(key, limit, window_seconds), time.time()
+            RateHit(key, limit, window_seconds), self._clock()
         )
         return _decide_hit(await self._counters.hit(stored, window_start, expires_at), limit, retry_after)
 
     async def hit_many(self, hits: Sequence[RateHit]) -> list[RateDecision]:
-        now = time.time()
+        now = self._clock()
         rows = [_window_row(hit, now) for hit in hits]
         # One order for every caller: no deadlock.
         counts = await self._counters.hit_many(
@@ -192,7 +199,7 @@ class PostgresRateLimiter:
     async def hit_then(
         self, hits: Sequence[RateHit], then: RateHit
     ) -> tuple[list[RateDecision], RateDecision | None]:
-        now = time.time()
+        now = self._clock()
         rows = [_window_row(hit, now) for hit in hits]
         then_key, then_start, then_expires, then_retry = _window_row(then, now)
         counts = await self._counters.hit_then(
@@ -210,7 +217,7 @@ class PostgresRateLimiter:
         return decisions, None if then_count is None else _decide_hit(then_count, then.limit, then_retry)
 
     async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
-        start, retry_after = _window_bounds(window_seconds, time.time())
+        start, retry_after = _window_bounds(window_seconds, self._clock())
         count = await self._counters.count(stored_key(key), datetime.fromtimestamp(start, UTC))
         return _decide_peek(count, limit, retry_after)
 
@@ -242,15 +249,17 @@ class RedisRateLimiter:
     round trip per request is too dear. Same windows and answers as :class:`PostgresRateLimiter`.
     """
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: redis.asyncio.Redis, *, clock: Clock = time.time) -> None:
         self._client = client
+        self._clock = clock
 
     @classmethod
-    def from_url(cls, url: str) -> RedisRateLimiter:
+    def from_url(cls, url: str, *, clock: Clock = time.time) -> RedisRateLimiter:
         return cls(
             redis.asyncio.Redis.from_url(
                 url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
-            )
+            ),
+            clock=clock,
         )
 
     @staticmethod
@@ -258,7 +267,7 @@ class RedisRateLimiter:
         return f"{REDIS_KEY_PREFIX}{key}:{window_start}"
 
     async def hit(self, key: str, limit: int, window_seconds: int) -> RateDecision:
-        start, retry_after = _window_bounds(window_seconds, time.time())
+        start, retry_after = _window_bounds(window_seconds, self._clock())
         name = self._name(key, start)
         # A TTL relative to Redis's own clock: a clock difference between this machine and Redis can
         # neither drop a live window nor keep an ended one long (the window start is in the name).
@@ -266,7 +275,7 @@ class RedisRateLimiter:
         return _decide_hit(count, limit, retry_after)
 
     async def hit_many(self, hits: Sequence[RateHit]) -> list[RateDecision]:
-        now = time.time()
+        now = self._clock()
         bounds = [_window_bounds(hit.window_seconds, now) for hit in hits]
         names = [
             (self._name(hit.key, start), retry_after + 1)
@@ -281,7 +290,7 @@ class RedisRateLimiter:
     async def hit_then(
         self, hits: Sequence[RateHit], then: RateHit
     ) -> tuple[list[RateDecision], RateDecision | None]:
-        now = time.time()
+        now = self._clock()
         bounds = [_window_bounds(hit.window_seconds, now) for hit in hits]
         then_start, then_retry = _window_bounds(then.window_seconds, now)
         counts, then_count = await redis_hit_then(
@@ -299,7 +308,7 @@ class RedisRateLimiter:
         return decisions, None if then_count is None else _decide_hit(then_count, then.limit, then_retry)
 
     async def peek(self, key: str, limit: int, window_seconds: int) -> RateDecision:
-        start, retry_after = _window_bounds(window_seconds, time.time())
+        start, retry_after = _window_bounds(window_seconds, self._clock())
         value = await self._client.get(self._name(key, start))
         return _decide_peek(int(value or 0), limit, retry_after)
 
