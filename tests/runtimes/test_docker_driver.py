@@ -143,6 +143,16 @@ def test_the_runtime_reads_its_config_from_the_environment(tmp_path: Path) -> No
         process.wait(timeout=15)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert not [p for p in files if "sk-org-own-key" in p.read_text(errors="ignore")]  # it stayed in the env
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    unwritable = subprocess.run(
+        [sys.executable, "-m", "hutch.runtimes", "--port", "1", "--workspace", str(blocked / "ws")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert unwritable.returncode == 1 and str(blocked) in unwritable.stderr
+    assert "sk-org-own-key" not in unwritable.stdout + unwritable.stderr  # the config is not quoted
     no_workspace = subprocess.run(
         [sys.executable, "-m", "hutch.runtimes", "--port", "1"], env=env, capture_output=True, text=True
     )

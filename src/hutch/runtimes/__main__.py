@@ -48,6 +48,7 @@ def serve(source: Path | str, port: int, host: str, workspace: Path) -> int:
     from hutch.runtimes.server import create_runtime_app
     from hutch.settings import SettingsError, load_settings
 
+    where = source if isinstance(source, Path) else "in HUTCH_RUNTIME_CONFIG"  # never the keys it holds
     try:
         config = (
             read_config(source) if isinstance(source, Path) else RuntimeConfig.model_validate_json(source)
@@ -55,8 +56,8 @@ def serve(source: Path | str, port: int, host: str, workspace: Path) -> int:
         settings = load_settings()
         configure_logging(json_logs=settings.json_logs, level=settings.log_level)
         app = create_runtime_app(config, workspace, settings)
-    except OSError as exc:
-        print(f"Error: Cannot read the agent config {source}: {exc}", file=sys.stderr)
+    except OSError as exc:  # the config file, or the workspace (its path is in the message)
+        print(f"Error: Cannot read the agent config {where}: {exc}", file=sys.stderr)
         return 1
     except ValidationError as exc:
         # Named by place and problem only: pydantic's own text quotes the input, provider keys included.
@@ -64,7 +65,6 @@ def serve(source: Path | str, port: int, host: str, workspace: Path) -> int:
             f"{'.'.join(map(str, error['loc'])) or 'config'}: {error['msg']}"
             for error in exc.errors(include_input=False)
         )
-        where = source if isinstance(source, Path) else "in HUTCH_RUNTIME_CONFIG"
         print(f"Error: The agent config {where} is not valid: {problems}", file=sys.stderr)
         return 1
     except (SettingsError, CatalogError) as exc:
